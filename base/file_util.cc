@@ -1,0 +1,84 @@
+#include "base/file_util.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/scoped_fd.h"
+
+namespace hoist {
+
+Result<std::string> ReadFile(const std::string& path) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Fail(ErrnoError(path));
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrnoError(path));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  ScopedFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  if (!fd.valid()) return Fail(ErrnoError(tmp));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Error e = ErrnoError(tmp);
+      ::unlink(tmp.c_str());
+      return Fail(e);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0 || ::fchmod(fd.get(), mode) != 0) {
+    Error e = ErrnoError(tmp);
+    ::unlink(tmp.c_str());
+    return Fail(e);
+  }
+  fd.Reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Error e = ErrnoError(path);
+    ::unlink(tmp.c_str());
+    return Fail(e);
+  }
+  return Ok();
+}
+
+Status MakeDirs(const std::string& path, int mode) {
+  if (path.empty()) return Ok();
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty() || cur == "/") continue;
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return Fail(ErrnoError(cur));
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Fail(ErrnoError(path));
+  if (!S_ISDIR(st.st_mode)) return Fail(ENOTDIR, path + ": not a directory");
+  return Ok();
+}
+
+Status RemoveTree(const std::string& path) {
+  auto rm = [](const char* p, const struct stat*, int, struct FTW*) -> int {
+    return ::remove(p) == 0 || errno == ENOENT ? 0 : -1;
+  };
+  if (::nftw(path.c_str(), rm, 64, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
+    return Fail(ErrnoError(path));
+  }
+  return Ok();
+}
+
+}  // namespace hoist

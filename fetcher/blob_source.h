@@ -1,0 +1,43 @@
+// BlobSource: random access to the bytes of registry blobs. This is the only view of the network
+// that index/ and fusefs/ get: no HTTP, no auth, no retries are visible through it.
+//
+// Thread-safety: implementations are safe to call from many threads at once; calls for
+// different ranges proceed concurrently.
+//
+// Errors: EIO for network failures after retries (message names the blob and the cause),
+// ENOENT for a blob the registry does not have, EACCES for refused credentials, ETIMEDOUT when
+// the configured time bound passed. A successful ReadAt returns exactly `length` bytes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/status.h"
+
+namespace hoist {
+
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+class BlobSource {
+ public:
+  virtual ~BlobSource() = default;
+
+  // Reads blob[offset, offset + length). REQUIRES: length > 0.
+  virtual Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) = 0;
+
+  // Reads several ranges of one blob, with the requests in flight concurrently. The result has
+  // one entry per range, in order. The default issues ReadAt calls one after another.
+  virtual std::vector<Result<std::string>> ReadRanges(const Digest& blob,
+                                                      std::span<const ByteRange> ranges);
+
+  // The blob's size in bytes.
+  virtual Result<uint64_t> Size(const Digest& blob) = 0;
+};
+
+}  // namespace hoist

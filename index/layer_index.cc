@@ -1,0 +1,1 @@
+#include "index/layer_index.h"
