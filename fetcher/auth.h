@@ -1,0 +1,101 @@
+// RegistryAuth: turns a registry's challenge plus the user's credentials into the Authorization
+// header for each request, and keeps Bearer tokens.
+//
+// Protocol (formats.md §1 "Auth"):
+//   - On first use of an endpoint it probes `GET <origin>/v2/`. 200 = anonymous. 401 carries
+//     WWW-Authenticate: Basic (send "Basic b64(user:pass)" on every request) or Bearer.
+//   - Bearer: scopes "repository:NAME:pull" / "repository:NAME:pull,push" (plus the `from`
+//     repository's pull scope for a cross-repository mount). Token request:
+//       * identity token -> form POST realm {grant_type=refresh_token, refresh_token, service,
+//         client_id=hoist, scope}; on 404 (or 405) fall back to GET;
+//       * GET realm?service=..&scope=..(repeated) with Basic user:pass when there are
+//         credentials, else anonymous.
+//     Reply: `token` or `access_token`, `expires_in` (default 60 s), `issued_at`.
+//   - registrytoken credentials are sent as "Bearer <token>" without a token request.
+//   - Tokens are cached by (realm, service, sorted scopes) and fetched anew when within
+//     refresh_margin of expiry, or after a 401 (Reauthorize). A 401 whose challenge has
+//     error="insufficient_scope" widens the scopes with the challenge's `scope`.
+//
+// Thread-safety: all methods are safe from many threads; a token fetch happens outside the lock
+// (two threads may both fetch; the later result wins, which is harmless).
+// Lifetime: transport, credentials and clock must outlive the RegistryAuth.
+// Errors: EACCES when the token server refuses the credentials (401/403), ENOENT/EIO for other
+// token-server failures (message names the realm), transport errors passed through (they are
+// transient and the caller's retry loop retries them).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "fetcher/credentials.h"
+#include "fetcher/http.h"
+#include "fetcher/retry.h"
+#include "fetcher/www_authenticate.h"
+
+namespace hoist {
+
+struct RegistryAuthOptions {
+  std::string user_agent = "hoist/0.1";
+  std::chrono::seconds refresh_margin{10};
+  std::chrono::milliseconds request_timeout{30000};
+};
+
+// "repository:NAME:pull" or "repository:NAME:pull,push".
+std::string RepositoryScope(std::string_view repository, bool push);
+
+class RegistryAuth {
+ public:
+  RegistryAuth(HttpTransport* transport, const CredentialStore* credentials, Clock* clock,
+               RegistryAuthOptions options = {});
+  RegistryAuth(const RegistryAuth&) = delete;
+  RegistryAuth& operator=(const RegistryAuth&) = delete;
+
+  // The Authorization header value for a request to `origin` ("https://host:443", see
+  // Url::Origin) of `registry` (the Reference::registry, used for the credential lookup)
+  // needing `scopes`; nullopt for anonymous access.
+  [[nodiscard]] Result<std::optional<std::string>> Authorize(
+      std::string_view origin, std::string_view registry, const std::vector<std::string>& scopes);
+
+  // After a 401 from `origin`: learns the challenge in `www_authenticate` (may be empty: then
+  // the endpoint is probed again), drops the cached token for `scopes` and returns a fresh
+  // header. EACCES if no credentials can satisfy the challenge.
+  [[nodiscard]] Result<std::optional<std::string>> Reauthorize(
+      std::string_view origin, std::string_view registry, const std::vector<std::string>& scopes,
+      std::string_view www_authenticate);
+
+ private:
+  struct Token {
+    std::string value;
+    Clock::TimePoint expires;
+  };
+  struct EndpointState {
+    bool probed = false;
+    std::optional<AuthChallenge> challenge;  // nullopt = anonymous
+  };
+
+  Result<EndpointState> Probe(std::string_view origin);
+  Result<std::optional<std::string>> HeaderFor(const EndpointState& state,
+                                               std::string_view registry,
+                                               std::vector<std::string> scopes, bool force_new);
+  Result<Token> FetchToken(const AuthChallenge& challenge, const Credential& credential,
+                           const std::vector<std::string>& scopes);
+  Result<HttpResponse> OAuthPost(const AuthChallenge& challenge, const Credential& credential,
+                                 const std::vector<std::string>& scopes);
+
+  HttpTransport* transport_;
+  const CredentialStore* credentials_;
+  Clock* clock_;
+  RegistryAuthOptions options_;
+
+  std::mutex mu_;
+  std::map<std::string, EndpointState, std::less<>> endpoints_;  // GUARDED_BY(mu_)
+  std::map<std::string, Token, std::less<>> tokens_;             // GUARDED_BY(mu_)
+};
+
+}  // namespace hoist
