@@ -1,0 +1,62 @@
+// Internal to fusefs/: the compact, frozen arrays a MergedView is made of, and the function that
+// builds them from an ordered list of layers by OCI layer semantics. MergedView is the public API;
+// only it and the tests include this header.
+//
+// Layout (about 40 bytes per inode plus the names, independent of the layers' own memory):
+//   inodes[ino - 1]   one record per inode; root is ino 1. Records point at the layer entry that
+//                     backs the inode (no Entry is copied).
+//   children          every directory's children as one contiguous run, sorted by name (bytes),
+//                     so lookup is a binary search and readdir offsets are indexes into the run.
+//   names             the children's names, each followed by a NUL (FUSE wants C strings).
+//
+// Thread-safety: plain values; immutable once built.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "index/layer_index.h"
+
+namespace hoist {
+
+// InodeRecord::layer of a directory no layer lists (an implicit parent): mode 0755, owner 0:0,
+// mtime 0, no xattrs.
+inline constexpr uint32_t kSynthesizedLayer = UINT32_MAX;
+// Size unit of statfs figures and of the rounding of file sizes there.
+inline constexpr uint64_t kStatfsBlockSize = 4096;
+
+struct InodeRecord {
+  uint32_t layer = kSynthesizedLayer;  // position in the layer list (0 = lowest)
+  uint32_t entry = 0;                  // index into that layer's entries
+  uint32_t parent = 0;                 // directories: ino of ".." (root: 1); others: 0
+  uint32_t nlink = 0;                  // names in the merged tree; directories: 2 + subdirs
+  uint32_t child_begin = 0;            // directories: run in MergedTree::children
+  uint32_t child_count = 0;
+  EntryType type = EntryType::kDirectory;  // never kHardlink
+};
+
+struct ChildRecord {
+  uint32_t name_offset = 0;  // into MergedTree::names; NUL-terminated
+  uint16_t name_length = 0;
+  EntryType type = EntryType::kDirectory;
+  uint32_t ino = 0;
+};
+
+struct MergedTree {
+  std::vector<InodeRecord> inodes;
+  std::vector<ChildRecord> children;
+  std::string names;
+  uint64_t content_blocks = 0;  // sum over regular inodes of ceil(size / kStatfsBlockSize)
+};
+
+// Applies `layers` (lowest first) onto an empty root. Error: EINVAL (or ENAMETOOLONG) naming the
+// layer and the entry, for a layer that breaks the rules in merged_view.h; EOVERFLOW past 2^32-2
+// inodes or 4 GiB of names.
+[[nodiscard]] Result<MergedTree> BuildMergedTree(
+    std::span<const std::shared_ptr<const LayerIndex>> layers);
+
+}  // namespace hoist
