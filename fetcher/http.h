@@ -46,6 +46,8 @@ using HttpBodySink = std::function<Status(std::string_view chunk)>;
 // Produces request body bytes into buf[0, max). Returns the count written; 0 means the end.
 using HttpBodyReader = std::function<Result<size_t>(char* buf, size_t max)>;
 
+struct HttpResponse;
+
 struct HttpRequest {
   std::string method = "GET";  // GET HEAD POST PUT PATCH DELETE
   std::string url;             // absolute http:// or https:// URL
@@ -59,6 +61,9 @@ struct HttpRequest {
 
   // Where a 2xx response body goes (see the file comment). Optional.
   HttpBodySink body_sink;
+  // Called once for a 2xx response that has a body, when `body_sink` is set: with the status and
+  // headers (body empty), before the sink sees any byte. An error aborts like a sink error.
+  std::function<Status(const HttpResponse& head)> on_head;
 
   // Overall bound for this request (connect to last byte). 0 = the transport's default.
   std::chrono::milliseconds timeout{0};

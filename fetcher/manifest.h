@@ -44,6 +44,13 @@ std::string MediaTypeWithoutParams(std::string_view content_type);
 bool IsIndexMediaType(std::string_view media_type);     // OCI index or Docker list
 bool IsManifestMediaType(std::string_view media_type);  // OCI or Docker image manifest
 
+// The effective media type of a manifest response: the Content-Type (without parameters) when
+// it is one of the four manifest types, else the body's `mediaType`, else (OCI bodies may omit
+// it) "manifests" -> OCI index, "config" -> OCI manifest. EINVAL when the body's mediaType
+// disagrees with a manifest-type Content-Type, for schema1 and for anything unrecognisable.
+[[nodiscard]] Result<std::string> ManifestMediaType(std::string_view content_type,
+                                                    std::string_view bytes);
+
 struct Platform {
   std::string os;
   std::string architecture;

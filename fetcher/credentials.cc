@@ -1,0 +1,354 @@
+#include "fetcher/credentials.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "base/digest.h"
+#include "base/file_util.h"
+#include "base/scoped_fd.h"
+#include "rapidjson/document.h"
+#include "rapidjson/prettywriter.h"
+#include "rapidjson/stringbuffer.h"
+
+extern char** environ;
+
+namespace hoist {
+namespace {
+
+constexpr std::string_view kDockerHubKey = "https://index.docker.io/v1/";
+constexpr int kHelperTimeoutMs = 30000;
+
+bool IsDockerHub(std::string_view host) {
+  return host == "docker.io" || host == "index.docker.io" || host == "registry-1.docker.io";
+}
+
+// "https://host:port/v1/" -> "host:port".
+std::string StripKey(std::string_view key) {
+  size_t scheme = key.find("://");
+  if (scheme != std::string_view::npos) key = key.substr(scheme + 3);
+  return std::string(key.substr(0, key.find('/')));
+}
+
+std::string Getenv(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+std::string JsonString(const rapidjson::Value& obj, const char* name) {
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return "";
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+Result<Credential> EntryToCredential(const rapidjson::Value& entry, const std::string& file,
+                                     std::string_view key) {
+  Credential cred;
+  if (!entry.IsObject()) return cred;
+  std::string auth = JsonString(entry, "auth");
+  if (!auth.empty()) {
+    auto decoded = Base64Decode(auth);
+    size_t colon = decoded ? decoded->find(':') : std::string::npos;
+    if (!decoded || colon == std::string::npos) {
+      return Fail(EINVAL, file + ": auths[\"" + std::string(key) +
+                              "\"].auth is not base64 of user:password");
+    }
+    cred.username = decoded->substr(0, colon);
+    cred.password = decoded->substr(colon + 1);
+  } else {
+    cred.username = JsonString(entry, "username");
+    cred.password = JsonString(entry, "password");
+  }
+  cred.identity_token = JsonString(entry, "identitytoken");
+  cred.registry_token = JsonString(entry, "registrytoken");
+  return cred;
+}
+
+// Loads a JSON object file; a missing file gives an empty (null) document.
+Result<rapidjson::Document> LoadJson(const std::string& path) {
+  rapidjson::Document doc;
+  auto data = ReadFile(path);
+  if (!data) {
+    if (data.error().code() == ENOENT || data.error().code() == ENOTDIR) return doc;
+    return Fail(data.error());
+  }
+  doc.Parse(data->data(), data->size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return Fail(EINVAL, path + ": not a JSON object");
+  }
+  return doc;
+}
+
+// Looks `registry` up in an {"auths": {...}} document.
+Result<Credential> LookupAuths(const rapidjson::Document& doc, const std::string& file,
+                               std::string_view registry) {
+  if (!doc.IsObject()) return Credential{};
+  auto auths = doc.FindMember("auths");
+  if (auths == doc.MemberEnd() || !auths->value.IsObject()) return Credential{};
+  std::string exact = DockerConfigKey(registry);
+  auto it = auths->value.FindMember(exact.c_str());
+  if (it != auths->value.MemberEnd()) return EntryToCredential(it->value, file, exact);
+  bool hub = IsDockerHub(registry);
+  for (auto m = auths->value.MemberBegin(); m != auths->value.MemberEnd(); ++m) {
+    std::string_view key(m->name.GetString(), m->name.GetStringLength());
+    std::string host = StripKey(key);
+    if (host == registry || (hub && IsDockerHub(host))) {
+      return EntryToCredential(m->value, file, key);
+    }
+  }
+  return Credential{};
+}
+
+}  // namespace
+
+Result<Credential> StaticCredentialStore::Lookup(std::string_view registry) const {
+  auto it = entries_.find(registry);
+  if (it == entries_.end() && IsDockerHub(registry)) {
+    for (std::string_view alias : {"docker.io", "index.docker.io", "registry-1.docker.io"}) {
+      it = entries_.find(alias);
+      if (it != entries_.end()) break;
+    }
+  }
+  return it == entries_.end() ? Credential{} : it->second;
+}
+
+std::string DockerConfigKey(std::string_view registry) {
+  if (IsDockerHub(registry)) return std::string(kDockerHubKey);
+  return std::string(registry);
+}
+
+std::string DefaultDockerConfigPath() {
+  std::string dir = Getenv("DOCKER_CONFIG");
+  if (dir.empty()) {
+    std::string home = Getenv("HOME");
+    if (home.empty()) return "";
+    dir = home + "/.docker";
+  }
+  return dir + "/config.json";
+}
+
+DockerCredentialStore::DockerCredentialStore(DockerCredentialOptions options) {
+  docker_config_path_ = options.docker_config_dir.empty()
+                            ? DefaultDockerConfigPath()
+                            : options.docker_config_dir + "/config.json";
+  if (options.registry_auth_file.empty()) {
+    registry_auth_file_ = Getenv("REGISTRY_AUTH_FILE");
+  } else if (options.registry_auth_file != "-") {
+    registry_auth_file_ = options.registry_auth_file;
+  }
+  if (options.xdg_auth_file.empty()) {
+    std::string runtime = Getenv("XDG_RUNTIME_DIR");
+    if (!runtime.empty()) xdg_auth_file_ = runtime + "/containers/auth.json";
+  } else if (options.xdg_auth_file != "-") {
+    xdg_auth_file_ = options.xdg_auth_file;
+  }
+}
+
+Result<Credential> DockerCredentialStore::Lookup(std::string_view registry) const {
+  if (!registry_auth_file_.empty()) {
+    HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadJson(registry_auth_file_));
+    HOIST_ASSIGN_OR_RETURN(Credential c, LookupAuths(doc, registry_auth_file_, registry));
+    if (!c.empty()) return c;
+  }
+  if (!docker_config_path_.empty()) {
+    HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadJson(docker_config_path_));
+    if (doc.IsObject()) {
+      std::string helper;
+      auto helpers = doc.FindMember("credHelpers");
+      if (helpers != doc.MemberEnd() && helpers->value.IsObject()) {
+        std::string key = DockerConfigKey(registry);
+        for (const std::string& k : {std::string(registry), key}) {
+          auto it = helpers->value.FindMember(k.c_str());
+          if (it != helpers->value.MemberEnd() && it->value.IsString()) {
+            helper = it->value.GetString();
+            break;
+          }
+        }
+      }
+      if (!helper.empty()) {
+        HOIST_ASSIGN_OR_RETURN(Credential c,
+                               RunCredentialHelper(helper, DockerConfigKey(registry)));
+        if (!c.empty()) return c;
+      }
+      std::string store = JsonString(doc, "credsStore");
+      if (!store.empty()) {
+        HOIST_ASSIGN_OR_RETURN(Credential c, RunCredentialHelper(store, DockerConfigKey(registry)));
+        if (!c.empty()) return c;
+      }
+      HOIST_ASSIGN_OR_RETURN(Credential c, LookupAuths(doc, docker_config_path_, registry));
+      if (!c.empty()) return c;
+    }
+  }
+  if (!xdg_auth_file_.empty()) {
+    HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadJson(xdg_auth_file_));
+    HOIST_ASSIGN_OR_RETURN(Credential c, LookupAuths(doc, xdg_auth_file_, registry));
+    if (!c.empty()) return c;
+  }
+  return Credential{};
+}
+
+Result<Credential> RunCredentialHelper(std::string_view helper, std::string_view server_url) {
+  std::string program = "docker-credential-" + std::string(helper);
+  if (helper.empty() || helper.find('/') != std::string_view::npos) {
+    return Fail(EINVAL, "bad credential helper name \"" + std::string(helper) + "\"");
+  }
+  int in_pipe[2], out_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) != 0) return Fail(ErrnoError("pipe"));
+  ScopedFd in_read(in_pipe[0]), in_write(in_pipe[1]);
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return Fail(ErrnoError("pipe"));
+  ScopedFd out_read(out_pipe[0]), out_write(out_pipe[1]);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_read.get(), 0);
+  posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
+  char* argv[] = {program.data(), const_cast<char*>("get"), nullptr};
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return Fail(ErrnoError("running " + program, rc));
+  in_read.Reset();
+  out_write.Reset();
+
+  // The helper reads one line; write it, then close stdin.
+  std::string input = std::string(server_url) + "\n";
+  {
+    // A helper that exits without reading must not kill us with SIGPIPE: block it on this
+    // thread for the write and swallow a pending one.
+    sigset_t pipe_set, old_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+    ssize_t wrote = write(in_write.get(), input.data(), input.size());
+    if (wrote < 0 && errno == EPIPE) {
+      timespec zero{0, 0};
+      sigtimedwait(&pipe_set, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
+  }
+  in_write.Reset();
+
+  std::string output;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHelperTimeoutMs);
+  bool timed_out = false;
+  while (true) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count());
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{out_read.get(), POLLIN, 0};
+    int n = poll(&p, 1, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      timed_out = n == 0;
+      break;
+    }
+    char buf[4096];
+    ssize_t got = read(out_read.get(), buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    output.append(buf, static_cast<size_t>(got));
+    if (output.size() > (1 << 20)) break;
+  }
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return Fail(ETIMEDOUT, program + " get: timed out");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Credential{};
+
+  rapidjson::Document doc;
+  doc.Parse(output.data(), output.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return Fail(EINVAL, program + " get: output is not a JSON object");
+  }
+  Credential cred;
+  std::string user = JsonString(doc, "Username");
+  std::string secret = JsonString(doc, "Secret");
+  if (user == "<token>") {
+    cred.identity_token = secret;
+  } else {
+    cred.username = user;
+    cred.password = secret;
+  }
+  return cred;
+}
+
+namespace {
+
+Result<rapidjson::Document> LoadConfigForEdit(const std::string& config_path) {
+  HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadJson(config_path));
+  if (!doc.IsObject()) doc.SetObject();
+  return doc;
+}
+
+Status WriteConfig(const std::string& config_path, const rapidjson::Document& doc) {
+  size_t slash = config_path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    HOIST_RETURN_IF_ERROR(MakeDirs(config_path.substr(0, slash), 0700));
+  }
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buf);
+  writer.SetIndent('\t', 1);
+  doc.Accept(writer);
+  std::string text(buf.GetString(), buf.GetSize());
+  text += "\n";
+  return WriteFileAtomic(config_path, text, 0600);
+}
+
+}  // namespace
+
+Status SaveDockerAuth(const std::string& config_path, std::string_view registry,
+                      std::string_view username, std::string_view password) {
+  if (config_path.empty()) return Fail(EINVAL, "no docker config path (set DOCKER_CONFIG or HOME)");
+  HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadConfigForEdit(config_path));
+  auto& alloc = doc.GetAllocator();
+  auto auths = doc.FindMember("auths");
+  if (auths == doc.MemberEnd()) {
+    doc.AddMember("auths", rapidjson::Value(rapidjson::kObjectType), alloc);
+    auths = doc.FindMember("auths");
+  } else if (!auths->value.IsObject()) {
+    auths->value.SetObject();
+  }
+  std::string key = DockerConfigKey(registry);
+  auths->value.RemoveMember(key.c_str());
+  rapidjson::Value entry(rapidjson::kObjectType);
+  std::string auth = Base64Encode(std::string(username) + ":" + std::string(password));
+  entry.AddMember("auth", rapidjson::Value(auth.c_str(), alloc), alloc);
+  auths->value.AddMember(rapidjson::Value(key.c_str(), alloc), entry, alloc);
+  return WriteConfig(config_path, doc);
+}
+
+Status RemoveDockerAuth(const std::string& config_path, std::string_view registry) {
+  if (config_path.empty()) return Fail(EINVAL, "no docker config path (set DOCKER_CONFIG or HOME)");
+  HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadJson(config_path));
+  if (!doc.IsObject()) return Ok();
+  auto auths = doc.FindMember("auths");
+  if (auths == doc.MemberEnd() || !auths->value.IsObject()) return Ok();
+  std::string key = DockerConfigKey(registry);
+  bool removed = auths->value.RemoveMember(key.c_str());
+  // Also drop entries stored under a scheme/path variant of the same host.
+  for (auto m = auths->value.MemberBegin(); m != auths->value.MemberEnd();) {
+    std::string host = StripKey(std::string_view(m->name.GetString(), m->name.GetStringLength()));
+    if (host == registry || (IsDockerHub(registry) && IsDockerHub(host))) {
+      m = auths->value.EraseMember(m);
+      removed = true;
+    } else {
+      ++m;
+    }
+  }
+  if (!removed) return Ok();
+  return WriteConfig(config_path, doc);
+}
+
+}  // namespace hoist

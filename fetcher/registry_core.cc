@@ -1,0 +1,272 @@
+#include "fetcher/registry_core.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "fetcher/reference.h"
+#include "fetcher/retry_after.h"
+#include "fetcher/url.h"
+#include "rapidjson/document.h"
+
+namespace hoist {
+namespace {
+
+constexpr int kMaxRedirects = 10;
+
+bool IsRedirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+bool IsRetryableStatus(int status) { return status == 429 || (status >= 500 && status != 501); }
+
+std::string StatusText(int status) {
+  std::string out = std::to_string(status);
+  std::string_view reason = HttpReasonPhrase(status);
+  if (!reason.empty()) out += " " + std::string(reason);
+  return out;
+}
+
+}  // namespace
+
+std::optional<uint64_t> ParseDecimal(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+std::string SummariseRegistryErrors(std::string_view body) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return "";
+  auto errors = doc.FindMember("errors");
+  if (errors == doc.MemberEnd() || !errors->value.IsArray()) return "";
+  std::string out;
+  for (const auto& e : errors->value.GetArray()) {
+    if (!e.IsObject()) continue;
+    std::string code, message;
+    auto c = e.FindMember("code");
+    if (c != e.MemberEnd() && c->value.IsString()) code = c->value.GetString();
+    auto m = e.FindMember("message");
+    if (m != e.MemberEnd() && m->value.IsString()) message = m->value.GetString();
+    if (code.empty() && message.empty()) continue;
+    if (!out.empty()) out += "; ";
+    out += code;
+    if (!code.empty() && !message.empty()) out += ": ";
+    out += message;
+  }
+  for (char& ch : out) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
+  }
+  if (out.size() > 300) out = out.substr(0, 300) + "...";
+  return out;
+}
+
+RegistryCore::RegistryCore(std::shared_ptr<HttpTransport> transport,
+                           std::shared_ptr<const CredentialStore> credentials,
+                           RegistryOptions options)
+    : transport_(std::move(transport)),
+      credentials_(credentials ? std::move(credentials)
+                               : std::make_shared<AnonymousCredentialStore>()),
+      options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : RealClock()),
+      auth_(transport_.get(), credentials_.get(), clock_,
+            RegistryAuthOptions{.user_agent = options_.user_agent,
+                                .request_timeout = options_.request_timeout}),
+      rng_(std::random_device{}()) {}
+
+std::string RegistryCore::BaseUrl(std::string_view registry) const {
+  std::string host = RegistryApiHost(registry);
+  bool plain = IsLoopbackRegistry(registry);
+  for (const std::string& r : options_.insecure_registries) {
+    if (r == registry || r == host) plain = true;
+  }
+  return (plain ? "http://" : "https://") + host;
+}
+
+std::string RegistryCore::RepoUrl(std::string_view registry, std::string_view repository,
+                                  std::string_view suffix) const {
+  return BaseUrl(registry) + "/v2/" + std::string(repository) + "/" + std::string(suffix);
+}
+
+Error RegistryCore::StatusError(const HttpResponse& response, std::string_view what) const {
+  int code = EIO;
+  if (response.status == 404) code = ENOENT;
+  if (response.status == 401 || response.status == 403) code = EACCES;
+  std::string message = std::string(what) + ": " + StatusText(response.status);
+  std::string detail = SummariseRegistryErrors(response.body);
+  if (!detail.empty()) message += " (" + detail + ")";
+  return Error(code, message);
+}
+
+std::chrono::milliseconds RegistryCore::RetryDelay(int retry, const HttpResponse* response) {
+  double r;
+  {
+    std::lock_guard lock(rng_mu_);
+    r = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  }
+  std::chrono::milliseconds delay = BackoffDelay(options_.retry, retry, r);
+  if (response) {
+    if (auto header = response->Header("retry-after")) {
+      auto after = ParseRetryAfter(*header, clock_->UnixSeconds());
+      if (after) {
+        auto wanted = std::chrono::duration_cast<std::chrono::milliseconds>(*after);
+        wanted = std::min(wanted, options_.retry.max_retry_after);
+        delay = std::max(delay, wanted);
+      }
+    }
+  }
+  return delay;
+}
+
+Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call,
+                                           const std::optional<std::string>& auth,
+                                           std::string* final_url, HttpResponse* head) {
+  std::string registry_origin;
+  if (auto base = Url::Parse(BaseUrl(call.registry))) registry_origin = base->Origin();
+  std::string url = call.url;
+  std::string method = call.method;
+  std::string body = call.body;
+  for (int hop = 0;; ++hop) {
+    HOIST_ASSIGN_OR_RETURN(Url parsed, Url::Parse(url));
+    HttpRequest req;
+    req.method = method;
+    req.url = url;
+    req.headers = call.headers;
+    if (!options_.user_agent.empty()) req.headers.emplace_back("User-Agent", options_.user_agent);
+    // Authorization only to the registry's own scheme, host and port.
+    if (auth && parsed.Origin() == registry_origin)
+      req.headers.emplace_back("Authorization", *auth);
+    req.body = body;
+    req.timeout = call.timeout.count() > 0 ? call.timeout : options_.request_timeout;
+    req.body_sink = call.sink;
+    req.on_head = [&call, head](const HttpResponse& h) -> Status {
+      *head = h;
+      if (call.on_head) return call.on_head(h);
+      return Ok();
+    };
+    *final_url = url;
+    HOIST_ASSIGN_OR_RETURN(HttpResponse resp, transport_->RoundTrip(req));
+    if (!call.follow_redirects || !IsRedirect(resp.status)) return resp;
+    auto location = resp.Header("location");
+    if (!location) return resp;
+    if (hop >= kMaxRedirects) return Fail(EIO, call.what + ": too many redirects");
+    HOIST_ASSIGN_OR_RETURN(url, ResolveUrl(url, *location));
+    if (resp.status == 303 && method != "HEAD") {
+      method = "GET";
+      body.clear();
+    }
+  }
+}
+
+Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
+  const auto start = clock_->Now();
+  std::string registry_origin;
+  if (auto base = Url::Parse(BaseUrl(call.registry))) registry_origin = base->Origin();
+  const RetryPolicy& policy = options_.retry;
+
+  std::optional<std::string> auth;
+  bool have_auth = false;
+  bool refreshed = false;
+  bool redirect_refused_once = false;
+  int attempt = 0;
+  int retries = 0;
+  int passes = 0;
+  while (true) {
+    ++attempt;
+    if (passes++ > 0 && call.restart) call.restart();
+    std::optional<Error> failure;  // a retryable failure
+    const HttpResponse* retry_response = nullptr;
+    HttpResponse head;
+    Result<HttpResponse> result = HttpResponse{};
+    if (!have_auth) {
+      auto a = auth_.Authorize(registry_origin, call.registry, call.scopes);
+      if (a) {
+        auth = *a;
+        have_auth = true;
+      } else if (!IsTransientNetworkError(a.error())) {
+        return Fail(a.error().Context(call.what));
+      } else {
+        failure = a.error();
+      }
+    }
+    if (!failure) result = Attempt(call, auth, &call.final_url, &head);
+    if (failure) {
+      // fall through to the retry decision below
+    } else if (!result) {
+      if (call.done && *call.done) return head;
+      if (!IsTransientNetworkError(result.error())) {
+        const std::string& m = result.error().message();
+        if (m.starts_with(call.what)) return Fail(result.error());
+        return Fail(result.error().Context(call.what));
+      }
+      failure = result.error();
+    } else {
+      HttpResponse& resp = *result;
+      bool from_registry = SameOrigin(call.final_url, registry_origin);
+      bool accepted = std::find(call.accept_statuses.begin(), call.accept_statuses.end(),
+                                resp.status) != call.accept_statuses.end();
+      if (resp.status == 401 && from_registry && !accepted) {
+        if (refreshed) return Fail(StatusError(resp, call.what));
+        refreshed = true;
+        auto www = resp.Header("www-authenticate");
+        auto fresh =
+            auth_.Reauthorize(registry_origin, call.registry, call.scopes, www.value_or(""));
+        if (!fresh) {
+          if (!IsTransientNetworkError(fresh.error()))
+            return Fail(fresh.error().Context(call.what));
+          failure = fresh.error();
+        } else {
+          auth = *fresh;
+          --attempt;  // a token refresh is not a failed attempt
+          continue;
+        }
+      } else if ((resp.status == 401 || resp.status == 403) && !from_registry && !accepted &&
+                 !redirect_refused_once) {
+        // A signed redirect URL expired between resolving and using it: resolve again.
+        redirect_refused_once = true;
+        --attempt;
+        continue;
+      } else if (IsRetryableStatus(resp.status) && !accepted) {
+        failure = StatusError(resp, call.what);
+        retry_response = &resp;
+      } else if (resp.status >= 400 && !accepted) {
+        return Fail(StatusError(resp, call.what));
+      } else if (resp.status >= 200 && resp.status < 300 && call.check) {
+        Status ok = call.check(resp);
+        if (!ok) {
+          if (!IsTransientNetworkError(ok.error())) return Fail(ok.error().Context(call.what));
+          failure = ok.error();
+        } else {
+          return std::move(resp);
+        }
+      } else {
+        return std::move(resp);
+      }
+    }
+    // Retry, if the policy allows.
+    ++retries;
+    std::string cause = failure->message();
+    if (!cause.starts_with(call.what)) cause = call.what + ": " + cause;
+    if (attempt >= policy.max_attempts) {
+      return Fail(failure->code() == ETIMEDOUT ? ETIMEDOUT : EIO,
+                  cause + " (gave up after " + std::to_string(attempt) + " attempts)");
+    }
+    auto delay = RetryDelay(retries, retry_response);
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Now() - start);
+    if (policy.total_budget.count() > 0 && elapsed + delay > policy.total_budget) {
+      return Fail(ETIMEDOUT, cause + " (gave up after " + std::to_string(attempt) +
+                                 " attempts, time budget " +
+                                 std::to_string(policy.total_budget.count()) + " ms)");
+    }
+    HOIST_LOG(kDebug) << cause << "; retry " << retries << " in " << delay.count() << " ms";
+    clock_->SleepFor(delay);
+  }
+}
+
+}  // namespace hoist

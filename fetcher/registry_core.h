@@ -1,0 +1,99 @@
+// Internal to fetcher/ (not for other modules): the machinery every registry request goes
+// through — base URLs, auth, retries with backoff, redirects, error mapping. RegistryClient and
+// RegistryBlobSource share one RegistryCore through shared_ptr.
+//
+// Thread-safety: Call may run on many threads at once.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "fetcher/auth.h"
+#include "fetcher/credentials.h"
+#include "fetcher/http.h"
+#include "fetcher/registry.h"
+#include "fetcher/retry.h"
+
+namespace hoist {
+
+// One logical registry request, retried as a whole.
+struct RegistryCall {
+  std::string method = "GET";
+  std::string url;         // absolute
+  HttpHeaderList headers;  // never Authorization (added here, same origin only)
+  std::string body;
+  std::string registry;  // Reference::registry (credentials, auth origin)
+  std::vector<std::string> scopes;
+  std::string what;                      // error prefix: "localhost:5000/x: blob sha256:..."
+  std::chrono::milliseconds timeout{0};  // 0 = options().request_timeout
+  bool follow_redirects = true;
+  // Statuses >= 400 the caller handles itself (returned as responses, not errors).
+  std::vector<int> accept_statuses;
+
+  // For 2xx bodies: see HttpRequest. `restart` runs before every attempt after the first.
+  HttpBodySink sink;
+  std::function<Status(const HttpResponse&)> on_head;
+  std::function<void()> restart;
+  // Checks a complete 2xx response; a transient error (IsTransientNetworkError) retries.
+  std::function<Status(const HttpResponse&)> check;
+  // If the sink aborted on purpose (it has all it needs), it sets *done; Call then succeeds
+  // with the response head.
+  const bool* done = nullptr;
+
+  // Out: the URL that produced the final response (after redirects).
+  std::string final_url;
+};
+
+class RegistryCore {
+ public:
+  RegistryCore(std::shared_ptr<HttpTransport> transport,
+               std::shared_ptr<const CredentialStore> credentials, RegistryOptions options);
+
+  const RegistryOptions& options() const { return options_; }
+  Clock* clock() const { return clock_; }
+  // The per-request bound for whole-blob transfers (blob_timeout, or effectively none).
+  std::chrono::milliseconds BlobTimeout() const {
+    return options_.blob_timeout.count() > 0 ? options_.blob_timeout : std::chrono::hours(24 * 365);
+  }
+  // "https://host" / "http://host:port" for a registry (Docker Hub -> registry-1.docker.io).
+  std::string BaseUrl(std::string_view registry) const;
+  // BaseUrl + "/v2/" + repository + "/" + suffix.
+  std::string RepoUrl(std::string_view registry, std::string_view repository,
+                      std::string_view suffix) const;
+
+  // Runs the call: auth, redirects, retries. Returns the final response: a 2xx/3xx, or a status
+  // listed in accept_statuses. Everything else becomes an Error (see registry.h).
+  [[nodiscard]] Result<HttpResponse> Call(RegistryCall& call);
+
+  // The error for an unexpected final status: "<what>: 404 Not Found (CODE: message)".
+  Error StatusError(const HttpResponse& response, std::string_view what) const;
+
+ private:
+  Result<HttpResponse> Attempt(RegistryCall& call, const std::optional<std::string>& auth,
+                               std::string* final_url, HttpResponse* head);
+  std::chrono::milliseconds RetryDelay(int retry, const HttpResponse* response);
+
+  std::shared_ptr<HttpTransport> transport_;
+  std::shared_ptr<const CredentialStore> credentials_;
+  RegistryOptions options_;
+  Clock* clock_;
+  RegistryAuth auth_;
+
+  std::mutex rng_mu_;
+  std::minstd_rand rng_;  // GUARDED_BY(rng_mu_)
+};
+
+// Parses a decimal header value (Content-Length, OCI-Chunk-Min-Length); nullopt if malformed.
+std::optional<uint64_t> ParseDecimal(std::string_view text);
+
+// A one-line summary of a registry JSON error body ({"errors":[{code,message}]}), "" if none.
+std::string SummariseRegistryErrors(std::string_view body);
+
+}  // namespace hoist
