@@ -1,0 +1,145 @@
+// LmdbEnv: the RAII owner of one LMDB environment (a directory holding data.mdb and lock.mdb)
+// and its named tables, plus pooled short read transactions and one-shot write transactions.
+// Internal to index/: Store and ChunkCache are built on it; nothing above index/ sees LMDB.
+//
+// The environment is opened with MDB_NOTLS (a read txn is not tied to a thread, so FUSE thread
+// pools can share a small pool of reset txns and never exhaust reader slots) and MDB_NOMETASYNC
+// (each commit fsyncs the data pages but not the meta page: a process crash or kill -9 loses
+// nothing, a power loss loses at most the last commit(s) and never corrupts the file; for a cache
+// whose every record can be refetched that halves the fsyncs per commit). Metadata that cannot be
+// refetched (refs) is forced to disk with Sync() by the Store.
+//
+// Thread-safety: LmdbEnv is thread-safe. A ReadTxn or WriteTxn is used by one thread at a time.
+// Write transactions of all threads and processes are serialised by LMDB's writer lock.
+//
+// Caveats (as in lmdb.h):
+//  - NEVER hold a read txn across a network fetch or any other unbounded wait: it pins the
+//    snapshot, so freed pages cannot be reused and the map fills. Take one per operation.
+//  - Do not open the same directory twice in one process (POSIX fcntl locks are per process).
+//  - Do not use an LmdbEnv in a child after fork(); open a new one there.
+//  - The map size is fixed at open (mdb_env_set_mapsize needs no txn open in the process, which a
+//    thread pool cannot promise); MDB_MAP_FULL is handled by evicting, see ChunkCache.
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace hoist {
+
+// Maps an LMDB return code to an Error: MDB_NOTFOUND -> ENOENT, MDB_MAP_FULL -> ENOSPC,
+// MDB_READERS_FULL / MDB_MAP_RESIZED -> EAGAIN, MDB_VERSION_MISMATCH / MDB_INVALID -> EPROTO,
+// corruption codes -> EIO, system errnos as they are. Message: "what: mdb_strerror(rc)".
+Error MdbError(int rc, std::string_view what);
+
+inline MDB_val MdbVal(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+inline std::string_view MdbView(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+enum class Table : int {
+  kMeta = 0,   // counters and schema version: ascii key -> u64 LE
+  kLayers,     // raw layer digest (32) -> EncodeLayerIndex record
+  kChunkMeta,  // raw chunk digest (32) -> ChunkMeta record (size, xxh3, lru seq, atime)
+  kChunkBody,  // raw chunk digest (32) + u32 BE segment -> body bytes
+  kChunkLru,   // u64 BE lru seq + raw chunk digest (32) -> "" (eviction order)
+  kRefs,       // image reference name -> "sha256:..." manifest digest
+  kBlobs,      // raw digest (32) -> manifest/config bytes
+  kCount,
+};
+
+struct LmdbEnvOptions {
+  uint64_t map_size = 1ull << 30;
+  unsigned max_readers = 510;
+};
+
+class LmdbEnv {
+ public:
+  // Creates `dir` if needed, opens the environment and every table, and clears stale reader
+  // slots left by dead processes (mdb_reader_check). Errors: the errno of the failing step.
+  static Result<std::unique_ptr<LmdbEnv>> Open(const std::string& dir,
+                                               const LmdbEnvOptions& options);
+  ~LmdbEnv();
+  LmdbEnv(const LmdbEnv&) = delete;
+  LmdbEnv& operator=(const LmdbEnv&) = delete;
+
+  MDB_dbi dbi(Table t) const { return dbis_[static_cast<int>(t)]; }
+  MDB_env* env() const { return env_; }
+  const std::string& dir() const { return dir_; }
+  int stale_readers_cleared_at_open() const { return stale_at_open_; }
+
+  // A read-only snapshot. Returned to the pool (reset, keeping its reader slot) on destruction.
+  class ReadTxn {
+   public:
+    ReadTxn(ReadTxn&& o) noexcept : env_(o.env_), txn_(o.txn_) { o.txn_ = nullptr; }
+    ReadTxn& operator=(ReadTxn&&) = delete;
+    ~ReadTxn();
+    MDB_txn* get() const { return txn_; }
+    // mdb_get: the value (pointing into the map, valid while this txn lives), nullopt if absent.
+    Result<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
+
+   private:
+    friend class LmdbEnv;
+    ReadTxn(const LmdbEnv* env, MDB_txn* txn) : env_(env), txn_(txn) {}
+    const LmdbEnv* env_;
+    MDB_txn* txn_;
+  };
+  [[nodiscard]] Result<ReadTxn> BeginRead() const;
+
+  // A write transaction; aborted on destruction unless Commit() succeeded.
+  class WriteTxn {
+   public:
+    WriteTxn(WriteTxn&& o) noexcept : env_(o.env_), txn_(o.txn_) { o.txn_ = nullptr; }
+    WriteTxn& operator=(WriteTxn&&) = delete;
+    ~WriteTxn();
+    MDB_txn* get() const { return txn_; }
+    Result<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
+    // Errors: ENOSPC for MDB_MAP_FULL (the txn must then be dropped), others as MdbError.
+    Status Put(Table t, std::string_view key, std::string_view value);
+    // Returns false if the key was absent.
+    Result<bool> Del(Table t, std::string_view key);
+    [[nodiscard]] Status Commit();
+
+   private:
+    friend class LmdbEnv;
+    WriteTxn(const LmdbEnv* env, MDB_txn* txn) : env_(env), txn_(txn) {}
+    const LmdbEnv* env_;
+    MDB_txn* txn_;
+  };
+  // Blocks while another thread or process holds the writer lock.
+  [[nodiscard]] Result<WriteTxn> BeginWrite() const;
+
+  // Clears reader slots of dead processes; returns how many were cleared.
+  [[nodiscard]] Result<int> ClearStaleReaders() const;
+  // Forces data and meta pages to disk (after records that cannot be refetched).
+  [[nodiscard]] Status Sync() const;
+  // Bytes of the data file in use (last page + 1) and the map size.
+  struct SpaceInfo {
+    uint64_t used_bytes = 0;
+    uint64_t map_size = 0;
+  };
+  [[nodiscard]] Result<SpaceInfo> Space() const;
+
+ private:
+  LmdbEnv() = default;
+  void ReturnReadTxn(MDB_txn* txn) const;
+
+  std::string dir_;
+  MDB_env* env_ = nullptr;
+  MDB_dbi dbis_[static_cast<int>(Table::kCount)] = {};
+  int stale_at_open_ = 0;
+
+  static constexpr size_t kMaxPooledReadTxns = 64;
+  mutable std::mutex pool_mu_;
+  mutable std::vector<MDB_txn*> pool_;  // reset read txns, guarded by pool_mu_
+};
+
+}  // namespace hoist
