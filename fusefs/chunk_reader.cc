@@ -1,0 +1,347 @@
+#include "fusefs/chunk_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "base/log.h"
+#include "fusefs/chunk_decode.h"
+#include "fusefs/stream_layer.h"
+
+namespace hoist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string RangeText(uint64_t offset, uint64_t length) {
+  return "[" + std::to_string(offset) + ", " + std::to_string(offset + length) + ")";
+}
+
+std::string SecondsText(std::chrono::milliseconds d) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.3gs", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+// The index of the chunk covering file offset `pos`, or chunks.size() if none.
+size_t FindChunk(const std::vector<Chunk>& chunks, uint64_t pos) {
+  auto it = std::upper_bound(chunks.begin(), chunks.end(), pos,
+                             [](uint64_t p, const Chunk& c) { return p < c.file_offset; });
+  if (it == chunks.begin()) return chunks.size();
+  return static_cast<size_t>(it - chunks.begin()) - 1;
+}
+
+}  // namespace
+
+bool NeedsStreamFetch(const Chunk& chunk) {
+  return chunk.encoding == ChunkEncoding::kStream ||
+         (chunk.encoding == ChunkEncoding::kRaw && chunk.digest.empty());
+}
+
+std::vector<std::vector<Chunk>> CoalesceChunks(std::vector<Chunk> chunks, uint64_t max_gap,
+                                               uint64_t max_bytes) {
+  std::sort(chunks.begin(), chunks.end(),
+            [](const Chunk& a, const Chunk& b) { return a.blob_offset < b.blob_offset; });
+  std::vector<std::vector<Chunk>> groups;
+  std::set<std::string> seen;
+  uint64_t group_start = 0, group_end = 0;
+  for (Chunk& c : chunks) {
+    if (!seen.insert(c.digest.str()).second) continue;
+    uint64_t c_end = c.blob_offset + c.blob_length;
+    bool join = !groups.empty() && c.blob_offset >= group_end &&
+                c.blob_offset - group_end <= max_gap && c_end - group_start <= max_bytes;
+    if (!groups.empty() && c.blob_offset < group_end && c_end - group_start <= max_bytes) {
+      join = true;  // overlapping ranges (a lying TOC) still fetch once
+    }
+    if (join) {
+      group_end = std::max(group_end, c_end);
+      groups.back().push_back(std::move(c));
+    } else {
+      group_start = c.blob_offset;
+      group_end = c_end;
+      groups.emplace_back();
+      groups.back().push_back(std::move(c));
+    }
+  }
+  return groups;
+}
+
+ChunkReader::ChunkReader(BlobSource* source, ChunkCache* cache, MountStats* stats,
+                         ChunkReaderOptions options, StreamLayers* streams)
+    : source_(source),
+      cache_(cache),
+      stats_(stats),
+      options_(options),
+      streams_(streams),
+      pool_(options.fetch_threads) {}
+
+ChunkReader::~ChunkReader() = default;
+
+Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, uint64_t offset,
+                                 std::span<char> out) {
+  const auto deadline = Clock::now() + options_.timeout;
+  auto fail = [&](Error e) -> Result<size_t> {
+    stats_->RecordError();
+    return Fail(e.Context("reading " + entry.path + " at " + std::to_string(offset)));
+  };
+  if (entry.type != EntryType::kRegular) {
+    return Fail(EINVAL, "reading " + entry.path + ": not a regular file");
+  }
+  if (offset >= entry.size || out.empty()) return 0;
+  const uint64_t len = std::min<uint64_t>(out.size(), entry.size - offset);
+  const uint64_t end = offset + len;
+
+  struct Pending {
+    const Chunk* chunk;
+    uint64_t in_chunk;
+    std::span<char> dst;
+    Flights::Future future;
+  };
+  std::vector<Pending> pending;
+  std::vector<Chunk> leaders;
+  struct StreamPart {
+    const Chunk* chunk;
+    uint64_t in_chunk;
+    std::span<char> dst;
+  };
+  std::vector<StreamPart> stream_parts;
+
+  size_t i = FindChunk(entry.chunks, offset);
+  uint64_t pos = offset;
+  size_t last_chunk = i;
+  while (pos < end) {
+    if (i >= entry.chunks.size() || entry.chunks[i].file_offset > pos ||
+        entry.chunks[i].file_offset + entry.chunks[i].size <= pos) {
+      return fail(Error(EIO, "the layer index has no chunk covering offset " + std::to_string(pos) +
+                                 " of layer " + layer.layer_digest.str()));
+    }
+    const Chunk& c = entry.chunks[i];
+    const uint64_t in_chunk = pos - c.file_offset;
+    const uint64_t n = std::min(c.size - in_chunk, end - pos);
+    std::span<char> dst = out.subspan(pos - offset, n);
+    last_chunk = i;
+    pos += n;
+    ++i;
+    if (c.encoding == ChunkEncoding::kZeros) {
+      std::memset(dst.data(), 0, dst.size());
+      stats_->RecordZeroChunk();
+      continue;
+    }
+    if (NeedsStreamFetch(c)) {
+      stream_parts.push_back(StreamPart{&c, in_chunk, dst});
+      continue;
+    }
+    if (c.digest.empty()) {
+      return fail(Error(EIO, DescribeChunk(c) + ": no digest; refusing to serve"));
+    }
+    auto hit = cache_->Read(c.digest, in_chunk, dst);
+    if (!hit) {
+      HOIST_LOG(kWarning) << "chunk cache lookup of " << c.digest.str()
+                          << " failed, fetching instead: " << hit.error().message();
+    } else if (hit->has_value() && **hit == n) {
+      stats_->RecordHit();
+      continue;
+    }
+    stats_->RecordMiss();
+    Flights::Joined j = flights_.Join(c.digest.str());
+    if (j.leader) leaders.push_back(c);
+    pending.push_back(Pending{&c, in_chunk, dst, std::move(j.future)});
+  }
+
+  // Read-ahead: the next chunks of the file, fetched in the same requests where adjacent.
+  auto [ra_begin, ra_end] = ReadaheadWindow(entry, offset, end);
+  if (ra_end > ra_begin) {
+    for (size_t k = last_chunk + 1; k < entry.chunks.size(); ++k) {
+      const Chunk& c = entry.chunks[k];
+      if (c.file_offset >= ra_end) break;
+      if (c.file_offset < ra_begin) continue;
+      if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) {
+        continue;
+      }
+      auto present = cache_->Contains(c.digest);
+      if (present && *present) continue;
+      Flights::Joined j = flights_.Join(c.digest.str());
+      if (j.leader) leaders.push_back(c);
+    }
+  }
+  if (!leaders.empty()) Dispatch(layer.layer_digest, std::move(leaders));
+
+  // Unconverted layers: wait for the background full fetch to cover the range.
+  for (const StreamPart& p : stream_parts) {
+    if (streams_ == nullptr) {
+      return fail(Error(EIO, "layer " + layer.layer_digest.str() +
+                                 " needs a full fetch and this mount has no stream fetcher"));
+    }
+    auto got = streams_->Read(layer, entry, *p.chunk, p.in_chunk, p.dst, deadline);
+    if (!got) {
+      if (got.error().code() == ETIMEDOUT) {
+        stats_->RecordTimeout();
+        return fail(Error(EIO, got.error().message()));
+      }
+      return fail(got.error());
+    }
+  }
+
+  for (Pending& p : pending) {
+    if (p.future.wait_until(deadline) == std::future_status::timeout) {
+      stats_->RecordTimeout();
+      HOIST_LOG(kWarning) << "reading " << entry.path << " at " << offset << ": timed out after "
+                          << SecondsText(options_.timeout) << " waiting for "
+                          << DescribeChunk(*p.chunk) << " of blob " << layer.layer_digest.str();
+      return fail(Error(EIO, "timed out after " + SecondsText(options_.timeout) + " waiting for " +
+                                 DescribeChunk(*p.chunk) + " of blob " + layer.layer_digest.str()));
+    }
+    const Result<ChunkBytes>& r = p.future.get();
+    if (!r) return fail(r.error());
+    const std::string& bytes = **r;
+    if (p.in_chunk + p.dst.size() > bytes.size()) {
+      return fail(Error(EIO, DescribeChunk(*p.chunk) + ": shorter than the index says"));
+    }
+    std::memcpy(p.dst.data(), bytes.data() + p.in_chunk, p.dst.size());
+  }
+  return static_cast<size_t>(len);
+}
+
+std::pair<uint64_t, uint64_t> ChunkReader::ReadaheadWindow(const Entry& entry, uint64_t offset,
+                                                           uint64_t end) {
+  if (options_.readahead_bytes == 0) return {0, 0};
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  if (seq_.size() > 4096) seq_.clear();  // bounded: forget old files
+  SeqState& s = seq_[&entry];
+  const bool sequential = offset == 0 || offset == s.next_offset;
+  s.next_offset = end;
+  if (!sequential) {
+    s.readahead_until = end;
+    return {0, 0};
+  }
+  uint64_t begin = std::max(end, s.readahead_until);
+  uint64_t limit = std::min(entry.size, end + options_.readahead_bytes);
+  if (begin >= limit) return {0, 0};
+  s.readahead_until = limit;
+  return {begin, limit};
+}
+
+void ChunkReader::Dispatch(const Digest& blob, std::vector<Chunk> leaders) {
+  auto groups =
+      CoalesceChunks(std::move(leaders), options_.max_coalesce_gap, options_.max_request_bytes);
+  for (auto& g : groups) {
+    auto group = std::make_shared<std::vector<Chunk>>(std::move(g));
+    pool_.Submit([this, blob, group] { (void)FetchGroup(blob, *group, /*prefetch=*/false); },
+                 [this, group] {
+                   for (const Chunk& c : *group) {
+                     flights_.Complete(c.digest.str(),
+                                       Fail(ECANCELED, "fetch cancelled: the mount is stopping"));
+                   }
+                 });
+  }
+}
+
+Result<std::string> ChunkReader::Refetch(const Digest& blob, const Chunk& chunk, const Error& first,
+                                         bool prefetch) {
+  stats_->RecordDigestMismatch();
+  HOIST_LOG(kWarning) << "blob " << blob.str() << ": " << first.message() << "; refetching";
+  const auto t0 = Clock::now();
+  auto data = source_->ReadAt(blob, chunk.blob_offset, chunk.blob_length);
+  stats_->RecordFetch(data ? data->size() : 0,
+                      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0),
+                      prefetch);
+  if (!data) {
+    return Fail(
+        data.error().Context("refetching " + DescribeChunk(chunk) + " of blob " + blob.str()));
+  }
+  auto bytes = DecodeAndVerifyChunk(chunk, *data, options_.max_chunk_size);
+  if (!bytes) {
+    stats_->RecordDigestMismatch();
+    std::string msg = "blob " + blob.str() + ": " + bytes.error().message() +
+                      " (again after a refetch); not served";
+    HOIST_LOG(kError) << msg;
+    return Fail(EIO, msg);
+  }
+  return bytes;
+}
+
+Status ChunkReader::FetchGroup(const Digest& blob, const std::vector<Chunk>& group, bool prefetch) {
+  if (group.empty()) return Ok();
+  uint64_t start = group.front().blob_offset, stop = start;
+  for (const Chunk& c : group) {
+    start = std::min(start, c.blob_offset);
+    stop = std::max(stop, c.blob_offset + c.blob_length);
+  }
+  const auto t0 = Clock::now();
+  auto data = stop > start ? source_->ReadAt(blob, start, stop - start) : Result<std::string>();
+  if (stop > start) {
+    stats_->RecordFetch(data ? data->size() : 0,
+                        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0),
+                        prefetch);
+  }
+  if (data && data->size() != stop - start) {
+    data = Fail(EIO, "short read: " + std::to_string(data->size()) + " of " +
+                         std::to_string(stop - start) + " bytes");
+  }
+  if (!data) {
+    Error e = data.error().Context("fetching blob " + blob.str() + " range " +
+                                   RangeText(start, stop - start));
+    HOIST_LOG(kWarning) << e.message();
+    for (const Chunk& c : group) flights_.Complete(c.digest.str(), Fail(e));
+    return Fail(e);
+  }
+  Status first_error = Ok();
+  for (const Chunk& c : group) {
+    std::string_view slice = std::string_view(*data).substr(c.blob_offset - start, c.blob_length);
+    auto bytes = DecodeAndVerifyChunk(c, slice, options_.max_chunk_size);
+    if (!bytes) bytes = Refetch(blob, c, bytes.error(), prefetch);
+    if (!bytes) {
+      if (first_error) first_error = Fail(bytes.error());
+      flights_.Complete(c.digest.str(), Fail(bytes.error()));
+      continue;
+    }
+    stats_->RecordChunkFetched();
+    stats_->AddLocalBytes(c.size);
+    auto shared = std::make_shared<const std::string>(std::move(*bytes));
+    // Into the cache before the flight is forgotten, so a later reader finds it in one place or
+    // the other. Put only queues (the cache's writer thread commits).
+    if (auto put = cache_->Put(c.digest, *shared); !put) {
+      HOIST_LOG(kWarning) << "caching " << c.digest.str() << " failed: " << put.error().message();
+    }
+    flights_.Complete(c.digest.str(), std::move(shared));
+  }
+  return first_error;
+}
+
+Status ChunkReader::FetchForPrefetch(const Digest& blob, const std::vector<Chunk>& chunks) {
+  const auto deadline = Clock::now() + options_.timeout;
+  std::vector<Chunk> leaders;
+  std::vector<std::pair<const Chunk*, Flights::Future>> waits;
+  for (const Chunk& c : chunks) {
+    if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) continue;
+    Flights::Joined j = flights_.Join(c.digest.str());
+    if (j.leader) {
+      leaders.push_back(c);
+    } else {
+      waits.emplace_back(&c, std::move(j.future));
+    }
+  }
+  Status first_error = Ok();
+  if (!leaders.empty()) {
+    auto groups = CoalesceChunks(std::move(leaders), options_.max_coalesce_gap,
+                                 std::max(options_.max_request_bytes, uint64_t{1}));
+    for (const auto& g : groups) {
+      Status s = FetchGroup(blob, g, /*prefetch=*/true);
+      if (!s && first_error) first_error = s;
+    }
+  }
+  for (auto& [c, f] : waits) {
+    if (f.wait_until(deadline) == std::future_status::timeout) {
+      if (first_error) {
+        first_error = Fail(EIO, "prefetch timed out waiting for " + DescribeChunk(*c));
+      }
+      continue;
+    }
+    const Result<ChunkBytes>& r = f.get();
+    if (!r && first_error) first_error = Fail(r.error());
+  }
+  return first_error;
+}
+
+}  // namespace hoist

@@ -1,0 +1,146 @@
+// ChunkReader: the read path of a mount. Read(layer, entry, offset, out) returns the bytes of a
+// regular file for any offset and length (spanning chunks), every byte verified:
+//
+//   1. kZeros chunks are served as zeros, with no fetch and no cache lookup.
+//   2. Every other chunk is looked up in the host's ChunkCache (one short read txn per lookup;
+//      the cache checks its xxh3 and reports a corrupt record as a miss).
+//   3. Misses become fetches, merged by SingleFlight on the chunk digest: however many readers
+//      wait on a chunk, one fetch runs. Chunks whose blob ranges are adjacent (gap at most
+//      max_coalesce_gap, span at most max_request_bytes) are coalesced into ONE range request.
+//      For sequential access within a file (a read starting at 0 or where the previous read of
+//      that file ended) the next readahead_bytes of the file are fetched in the same requests.
+//      Groups run on a FetchPool (fetch_threads requests in flight at once).
+//   4. Each fetched chunk is decoded (chunk_decode.h) and its sha256 checked against the chunk
+//      digest; only then is it Put into the cache (a memory queue, committed by the cache's
+//      writer thread) and handed to the waiters. A chunk that fails is refetched once, alone; if
+//      it fails again the read fails with EIO and a log line naming the chunk, the blob and the
+//      range. Unverified bytes are never served.
+//   5. Chunks of unconverted layers (kStream, or kRaw without a digest) are served by the
+//      layer's StreamLayer (background full fetch, verified by the blob digest) once their
+//      range has arrived.
+//
+// Bounded failure: a Read gives up with EIO after `timeout` (the mount's -o timeout=) even if
+// its fetch is still blocked in the network; the fetch carries on, and its result goes into the
+// cache for the next reader. Nothing is remembered about a failure: once the registry is back
+// the same Read succeeds. The fetch itself is bounded only by the BlobSource (the registry
+// client's request_timeout and retry budget): the mount should configure those at most equal to
+// `timeout`, since BlobSource takes no per-call deadline.
+//
+// Cache discipline: no read txn is held across a fetch (each ChunkCache call takes and ends its
+// own); a cache error on lookup is logged and treated as a miss.
+//
+// Thread-safety: all methods are thread-safe; FUSE threads call Read concurrently.
+// Ownership: `source`, `cache`, `stats` and `streams` are borrowed and must outlive the reader.
+// LayerIndex/Entry arguments are borrowed for the call only (fetches copy what they need), but
+// Entry addresses are used as identities for read-ahead state: entries must not move while the
+// mount lives (they don't: indexes are immutable). Destroy the Prefetcher before the reader.
+// Errors: EIO for a fetch, decode or verification failure or a timeout (message names the file,
+// the offset and the cause); EINVAL for a non-regular entry; EIO for an index whose chunks do
+// not cover the file.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/status.h"
+#include "fetcher/blob_source.h"
+#include "fusefs/fetch_pool.h"
+#include "fusefs/mount_stats.h"
+#include "fusefs/single_flight.h"
+#include "index/chunk_cache.h"
+#include "index/layer_index.h"
+
+namespace hoist {
+
+class StreamLayers;
+
+struct ChunkReaderOptions {
+  // The bound on a Read that must wait for the network (-o timeout=SECONDS, default 30).
+  std::chrono::milliseconds timeout{30000};
+  // Read-ahead window for sequential reads within a file (0 disables it).
+  uint64_t readahead_bytes = 4ull << 20;
+  // Coalescing: at most this many blob bytes per range request...
+  uint64_t max_request_bytes = 8ull << 20;
+  // ...and at most this many unused bytes between two chunks fetched in one request.
+  uint64_t max_coalesce_gap = 16ull << 10;
+  // Range requests in flight at once for on-demand reads.
+  int fetch_threads = 8;
+  // Cap on a chunk's declared uncompressed size (size bombs): larger chunks fail with EIO.
+  uint64_t max_chunk_size = 256ull << 20;
+};
+
+using ChunkBytes = std::shared_ptr<const std::string>;
+
+// Groups chunks (sorted by blob_offset here) into coalesced range requests: consecutive chunks
+// whose gap is at most `max_gap` and whose total span is at most `max_bytes` (a single chunk
+// larger than max_bytes is a group of its own). Chunks with the same digest appear once.
+std::vector<std::vector<Chunk>> CoalesceChunks(std::vector<Chunk> chunks, uint64_t max_gap,
+                                               uint64_t max_bytes);
+
+// Whether a chunk can only be served from the layer's full fetch (kStream; kRaw w/o digest).
+bool NeedsStreamFetch(const Chunk& chunk);
+
+class ChunkReader {
+ public:
+  ChunkReader(BlobSource* source, ChunkCache* cache, MountStats* stats,
+              ChunkReaderOptions options = {}, StreamLayers* streams = nullptr);
+  // Cancels queued fetches (their waiters get ECANCELED) and joins the fetch threads.
+  ~ChunkReader();
+  ChunkReader(const ChunkReader&) = delete;
+  ChunkReader& operator=(const ChunkReader&) = delete;
+
+  // Reads file bytes [offset, offset + out.size()) into `out`. Returns the number of bytes read:
+  // fewer than out.size() only at the end of the file, 0 at or past it.
+  [[nodiscard]] Result<size_t> Read(const LayerIndex& layer, const Entry& entry, uint64_t offset,
+                                    std::span<char> out);
+
+  // For the prefetcher: makes `chunks` (one coalesced group, see CoalesceChunks) local, fetching
+  // in the CALLING thread (not the on-demand pool, so prefetch never queues ahead of reads),
+  // merged with any identical in-flight fetch. Waits at most `timeout`. Returns the first error.
+  [[nodiscard]] Status FetchForPrefetch(const Digest& blob, const std::vector<Chunk>& chunks);
+
+  const ChunkReaderOptions& options() const { return options_; }
+  ChunkCache* cache() const { return cache_; }
+  MountStats* stats() const { return stats_; }
+  StreamLayers* streams() const { return streams_; }
+
+ private:
+  using Flights = SingleFlight<Result<ChunkBytes>>;
+
+  // Fetches one coalesced group (one range request), verifies and publishes each chunk.
+  // Returns the first error. REQUIRES: the caller leads the flight of every chunk in `group`.
+  Status FetchGroup(const Digest& blob, const std::vector<Chunk>& group, bool prefetch);
+  // Refetches one chunk alone after a failed verification; the verified bytes or EIO.
+  Result<std::string> Refetch(const Digest& blob, const Chunk& chunk, const Error& first,
+                              bool prefetch);
+  // Queues the groups on the pool.
+  void Dispatch(const Digest& blob, std::vector<Chunk> leaders);
+  // Read-ahead decision for `entry`: returns the [begin, end) file range to fetch ahead.
+  std::pair<uint64_t, uint64_t> ReadaheadWindow(const Entry& entry, uint64_t offset, uint64_t end);
+
+  BlobSource* source_;
+  ChunkCache* cache_;
+  MountStats* stats_;
+  const ChunkReaderOptions options_;
+  StreamLayers* streams_;
+
+  Flights flights_;
+
+  struct SeqState {
+    uint64_t next_offset = 0;      // where the last read of the file ended
+    uint64_t readahead_until = 0;  // file offset read-ahead was issued up to
+  };
+  std::mutex seq_mu_;
+  std::unordered_map<const Entry*, SeqState> seq_;  // GUARDED_BY(seq_mu_)
+
+  FetchPool pool_;  // last: its threads stop first
+};
+
+}  // namespace hoist

@@ -1,0 +1,45 @@
+// FetchPool: a fixed set of threads running fetch tasks in FIFO order, so a FUSE reader never
+// blocks in the network itself: it hands the fetch to the pool and waits on a future with the
+// mount's deadline, and can give up on time even while the fetch is still blocked.
+//
+// Thread-safety: Submit may be called from any thread. Lifetime: the destructor stops taking
+// tasks, drops the ones not started (each task's `cancel` callback runs instead, so its waiters
+// are told), and joins the threads after their current task returns (a task blocked in the
+// network delays this until the BlobSource's own timeout).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hoist {
+
+class FetchPool {
+ public:
+  explicit FetchPool(int threads);
+  ~FetchPool();
+  FetchPool(const FetchPool&) = delete;
+  FetchPool& operator=(const FetchPool&) = delete;
+
+  // Queues `run`. If the pool is shutting down, or is destroyed before `run` starts, `cancel`
+  // runs instead (on the caller's or the destroying thread). Returns false if cancelled at once.
+  bool Submit(std::function<void()> run, std::function<void()> cancel);
+
+ private:
+  struct Task {
+    std::function<void()> run;
+    std::function<void()> cancel;
+  };
+  void Loop();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;  // GUARDED_BY(mu_)
+  bool stop_ = false;       // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace hoist

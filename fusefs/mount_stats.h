@@ -1,0 +1,106 @@
+// MountStats: the counters of one mount (fetches, cache hits and misses, latency, how much of the
+// image is local, errors), updated lock-free by the read path and the prefetcher, and a
+// point-in-time MountStatsSnapshot of them with a JSON form (RapidJSON) for the state file that
+// `hoist stats MOUNTPOINT` reads (see stats_file.h).
+//
+// What is counted:
+//   requests / bytes_fetched   every BlobSource range request (on-demand, read-ahead, prefetch,
+//                              refetch, stream pieces) and the blob bytes it returned
+//   prefetch_requests / _bytes the part of the above made by the prefetcher
+//   cache_hits / cache_misses  per chunk needed by a Read (not read-ahead, not prefetch)
+//   zero_chunks                kZeros chunks served without a fetch
+//   chunks_fetched             chunks decoded and verified after a fetch
+//   digest_mismatches          chunks whose decoded bytes failed verification (never served)
+//   timeouts                   Reads that gave up at the mount's time bound
+//   errors                     Reads that returned an error (timeouts included)
+//   fetch latency              one sample per request, in a log2 histogram of microseconds;
+//                              p50/p99 report the upper bound of the bucket holding them
+//   image_bytes / local_bytes  uncompressed bytes of the image's distinct chunks, and how many
+//                              of them are known to be in the cache (set by the prefetcher's
+//                              scan, raised as chunks are fetched; local never exceeds image)
+//
+// Thread-safety: every method is thread-safe (relaxed atomics; a snapshot is not one instant
+// across counters, each counter is exact). Ownership: plain object owned by the mount, which
+// must outlive every ChunkReader/Prefetcher/StreamLayer given a pointer to it.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace hoist {
+
+struct MountStatsSnapshot {
+  uint64_t requests = 0;
+  uint64_t bytes_fetched = 0;
+  uint64_t prefetch_requests = 0;
+  uint64_t prefetch_bytes = 0;
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
+  uint64_t zero_chunks = 0;
+  uint64_t chunks_fetched = 0;
+  uint64_t digest_mismatches = 0;
+  uint64_t timeouts = 0;
+  uint64_t errors = 0;
+  uint64_t latency_p50_us = 0;
+  uint64_t latency_p99_us = 0;
+  uint64_t image_bytes = 0;
+  uint64_t local_bytes = 0;
+  // "none", "scanning", "priority", "all", "done", "stopped" (set by the prefetcher).
+  std::string prefetch_state = "none";
+
+  // local_bytes / image_bytes (1.0 for an empty image).
+  double LocalShare() const;
+  friend bool operator==(const MountStatsSnapshot&, const MountStatsSnapshot&) = default;
+};
+
+// A fixed log2 histogram: bucket i holds values in [2^(i-1), 2^i) (bucket 0 holds 0).
+class LatencyHistogram {
+ public:
+  static constexpr int kBuckets = 40;
+  void Record(uint64_t micros);
+  // The upper bound of the bucket holding the q-quantile (0 < q <= 1); 0 if empty.
+  uint64_t Quantile(double q) const;
+  uint64_t count() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
+};
+
+class MountStats {
+ public:
+  void RecordFetch(uint64_t bytes, std::chrono::microseconds latency, bool prefetch);
+  void RecordHit() { hits_.fetch_add(1, std::memory_order_relaxed); }
+  void RecordMiss() { misses_.fetch_add(1, std::memory_order_relaxed); }
+  void RecordZeroChunk() { zeros_.fetch_add(1, std::memory_order_relaxed); }
+  void RecordChunkFetched() { chunks_fetched_.fetch_add(1, std::memory_order_relaxed); }
+  void RecordDigestMismatch() { mismatches_.fetch_add(1, std::memory_order_relaxed); }
+  void RecordTimeout() { timeouts_.fetch_add(1, std::memory_order_relaxed); }
+  void RecordError() { errors_.fetch_add(1, std::memory_order_relaxed); }
+
+  void SetImageBytes(uint64_t bytes) { image_bytes_.store(bytes, std::memory_order_relaxed); }
+  void AddLocalBytes(uint64_t bytes) { local_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+  void SetPrefetchState(std::string_view state);
+
+  MountStatsSnapshot Snapshot() const;
+
+ private:
+  std::atomic<uint64_t> requests_{0}, bytes_{0}, prefetch_requests_{0}, prefetch_bytes_{0},
+      hits_{0}, misses_{0}, zeros_{0}, chunks_fetched_{0}, mismatches_{0}, timeouts_{0}, errors_{0},
+      image_bytes_{0}, local_bytes_{0};
+  std::atomic<int> prefetch_state_{0};  // index into the state names
+  LatencyHistogram latency_;
+};
+
+// {"requests":..,"bytes_fetched":..,...,"local_share":0.42,"prefetch_state":"all"} plus any
+// `extra` string members given (e.g. mountpoint, image, pid are added by the state file writer).
+std::string MountStatsToJson(const MountStatsSnapshot& s);
+// Parses MountStatsToJson's output (unknown members ignored). EINVAL with the parse error.
+[[nodiscard]] Result<MountStatsSnapshot> MountStatsFromJson(std::string_view json);
+
+}  // namespace hoist

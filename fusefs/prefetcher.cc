@@ -1,0 +1,228 @@
+#include "fusefs/prefetcher.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "base/log.h"
+#include "fusefs/stream_layer.h"
+
+namespace hoist {
+
+Result<PrefetchMode> ParsePrefetchMode(std::string_view text) {
+  if (text == "none") return PrefetchMode::kNone;
+  if (text == "priority") return PrefetchMode::kPriority;
+  if (text == "all") return PrefetchMode::kAll;
+  return Fail(EINVAL, "prefetch=" + std::string(text) + ": expected none, priority or all");
+}
+
+TokenBucket::TokenBucket(uint64_t bytes_per_sec)
+    : rate_(static_cast<double>(bytes_per_sec)),
+      balance_(0),
+      last_(std::chrono::steady_clock::now()) {}
+
+void TokenBucket::Refill() {
+  auto now = std::chrono::steady_clock::now();
+  double secs = std::chrono::duration<double>(now - last_).count();
+  last_ = now;
+  balance_ = std::min(rate_, balance_ + secs * rate_);
+}
+
+bool TokenBucket::Acquire(uint64_t bytes, std::unique_lock<std::mutex>& lock,
+                          std::condition_variable& cv, const bool& stopped) {
+  if (rate_ <= 0) return !stopped;
+  while (true) {
+    if (stopped) return false;
+    Refill();
+    if (balance_ >= 0) {
+      balance_ -= static_cast<double>(bytes);
+      return true;
+    }
+    auto wait = std::chrono::duration<double>(-balance_ / rate_);
+    cv.wait_for(lock, std::chrono::duration_cast<std::chrono::microseconds>(wait) +
+                          std::chrono::microseconds(100));
+  }
+}
+
+Prefetcher::Prefetcher(ChunkReader* reader, std::vector<std::shared_ptr<const LayerIndex>> layers,
+                       PrefetcherOptions options)
+    : reader_(reader),
+      layers_(std::move(layers)),
+      options_(options),
+      bucket_(options.bandwidth_bytes_per_sec) {}
+
+Prefetcher::~Prefetcher() { Stop(); }
+
+void Prefetcher::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_ || stop_) return;
+  started_ = true;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Prefetcher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+PrefetchProgress Prefetcher::Progress() const {
+  MountStatsSnapshot s = reader_->stats()->Snapshot();
+  std::lock_guard<std::mutex> lock(mu_);
+  return PrefetchProgress{s.image_bytes, s.local_bytes, failed_groups_, done_};
+}
+
+bool Prefetcher::WaitDone(std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [this] { return done_ || stop_; });
+  return done_;
+}
+
+bool Prefetcher::Sleep(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, d, [this] { return stop_; });
+  return !stop_;
+}
+
+void Prefetcher::Scan() {
+  ChunkCache* cache = reader_->cache();
+  std::set<std::string> seen;
+  uint64_t total = 0, local = 0;
+  for (const auto& layer : layers_) {
+    const bool stream = IsStreamFormat(layer->format);
+    for (const Entry& e : layer->entries) {
+      if (e.type != EntryType::kRegular) continue;
+      for (const Chunk& c : e.chunks) {
+        if (c.encoding == ChunkEncoding::kZeros) continue;
+        if (stream || NeedsStreamFetch(c) || c.digest.empty()) {
+          total += c.size;  // local once the layer's full fetch is verified
+          continue;
+        }
+        if (!seen.insert(c.digest.str()).second) continue;
+        total += c.size;
+        auto present = cache->Contains(c.digest);
+        if (present && *present) local += c.size;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+  }
+  reader_->stats()->SetImageBytes(total);
+  reader_->stats()->AddLocalBytes(local);
+}
+
+uint64_t Prefetcher::Pass(bool marked_only) {
+  ChunkCache* cache = reader_->cache();
+  uint64_t failed = 0;
+  for (const auto& layer : layers_) {
+    if (IsStreamFormat(layer->format)) continue;
+    std::vector<Chunk> missing;
+    std::set<std::string> seen;
+    for (const Entry& e : layer->entries) {
+      if (e.type != EntryType::kRegular || (marked_only && !e.prefetch)) continue;
+      for (const Chunk& c : e.chunks) {
+        if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) {
+          continue;
+        }
+        if (!seen.insert(c.digest.str()).second) continue;
+        auto present = cache->Contains(c.digest);
+        if (present && *present) continue;
+        missing.push_back(c);
+      }
+    }
+    auto groups = CoalesceChunks(std::move(missing), reader_->options().max_coalesce_gap,
+                                 std::max<uint64_t>(options_.max_request_bytes, 1));
+    for (const auto& g : groups) {
+      uint64_t span = 0;
+      for (const Chunk& c : g) span += c.blob_length;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (!bucket_.Acquire(span, lock, cv_, stop_)) return failed;
+      }
+      Status s = reader_->FetchForPrefetch(layer->layer_digest, g);
+      if (!s) {
+        ++failed;
+        HOIST_LOG(kDebug) << "prefetch of layer " << layer->layer_digest.str()
+                          << " failed: " << s.error().message();
+      }
+    }
+  }
+  return failed;
+}
+
+void Prefetcher::Run() {
+  MountStats* stats = reader_->stats();
+  stats->SetPrefetchState("scanning");
+  Scan();
+  if (options_.mode == PrefetchMode::kNone) {
+    stats->SetPrefetchState("none");
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+    return;
+  }
+  std::vector<StreamLayer*> streams;
+  std::vector<uint64_t> stream_bytes;
+  if (options_.mode == PrefetchMode::kAll && reader_->streams() != nullptr) {
+    for (const auto& layer : layers_) {
+      if (!IsStreamFormat(layer->format)) continue;
+      uint64_t bytes = 0;
+      for (const Entry& e : layer->entries) {
+        for (const Chunk& c : e.chunks) {
+          if (c.encoding != ChunkEncoding::kZeros) bytes += c.size;
+        }
+      }
+      streams.push_back(reader_->streams()->Get(*layer));
+      stream_bytes.push_back(bytes);
+      streams.back()->Start();
+    }
+  }
+  std::vector<bool> stream_counted(streams.size(), false);
+  while (true) {
+    stats->SetPrefetchState("priority");
+    uint64_t failed = Pass(/*marked_only=*/true);
+    if (options_.mode == PrefetchMode::kAll) {
+      stats->SetPrefetchState("all");
+      failed += Pass(/*marked_only=*/false);
+    }
+    // Unconverted layers: wait for their full fetches (restarting failed ones).
+    bool streams_done = true;
+    for (size_t i = 0; i < streams.size(); ++i) {
+      while (true) {
+        StreamProgress p = streams[i]->Progress();
+        if (p.verified) {
+          if (!stream_counted[i]) stats->AddLocalBytes(stream_bytes[i]);
+          stream_counted[i] = true;
+          break;
+        }
+        if (!p.running) {
+          streams_done = false;
+          streams[i]->Start();  // resume on the next pass
+          break;
+        }
+        if (!Sleep(std::chrono::milliseconds(50))) break;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      failed_groups_ = failed;
+      if (stop_) break;
+      if (failed == 0 && streams_done) {
+        done_ = true;
+        cv_.notify_all();
+        break;
+      }
+    }
+    HOIST_LOG(kInfo) << "prefetch: " << failed << " requests failed; retrying in "
+                     << options_.retry_delay.count() << " ms";
+    if (!Sleep(options_.retry_delay)) break;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats->SetPrefetchState(done_ ? "done" : "stopped");
+  cv_.notify_all();
+}
+
+}  // namespace hoist

@@ -1,0 +1,111 @@
+// Prefetcher: completes an image in the background after mount, so the mount keeps working
+// offline. One thread, in this order:
+//   1. scan: every distinct chunk of every layer is checked against the cache (Contains, one
+//      short read txn each) to set MountStats image_bytes / local_bytes;
+//   2. priority: the chunks of entries marked Entry::prefetch (the TOC marks that
+//      `--prefetch-list` writes), layer by layer, in index order;
+//   3. all (mode kAll only): every other chunk of the image, in blob order per layer, and the
+//      full fetch of every unconverted (stream) layer.
+// Missing chunks are coalesced like on-demand ones (CoalesceChunks) and fetched through
+// ChunkReader::FetchForPrefetch in the prefetcher's own thread, so they share single-flight with
+// on-demand reads but never queue on the on-demand pool. Before each request the prefetcher takes
+// its blob bytes from a token bucket (bandwidth_bytes_per_sec; 0 = unlimited). Groups that fail
+// are retried in a later pass after `retry_delay`, until everything is local or Stop().
+//
+// Stop() (and the destructor) returns promptly: the thread is woken from any wait; a request
+// already in the BlobSource finishes first (bounded by the source's own timeout).
+//
+// Thread-safety: all methods are thread-safe. Ownership: the reader, its cache/stats/streams and
+// the layers (shared_ptr) must outlive the prefetcher; destroy it before the ChunkReader.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "fusefs/chunk_reader.h"
+#include "index/layer_index.h"
+
+namespace hoist {
+
+enum class PrefetchMode { kNone, kPriority, kAll };
+
+// "none" | "priority" | "all". EINVAL otherwise.
+[[nodiscard]] Result<PrefetchMode> ParsePrefetchMode(std::string_view text);
+
+struct PrefetcherOptions {
+  PrefetchMode mode = PrefetchMode::kAll;
+  uint64_t bandwidth_bytes_per_sec = 0;  // 0: no cap
+  // Blob bytes per prefetch request (coalescing limit).
+  uint64_t max_request_bytes = 4ull << 20;
+  std::chrono::milliseconds retry_delay{5000};
+};
+
+struct PrefetchProgress {
+  uint64_t image_bytes = 0;
+  uint64_t local_bytes = 0;
+  uint64_t failed_groups = 0;  // in the last pass
+  bool done = false;           // everything the mode asks for is local (or mode none)
+};
+
+// A token bucket of bytes per second, allowed to go into debt by one request: Acquire(n) waits
+// until the balance is non-negative, then takes n. Burst: one second of rate.
+class TokenBucket {
+ public:
+  explicit TokenBucket(uint64_t bytes_per_sec);
+  // REQUIRES: `lock` holds the mutex guarding `stopped`; `cv` is notified when it changes.
+  // Returns false (taking nothing) if `stopped` is or becomes true while waiting.
+  bool Acquire(uint64_t bytes, std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+               const bool& stopped);
+
+ private:
+  void Refill();
+  const double rate_;
+  double balance_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+class Prefetcher {
+ public:
+  Prefetcher(ChunkReader* reader, std::vector<std::shared_ptr<const LayerIndex>> layers,
+             PrefetcherOptions options);
+  ~Prefetcher();  // Stop()
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+
+  void Start();  // starts the thread (once)
+  void Stop();   // prompt; idempotent
+
+  PrefetchProgress Progress() const;
+  // Waits until done, stopped, or the timeout. True if done.
+  bool WaitDone(std::chrono::milliseconds timeout) const;
+
+ private:
+  void Run();
+  // One pass over the missing chunks of marked entries (marked_only) or of all entries. Returns
+  // the number of groups that failed. Stops early if stopped.
+  uint64_t Pass(bool marked_only);
+  void Scan();
+  bool Sleep(std::chrono::milliseconds d);  // false if stopped
+
+  ChunkReader* reader_;
+  const std::vector<std::shared_ptr<const LayerIndex>> layers_;
+  const PrefetcherOptions options_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool stop_ = false;           // GUARDED_BY(mu_)
+  bool done_ = false;           // GUARDED_BY(mu_)
+  bool started_ = false;        // GUARDED_BY(mu_)
+  uint64_t failed_groups_ = 0;  // GUARDED_BY(mu_)
+  TokenBucket bucket_;          // used with mu_
+  std::thread thread_;
+};
+
+}  // namespace hoist

@@ -1,0 +1,388 @@
+#include "fusefs/stream_layer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#include "base/log.h"
+
+namespace hoist {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+uint64_t StreamOffset(const Chunk& c) {
+  return c.encoding == ChunkEncoding::kStream ? c.inner_offset : c.blob_offset;
+}
+
+// The end of the entry's content in the stream (the furthest chunk end).
+uint64_t EntryStreamEnd(const Entry& e) {
+  uint64_t end = 0;
+  for (const Chunk& c : e.chunks) {
+    if (c.encoding == ChunkEncoding::kZeros) continue;
+    end = std::max(end, StreamOffset(c) + c.size);
+  }
+  return end;
+}
+
+Result<ScopedFd> OpenTempFile(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return ScopedFd(fd);
+  std::string path = dir + "/hoist-stream-XXXXXX";
+  fd = ::mkstemp(path.data());
+  if (fd < 0) return Fail(ErrnoError("creating a temporary file in " + dir));
+  ::unlink(path.c_str());
+  return ScopedFd(fd);
+}
+
+Status PWriteAll(int fd, std::string_view data, uint64_t offset) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrnoError("writing the layer stream file"));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Ok();
+}
+
+Status PReadAll(int fd, std::span<char> out, uint64_t offset) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n =
+        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrnoError("reading the layer stream file"));
+    }
+    if (n == 0) return Fail(EIO, "layer stream file shorter than expected");
+    done += static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
+}  // namespace
+
+bool IsStreamFormat(LayerFormat format) {
+  return format == LayerFormat::kTar || format == LayerFormat::kTarGzip ||
+         format == LayerFormat::kTarZstd;
+}
+
+// Streaming decompression of the blob: identity (tar), gzip (multi-member) or zstd.
+class StreamLayer::Decoder {
+ public:
+  using Sink = std::function<Status(std::string_view)>;
+  explicit Decoder(LayerFormat format) : format_(format) { Reset(); }
+  ~Decoder() { Free(); }
+
+  void Reset() {
+    Free();
+    finished_ = format_ == LayerFormat::kTar;
+    if (format_ == LayerFormat::kTarGzip) {
+      zs_ = std::make_unique<z_stream>();
+      *zs_ = z_stream{};
+      inflateInit2(zs_.get(), 15 + 32);
+    } else if (format_ == LayerFormat::kTarZstd) {
+      dctx_ = ZSTD_createDCtx();
+    }
+  }
+
+  Status Feed(std::string_view in, const Sink& sink) {
+    if (format_ == LayerFormat::kTar) return sink(in);
+    std::string buf(1 << 17, '\0');
+    if (format_ == LayerFormat::kTarZstd) {
+      ZSTD_inBuffer ib{in.data(), in.size(), 0};
+      while (ib.pos < ib.size) {
+        ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
+        size_t rc = ZSTD_decompressStream(dctx_, &ob, &ib);
+        if (ZSTD_isError(rc)) return Fail(EIO, std::string("zstd: ") + ZSTD_getErrorName(rc));
+        finished_ = rc == 0;
+        if (ob.pos > 0) HOIST_RETURN_IF_ERROR(sink(std::string_view(buf.data(), ob.pos)));
+      }
+      return Ok();
+    }
+    zs_->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs_->avail_in = static_cast<uInt>(in.size());
+    while (zs_->avail_in > 0) {
+      if (finished_) {
+        // Another gzip member follows.
+        if (inflateReset(zs_.get()) != Z_OK) return Fail(EIO, "gzip: reset failed");
+        finished_ = false;
+      }
+      zs_->next_out = reinterpret_cast<Bytef*>(buf.data());
+      zs_->avail_out = static_cast<uInt>(buf.size());
+      int rc = inflate(zs_.get(), Z_NO_FLUSH);
+      size_t n = buf.size() - zs_->avail_out;
+      if (rc == Z_STREAM_END) {
+        finished_ = true;
+      } else if (rc != Z_OK && !(rc == Z_BUF_ERROR && n > 0)) {
+        return Fail(EIO, std::string("gzip: ") + (zs_->msg ? zs_->msg : "inflate error"));
+      }
+      if (n > 0) HOIST_RETURN_IF_ERROR(sink(std::string_view(buf.data(), n)));
+    }
+    return Ok();
+  }
+
+  // Whether the compressed stream ended cleanly.
+  bool finished() const { return finished_; }
+
+ private:
+  void Free() {
+    if (zs_) {
+      inflateEnd(zs_.get());
+      zs_.reset();
+    }
+    if (dctx_) {
+      ZSTD_freeDCtx(dctx_);
+      dctx_ = nullptr;
+    }
+  }
+  LayerFormat format_;
+  bool finished_ = false;
+  std::unique_ptr<z_stream> zs_;
+  ZSTD_DCtx* dctx_ = nullptr;
+};
+
+StreamLayer::StreamLayer(BlobSource* source, Digest blob, uint64_t blob_size, LayerFormat format,
+                         MountStats* stats, StreamLayerOptions options)
+    : source_(source),
+      blob_(std::move(blob)),
+      blob_size_(blob_size),
+      format_(format),
+      stats_(stats),
+      options_(std::move(options)),
+      decoder_(std::make_unique<Decoder>(format)) {}
+
+StreamLayer::~StreamLayer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StreamLayer::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (running_ || verified_ || stop_) return;
+  if (thread_.joinable()) thread_.join();  // the previous run has finished (running_ is false)
+  running_ = true;
+  last_error_.reset();
+  thread_ = std::thread([this] { Run(); });
+}
+
+void StreamLayer::ResetLocked() {
+  blob_bytes_ = 0;
+  stream_bytes_ = 0;
+  verified_entries_.clear();
+  decoder_->Reset();
+  sha_.Reset();
+  file_.reset();
+}
+
+void StreamLayer::Run() {
+  auto finish = [this](std::optional<Error> error) {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+    if (error) {
+      HOIST_LOG(kWarning) << "full fetch of layer " << blob_.str() << ": " << error->message();
+      last_error_ = std::move(error);
+    }
+    cv_.notify_all();
+  };
+  uint64_t blob_bytes, stream_bytes, blob_size;
+  std::shared_ptr<ScopedFd> file;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!file_) {
+      auto fd = OpenTempFile(options_.temp_dir);
+      if (!fd) {
+        running_ = false;
+        last_error_ = fd.error();
+        cv_.notify_all();
+        return;
+      }
+      file_ = std::make_shared<ScopedFd>(std::move(*fd));
+    }
+    file = file_;
+    blob_bytes = blob_bytes_;
+    stream_bytes = stream_bytes_;
+    blob_size = blob_size_;
+  }
+  if (blob_size == 0) {
+    auto size = source_->Size(blob_);
+    if (!size) return finish(size.error().Context("layer " + blob_.str()));
+    blob_size = *size;
+    std::lock_guard<std::mutex> lock(mu_);
+    blob_size_ = blob_size;
+  }
+  const int fd = file->get();
+  while (blob_bytes < blob_size) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) {
+        running_ = false;
+        return;
+      }
+    }
+    const uint64_t n = std::min(options_.piece_bytes, blob_size - blob_bytes);
+    const auto t0 = SteadyClock::now();
+    auto data = source_->ReadAt(blob_, blob_bytes, n);
+    stats_->RecordFetch(
+        data ? data->size() : 0,
+        std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0),
+        /*prefetch=*/true);
+    if (data && data->size() != n) data = Fail(EIO, "short read from the blob source");
+    if (!data) return finish(data.error());
+    sha_.Update(*data);
+    uint64_t written = stream_bytes;
+    Status fed = decoder_->Feed(*data, [&](std::string_view out) -> Status {
+      if (written + out.size() > options_.max_stream_bytes) {
+        return Fail(EFBIG, "decompressed layer exceeds " +
+                               std::to_string(options_.max_stream_bytes) + " bytes");
+      }
+      HOIST_RETURN_IF_ERROR(PWriteAll(fd, out, written));
+      written += out.size();
+      return Ok();
+    });
+    if (!fed) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ResetLocked();
+      running_ = false;
+      last_error_ = fed.error().Context("decompressing layer " + blob_.str());
+      HOIST_LOG(kError) << last_error_->message();
+      cv_.notify_all();
+      return;
+    }
+    blob_bytes += n;
+    stream_bytes = written;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      blob_bytes_ = blob_bytes;
+      stream_bytes_ = stream_bytes;
+    }
+    cv_.notify_all();
+  }
+  Digest got = Digest::FromSha256(sha_.Final());
+  std::lock_guard<std::mutex> lock(mu_);
+  running_ = false;
+  if (got != blob_ || !decoder_->finished()) {
+    std::string why = got != blob_ ? "digest mismatch (got " + got.str() + ")"
+                                   : std::string("compressed stream ends early");
+    last_error_ = Error(EIO, "layer " + blob_.str() + ": " + why + "; discarded");
+    HOIST_LOG(kError) << last_error_->message();
+    stats_->RecordDigestMismatch();
+    ResetLocked();
+  } else {
+    verified_ = true;
+    HOIST_LOG(kInfo) << "layer " << blob_.str() << " fetched in full (" << stream_bytes_
+                     << " bytes), verified";
+  }
+  cv_.notify_all();
+}
+
+Status StreamLayer::VerifyEntry(const Entry& entry, int fd) {
+  if (entry.digest.empty()) return Fail(EIO, "no file digest");
+  Sha256 sha;
+  std::string buf;
+  for (const Chunk& c : entry.chunks) {
+    buf.assign(c.size, '\0');
+    if (c.encoding != ChunkEncoding::kZeros) {
+      HOIST_RETURN_IF_ERROR(PReadAll(fd, std::span<char>(buf.data(), buf.size()), StreamOffset(c)));
+    }
+    sha.Update(buf);
+  }
+  Digest got = Digest::FromSha256(sha.Final());
+  if (got != entry.digest) {
+    return Fail(EIO, "file " + entry.path + " in layer " + blob_.str() + ": digest mismatch (got " +
+                         got.str() + ")");
+  }
+  return Ok();
+}
+
+Result<size_t> StreamLayer::Read(const Entry& entry, const Chunk& chunk, uint64_t in_chunk,
+                                 std::span<char> out, SteadyClock::time_point deadline) {
+  const uint64_t begin = StreamOffset(chunk) + in_chunk;
+  const uint64_t end = begin + out.size();
+  const uint64_t entry_end = std::max(EntryStreamEnd(entry), end);
+  Start();
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (verified_ && stream_bytes_ >= end) break;
+    if (verified_) return Fail(EIO, "layer " + blob_.str() + ": stream shorter than the index");
+    if (stream_bytes_ >= entry_end && !entry.digest.empty()) {
+      if (verified_entries_.count(&entry)) break;
+      std::shared_ptr<ScopedFd> file = file_;
+      lock.unlock();  // the bytes below stream_bytes_ never change in this file
+      Status ok = VerifyEntry(entry, file->get());
+      lock.lock();
+      if (ok) {
+        verified_entries_.insert(&entry);
+        break;
+      }
+      if (!verified_ && stream_bytes_ >= entry_end) return Fail(ok.error());
+      continue;  // the stream was reset meanwhile; wait again
+    }
+    if (!running_) {
+      if (last_error_) return Fail(last_error_->Context("layer " + blob_.str() + " full fetch"));
+      return Fail(EIO, "layer " + blob_.str() + ": full fetch stopped");
+    }
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      return Fail(ETIMEDOUT, "timed out waiting for bytes [" + std::to_string(begin) + ", " +
+                                 std::to_string(end) + ") of layer " + blob_.str() + " (" +
+                                 std::to_string(stream_bytes_) + " bytes arrived)");
+    }
+  }
+  std::shared_ptr<ScopedFd> file = file_;
+  lock.unlock();
+  HOIST_RETURN_IF_ERROR(PReadAll(file->get(), out, begin));
+  return out.size();
+}
+
+bool StreamLayer::WaitVerified(SteadyClock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!verified_) {
+    if (!running_) return false;
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) return verified_;
+  }
+  return true;
+}
+
+StreamProgress StreamLayer::Progress() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return StreamProgress{blob_size_, blob_bytes_, stream_bytes_, running_, verified_, last_error_};
+}
+
+StreamLayers::StreamLayers(BlobSource* source, MountStats* stats, StreamLayerOptions options)
+    : source_(source), stats_(stats), options_(std::move(options)) {}
+
+StreamLayers::~StreamLayers() = default;
+
+StreamLayer* StreamLayers::Get(const LayerIndex& layer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = layers_[layer.layer_digest];
+  if (!slot) {
+    slot = std::make_unique<StreamLayer>(source_, layer.layer_digest, layer.blob_size, layer.format,
+                                         stats_, options_);
+  }
+  return slot.get();
+}
+
+Result<size_t> StreamLayers::Read(const LayerIndex& layer, const Entry& entry, const Chunk& chunk,
+                                  uint64_t in_chunk, std::span<char> out,
+                                  SteadyClock::time_point deadline) {
+  if (!IsStreamFormat(layer.format) && layer.format != LayerFormat::kTar) {
+    return Fail(EIO, "layer " + layer.layer_digest.str() +
+                         ": stream chunk in a layer that is not tar, tar+gzip or tar+zstd");
+  }
+  return Get(layer)->Read(entry, chunk, in_chunk, out, deadline);
+}
+
+}  // namespace hoist

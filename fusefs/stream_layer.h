@@ -1,0 +1,153 @@
+// StreamLayer: the "correct but not lazy" path for unconverted layers (tar, tar+gzip,
+// tar+zstd). The whole blob is fetched in the background, in pieces of `piece_bytes` through
+// the BlobSource (so each request is bounded like any other range read, and a failed fetch
+// resumes where it stopped), decompressed as it streams, and written to an unlinked temporary
+// file under `temp_dir` (the mount's scratch directory under the cache dir). Readers wait on a
+// condition variable for the range they need.
+//
+// Storage decision: the decompressed stream goes to a per-mount temporary file, not to the
+// chunk cache. The cache is keyed by the sha256 of each body, and stream pieces have no digest of
+// their own until the whole blob is verified. The file is gone when the mount ends (a remount
+// fetches the layer again; lazy gzip through zran checkpoints, a later issue, replaces this).
+//
+// Verification (nothing unverified is served): bytes of the stream are served when
+//   - the whole blob has arrived and its sha256 equals the layer digest, or
+//   - the entry being read has arrived completely and the sha256 of its content equals
+//     Entry::digest (an index built from a verified stream carries these), which lets a read
+//     finish before the rest of the layer arrives.
+// A blob whose digest does not match is discarded (the file is truncated, the fetch starts again
+// on the next demand) and the waiting reads fail with EIO.
+//
+// Stream offsets: a kStream chunk's bytes are at `inner_offset` of the decompressed stream; a
+// kRaw chunk without a digest (plain tar) at `blob_offset` (for tar the stream is the blob).
+//
+// Bounded failure: Read waits at most until `deadline` (ETIMEDOUT then; the fetch goes on). A
+// failed piece stops the fetch and fails the waiting reads with EIO; the next Read or Start()
+// resumes from the last good piece, so no failure is permanent.
+//
+// Thread-safety: all methods are thread-safe. Ownership: `source` and `stats` are borrowed and
+// must outlive the object; entries passed to Read are identified by address (immutable index).
+// The destructor stops the fetch thread between pieces (a piece blocked in the network delays it
+// until the BlobSource's own timeout).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <thread>
+
+#include "base/digest.h"
+#include "base/scoped_fd.h"
+#include "base/status.h"
+#include "fetcher/blob_source.h"
+#include "fusefs/mount_stats.h"
+#include "index/layer_index.h"
+
+namespace hoist {
+
+struct StreamLayerOptions {
+  uint64_t piece_bytes = 4ull << 20;
+  // Cap on the decompressed size of one layer (size bombs): EFBIG beyond it.
+  uint64_t max_stream_bytes = 64ull << 30;
+  // Where the unlinked temporary files go.
+  std::string temp_dir = "/tmp";
+};
+
+struct StreamProgress {
+  uint64_t blob_size = 0;
+  uint64_t blob_bytes = 0;    // compressed bytes fetched and consumed
+  uint64_t stream_bytes = 0;  // decompressed bytes available in the file
+  bool running = false;
+  bool verified = false;
+  std::optional<Error> last_error;
+};
+
+// Whether layers of this format are served by a StreamLayer.
+bool IsStreamFormat(LayerFormat format);
+
+class StreamLayer {
+ public:
+  // REQUIRES: IsStreamFormat(format). `blob_size` 0 means "ask the source".
+  StreamLayer(BlobSource* source, Digest blob, uint64_t blob_size, LayerFormat format,
+              MountStats* stats, StreamLayerOptions options);
+  ~StreamLayer();
+  StreamLayer(const StreamLayer&) = delete;
+  StreamLayer& operator=(const StreamLayer&) = delete;
+
+  // Starts (or resumes after a failure) the background fetch. No-op while running or verified.
+  void Start();
+
+  // Copies bytes [chunk_stream_offset + in_chunk, + out.size()) once available and verified
+  // (see above), waiting until `deadline`. Returns out.size().
+  // Errors: ETIMEDOUT at the deadline; EIO for a fetch/decode failure or digest mismatch.
+  [[nodiscard]] Result<size_t> Read(const Entry& entry, const Chunk& chunk, uint64_t in_chunk,
+                                    std::span<char> out,
+                                    std::chrono::steady_clock::time_point deadline);
+
+  // Waits until the whole blob is verified, a failure, or the deadline. True if verified.
+  bool WaitVerified(std::chrono::steady_clock::time_point deadline);
+
+  StreamProgress Progress() const;
+  const Digest& blob() const { return blob_; }
+
+ private:
+  class Decoder;
+  void Run();
+  // Discards everything fetched so far (after a digest mismatch). REQUIRES: mu_ held.
+  void ResetLocked();
+  // sha256 of the entry's content read back from the file. REQUIRES: it has all arrived.
+  Status VerifyEntry(const Entry& entry, int fd);
+
+  BlobSource* source_;
+  const Digest blob_;
+  uint64_t blob_size_;
+  const LayerFormat format_;
+  MountStats* stats_;
+  const StreamLayerOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  // The stream file. Replaced (never truncated) after a failed verification, so a reader still
+  // holding the old one reads what it verified.
+  std::shared_ptr<ScopedFd> file_;           // GUARDED_BY(mu_)
+  uint64_t blob_bytes_ = 0;                  // GUARDED_BY(mu_)
+  uint64_t stream_bytes_ = 0;                // GUARDED_BY(mu_)
+  bool running_ = false;                     // GUARDED_BY(mu_)
+  bool verified_ = false;                    // GUARDED_BY(mu_)
+  bool stop_ = false;                        // GUARDED_BY(mu_)
+  std::optional<Error> last_error_;          // GUARDED_BY(mu_)
+  std::set<const Entry*> verified_entries_;  // GUARDED_BY(mu_)
+  std::unique_ptr<Decoder> decoder_;         // used by the fetch thread only
+  Sha256 sha_;                               // used by the fetch thread only
+  std::thread thread_;
+};
+
+// The StreamLayers of one mount, created on first use, by layer digest.
+class StreamLayers {
+ public:
+  StreamLayers(BlobSource* source, MountStats* stats, StreamLayerOptions options);
+  ~StreamLayers();
+
+  // The layer's StreamLayer (created if needed, not started).
+  StreamLayer* Get(const LayerIndex& layer);
+  // Get(layer)->Start(), then ->Read(...).
+  [[nodiscard]] Result<size_t> Read(const LayerIndex& layer, const Entry& entry, const Chunk& chunk,
+                                    uint64_t in_chunk, std::span<char> out,
+                                    std::chrono::steady_clock::time_point deadline);
+
+ private:
+  BlobSource* source_;
+  MountStats* stats_;
+  const StreamLayerOptions options_;
+  std::mutex mu_;
+  std::map<Digest, std::unique_ptr<StreamLayer>> layers_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace hoist
