@@ -215,6 +215,11 @@ std::pair<uint64_t, uint64_t> ChunkReader::ReadaheadWindow(const Entry& entry, u
     s.readahead_until = end;
     return {0, 0};
   }
+  // Top the window up only when less than half of it is left ahead of the reader, so a
+  // sequential reader causes requests of at least half a window, not one per chunk.
+  if (s.readahead_until > end && s.readahead_until - end >= options_.readahead_bytes / 2) {
+    return {0, 0};
+  }
   uint64_t begin = std::max(end, s.readahead_until);
   uint64_t limit = std::min(entry.size, end + options_.readahead_bytes);
   if (begin >= limit) return {0, 0};
