@@ -399,7 +399,13 @@ TEST_F(TokenRegistryTest, ExpiredTokenGets401) {
   const std::string tags = registry_->base_url() + "/v2/harness/expire/tags/list";
   EXPECT_EQ(CurlStatus(tags, "Authorization: Bearer " + *token), "404");
   std::this_thread::sleep_for(std::chrono::milliseconds(2600));
+  const uint64_t mark = registry_->LogMark();
   EXPECT_EQ(CurlStatus(tags, "Authorization: Bearer " + *token), "401");
+  auto requests = registry_->Requests(mark);
+  ASSERT_TRUE(requests.has_value());
+  ASSERT_EQ(requests->size(), 1u) << "refused requests are logged without 'response completed'";
+  EXPECT_EQ((*requests)[0].status, 401);
+  EXPECT_EQ((*requests)[0].uri, "/v2/harness/expire/tags/list");
   auto stats = ts->Stats();
   ASSERT_TRUE(stats.has_value()) << stats.error().message();
   EXPECT_GE(stats->issued, 1);

@@ -17,7 +17,9 @@
 // sent but NO Range header. At debug level the application log has, per request (same
 // http.request.id), a `filesystem.Reader("<path>", <offset>)` line with the START OFFSET the blob
 // is read from, and a "response completed" line with status and bytes written. Requests() joins
-// them: a 206 with read_offset O and bytes_written N served the range [O, O+N).
+// them: a 206 with read_offset O and bytes_written N served the range [O, O+N). Requests the
+// auth layer refuses get no "response completed" line, only a warning "error authorizing
+// context: ..."; Requests() reports those as status 401 with bytes_written 0.
 //
 // Stop()/Start() restart the registry on the SAME port with the same storage (and the same
 // http.secret, so upload sessions stay valid); the token server keeps running.

@@ -83,9 +83,11 @@ std::string TokenServer::realm() const {
   return "http://127.0.0.1:" + std::to_string(port_) + "/token";
 }
 
-Status TokenServer::SetTokenTtl(int seconds) {
-  HOIST_ASSIGN_OR_RETURN(SimpleHttpResponse r, HttpGet("http://127.0.0.1:" + std::to_string(port_) +
-                                                       "/control?ttl=" + std::to_string(seconds)));
+Status TokenServer::SetTokenTtl(int seconds, int advertised_seconds) {
+  HOIST_ASSIGN_OR_RETURN(SimpleHttpResponse r,
+                         HttpGet("http://127.0.0.1:" + std::to_string(port_) +
+                                 "/control?ttl=" + std::to_string(seconds) +
+                                 "&advertise=" + std::to_string(advertised_seconds)));
   if (r.status != 200) return Fail(EIO, "token server /control: HTTP " + std::to_string(r.status));
   return Ok();
 }

@@ -52,8 +52,10 @@ class TokenServer {
   std::string cert_path() const { return options_.dir + "/cert.pem"; }
   std::string log_path() const { return options_.dir + "/token_server.log"; }
 
-  // Tokens issued from now on live `seconds` (>= 1).
-  [[nodiscard]] Status SetTokenTtl(int seconds);
+  // Tokens issued from now on live `seconds` (>= 1). If `advertised_seconds` > 0, the reply's
+  // expires_in claims that instead, so a client keeps using a token the registry already refuses
+  // (exercises refresh-on-401 rather than refresh-before-expiry).
+  [[nodiscard]] Status SetTokenTtl(int seconds, int advertised_seconds = 0);
   [[nodiscard]] Result<TokenServerStats> Stats() const;
   // GET realm?service=&scope=... (with Basic credentials if user is non-empty) -> the token.
   // A 401 from the server is EACCES.

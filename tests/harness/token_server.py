@@ -16,7 +16,9 @@ Endpoints:
        configured an anonymous request gets a token with no access.
        Reply: {"token","access_token","expires_in","issued_at"}.
   POST /token  OAuth2 form (grant_type=password, username, password, service, scope): same rules.
-  GET  /control?ttl=N  sets the lifetime of tokens issued from now on (seconds, >= 1).
+  GET  /control?ttl=N[&advertise=M]  sets the lifetime of tokens issued from now on (seconds,
+       >= 1). With `advertise`, the reply's expires_in says M instead of N: the client then
+       holds a token it believes valid after the registry stopped accepting it (0 = say N).
   GET  /stats          {"issued": n, "refused": m, "ttl": t, "last_scopes": [...]}.
 
 The JWT header carries `x5c` (the base64 DER certificate) and `kid` (the libtrust key id the
@@ -74,6 +76,7 @@ class State:
         self.x5c = base64.b64encode(cert_der(cert)).decode()
         self.kid = libtrust_kid(cert)
         self.ttl = args.ttl
+        self.advertise = 0
         self.issued = 0
         self.refused = 0
         self.last_scopes = []
@@ -96,6 +99,7 @@ class State:
                                "actions": [a for a in parts[-1].split(",") if a]})
         with self.lock:
             ttl = self.ttl
+            advertised = self.advertise or ttl
             self.issued += 1
             self.last_scopes = scopes
         now = int(time.time())
@@ -115,7 +119,8 @@ class State:
                          b64url(json.dumps(claims, separators=(",", ":")).encode())).encode()
         token = signing_input.decode() + "." + b64url(self.sign(signing_input))
         issued_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        return {"token": token, "access_token": token, "expires_in": ttl, "issued_at": issued_at}
+        return {"token": token, "access_token": token, "expires_in": advertised,
+                "issued_at": issued_at}
 
 
 def make_handler(state: State):
@@ -177,10 +182,11 @@ def make_handler(state: State):
                 self.issue(user, password, query.get("scope", []),
                            query.get("service", [""])[0])
             elif url.path == "/control":
-                if "ttl" in query:
-                    with state.lock:
+                with state.lock:
+                    if "ttl" in query:
                         state.ttl = max(1, int(query["ttl"][0]))
-                self.reply(200, {"ttl": state.ttl})
+                        state.advertise = max(0, int(query.get("advertise", ["0"])[0]))
+                    self.reply(200, {"ttl": state.ttl, "advertise": state.advertise})
             elif url.path == "/stats":
                 with state.lock:
                     self.reply(200, {"issued": state.issued, "refused": state.refused,
