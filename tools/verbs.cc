@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "tools/convert.h"
+
 namespace hoist {
 
 int ReportError(const std::string& verb, const std::string& message, int code) {
@@ -9,9 +11,15 @@ int ReportError(const std::string& verb, const std::string& message, int code) {
   return code;
 }
 
+void RegisterInspect(CLI::App& app, VerbRunner* run);
+void RegisterTags(CLI::App& app, VerbRunner* run);
+void RegisterSearch(CLI::App& app, VerbRunner* run);
+
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
-  (void)app;
-  (void)run;
+  RegisterConvert(app, run);
+  RegisterInspect(app, run);
+  RegisterTags(app, run);
+  RegisterSearch(app, run);
 }
 
 }  // namespace hoist

@@ -1,0 +1,29 @@
+// Flags every registry-facing verb shares (--insecure-registry, --platform, --log-level) and the
+// one place that turns them into a RegistryClient.
+//
+// Usage: RegistryFlags flags; flags.Add(sub); ... later, in the runner: flags.MakeClient().
+// The object must outlive the parse (CLI11 binds to its members).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "fetcher/registry.h"
+
+namespace hoist {
+
+struct RegistryFlags {
+  std::vector<std::string> insecure_registries;
+  std::string platform;  // "os/arch[/variant]"; empty = the host's
+  std::string log_level = "warning";
+
+  void Add(CLI::App* app);
+  // Applies --log-level and builds the client. EINVAL for a bad --platform or --log-level.
+  [[nodiscard]] Result<std::unique_ptr<RegistryClient>> MakeClient() const;
+};
+
+}  // namespace hoist
