@@ -46,6 +46,10 @@ enum class ChunkEncoding : uint8_t {
   // `size` bytes at `inner_offset` of the decompressed stream of the whole blob (unconverted
   // tar+gzip / tar+zstd layers: served after a full fetch, verified by the blob digest).
   kStream = 4,
+  // blob range holds zstd frame(s); decode, skip `inner_offset` bytes, take `size`; the decoded
+  // bytes after that are ignored (ctr-remote's zstd:chunked, laid out like eStargz: the frame
+  // that starts a payload also holds the tar headers that follow it).
+  kZstdFramePrefix = 5,
 };
 
 struct Chunk {

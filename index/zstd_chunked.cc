@@ -1,0 +1,243 @@
+#include "index/zstd_chunked.h"
+
+#include <zstd.h>
+
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+namespace hoist {
+namespace {
+
+uint64_t Le64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+uint32_t Le32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+struct DctxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+std::string RangeText(const BlobRange& r) {
+  return "[" + std::to_string(r.offset) + ", +" + std::to_string(r.length) + ")";
+}
+
+Status CheckRange(const BlobRange& r, uint64_t limit, const char* what) {
+  if (r.length == 0 || r.offset > limit || r.length > limit - r.offset)
+    return Fail(EBADMSG, std::string("zstd:chunked ") + what + " range " + RangeText(r) +
+                             " is empty or not before offset " + std::to_string(limit));
+  return Ok();
+}
+
+}  // namespace
+
+Result<ZstdChunkedFooter> ParseZstdChunkedFooter(std::string_view tail, uint64_t blob_size) {
+  if (tail.size() > blob_size) return Fail(EINVAL, "footer tail longer than the blob");
+  auto try_form = [&](uint64_t size, int version) -> std::optional<ZstdChunkedFooter> {
+    if (tail.size() < size) return std::nullopt;
+    const char* p = tail.data() + tail.size() - size;
+    if (Le32(p) != kZstdSkippableMagic || Le32(p + 4) != size - 8) return std::nullopt;
+    if (std::memcmp(p + size - 8, kZstdChunkedMagic, 8) != 0) return std::nullopt;
+    ZstdChunkedFooter f;
+    f.version = version;
+    f.footer_size = size;
+    f.toc = {Le64(p + 8), Le64(p + 16), Le64(p + 24)};
+    f.toc_type = Le64(p + 32);
+    if (version == 2) f.tar_split = BlobRange{Le64(p + 40), Le64(p + 48), Le64(p + 56)};
+    return f;
+  };
+  std::optional<ZstdChunkedFooter> f = try_form(kZstdChunkedFooterV2Size, 2);
+  if (!f) f = try_form(kZstdChunkedFooterV1Size, 1);
+  if (!f)
+    return Fail(EBADMSG,
+                "no zstd:chunked footer (48- or 72-byte skippable frame ending in GnUlInUx) at the "
+                "end of the blob");
+  if (f->toc_type != 1)
+    return Fail(EBADMSG, "zstd:chunked footer: unknown TOC type " + std::to_string(f->toc_type));
+  const uint64_t footer_start = blob_size - f->footer_size;
+  HOIST_RETURN_IF_ERROR(CheckRange(f->toc, footer_start, "footer TOC"));
+  if (f->tar_split) {
+    if (f->tar_split->offset == 0 && f->tar_split->length == 0 &&
+        f->tar_split->uncompressed_length == 0) {
+      f->tar_split.reset();
+    } else {
+      HOIST_RETURN_IF_ERROR(CheckRange(*f->tar_split, footer_start, "footer tar-split"));
+      const BlobRange& a = f->toc;
+      const BlobRange& b = *f->tar_split;
+      if (a.offset < b.offset + b.length && b.offset < a.offset + a.length)
+        return Fail(EBADMSG, "zstd:chunked footer: TOC and tar-split ranges overlap");
+    }
+  }
+  return *f;
+}
+
+Result<BlobRange> ParseBlobPosition(std::string_view text, bool want_type, uint64_t* type) {
+  uint64_t v[4] = {0, 0, 0, 0};
+  size_t n = 0;
+  std::string_view s = text;
+  while (n < 4) {
+    size_t colon = s.find(':');
+    std::string_view part = s.substr(0, colon);
+    auto r = std::from_chars(part.data(), part.data() + part.size(), v[n]);
+    if (part.empty() || r.ec != std::errc() || r.ptr != part.data() + part.size())
+      return Fail(EBADMSG, "bad zstd:chunked position \"" + std::string(text.substr(0, 80)) + "\"");
+    ++n;
+    if (colon == std::string_view::npos) break;
+    s.remove_prefix(colon + 1);
+  }
+  if (n != (want_type ? 4u : 3u))
+    return Fail(EBADMSG, "bad zstd:chunked position \"" + std::string(text.substr(0, 80)) + "\"");
+  if (type) *type = v[3];
+  return BlobRange{v[0], v[1], v[2]};
+}
+
+Result<ZstdChunkedAnnotations> ParseZstdChunkedAnnotations(
+    const std::map<std::string, std::string>& annotations) {
+  ZstdChunkedAnnotations out;
+  bool any = false;
+  auto find = [&](std::string_view suffix) -> const std::string* {
+    for (const char* prefix : {"io.github.containers.", "io.containers."}) {
+      auto it = annotations.find(std::string(prefix) + std::string(suffix));
+      if (it != annotations.end()) return &it->second;
+    }
+    return nullptr;
+  };
+  if (const std::string* v = find("zstd-chunked.manifest-checksum")) {
+    auto d = Digest::Parse(*v);
+    if (!d)
+      return Fail(EBADMSG, "zstd:chunked manifest-checksum annotation: " + d.error().message());
+    out.toc_digest = *d;
+    any = true;
+  }
+  if (const std::string* v = find("zstd-chunked.manifest-position")) {
+    uint64_t type = 0;
+    HOIST_ASSIGN_OR_RETURN(out.toc, ParseBlobPosition(*v, true, &type));
+    if (type != 1)
+      return Fail(EBADMSG,
+                  "zstd:chunked manifest-position: unknown TOC type " + std::to_string(type));
+    any = true;
+  }
+  if (const std::string* v = find("zstd-chunked.tarsplit-position")) {
+    HOIST_ASSIGN_OR_RETURN(out.tar_split, ParseBlobPosition(*v, false));
+    any = true;
+  }
+  if (auto it = annotations.find(kAnnotationStargzTocDigest); it != annotations.end()) {
+    auto d = Digest::Parse(it->second);
+    if (!d) return Fail(EBADMSG, "stargz toc.digest annotation: " + d.error().message());
+    out.toc_json_digest = *d;
+    any = true;
+  }
+  if (!any) return Fail(ENOENT, "layer has no zstd:chunked annotations");
+  return out;
+}
+
+Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t cap,
+                                         std::optional<uint64_t> expected_size) {
+  if (expected_size && *expected_size > cap)
+    return Fail(EFBIG, "declared uncompressed size " + std::to_string(*expected_size) +
+                           " is over the cap of " + std::to_string(cap));
+  std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
+  if (!dctx) return Fail(ENOMEM, "ZSTD_createDCtx failed");
+  // Limit the window so a hostile frame cannot make the decoder allocate a huge window.
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);
+  std::string out;
+  out.resize(static_cast<size_t>(std::min<uint64_t>(expected_size.value_or(64 << 10), cap) + 1));
+  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+  size_t produced = 0;
+  size_t last_ret = 0;
+  while (true) {
+    if (produced == out.size()) {
+      if (out.size() > cap)
+        return Fail(EFBIG, "zstd data decompresses to more than " + std::to_string(cap) + " bytes");
+      out.resize(static_cast<size_t>(std::min<uint64_t>(out.size() * 2, cap + 1)));
+    }
+    ZSTD_outBuffer ob{out.data(), out.size(), produced};
+    last_ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
+    if (ZSTD_isError(last_ret))
+      return Fail(EBADMSG,
+                  std::string("zstd decompression failed: ") + ZSTD_getErrorName(last_ret));
+    const bool progress = ob.pos > produced;
+    produced = ob.pos;
+    if (produced > cap)
+      return Fail(EFBIG, "zstd data decompresses to more than " + std::to_string(cap) + " bytes");
+    if (in.pos == in.size && !progress && produced < out.size()) break;
+  }
+  if (last_ret != 0) return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
+  out.resize(produced);
+  if (expected_size && produced != *expected_size)
+    return Fail(EBADMSG, "zstd data decompresses to " + std::to_string(produced) +
+                             " bytes, not the declared " + std::to_string(*expected_size));
+  return out;
+}
+
+Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Digest& toc_digest,
+                                       const Digest& toc_json_digest, uint64_t uncompressed_size,
+                                       uint64_t data_end, const ZstdChunkedLimits& limits) {
+  if (toc_digest.empty() && toc_json_digest.empty())
+    return Fail(EBADMSG, "zstd:chunked TOC has no digest to verify it against");
+  if (!toc_digest.empty()) {
+    Digest got = Digest::Of(compressed_toc);
+    if (got != toc_digest)
+      return Fail(
+          EIO, "zstd:chunked TOC digest mismatch: got " + got.str() + ", want " + toc_digest.str());
+  }
+  HOIST_ASSIGN_OR_RETURN(
+      std::string json,
+      ZstdDecompressCapped(
+          compressed_toc, limits.max_toc_size,
+          uncompressed_size ? std::optional<uint64_t>(uncompressed_size) : std::nullopt));
+  if (!toc_json_digest.empty()) {
+    Digest got = Digest::Of(json);
+    if (got != toc_json_digest)
+      return Fail(EIO, "zstd:chunked TOC (stargz toc.digest) mismatch: got " + got.str() +
+                           ", want " + toc_json_digest.str());
+  }
+  HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJson(json, limits.toc));
+  // Producers that write endOffset (skopeo, containers/storage, hoist) give exact frame ranges;
+  // ctr-remote writes none and lays frames out like eStargz.
+  bool any_end = false;
+  for (const auto& r : toc.records) any_end |= r.has_end_offset;
+  const TocFlavor flavor = any_end ? TocFlavor::kZstdChunked : TocFlavor::kZstdChunkedStargzLayout;
+  HOIST_ASSIGN_OR_RETURN(std::vector<Entry> entries,
+                         FinishTocIndex(std::move(toc.records), flavor, data_end, limits.toc));
+  if (flavor == TocFlavor::kZstdChunkedStargzLayout) ApplyStargzLandmarks(entries);
+  LayerIndex index;
+  index.format = LayerFormat::kZstdChunked;
+  index.entries = std::move(entries);
+  return index;
+}
+
+Result<ZstdChunkedLayer> LoadZstdChunkedLayer(const BlobRangeReader& read, uint64_t blob_size,
+                                              const Digest& layer_digest,
+                                              const ZstdChunkedAnnotations& annotations,
+                                              const ZstdChunkedLimits& limits) {
+  ZstdChunkedLayer out;
+  const uint64_t tail_len = std::min<uint64_t>(kZstdChunkedFooterV2Size, blob_size);
+  HOIST_ASSIGN_OR_RETURN(std::string tail, read(blob_size - tail_len, tail_len));
+  if (tail.size() != tail_len) return Fail(EIO, "short read of the zstd:chunked footer");
+  HOIST_ASSIGN_OR_RETURN(out.footer, ParseZstdChunkedFooter(tail, blob_size));
+  BlobRange toc = annotations.toc.value_or(out.footer.toc);
+  const uint64_t footer_start = blob_size - out.footer.footer_size;
+  HOIST_RETURN_IF_ERROR(CheckRange(toc, footer_start, "TOC"));
+  if (toc.length > limits.max_toc_size)
+    return Fail(EFBIG, "zstd:chunked TOC of " + std::to_string(toc.length) +
+                           " compressed bytes is over the cap");
+  HOIST_ASSIGN_OR_RETURN(std::string compressed, read(toc.offset, toc.length));
+  if (compressed.size() != toc.length) return Fail(EIO, "short read of the zstd:chunked TOC");
+  HOIST_ASSIGN_OR_RETURN(
+      LayerIndex index,
+      ParseZstdChunkedToc(compressed, annotations.toc_digest, annotations.toc_json_digest,
+                          toc.uncompressed_length, toc.offset, limits));
+  index.layer_digest = layer_digest;
+  index.blob_size = blob_size;
+  out.index = std::move(index);
+  return out;
+}
+
+}  // namespace hoist
