@@ -56,9 +56,10 @@ class RegistryAuth {
   RegistryAuth(const RegistryAuth&) = delete;
   RegistryAuth& operator=(const RegistryAuth&) = delete;
 
-  // The Authorization header value for a request to `origin` ("https://host:443", see
-  // Url::Origin) of `registry` (the Reference::registry, used for the credential lookup)
-  // needing `scopes`; nullopt for anonymous access.
+  // The Authorization header value for a request to the registry whose base URL is `origin`
+  // ("https://host" or "http://host:port", no path) and whose Reference::registry is `registry`
+  // (the Reference::registry, used for the credential lookup) needing `scopes`; nullopt for
+  // anonymous access.
   [[nodiscard]] Result<std::optional<std::string>> Authorize(
       std::string_view origin, std::string_view registry, const std::vector<std::string>& scopes);
 

@@ -166,8 +166,9 @@ Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call,
 
 Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
   const auto start = clock_->Now();
+  const std::string base_url = BaseUrl(call.registry);
   std::string registry_origin;
-  if (auto base = Url::Parse(BaseUrl(call.registry))) registry_origin = base->Origin();
+  if (auto base = Url::Parse(base_url)) registry_origin = base->Origin();
   const RetryPolicy& policy = options_.retry;
 
   std::optional<std::string> auth;
@@ -185,7 +186,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
     HttpResponse head;
     Result<HttpResponse> result = HttpResponse{};
     if (!have_auth) {
-      auto a = auth_.Authorize(registry_origin, call.registry, call.scopes);
+      auto a = auth_.Authorize(base_url, call.registry, call.scopes);
       if (a) {
         auth = *a;
         have_auth = true;
@@ -215,8 +216,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
         if (refreshed) return Fail(StatusError(resp, call.what));
         refreshed = true;
         auto www = resp.Header("www-authenticate");
-        auto fresh =
-            auth_.Reauthorize(registry_origin, call.registry, call.scopes, www.value_or(""));
+        auto fresh = auth_.Reauthorize(base_url, call.registry, call.scopes, www.value_or(""));
         if (!fresh) {
           if (!IsTransientNetworkError(fresh.error()))
             return Fail(fresh.error().Context(call.what));
