@@ -29,6 +29,7 @@ Result<std::string> ZstdUpTo(std::string_view in_bytes, size_t want, bool* ended
     size_t before_in = in.pos, before_out = ob.pos;
     ret = ZSTD_decompressStream(d.get(), &ob, &in);
     if (ZSTD_isError(ret)) return Fail(EBADMSG, std::string("zstd: ") + ZSTD_getErrorName(ret));
+    if (ret == 0 && in.pos == in.size) break;  // every frame complete
     if (in.pos == before_in && ob.pos == before_out) break;
   }
   *ended_cleanly = ret == 0 && in.pos == in.size;

@@ -150,7 +150,6 @@ Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t c
   out.resize(static_cast<size_t>(std::min<uint64_t>(expected_size.value_or(64 << 10), cap) + 1));
   ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
   size_t produced = 0;
-  size_t last_ret = 0;
   while (true) {
     if (produced == out.size()) {
       if (out.size() > cap)
@@ -158,17 +157,18 @@ Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t c
       out.resize(static_cast<size_t>(std::min<uint64_t>(out.size() * 2, cap + 1)));
     }
     ZSTD_outBuffer ob{out.data(), out.size(), produced};
-    last_ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
-    if (ZSTD_isError(last_ret))
-      return Fail(EBADMSG,
-                  std::string("zstd decompression failed: ") + ZSTD_getErrorName(last_ret));
-    const bool progress = ob.pos > produced;
+    const size_t in_before = in.pos;
+    const size_t ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
+    if (ZSTD_isError(ret))
+      return Fail(EBADMSG, std::string("zstd decompression failed: ") + ZSTD_getErrorName(ret));
+    const bool progress = ob.pos > produced || in.pos > in_before;
     produced = ob.pos;
     if (produced > cap)
       return Fail(EFBIG, "zstd data decompresses to more than " + std::to_string(cap) + " bytes");
-    if (in.pos == in.size && !progress && produced < out.size()) break;
+    if (ret == 0 && in.pos == in.size) break;
+    if (!progress && produced < out.size())
+      return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
   }
-  if (last_ret != 0) return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
   out.resize(produced);
   if (expected_size && produced != *expected_size)
     return Fail(EBADMSG, "zstd data decompresses to " + std::to_string(produced) +
