@@ -54,8 +54,10 @@ struct BuildInode {
 // (parent node, name) -> node, open addressing with linear probing and tombstones.
 class ChildTable {
  public:
-  explicit ChildTable(const std::vector<Node>& nodes) : nodes_(nodes) {
-    slots_.assign(kMinCapacity, kEmpty);
+  ChildTable(const std::vector<Node>& nodes, size_t expected_nodes) : nodes_(nodes) {
+    size_t capacity = kMinCapacity;
+    while (capacity < expected_nodes * 2) capacity *= 2;
+    slots_.assign(capacity, kEmpty);
   }
 
   uint32_t Find(uint32_t parent, std::string_view name) const {
@@ -139,7 +141,10 @@ bool IsKnownType(EntryType type) {
 class TreeBuilder {
  public:
   explicit TreeBuilder(std::span<const std::shared_ptr<const LayerIndex>> layers)
-      : layers_(layers), table_(nodes_) {
+      : layers_(layers), table_(nodes_, ExpectedNodes(layers)) {
+    // Every entry adds at most one node and one inode (implicit parents are few in real images).
+    nodes_.reserve(ExpectedNodes(layers));
+    inodes_.reserve(ExpectedNodes(layers));
     nodes_.push_back(Node{.inode = 0, .is_dir = true});
     inodes_.push_back(BuildInode{});  // the root: synthesised until a layer lists ""
     live_nodes_ = 1;
@@ -180,6 +185,12 @@ class TreeBuilder {
   }
 
   Result<MergedTree> Freeze() const;
+
+  static size_t ExpectedNodes(std::span<const std::shared_ptr<const LayerIndex>> layers) {
+    size_t n = 1;
+    for (const auto& layer : layers) n += layer->entries.size();
+    return std::min(n, kMaxNodes);
+  }
 
  private:
   std::string LayerName(uint32_t l) const {

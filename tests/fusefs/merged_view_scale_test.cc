@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <string>
 
@@ -26,6 +28,13 @@ long ProcStatusKib(const std::string& key) {
     if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
   }
   return -1;
+}
+
+// CPU time of this process in ms (steadier than wall time on a loaded machine).
+double CpuMs() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 std::string FilePath(int d, int f) {
@@ -66,6 +75,14 @@ TEST(MergedViewScaleTest, HundredThousandFiles) {
   auto view = MergedView::Build({base, upper});
   auto built = std::chrono::steady_clock::now();
   ASSERT_TRUE(view) << view.error().message();
+  // The machine is shared: also report the best CPU time of a few more builds.
+  double best_ms = 1e9;
+  for (int i = 0; i < 3; ++i) {
+    double t0 = CpuMs();
+    auto again = MergedView::Build({base, upper});
+    best_ms = std::min(best_ms, CpuMs() - t0);
+    ASSERT_TRUE(again);
+  }
   long rss_view = ProcStatusKib("VmRSS");
   malloc_trim(0);  // give back the builder's freed scratch memory, as hoistfs may after a mount
   long rss_trimmed = ProcStatusKib("VmRSS");
@@ -95,10 +112,12 @@ TEST(MergedViewScaleTest, HundredThousandFiles) {
 
   auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   std::printf(
-      "[ scale ] %llu inodes: build %.1f ms, %zu path lookups %.1f ms (%.2f us each)\n"
+      "[ scale ] %llu inodes: build %.1f ms (best CPU time of 3 more: %.1f ms), %zu path lookups "
+      "%.1f ms (%.2f "
+      "us each)\n"
       "[ scale ] view memory %.2f MiB (%.1f bytes/inode); RSS: start %.1f MiB, +indexes "
       "%.1f MiB, +view %.1f MiB (%.1f MiB after malloc_trim); peak (VmHWM) %.1f MiB\n",
-      static_cast<unsigned long long>(view->inode_count()), ms(start, built), lookups,
+      static_cast<unsigned long long>(view->inode_count()), ms(start, built), best_ms, lookups,
       ms(built, looked_up), ms(built, looked_up) * 1000 / lookups, view->MemoryUsage() / 1048576.0,
       double(view->MemoryUsage()) / view->inode_count(), rss_start / 1024.0,
       (rss_indexes - rss_start) / 1024.0, (rss_view - rss_indexes) / 1024.0,

@@ -491,6 +491,9 @@ TEST(MergedViewTest, LayerConflictsAreErrors) {
   EXPECT_EQ(BuildError({Layer({File("", 0)})}), "22 layer 0: the root entry is not a directory");
   EXPECT_EQ(BuildError({Layer({File("x", 1)}), Layer({Whiteout("d/.wh.")})}),
             "22 layer 1: entry path \"d/.wh.\" is a bare whiteout \".wh.\"");
+  EXPECT_EQ(BuildError({Layer({File("x\ny", 1), File("x\ny/z", 1)})}),
+            "22 layer 0: entry \"x\\x0ay/z\": parent \"x\\x0ay\" is not a directory in this layer")
+      << "messages stay on one line";
   Entry weird = File("w", 1);
   weird.type = static_cast<EntryType>(42);
   EXPECT_EQ(BuildError({Layer({weird})}), "22 layer 0: entry \"w\" has unknown type 42");
