@@ -352,7 +352,7 @@ Result<std::vector<Entry>> FinishTocIndex(std::vector<TocRecord> records, TocFla
             } else {
               end = file_end_offset;
               for (size_t n = k + 1; n < last; ++n) {
-                if (records[n].has_offset && !records[n].zeros) {
+                if (records[n].has_offset) {
                   end = records[n].offset;
                   break;
                 }

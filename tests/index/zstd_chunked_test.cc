@@ -139,7 +139,7 @@ TEST(ZstdChunkedToc, ChunkRangesFromOffsets) {
   EXPECT_EQ(f.chunks[0].blob_offset, 10u);
   EXPECT_EQ(f.chunks[0].blob_length, 30u);
   EXPECT_EQ(f.chunks[1].blob_offset, 40u);
-  EXPECT_EQ(f.chunks[1].blob_length, 60u);  // the zeros chunk's offset does not end it? it does:
+  EXPECT_EQ(f.chunks[1].blob_length, 30u);  // ends where the next (zeros) frame starts
   EXPECT_EQ(f.chunks[2].encoding, ChunkEncoding::kZeros);
   EXPECT_EQ(idx->entries[2].link_name, "f");
 }

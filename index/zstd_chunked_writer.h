@@ -1,0 +1,68 @@
+// zstd:chunked writer: turns a tar stream into a zstd:chunked blob whose plain `zstd -d` output
+// is the source tar byte for byte (same diff_id), in one streaming pass with bounded memory.
+//
+// Output: [frame: tar metadata][frame: chunk]...[frame: metadata + trailer]
+//         [skippable: TOC frame][skippable: tar-split frame][skippable: 72-byte v2 footer]
+// - every non-empty file payload is cut into content-defined chunks (gear rolling hash, average
+//   ~options.chunk_target bytes, min target/4, max target*4); each chunk is its own zstd frame;
+// - runs of >= options.zero_run_min zero bytes inside a file become chunks of type "zeros"
+//   (still a zstd frame of zeros, so decompression stays exact; readers make holes);
+// - tar headers, pax data and padding between payloads go into the frames in between;
+// - the TOC lists every tar member (entries in tar order; chunk entries follow their file),
+//   with offset/endOffset for every chunk; paths in options.prefetch get "hoist.prefetch":true;
+// - the tar-split (JSON lines, tar-split format) lets a reader rebuild the exact tar.
+// See index/FORMATS.md.
+//
+// Memory: O(largest chunk + metadata of one member) for the data, plus the TOC and tar-split,
+// which grow with the number of entries. Each input byte is hashed once into the diff_id and
+// once into its file digest (and chunk digest for multi-chunk files).
+//
+// Errors: those of the TarReader (EBADMSG/EINVAL/ENOTSUP/...), of the callbacks (unchanged), EIO
+// from zstd. Thread-safety: one call per thread; callbacks are called from the calling thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/status.h"
+#include "index/byte_stream.h"
+#include "index/zstd_chunked.h"
+
+namespace hoist {
+
+struct ZstdChunkedWriterOptions {
+  int compression_level = 3;
+  uint64_t chunk_target = 256 << 10;  // average content-defined chunk size (power of two)
+  uint64_t zero_run_min = 1024;       // zero runs this long or longer become "zeros" chunks
+  std::vector<std::string> prefetch;  // cleaned paths to mark in the TOC (not reordered)
+  int threads = 1;                    // reserved: frames are compressed on the calling thread
+};
+
+struct ZstdChunkedWriteResult {
+  Digest blob_digest;  // sha256 of the blob written
+  uint64_t blob_size = 0;
+  Digest diff_id;  // sha256 of the tar read
+  uint64_t tar_size = 0;
+  Digest toc_digest;  // sha256 of the compressed TOC frame (manifest-checksum)
+  BlobRange toc;
+  BlobRange tar_split;
+  Digest tar_split_digest;  // sha256 of the compressed tar-split frame
+  uint64_t entries = 0;
+  uint64_t chunks = 0;
+  // io.github.containers.zstd-chunked.{manifest-checksum,manifest-position,tarsplit-position}
+  std::map<std::string, std::string> annotations;
+};
+
+[[nodiscard]] Result<ZstdChunkedWriteResult> WriteZstdChunked(
+    ReadCallback tar, WriteCallback sink, const ZstdChunkedWriterOptions& options = {});
+
+// RFC 3339 with nanoseconds when non-zero ("2006-01-02T15:04:05.5Z"). Exposed for tests.
+std::string FormatRfc3339(int64_t sec, uint32_t nsec);
+
+// CRC-64/ISO as tar-split stores it (Go hash/crc64 ISO table). Exposed for tests.
+uint64_t Crc64Iso(uint64_t crc, const void* data, size_t size);
+
+}  // namespace hoist
