@@ -126,6 +126,7 @@ std::chrono::milliseconds RegistryCore::RetryDelay(int retry, const HttpResponse
 
 Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call,
                                            const std::optional<std::string>& auth,
+                                           std::chrono::milliseconds timeout,
                                            std::string* final_url, HttpResponse* head) {
   std::string registry_origin;
   if (auto base = Url::Parse(BaseUrl(call.registry))) registry_origin = base->Origin();
@@ -143,7 +144,7 @@ Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call,
     if (auth && parsed.Origin() == registry_origin)
       req.headers.emplace_back("Authorization", *auth);
     req.body = body;
-    req.timeout = call.timeout.count() > 0 ? call.timeout : options_.request_timeout;
+    req.timeout = timeout;
     req.body_sink = call.sink;
     req.on_head = [&call, head](const HttpResponse& h) -> Status {
       *head = h;
@@ -196,7 +197,19 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
         failure = a.error();
       }
     }
-    if (!failure) result = Attempt(call, auth, &call.final_url, &head);
+    if (!failure) {
+      // Small requests never outlast the retry budget; whole-blob transfers set their own bound.
+      std::chrono::milliseconds timeout = call.timeout;
+      if (timeout.count() == 0) {
+        timeout = options_.request_timeout;
+        if (policy.total_budget.count() > 0) {
+          auto left = policy.total_budget -
+                      std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Now() - start);
+          timeout = std::min(timeout, std::max(left, std::chrono::milliseconds(1000)));
+        }
+      }
+      result = Attempt(call, auth, timeout, &call.final_url, &head);
+    }
     if (failure) {
       // fall through to the retry decision below
     } else if (!result) {
@@ -221,6 +234,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
           if (!IsTransientNetworkError(fresh.error()))
             return Fail(fresh.error().Context(call.what));
           failure = fresh.error();
+          refreshed = false;  // the refresh itself failed: try it again after the backoff
         } else {
           auth = *fresh;
           --attempt;  // a token refresh is not a failed attempt

@@ -77,7 +77,8 @@ class RegistryCore {
 
  private:
   Result<HttpResponse> Attempt(RegistryCall& call, const std::optional<std::string>& auth,
-                               std::string* final_url, HttpResponse* head);
+                               std::chrono::milliseconds timeout, std::string* final_url,
+                               HttpResponse* head);
   std::chrono::milliseconds RetryDelay(int retry, const HttpResponse* response);
 
   std::shared_ptr<HttpTransport> transport_;
