@@ -52,9 +52,10 @@ class ChunkSource {
   // The view stays valid until the next call.
   std::pair<Digest, std::string_view> Next() {
     double lo = std::log(static_cast<double>(min_)), hi = std::log(static_cast<double>(max_));
-    size_t size = min_ == max_ ? min_
-                               : static_cast<size_t>(std::exp(
-                                     lo + (hi - lo) * std::uniform_real_distribution<>(0, 1)(rng_)));
+    size_t size =
+        min_ == max_ ? min_
+                     : static_cast<size_t>(
+                           std::exp(lo + (hi - lo) * std::uniform_real_distribution<>(0, 1)(rng_)));
     size_t off = rng_() % 4096;
     uint64_t id = ++counter_ ^ (static_cast<uint64_t>(rng_()) << 32);
     std::memcpy(pool_.data() + off, &id, sizeof(id));

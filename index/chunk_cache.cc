@@ -266,7 +266,8 @@ void ChunkCache::Enqueue(Op op, bool wake) {
     std::lock_guard lock(mu_);
     if (op.kind == OpKind::kTouch) {
       ++queued_touches_;
-      wake = wake || queued_touches_ >= kMaxQueuedTouches;
+      // The first touch lets an idle writer arm its flush timer; a full buffer flushes now.
+      wake = wake || queued_touches_ == 1 || queued_touches_ >= kMaxQueuedTouches;
     }
     queue_.push_back(std::move(op));
   }
@@ -292,22 +293,38 @@ Result<std::optional<std::string>> ChunkCache::Get(const Digest& digest) {
     return std::optional<std::string>(*queued);
   }
   std::string out;
-  HOIST_ASSIGN_OR_RETURN(Lookup l, LookupAndCopy(
-                                       key, [&](uint64_t size) { out.resize(size); },
-                                       [&](uint64_t pos, std::string_view s) {
-                                         std::memcpy(out.data() + pos, s.data(), s.size());
-                                       }));
-  if (l == Lookup::kHit) {
+  Lookup l = Settle(digest, key,
+                    LookupAndCopy(
+                        key, [&](uint64_t size) { out.resize(size); },
+                        [&](uint64_t pos, std::string_view s) {
+                          std::memcpy(out.data() + pos, s.data(), s.size());
+                        }));
+  if (l != Lookup::kHit) return std::optional<std::string>();
+  return std::optional<std::string>(std::move(out));
+}
+
+ChunkCache::Lookup ChunkCache::Settle(const Digest& digest, const std::string& key,
+                                      Result<Lookup> result) {
+  if (!result) {
+    // The cache is an optimisation: a store that cannot be read is a miss (the caller fetches),
+    // counted and logged, never an error for the reader.
+    read_errors_.fetch_add(1, std::memory_order_relaxed);
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    HOIST_LOG(kWarning) << "chunk cache " << env_->dir() << ": reading " << digest.str() << ": "
+                        << result.error().message();
+    return Lookup::kMiss;
+  }
+  if (*result == Lookup::kHit) {
     RecordHit(key);
-    return std::optional<std::string>(std::move(out));
+    return Lookup::kHit;
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
-  if (l == Lookup::kCorrupt) {
+  if (*result == Lookup::kCorrupt) {
     corrupt_.fetch_add(1, std::memory_order_relaxed);
     HOIST_LOG(kWarning) << "chunk " << digest.str() << " failed its cache checksum; dropping it";
     Enqueue(Op{OpKind::kDropIfCorrupt, key, nullptr}, true);
   }
-  return std::optional<std::string>();
+  return *result;
 }
 
 Result<std::optional<size_t>> ChunkCache::Read(const Digest& digest, uint64_t offset,
@@ -334,21 +351,12 @@ Result<std::optional<size_t>> ChunkCache::Read(const Digest& digest, uint64_t of
     RecordHit(key);
     return std::optional<size_t>(copied);
   }
-  HOIST_ASSIGN_OR_RETURN(
-      Lookup l, LookupAndCopy(
-                    key, [](uint64_t) {},
-                    [&](uint64_t pos, std::string_view s) { copy_slice(pos, s, &copied); }));
-  if (l == Lookup::kHit) {
-    RecordHit(key);
-    return std::optional<size_t>(copied);
-  }
-  misses_.fetch_add(1, std::memory_order_relaxed);
-  if (l == Lookup::kCorrupt) {
-    corrupt_.fetch_add(1, std::memory_order_relaxed);
-    HOIST_LOG(kWarning) << "chunk " << digest.str() << " failed its cache checksum; dropping it";
-    Enqueue(Op{OpKind::kDropIfCorrupt, key, nullptr}, true);
-  }
-  return std::optional<size_t>();
+  Lookup l = Settle(digest, key,
+                    LookupAndCopy(
+                        key, [](uint64_t) {},
+                        [&](uint64_t pos, std::string_view s) { copy_slice(pos, s, &copied); }));
+  if (l != Lookup::kHit) return std::optional<size_t>();
+  return std::optional<size_t>(copied);
 }
 
 Result<bool> ChunkCache::Contains(const Digest& digest) {
@@ -722,6 +730,7 @@ Result<ChunkCacheStats> ChunkCache::Stats() const {
   s.dedup = dedup_.load();
   s.dropped = dropped_.load();
   s.map_full_retries = map_full_retries_.load();
+  s.read_errors = read_errors_.load();
   s.batches = batches_.load();
   {
     std::lock_guard lock(mu_);

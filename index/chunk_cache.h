@@ -81,6 +81,7 @@ struct ChunkCacheStats {
   uint64_t dedup = 0;    // puts of a chunk already stored
   uint64_t dropped = 0;  // puts given up (larger than the cache, or a store error)
   uint64_t map_full_retries = 0;
+  uint64_t read_errors = 0;    // lookups that failed in LMDB, served as misses
   uint64_t batches = 0;        // write txns committed by the writer thread
   uint64_t pending_bytes = 0;  // queued, not yet committed
 };
@@ -102,12 +103,12 @@ class ChunkCache {
   ChunkCache(const ChunkCache&) = delete;
   ChunkCache& operator=(const ChunkCache&) = delete;
 
-  // The whole chunk, or nullopt on a miss (absent, or found corrupt and dropped).
-  // Errors: only an unusable store (EIO, EAGAIN); never ENOSPC.
+  // The whole chunk, or nullopt on a miss (absent; found corrupt and dropped; or the store could
+  // not be read, which is logged and counted in read_errors). Errors: EINVAL (empty digest) only.
   [[nodiscard]] Result<std::optional<std::string>> Get(const Digest& digest);
   // Copies bytes [offset, offset + out.size()) of the chunk (clipped to its size) into `out`,
   // after checking the checksum of the whole chunk, with one copy out of LMDB's map. Returns the
-  // bytes copied, or nullopt on a miss.
+  // bytes copied, or nullopt on a miss (as for Get). Errors: EINVAL (empty digest) only.
   [[nodiscard]] Result<std::optional<size_t>> Read(const Digest& digest, uint64_t offset,
                                                    std::span<char> out);
   // Whether the chunk is stored or queued (no checksum check, no LRU update).
@@ -159,6 +160,8 @@ class ChunkCache {
   Result<Lookup> LookupAndCopy(const std::string& key,
                                const std::function<void(uint64_t size)>& on_size,
                                const std::function<void(uint64_t pos, std::string_view)>& copy);
+  // Counts the outcome of a lookup; a store error becomes a miss.
+  Lookup Settle(const Digest& digest, const std::string& key, Result<Lookup> result);
   void RecordHit(const std::string& key);
 
   const LmdbEnv* env_;
@@ -176,7 +179,7 @@ class ChunkCache {
   bool stop_ = false;                                                            // GUARDED_BY(mu_)
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, corrupt_{0}, puts_{0}, dedup_{0}, dropped_{0},
-      map_full_retries_{0}, batches_{0};
+      map_full_retries_{0}, batches_{0}, read_errors_{0};
 
   std::thread writer_;  // last: started after everything above is initialised
 };

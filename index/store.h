@@ -49,7 +49,9 @@ struct StoreOptions {
   // 0: max(2 * quota + 256 MiB, 1 GiB). The data file grows only as pages are used; the map is
   // only address space. It is fixed for the life of the process.
   uint64_t map_size = 0;
-  unsigned max_readers = 510;
+  // Reader slots in the lock file (fixed by the first process that creates it): one per
+  // concurrent read in every process.
+  unsigned max_readers = 4096;
 };
 
 struct StoreStats {

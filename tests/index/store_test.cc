@@ -362,6 +362,62 @@ TEST_P(ChunkCacheTest, QuotaSmallerThanWorkingSetWithConcurrentReaders) {
   EXPECT_TRUE(store->Check(true)) << store->Check(true).error().message();
 }
 
+TEST_P(ChunkCacheTest, HitsAreWrittenInBatchesNotPerRead) {
+  TempDir dir;
+  StoreOptions o = Options(64 << 20);
+  o.cache.access_flush_interval = std::chrono::milliseconds(300);
+  auto store = OpenOrDie(dir.path(), o);
+  ChunkCache& cache = store->chunks();
+  std::string a = ChunkBody(1, 3000), b = ChunkBody(2, 3000);
+  ASSERT_TRUE(cache.Put(Digest::Of(a), a));
+  ASSERT_TRUE(cache.Put(Digest::Of(b), b));
+  ASSERT_TRUE(cache.Flush());
+  uint64_t batches = cache.Stats()->batches;
+  auto order = [&] {
+    std::vector<Digest> out;
+    auto list = cache.List();
+    EXPECT_TRUE(list);
+    for (const ChunkInfo& c : *list) out.push_back(c.digest);
+    return out;
+  };
+  EXPECT_EQ(order(), (std::vector<Digest>{Digest::Of(a), Digest::Of(b)}));
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(cache.Get(Digest::Of(a))->has_value());
+  // No write txn yet: the hits are only recorded in memory.
+  EXPECT_EQ(cache.Stats()->batches, batches);
+  EXPECT_EQ(order(), (std::vector<Digest>{Digest::Of(a), Digest::Of(b)}));
+  // After the flush interval, one txn records them all.
+  for (int i = 0; i < 50 && cache.Stats()->batches == batches; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(cache.Stats()->batches, batches + 1);
+  EXPECT_EQ(order(), (std::vector<Digest>{Digest::Of(b), Digest::Of(a)}));
+  EXPECT_EQ(cache.Stats()->hits, 100u);
+}
+
+TEST_P(ChunkCacheTest, CorruptLayerIndexRecordIsAnErrorNotACrash) {
+  TempDir dir;
+  LayerIndex index = SampleIndex(Digest::Of("layer-c"));
+  for (int i = 0; i < 40; ++i) index.entries.push_back(index.entries[1]);  // > 2 KB: own pages
+  index.entries.back().path = "unique/marker/path/for/the/test";
+  {
+    auto store = OpenOrDie(dir.path(), Options(64 << 20));
+    ASSERT_TRUE(store->PutLayerIndex(index));
+  }
+  FlipBitInDataFile(dir.path(), "unique/marker/path/for/the/test", 3);
+  auto store = OpenOrDie(dir.path(), Options(64 << 20));
+  auto got = store->GetLayerIndex(index.layer_digest);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), EIO);
+  EXPECT_EQ(got.error().message(), "layer " + index.layer_digest.str() +
+                                       ": corrupt layer index record: checksum mismatch");
+  Status check = store->Check(false);
+  ASSERT_FALSE(check);
+  EXPECT_EQ(check.error().code(), EIO);
+  EXPECT_EQ(*store->DeleteLayerIndex(index.layer_digest), true);
+  ASSERT_TRUE(store->PutLayerIndex(index));
+  EXPECT_TRUE(store->GetLayerIndex(index.layer_digest)->has_value());
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, ChunkCacheTest, ::testing::Values(0u, 65536u),
                          [](const auto& info) {
                            return info.param == 0 ? std::string("WholeValue")
