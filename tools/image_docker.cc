@@ -114,13 +114,13 @@ class DockerSource : public ImageSource {
 
   Result<RawManifest> TopManifest() override {
     HOIST_ASSIGN_OR_RETURN(ManifestBytes m, client_->GetManifest(ref_));
-    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType(m.bytes, m.media_type));
+    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType(m.media_type, m.bytes));
     return RawManifest{std::move(m.bytes), std::move(type), m.digest};
   }
 
   Result<RawManifest> Manifest(const Digest& digest) override {
     HOIST_ASSIGN_OR_RETURN(ManifestBytes m, client_->GetManifest(ref_.WithDigest(digest)));
-    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType(m.bytes, m.media_type));
+    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType(m.media_type, m.bytes));
     return RawManifest{std::move(m.bytes), std::move(type), m.digest};
   }
 

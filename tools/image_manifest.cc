@@ -77,28 +77,6 @@ bool IsLayerMediaType(std::string_view t) {
          t == "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 }
 
-Result<std::string> ManifestMediaType(std::string_view bytes, std::string_view reported) {
-  HOIST_ASSIGN_OR_RETURN(Document doc, ParseJson(bytes, "manifest"));
-  std::string body = GetString(doc, "mediaType");
-  std::string type(reported);
-  if (auto semi = type.find(';'); semi != std::string::npos) type.resize(semi);
-  if (type.empty() || type == "application/json" || type == "application/octet-stream") {
-    type = body;
-  }
-  if (type.empty()) {
-    if (doc.HasMember("manifests")) return std::string(kMediaTypeOciIndex);
-    if (doc.HasMember("layers")) return std::string(kMediaTypeOciManifest);
-  }
-  if (!body.empty() && body != type) {
-    return Fail(EINVAL, "manifest mediaType \"" + body + "\" does not match its content type \"" +
-                            type + "\"");
-  }
-  if (!IsIndexMediaType(type) && !IsManifestMediaType(type)) {
-    return Fail(EINVAL, "not an image: manifest media type \"" + type + "\"");
-  }
-  return type;
-}
-
 Result<ImageManifest> ParseContainerImageManifest(std::string_view bytes,
                                                   std::string_view media_type) {
   HOIST_ASSIGN_OR_RETURN(ImageManifest m, ParseImageManifest(bytes, media_type));

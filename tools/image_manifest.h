@@ -36,11 +36,6 @@ inline constexpr std::string_view kOldTocChecksumKey =
 // tar, tar+gzip, tar+zstd in OCI or Docker spelling (not foreign layers).
 bool IsLayerMediaType(std::string_view media_type);
 
-// The media type of a manifest or index: `reported` (parameters dropped), or the body's
-// "mediaType", or (OCI allows it to be absent) guessed from "manifests" vs "layers". EINVAL if
-// it is neither an image manifest nor an index ("not an image: ...").
-Result<std::string> ManifestMediaType(std::string_view bytes, std::string_view reported);
-
 // Parses an image manifest and rejects what is not a container image: a config media type
 // that is not an image config, a layer that is not a tar layer (EINVAL, naming it).
 Result<ImageManifest> ParseContainerImageManifest(std::string_view bytes,

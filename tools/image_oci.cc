@@ -69,7 +69,7 @@ class OciSource : public ImageSource {
                                        : "no image tagged \"" + tag_ + "\" in " + dir_);
     }
     HOIST_ASSIGN_OR_RETURN(RawManifest m, Manifest(found->digest));
-    HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(m.bytes, found->media_type));
+    HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(found->media_type, m.bytes));
     return m;
   }
 
@@ -78,7 +78,7 @@ class OciSource : public ImageSource {
     b.digest = digest;
     b.size = -1;
     HOIST_ASSIGN_OR_RETURN(std::string bytes, ReadBlob(b));
-    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType(bytes, ""));
+    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", bytes));
     return RawManifest{std::move(bytes), std::move(type), digest};
   }
 
