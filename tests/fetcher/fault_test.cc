@@ -334,6 +334,61 @@ TEST_F(FaultTest, BasicAuthAndCredentialsOnTokenRequest) {
   EXPECT_EQ(*tags, (std::vector<std::string>{"a", "b"}));
 }
 
+TEST_F(FaultTest, IdentityTokenUsesOAuthPostAndFallsBackToGet) {
+  auto creds =
+      std::make_shared<StaticCredentialStore>(std::map<std::string, Credential, std::less<>>{
+          {"reg.io", Credential{.identity_token = "refresh-1"}}});
+  bool oauth_supported = true;
+  auto handler = [&](const RecordedRequest& r) -> FakeReply {
+    if (r.method == "POST" && r.url == "https://auth.io/token") {
+      if (!oauth_supported) return {404, {}, ""};
+      if (r.Header("Content-Type") != "application/x-www-form-urlencoded") return {400, {}, ""};
+      int n = ++registry_.tokens_issued;
+      return {200, {}, R"({"access_token":"t)" + std::to_string(n) + R"(","expires_in":300})"};
+    }
+    if (r.url == "https://reg.io/v2/lib/x/tags/list") return {200, {}, R"({"tags":["a"]})"};
+    return registry_.Handle(r);
+  };
+  transport_ = std::make_shared<FakeTransport>(handler);
+  client_ = std::make_unique<RegistryClient>(transport_, creds, options_);
+  registry_.route = nullptr;
+  ASSERT_TRUE(Client().ListTags(repo_));
+  auto posts = transport_->RequestsTo("https://auth.io/token");
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].method, "POST");
+  EXPECT_EQ(posts[0].body,
+            "grant_type=refresh_token&refresh_token=refresh-1&service=reg.io&client_id=hoist&"
+            "scope=repository%3Alib%2Fx%3Apull");
+  // A token server without OAuth2 (404): GET instead.
+  oauth_supported = false;
+  client_ = std::make_unique<RegistryClient>(transport_, creds, options_);
+  ASSERT_TRUE(Client().ListTags(repo_));
+  auto all = transport_->RequestsTo("https://auth.io/token");
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[1].method, "POST");
+  EXPECT_EQ(all[2].method, "GET");
+}
+
+TEST_F(FaultTest, InsufficientScopeWidensTheTokenScopes) {
+  registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
+    if (r.url != "https://reg.io/v2/lib/x/tags/list") return std::nullopt;
+    // Only the second token (asked with the extra scope) is good enough.
+    if (r.Header("Authorization") == "Bearer t1") {
+      return FakeReply{
+          401,
+          {{"WWW-Authenticate",
+            R"(Bearer realm="https://auth.io/token",service="reg.io",scope="repository:lib/x:pull,extra",error="insufficient_scope")"}},
+          ""};
+    }
+    return FakeReply{200, {}, R"({"tags":[]})"};
+  };
+  ASSERT_TRUE(Client().ListTags(repo_));
+  auto tokens = transport_->RequestsTo("https://auth.io/token");
+  ASSERT_EQ(tokens.size(), 2u);
+  EXPECT_NE(tokens[1].url.find("scope=repository%3Alib%2Fx%3Apull%2Cextra"), std::string::npos)
+      << tokens[1].url;
+}
+
 TEST_F(FaultTest, RangeAnsweredWith200IsSkippedToOffset) {
   registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
     if (!r.url.starts_with(BlobUrl(Digest::Of(Blob())))) return std::nullopt;
