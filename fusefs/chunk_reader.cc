@@ -2,12 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <utility>
 
 #include "base/log.h"
-#include "fusefs/chunk_decode.h"
 #include "fusefs/stream_layer.h"
+#include "index/chunk_codec.h"
 
 namespace hoist {
 namespace {
@@ -33,6 +34,11 @@ size_t FindChunk(const std::vector<Chunk>& chunks, uint64_t pos) {
 }
 
 }  // namespace
+
+std::string DescribeChunk(const Chunk& chunk) {
+  std::string d = chunk.digest.empty() ? std::string("(no digest)") : chunk.digest.str();
+  return "chunk " + d + " (blob range " + RangeText(chunk.blob_offset, chunk.blob_length) + ")";
+}
 
 bool NeedsStreamFetch(const Chunk& chunk) {
   return chunk.encoding == ChunkEncoding::kStream ||
@@ -107,14 +113,18 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
   };
   std::vector<StreamPart> stream_parts;
 
+  // A bad index stops the walk, but flights this read leads are still dispatched (never left
+  // dangling for other readers).
+  std::optional<Error> index_error;
   size_t i = FindChunk(entry.chunks, offset);
   uint64_t pos = offset;
   size_t last_chunk = i;
   while (pos < end) {
     if (i >= entry.chunks.size() || entry.chunks[i].file_offset > pos ||
         entry.chunks[i].file_offset + entry.chunks[i].size <= pos) {
-      return fail(Error(EIO, "the layer index has no chunk covering offset " + std::to_string(pos) +
-                                 " of layer " + layer.layer_digest.str()));
+      index_error = Error(EIO, "the layer index has no chunk covering offset " +
+                                   std::to_string(pos) + " of layer " + layer.layer_digest.str());
+      break;
     }
     const Chunk& c = entry.chunks[i];
     const uint64_t in_chunk = pos - c.file_offset;
@@ -133,7 +143,12 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
       continue;
     }
     if (c.digest.empty()) {
-      return fail(Error(EIO, DescribeChunk(c) + ": no digest; refusing to serve"));
+      index_error = Error(EIO, DescribeChunk(c) + ": no digest; refusing to serve");
+      break;
+    }
+    if (auto bounds = CheckChunkBounds(c); !bounds) {
+      index_error = bounds.error();
+      break;
     }
     auto hit = cache_->Read(c.digest, in_chunk, dst);
     if (!hit) {
@@ -150,7 +165,8 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
   }
 
   // Read-ahead: the next chunks of the file, fetched in the same requests where adjacent.
-  auto [ra_begin, ra_end] = ReadaheadWindow(entry, offset, end);
+  auto [ra_begin, ra_end] =
+      index_error ? std::pair<uint64_t, uint64_t>{0, 0} : ReadaheadWindow(entry, offset, end);
   if (ra_end > ra_begin) {
     for (size_t k = last_chunk + 1; k < entry.chunks.size(); ++k) {
       const Chunk& c = entry.chunks[k];
@@ -166,6 +182,7 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
     }
   }
   if (!leaders.empty()) Dispatch(layer.layer_digest, std::move(leaders));
+  if (index_error) return fail(*index_error);
 
   // Unconverted layers: wait for the background full fetch to cover the range.
   for (const StreamPart& p : stream_parts) {
@@ -242,6 +259,17 @@ void ChunkReader::Dispatch(const Digest& blob, std::vector<Chunk> leaders) {
   }
 }
 
+Status ChunkReader::CheckChunkBounds(const Chunk& c) const {
+  // Compressed data may exceed its content a little (incompressible frames), never by much.
+  const uint64_t max_blob = options_.max_chunk_size + options_.max_chunk_size / 8 + 4096;
+  if (c.size > options_.max_chunk_size || c.blob_length > max_blob) {
+    return Fail(EIO, DescribeChunk(c) + ": " + std::to_string(c.size) + " bytes (" +
+                         std::to_string(c.blob_length) + " in the blob) exceed the chunk cap of " +
+                         std::to_string(options_.max_chunk_size));
+  }
+  return Ok();
+}
+
 Result<std::string> ChunkReader::Refetch(const Digest& blob, const Chunk& chunk, const Error& first,
                                          bool prefetch) {
   stats_->RecordDigestMismatch();
@@ -255,7 +283,7 @@ Result<std::string> ChunkReader::Refetch(const Digest& blob, const Chunk& chunk,
     return Fail(
         data.error().Context("refetching " + DescribeChunk(chunk) + " of blob " + blob.str()));
   }
-  auto bytes = DecodeAndVerifyChunk(chunk, *data, options_.max_chunk_size);
+  auto bytes = DecodeAndVerifyChunkBytes(chunk, *data, options_.max_chunk_size);
   if (!bytes) {
     stats_->RecordDigestMismatch();
     std::string msg = "blob " + blob.str() + ": " + bytes.error().message() +
@@ -294,7 +322,7 @@ Status ChunkReader::FetchGroup(const Digest& blob, const std::vector<Chunk>& gro
   Status first_error = Ok();
   for (const Chunk& c : group) {
     std::string_view slice = std::string_view(*data).substr(c.blob_offset - start, c.blob_length);
-    auto bytes = DecodeAndVerifyChunk(c, slice, options_.max_chunk_size);
+    auto bytes = DecodeAndVerifyChunkBytes(c, slice, options_.max_chunk_size);
     if (!bytes) bytes = Refetch(blob, c, bytes.error(), prefetch);
     if (!bytes) {
       if (first_error) first_error = Fail(bytes.error());
@@ -318,8 +346,13 @@ Status ChunkReader::FetchForPrefetch(const Digest& blob, const std::vector<Chunk
   const auto deadline = Clock::now() + options_.timeout;
   std::vector<Chunk> leaders;
   std::vector<std::pair<const Chunk*, Flights::Future>> waits;
+  Status first_error = Ok();
   for (const Chunk& c : chunks) {
     if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) continue;
+    if (auto bounds = CheckChunkBounds(c); !bounds) {
+      if (first_error) first_error = Fail(bounds.error());
+      continue;
+    }
     Flights::Joined j = flights_.Join(c.digest.str());
     if (j.leader) {
       leaders.push_back(c);
@@ -327,7 +360,6 @@ Status ChunkReader::FetchForPrefetch(const Digest& blob, const std::vector<Chunk
       waits.emplace_back(&c, std::move(j.future));
     }
   }
-  Status first_error = Ok();
   if (!leaders.empty()) {
     auto groups = CoalesceChunks(std::move(leaders), options_.max_coalesce_gap,
                                  std::max(options_.max_request_bytes, uint64_t{1}));

@@ -10,7 +10,7 @@
 //      For sequential access within a file (a read starting at 0 or where the previous read of
 //      that file ended) the next readahead_bytes of the file are fetched in the same requests.
 //      Groups run on a FetchPool (fetch_threads requests in flight at once).
-//   4. Each fetched chunk is decoded (chunk_decode.h) and its sha256 checked against the chunk
+//   4. Each fetched chunk is decoded (index/chunk_codec.h) and its sha256 checked against the chunk
 //      digest; only then is it Put into the cache (a memory queue, committed by the cache's
 //      writer thread) and handed to the waiters. A chunk that fails is refetched once, alone; if
 //      it fails again the read fails with EIO and a log line naming the chunk, the blob and the
@@ -84,6 +84,9 @@ using ChunkBytes = std::shared_ptr<const std::string>;
 std::vector<std::vector<Chunk>> CoalesceChunks(std::vector<Chunk> chunks, uint64_t max_gap,
                                                uint64_t max_bytes);
 
+// "chunk sha256:... (blob range [a, b))" for messages.
+std::string DescribeChunk(const Chunk& chunk);
+
 // Whether a chunk can only be served from the layer's full fetch (kStream; kRaw w/o digest).
 bool NeedsStreamFetch(const Chunk& chunk);
 
@@ -120,6 +123,8 @@ class ChunkReader {
   // Refetches one chunk alone after a failed verification; the verified bytes or EIO.
   Result<std::string> Refetch(const Digest& blob, const Chunk& chunk, const Error& first,
                               bool prefetch);
+  // EIO for a chunk whose declared sizes exceed max_chunk_size (checked before fetching).
+  Status CheckChunkBounds(const Chunk& c) const;
   // Queues the groups on the pool.
   void Dispatch(const Digest& blob, std::vector<Chunk> leaders);
   // Read-ahead decision for `entry`: returns the [begin, end) file range to fetch ahead.

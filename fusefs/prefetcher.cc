@@ -166,9 +166,16 @@ void Prefetcher::Run() {
   }
   std::vector<StreamLayer*> streams;
   std::vector<uint64_t> stream_bytes;
-  if (options_.mode == PrefetchMode::kAll && reader_->streams() != nullptr) {
+  if (reader_->streams() != nullptr) {
     for (const auto& layer : layers_) {
       if (!IsStreamFormat(layer->format)) continue;
+      // Priority mode fetches an unconverted layer only if it holds a marked file (it cannot
+      // fetch part of one).
+      if (options_.mode == PrefetchMode::kPriority &&
+          std::none_of(layer->entries.begin(), layer->entries.end(),
+                       [](const Entry& e) { return e.prefetch; })) {
+        continue;
+      }
       uint64_t bytes = 0;
       for (const Entry& e : layer->entries) {
         for (const Chunk& c : e.chunks) {

@@ -4,8 +4,10 @@
 //      short read txn each) to set MountStats image_bytes / local_bytes;
 //   2. priority: the chunks of entries marked Entry::prefetch (the TOC marks that
 //      `--prefetch-list` writes), layer by layer, in index order;
-//   3. all (mode kAll only): every other chunk of the image, in blob order per layer, and the
-//      full fetch of every unconverted (stream) layer.
+//   3. all (mode kAll only): every other chunk of the image, in blob order per layer.
+// Unconverted (stream) layers are fetched whole (StreamLayer::Start) in mode kAll, and in mode
+// kPriority when they hold a marked entry; their full fetch is not bandwidth-capped (reads may
+// be waiting on it).
 // Missing chunks are coalesced like on-demand ones (CoalesceChunks) and fetched through
 // ChunkReader::FetchForPrefetch in the prefetcher's own thread, so they share single-flight with
 // on-demand reads but never queue on the on-demand pool. Before each request the prefetcher takes

@@ -22,7 +22,6 @@
 #include "base/digest.h"
 #include "base/file_util.h"
 #include "fetcher/blob_source.h"
-#include "fusefs/chunk_decode.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/mount_stats.h"
 #include "fusefs/prefetcher.h"
@@ -299,41 +298,6 @@ ChunkReaderOptions NoReadahead() {
   ChunkReaderOptions o;
   o.readahead_bytes = 0;
   return o;
-}
-
-TEST(ChunkDecodeTest, ZstdGzipRawZerosAndBombs) {
-  std::string data = RandomBytes(5000, 1);
-  Chunk c{.size = 5000, .digest = Digest::Of(data)};
-  std::string frame = ZstdFrame(data);
-  c.blob_length = frame.size();
-  auto got = DecodeAndVerifyChunk(c, frame, 1 << 20);
-  ASSERT_TRUE(got) << got.error().message();
-  EXPECT_EQ(*got, data);
-  // Declared smaller than it decodes: refused, not truncated.
-  Chunk small = c;
-  small.size = 4000;
-  auto bomb = DecodeChunk(small, frame, 1 << 20);
-  ASSERT_FALSE(bomb);
-  EXPECT_EQ(bomb.error().code(), EIO);
-  EXPECT_NE(bomb.error().message().find("decodes to more than 4000 bytes"), std::string::npos);
-  // Over the cap: EFBIG before any decoding.
-  EXPECT_EQ(DecodeChunk(c, frame, 4999).error().code(), EFBIG);
-  // gzip with an inner offset.
-  Chunk g{.size = 1000, .inner_offset = 300, .encoding = ChunkEncoding::kGzipMember};
-  g.digest = Digest::Of(std::string_view(data).substr(300, 1000));
-  auto gz = DecodeAndVerifyChunk(g, Gzip(data), 1 << 20);
-  ASSERT_TRUE(gz) << gz.error().message();
-  EXPECT_EQ(*gz, data.substr(300, 1000));
-  // Wrong digest.
-  Chunk bad = c;
-  bad.digest = Digest::Of("other");
-  auto mismatch = DecodeAndVerifyChunk(bad, frame, 1 << 20);
-  ASSERT_FALSE(mismatch);
-  EXPECT_NE(mismatch.error().message().find("digest mismatch"), std::string::npos);
-  // Zeros need no digest; other encodings do.
-  EXPECT_EQ(*DecodeAndVerifyChunk(Chunk{.size = 3, .encoding = ChunkEncoding::kZeros}, "", 10),
-            std::string(3, '\0'));
-  EXPECT_FALSE(VerifyChunk(Chunk{.size = 3, .encoding = ChunkEncoding::kRaw}, "abc"));
 }
 
 TEST(CoalesceTest, AdjacentGapAndLimit) {
@@ -718,6 +682,43 @@ TEST_F(ReadPathTest, OnDemandReadsDoNotQueueBehindPrefetch) {
   EXPECT_EQ(*got, fast.content["f"].substr(0, 100));
   source_.Release();
   prefetcher_->Stop();
+}
+
+TEST_F(ReadPathTest, LyingIndexFailsWithEioAndLeavesNoStuckFetch) {
+  TestLayer t = BuildLayer({{"a", RandomBytes(192 << 10, 22), 64 << 10}});
+  source_.Add(t.index.layer_digest, t.blob);
+  ChunkReaderOptions o = NoReadahead();
+  o.timeout = milliseconds(2000);
+  o.max_chunk_size = 100 << 10;
+  MakeReader(o);
+  // A gap: chunk 2 claims to start past where chunk 1 ends.
+  Entry gap = t.entry("a");
+  gap.chunks[2].file_offset += 10;
+  auto got = ReadFile(t.index, gap, 0, 192 << 10);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), EIO);
+  EXPECT_NE(got.error().message().find("no chunk covering offset 131072"), std::string::npos)
+      << got.error().message();
+  // The flights this read led (chunks 0, 1) were still fetched: the real entry reads at once.
+  auto t0 = SteadyClock::now();
+  auto good = ReadFile(t.index, t.entry("a"), 0, 192 << 10);
+  ASSERT_TRUE(good) << good.error().message();
+  EXPECT_EQ(*good, t.content["a"]);
+  EXPECT_LT(SteadyClock::now() - t0, milliseconds(1000));
+  // A size bomb is refused before anything is fetched.
+  Entry bomb = t.entry("a");
+  bomb.chunks[0].digest = Digest::Of("bomb");
+  bomb.chunks[0].size = 1ull << 40;
+  bomb.size = 1ull << 41;
+  int before = source_.requests();
+  auto refused = ReadFile(t.index, bomb, 0, 100);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("exceed the chunk cap"), std::string::npos);
+  EXPECT_EQ(source_.requests(), before);
+  // A chunk with no digest is never served.
+  Entry nodigest = t.entry("a");
+  nodigest.chunks[0].digest = Digest();
+  EXPECT_EQ(ReadFile(t.index, nodigest, 0, 100).error().code(), EIO);
 }
 
 // --- unconverted layers ---
