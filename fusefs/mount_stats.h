@@ -97,8 +97,8 @@ class MountStats {
   LatencyHistogram latency_;
 };
 
-// {"requests":..,"bytes_fetched":..,...,"local_share":0.42,"prefetch_state":"all"} plus any
-// `extra` string members given (e.g. mountpoint, image, pid are added by the state file writer).
+// {"requests":..,"bytes_fetched":..,...,"local_share":0.42,"prefetch_state":"all"}. The state
+// file (stats_file.h) adds "mountpoint", "image", "pid" and "updated_unix" around it.
 std::string MountStatsToJson(const MountStatsSnapshot& s);
 // Parses MountStatsToJson's output (unknown members ignored). EINVAL with the parse error.
 [[nodiscard]] Result<MountStatsSnapshot> MountStatsFromJson(std::string_view json);
