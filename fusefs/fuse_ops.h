@@ -1,0 +1,45 @@
+// The libfuse3 low-level operations of a hoist mount: a thin layer that answers each request
+// from the MergedView (metadata) and the ChunkReader (file contents), translating a Status into
+// its errno once, here. Every request is replied to exactly once (forget/forget_multi with
+// fuse_reply_none).
+//
+// Read-only: every write-type op (setattr, mknod, mkdir, unlink, rmdir, symlink, rename, link,
+// setxattr, removexattr, create, write) replies EROFS, and open with O_WRONLY/O_RDWR/O_TRUNC
+// (or O_APPEND/O_CREAT) does too. Images are immutable, so entries and attributes carry long
+// timeouts (kCacheSeconds), open sets keep_cache, and init asks for large reads.
+//
+// No lookup counting: MergedView's inode numbers are never reused for the mount's life (see
+// merged_view.h), so forget is a no-op and readdirplus needs no bookkeeping.
+//
+// Thread-safety: ops are called from fuse_session_loop_mt's threads concurrently; they touch
+// only the immutable view and the thread-safe reader/stats. Read uses a thread-local buffer.
+// Ownership: FuseOpsContext is borrowed (the session's userdata) and must outlive the session.
+#pragma once
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <cstdint>
+
+#include "fusefs/chunk_reader.h"
+#include "fusefs/merged_view.h"
+#include "fusefs/mount_stats.h"
+
+namespace hoist {
+
+inline constexpr double kCacheSeconds = 86400.0;
+inline constexpr unsigned kMaxRead = 1u << 20;  // max_read, max_write (max_pages) and readahead
+
+struct FuseOpsContext {
+  const MergedView* view = nullptr;
+  ChunkReader* reader = nullptr;
+  MountStats* stats = nullptr;
+};
+
+// The operation table; pass a FuseOpsContext* as fuse_session_new's userdata.
+const fuse_lowlevel_ops& HoistFuseOps();
+
+// The errno fuse_reply_err gets for an error (timeouts become EIO; never 0).
+int FuseErrno(const Error& error);
+
+}  // namespace hoist

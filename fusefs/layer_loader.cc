@@ -1,0 +1,373 @@
+#include "fusefs/layer_loader.h"
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include "base/digest.h"
+#include "base/log.h"
+#include "index/tar_reader.h"
+
+namespace hoist {
+namespace {
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Pulls a blob through the BlobSource in pieces, hashes the compressed bytes and hands out the
+// decompressed stream (a ReadCallback for TarReader).
+class BlobStreamReader {
+ public:
+  BlobStreamReader(BlobSource& source, const Digest& blob, uint64_t blob_size, LayerFormat format,
+                   const LayerLoaderOptions& options)
+      : source_(source), blob_(blob), size_(blob_size), format_(format), options_(options) {
+    if (format_ == LayerFormat::kTarGzip) {
+      zs_ = z_stream{};
+      zs_ok_ = inflateInit2(&zs_, 15 + 32) == Z_OK;
+    } else if (format_ == LayerFormat::kTarZstd) {
+      dctx_ = ZSTD_createDCtx();
+      if (dctx_ != nullptr) ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, 27);
+    }
+  }
+  ~BlobStreamReader() {
+    if (format_ == LayerFormat::kTarGzip && zs_ok_) inflateEnd(&zs_);
+    if (dctx_ != nullptr) ZSTD_freeDCtx(dctx_);
+  }
+  BlobStreamReader(const BlobStreamReader&) = delete;
+  BlobStreamReader& operator=(const BlobStreamReader&) = delete;
+
+  Result<size_t> Read(char* buf, size_t n) {
+    if (n == 0) return size_t{0};
+    size_t got = 0;
+    switch (format_) {
+      case LayerFormat::kTar: {
+        HOIST_ASSIGN_OR_RETURN(got, ReadRaw(buf, n));
+        break;
+      }
+      case LayerFormat::kTarGzip: {
+        HOIST_ASSIGN_OR_RETURN(got, ReadGzip(buf, n));
+        break;
+      }
+      case LayerFormat::kTarZstd: {
+        HOIST_ASSIGN_OR_RETURN(got, ReadZstd(buf, n));
+        break;
+      }
+      default:
+        return Fail(EINVAL, "not an unconverted layer format");
+    }
+    out_bytes_ += got;
+    if (out_bytes_ > options_.max_stream_bytes)
+      return Fail(EFBIG, "decompressed layer is larger than the cap of " +
+                             std::to_string(options_.max_stream_bytes) + " bytes");
+    return got;
+  }
+
+  // Consumes the rest of the blob, then checks its size and digest.
+  Status Finish() {
+    std::string sink(1 << 16, '\0');
+    while (true) {
+      HOIST_ASSIGN_OR_RETURN(size_t n, Read(sink.data(), sink.size()));
+      if (n == 0) break;
+    }
+    while (!AtBlobEnd()) {  // compressed bytes after the end of the stream
+      HOIST_RETURN_IF_ERROR(Refill());
+      pos_ = piece_.size();
+    }
+    Digest got = Digest::FromSha256(sha_.Final());
+    if (got != blob_) return Fail(EIO, "digest mismatch: the blob hashes to " + got.str());
+    return Ok();
+  }
+
+ private:
+  bool AtBlobEnd() const { return offset_ >= size_ && pos_ >= piece_.size(); }
+
+  Status Refill() {
+    const uint64_t len = std::min(options_.piece_bytes, size_ - offset_);
+    HOIST_ASSIGN_OR_RETURN(piece_, source_.ReadAt(blob_, offset_, len));
+    if (piece_.size() != len) return Fail(EIO, "short read of the layer blob");
+    sha_.Update(piece_);
+    offset_ += len;
+    pos_ = 0;
+    return Ok();
+  }
+
+  // Makes input available; false at the end of the blob.
+  Result<bool> Input() {
+    if (pos_ < piece_.size()) return true;
+    if (offset_ >= size_) return false;
+    HOIST_RETURN_IF_ERROR(Refill());
+    return true;
+  }
+
+  Result<size_t> ReadRaw(char* buf, size_t n) {
+    HOIST_ASSIGN_OR_RETURN(bool more, Input());
+    if (!more) return size_t{0};
+    const size_t k = std::min(n, piece_.size() - pos_);
+    std::memcpy(buf, piece_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+
+  Result<size_t> ReadGzip(char* buf, size_t n) {
+    if (!zs_ok_) return Fail(ENOMEM, "inflateInit2 failed");
+    n = std::min<size_t>(n, 1u << 30);
+    while (true) {
+      if (member_done_) {
+        HOIST_ASSIGN_OR_RETURN(bool more, Input());
+        if (!more) return size_t{0};
+        if (inflateReset(&zs_) != Z_OK) return Fail(EBADMSG, "gzip: reset failed");
+        member_done_ = false;
+      }
+      HOIST_ASSIGN_OR_RETURN(bool more, Input());
+      if (!more) return Fail(EBADMSG, "gzip stream is truncated");
+      zs_.next_in = reinterpret_cast<Bytef*>(piece_.data() + pos_);
+      zs_.avail_in = static_cast<uInt>(piece_.size() - pos_);
+      zs_.next_out = reinterpret_cast<Bytef*>(buf);
+      zs_.avail_out = static_cast<uInt>(n);
+      const int rc = inflate(&zs_, Z_NO_FLUSH);
+      pos_ = piece_.size() - zs_.avail_in;
+      const size_t got = n - zs_.avail_out;
+      if (rc == Z_STREAM_END) {
+        member_done_ = true;
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        return Fail(EBADMSG, std::string("gzip: ") + (zs_.msg ? zs_.msg : "corrupt data"));
+      }
+      if (got > 0) return got;
+    }
+  }
+
+  Result<size_t> ReadZstd(char* buf, size_t n) {
+    if (dctx_ == nullptr) return Fail(ENOMEM, "ZSTD_createDCtx failed");
+    while (true) {
+      HOIST_ASSIGN_OR_RETURN(bool more, Input());
+      if (!more) {
+        if (!frame_done_) return Fail(EBADMSG, "zstd stream is truncated");
+        return size_t{0};
+      }
+      ZSTD_inBuffer in{piece_.data(), piece_.size(), pos_};
+      ZSTD_outBuffer out{buf, n, 0};
+      const size_t rc = ZSTD_decompressStream(dctx_, &out, &in);
+      if (ZSTD_isError(rc)) return Fail(EBADMSG, std::string("zstd: ") + ZSTD_getErrorName(rc));
+      pos_ = in.pos;
+      frame_done_ = rc == 0;
+      if (out.pos > 0) return out.pos;
+    }
+  }
+
+  BlobSource& source_;
+  const Digest blob_;
+  const uint64_t size_;
+  const LayerFormat format_;
+  const LayerLoaderOptions& options_;
+  std::string piece_;
+  size_t pos_ = 0;
+  uint64_t offset_ = 0;
+  uint64_t out_bytes_ = 0;
+  Sha256 sha_;
+  z_stream zs_{};
+  bool zs_ok_ = false;
+  bool member_done_ = false;
+  ZSTD_DCtx* dctx_ = nullptr;
+  bool frame_done_ = true;
+};
+
+// Whether a layer carries a zstd:chunked TOC we can verify (zstd media type for ctr-remote's
+// stargz digest annotation, which on a gzip layer means eStargz).
+Result<std::optional<ZstdChunkedAnnotations>> ChunkedAnnotations(const Descriptor& layer) {
+  auto parsed = ParseZstdChunkedAnnotations(layer.annotations);
+  if (!parsed) {
+    if (parsed.error().code() == ENOENT) return std::nullopt;
+    return Fail(parsed.error());
+  }
+  const bool has_containers_keys = !parsed->toc_digest.empty() || parsed->toc.has_value();
+  if (!has_containers_keys) {
+    // Only containerd.io/snapshot/stargz/toc.digest: zstd:chunked from ctr-remote on a zstd
+    // layer, eStargz otherwise (no eStargz reader yet: index the stream instead).
+    if (!EndsWith(layer.media_type, "zstd")) return std::nullopt;
+  }
+  if (parsed->toc_digest.empty() && parsed->toc_json_digest.empty())
+    return Fail(EBADMSG, "zstd:chunked annotations carry no TOC digest (manifest-checksum)");
+  return parsed;
+}
+
+}  // namespace
+
+const char* LayerOriginName(LayerOrigin origin) {
+  switch (origin) {
+    case LayerOrigin::kStore:
+      return "store";
+    case LayerOrigin::kZstdChunked:
+      return "zstd:chunked";
+    case LayerOrigin::kTarStream:
+      return "tar stream";
+  }
+  return "?";
+}
+
+Result<LayerFormat> StreamFormatForMediaType(std::string_view media_type) {
+  if (EndsWith(media_type, "+gzip") || EndsWith(media_type, ".tar.gzip") ||
+      media_type == kMediaTypeDockerLayerGzip)
+    return LayerFormat::kTarGzip;
+  if (EndsWith(media_type, "+zstd") || EndsWith(media_type, ".tar.zstd"))
+    return LayerFormat::kTarZstd;
+  if (EndsWith(media_type, ".tar") || EndsWith(media_type, "layer.v1.tar") ||
+      EndsWith(media_type, "rootfs.diff.tar"))
+    return LayerFormat::kTar;
+  return Fail(EINVAL, "unsupported layer media type \"" + std::string(media_type) + "\"");
+}
+
+Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob, uint64_t blob_size,
+                                  LayerFormat format, const LayerLoaderOptions& options) {
+  BlobStreamReader stream(source, blob, blob_size, format, options);
+  TarReader tar([&stream](char* buf, size_t n) { return stream.Read(buf, n); });
+  LayerIndex index;
+  index.layer_digest = blob;
+  index.blob_size = blob_size;
+  index.format = format;
+  std::string buf(1 << 16, '\0');
+  const uint64_t raw_chunk = std::max<uint64_t>(options.raw_chunk_bytes, 4096);
+  while (true) {
+    HOIST_ASSIGN_OR_RETURN(const TarMember* member, tar.Next());
+    if (member == nullptr) break;
+    Entry entry = member->entry;
+    if (entry.type == EntryType::kRegular && member->payload_size > 0) {
+      Sha256 whole;
+      Sha256 piece;
+      uint64_t done = 0;
+      uint64_t chunk_start = 0;
+      auto close_chunk = [&](uint64_t end) {
+        Chunk c;
+        c.file_offset = chunk_start;
+        c.size = end - chunk_start;
+        if (format == LayerFormat::kTar) {
+          c.encoding = ChunkEncoding::kRaw;
+          c.blob_offset = member->payload_offset + chunk_start;
+          c.blob_length = c.size;
+          c.digest = Digest::FromSha256(piece.Final());
+          piece.Reset();
+        } else {
+          c.encoding = ChunkEncoding::kStream;
+          c.inner_offset = member->payload_offset + chunk_start;
+        }
+        entry.chunks.push_back(std::move(c));
+        chunk_start = end;
+      };
+      while (done < member->payload_size) {
+        HOIST_ASSIGN_OR_RETURN(size_t n, tar.ReadPayload(buf.data(), buf.size()));
+        if (n == 0) return Fail(EBADMSG, "tar member " + entry.path + " is truncated");
+        size_t at = 0;
+        while (at < n) {
+          // For plain tar, cut raw chunks at raw_chunk boundaries.
+          size_t take = n - at;
+          if (format == LayerFormat::kTar)
+            take = static_cast<size_t>(
+                std::min<uint64_t>(take, chunk_start + raw_chunk - (done + at)));
+          std::string_view part(buf.data() + at, take);
+          whole.Update(part);
+          if (format == LayerFormat::kTar) piece.Update(part);
+          at += take;
+          if (format == LayerFormat::kTar && done + at == chunk_start + raw_chunk)
+            close_chunk(done + at);
+        }
+        done += n;
+      }
+      if (chunk_start < member->payload_size) close_chunk(member->payload_size);
+      entry.size = member->payload_size;
+      entry.digest = Digest::FromSha256(whole.Final());
+    }
+    index.entries.push_back(std::move(entry));
+  }
+  HOIST_RETURN_IF_ERROR(stream.Finish());
+  return index;
+}
+
+Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
+                              const LayerLoaderOptions& options, LayerOrigin* origin) {
+  uint64_t blob_size = layer.size > 0 ? static_cast<uint64_t>(layer.size) : 0;
+  if (blob_size == 0) {
+    HOIST_ASSIGN_OR_RETURN(blob_size, source.Size(layer.digest));
+  }
+  HOIST_ASSIGN_OR_RETURN(std::optional<ZstdChunkedAnnotations> chunked, ChunkedAnnotations(layer));
+  if (chunked) {
+    if (origin != nullptr) *origin = LayerOrigin::kZstdChunked;
+    BlobRangeReader read = [&](uint64_t offset, uint64_t length) {
+      return source.ReadAt(layer.digest, offset, length);
+    };
+    HOIST_ASSIGN_OR_RETURN(
+        ZstdChunkedLayer loaded,
+        LoadZstdChunkedLayer(read, blob_size, layer.digest, *chunked, options.limits));
+    return std::move(loaded.index);
+  }
+  if (origin != nullptr) *origin = LayerOrigin::kTarStream;
+  HOIST_ASSIGN_OR_RETURN(LayerFormat format, StreamFormatForMediaType(layer.media_type));
+  return IndexTarStream(source, layer.digest, blob_size, format, options);
+}
+
+Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
+                                std::span<const Descriptor> layers,
+                                const LayerLoaderOptions& options) {
+  const size_t n = layers.size();
+  std::vector<std::optional<Result<std::shared_ptr<const LayerIndex>>>> results(n);
+  std::vector<LayerOrigin> origins(n, LayerOrigin::kStore);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+
+  auto load_one = [&](size_t i) -> Result<std::shared_ptr<const LayerIndex>> {
+    const Descriptor& d = layers[i];
+    if (store != nullptr) {
+      auto stored = store->GetLayerIndex(d.digest);
+      if (!stored) {
+        HOIST_LOG(kWarning) << "layer " << d.digest.str() << ": stored index unusable ("
+                            << stored.error().message() << "); indexing it again";
+        (void)store->DeleteLayerIndex(d.digest);
+      } else if (stored->has_value()) {
+        origins[i] = LayerOrigin::kStore;
+        return std::make_shared<const LayerIndex>(std::move(**stored));
+      }
+    }
+    HOIST_ASSIGN_OR_RETURN(LayerIndex index, IndexLayer(source, d, options, &origins[i]));
+    if (store != nullptr) {
+      if (Status put = store->PutLayerIndex(index); !put) {
+        HOIST_LOG(kWarning) << "layer " << d.digest.str()
+                            << ": could not store its index: " << put.error().message();
+      }
+    }
+    return std::make_shared<const LayerIndex>(std::move(index));
+  };
+  auto worker = [&] {
+    while (!failed.load()) {
+      const size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      auto r = load_one(i);
+      if (!r) failed.store(true);
+      results[i] = std::move(r);
+    }
+  };
+  const size_t threads = std::min<size_t>(n, static_cast<size_t>(std::max(1, options.parallelism)));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  if (threads > 0) worker();
+  for (std::thread& t : pool) t.join();
+
+  LoadedLayers out;
+  for (size_t i = 0; i < n; ++i) {
+    if (results[i] && !*results[i]) {
+      return Fail(results[i]->error().Context("layer " + std::to_string(i + 1) + " (" +
+                                              layers[i].digest.str() + ")"));
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!results[i]) return Fail(ECANCELED, "layer loading stopped early");
+    out.layers.push_back(std::move(**results[i]));
+    out.origins.push_back(origins[i]);
+  }
+  return out;
+}
+
+}  // namespace hoist

@@ -1,0 +1,81 @@
+// LayerLoader: turns the layer descriptors of an image manifest into LayerIndexes, every layer in
+// parallel, before anything is mounted.
+//
+// Per layer, in this order:
+//   1. The host store (LMDB): an index stored under the layer digest is used as it is, so a
+//      remount (or another image sharing the layer) fetches and parses nothing. A corrupt record
+//      is deleted and the layer is indexed again.
+//   2. zstd:chunked (annotations under io.github.containers.* or io.containers.*, or ctr-remote's
+//      containerd.io/snapshot/stargz/toc.digest on a zstd layer): the footer is read with a Range
+//      GET of the blob's last bytes (both footer versions; positions from the annotations win),
+//      then the TOC, whose digest is checked against the manifest annotation BEFORE the index is
+//      accepted (zstd_chunked.h).
+//   3. Anything else that is a tar, tar+gzip or tar+zstd layer (no annotations, or eStargz for
+//      which no reader exists yet): the whole blob is streamed once through the BlobSource in
+//      pieces, decompressed, and walked as tar; the blob's sha256 must equal the layer digest or
+//      the index is rejected (EIO). Plain tar gets kRaw chunks of `raw_chunk_bytes` with their
+//      own sha256, so its reads are lazy Range reads; compressed layers get one kStream chunk per
+//      file (served by StreamLayer after a background full fetch) and Entry::digest set, so a
+//      read can finish as soon as that file has arrived.
+//   Every index built in 2 or 3 is stored (a store error is logged, not fatal).
+//
+// Errors: the first failing layer's error, with "layer N (sha256:...)" context; EINVAL for a
+// layer media type that is neither tar, gzip nor zstd; errnos as zstd_chunked.h / tar_reader.h
+// / BlobSource give them otherwise.
+// Thread-safety: LoadLayers runs its own worker threads and joins them before returning; the
+// source and store are used concurrently (both are thread-safe). Ownership: borrowed arguments
+// are used for the call only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "fetcher/blob_source.h"
+#include "fetcher/manifest.h"
+#include "index/layer_index.h"
+#include "index/store.h"
+#include "index/zstd_chunked.h"
+
+namespace hoist {
+
+enum class LayerOrigin { kStore, kZstdChunked, kTarStream };
+const char* LayerOriginName(LayerOrigin origin);
+
+struct LayerLoaderOptions {
+  int parallelism = 8;
+  ZstdChunkedLimits limits;
+  // Plain tar layers: file contents are cut into kRaw chunks of this size.
+  uint64_t raw_chunk_bytes = 4ull << 20;
+  // Unconverted layers are read in pieces of this size.
+  uint64_t piece_bytes = 4ull << 20;
+  // Cap on the decompressed size of an unconverted layer (EFBIG beyond it).
+  uint64_t max_stream_bytes = 64ull << 30;
+};
+
+struct LoadedLayers {
+  std::vector<std::shared_ptr<const LayerIndex>> layers;  // lowest first, as in the manifest
+  std::vector<LayerOrigin> origins;                       // parallel to layers
+};
+
+// The unconverted format a media type names (tar / tar+gzip / tar+zstd), EINVAL otherwise.
+[[nodiscard]] Result<LayerFormat> StreamFormatForMediaType(std::string_view media_type);
+
+// Indexes one layer without the store (steps 2 and 3 above).
+[[nodiscard]] Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
+                                            const LayerLoaderOptions& options, LayerOrigin* origin);
+
+// Indexes an unconverted layer by streaming the whole blob (step 3).
+[[nodiscard]] Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob,
+                                                uint64_t blob_size, LayerFormat format,
+                                                const LayerLoaderOptions& options);
+
+// All layers, in parallel, through the store (`store` may be null: no caching).
+[[nodiscard]] Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
+                                              std::span<const Descriptor> layers,
+                                              const LayerLoaderOptions& options = {});
+
+}  // namespace hoist

@@ -1,0 +1,235 @@
+#include "fusefs/mount.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <sstream>
+#include <vector>
+
+#include "base/file_util.h"
+#include "base/log.h"
+#include "fetcher/reference.h"
+
+namespace hoist {
+namespace {
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string UnescapeMountinfo(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      const std::string oct(s.substr(i + 1, 3));
+      char* end = nullptr;
+      long v = std::strtol(oct.c_str(), &end, 8);
+      if (end == oct.c_str() + 3) {
+        out += static_cast<char>(v);
+        i += 3;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+Result<bool> IsMountPoint(const std::string& canonical) {
+  HOIST_ASSIGN_OR_RETURN(std::string info, ReadFile("/proc/self/mountinfo"));
+  std::istringstream in(info);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, mount_point;
+    if (!(fields >> id >> parent >> devno >> root >> mount_point)) continue;
+    if (UnescapeMountinfo(mount_point) == canonical) return true;
+  }
+  return false;
+}
+
+std::string RealPath(const std::string& path) {
+  char buf[PATH_MAX];
+  if (::realpath(path.c_str(), buf) == nullptr) return "";
+  return buf;
+}
+
+}  // namespace
+
+Result<std::string> CheckMountpoint(const std::string& path) {
+  if (path.empty()) return Fail(EINVAL, "mountpoint: empty path");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return Fail(ENOENT, "mountpoint " + path + ": does not exist");
+    if (err == ENOTCONN)
+      return Fail(ENOTCONN, "mountpoint " + path +
+                                ": a dead FUSE mount is still there (run fusermount3 -u " + path +
+                                ")");
+    return Fail(ErrnoError("mountpoint " + path, err));
+  }
+  if (!S_ISDIR(st.st_mode)) return Fail(ENOTDIR, "mountpoint " + path + ": not a directory");
+  std::string canonical = RealPath(path);
+  if (canonical.empty()) return Fail(ErrnoError("mountpoint " + path + ": realpath"));
+  HOIST_ASSIGN_OR_RETURN(bool busy, IsMountPoint(canonical));
+  if (busy) return Fail(EBUSY, "mountpoint " + path + ": already a mount point (busy)");
+  return canonical;
+}
+
+Result<std::string> CanonicalMountpointNoFollow(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  if (p.empty()) return Fail(EINVAL, "empty mountpoint");
+  const size_t slash = p.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+  std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+  if (base == "." || base == ".." || base.empty()) {
+    std::string whole = RealPath(p);
+    if (whole.empty()) return Fail(ErrnoError("realpath " + p));
+    return whole;
+  }
+  std::string real_dir = RealPath(dir);
+  if (real_dir.empty()) return Fail(ErrnoError("realpath " + dir));
+  return real_dir == "/" ? "/" + base : real_dir + "/" + base;
+}
+
+Result<std::unique_ptr<Mount>> Mount::Create(const MountOptions& options) {
+  std::unique_ptr<Mount> m(new Mount(options));
+  if (Status s = m->Build(); !s) {
+    m->Teardown();
+    return Fail(s.error());
+  }
+  return m;
+}
+
+Status Mount::Build() {
+  const MountOptions& o = options_;
+  if (o.image.empty()) return Fail(EINVAL, "no image given");
+  // The mountpoint is checked first (cheap), and again right before mounting.
+  HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+
+  // 1. The registry client: every request bounded by the mount's read timeout.
+  LogLevel level;
+  if (!ParseLogLevel(o.log_level, &level))
+    return Fail(EINVAL, "unknown log level \"" + o.log_level + "\"");
+  SetLogLevel(level);
+  RegistryOptions ro;
+  ro.insecure_registries = o.insecure_registries;
+  if (!o.platform.empty()) {
+    HOIST_ASSIGN_OR_RETURN(ro.platform, Platform::Parse(o.platform));
+  }
+  ro.request_timeout = o.timeout;
+  ro.retry.total_budget = o.timeout;
+  HOIST_ASSIGN_OR_RETURN(client_, RegistryClient::CreateDefault(ro));
+
+  // 2. The image.
+  HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(o.image));
+  HOIST_ASSIGN_OR_RETURN(image_, client_->Resolve(ref));
+
+  // 3. Its blobs.
+  source_ = client_->OpenBlobSource(ref);
+
+  // 4. The host store.
+  HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(o.cache_dir));
+  StoreOptions so;
+  if (o.cache_size > 0) so.cache.quota_bytes = o.cache_size;
+  {
+    auto store = Store::Open(cache_dir, so);
+    if (!store) return Fail(store.error().Context("opening the cache " + cache_dir));
+    store_ = std::move(*store);
+  }
+
+  // 5. Layer indexes.
+  HOIST_ASSIGN_OR_RETURN(layers_, LoadLayers(*source_, store_.get(), image_->manifest.layers));
+  for (size_t i = 0; i < layers_.layers.size(); ++i) {
+    HOIST_LOG(kInfo) << "layer " << i + 1 << " " << layers_.layers[i]->layer_digest.str()
+                     << ": index from " << LayerOriginName(layers_.origins[i]);
+  }
+
+  // 6. The merged view.
+  HOIST_ASSIGN_OR_RETURN(view_, MergedView::Build(layers_.layers));
+
+  // 7. Read path.
+  StreamLayerOptions stream_options;
+  stream_options.temp_dir = cache_dir + "/tmp";
+  HOIST_RETURN_IF_ERROR(MakeDirs(stream_options.temp_dir, 0700));
+  streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options);
+  ChunkReaderOptions reader_options;
+  reader_options.timeout = o.timeout;
+  reader_ = std::make_unique<ChunkReader>(source_.get(), &store_->chunks(), &stats_, reader_options,
+                                          streams_.get());
+  ops_context_ = FuseOpsContext{&*view_, reader_.get(), &stats_};
+
+  // 8. State file path (computed while touching the mountpoint is still safe).
+  const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
+  state_file_ = StateFileForCanonicalMountpoint(mountpoint_, state_dir);
+  HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+
+  // 9. The FUSE session.
+  std::vector<std::string> args = {"hoistfs", "-o", FuseMountOptionString(o)};
+  if (o.fuse_debug) args.push_back("-d");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  session_ = fuse_session_new(&fargs, &HoistFuseOps(), sizeof(fuse_lowlevel_ops), &ops_context_);
+  fuse_opt_free_args(&fargs);
+  if (session_ == nullptr) return Fail(EINVAL, "fuse_session_new failed (bad FUSE options)");
+  if (fuse_set_signal_handlers(session_) != 0)
+    return Fail(EIO, "installing the FUSE signal handlers failed");
+  signal_handlers_ = true;
+
+  // 10. Mount.
+  if (fuse_session_mount(session_, mountpoint_.c_str()) != 0)
+    return Fail(EIO, "mounting on " + mountpoint_ + " failed (is /dev/fuse available?)");
+  mounted_ = true;
+
+  // 11. Background work.
+  PrefetcherOptions po;
+  po.mode = o.prefetch;
+  po.bandwidth_bytes_per_sec = o.bandwidth_bytes_per_sec;
+  prefetcher_ = std::make_unique<Prefetcher>(reader_.get(), layers_.layers, po);
+  prefetcher_->Start();
+  stats_writer_ = std::make_unique<StatsFileWriter>(&stats_, state_file_, mountpoint_, o.image,
+                                                    o.stats_interval);
+  return Ok();
+}
+
+Status Mount::Run() {
+  if (session_ == nullptr || !mounted_) return Fail(EINVAL, "not mounted");
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  if (config == nullptr) return Fail(ENOMEM, "fuse_loop_cfg_create failed");
+  fuse_loop_cfg_set_clone_fd(config, 0);
+  fuse_loop_cfg_set_max_threads(config, options_.max_threads);
+  fuse_loop_cfg_set_idle_threads(config, 8);
+  const int rc = fuse_session_loop_mt(session_, config);
+  fuse_loop_cfg_destroy(config);
+  HOIST_LOG(kInfo) << "FUSE loop ended (" << rc << ")";
+  if (rc < 0) return Fail(-rc, std::string("FUSE loop failed: ") + std::strerror(-rc));
+  return Ok();
+}
+
+void Mount::Teardown() {
+  if (session_ != nullptr) {
+    if (mounted_) fuse_session_unmount(session_);
+    mounted_ = false;
+    if (signal_handlers_) fuse_remove_signal_handlers(session_);
+    signal_handlers_ = false;
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+  }
+  if (prefetcher_) prefetcher_->Stop();
+  prefetcher_.reset();
+  stats_writer_.reset();  // final state-file write
+  reader_.reset();
+  streams_.reset();
+  view_.reset();
+  layers_ = LoadedLayers{};
+  store_.reset();
+  source_.reset();
+  image_.reset();
+  client_.reset();
+}
+
+Mount::~Mount() { Teardown(); }
+
+}  // namespace hoist

@@ -1,0 +1,99 @@
+// Mount: the ONE place that builds and owns every object of a hoist mount, in an explicit order.
+//
+// Construction (Create), each step using only what the steps before built:
+//   1. RegistryClient (request timeout and retry budget bounded by -o timeout)
+//   2. the image resolved to one platform (manifest + config)
+//   3. the BlobSource of the image's repository
+//   4. the host Store (LMDB; chunk cache quota from cache_size)
+//   5. the layer indexes (layer_loader.h: all layers in parallel, from the store when known,
+//      TOC digests checked) -- every check that can fail happens before step 11
+//   6. the MergedView
+//   7. MountStats, StreamLayers (unconverted layers), the ChunkReader
+//   8. the mountpoint check (missing, not a directory, already a mount: errors, nothing mounted)
+//   9. the FUSE session (signal handlers for SIGTERM/SIGINT/SIGHUP installed on it)
+//  10. fuse_session_mount -- the mount exists from here on
+//  11. the Prefetcher (started) and the StatsFileWriter (state file every stats_interval)
+// Destruction runs the other way: unmount and destroy the session (no request is in flight
+// after the loop returned), stop the prefetcher (prompt), final state-file write, then the
+// reader, streams, view, indexes, store, source and client.
+//
+// The daemon never stats or reads its own mountpoint after step 10.
+//
+// Thread-safety: Create, Run and the destructor are called from one thread. Run blocks in
+// fuse_session_loop_mt; libfuse's signal handlers (or `fusermount3 -u`) end it.
+// Errors: one line naming what failed ("mountpoint /x: not a directory", "layer 2 (sha256:..):
+// ...", the registry's error for an unknown image), errno as the failing step gave it; EBUSY
+// for a mountpoint that is already a mount.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+#include "fetcher/registry.h"
+#include "fusefs/chunk_reader.h"
+#include "fusefs/fuse_ops.h"
+#include "fusefs/layer_loader.h"
+#include "fusefs/merged_view.h"
+#include "fusefs/mount_options.h"
+#include "fusefs/mount_stats.h"
+#include "fusefs/prefetcher.h"
+#include "fusefs/stats_file.h"
+#include "fusefs/stream_layer.h"
+#include "index/store.h"
+
+namespace hoist {
+
+// Checks `path` before mounting and returns its canonical form. Errors: ENOENT (missing),
+// ENOTDIR, EBUSY (already a mount point), ENOTCONN (a dead FUSE mount), others from stat.
+[[nodiscard]] Result<std::string> CheckMountpoint(const std::string& path);
+
+// The canonical mountpoint `hoist stats` uses without touching the mount itself:
+// realpath(dirname(path)) + "/" + basename(path).
+[[nodiscard]] Result<std::string> CanonicalMountpointNoFollow(const std::string& path);
+
+class Mount {
+ public:
+  // Steps 1-11 above. On error nothing is mounted and everything built so far is torn down.
+  [[nodiscard]] static Result<std::unique_ptr<Mount>> Create(const MountOptions& options);
+  ~Mount();
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
+
+  // Serves requests until the filesystem is unmounted or a signal ends the session.
+  [[nodiscard]] Status Run();
+
+  const std::string& mountpoint() const { return mountpoint_; }
+  const std::string& state_file() const { return state_file_; }
+  const LoadedLayers& layers() const { return layers_; }
+  const MountStats& stats() const { return stats_; }
+
+ private:
+  explicit Mount(MountOptions options) : options_(std::move(options)) {}
+  Status Build();
+  void Teardown();
+
+  const MountOptions options_;
+  std::string mountpoint_;  // canonical
+  std::string state_file_;
+
+  // In construction order (destroyed in reverse by Teardown).
+  std::unique_ptr<RegistryClient> client_;
+  std::optional<ResolvedImage> image_;
+  std::unique_ptr<BlobSource> source_;
+  std::unique_ptr<Store> store_;
+  LoadedLayers layers_;
+  std::optional<MergedView> view_;
+  MountStats stats_;
+  std::unique_ptr<StreamLayers> streams_;
+  std::unique_ptr<ChunkReader> reader_;
+  FuseOpsContext ops_context_;
+  fuse_session* session_ = nullptr;
+  bool signal_handlers_ = false;
+  bool mounted_ = false;
+  std::unique_ptr<Prefetcher> prefetcher_;
+  std::unique_ptr<StatsFileWriter> stats_writer_;
+};
+
+}  // namespace hoist

@@ -1,0 +1,70 @@
+// MountOptions: what `hoistfs [-o opt,...] IMAGE MOUNTPOINT` (and `mount -t fuse.hoistfs`,
+// /etc/fstab, `hoist mount`) can ask for, parsed from mount.fuse-style "-o a,b=c" strings, and
+// the FUSE mount option string derived from them.
+//
+// Options (-o):
+//   timeout=SECONDS        bound on a read that must wait for the network (default 30)
+//   prefetch=none|priority|all   background fetch after mount (default all)
+//   bandwidth=BYTES        prefetch cap in bytes/s (suffixes k, m, g; 0 = none)
+//   cache=DIR              host store (also --cache DIR, env HOIST_CACHE; store.h default)
+//   cache_size=BYTES       chunk cache quota (suffixes k, m, g)
+//   insecure_registry=HOST plain-http registry (repeatable)
+//   platform=OS/ARCH[/V]   platform to pick from an index
+//   log_level=LEVEL        debug|info|warning|error|off (default warning)
+//   log_file=PATH          where the daemon logs after it detaches (default: nowhere)
+//   allow_other            only on request, and always with default_permissions
+//   suid                   only on request (default nosuid)
+//   ro, rw, nodev, nosuid, default_permissions and generic mount(8) options (auto, noauto,
+//   user, nouser, _netdev, nofail, exec, noexec, atime, noatime, relatime, defaults, x-*) are
+//   accepted and ignored: the mount is always ro (mount(8) passes "rw" when "ro" is not
+//   given). `dev` is refused (EINVAL): the mount is always nodev.
+// Unknown options are EINVAL naming the option.
+//
+// The FUSE options are always: ro,nodev,default_permissions,fsname=hoist:IMAGE,
+// subtype=hoistfs,max_read=1048576, plus nosuid unless suid, plus allow_other on request.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "fusefs/prefetcher.h"
+
+namespace hoist {
+
+struct MountOptions {
+  std::string image;
+  std::string mountpoint;
+  bool foreground = false;
+  bool fuse_debug = false;
+  std::chrono::milliseconds timeout{30000};
+  PrefetchMode prefetch = PrefetchMode::kAll;
+  uint64_t bandwidth_bytes_per_sec = 0;
+  std::string cache_dir;    // "" = ResolveCacheDir's default (HOIST_CACHE, then per-user)
+  uint64_t cache_size = 0;  // 0 = the store's default quota
+  std::vector<std::string> insecure_registries;
+  std::string platform;
+  std::string log_level = "warning";
+  std::string log_file;
+  bool allow_other = false;
+  bool suid = false;
+  std::string state_dir;  // "" = DefaultStateDir()
+  std::chrono::milliseconds stats_interval{1000};
+  unsigned max_threads = 64;  // FUSE worker threads
+};
+
+// "123", "4k", "10M", "2g" (powers of 1024). EINVAL otherwise.
+[[nodiscard]] Result<uint64_t> ParseByteSize(std::string_view text);
+
+// Applies one comma-separated -o list ("a,b=c") to `options`.
+[[nodiscard]] Status ApplyMountOptionList(std::string_view list, MountOptions* options);
+
+// The -o string hoistfs hands to fuse_session_new.
+std::string FuseMountOptionString(const MountOptions& options);
+
+}  // namespace hoist
