@@ -20,6 +20,8 @@ namespace hoist {
 struct EncodedLayer {
   Digest digest;
   uint64_t size = 0;
+  Digest diff_id;  // sha256 of the tar read (computed by the writer, once per byte)
+  uint64_t tar_size = 0;
   std::map<std::string, std::string> annotations;
 };
 

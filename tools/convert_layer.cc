@@ -3,16 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <charconv>
-
+#include "base/log.h"
 #include "base/scoped_fd.h"
+#include "index/zstd_chunked.h"
 #include "tools/convert_encoder.h"
 #include "tools/image_manifest.h"
 
 namespace hoist {
 namespace {
-
-constexpr uint64_t kMaxTocSize = 256ull << 20;
 
 // Counts bytes for the progress display.
 class CountingReader : public ByteReader {
@@ -43,44 +41,22 @@ class BorrowedReader : public ByteReader {
   ByteReader* inner_;
 };
 
-bool ParseU64(std::string_view s, uint64_t* out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-std::string Annotation(const Descriptor& d, std::string_view key) {
-  auto it = d.annotations.find(std::string(key));
-  return it == d.annotations.end() ? std::string() : it->second;
-}
-
 }  // namespace
 
 Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer) {
-  std::string checksum = Annotation(layer, kTocChecksumKey);
-  std::string position = Annotation(layer, kTocPositionKey);
-  if (checksum.empty()) {
-    checksum = Annotation(layer, kOldTocChecksumKey);
-    position = Annotation(layer, "io.containers.zstd-chunked.manifest-position");
-  }
-  if (checksum.empty() || position.empty()) return false;
-  if (layer.media_type != kMediaTypeOciLayerZstd) return false;
-  // off:clen:ulen:type
-  uint64_t f[4];
-  std::string_view rest = position;
-  for (int i = 0; i < 4; ++i) {
-    size_t colon = rest.find(':');
-    std::string_view part = rest.substr(0, colon);
-    if (!ParseU64(part, &f[i])) return false;
-    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
-    if (colon == std::string_view::npos && i < 3) return false;
-  }
-  auto want = Digest::Parse(checksum);
-  if (!want) return false;
-  if (f[1] == 0 || f[1] > kMaxTocSize || f[0] + f[1] > static_cast<uint64_t>(layer.size)) {
+  if (layer.media_type != kMediaTypeOciLayerZstd || layer.size <= 0) return false;
+  auto annotations = ParseZstdChunkedAnnotations(layer.annotations);
+  if (!annotations) return false;  // none (ENOENT) or malformed: convert the layer
+  auto loaded = LoadZstdChunkedLayer(
+      [&](uint64_t offset, uint64_t length) { return source.ReadBlobRange(layer, offset, length); },
+      static_cast<uint64_t>(layer.size), layer.digest, *annotations);
+  if (!loaded) {
+    HOIST_LOG(kWarning) << "layer " << layer.digest.str()
+                        << " has zstd:chunked annotations but its TOC is not valid ("
+                        << loaded.error().message() << "); converting it again";
     return false;
   }
-  HOIST_ASSIGN_OR_RETURN(std::string toc, source.ReadBlobRange(layer, f[0], f[1]));
-  return Digest::Of(toc) == *want;
+  return true;
 }
 
 Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
@@ -113,8 +89,7 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
   head.resize(head_len);
   out.source_compression = DetectCompression(head);
   PrefixedReader prefixed(head, blob);
-  auto decompressed = NewDecompressor(out.source_compression, &prefixed);
-  HashingReader tar(std::make_unique<BorrowedReader>(decompressed.get()));
+  auto tar = NewDecompressor(out.source_compression, &prefixed);
 
   std::string spool = options.work_dir + "/layer-XXXXXX";
   ScopedFd fd(::mkostemp(spool.data(), O_CLOEXEC));
@@ -124,15 +99,20 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
     return Fail(std::move(e));
   };
 
-  auto encoded = EncodeZstdChunked(tar, fd.get(), options);
+  auto encoded = EncodeZstdChunked(*tar, fd.get(), options);
   if (!encoded) return fail(encoded.error());
-  // Whatever follows the tar's end (padding) is part of the stream: read it all, so the digests
-  // below cover every byte and trailing garbage in the compressed data is caught.
-  if (auto st = Drain(tar); !st) return fail(st.error());
+  // The writer reads the tar to its end (trailer included), so its diff_id covers every byte.
+  // Anything left is data after the end of the compressed stream.
+  {
+    char extra;
+    auto got = tar->Read(&extra, 1);
+    if (!got) return fail(got.error());
+    if (*got != 0) return fail(Error(EIO, "data after the end of the tar stream"));
+  }
   if (auto st = Drain(*blob); !st) return fail(st.error());
 
   out.bytes_in = counted.bytes();
-  out.tar_bytes = tar.bytes();
+  out.tar_bytes = encoded->tar_size;
   if (blob_hash) {
     Digest got = blob_hash->Finish();
     if (got != layer.digest) {
@@ -143,7 +123,7 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
     return fail(Error(EIO, "blob has " + std::to_string(out.bytes_in) + " bytes, manifest says " +
                                std::to_string(layer.size)));
   }
-  Digest got_diff = tar.Finish();
+  const Digest& got_diff = encoded->diff_id;
   if (!diff_id.empty() && got_diff != diff_id) {
     return fail(Error(EIO, "uncompressed tar has digest " + got_diff.str() +
                                ", config diff_id is " + diff_id.str()));
