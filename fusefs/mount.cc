@@ -1,6 +1,8 @@
 #include "fusefs/mount.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -105,6 +107,16 @@ Result<std::unique_ptr<Mount>> Mount::Create(const MountOptions& options) {
 Status Mount::Build() {
   const MountOptions& o = options_;
   if (o.image.empty()) return Fail(EINVAL, "no image given");
+  // Every thread started from here on (curl, LMDB writer, fetch pool, prefetcher, stats writer)
+  // inherits a mask blocking the unmount signals, so they reach libfuse's threads (whose blocking
+  // read or wait the signal interrupts) and the loop ends at once. Run() unblocks them.
+  sigset_t unmount_signals;
+  sigemptyset(&unmount_signals);
+  sigaddset(&unmount_signals, SIGTERM);
+  sigaddset(&unmount_signals, SIGINT);
+  sigaddset(&unmount_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &unmount_signals, &saved_sigmask_);
+  sigmask_saved_ = true;
   // The mountpoint is checked first (cheap), and again right before mounting.
   HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
 
@@ -196,6 +208,7 @@ Status Mount::Build() {
 
 Status Mount::Run() {
   if (session_ == nullptr || !mounted_) return Fail(EINVAL, "not mounted");
+  if (sigmask_saved_) pthread_sigmask(SIG_SETMASK, &saved_sigmask_, nullptr);
   fuse_loop_config* config = fuse_loop_cfg_create();
   if (config == nullptr) return Fail(ENOMEM, "fuse_loop_cfg_create failed");
   fuse_loop_cfg_set_clone_fd(config, 0);
@@ -209,6 +222,14 @@ Status Mount::Run() {
 }
 
 void Mount::Teardown() {
+  const auto start = std::chrono::steady_clock::now();
+  auto step = [&](const char* what) {
+    HOIST_LOG(kDebug) << "teardown: " << what << " after "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - start)
+                             .count()
+                      << " ms";
+  };
   if (session_ != nullptr) {
     if (mounted_) fuse_session_unmount(session_);
     mounted_ = false;
@@ -216,18 +237,24 @@ void Mount::Teardown() {
     signal_handlers_ = false;
     fuse_session_destroy(session_);
     session_ = nullptr;
+    step("session");
   }
   if (prefetcher_) prefetcher_->Stop();
   prefetcher_.reset();
+  step("prefetcher");
   stats_writer_.reset();  // final state-file write
+  step("stats writer");
   reader_.reset();
   streams_.reset();
+  step("reader");
   view_.reset();
   layers_ = LoadedLayers{};
   store_.reset();
+  step("store");
   source_.reset();
   image_.reset();
   client_.reset();
+  step("client");
 }
 
 Mount::~Mount() { Teardown(); }

@@ -26,6 +26,8 @@
 // for a mountpoint that is already a mount.
 #pragma once
 
+#include <signal.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,6 +94,8 @@ class Mount {
   fuse_session* session_ = nullptr;
   bool signal_handlers_ = false;
   bool mounted_ = false;
+  sigset_t saved_sigmask_{};  // the caller's mask, restored for the FUSE loop
+  bool sigmask_saved_ = false;
   std::unique_ptr<Prefetcher> prefetcher_;
   std::unique_ptr<StatsFileWriter> stats_writer_;
 };
