@@ -218,6 +218,7 @@ void Prefetcher::Run() {
       failed_groups_ = failed;
       if (stop_) break;
       if (failed == 0 && streams_done) {
+        stats->SetPrefetchState("done");  // before done_: a waiter sees both
         done_ = true;
         cv_.notify_all();
         break;
