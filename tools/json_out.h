@@ -17,11 +17,16 @@ class JsonOut {
   JsonOut() : writer_(buffer_) { writer_.SetIndent(' ', 4); }
   rapidjson::PrettyWriter<rapidjson::StringBuffer>& w() { return writer_; }
 
-  void Key(std::string_view k) { writer_.Key(k.data(), static_cast<rapidjson::SizeType>(k.size())); }
+  void Key(std::string_view k) {
+    writer_.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+  }
   void String(std::string_view s) {
     writer_.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
   }
-  void KeyString(std::string_view k, std::string_view v) { Key(k); String(v); }
+  void KeyString(std::string_view k, std::string_view v) {
+    Key(k);
+    String(v);
+  }
   // A list of strings, or null when empty and `null_if_empty`.
   void StringList(const std::vector<std::string>& items, bool null_if_empty = false);
   // An object of string values, or null when empty and `null_if_empty`.
