@@ -178,7 +178,8 @@ Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t c
 
 Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Digest& toc_digest,
                                        const Digest& toc_json_digest, uint64_t uncompressed_size,
-                                       uint64_t data_end, const ZstdChunkedLimits& limits) {
+                                       uint64_t data_end, const ZstdChunkedLimits& limits,
+                                       Digest* tar_split_digest) {
   if (toc_digest.empty() && toc_json_digest.empty())
     return Fail(EBADMSG, "zstd:chunked TOC has no digest to verify it against");
   if (!toc_digest.empty()) {
@@ -199,6 +200,7 @@ Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Di
                            ", want " + toc_json_digest.str());
   }
   HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJson(json, limits.toc));
+  if (tar_split_digest) *tar_split_digest = toc.tar_split_digest;
   // Producers that write endOffset (skopeo, containers/storage, hoist) give exact frame ranges;
   // ctr-remote writes none and lays frames out like eStargz.
   bool any_end = false;
@@ -233,7 +235,7 @@ Result<ZstdChunkedLayer> LoadZstdChunkedLayer(const BlobRangeReader& read, uint6
   HOIST_ASSIGN_OR_RETURN(
       LayerIndex index,
       ParseZstdChunkedToc(compressed, annotations.toc_digest, annotations.toc_json_digest,
-                          toc.uncompressed_length, toc.offset, limits));
+                          toc.uncompressed_length, toc.offset, limits, &out.tar_split_digest));
   index.layer_digest = layer_digest;
   index.blob_size = blob_size;
   out.index = std::move(index);

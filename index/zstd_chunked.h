@@ -93,11 +93,13 @@ struct ZstdChunkedLimits {
 // Verifies sha256(compressed) == toc_digest and/or sha256(json) == toc_json_digest (EIO),
 // decompresses (capped), parses and validates the TOC; `data_end` is where file data ends in the
 // blob (the TOC offset). Either digest may be empty, not both. uncompressed_size 0 = not declared.
+// `tar_split_digest`, if given, receives the TOC's tarSplitDigest (empty when absent).
 [[nodiscard]] Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc,
                                                      const Digest& toc_digest,
                                                      const Digest& toc_json_digest,
                                                      uint64_t uncompressed_size, uint64_t data_end,
-                                                     const ZstdChunkedLimits& limits = {});
+                                                     const ZstdChunkedLimits& limits = {},
+                                                     Digest* tar_split_digest = nullptr);
 
 // Reads `length` bytes at `offset` of the blob.
 using BlobRangeReader = std::function<Result<std::string>(uint64_t offset, uint64_t length)>;
@@ -105,7 +107,8 @@ using BlobRangeReader = std::function<Result<std::string>(uint64_t offset, uint6
 struct ZstdChunkedLayer {
   LayerIndex index;
   ZstdChunkedFooter footer;  // parsed footer (also read when annotations give positions)
-  Digest tar_split_digest;   // from the TOC, may be empty
+  Digest tar_split_digest;  // the TOC's tarSplitDigest (sha256 of the compressed tar-split), may be
+                            // empty
 };
 
 // The whole read path: positions from the annotations (or the footer), fetch, verify against
