@@ -86,6 +86,10 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   if (offset >= file->entry->size || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
   size = static_cast<size_t>(std::min<uint64_t>(size, file->entry->size - offset));
   size = std::min<size_t>(size, size_t{16} << 20);
+  if (ctx.failures != nullptr) {
+    if (int err = ctx.failures->RecentFailure(ino, offset); err != 0)
+      return (void)fuse_reply_err(req, err);
+  }
   thread_local std::vector<char> buffer;
   if (buffer.size() < size) buffer.resize(size);
   auto n =
@@ -93,6 +97,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   if (!n) {
     HOIST_LOG(kWarning) << "read of inode " << ino << " at " << offset << ": "
                         << n.error().message();
+    if (ctx.failures != nullptr) ctx.failures->Record(ino, offset, size, FuseErrno(n.error()));
     return ReplyError(req, n.error());
   }
   fuse_reply_buf(req, buffer.data(), *n);
@@ -227,6 +232,27 @@ fuse_lowlevel_ops MakeOps() {
 }
 
 }  // namespace
+
+void ReadFailureMemo::Record(uint64_t ino, uint64_t offset, uint64_t length, int err) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failures_.size() > 4096) failures_.clear();
+  failures_[ino] = Failure{offset, length, err, std::chrono::steady_clock::now()};
+}
+
+int ReadFailureMemo::RecentFailure(uint64_t ino, uint64_t offset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = failures_.find(ino);
+  if (it == failures_.end()) return 0;
+  const Failure& f = it->second;
+  if (std::chrono::steady_clock::now() - f.when >= window_) {
+    failures_.erase(it);
+    return 0;
+  }
+  if (offset < f.offset || offset >= f.offset + f.length) return 0;
+  const int err = f.err;
+  failures_.erase(it);  // one-shot: only the kernel's immediate retry is answered
+  return err;
+}
 
 int FuseErrno(const Error& error) {
   const int code = error.code();

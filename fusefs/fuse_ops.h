@@ -19,7 +19,10 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <chrono>
 #include <cstdint>
+#include <mutex>
+#include <unordered_map>
 
 #include "fusefs/chunk_reader.h"
 #include "fusefs/merged_view.h"
@@ -30,10 +33,37 @@ namespace hoist {
 inline constexpr double kCacheSeconds = 86400.0;
 inline constexpr unsigned kMaxRead = 1u << 20;  // max_read, max_write (max_pages) and readahead
 
+// When a read fails, the kernel retries at once: a failed readahead is followed by a synchronous
+// read of the same page, which would wait a second full timeout (2x the bound). The memo keeps
+// each inode's last failed range for `window`, and ONE read starting inside it within that time
+// (the retry) fails at once with the same errno. Nothing else is remembered: any other read tries
+// the network again. Thread-safe.
+class ReadFailureMemo {
+ public:
+  explicit ReadFailureMemo(std::chrono::milliseconds window = std::chrono::milliseconds(50))
+      : window_(window) {}
+  void Record(uint64_t ino, uint64_t offset, uint64_t length, int err);
+  // The errno of a failure covering `offset` recorded less than `window` ago (consuming it),
+  // else 0.
+  int RecentFailure(uint64_t ino, uint64_t offset);
+
+ private:
+  struct Failure {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    int err = 0;
+    std::chrono::steady_clock::time_point when;
+  };
+  const std::chrono::milliseconds window_;
+  std::mutex mu_;
+  std::unordered_map<uint64_t, Failure> failures_;  // GUARDED_BY(mu_)
+};
+
 struct FuseOpsContext {
   const MergedView* view = nullptr;
   ChunkReader* reader = nullptr;
   MountStats* stats = nullptr;
+  ReadFailureMemo* failures = nullptr;  // optional
 };
 
 // The operation table; pass a FuseOpsContext* as fuse_session_new's userdata.

@@ -90,6 +90,7 @@ class Mount {
   MountStats stats_;
   std::unique_ptr<StreamLayers> streams_;
   std::unique_ptr<ChunkReader> reader_;
+  ReadFailureMemo read_failures_;
   FuseOpsContext ops_context_;
   fuse_session* session_ = nullptr;
   bool signal_handlers_ = false;
