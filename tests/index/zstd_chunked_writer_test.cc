@@ -73,7 +73,7 @@ TEST_F(WriterTest, ZstdDecompressesToTheExactTarAndTocMatches) {
   auto layer = LoadZstdChunkedLayer(read, blob_.size(), r->blob_digest, *ann);
   ASSERT_TRUE(layer) << layer.error().message();
   EXPECT_EQ(layer->footer.version, 2);
-  EXPECT_EQ(layer->tar_split_digest, Digest());  // (not surfaced by Load yet)
+  EXPECT_EQ(layer->tar_split_digest, r->tar_split_digest);  // surfaced by Load
 
   TarReader tr(MemoryReader(tar_));
   std::vector<Entry> tar_entries;
