@@ -13,7 +13,11 @@ if [ ! -f "$build/build.ninja" ]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHOIST_BUILD_TESTS=OFF >/dev/null
 fi
 echo "== building hoist ($build)"
-ninja -C "$build" -j"$(nproc)" hoist hoistfs >/dev/null
+if ! ninja -C "$build" -j"$(nproc)" hoist hoistfs >"$build/demo-build.log" 2>&1; then
+  tail -n 30 "$build/demo-build.log" >&2
+  echo "demo: the build failed (full log: $build/demo-build.log)" >&2
+  exit 1
+fi
 hoist=$build/tools/hoist
 hoistfs=$build/tools/hoistfs
 
