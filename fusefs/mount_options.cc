@@ -46,6 +46,8 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
 }
 
 Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
+  bool saw_dev = false;
+  bool saw_suid = false;
   while (!list.empty()) {
     const size_t comma = list.find(',');
     std::string_view opt = list.substr(0, comma);
@@ -93,12 +95,13 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
       o->allow_other = true;
     } else if (key == "suid") {
       o->suid = true;
+      saw_suid = true;
     } else if (key == "nosuid") {
       o->suid = false;
     } else if (key == "debug") {
       o->fuse_debug = true;
     } else if (key == "dev") {
-      return Fail(EINVAL, "mount option \"dev\" is not supported: hoist mounts are always nodev");
+      saw_dev = true;  // ignored: hoist mounts are always nodev
     } else if (key == "rw" || key == "ro" || key == "nodev" || key == "default_permissions" ||
                key == "auto" || key == "noauto" || key == "user" || key == "nouser" ||
                key == "users" || key == "_netdev" || key == "nofail" || key == "exec" ||
@@ -110,6 +113,9 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
       return Fail(EINVAL, "unknown mount option \"" + std::string(opt) + "\"");
     }
   }
+  // mount.fuse3 appends "dev,suid" to every list that names neither nodev nor nosuid (mount(8)
+  // defaults for root); that pair is not a request for setuid binaries.
+  if (saw_dev && saw_suid) o->suid = false;
   return Ok();
 }
 

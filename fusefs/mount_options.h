@@ -17,7 +17,12 @@
 //   ro, rw, nodev, nosuid, default_permissions and generic mount(8) options (auto, noauto,
 //   user, nouser, _netdev, nofail, exec, noexec, atime, noatime, relatime, defaults, x-*) are
 //   accepted and ignored: the mount is always ro (mount(8) passes "rw" when "ro" is not
-//   given). `dev` is refused (EINVAL): the mount is always nodev.
+//   given). `dev` is accepted and ignored: the mount is always nodev.
+// mount -t fuse.hoistfs: mount(8) runs mount.fuse3 (the fuse.TYPE helper), which runs
+//   `hoistfs SOURCE MOUNTPOINT -o rw,<opts>[,dev,suid]` from PATH; it appends "dev,suid" when the
+//   options name neither nodev nor nosuid. A list holding both `dev` and `suid` is therefore
+//   read as mount.fuse3's default, and the mount stays nosuid; to really ask for suid through
+//   mount(8), write `-o nodev,suid`.
 // Unknown options are EINVAL naming the option.
 //
 // The FUSE options are always: ro,nodev,default_permissions,fsname=hoist:IMAGE,
