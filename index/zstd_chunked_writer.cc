@@ -5,9 +5,14 @@
 #include <zstd.h>
 
 #include <array>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "index/tar_reader.h"
 
@@ -41,10 +46,154 @@ std::string SkippableHeader(uint32_t len) {
   return s;
 }
 
-struct ChunkOut {
-  uint64_t file_offset = 0, size = 0, offset = 0, end = 0;
-  Digest digest;
+using CCtxPtr = std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)>;
+
+CCtxPtr NewCCtx() { return CCtxPtr(ZSTD_createCCtx(), ZSTD_freeCCtx); }
+
+// One zstd frame per call; the same input and level always give the same bytes, whichever
+// thread or context compresses it (no multi-threaded zstd, parameters reset per frame).
+Result<std::string> CompressFrame(ZSTD_CCtx* cctx, int level, std::string_view data) {
+  if (!cctx) return Fail(ENOMEM, "ZSTD_createCCtx failed");
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compress2(cctx, out.data(), out.size(), data.data(), data.size());
+  if (ZSTD_isError(n))
+    return Fail(EIO, std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+// A frame to compress; the worker fills output (and digest, when asked) and sets done.
+struct FrameJob {
+  std::string input;
+  size_t input_size = 0;  // input.size() at submission (input is freed once compressed)
+  bool want_digest = false;
+  std::string output;
+  Digest digest;  // sha256 of input
+  std::optional<Error> error;
+  bool done = false;  // guarded by FramePipeline::mu_
+};
+
+// Compresses frames on `threads` workers (or inline on the caller when threads <= 1) and hands
+// them back in submission order. Submit/PopFront/Full/Empty are called by one producer thread.
+class FramePipeline {
+ public:
+  FramePipeline(int level, int threads, size_t max_frames, size_t max_bytes)
+      : level_(level), max_frames_(max_frames), max_bytes_(max_bytes) {
+    if (threads <= 1) {
+      inline_cctx_ = NewCCtx();
+      return;
+    }
+    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  ~FramePipeline() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  bool Full() const { return inflight_.size() >= max_frames_ || inflight_bytes_ >= max_bytes_; }
+  bool Empty() const { return inflight_.empty(); }
+
+  void Submit(std::unique_ptr<FrameJob> job) {
+    job->input_size = job->input.size();
+    inflight_bytes_ += job->input_size;
+    FrameJob* raw = job.get();
+    inflight_.push_back(std::move(job));
+    if (workers_.empty()) {
+      Run(inline_cctx_.get(), *raw);
+      raw->done = true;
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      todo_.push_back(raw);
+    }
+    work_cv_.notify_one();
+  }
+
+  // The oldest frame once it is compressed; nullptr if it is not done and !wait (or none).
+  std::unique_ptr<FrameJob> PopFront(bool wait) {
+    if (inflight_.empty()) return nullptr;
+    FrameJob* front = inflight_.front().get();
+    if (!workers_.empty()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!front->done && !wait) return nullptr;
+      done_cv_.wait(lock, [front] { return front->done; });
+    }
+    std::unique_ptr<FrameJob> job = std::move(inflight_.front());
+    inflight_.pop_front();
+    inflight_bytes_ -= job->input_size;
+    return job;
+  }
+
+ private:
+  void Run(ZSTD_CCtx* cctx, FrameJob& job) {
+    if (job.want_digest) job.digest = Digest::Of(job.input);
+    auto out = CompressFrame(cctx, level_, job.input);
+    if (out) {
+      job.output = std::move(*out);
+    } else {
+      job.error = out.error();
+    }
+    std::string().swap(job.input);
+  }
+  void WorkerLoop() {
+    CCtxPtr cctx = NewCCtx();
+    for (;;) {
+      FrameJob* job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_cv_.wait(lock, [this] { return stop_ || !todo_.empty(); });
+        if (stop_) return;
+        job = todo_.front();
+        todo_.pop_front();
+      }
+      Run(cctx.get(), *job);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        job->done = true;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  const int level_;
+  const size_t max_frames_, max_bytes_;
+  CCtxPtr inline_cctx_{nullptr, ZSTD_freeCCtx};
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<FrameJob*> todo_;  // guarded by mu_
+  bool stop_ = false;           // guarded by mu_
+  // Producer-only state.
+  std::deque<std::unique_ptr<FrameJob>> inflight_;
+  size_t inflight_bytes_ = 0;
+};
+
+struct PendingChunk {
+  uint64_t file_offset = 0, size = 0, seq = 0;
   bool zeros = false;
+};
+
+// A TOC entry waiting for the frames of its chunks to be written (their offsets are known only
+// then). Entries are written to the TOC in tar order.
+struct PendingEntry {
+  Entry entry;  // metadata; chunks/digest unused
+  std::string raw_name, raw_link;
+  std::optional<Digest> file_digest;  // unset: the file is one chunk; use that chunk's digest
+  std::vector<PendingChunk> chunks;
+  bool closed = false;  // all chunks submitted
+};
+
+struct FrameDone {
+  uint64_t offset = 0, end = 0;
+  Digest digest;
 };
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -55,8 +204,9 @@ class Writer {
       : sink_(std::move(sink)),
         opt_(o),
         gear_(MakeGear()),
-        prefetch_(o.prefetch.begin(), o.prefetch.end()) {
-    cctx_.reset(ZSTD_createCCtx());
+        prefetch_(o.prefetch.begin(), o.prefetch.end()),
+        pipe_(o.compression_level, o.threads, 2 * static_cast<size_t>(std::max(o.threads, 1)),
+              kMaxInflightBytes) {
     uint64_t t = 1;
     while (t < opt_.chunk_target) t <<= 1;
     mask_ = t - 1;
@@ -72,28 +222,53 @@ class Writer {
   Result<ZstdChunkedWriteResult> Run(ReadCallback tar_source);
 
  private:
+  static constexpr size_t kMaxInflightBytes = 32 << 20;
+
   Status Emit(std::string_view data) {
     blob_hash_.Update(data);
     out_pos_ += data.size();
     return sink_(data);
   }
-  Result<std::string> Compress(std::string_view data) {
-    if (!cctx_) return Fail(ENOMEM, "ZSTD_createCCtx failed");
-    ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_and_parameters);
-    ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, opt_.compression_level);
-    ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_contentSizeFlag, 1);
-    std::string out(ZSTD_compressBound(data.size()), '\0');
-    size_t n = ZSTD_compress2(cctx_.get(), out.data(), out.size(), data.data(), data.size());
-    if (ZSTD_isError(n))
-      return Fail(EIO, std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
-    out.resize(n);
-    return out;
+
+  // Writes the oldest compressed frame (waiting for it if `wait`); false if none was ready.
+  Result<bool> EmitOne(bool wait) {
+    std::unique_ptr<FrameJob> job = pipe_.PopFront(wait);
+    if (!job) return false;
+    if (job->error) return Fail(*job->error);
+    FrameDone f;
+    f.offset = out_pos_;
+    HOIST_RETURN_IF_ERROR(Emit(job->output));
+    f.end = out_pos_;
+    f.digest = std::move(job->digest);
+    frames_.push_back(std::move(f));
+    HOIST_RETURN_IF_ERROR(FlushToc());
+    return true;
   }
+
+  // Queues one frame (after writing frames while the pipeline is full); returns its sequence
+  // number. The caller records the number, then calls Drain().
+  Result<uint64_t> Enqueue(std::string data, bool want_digest) {
+    while (pipe_.Full()) HOIST_RETURN_IF_ERROR(EmitOne(true));
+    auto job = std::make_unique<FrameJob>();
+    job->input = std::move(data);
+    job->want_digest = want_digest;
+    pipe_.Submit(std::move(job));
+    return next_seq_++;
+  }
+  // Writes the frames that are already compressed, in order.
+  Status Drain() {
+    for (;;) {
+      HOIST_ASSIGN_OR_RETURN(bool emitted, EmitOne(false));
+      if (!emitted) return Ok();
+    }
+  }
+
   Status FlushMeta() {
     if (meta_.empty()) return Ok();
-    HOIST_ASSIGN_OR_RETURN(std::string frame, Compress(meta_));
-    meta_.clear();
-    return Emit(frame);
+    std::string data;
+    data.swap(meta_);
+    HOIST_RETURN_IF_ERROR(Enqueue(std::move(data), false));
+    return Drain();
   }
   Status AddMeta(std::string_view data) {
     tar_hash_.Update(data);
@@ -102,26 +277,31 @@ class Writer {
     if (meta_.size() >= kMaxMetaFrame) return FlushMeta();
     return Ok();
   }
-  Status EmitChunk(std::string& data, bool zeros) {
+  // Cuts `data` as the next chunk of the current file. `final`: no more payload follows.
+  Status EmitChunk(std::string& data, bool zeros, bool final) {
     if (data.empty()) return Ok();
     HOIST_RETURN_IF_ERROR(FlushMeta());
-    ChunkOut c;
+    PendingEntry& pe = pending_.back();
+    // The file digest is hashed here (producer) unless the file is a single chunk, whose
+    // digest the worker computes anyway: each byte is hashed once per digest it belongs to.
+    if (!pe.chunks.empty() || !final) file_hash_.Update(data);
+    PendingChunk c;
     c.file_offset = file_pos_;
     c.size = data.size();
     c.zeros = zeros;
-    c.digest = Digest::Of(data);
-    HOIST_ASSIGN_OR_RETURN(std::string frame, Compress(data));
-    c.offset = out_pos_;
-    HOIST_RETURN_IF_ERROR(Emit(frame));
-    c.end = out_pos_;
     file_pos_ += data.size();
-    chunks_.push_back(std::move(c));
-    data.clear();
+    std::string frame;
+    frame.swap(data);
+    data.reserve(static_cast<size_t>(max_chunk_));
     hash_ = 0;
-    return Ok();
+    HOIST_ASSIGN_OR_RETURN(c.seq, Enqueue(std::move(frame), true));
+    pending_.back().chunks.push_back(c);
+    return Drain();
   }
-  Status ChunkPayload(TarReader& reader, uint64_t size, Sha256& file_hash);
-  void WriteTocEntry(const TarMember& m, const Digest& file_digest);
+  Status ChunkPayload(TarReader& reader, uint64_t size);
+  Status FlushToc();
+  void WriteTocEntry(const PendingEntry& pe);
+  const FrameDone& Frame(uint64_t seq) const { return frames_[seq - frames_base_]; }
   void WriteTarSplitSegment(std::string_view bytes);
   void WriteTarSplitFile(const TarMember& m, uint64_t crc);
 
@@ -129,78 +309,115 @@ class Writer {
   ZstdChunkedWriterOptions opt_;
   std::array<uint64_t, 256> gear_;
   std::set<std::string> prefetch_;
-  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx_{nullptr, ZSTD_freeCCtx};
   uint64_t mask_ = 0, min_chunk_ = 0, max_chunk_ = 0;
   uint64_t hash_ = 0;
-  Sha256 blob_hash_, tar_hash_;
+  Sha256 blob_hash_, tar_hash_, file_hash_;
   uint64_t out_pos_ = 0, tar_size_ = 0, file_pos_ = 0;
   std::string meta_;
-  std::vector<ChunkOut> chunks_;
   rapidjson::StringBuffer toc_buf_;
   JsonWriter toc_{toc_buf_};
   std::string tar_split_;
   uint64_t ts_position_ = 0;
   uint64_t entries_ = 0, total_chunks_ = 0;
   uint64_t crc_ = 0;
+  uint64_t next_seq_ = 0;
+  std::deque<PendingEntry> pending_;  // TOC entries not yet written, in tar order
+  std::deque<FrameDone> frames_;      // written frames from seq frames_base_ on
+  uint64_t frames_base_ = 0;
+  FramePipeline pipe_;  // last: its workers stop before the state above goes away
 };
 
-Status Writer::ChunkPayload(TarReader& reader, uint64_t size, Sha256& file_hash) {
+Status Writer::ChunkPayload(TarReader& reader, uint64_t size) {
   std::string cur;
   cur.reserve(static_cast<size_t>(std::min<uint64_t>(size, max_chunk_)));
   bool in_zeros = false;
   uint64_t zero_run = 0;
   std::string buf(1 << 16, '\0');
   uint64_t left = size;
+  const uint64_t zero_min = opt_.zero_run_min;
   while (left > 0) {
     HOIST_ASSIGN_OR_RETURN(size_t n, reader.ReadPayload(buf.data(), buf.size()));
     if (n == 0) return Fail(EBADMSG, "tar payload ended early");
     left -= n;
     tar_hash_.Update(buf.data(), n);
     tar_size_ += n;
-    file_hash.Update(buf.data(), n);
     crc_ = Crc64Iso(crc_, buf.data(), n);
+    const char* p = buf.data();
+    size_t span = 0;  // p[span, i) is part of the current chunk but not yet appended to cur
+    auto take = [&](size_t upto) {
+      cur.append(p + span, upto - span);
+      span = upto;
+    };
     for (size_t i = 0; i < n; ++i) {
-      const unsigned char b = static_cast<unsigned char>(buf[i]);
+      const unsigned char b = static_cast<unsigned char>(p[i]);
       zero_run = b == 0 ? zero_run + 1 : 0;
       if (in_zeros) {
         if (b == 0) {
-          cur.push_back(0);
-          if (cur.size() >= kMaxZeroChunk) HOIST_RETURN_IF_ERROR(EmitChunk(cur, true));
+          if (cur.size() + (i + 1 - span) >= kMaxZeroChunk) {
+            take(i + 1);
+            HOIST_RETURN_IF_ERROR(EmitChunk(cur, true, left == 0 && i + 1 == n));
+          }
           continue;
         }
-        HOIST_RETURN_IF_ERROR(EmitChunk(cur, true));
+        take(i);
+        HOIST_RETURN_IF_ERROR(EmitChunk(cur, true, false));
         in_zeros = false;
       }
-      cur.push_back(static_cast<char>(b));
       hash_ = (hash_ << 1) + gear_[b];
-      if (zero_run >= opt_.zero_run_min && opt_.zero_run_min > 0) {
+      if (zero_min > 0 && zero_run >= zero_min) {
+        take(i + 1);
         const size_t run = static_cast<size_t>(std::min<uint64_t>(zero_run, cur.size()));
         std::string data = cur.substr(0, cur.size() - run);
-        HOIST_RETURN_IF_ERROR(EmitChunk(data, false));
+        HOIST_RETURN_IF_ERROR(EmitChunk(data, false, false));
         cur.assign(run, '\0');
         in_zeros = true;
         continue;
       }
-      if (cur.size() >= max_chunk_ ||
-          (cur.size() >= min_chunk_ && (hash_ & mask_) == 0 && zero_run == 0)) {
-        HOIST_RETURN_IF_ERROR(EmitChunk(cur, false));
+      const uint64_t len = cur.size() + (i + 1 - span);
+      if (len >= max_chunk_ || (len >= min_chunk_ && (hash_ & mask_) == 0 && zero_run == 0)) {
+        take(i + 1);
+        HOIST_RETURN_IF_ERROR(EmitChunk(cur, false, left == 0 && i + 1 == n));
       }
     }
+    take(n);
   }
-  return EmitChunk(cur, in_zeros);
+  return EmitChunk(cur, in_zeros, true);
 }
 
-void Writer::WriteTocEntry(const TarMember& m, const Digest& file_digest) {
-  const Entry& e = m.entry;
+Status Writer::FlushToc() {
+  while (!pending_.empty()) {
+    const PendingEntry& pe = pending_.front();
+    if (!pe.closed) break;
+    if (!pe.chunks.empty() && pe.chunks.back().seq >= frames_base_ + frames_.size()) break;
+    WriteTocEntry(pe);
+    pending_.pop_front();
+  }
+  // Forget written frames that no pending entry refers to.
+  uint64_t keep_from = next_seq_;
+  for (const PendingEntry& pe : pending_) {
+    if (!pe.chunks.empty()) {
+      keep_from = pe.chunks.front().seq;
+      break;
+    }
+  }
+  while (!frames_.empty() && frames_base_ < keep_from) {
+    frames_.pop_front();
+    ++frames_base_;
+  }
+  return Ok();
+}
+
+void Writer::WriteTocEntry(const PendingEntry& pe) {
+  const Entry& e = pe.entry;
   static const char* kTypes[] = {"reg", "dir", "symlink", "hardlink", "char", "block", "fifo"};
   toc_.StartObject();
   toc_.Key("type");
   toc_.String(kTypes[static_cast<int>(e.type)]);
   toc_.Key("name");
-  toc_.String(m.raw_name.data(), static_cast<rapidjson::SizeType>(m.raw_name.size()));
+  toc_.String(pe.raw_name.data(), static_cast<rapidjson::SizeType>(pe.raw_name.size()));
   if (e.type == EntryType::kSymlink || e.type == EntryType::kHardlink) {
     toc_.Key("linkName");
-    toc_.String(m.raw_link.data(), static_cast<rapidjson::SizeType>(m.raw_link.size()));
+    toc_.String(pe.raw_link.data(), static_cast<rapidjson::SizeType>(pe.raw_link.size()));
   }
   toc_.Key("mode");
   toc_.Uint(e.mode);
@@ -237,11 +454,13 @@ void Writer::WriteTocEntry(const TarMember& m, const Digest& file_digest) {
     toc_.Key(kTocPrefetchKey);
     toc_.Bool(true);
   }
-  auto chunk_fields = [&](const ChunkOut& c, bool first) {
+  const uint64_t file_end = pe.chunks.empty() ? 0 : Frame(pe.chunks.back().seq).end;
+  auto chunk_fields = [&](const PendingChunk& c, bool first) {
+    const FrameDone& f = Frame(c.seq);
     toc_.Key("offset");
-    toc_.Uint64(c.offset);
+    toc_.Uint64(f.offset);
     toc_.Key("endOffset");
-    toc_.Uint64(first ? chunks_.back().end : c.end);
+    toc_.Uint64(first ? file_end : f.end);
     if (c.file_offset) {
       toc_.Key("chunkOffset");
       toc_.Uint64(c.file_offset);
@@ -249,29 +468,29 @@ void Writer::WriteTocEntry(const TarMember& m, const Digest& file_digest) {
     toc_.Key("chunkSize");
     toc_.Uint64(c.size);
     toc_.Key("chunkDigest");
-    toc_.String(c.digest.str().c_str());
+    toc_.String(f.digest.str().c_str());
     if (c.zeros) {
       toc_.Key("chunkType");
       toc_.String("zeros");
     }
   };
-  if (e.type == EntryType::kRegular && !chunks_.empty()) {
+  if (e.type == EntryType::kRegular && !pe.chunks.empty()) {
     toc_.Key("digest");
-    toc_.String(file_digest.str().c_str());
-    chunk_fields(chunks_[0], true);
+    toc_.String((pe.file_digest ? *pe.file_digest : Frame(pe.chunks[0].seq).digest).str().c_str());
+    chunk_fields(pe.chunks[0], true);
   }
   toc_.EndObject();
   ++entries_;
-  for (size_t i = 1; i < chunks_.size(); ++i) {
+  for (size_t i = 1; i < pe.chunks.size(); ++i) {
     toc_.StartObject();
     toc_.Key("type");
     toc_.String("chunk");
     toc_.Key("name");
-    toc_.String(m.raw_name.data(), static_cast<rapidjson::SizeType>(m.raw_name.size()));
-    chunk_fields(chunks_[i], false);
+    toc_.String(pe.raw_name.data(), static_cast<rapidjson::SizeType>(pe.raw_name.size()));
+    chunk_fields(pe.chunks[i], false);
     toc_.EndObject();
   }
-  total_chunks_ += chunks_.size();
+  total_chunks_ += pe.chunks.size();
 }
 
 void Writer::WriteTarSplitSegment(std::string_view bytes) {
@@ -323,20 +542,21 @@ Result<ZstdChunkedWriteResult> Writer::Run(ReadCallback tar_source) {
     std::string seg = pending_padding + std::string(reader.raw_header());
     HOIST_RETURN_IF_ERROR(AddMeta(reader.raw_header()));
     WriteTarSplitSegment(seg);
-    chunks_.clear();
+    PendingEntry& pe = pending_.emplace_back();
+    pe.entry = m->entry;
+    pe.raw_name = m->raw_name;
+    pe.raw_link = m->raw_link;
     file_pos_ = 0;
-    Digest file_digest;
-    uint64_t crc = 0;
     if (m->payload_size > 0) {
-      Sha256 fh;
-      // CRC for tar-split is computed from the chunk data as it is hashed.
-      HOIST_RETURN_IF_ERROR(ChunkPayload(reader, m->payload_size, fh));
-      file_digest = Digest::FromSha256(fh.Final());
-      (void)crc;
+      file_hash_.Reset();
+      HOIST_RETURN_IF_ERROR(ChunkPayload(reader, m->payload_size));
+      PendingEntry& cur = pending_.back();  // (pe may have been written meanwhile? no: open)
+      if (cur.chunks.size() > 1) cur.file_digest = Digest::FromSha256(file_hash_.Final());
     }
-    crc = crc_;
+    const uint64_t crc = crc_;
     crc_ = 0;
-    WriteTocEntry(*m, file_digest);
+    pending_.back().closed = true;
+    HOIST_RETURN_IF_ERROR(FlushToc());
     WriteTarSplitFile(*m, crc);
     HOIST_ASSIGN_OR_RETURN(std::string_view pad, reader.FinishMember());
     HOIST_RETURN_IF_ERROR(AddMeta(pad));
@@ -356,17 +576,23 @@ Result<ZstdChunkedWriteResult> Writer::Run(ReadCallback tar_source) {
   }
   WriteTarSplitSegment(trailer);
   HOIST_RETURN_IF_ERROR(FlushMeta());
+  while (!pipe_.Empty()) HOIST_RETURN_IF_ERROR(EmitOne(true));
+  HOIST_RETURN_IF_ERROR(FlushToc());
+  if (!pending_.empty()) return Fail(EIO, "zstd:chunked writer: TOC entries left unwritten");
+  CCtxPtr cctx = NewCCtx();
 
   ZstdChunkedWriteResult r;
   // tar-split first (its digest goes into the TOC), written after the TOC.
-  HOIST_ASSIGN_OR_RETURN(std::string ts_frame, Compress(tar_split_));
+  HOIST_ASSIGN_OR_RETURN(std::string ts_frame,
+                         CompressFrame(cctx.get(), opt_.compression_level, tar_split_));
   r.tar_split_digest = Digest::Of(ts_frame);
   toc_.EndArray();
   toc_.Key("tarSplitDigest");
   toc_.String(r.tar_split_digest.str().c_str());
   toc_.EndObject();
   std::string_view toc_json(toc_buf_.GetString(), toc_buf_.GetSize());
-  HOIST_ASSIGN_OR_RETURN(std::string toc_frame, Compress(toc_json));
+  HOIST_ASSIGN_OR_RETURN(std::string toc_frame,
+                         CompressFrame(cctx.get(), opt_.compression_level, toc_json));
   r.toc_digest = Digest::Of(toc_frame);
   HOIST_RETURN_IF_ERROR(Emit(SkippableHeader(static_cast<uint32_t>(toc_frame.size()))));
   r.toc = BlobRange{out_pos_, toc_frame.size(), toc_json.size()};
@@ -426,18 +652,31 @@ std::string FormatRfc3339(int64_t sec, uint32_t nsec) {
 }
 
 uint64_t Crc64Iso(uint64_t crc, const void* data, size_t size) {
-  static const std::array<uint64_t, 256> table = [] {
-    std::array<uint64_t, 256> t{};
+  // Reflected CRC-64/ISO, 8 bytes per step (slicing-by-8 tables).
+  static const std::array<std::array<uint64_t, 256>, 8> t = [] {
+    std::array<std::array<uint64_t, 256>, 8> tab{};
     for (uint64_t i = 0; i < 256; ++i) {
       uint64_t c = i;
       for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0xD800000000000000ull : c >> 1;
-      t[i] = c;
+      tab[0][i] = c;
     }
-    return t;
+    for (int k = 1; k < 8; ++k)
+      for (int i = 0; i < 256; ++i) tab[k][i] = (tab[k - 1][i] >> 8) ^ tab[0][tab[k - 1][i] & 0xff];
+    return tab;
   }();
   crc = ~crc;
   const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  while (size >= 8) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];  // little-endian load
+    crc ^= v;
+    crc = t[7][crc & 0xff] ^ t[6][(crc >> 8) & 0xff] ^ t[5][(crc >> 16) & 0xff] ^
+          t[4][(crc >> 24) & 0xff] ^ t[3][(crc >> 32) & 0xff] ^ t[2][(crc >> 40) & 0xff] ^
+          t[1][(crc >> 48) & 0xff] ^ t[0][crc >> 56];
+    p += 8;
+    size -= 8;
+  }
+  for (size_t i = 0; i < size; ++i) crc = t[0][(crc ^ p[i]) & 0xff] ^ (crc >> 8);
   return ~crc;
 }
 
