@@ -1,0 +1,67 @@
+// libFuzzer target: ParseTocJson on the input, then FinishTocIndex for each flavor (zstd:chunked,
+// zstd:chunked in the stargz layout, eStargz) with a large and a small data end, and the stargz
+// landmarks. On success: entries have unique paths, hardlinks name an earlier non-directory
+// entry, and every regular file's chunks cover it exactly within [0, data_end) without overlap
+// (identical ranges are allowed where chunks share a frame or gzip member).
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "index/toc_json.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace {
+
+void Check(const std::vector<hoist::Entry>& entries, hoist::TocFlavor flavor, uint64_t data_end) {
+  std::set<std::string> seen;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const hoist::Entry& e : entries) {
+    FUZZ_CHECK(seen.insert(e.path).second);
+    if (e.type == hoist::EntryType::kHardlink) FUZZ_CHECK(seen.contains(e.link_name));
+    if (e.type != hoist::EntryType::kRegular) {
+      FUZZ_CHECK(e.chunks.empty());
+      continue;
+    }
+    uint64_t covered = 0;
+    for (const hoist::Chunk& c : e.chunks) {
+      FUZZ_CHECK(c.file_offset == covered);
+      FUZZ_CHECK(c.size > 0 && c.size <= e.size - covered);
+      covered += c.size;
+      if (c.encoding == hoist::ChunkEncoding::kZeros) continue;
+      FUZZ_CHECK(c.blob_length > 0);
+      FUZZ_CHECK(c.blob_offset < data_end && c.blob_length <= data_end - c.blob_offset);
+      ranges.emplace_back(c.blob_offset, c.blob_offset + c.blob_length);
+    }
+    FUZZ_CHECK(covered == e.size);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    if (ranges[i] == ranges[i - 1] && flavor != hoist::TocFlavor::kZstdChunked) continue;
+    FUZZ_CHECK(ranges[i].first >= ranges[i - 1].second);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size > (256 << 10)) return 0;
+  hoist::TocLimits limits;
+  limits.max_entries = 4096;
+  limits.max_file_size = uint64_t{1} << 30;
+  auto toc = hoist::ParseTocJson(hoist::fuzz::AsView(data, size), limits);
+  if (!toc) return 0;
+  for (auto flavor : {hoist::TocFlavor::kZstdChunked, hoist::TocFlavor::kZstdChunkedStargzLayout,
+                      hoist::TocFlavor::kEstargz}) {
+    for (uint64_t data_end : {uint64_t{1} << 40, uint64_t{4096}}) {
+      auto entries = hoist::FinishTocIndex(toc->records, flavor, data_end, limits);
+      if (!entries) continue;
+      Check(*entries, flavor, data_end);
+      if (flavor != hoist::TocFlavor::kZstdChunked) hoist::ApplyStargzLandmarks(*entries);
+    }
+  }
+  return 0;
+}
