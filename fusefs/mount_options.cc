@@ -121,7 +121,7 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
 
 std::string FuseMountOptionString(const MountOptions& o) {
   std::string s = "ro,nodev,default_permissions";
-  if (!o.suid) s += ",nosuid";
+  s += o.suid ? ",suid" : ",nosuid";  // libfuse mounts nosuid unless told "suid"
   if (o.allow_other) s += ",allow_other";
   std::string fsname = "hoist:" + o.image;
   // FUSE's option parser splits on ',' and treats '\' as an escape.

@@ -17,6 +17,8 @@ void RegisterSearch(CLI::App& app, VerbRunner* run);
 void RegisterMount(CLI::App& app, VerbRunner* run);
 void RegisterUmount(CLI::App& app, VerbRunner* run);
 void RegisterStats(CLI::App& app, VerbRunner* run);
+void RegisterBundle(CLI::App& app, VerbRunner* run);
+void RegisterRun(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -26,6 +28,8 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterMount(app, run);
   RegisterUmount(app, run);
   RegisterStats(app, run);
+  RegisterBundle(app, run);
+  RegisterRun(app, run);
 }
 
 }  // namespace hoist
