@@ -1,0 +1,129 @@
+# bench/lib.sh: helpers shared by the bench/ scripts (source it; bash only).
+#
+#   bench_find_bin NAME            -> path of a built hoist/hoistfs (HOIST/HOISTFS env, else build dirs)
+#   bench_python_layout CACHE      -> builds once and prints CACHE/layout: the debootstrap bookworm +
+#                                     python3 image as an OCI layout, tag "gz", two gzip layers
+#                                     (same recipe and cache as bench/convert, so either builds it)
+#   bench_layout_from_dirs OUT TAG COMPRESS DIR...
+#                                  -> an OCI layout with one layer per DIR (COMPRESS: gzip|zstd|none)
+#   bench_drop_caches              -> sync; echo 3 > /proc/sys/vm/drop_caches
+#   bench_median JSON NAME         -> hyperfine median (s) of command NAME in an --export-json file
+#   bench_median_list v1 v2 ...    -> median of numbers
+#
+# Everything needs root (debootstrap, drop_caches, chroot, FUSE mounts).
+
+bench_log() { echo "bench: $*" >&2; }
+bench_sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+bench_find_bin() {  # NAME
+  local name=$1 root c
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  for c in "$root"/build-bench/tools/"$name" "$root"/build-release/tools/"$name" \
+           "$root"/build/tools/"$name" "$root"/build-*/tools/"$name"; do
+    if [ -x "$c" ]; then echo "$c"; return 0; fi
+  done
+  return 1
+}
+
+bench_drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+bench_median() {  # JSON NAME
+  jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"
+}
+
+bench_median_list() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+}
+
+# Writes an OCI layout with one layer per directory (tar --format=pax, sorted, fixed mtime,
+# numeric root ownership). COMPRESS is gzip, zstd or none.
+bench_layout_from_dirs() {  # OUT TAG COMPRESS DIR...
+  local out=$1 tag=$2 comp=$3; shift 3
+  local tmp layers_json="" diff_ids="" d diff dg size mt cdg csize mdg msize
+  rm -rf "$out"; mkdir -p "$out/blobs/sha256"
+  tmp=$(mktemp -d "$out.build.XXXXXX")
+  for d in "$@"; do
+    tar -C "$d" --format=pax --numeric-owner --sort=name --mtime=@1700000000 --owner=0 --group=0 \
+        -cf "$tmp/layer.tar" .
+    diff=$(bench_sha "$tmp/layer.tar")
+    case "$comp" in
+      gzip) gzip -n -6 -c "$tmp/layer.tar" >"$tmp/blob"; mt=application/vnd.oci.image.layer.v1.tar+gzip ;;
+      zstd) zstd -q -3 -T0 -c "$tmp/layer.tar" >"$tmp/blob"; mt=application/vnd.oci.image.layer.v1.tar+zstd ;;
+      none) mv "$tmp/layer.tar" "$tmp/blob"; mt=application/vnd.oci.image.layer.v1.tar ;;
+      *) echo "bench_layout_from_dirs: bad compression $comp" >&2; return 1 ;;
+    esac
+    rm -f "$tmp/layer.tar"
+    dg=$(bench_sha "$tmp/blob"); size=$(stat -c %s "$tmp/blob")
+    mv "$tmp/blob" "$out/blobs/sha256/$dg"
+    layers_json+="${layers_json:+,}{\"mediaType\":\"$mt\",\"digest\":\"sha256:$dg\",\"size\":$size}"
+    diff_ids+="${diff_ids:+,}\"sha256:$diff\""
+  done
+  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+    "$diff_ids" >"$tmp/config.json"
+  cdg=$(bench_sha "$tmp/config.json"); csize=$(stat -c %s "$tmp/config.json")
+  mv "$tmp/config.json" "$out/blobs/sha256/$cdg"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}' \
+    "$cdg" "$csize" "$layers_json" >"$tmp/manifest.json"
+  mdg=$(bench_sha "$tmp/manifest.json"); msize=$(stat -c %s "$tmp/manifest.json")
+  mv "$tmp/manifest.json" "$out/blobs/sha256/$mdg"
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$mdg" "$msize" "$tag" >"$out/index.json"
+  rm -rf "$tmp"
+}
+
+# The python image of bench/convert (same cache layout: $CACHE/rootfs, $CACHE/layout, tag "gz",
+# $CACHE/tar-bytes), built with the same steps if bench/convert has not built it yet.
+bench_python_layout() {  # CACHE
+  local cache=$1 layout=$1/layout mirror s d
+  if [ -f "$layout/index.json" ]; then echo "$layout"; return 0; fi
+  mkdir -p "$cache"
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  if [ ! -x "$cache/rootfs/usr/bin/python3" ]; then
+    bench_log "debootstrap bookworm (minbase + python3) from $mirror"
+    rm -rf "$cache/rootfs"
+    debootstrap --variant=minbase --include=python3 bookworm "$cache/rootfs" "$mirror" \
+      >"$cache/debootstrap.log" 2>&1
+  fi
+  rm -rf "$cache/build" "$layout"
+  mkdir -p "$cache/build" "$layout/blobs/sha256"
+  local tarflags=(--format=pax --numeric-owner --xattrs --sort=name --mtime=@1700000000 --owner=0 --group=0)
+  bench_log "python image layer 1: the rootfs"
+  tar -C "$cache/rootfs" "${tarflags[@]}" --exclude=./proc/* --exclude=./sys/* --exclude=./dev/* \
+      -cf "$cache/build/l1.tar" .
+  bench_log "python image layer 2: whiteouts for docs, locales and man pages, and one new file"
+  s=$cache/build/l2
+  mkdir -p "$s/usr/share" "$s/etc"
+  for d in doc locale man info; do
+    [ -e "$cache/rootfs/usr/share/$d" ] && : >"$s/usr/share/.wh.$d"
+  done
+  mkdir -p "$s/var/cache/apt" && : >"$s/var/cache/apt/.wh..wh..opq"
+  echo "converted by bench/convert" >"$s/etc/bench-note"
+  tar -C "$s" "${tarflags[@]}" -cf "$cache/build/l2.tar" .
+  local layers_json="" diff_ids="" l diff dg size cdg csize mdg msize
+  for l in l1 l2; do
+    diff=$(bench_sha "$cache/build/$l.tar")
+    gzip -n -6 -c "$cache/build/$l.tar" >"$cache/build/$l.tar.gz"
+    dg=$(bench_sha "$cache/build/$l.tar.gz")
+    mv "$cache/build/$l.tar.gz" "$layout/blobs/sha256/$dg"
+    size=$(stat -c %s "$layout/blobs/sha256/$dg")
+    layers_json+="${layers_json:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$dg\",\"size\":$size}"
+    diff_ids+="${diff_ids:+,}\"sha256:$diff\""
+  done
+  printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/usr/bin/python3"]},"rootfs":{"type":"layers","diff_ids":[%s]},"history":[{"created_by":"debootstrap"},{"created_by":"cleanup"}]}' \
+    "$diff_ids" >"$cache/build/config.json"
+  cdg=$(bench_sha "$cache/build/config.json"); csize=$(stat -c %s "$cache/build/config.json")
+  cp "$cache/build/config.json" "$layout/blobs/sha256/$cdg"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}' \
+    "$cdg" "$csize" "$layers_json" >"$cache/build/manifest.json"
+  mdg=$(bench_sha "$cache/build/manifest.json"); msize=$(stat -c %s "$cache/build/manifest.json")
+  cp "$cache/build/manifest.json" "$layout/blobs/sha256/$mdg"
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"gz"}}]}' \
+    "$mdg" "$msize" >"$layout/index.json"
+  echo $(( $(stat -c %s "$cache/build/l1.tar") + $(stat -c %s "$cache/build/l2.tar") )) >"$cache/tar-bytes"
+  rm -rf "$cache/build"
+  echo "$layout"
+}
