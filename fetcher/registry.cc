@@ -484,6 +484,16 @@ Result<std::vector<std::string>> RegistryClient::ListTags(const Reference& repo,
   return ListPaged(*core_, url, repo.registry, {PullScope(repo)}, repo.Name() + ": tags", "tags");
 }
 
+Status RegistryClient::CheckAuth(std::string_view registry) {
+  RegistryCall call;
+  call.url = core_->BaseUrl(registry) + "/v2/";
+  call.registry = std::string(registry);
+  call.what = std::string(registry) + ": login";
+  HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
+  (void)resp;
+  return Ok();
+}
+
 Result<std::vector<std::string>> RegistryClient::Catalog(std::string_view registry, int page_size) {
   std::string url = core_->BaseUrl(registry) + "/v2/_catalog";
   if (page_size > 0) url = AppendQuery(url, "n", std::to_string(page_size));

@@ -144,6 +144,12 @@ class RegistryClient {
   // Tag = GET `source` manifest bytes, PUT them under `new_tag` in the same repository.
   [[nodiscard]] Status Tag(const Reference& source, std::string_view new_tag);
 
+  // --- login ---
+  // GET /v2/ with this client's credentials for `registry` (through the token flow when the
+  // registry asks for one). Ok when the registry accepts them (or needs none); EACCES when it
+  // refuses them; other errors as for any request.
+  [[nodiscard]] Status CheckAuth(std::string_view registry);
+
   // --- listing (Link pagination followed until absent; page_size 0 = registry default) ---
   [[nodiscard]] Result<std::vector<std::string>> ListTags(const Reference& repo, int page_size = 0);
   [[nodiscard]] Result<std::vector<std::string>> Catalog(std::string_view registry,

@@ -14,6 +14,7 @@
 #include "base/file_util.h"
 #include "base/log.h"
 #include "fetcher/reference.h"
+#include "fusefs/local_image.h"
 
 namespace hoist {
 namespace {
@@ -134,12 +135,15 @@ Status Mount::Build() {
   ro.retry.total_budget = o.timeout;
   HOIST_ASSIGN_OR_RETURN(client_, RegistryClient::CreateDefault(ro));
 
-  // 2. The image.
+  // 2. The image: from the registry, or from the local store with -o offline or when the
+  //    registry cannot be reached (fusefs/local_image.h).
   HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(o.image));
-  HOIST_ASSIGN_OR_RETURN(image_, client_->Resolve(ref));
+  HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, o));
+  image_ = std::move(resolved.image);
+  warning_ = std::move(resolved.warning);
 
-  // 3. Its blobs.
-  source_ = client_->OpenBlobSource(ref);
+  // 3. Its blobs (local blob files first, then the registry unless offline).
+  source_ = std::move(resolved.source);
 
   // 4. The host store.
   HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(o.cache_dir));

@@ -70,6 +70,8 @@ class Mount {
   const std::string& state_file() const { return state_file_; }
   const LoadedLayers& layers() const { return layers_; }
   const MountStats& stats() const { return stats_; }
+  // Non-empty when the mount fell back to the local store because the registry failed.
+  const std::string& warning() const { return warning_; }
 
  private:
   explicit Mount(MountOptions options) : options_(std::move(options)) {}
@@ -79,6 +81,7 @@ class Mount {
   const MountOptions options_;
   std::string mountpoint_;  // canonical
   std::string state_file_;
+  std::string warning_;
 
   // In construction order (destroyed in reverse by Teardown).
   std::unique_ptr<RegistryClient> client_;

@@ -12,6 +12,7 @@
 //   platform=OS/ARCH[/V]   platform to pick from an index
 //   log_level=LEVEL        debug|info|warning|error|off (default warning)
 //   log_file=PATH          where the daemon logs after it detaches (default: nowhere)
+//   offline                no registry: the image and its blobs from the local store only
 //   allow_other            only on request, and always with default_permissions
 //   suid                   only on request (default nosuid)
 //   ro, rw, nodev, nosuid, default_permissions and generic mount(8) options (auto, noauto,
@@ -58,6 +59,7 @@ struct MountOptions {
   std::string log_file;
   bool allow_other = false;
   bool suid = false;
+  bool offline = false;  // mount from the local store only (fusefs/local_image.h)
   std::string state_dir;  // "" = DefaultStateDir()
   std::chrono::milliseconds stats_interval{1000};
   unsigned max_threads = 64;  // FUSE worker threads

@@ -699,6 +699,43 @@ Result<uint64_t> ChunkCache::Evict(uint64_t target_bytes) {
   return total;
 }
 
+Result<std::pair<uint64_t, uint64_t>> ChunkCache::Remove(const std::vector<Digest>& digests) {
+  uint64_t removed = 0, removed_bytes = 0;
+  for (size_t begin = 0; begin < digests.size(); begin += kEvictChunksPerTxn) {
+    const size_t end = std::min(digests.size(), begin + kEvictChunksPerTxn);
+    HOIST_ASSIGN_OR_RETURN(LmdbEnv::WriteTxn txn, env_->BeginWrite());
+    HOIST_ASSIGN_OR_RETURN(Counters c, Counters::Load(txn));
+    uint64_t n = 0, bytes = 0;
+    for (size_t i = begin; i < end; ++i) {
+      if (digests[i].empty()) continue;
+      const std::string key = KeyOf(digests[i]);
+      HOIST_ASSIGN_OR_RETURN(auto mv, txn.Get(Table::kChunkMeta, key));
+      if (!mv) continue;
+      std::optional<ChunkMeta> meta = ChunkMeta::Decode(*mv);
+      HOIST_ASSIGN_OR_RETURN(uint64_t seg_total,
+                             DeleteSegments(txn, env_->dbi(Table::kChunkBody), key));
+      const uint64_t size = meta ? meta->size : seg_total;
+      HOIST_RETURN_IF_ERROR(txn.Del(Table::kChunkMeta, key));
+      if (meta) {
+        HOIST_RETURN_IF_ERROR(txn.Del(Table::kChunkLru, LruKey(key, meta->seq)));
+      } else {
+        HOIST_RETURN_IF_ERROR(DeleteLruEntriesOf(txn, env_->dbi(Table::kChunkLru), key));
+      }
+      c.chunk_bytes -= std::min(c.chunk_bytes, size);
+      c.chunk_count -= std::min<uint64_t>(c.chunk_count, 1);
+      c.evicted_chunks += 1;
+      c.evicted_bytes += size;
+      ++n;
+      bytes += size;
+    }
+    HOIST_RETURN_IF_ERROR(c.Save(txn));
+    HOIST_RETURN_IF_ERROR(txn.Commit());
+    removed += n;
+    removed_bytes += bytes;
+  }
+  return std::make_pair(removed, removed_bytes);
+}
+
 void ChunkCache::EvictToWatermarks() {
   Result<LmdbEnv::ReadTxn> txn = env_->BeginRead();
   if (!txn) return;

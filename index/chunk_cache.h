@@ -126,6 +126,10 @@ class ChunkCache {
 
   // Evicts LRU chunks until at most `target_bytes` remain. Returns the number evicted.
   [[nodiscard]] Result<uint64_t> Evict(uint64_t target_bytes);
+  // Deletes these chunks (absent ones are skipped), counted as evictions; `hoist prune` frees
+  // chunks no local image references this way. A chunk queued but not yet committed by this
+  // process is not affected. Returns the number of chunks and bytes removed.
+  [[nodiscard]] Result<std::pair<uint64_t, uint64_t>> Remove(const std::vector<Digest>& digests);
   [[nodiscard]] Result<ChunkCacheStats> Stats() const;
   // Every stored chunk, oldest access first.
   [[nodiscard]] Result<std::vector<ChunkInfo>> List() const;

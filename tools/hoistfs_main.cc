@@ -51,6 +51,12 @@ int AwaitReadiness(int fd, pid_t child) {
   }
   ::close(fd);
   if (msg == kReady) return 0;
+  // Warnings the daemon wants the caller to see come before the ready line.
+  const std::string ready = kReady;
+  if (msg.size() > ready.size() && msg.ends_with("\n" + ready)) {
+    std::fputs(msg.substr(0, msg.size() - ready.size()).c_str(), stderr);
+    return 0;
+  }
   int status = 0;
   ::waitpid(child, &status, 0);
   if (msg.empty()) {
@@ -100,6 +106,7 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false)
       ->take_all();
   app.add_option("--cache", cache_flag, "the host store directory (env HOIST_CACHE)");
+  app.add_flag("--offline", options.offline, "no registry: mount the image from the local store");
   app.add_option("image", options.image, "the image reference (registry/repo:tag or @digest)")
       ->required();
   app.add_option("mountpoint", options.mountpoint, "an empty directory")->required();
@@ -158,6 +165,14 @@ int main(int argc, char** argv) {
       std::fputs(line.c_str(), stderr);
     }
     return 1;
+  }
+  if (!(*mount)->warning().empty()) {
+    const std::string line = "hoistfs: warning: " + (*mount)->warning() + "\n";
+    if (ready_fd >= 0) {
+      WriteAll(ready_fd, line);
+    } else {
+      std::fputs(line.c_str(), stderr);
+    }
   }
   if (ready_fd >= 0) {
     WriteAll(ready_fd, kReady);

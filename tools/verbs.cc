@@ -19,6 +19,14 @@ void RegisterUmount(CLI::App& app, VerbRunner* run);
 void RegisterStats(CLI::App& app, VerbRunner* run);
 void RegisterBundle(CLI::App& app, VerbRunner* run);
 void RegisterRun(CLI::App& app, VerbRunner* run);
+void RegisterPull(CLI::App& app, VerbRunner* run);
+void RegisterImages(CLI::App& app, VerbRunner* run);
+void RegisterRm(CLI::App& app, VerbRunner* run);
+void RegisterPrune(CLI::App& app, VerbRunner* run);
+void RegisterTag(CLI::App& app, VerbRunner* run);
+void RegisterPush(CLI::App& app, VerbRunner* run);
+void RegisterHistory(CLI::App& app, VerbRunner* run);
+void RegisterLogin(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -30,6 +38,14 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterStats(app, run);
   RegisterBundle(app, run);
   RegisterRun(app, run);
+  RegisterPull(app, run);
+  RegisterImages(app, run);
+  RegisterRm(app, run);
+  RegisterPrune(app, run);
+  RegisterTag(app, run);
+  RegisterPush(app, run);
+  RegisterHistory(app, run);
+  RegisterLogin(app, run);
 }
 
 }  // namespace hoist

@@ -1,0 +1,82 @@
+// Local images for hoistfs: mounting an image from the host store instead of the registry
+// (`hoistfs --offline` / `-o offline`, or automatically when the registry cannot be reached).
+//
+// What the host store holds for a local image (written by `hoist pull` / `hoist load`,
+// tools/local_store.h):
+//   - a ref (Store::PutRef): the normalised reference string (Reference::String()) -> the digest
+//     of ONE image manifest (a platform's manifest, never an index);
+//   - the manifest and the config as Store blobs (sha256-checked);
+//   - the layer indexes (Store::PutLayerIndex) and the chunks in the chunk cache;
+//   - layer blobs that cannot be served as cached chunks (unconverted tar/gzip/zstd layers, and
+//     every layer of a loaded archive) as files <cache_dir>/blobs/sha256/<hex>, written
+//     verified (temp file, fsync, rename). LocalBlobSource serves them.
+//
+// ResolveMountImage is the mount's image-resolution hook (fusefs/mount.cc, step 2): registry
+// first (unless offline); on failure, or when offline, the local store. The BlobSource it returns
+// always prefers local blob files and falls back to the registry (none when offline: a read that
+// needs the network then fails with EIO at once instead of waiting).
+//
+// Thread-safety: LocalBlobSource is thread-safe; the functions are reentrant.
+// Errors: ResolveLocal returns nullopt when the store has no such image, EIO for a ref whose
+// manifest or config is missing or corrupt. ResolveMountImage returns the registry's error when
+// there is no local copy either (offline: ENOENT "not in the local store").
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "base/digest.h"
+#include "base/scoped_fd.h"
+#include "base/status.h"
+#include "fetcher/blob_source.h"
+#include "fetcher/registry.h"
+#include "fusefs/mount_options.h"
+#include "index/store.h"
+
+namespace hoist {
+
+// <cache_dir>/blobs/sha256 and the file of one blob in it.
+std::string LocalBlobDir(const std::string& cache_dir);
+std::string LocalBlobPath(const std::string& cache_dir, const Digest& digest);
+
+// The image `ref` names in the store: by its normalised name, or (a digest reference) by the
+// manifest digest itself when that manifest is stored. An index found by digest is resolved to
+// `platform` if the chosen manifest is stored too.
+[[nodiscard]] Result<std::optional<ResolvedImage>> ResolveLocal(Store& store, const Reference& ref,
+                                                                const Platform& platform);
+
+// Blob reads from local files first; `fallback` (may be null) for blobs that have none.
+// Files are opened once and kept open, so a blob removed by `hoist prune` while a mount uses it
+// stays readable for that mount.
+class LocalBlobSource : public BlobSource {
+ public:
+  LocalBlobSource(std::string cache_dir, std::unique_ptr<BlobSource> fallback);
+  Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override;
+  Result<uint64_t> Size(const Digest& blob) override;
+
+ private:
+  // The open file of `blob`, or nullptr if there is none.
+  std::shared_ptr<ScopedFd> Open(const Digest& blob);
+
+  const std::string cache_dir_;
+  std::unique_ptr<BlobSource> fallback_;
+  std::mutex mu_;
+  std::map<Digest, std::shared_ptr<ScopedFd>> files_;  // GUARDED_BY(mu_)
+};
+
+struct MountImage {
+  ResolvedImage image;
+  std::unique_ptr<BlobSource> source;
+  bool from_local_store = false;
+  std::string warning;  // set when the registry failed and the local copy is used
+};
+
+// The mount's step 2+3: see the file comment. Opens the store briefly (and closes it) when it
+// needs the local copy; the mount opens it again later.
+[[nodiscard]] Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
+                                                   const MountOptions& options);
+
+}  // namespace hoist
