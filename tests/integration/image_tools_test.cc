@@ -1,0 +1,513 @@
+// The companion image tools (issue 6) against a REAL registry (TestRegistry), REAL skopeo and
+// umoci, REAL FUSE mounts by the real hoistfs, the real hoist binary. Runs as root; missing
+// tools FAIL the suite, never skip it.
+//
+//   PullThenOffline   hoist pull (unconverted gzip image and a hoist-converted zstd:chunked
+//                     one), registry stopped: hoistfs --offline and hoistfs without the flag
+//                     (automatic fallback, with a warning) mount it; the tree equals umoci's
+//                     unpack of the original.
+//   ImagesAndRm       images --json lists reference, digest, size, cached share 1.0; rm of an
+//                     unknown name fails with one line and removes nothing; rm removes.
+//   TagAcrossRepos    hoist tag --remote into another repository: registry log has no blob
+//                     upload (no PUT/PATCH on blobs/uploads), only mounts; same digest.
+//   PushAndHistory    push of a local image to a new repository keeps every digest; history.
+//   Login             Basic-auth registry: a wrong password is refused and nothing is written;
+//                     the right one is saved (0600) and used by a later command; logout.
+//   Prune             prune --keep-bytes while the image is mounted: the cache is at most that
+//                     size, and the mount still reads the whole tree (fetching again).
+//   BadInput          unknown image, tiny tmpfs as the cache (full disk): one-line error, exit
+//                     1, store as before.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/file_util.h"
+#include "tests/harness/oci_image.h"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_registry.h"
+
+#ifndef HOISTFS_BINARY
+#error "HOISTFS_BINARY must name the hoistfs executable"
+#endif
+#ifndef HOIST_BINARY
+#error "HOIST_BINARY must name the hoist executable"
+#endif
+
+namespace hoist {
+namespace {
+
+using harness::CommandOptions;
+using harness::CommandResult;
+using harness::FileSpec;
+using harness::LayerSpec;
+
+CommandResult RunProgram(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env = {},
+                         const std::string& stdin_data = "") {
+  CommandOptions o;
+  o.timeout = std::chrono::seconds(180);
+  o.env = env;
+  o.stdin_data = stdin_data;
+  auto r = harness::RunCommand(argv, o);
+  if (!r) {
+    CommandResult failed;
+    failed.stderr_text = r.error().message();
+    return failed;
+  }
+  return *r;
+}
+
+CommandResult Hoist(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                    const std::string& stdin_data = "") {
+  std::vector<std::string> argv = {HOIST_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, env, stdin_data);
+}
+
+void ExpectOneLineError(const CommandResult& r, const std::string& verb,
+                        const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
+  ASSERT_FALSE(r.stderr_text.empty());
+  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.rfind("hoist " + verb + ": ", 0), 0u) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(needle), std::string::npos) << r.stderr_text;
+}
+
+bool IsMounted(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string a, b, c, d, mp;
+    f >> a >> b >> c >> d >> mp;
+    if (mp == path) return true;
+  }
+  return false;
+}
+
+// path -> "type mode uid gid size sha|target" for every entry under root.
+Status Walk(const std::string& root, const std::string& rel,
+            std::map<std::string, std::string>* out) {
+  const std::string dir_path = rel.empty() ? root : root + "/" + rel;
+  DIR* dir = ::opendir(dir_path.c_str());
+  if (dir == nullptr) return Fail(ErrnoError("opendir " + dir_path));
+  std::vector<std::string> names;
+  while (dirent* d = ::readdir(dir)) {
+    std::string n = d->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(dir);
+  for (const std::string& name : names) {
+    const std::string r = rel.empty() ? name : rel + "/" + name;
+    const std::string p = root + "/" + r;
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) return Fail(ErrnoError("lstat " + p));
+    std::ostringstream o;
+    o << std::oct << (st.st_mode & 07777) << std::dec << " " << st.st_uid << ":" << st.st_gid;
+    if (S_ISREG(st.st_mode)) {
+      HOIST_ASSIGN_OR_RETURN(std::string content, ReadFile(p));
+      o << " f " << content.size() << " " << Digest::Of(content).str();
+    } else if (S_ISDIR(st.st_mode)) {
+      o << " d";
+    } else if (S_ISLNK(st.st_mode)) {
+      char buf[4096];
+      ssize_t k = ::readlink(p.c_str(), buf, sizeof(buf));
+      if (k < 0) return Fail(ErrnoError("readlink " + p));
+      o << " l " << std::string(buf, static_cast<size_t>(k));
+    } else {
+      o << " other " << (st.st_mode & S_IFMT);
+    }
+    (*out)[r] = o.str();
+    if (S_ISDIR(st.st_mode)) HOIST_RETURN_IF_ERROR(Walk(root, r, out));
+  }
+  return Ok();
+}
+
+std::map<std::string, std::string> Tree(const std::string& root) {
+  std::map<std::string, std::string> out;
+  Status st = Walk(root, "", &out);
+  EXPECT_TRUE(st.has_value()) << st.error().message();
+  return out;
+}
+
+rapidjson::Document ParseJson(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  EXPECT_FALSE(d.HasParseError()) << text;
+  return d;
+}
+
+class ImageToolsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setup_error_ = new std::string();
+    auto fail = [](const std::string& e) { *setup_error_ = e; };
+    if (::geteuid() != 0) return fail("the image tool tests must run as root");
+    if (auto s = harness::RequirePrograms(
+            {"skopeo", "umoci", "fusermount3", "docker-registry", "gzip", "tar"});
+        !s)
+      return fail(s.error().message());
+    char templ[] = "/tmp/hoist-image-tools-XXXXXX";
+    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
+    work_ = new std::string(templ);
+    auto reg = harness::TestRegistry::Launch();
+    if (!reg) return fail(reg.error().message());
+    registry_ = reg->release();
+    // Two layers: files, a symlink, a whiteout, a 3 MB file; gzip (unconverted).
+    std::vector<LayerSpec> layers = {
+        {FileSpec::Dir("etc"), FileSpec::File("etc/hello", "hello\n"),
+         FileSpec::File("etc/gone", "gone\n"), FileSpec::Symlink("etc/link", "hello"),
+         FileSpec::File("bin/tool", "#!/bin/sh\n", 0755).Owner(7, 8)},
+        {FileSpec::Whiteout("etc/gone"), FileSpec::BigFile("data/big", 3 << 20, 5),
+         FileSpec::File("etc/second", "second\n")},
+    };
+    auto img = harness::BuildOciImage(*work_ + "/layout", layers, {.tag = "v1"});
+    if (!img) return fail(img.error().message());
+    image_ = new harness::BuiltImage(*img);
+    if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("tools/gz", "v1")); !s)
+      return fail(s.error().message());
+    CommandResult c = Hoist({"convert", "-q", registry_->DockerRef("tools/gz", "v1"),
+                             registry_->DockerRef("tools/zc", "v1")});
+    if (!c.ok()) return fail("hoist convert: " + c.stderr_text);
+    auto unpack = harness::RunChecked(
+        {"umoci", "unpack", "--image", *work_ + "/layout:v1", *work_ + "/bundle"});
+    if (!unpack) return fail(unpack.error().message());
+    reference_ = new std::map<std::string, std::string>(Tree(*work_ + "/bundle/rootfs"));
+  }
+
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+    if (work_ != nullptr) (void)RemoveTree(*work_);
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(setup_error_->empty()) << *setup_error_;
+    cache_ = NewDir("cache");
+  }
+  void TearDown() override {
+    for (const std::string& mp : mounts_) {
+      if (IsMounted(mp)) (void)RunProgram({"fusermount3", "-u", mp});
+    }
+    if (!registry_->running()) (void)registry_->Start();
+  }
+
+  std::string NewDir(const std::string& name) {
+    std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
+    EXPECT_TRUE(MakeDirs(d).has_value());
+    return d;
+  }
+  std::string Ref(const std::string& repo) { return registry_->ImageRef(repo, "v1"); }
+  std::string CacheFlag() { return "--cache=" + cache_; }
+
+  CommandResult Hoistfs(const std::string& image, const std::string& mp,
+                        const std::vector<std::string>& extra = {}) {
+    mounts_.push_back(mp);
+    std::vector<std::string> argv = {HOISTFS_BINARY, "--cache", cache_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(image);
+    argv.push_back(mp);
+    return RunProgram(argv);
+  }
+
+  void Unmount(const std::string& mp) {
+    CommandResult r = RunProgram({"fusermount3", "-u", mp});
+    EXPECT_TRUE(r.ok()) << r.stderr_text;
+    for (int i = 0; i < 100 && IsMounted(mp); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+
+  std::string ImagesJson() {
+    CommandResult r = Hoist({"images", "--json", CacheFlag()});
+    EXPECT_TRUE(r.ok()) << r.stderr_text;
+    return r.stdout_text;
+  }
+
+  static std::string* setup_error_;
+  static std::string* work_;
+  static harness::TestRegistry* registry_;
+  static harness::BuiltImage* image_;
+  static std::map<std::string, std::string>* reference_;
+  static int counter_;
+  std::string cache_;
+  std::vector<std::string> mounts_;
+};
+
+std::string* ImageToolsTest::setup_error_ = nullptr;
+std::string* ImageToolsTest::work_ = nullptr;
+harness::TestRegistry* ImageToolsTest::registry_ = nullptr;
+harness::BuiltImage* ImageToolsTest::image_ = nullptr;
+std::map<std::string, std::string>* ImageToolsTest::reference_ = nullptr;
+int ImageToolsTest::counter_ = 0;
+
+TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
+  for (const std::string repo : {"tools/gz", "tools/zc"}) {
+    SCOPED_TRACE(repo);
+    CommandResult p = Hoist({"pull", CacheFlag(), Ref(repo)});
+    ASSERT_TRUE(p.ok()) << p.stderr_text;
+    EXPECT_EQ(p.stdout_text.rfind("Pulled " + Ref(repo) + " sha256:", 0), 0u) << p.stdout_text;
+  }
+  registry_->Stop();
+  for (const std::string repo : {"tools/gz", "tools/zc"}) {
+    SCOPED_TRACE(repo);
+    const std::string mp = NewDir("mp");
+    CommandResult m = Hoistfs(Ref(repo), mp, {"--offline"});
+    ASSERT_TRUE(m.ok()) << m.stderr_text;
+    EXPECT_EQ(Tree(mp), *reference_);
+    Unmount(mp);
+    // Without --offline: the registry cannot be reached, so the local copy, with a warning.
+    const std::string mp2 = NewDir("mp");
+    CommandResult m2 = Hoistfs(Ref(repo), mp2, {"-o", "timeout=2"});
+    ASSERT_TRUE(m2.ok()) << m2.stderr_text;
+    EXPECT_NE(m2.stderr_text.find("hoistfs: warning: registry unavailable"), std::string::npos)
+        << m2.stderr_text;
+    EXPECT_EQ(Tree(mp2), *reference_);
+    Unmount(mp2);
+  }
+  // An image that is in neither place.
+  CommandResult bad = Hoistfs(Ref("tools/nothing"), NewDir("mp"), {"--offline"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.stderr_text.find("not in the local store"), std::string::npos) << bad.stderr_text;
+}
+
+TEST_F(ImageToolsTest, ImagesListsAndRmRemovesAllOrNothing) {
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  rapidjson::Document d = ParseJson(ImagesJson());
+  ASSERT_TRUE(d.IsArray());
+  ASSERT_EQ(d.Size(), 2u);
+  EXPECT_EQ(std::string(d[0]["Name"].GetString()), Ref("tools/gz"));
+  EXPECT_EQ(std::string(d[0]["Digest"].GetString()), image_->manifest_digest.str());
+  uint64_t size = image_->config.size();
+  for (const auto& l : image_->layers) size += l.size;
+  EXPECT_EQ(d[0]["Size"].GetUint64(), size);
+  EXPECT_DOUBLE_EQ(d[0]["CachedShare"].GetDouble(), 1.0);
+  EXPECT_DOUBLE_EQ(d[1]["CachedShare"].GetDouble(), 1.0);
+  EXPECT_TRUE(d[1]["LastUsed"].IsString());
+
+  const std::string before = ImagesJson();
+  CommandResult r = Hoist({"rm", CacheFlag(), Ref("tools/gz"), Ref("tools/unknown")});
+  ExpectOneLineError(r, "rm", "no such local image: " + Ref("tools/unknown"));
+  EXPECT_EQ(ImagesJson(), before);
+
+  r = Hoist({"rm", CacheFlag(), Ref("tools/gz")});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "Untagged: " + Ref("tools/gz") + "\n");
+  d = ParseJson(ImagesJson());
+  ASSERT_EQ(d.Size(), 1u);
+  EXPECT_EQ(std::string(d[0]["Name"].GetString()), Ref("tools/zc"));
+}
+
+TEST_F(ImageToolsTest, TagAcrossRepositoriesMountsBlobsWithoutUpload) {
+  const uint64_t mark = registry_->LogMark();
+  const std::string dst = registry_->ImageRef("tools/tagged", "t2");
+  CommandResult r = Hoist({"tag", "--remote", CacheFlag(), Ref("tools/gz"), dst});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  auto reqs = registry_->Requests(mark);
+  ASSERT_TRUE(reqs.has_value()) << reqs.error().message();
+  int mounts = 0;
+  for (const auto& q : *reqs) {
+    if (q.uri.find("/blobs/uploads/") != std::string::npos) {
+      EXPECT_EQ(q.method, "POST") << q.uri;
+      EXPECT_NE(q.uri.find("mount="), std::string::npos) << q.uri;
+      EXPECT_EQ(q.status, 201) << q.uri;
+      ++mounts;
+    }
+    EXPECT_FALSE(q.method == "PATCH") << q.uri;
+    EXPECT_FALSE(q.method == "PUT" && q.uri.find("/blobs/") != std::string::npos) << q.uri;
+  }
+  EXPECT_EQ(mounts, 3);  // two layers and the config
+  // The new tag serves the same manifest.
+  auto inspect =
+      harness::RunChecked({"skopeo", "inspect", "--tls-verify=false", "docker://" + dst});
+  ASSERT_TRUE(inspect.has_value()) << inspect.error().message();
+  rapidjson::Document d = ParseJson(*inspect);
+  EXPECT_EQ(std::string(d["Digest"].GetString()), image_->manifest_digest.str());
+
+  // Within one repository: a manifest PUT only.
+  const uint64_t mark2 = registry_->LogMark();
+  r = Hoist({"tag", "--remote", Ref("tools/gz"), registry_->ImageRef("tools/gz", "again")});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  reqs = registry_->Requests(mark2);
+  ASSERT_TRUE(reqs.has_value());
+  for (const auto& q : *reqs) EXPECT_EQ(q.uri.find("/blobs/"), std::string::npos) << q.uri;
+
+  // Locally: a new reference to the same manifest, nothing in the registry.
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  r = Hoist({"tag", CacheFlag(), Ref("tools/gz"), "localname:v9"});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  rapidjson::Document imgs = ParseJson(ImagesJson());
+  ASSERT_EQ(imgs.Size(), 2u);
+  EXPECT_EQ(std::string(imgs[0]["Name"].GetString()), Ref("tools/gz"));
+  EXPECT_EQ(std::string(imgs[1]["Name"].GetString()), "docker.io/library/localname:v9");
+  EXPECT_EQ(std::string(imgs[1]["Digest"].GetString()), image_->manifest_digest.str());
+}
+
+TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  const std::string dst = registry_->ImageRef("pushed/copy", "v1");
+  CommandResult r = Hoist({"push", CacheFlag(), Ref("tools/gz"), dst});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  auto inspect =
+      harness::RunChecked({"skopeo", "inspect", "--tls-verify=false", "docker://" + dst});
+  ASSERT_TRUE(inspect.has_value()) << inspect.error().message();
+  rapidjson::Document d = ParseJson(*inspect);
+  EXPECT_EQ(std::string(d["Digest"].GetString()), image_->manifest_digest.str());
+  ASSERT_EQ(d["Layers"].Size(), image_->layers.size());
+  for (size_t i = 0; i < image_->layers.size(); ++i) {
+    EXPECT_EQ(std::string(d["Layers"][i].GetString()), image_->layers[i].digest.str());
+  }
+
+  r = Hoist({"history", "--json", CacheFlag(), Ref("tools/gz")});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  rapidjson::Document h = ParseJson(r.stdout_text);
+  ASSERT_TRUE(h.IsArray());
+  std::vector<std::string> ids;
+  for (const auto& e : h.GetArray()) {
+    if (!e["EmptyLayer"].GetBool()) ids.push_back(e["Id"].GetString());
+  }
+  // Newest first.
+  ASSERT_EQ(ids.size(), image_->layers.size());
+  EXPECT_EQ(ids[0], image_->layers[1].digest.str());
+  EXPECT_EQ(ids[1], image_->layers[0].digest.str());
+
+  r = Hoist({"history", CacheFlag(), Ref("tools/never")});
+  ExpectOneLineError(r, "history", "404");
+}
+
+TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
+  auto basic = harness::TestRegistry::Launch({.auth = harness::RegistryAuthMode::kBasic});
+  ASSERT_TRUE(basic.has_value()) << basic.error().message();
+  harness::TestRegistry& reg = **basic;
+  ASSERT_TRUE(harness::PushOciLayout(image_->OciRef(), reg.DockerRef("private/img", "v1"),
+                                     {.creds = reg.skopeo_creds()})
+                  .has_value());
+  const std::string config_dir = NewDir("docker-config");
+  const std::vector<std::string> env = {"DOCKER_CONFIG=" + config_dir,
+                                        "REGISTRY_AUTH_FILE=/nonexistent",
+                                        "XDG_RUNTIME_DIR=/nonexistent"};
+  const std::string config = config_dir + "/config.json";
+  const std::string wrong = "not-the-password-123";
+
+  // Before login the registry refuses us.
+  CommandResult r = Hoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
+  ExpectOneLineError(r, "history", "401");
+
+  r = Hoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env, wrong + "\n");
+  ExpectOneLineError(r, "login", "refused");
+  EXPECT_EQ(r.stderr_text.find(wrong), std::string::npos);
+  EXPECT_EQ(r.stdout_text.find(wrong), std::string::npos);
+  struct stat st {};
+  EXPECT_NE(::stat(config.c_str(), &st), 0) << "config.json written after a refused login";
+
+  r = Hoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env,
+            reg.password() + "\n");
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text.find(reg.password()), std::string::npos);
+  EXPECT_EQ(r.stderr_text.find(reg.password()), std::string::npos);
+  ASSERT_EQ(::stat(config.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto text = ReadFile(config);
+  ASSERT_TRUE(text.has_value());
+  rapidjson::Document cfg = ParseJson(*text);
+  ASSERT_TRUE(cfg.HasMember("auths"));
+  ASSERT_TRUE(cfg["auths"].HasMember(reg.host_port().c_str()));
+  EXPECT_EQ(std::string(cfg["auths"][reg.host_port().c_str()]["auth"].GetString()),
+            Base64Encode(reg.user() + ":" + reg.password()));
+
+  // Later commands use it.
+  r = Hoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
+  EXPECT_TRUE(r.ok()) << r.stderr_text;
+  r = Hoist({"pull", "-q", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
+  EXPECT_TRUE(r.ok()) << r.stderr_text;
+
+  r = Hoist({"logout", reg.host_port()}, env);
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  text = ReadFile(config);
+  ASSERT_TRUE(text.has_value());
+  cfg = ParseJson(*text);
+  EXPECT_FALSE(cfg.HasMember("auths") && cfg["auths"].HasMember(reg.host_port().c_str()));
+  r = Hoist({"history", CacheFlag(), "--log-level=off", reg.ImageRef("private/img", "v1")}, env);
+  // The pulled image is local now, so history still works; the registry refuses us again:
+  EXPECT_TRUE(r.ok()) << r.stderr_text;
+  r = Hoist(
+      {"tag", "--remote", reg.ImageRef("private/img", "v1"), reg.ImageRef("private/img", "v2")},
+      env);
+  ExpectOneLineError(r, "tag", "401");
+}
+
+TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  const std::string mp = NewDir("mp");
+  CommandResult m = Hoistfs(Ref("tools/zc"), mp, {"-o", "prefetch=none"});
+  ASSERT_TRUE(m.ok()) << m.stderr_text;
+  const uint64_t keep = 64 << 10;
+  CommandResult r = Hoist({"prune", CacheFlag(), "--keep-bytes", std::to_string(keep)});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  const size_t at = r.stdout_text.find("Cache: ");
+  ASSERT_NE(at, std::string::npos) << r.stdout_text;
+  const uint64_t left = std::stoull(r.stdout_text.substr(at + 7));
+  EXPECT_LE(left, keep) << r.stdout_text;
+  // The mount fetches what was evicted again.
+  EXPECT_EQ(Tree(mp), *reference_);
+  Unmount(mp);
+
+  // Without references everything goes; with --all the chunks of local images too.
+  ASSERT_TRUE(Hoist({"rm", CacheFlag(), Ref("tools/zc")}).ok());
+  r = Hoist({"prune", CacheFlag()});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find("Cache: 0 bytes in 0 chunks."), std::string::npos) << r.stdout_text;
+}
+
+TEST_F(ImageToolsTest, BadInputLeavesTheStoreAsBefore) {
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  const std::string before = ImagesJson();
+  CommandResult r = Hoist({"pull", CacheFlag(), Ref("tools/absent")});
+  ExpectOneLineError(r, "pull", "404");
+  EXPECT_EQ(ImagesJson(), before);
+  r = Hoist({"pull", CacheFlag(), "UPPER/case:tag!"});
+  ExpectOneLineError(r, "pull", "UPPER/case:tag!");
+  EXPECT_EQ(ImagesJson(), before);
+  r = Hoist({"prune", CacheFlag(), "--keep-bytes", "lots"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(ImagesJson(), before);
+
+  // A full disk: the cache on a 2 MiB tmpfs cannot hold the 3 MiB image.
+  const std::string tiny = NewDir("tiny");
+  ASSERT_EQ(::mount("tmpfs", tiny.c_str(), "tmpfs", 0, "size=2m"), 0) << std::strerror(errno);
+  // (The cache's own warnings may precede it: the error is the one "hoist pull:" line, last.)
+  auto expect_full_disk_error = [](const CommandResult& r) {
+    EXPECT_EQ(r.exit_code, 1) << r.stdout_text;
+    ASSERT_FALSE(r.stderr_text.empty());
+    const size_t last = r.stderr_text.rfind('\n', r.stderr_text.size() - 2);
+    const std::string last_line = r.stderr_text.substr(last == std::string::npos ? 0 : last + 1);
+    EXPECT_EQ(last_line.rfind("hoist pull: ", 0), 0u) << r.stderr_text;
+    EXPECT_EQ(r.stderr_text.find("hoist pull: "), r.stderr_text.rfind("hoist pull: "));
+  };
+  r = Hoist({"pull", "--cache=" + tiny, Ref("tools/gz")});
+  expect_full_disk_error(r);
+  r = Hoist({"images", "--json", "--cache=" + tiny});
+  if (r.ok()) EXPECT_EQ(r.stdout_text, "[]\n");
+  r = Hoist({"pull", "--cache=" + tiny, Ref("tools/zc")});
+  expect_full_disk_error(r);
+  r = Hoist({"images", "--json", "--cache=" + tiny});
+  if (r.ok()) EXPECT_EQ(r.stdout_text, "[]\n");
+  ::umount2(tiny.c_str(), MNT_DETACH);
+}
+
+}  // namespace
+}  // namespace hoist
