@@ -1,0 +1,276 @@
+// Unit tests of the mount's pure parts: -o option parsing (mount_options.h) and the layer loader
+// (layer_loader.h) on real GNU tar output (harness BuildLayerTar), compressed with real zlib and
+// zstd, served by an in-memory BlobSource; the store is a real LMDB store in a temp dir.
+#include <zlib.h>
+#include <zstd.h>
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "base/digest.h"
+#include "base/file_util.h"
+#include "fusefs/layer_loader.h"
+#include "fusefs/mount_options.h"
+#include "index/store.h"
+#include "tests/harness/oci_image.h"
+
+namespace hoist {
+namespace {
+
+TEST(MountOptionsTest, ParsesEveryOption) {
+  MountOptions o;
+  ASSERT_TRUE(
+      ApplyMountOptionList("ro,timeout=7,prefetch=priority,bandwidth=2m,cache=/c,cache_size=1g,"
+                           "insecure_registry=h:5000,insecure_registry=g,platform=linux/arm64,"
+                           "log_level=debug,allow_other,nodev,rw,defaults,_netdev",
+                           &o)
+          .has_value());
+  EXPECT_EQ(o.timeout, std::chrono::seconds(7));
+  EXPECT_EQ(o.prefetch, PrefetchMode::kPriority);
+  EXPECT_EQ(o.bandwidth_bytes_per_sec, 2u << 20);
+  EXPECT_EQ(o.cache_dir, "/c");
+  EXPECT_EQ(o.cache_size, 1ull << 30);
+  EXPECT_EQ(o.insecure_registries, (std::vector<std::string>{"h:5000", "g"}));
+  EXPECT_EQ(o.platform, "linux/arm64");
+  EXPECT_EQ(o.log_level, "debug");
+  EXPECT_TRUE(o.allow_other);
+  EXPECT_FALSE(o.suid);
+}
+
+TEST(MountOptionsTest, RejectsBadOptionsWithOneLine) {
+  MountOptions o;
+  auto bad = ApplyMountOptionList("bogus=1", &o);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), EINVAL);
+  EXPECT_EQ(bad.error().message(), "unknown mount option \"bogus=1\"");
+  EXPECT_FALSE(ApplyMountOptionList("timeout=0", &o).has_value());
+  EXPECT_FALSE(ApplyMountOptionList("timeout=x", &o).has_value());
+  EXPECT_FALSE(ApplyMountOptionList("prefetch=some", &o).has_value());
+  EXPECT_FALSE(ApplyMountOptionList("cache=", &o).has_value());
+  EXPECT_FALSE(ParseByteSize("12q").has_value());
+  EXPECT_FALSE(ParseByteSize("").has_value());
+  EXPECT_EQ(*ParseByteSize("4k"), 4096u);
+  EXPECT_EQ(*ParseByteSize("123"), 123u);
+}
+
+TEST(MountOptionsTest, SuidOnlyOnRequestAndMountFuseDefaultsStayNosuid) {
+  MountOptions o;
+  ASSERT_TRUE(ApplyMountOptionList("suid", &o).has_value());
+  EXPECT_TRUE(o.suid);
+  MountOptions m;  // what mount.fuse3 passes for `mount -t fuse.hoistfs IMG MP`
+  ASSERT_TRUE(ApplyMountOptionList("rw,prefetch=none,dev,suid", &m).has_value());
+  EXPECT_FALSE(m.suid);
+  MountOptions n;
+  ASSERT_TRUE(ApplyMountOptionList("nodev,suid", &n).has_value());
+  EXPECT_TRUE(n.suid);
+}
+
+TEST(MountOptionsTest, FuseOptionStringIsHardened) {
+  MountOptions o;
+  o.image = "localhost:5000/a,b:v1";
+  EXPECT_EQ(FuseMountOptionString(o),
+            "ro,nodev,default_permissions,nosuid,fsname=hoist:localhost:5000/a\\,b:v1,"
+            "subtype=hoistfs,max_read=1048576");
+  o.allow_other = true;
+  o.suid = true;
+  EXPECT_EQ(FuseMountOptionString(o).substr(0, 45),
+            "ro,nodev,default_permissions,suid,allow_other");
+}
+
+class MemoryBlobSource : public BlobSource {
+ public:
+  void Add(const Digest& d, std::string bytes) { blobs_[d] = std::move(bytes); }
+  Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reads_;
+    auto it = blobs_.find(blob);
+    if (it == blobs_.end()) return Fail(ENOENT, "no blob " + blob.str());
+    if (offset + length > it->second.size()) return Fail(EIO, "range past the end");
+    return it->second.substr(offset, length);
+  }
+  Result<uint64_t> Size(const Digest& blob) override {
+    auto it = blobs_.find(blob);
+    if (it == blobs_.end()) return Fail(ENOENT, "no blob");
+    return it->second.size();
+  }
+  int reads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reads_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<Digest, std::string> blobs_;
+  int reads_ = 0;
+};
+
+std::string Gzip(const std::string& data) {
+  z_stream zs{};
+  deflateInit2(&zs, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+std::string Zstd(const std::string& data) {
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  out.resize(ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3));
+  return out;
+}
+
+class LayerLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char templ[] = "/tmp/hoist-layer-loader-XXXXXX";
+    ASSERT_NE(::mkdtemp(templ), nullptr);
+    dir_ = templ;
+    harness::LayerSpec spec = {
+        harness::FileSpec::Dir("d"),
+        harness::FileSpec::File("d/small", "hello\n"),
+        harness::FileSpec::BigFile("d/big", 300000, 5),
+        harness::FileSpec::Hardlink("d/link", "d/small"),
+        harness::FileSpec::Symlink("d/sym", "small"),
+        harness::FileSpec::File("d/empty", ""),
+    };
+    ASSERT_TRUE(harness::BuildLayerTar(spec, dir_ + "/stage", dir_ + "/layer.tar").has_value());
+    tar_ = *ReadFile(dir_ + "/layer.tar");
+  }
+  void TearDown() override { (void)RemoveTree(dir_); }
+
+  Descriptor Layer(const std::string& blob, const std::string& media_type) {
+    Descriptor d;
+    d.digest = Digest::Of(blob);
+    d.size = static_cast<int64_t>(blob.size());
+    d.media_type = media_type;
+    source_.Add(d.digest, blob);
+    return d;
+  }
+
+  // Reads a regular file's bytes through its chunks (kRaw) or the stream (kStream).
+  std::string Content(const Entry& e, LayerFormat format) {
+    std::string out;
+    for (const Chunk& c : e.chunks) {
+      if (format == LayerFormat::kTar) {
+        EXPECT_EQ(c.encoding, ChunkEncoding::kRaw);
+        std::string bytes = tar_.substr(c.blob_offset, c.size);
+        EXPECT_EQ(Digest::Of(bytes), c.digest);
+        out += bytes;
+      } else {
+        EXPECT_EQ(c.encoding, ChunkEncoding::kStream);
+        out += tar_.substr(c.inner_offset, c.size);
+      }
+    }
+    return out;
+  }
+
+  std::string dir_;
+  std::string tar_;
+  MemoryBlobSource source_;
+};
+
+TEST_F(LayerLoaderTest, IndexesTarGzipAndZstdStreams) {
+  struct Case {
+    std::string blob;
+    std::string media_type;
+    LayerFormat format;
+  };
+  for (const Case& c :
+       {Case{tar_, "application/vnd.oci.image.layer.v1.tar", LayerFormat::kTar},
+        Case{Gzip(tar_), "application/vnd.docker.image.rootfs.diff.tar.gzip",
+             LayerFormat::kTarGzip},
+        Case{Zstd(tar_), "application/vnd.oci.image.layer.v1.tar+zstd", LayerFormat::kTarZstd}}) {
+    SCOPED_TRACE(c.media_type);
+    Descriptor d = Layer(c.blob, c.media_type);
+    LayerLoaderOptions options;
+    options.raw_chunk_bytes = 65536;  // the 300000-byte file gets 5 raw chunks
+    options.piece_bytes = 7000;       // many pieces: decoders must resume across them
+    LayerOrigin origin{};
+    auto index = IndexLayer(source_, d, options, &origin);
+    ASSERT_TRUE(index.has_value()) << index.error().message();
+    EXPECT_EQ(origin, LayerOrigin::kTarStream);
+    EXPECT_EQ(index->format, c.format);
+    EXPECT_EQ(index->layer_digest, d.digest);
+    std::map<std::string, const Entry*> by_path;
+    for (const Entry& e : index->entries) by_path[e.path] = &e;
+    ASSERT_TRUE(by_path.count("d/big"));
+    const Entry& big = *by_path["d/big"];
+    EXPECT_EQ(big.size, 300000u);
+    EXPECT_EQ(big.chunks.size(), c.format == LayerFormat::kTar ? 5u : 1u);
+    const std::string want = harness::PatternBytes(5, 0, 300000);
+    EXPECT_EQ(big.digest, Digest::Of(want));
+    EXPECT_TRUE(Content(big, c.format) == want);
+    EXPECT_EQ(Content(*by_path["d/small"], c.format), "hello\n");
+    EXPECT_EQ(by_path["d/link"]->type, EntryType::kHardlink);
+    EXPECT_EQ(by_path["d/link"]->link_name, "d/small");
+    EXPECT_EQ(by_path["d/sym"]->link_name, "small");
+    EXPECT_TRUE(by_path["d/empty"]->chunks.empty());
+  }
+}
+
+TEST_F(LayerLoaderTest, RejectsABlobThatDoesNotHashToItsDigest) {
+  Descriptor d = Layer(Gzip(tar_), "application/vnd.oci.image.layer.v1.tar+gzip");
+  d.digest = Digest::Of("something else");
+  source_.Add(d.digest, Gzip(tar_));
+  auto index = IndexLayer(source_, d, {}, nullptr);
+  ASSERT_FALSE(index.has_value());
+  EXPECT_EQ(index.error().code(), EIO);
+  EXPECT_NE(index.error().message().find("digest mismatch"), std::string::npos);
+}
+
+TEST_F(LayerLoaderTest, RejectsTruncatedAndUnknownLayers) {
+  std::string gz = Gzip(tar_);
+  Descriptor cut =
+      Layer(gz.substr(0, gz.size() / 2), "application/vnd.oci.image.layer.v1.tar+gzip");
+  auto index = IndexLayer(source_, cut, {}, nullptr);
+  ASSERT_FALSE(index.has_value());
+  EXPECT_EQ(index.error().code(), EBADMSG) << index.error().message();
+  Descriptor odd = Layer("xyz", "application/vnd.example.thing");
+  index = IndexLayer(source_, odd, {}, nullptr);
+  ASSERT_FALSE(index.has_value());
+  EXPECT_EQ(index.error().code(), EINVAL);
+  EXPECT_EQ(index.error().message(),
+            "unsupported layer media type \"application/vnd.example.thing\"");
+}
+
+TEST_F(LayerLoaderTest, LoadsInParallelAndTheSecondTimeFromTheStore) {
+  auto store = Store::Open(dir_ + "/store");
+  ASSERT_TRUE(store.has_value()) << store.error().message();
+  std::vector<Descriptor> layers = {
+      Layer(tar_, "application/vnd.oci.image.layer.v1.tar"),
+      Layer(Gzip(tar_), "application/vnd.oci.image.layer.v1.tar+gzip"),
+      Layer(Zstd(tar_), "application/vnd.oci.image.layer.v1.tar+zstd"),
+  };
+  auto first = LoadLayers(source_, store->get(), layers);
+  ASSERT_TRUE(first.has_value()) << first.error().message();
+  ASSERT_EQ(first->layers.size(), 3u);
+  for (LayerOrigin o : first->origins) EXPECT_EQ(o, LayerOrigin::kTarStream);
+  const int reads = source_.reads();
+  auto second = LoadLayers(source_, store->get(), layers);
+  ASSERT_TRUE(second.has_value()) << second.error().message();
+  for (LayerOrigin o : second->origins) EXPECT_EQ(o, LayerOrigin::kStore);
+  EXPECT_EQ(source_.reads(), reads);  // nothing fetched
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(second->layers[i]->layer_digest, layers[i].digest);
+    EXPECT_EQ(second->layers[i]->entries.size(), first->layers[i]->entries.size());
+  }
+  // A failing layer fails the load, naming it.
+  std::vector<Descriptor> with_missing = layers;
+  with_missing[1].digest = Digest::Of("missing");
+  auto failed = LoadLayers(source_, store->get(), with_missing);
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code(), ENOENT);
+  EXPECT_TRUE(failed.error().message().starts_with("layer 2 (" + Digest::Of("missing").str()))
+      << failed.error().message();
+}
+
+}  // namespace
+}  // namespace hoist
