@@ -13,12 +13,20 @@
 // - the tar-split (JSON lines, tar-split format) lets a reader rebuild the exact tar.
 // See index/FORMATS.md.
 //
-// Memory: O(largest chunk + metadata of one member) for the data, plus the TOC and tar-split,
-// which grow with the number of entries. Each input byte is hashed once into the diff_id and
-// once into its file digest (and chunk digest for multi-chunk files).
+// Threads: with options.threads > 1, frames are compressed by a pool of that many workers while
+// the calling thread reads, hashes and cuts the tar; frames are written in order, so the blob is
+// byte-identical for every thread count (each frame is compressed on its own with the same
+// parameters). At most 2*threads frames (and about 32 MiB of input) are in flight.
+//
+// Memory: O(in-flight frames + metadata of one member) for the data, plus the TOC and tar-split,
+// which grow with the number of entries only. Each input byte is hashed once into the diff_id,
+// once into its chunk digest (on a worker), and, for files of more than one chunk, once into the
+// file digest (a one-chunk file's digest is its chunk digest); the CRC-64 for tar-split and
+// the rolling hash also see each byte once. The blob digest covers the compressed output.
 //
 // Errors: those of the TarReader (EBADMSG/EINVAL/ENOTSUP/...), of the callbacks (unchanged), EIO
-// from zstd. Thread-safety: one call per thread; callbacks are called from the calling thread.
+// from zstd. Thread-safety: one call per thread; callbacks are called from the calling thread
+// only; the workers never touch them and are joined before WriteZstdChunked returns.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +46,7 @@ struct ZstdChunkedWriterOptions {
   uint64_t chunk_target = 256 << 10;  // average content-defined chunk size (power of two)
   uint64_t zero_run_min = 1024;       // zero runs this long or longer become "zeros" chunks
   std::vector<std::string> prefetch;  // cleaned paths to mark in the TOC (not reordered)
-  int threads = 1;                    // reserved: frames are compressed on the calling thread
+  int threads = 1;                    // compression workers; <= 1 compresses on the calling thread
 };
 
 struct ZstdChunkedWriteResult {
