@@ -250,6 +250,22 @@ TEST_F(DirWalkerTest, FeedsTheZstdChunkedWriter) {
   EXPECT_EQ(r->entries, 16u);
 }
 
+TEST_F(DirWalkerTest, GnuTarExtractionWalksBackToTheSameBytes) {
+  const std::string tar = Walk({}, 1 << 16, nullptr);
+  {
+    FILE* f = std::fopen((dir_ + "/w.tar").c_str(), "wb");
+    std::fwrite(tar.data(), 1, tar.size(), f);
+    std::fclose(f);
+  }
+  ASSERT_EQ(Sh("mkdir " + dir_ + "/x && tar --xattrs --xattrs-include='*' --numeric-owner -xpf " +
+               dir_ + "/w.tar -C " + dir_ + "/x"),
+            0);
+  root_ = dir_ + "/x";
+  const std::string again = Walk({}, 1 << 16, nullptr);
+  EXPECT_EQ(again.size(), tar.size());
+  EXPECT_TRUE(again == tar) << "re-walked tar differs";
+}
+
 TEST_F(DirWalkerTest, Errors) {
   auto s = DirTarStream::Open(dir_ + "/missing");
   ASSERT_FALSE(s);
