@@ -307,8 +307,10 @@ Status MakeSkelPath(const std::string& skel, const std::string& lower, const std
   return Ok();
 }
 
-Status MountOverlay(const std::string& target, const std::string& options) {
-  if (::mount("overlay", target.c_str(), "overlay", 0, options.c_str()) != 0) {
+// nodev like the hoistfs mount below it: the container's /dev is a tmpfs of its own.
+Status MountOverlay(const std::string& target, const std::string& options, bool read_only) {
+  const unsigned long flags = MS_NODEV | (read_only ? MS_RDONLY : 0);
+  if (::mount("overlay", target.c_str(), "overlay", flags, options.c_str()) != 0) {
     return Fail(ErrnoError("mounting overlay at " + target + " (" + options + ")"));
   }
   return Ok();
@@ -349,9 +351,10 @@ class BundleBuilder {
       HOIST_RETURN_IF_ERROR(MakeDir(dir_ + "/upper", 0755));
       HOIST_RETURN_IF_ERROR(MakeDir(dir_ + "/work", 0700));
       HOIST_RETURN_IF_ERROR(MakeDir(rootfs, 0755));
-      HOIST_RETURN_IF_ERROR(MountOverlay(
-          rootfs, "lowerdir=" + lower + ",upperdir=" + dir_ + "/upper,workdir=" + dir_ + "/work"));
       HOIST_RETURN_IF_ERROR(Record("overlay", rootfs));
+      HOIST_RETURN_IF_ERROR(MountOverlay(
+          rootfs, "lowerdir=" + lower + ",upperdir=" + dir_ + "/upper,workdir=" + dir_ + "/work",
+          /*read_only=*/false));
       // runc creates missing mount points itself on a writable rootfs, not the working dir.
       if (!Exists(rootfs + cwd)) HOIST_RETURN_IF_ERROR(MakeSkelPath(rootfs, lower, cwd));
     } else {
@@ -368,10 +371,15 @@ class BundleBuilder {
         // The mount itself is the rootfs: bind it at DIR/rootfs (MS_MOVE would fail under a
         // shared parent mount, and the daemon would later unmount a path that is gone).
         HOIST_RETURN_IF_ERROR(MakeDir(rootfs, 0755));
+        HOIST_RETURN_IF_ERROR(Record("bind", rootfs));
         if (::mount(lower.c_str(), rootfs.c_str(), nullptr, MS_BIND, nullptr) != 0) {
           return Fail(ErrnoError("bind-mounting " + lower + " at " + rootfs));
         }
-        HOIST_RETURN_IF_ERROR(Record("bind", rootfs));
+        // A bind mount starts without the source's per-mount flags: ro and nodev again.
+        if (::mount(nullptr, rootfs.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NODEV,
+                    nullptr) != 0) {
+          return Fail(ErrnoError("remounting " + rootfs + " ro,nodev"));
+        }
       } else {
         const std::string skel = dir_ + "/skel";
         struct stat st;
@@ -384,8 +392,9 @@ class BundleBuilder {
           HOIST_RETURN_IF_ERROR(MakeSkelPath(skel, lower, m));
         }
         HOIST_RETURN_IF_ERROR(MakeDir(rootfs, 0755));
-        HOIST_RETURN_IF_ERROR(MountOverlay(rootfs, "lowerdir=" + skel + ":" + lower));
         HOIST_RETURN_IF_ERROR(Record("overlay", rootfs));
+        HOIST_RETURN_IF_ERROR(
+            MountOverlay(rootfs, "lowerdir=" + skel + ":" + lower, /*read_only=*/true));
       }
     }
 

@@ -24,6 +24,7 @@
 
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
+#include "tools/sd_notify.h"
 
 namespace {
 
@@ -177,6 +178,11 @@ int main(int argc, char** argv) {
   if (ready_fd >= 0) {
     WriteAll(ready_fd, kReady);
     ::close(ready_fd);
+  }
+  if (options.foreground) {
+    // Under systemd (Type=notify, hoistfs -f): the mount is ready. A no-op elsewhere.
+    if (auto s = hoist::SdNotify("READY=1"); !s)
+      std::fprintf(stderr, "hoistfs: %s\n", s.error().message().c_str());
   }
   if (::chdir("/") != 0) {
     // Not fatal: only keeps the daemon from pinning a directory.

@@ -1,0 +1,584 @@
+// hoist bundle / hoist run against a REAL registry (TestRegistry), REAL FUSE mounts made by the
+// real hoistfs, images converted by the real `hoist convert`, and the REAL runc. Runs as root;
+// a missing runc, skopeo or /dev/fuse makes the tests FAIL, never skip.
+//
+// The image: busybox-static (sh, cat, id, ...) plus the host's dynamically linked python3.11
+// with the shared libraries ldd names, its loader, and the few stdlib files `python3 -c` needs
+// (os.py as the prefix landmark, encodings/). Tags: "py" (the image), "user" (same layers,
+// User "app" and WorkingDir /home/app/work, which the image lacks), "nocmd" (no command).
+//
+//   Python          hoist run IMG python3 -c 'print(40+2)' prints 42, exit 0, nothing else
+//   ExitCodes       sh -c 'exit 7' -> 7, exit 255 -> 255, false -> 1
+//   Stdio           stdin piped through cat; stdout and stderr kept apart
+//   ReadWrite       --rw writes land in DIR/upper; the mount and a second container don't see
+//                   them
+//   UserAndWorkdir  User by name -> uid, gid, additionalGids from /etc/group; WorkingDir
+//   Bundle          hoist bundle + runc run by hand; mounts (suid hoistfs), config.json fields;
+//                   --remove leaves no mount and no directory
+//   Signals         SIGTERM to hoist run reaches the container; --rm still cleans up
+//   BadInput        missing runtime, no command, existing DIR, unknown user, unknown image,
+//                   --remove of a non-bundle: one line, nothing mounted, nothing left
+//   MountHelper     `mount -t fuse.hoistfs` and an fstab line (`mount -T FILE`): mount(8)
+//                   runs hoistfs from its default PATH, so a private mount namespace binds a
+//                   directory holding the built hoistfs over /usr/local/sbin
+//   SystemdUnits    `systemd-analyze verify` passes on every unit in systemd/ (the built
+//                   binaries bound over /usr/local/bin in a private mount namespace), and
+//                   fails on a broken copy
+//   NotifyReady     hoistfs -f sends READY=1 to $NOTIFY_SOCKET once the mount is there
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/file_util.h"
+#include "tests/harness/oci_image.h"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_registry.h"
+#include "tools/bundle.h"
+
+#ifndef HOIST_BINARY
+#error "HOIST_BINARY must name the hoist executable"
+#endif
+#ifndef HOISTFS_BINARY
+#error "HOISTFS_BINARY must name the hoistfs executable"
+#endif
+#ifndef HOIST_SOURCE_DIR
+#error "HOIST_SOURCE_DIR must name the source tree (for systemd/)"
+#endif
+
+namespace hoist {
+namespace {
+
+using harness::CommandOptions;
+using harness::CommandResult;
+using harness::FileSpec;
+using harness::ImageSpec;
+using harness::LayerSpec;
+
+constexpr char kPasswd[] =
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "app:x:1000:1000:app:/home/app:/bin/sh\n";
+constexpr char kGroup[] =
+    "root:x:0:\n"
+    "app:x:1000:\n"
+    "staff:x:50:app\n";
+
+CommandResult Exec(const std::vector<std::string>& argv, const std::string& stdin_data = "",
+                   std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  CommandOptions options;
+  options.timeout = timeout;
+  options.stdin_data = stdin_data;
+  auto r = harness::RunCommand(argv, options);
+  if (!r) {
+    CommandResult failed;
+    failed.stderr_text = r.error().message();
+    return failed;
+  }
+  return *r;
+}
+
+std::string Describe(const CommandResult& r) {
+  return r.Describe() + "\nstdout: " + r.stdout_text + "\nstderr: " + r.stderr_text;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> MountsIn(const std::string& dir) {
+  auto m = MountsUnder(dir);
+  return m ? *m : std::vector<std::string>{"<mountinfo unreadable>"};
+}
+
+// The mount options (field 6) of the mount at `target` in /proc/self/mountinfo.
+std::string MountOptionsOf(const std::string& target) {
+  auto info = ReadFile("/proc/self/mountinfo");
+  if (!info) return "";
+  std::istringstream in(*info);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, mp, opts;
+    f >> id >> parent >> dev >> root >> mp >> opts;
+    if (mp == target) return opts;
+  }
+  return "";
+}
+
+Result<FileSpec> HostFile(const std::string& host_path, const std::string& image_path,
+                          mode_t mode) {
+  HOIST_ASSIGN_OR_RETURN(std::string content, ReadFile(host_path));
+  return FileSpec::File(image_path, std::move(content), mode);
+}
+
+// busybox + python3.11 with its libraries (from ldd), loader and minimal stdlib.
+Result<std::vector<LayerSpec>> BuildLayers() {
+  std::vector<FileSpec> base;
+  base.push_back(FileSpec::Dir("bin"));
+  HOIST_ASSIGN_OR_RETURN(FileSpec busybox, HostFile("/bin/busybox", "bin/busybox", 0755));
+  base.push_back(std::move(busybox));
+  for (const char* applet : {"sh", "cat", "id", "pwd", "ls", "echo", "test", "sleep", "kill"}) {
+    base.push_back(FileSpec::Symlink(std::string("bin/") + applet, "busybox"));
+  }
+  base.push_back(FileSpec::File("etc/passwd", kPasswd));
+  base.push_back(FileSpec::File("etc/group", kGroup));
+  base.push_back(FileSpec::Dir("home/app").Owner(1000, 1000));
+  base.push_back(FileSpec::Dir("tmp", 01777));
+  for (const char* dir : {"proc", "dev", "sys"}) base.push_back(FileSpec::Dir(dir));
+
+  std::vector<FileSpec> py;
+  HOIST_ASSIGN_OR_RETURN(FileSpec python,
+                         HostFile("/usr/bin/python3.11", "usr/bin/python3.11", 0755));
+  py.push_back(std::move(python));
+  py.push_back(FileSpec::Symlink("usr/bin/python3", "python3.11"));
+  HOIST_ASSIGN_OR_RETURN(std::string ldd, harness::RunChecked({"ldd", "/usr/bin/python3.11"}));
+  std::istringstream lines(ldd);
+  std::string line;
+  while (std::getline(lines, line)) {
+    // "\tlibm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x...)" or "\t/lib64/ld-linux... (0x..)"
+    std::istringstream f(line);
+    std::string a, b, c;
+    f >> a >> b >> c;
+    std::string path = b == "=>" ? c : a;
+    if (path.empty() || path[0] != '/') continue;
+    HOIST_ASSIGN_OR_RETURN(FileSpec lib, HostFile(path, path.substr(1), 0755));
+    py.push_back(std::move(lib));
+  }
+  HOIST_ASSIGN_OR_RETURN(FileSpec os_py,
+                         HostFile("/usr/lib/python3.11/os.py", "usr/lib/python3.11/os.py", 0644));
+  py.push_back(std::move(os_py));
+  py.push_back(FileSpec::Dir("usr/lib/python3.11/lib-dynload"));
+  for (const char* name : {"__init__.py", "aliases.py", "utf_8.py", "ascii.py", "latin_1.py"}) {
+    HOIST_ASSIGN_OR_RETURN(FileSpec f,
+                           HostFile(std::string("/usr/lib/python3.11/encodings/") + name,
+                                    std::string("usr/lib/python3.11/encodings/") + name, 0644));
+    py.push_back(std::move(f));
+  }
+  return std::vector<LayerSpec>{LayerSpec(std::move(base)), LayerSpec(std::move(py))};
+}
+
+class RuntimeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto check = harness::RequirePrograms({"runc", "skopeo", "ldd", "fusermount3"});
+    if (!check) {
+      setup_error_ = check.error().message();
+      return;
+    }
+    if (auto s = Prepare(); !s) setup_error_ = s.error().message();
+  }
+
+  static Status Prepare() {
+    char templ[] = "/tmp/hoist-runtime-test-XXXXXX";
+    if (::mkdtemp(templ) == nullptr) return Fail(ErrnoError("mkdtemp"));
+    work_ = templ;
+    cache_ = work_ + "/cache";
+    HOIST_ASSIGN_OR_RETURN(registry_, harness::TestRegistry::Launch());
+    HOIST_ASSIGN_OR_RETURN(std::vector<LayerSpec> layers, BuildLayers());
+    const std::string layout = work_ + "/layout";
+    struct Tag {
+      std::string tag;
+      ImageSpec spec;
+    };
+    ImageSpec py{.tag = "py"};
+    py.cmd = {"python3"};
+    ImageSpec user{.tag = "user"};
+    user.cmd = {"sh", "-c", "id -u; id -G; pwd"};
+    user.user = "app";
+    user.working_dir = "/home/app/work";
+    user.labels = {{"org.example.purpose", "runtime-test"}};
+    ImageSpec nocmd{.tag = "nocmd"};
+    for (const ImageSpec& spec : {py, user, nocmd}) {
+      HOIST_ASSIGN_OR_RETURN(harness::BuiltImage img, harness::BuildOciImage(layout, layers, spec));
+      HOIST_RETURN_IF_ERROR(
+          harness::PushOciLayout(img.OciRef(), registry_->DockerRef("rt", spec.tag)));
+    }
+    for (const std::string tag : {"py", "user"}) {
+      auto converted =
+          harness::RunChecked({HOIST_BINARY, "convert", registry_->DockerRef("rt", tag),
+                               registry_->DockerRef("rt", tag + "-zstd")});
+      if (!converted) return Fail(converted.error());
+    }
+    py_image_ = registry_->ImageRef("rt", "py-zstd");
+    user_image_ = registry_->ImageRef("rt", "user-zstd");
+    nocmd_image_ = registry_->ImageRef("rt", "nocmd");
+    return Ok();
+  }
+
+  static void TearDownTestSuite() {
+    if (!work_.empty()) {
+      for (const std::string& m : MountsIn(work_)) ::umount2(m.c_str(), MNT_DETACH);
+      (void)RemoveTree(work_);
+    }
+    registry_.reset();
+  }
+
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+
+  void TearDown() override { EXPECT_EQ(MountsIn(work_), std::vector<std::string>{}); }
+
+  // A fresh bundle path (not created).
+  std::string BundlePath(const std::string& name) { return work_ + "/bundle-" + name; }
+
+  // hoist run --rm --cache C --bundle B [extra...] IMAGE [cmd...]
+  CommandResult HoistRun(const std::string& image, const std::vector<std::string>& cmd,
+                         const std::vector<std::string>& extra = {},
+                         const std::string& stdin_data = "") {
+    std::vector<std::string> argv = {HOIST_BINARY, "run", "--cache", cache_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(image);
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+    return Exec(argv, stdin_data);
+  }
+
+  static inline std::string setup_error_;
+  static inline std::string work_;
+  static inline std::string cache_;
+  static inline std::unique_ptr<harness::TestRegistry> registry_;
+  static inline std::string py_image_, user_image_, nocmd_image_;
+};
+
+TEST_F(RuntimeTest, Python) {
+  const std::string b = BundlePath("python");
+  CommandResult r = HoistRun(py_image_, {"python3", "-c", "print(40+2)"}, {"--rm", "--bundle", b});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "42\n");
+  EXPECT_EQ(r.stderr_text, "");
+  EXPECT_FALSE(Exists(b));
+}
+
+TEST_F(RuntimeTest, ExitCodes) {
+  CommandResult r = HoistRun(py_image_, {"sh", "-c", "exit 7"}, {"--rm"});
+  EXPECT_EQ(r.exit_code, 7) << Describe(r);
+  EXPECT_EQ(r.stderr_text, "");
+  // (PID 1 of a pid namespace ignores even SIGKILL from inside, so no signal death here.)
+  r = HoistRun(py_image_, {"sh", "-c", "exit 255"}, {"--rm"});
+  EXPECT_EQ(r.exit_code, 255) << Describe(r);
+  r = HoistRun(py_image_, {"sh", "-c", "false"}, {"--rm"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+}
+
+TEST_F(RuntimeTest, Stdio) {
+  CommandResult r = HoistRun(py_image_, {"cat"}, {"--rm"}, "line one\nline two\n");
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "line one\nline two\n");
+  r = HoistRun(py_image_, {"sh", "-c", "echo out; echo err >&2; echo out2"}, {"--rm"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "out\nout2\n");
+  EXPECT_EQ(r.stderr_text, "err\n");
+  // --timing adds exactly one line on stderr, nothing on stdout.
+  r = HoistRun(py_image_, {"python3", "-c", "print(40+2)"}, {"--rm", "--timing"});
+  EXPECT_EQ(r.stdout_text, "42\n");
+  EXPECT_TRUE(r.stderr_text.starts_with("hoist run: mounted in ")) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("container exited 0 after "), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1);
+}
+
+TEST_F(RuntimeTest, ReadWrite) {
+  const std::string a = BundlePath("rw-a");
+  CommandResult r = HoistRun(
+      py_image_, {"sh", "-c", "echo written > /etc/new && echo x >> /etc/passwd && cat /etc/new"},
+      {"--rw", "--bundle", a});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "written\n");
+  EXPECT_EQ(r.stderr_text,
+            "hoist run: kept bundle " + a + " (remove it with: hoist bundle --remove " + a + ")\n");
+  // The writes are in the upper directory; the read-only mount under it is unchanged.
+  EXPECT_EQ(ReadFile(a + "/upper/etc/new").value_or("<missing>"), "written\n");
+  EXPECT_EQ(ReadFile(a + "/upper/etc/passwd").value_or("<missing>"), std::string(kPasswd) + "x\n");
+  EXPECT_FALSE(Exists(a + "/lower/etc/new"));
+  EXPECT_EQ(ReadFile(a + "/lower/etc/passwd").value_or("<missing>"), kPasswd);
+
+  // A second container of the same image sees none of it.
+  r = HoistRun(py_image_, {"sh", "-c", "test ! -e /etc/new && cat /etc/passwd"},
+               {"--rm", "--rw", "--bundle", BundlePath("rw-b")});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, kPasswd);
+  // Nor does a read-only one, whose rootfs refuses writes.
+  r = HoistRun(py_image_, {"sh", "-c", "cat /etc/passwd; echo y > /etc/new2"}, {"--rm"});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, kPasswd);
+  EXPECT_NE(r.stderr_text.find("Read-only file system"), std::string::npos) << r.stderr_text;
+
+  r = Exec({HOIST_BINARY, "bundle", "--remove", a});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_FALSE(Exists(a));
+}
+
+TEST_F(RuntimeTest, UserAndWorkdir) {
+  CommandResult r = HoistRun(user_image_, {}, {"--rm"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "1000\n1000 50\n/home/app/work\n");
+  // Overrides: uid:group by number and name, and a working directory.
+  r = HoistRun(user_image_, {"sh", "-c", "id -u; id -g; pwd"},
+               {"--rm", "-u", "0:staff", "-w", "/tmp"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "0\n50\n/tmp\n");
+}
+
+TEST_F(RuntimeTest, Bundle) {
+  const std::string b = BundlePath("ro");
+  CommandResult r = Exec({HOIST_BINARY, "bundle", "--cache", cache_, user_image_, b});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "");
+  // The image has no /proc, /dev, /sys or /home/app/work: a read-only overlay adds them.
+  EXPECT_EQ(MountsIn(b), (std::vector<std::string>{b + "/lower", b + "/rootfs"}));
+  const std::string lower_opts = MountOptionsOf(b + "/lower");
+  EXPECT_TRUE(lower_opts.starts_with("ro,")) << lower_opts;
+  EXPECT_EQ(lower_opts.find("nosuid"), std::string::npos) << lower_opts;
+  EXPECT_TRUE(MountOptionsOf(b + "/rootfs").starts_with("ro,nodev"))
+      << MountOptionsOf(b + "/rootfs");
+  struct stat st;
+  ASSERT_EQ(::stat((b + "/rootfs/home/app").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);  // the skeleton keeps the image's owner
+
+  auto config_text = ReadFile(b + "/config.json");
+  ASSERT_TRUE(config_text.has_value());
+  rapidjson::Document config;
+  config.Parse(config_text->c_str());
+  ASSERT_TRUE(config.IsObject());
+  const auto& user = config["process"]["user"];
+  EXPECT_EQ(user["uid"].GetUint(), 1000u);
+  EXPECT_EQ(user["gid"].GetUint(), 1000u);
+  ASSERT_TRUE(user.HasMember("additionalGids"));
+  EXPECT_EQ(user["additionalGids"][0].GetUint(), 50u);
+  EXPECT_STREQ(config["process"]["cwd"].GetString(), "/home/app/work");
+  EXPECT_TRUE(config["root"]["readonly"].GetBool());
+  EXPECT_STREQ(config["annotations"]["org.example.purpose"].GetString(), "runtime-test");
+  EXPECT_FALSE(config["linux"].HasMember("resources"));
+  EXPECT_FALSE(config["process"]["noNewPrivileges"].GetBool());
+
+  r = Exec({"runc", "run", "--bundle", b, "hoist-runtime-test-bundle"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "1000\n1000 50\n/home/app/work\n");
+
+  r = Exec({HOIST_BINARY, "bundle", "--remove", b});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(MountsIn(b), std::vector<std::string>{});
+  EXPECT_FALSE(Exists(b));
+
+  // An image with every mount point, read-only: the hoistfs mount itself is the rootfs.
+  const std::string ro = BundlePath("ro-bind");
+  r = Exec({HOIST_BINARY, "bundle", "--cache", cache_, py_image_, ro, "cat", "/etc/group"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(MountsIn(ro), (std::vector<std::string>{ro + "/lower", ro + "/rootfs"}));
+  const std::string bind_opts = MountOptionsOf(ro + "/rootfs");
+  EXPECT_TRUE(bind_opts.starts_with("ro,nodev")) << bind_opts;
+  EXPECT_EQ(bind_opts.find("nosuid"), std::string::npos) << bind_opts;
+  EXPECT_FALSE(Exists(ro + "/skel"));
+  r = Exec({"runc", "run", "--bundle", ro, "hoist-runtime-test-bind"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, kGroup);
+  r = Exec({HOIST_BINARY, "bundle", "--remove", ro});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_FALSE(Exists(ro));
+
+  // --rw: an overlay with its upper directory in the bundle.
+  const std::string rw = BundlePath("rw");
+  r = Exec({HOIST_BINARY, "bundle", "--rw", "--cache", cache_, py_image_, rw});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(MountsIn(rw), (std::vector<std::string>{rw + "/lower", rw + "/rootfs"}));
+  EXPECT_TRUE(MountOptionsOf(rw + "/rootfs").starts_with("rw,nodev"))
+      << MountOptionsOf(rw + "/rootfs");
+  r = Exec({HOIST_BINARY, "bundle", "--remove", rw});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_FALSE(Exists(rw));
+}
+
+TEST_F(RuntimeTest, Signals) {
+  const std::string b = BundlePath("signals");
+  const std::string out = work_ + "/signals.out";
+  harness::ChildProcess::Options options;
+  options.stdout_path = out;
+  options.stderr_path = out;
+  auto child = harness::ChildProcess::Start(
+      {HOIST_BINARY, "run", "--rm", "--cache", cache_, "--bundle", b, py_image_, "sh", "-c",
+       "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done"},
+      options);
+  ASSERT_TRUE(child.has_value()) << child.error().message();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ReadFile(out).value_or("").find("ready") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(ReadFile(out).value_or("").find("ready"), std::string::npos);
+  ASSERT_EQ(::kill(child->pid(), SIGTERM), 0);
+  while (child->Running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(child->wait_status().has_value());
+  const int status = *child->wait_status();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
+  EXPECT_EQ(ReadFile(out).value_or(""), "ready\ngot TERM\n");
+  EXPECT_FALSE(Exists(b));
+}
+
+TEST_F(RuntimeTest, BadInput) {
+  const std::string b = BundlePath("bad");
+  CommandResult r =
+      HoistRun(py_image_, {"true"}, {"--rm", "--bundle", b, "--runtime", "/nonexistent/runc"});
+  EXPECT_EQ(r.exit_code, 127) << Describe(r);
+  EXPECT_EQ(r.stderr_text,
+            "hoist run: container runtime /nonexistent/runc not found (or not executable)\n");
+  EXPECT_FALSE(Exists(b));
+
+  r = HoistRun(nocmd_image_, {}, {"--rm", "--bundle", b});
+  EXPECT_EQ(r.exit_code, 125) << Describe(r);
+  EXPECT_EQ(r.stderr_text,
+            "hoist run: the image has no command (its Entrypoint and Cmd are empty) and none "
+            "was given\n");
+  EXPECT_FALSE(Exists(b));
+
+  // A user the image does not know fails after the mount: it is undone.
+  r = HoistRun(py_image_, {"true"}, {"--rm", "--bundle", b, "-u", "nosuchuser"});
+  EXPECT_EQ(r.exit_code, 125) << Describe(r);
+  EXPECT_EQ(r.stderr_text, "hoist run: image " + py_image_ +
+                               ": user \"nosuchuser\" is not in the image's /etc/passwd\n");
+  EXPECT_FALSE(Exists(b));
+
+  r = HoistRun(registry_->ImageRef("rt", "no-such-tag"), {"true"}, {"--rm", "--bundle", b});
+  EXPECT_EQ(r.exit_code, 125) << Describe(r);
+  EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("no-such-tag"), std::string::npos) << r.stderr_text;
+  EXPECT_FALSE(Exists(b));
+
+  // An existing directory is refused and left alone.
+  ASSERT_TRUE(MakeDirs(b + "/keep").has_value());
+  r = Exec({HOIST_BINARY, "bundle", "--cache", cache_, py_image_, b});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(r.stderr_text, "hoist bundle: bundle directory " + b + " already exists\n");
+  EXPECT_TRUE(Exists(b + "/keep"));
+
+  r = Exec({HOIST_BINARY, "bundle", "--remove", b});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_TRUE(r.stderr_text.starts_with("hoist bundle: " + b + " is not a hoist bundle"))
+      << r.stderr_text;
+  EXPECT_TRUE(Exists(b + "/keep"));
+  ASSERT_TRUE(RemoveTree(b).has_value());
+}
+
+// Runs `script` with sh in a private mount namespace (nothing it mounts is seen outside).
+CommandResult RunInPrivateNamespace(const std::string& script) {
+  return Exec({"unshare", "--mount", "--propagation", "private", "sh", "-euc", script}, "",
+              std::chrono::seconds(120));
+}
+
+TEST_F(RuntimeTest, MountHelper) {
+  const std::string bin = work_ + "/helper-bin";
+  const std::string mnt = work_ + "/helper-mnt";
+  ASSERT_TRUE(MakeDirs(bin).has_value());
+  ASSERT_TRUE(MakeDirs(mnt).has_value());
+  ASSERT_EQ(::symlink(HOISTFS_BINARY, (bin + "/hoistfs").c_str()), 0);
+  const std::string fstab = work_ + "/fstab";
+  ASSERT_TRUE(WriteFileAtomic(fstab, py_image_ + " " + mnt + " fuse.hoistfs noauto,cache=" +
+                                         cache_ + ",prefetch=none,timeout=10 0 0\n")
+                  .has_value());
+  const std::string script =
+      "mount --bind " + bin + " /usr/local/sbin\n" + "mount -t fuse.hoistfs -o cache=" + cache_ +
+      ",prefetch=none " + py_image_ + " " + mnt + "\n" + "cat " + mnt + "/etc/group\n" +
+      "awk '$5 == \"" + mnt +
+      "\" {for (i = 7; i < NF; i++) if ($i == \"-\") {print $6, $(i + 1); break}}' "
+      "/proc/self/mountinfo\n" +
+      "umount " + mnt + "\n" + "mount -T " + fstab + " " + mnt + "\n" + "cat " + mnt +
+      "/etc/passwd\n" + "umount " + mnt + "\n";
+  CommandResult r = RunInPrivateNamespace(script);
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text,
+            std::string(kGroup) + "ro,nosuid,nodev,relatime fuse.hoistfs\n" + kPasswd);
+}
+
+TEST_F(RuntimeTest, SystemdUnits) {
+  const std::string bin = work_ + "/units-bin";
+  const std::string units = work_ + "/units";
+  ASSERT_TRUE(MakeDirs(bin).has_value());
+  ASSERT_TRUE(MakeDirs(units).has_value());
+  ASSERT_EQ(::symlink(HOIST_BINARY, (bin + "/hoist").c_str()), 0);
+  ASSERT_EQ(::symlink(HOISTFS_BINARY, (bin + "/hoistfs").c_str()), 0);
+  const std::string src = std::string(HOIST_SOURCE_DIR) + "/systemd/";
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"hoistfs@.service", "hoistfs@sample.service"},  // a template is verified as an instance
+      {"hoist-prune.service", "hoist-prune.service"},
+      {"hoist-prune.timer", "hoist-prune.timer"},
+      {"mnt-hoist\\x2dsample.mount", "mnt-hoist\\x2dsample.mount"},
+  };
+  std::string names;
+  for (const auto& [from, to] : files) {
+    auto text = ReadFile(src + from);
+    ASSERT_TRUE(text.has_value()) << text.error().message();
+    ASSERT_TRUE(WriteFileAtomic(units + "/" + to, *text).has_value());
+    names += " '" + to + "'";
+  }
+  const std::string verify = "mount --bind " + bin + " /usr/local/bin\ncd " + units +
+                             "\nsystemd-analyze verify" + names + "\n";
+  CommandResult r = RunInPrivateNamespace(verify);
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stderr_text, "");
+
+  // The check can fail: a unit whose program does not exist.
+  auto text = ReadFile(units + "/hoist-prune.service");
+  ASSERT_TRUE(text.has_value());
+  std::string broken = *text;
+  const size_t at = broken.find("/usr/local/bin/hoist ");
+  ASSERT_NE(at, std::string::npos);
+  broken.replace(at, 20, "/usr/local/bin/hoistx");
+  ASSERT_TRUE(WriteFileAtomic(units + "/hoist-prune.service", broken).has_value());
+  r = RunInPrivateNamespace(verify);
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.stderr_text.find("/usr/local/bin/hoistx"), std::string::npos) << r.stderr_text;
+}
+
+TEST_F(RuntimeTest, NotifyReady) {
+  const std::string sock_path = work_ + "/notify.sock";
+  const std::string mnt = work_ + "/notify-mnt";
+  ASSERT_TRUE(MakeDirs(mnt).has_value());
+  const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock_path.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(sock, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+  harness::ChildProcess::Options options;
+  options.env = {"NOTIFY_SOCKET=" + sock_path};
+  auto child = harness::ChildProcess::Start(
+      {HOISTFS_BINARY, "-f", "-o", "cache=" + cache_ + ",prefetch=none", py_image_, mnt}, options);
+  ASSERT_TRUE(child.has_value()) << child.error().message();
+  pollfd pfd{sock, POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 60000), 1) << "no notification within 60 s";
+  char buf[256];
+  const ssize_t n = ::recv(sock, buf, sizeof(buf), 0);
+  ::close(sock);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "READY=1");
+  // Ready means mounted.
+  EXPECT_EQ(MountsIn(mnt), std::vector<std::string>{mnt});
+  EXPECT_EQ(ReadFile(mnt + "/etc/group").value_or(""), kGroup);
+  CommandResult r = Exec({"fusermount3", "-u", mnt});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (child->Running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(child->wait_status().has_value());
+  EXPECT_TRUE(WIFEXITED(*child->wait_status()) && WEXITSTATUS(*child->wait_status()) == 0);
+}
+
+}  // namespace
+}  // namespace hoist

@@ -1,0 +1,20 @@
+// SdNotify: systemd's readiness protocol (sd_notify(3)) without libsystemd: one datagram with
+// newline-separated "KEY=VALUE" assignments sent to the AF_UNIX socket named by
+// $NOTIFY_SOCKET (a path, or "@name" for the abstract namespace). hoistfs -f sends "READY=1"
+// once its mount is usable, so `Type=notify` units (systemd/hoistfs@.service) start their
+// dependents only then.
+//
+// Thread-safety: reentrant (reads the environment, opens and closes its own socket).
+// Errors: none when NOTIFY_SOCKET is unset or empty (not under systemd: nothing to do);
+// EINVAL for a malformed socket name; the socket call's errno otherwise.
+#pragma once
+
+#include <string_view>
+
+#include "base/status.h"
+
+namespace hoist {
+
+[[nodiscard]] Status SdNotify(std::string_view state);
+
+}  // namespace hoist
