@@ -14,6 +14,7 @@ PACKAGES=(
   docker-registry skopeo umoci runc containerd stargz-snapshotter
   apache2-utils openssl python3 curl jq zstd gzip tar coreutils util-linux
   busybox-static iproute2 procps psmisc
+  systemd  # systemd-analyze verify of the unit files (tests/integration/runtime_test.cc)
   # benchmarks
   debootstrap hyperfine squashfuse squashfs-tools erofs-utils fuse-overlayfs time
 )

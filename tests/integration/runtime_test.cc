@@ -178,7 +178,8 @@ Result<std::vector<LayerSpec>> BuildLayers() {
 class RuntimeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto check = harness::RequirePrograms({"runc", "skopeo", "ldd", "fusermount3"});
+    auto check = harness::RequirePrograms(
+        {"runc", "skopeo", "ldd", "fusermount3", "mount.fuse3", "unshare", "systemd-analyze"});
     if (!check) {
       setup_error_ = check.error().message();
       return;
