@@ -33,7 +33,7 @@ void PutNumber(char* field, size_t width, uint64_t v) {
 }
 
 void PutString(char* field, size_t width, std::string_view s) {
-  std::memcpy(field, s.data(), std::min(width, s.size()));
+  if (!s.empty()) std::memcpy(field, s.data(), std::min(width, s.size()));
 }
 
 char TypeFlag(EntryType t) {
