@@ -1,6 +1,7 @@
 #include "tools/bundle.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -217,6 +218,10 @@ Result<CommandOutcome> RunCapturingStderr(const std::vector<std::string>& args) 
     return Fail(ErrnoError("fork", err));
   }
   if (pid == 0) {
+    // The daemon must see SIGTERM & co. even if the caller (hoist run) blocks them.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     const int null_fd = ::open("/dev/null", O_RDWR);
     if (null_fd >= 0) {
       ::dup2(null_fd, STDIN_FILENO);

@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "base/file_util.h"
+#include "fusefs/stats_file.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -318,6 +319,22 @@ TEST_F(RuntimeTest, ReadWrite) {
   EXPECT_NE(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(r.stdout_text, kPasswd);
   EXPECT_NE(r.stderr_text.find("Read-only file system"), std::string::npos) << r.stderr_text;
+
+  // The kept bundle's hoistfs daemon does not inherit hoist run's blocked signals: SIGTERM
+  // (SigBlk bit 15) must unmount it.
+  auto state = ReadFile(a + "/hoist-bundle.json");
+  ASSERT_TRUE(state.has_value());
+  rapidjson::Document doc;
+  doc.Parse(state->c_str());
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("mount_state_file"));
+  auto mount_state = ReadMountStateFile(doc["mount_state_file"].GetString());
+  ASSERT_TRUE(mount_state.has_value()) << mount_state.error().message();
+  auto status = ReadFile("/proc/" + std::to_string(mount_state->pid) + "/status");
+  ASSERT_TRUE(status.has_value());
+  const size_t at = status->find("SigBlk:\t");
+  ASSERT_NE(at, std::string::npos);
+  const uint64_t blocked = std::stoull(status->substr(at + 8, 16), nullptr, 16);
+  EXPECT_EQ(blocked & (1ull << (SIGTERM - 1)), 0u) << status->substr(at, 25);
 
   r = Exec({HOIST_BINARY, "bundle", "--remove", a});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
