@@ -27,6 +27,8 @@ void RegisterTag(CLI::App& app, VerbRunner* run);
 void RegisterPush(CLI::App& app, VerbRunner* run);
 void RegisterHistory(CLI::App& app, VerbRunner* run);
 void RegisterLogin(CLI::App& app, VerbRunner* run);
+void RegisterLoad(CLI::App& app, VerbRunner* run);
+void RegisterSave(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -46,6 +48,8 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterPush(app, run);
   RegisterHistory(app, run);
   RegisterLogin(app, run);
+  RegisterLoad(app, run);
+  RegisterSave(app, run);
 }
 
 }  // namespace hoist
