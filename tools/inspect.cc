@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "tools/json_out.h"
+#include "tools/local_store.h"
 #include "tools/registry_flags.h"
 #include "tools/verbs.h"
 
@@ -14,6 +15,8 @@ struct InspectArgs {
   bool raw = false;
   bool config = false;
   bool no_tags = false;
+  bool local = false;  // only the local store
+  std::string cache;
 };
 
 std::string InspectJson(const ResolvedImage& img, const ManifestBytes& top,
@@ -55,21 +58,78 @@ std::string InspectJson(const ResolvedImage& img, const ManifestBytes& top,
   return j.Finish();
 }
 
+// A local image (`hoist pull` / `hoist load`): the same output; RepoTags are the local names of
+// the same manifest. Returns nullopt when the store has no such image.
+std::optional<int> InspectLocal(const InspectArgs& a, std::optional<Error>* error) {
+  auto local = LocalStore::Open(a.cache);
+  if (!local) {
+    *error = local.error();
+    return std::nullopt;
+  }
+  auto found = (*local)->Find(a.image);
+  if (!found) {
+    *error = found.error();
+    return std::nullopt;
+  }
+  if (!*found) return std::nullopt;
+  const LocalImage& li = **found;
+  if (a.raw) {
+    std::fwrite(li.manifest_bytes.data(), 1, li.manifest_bytes.size(), stdout);
+    return 0;
+  }
+  if (a.config) {
+    std::fwrite(li.config.raw.data(), 1, li.config.raw.size(), stdout);
+    return 0;
+  }
+  ResolvedImage img;
+  img.reference = li.reference;
+  img.manifest_bytes = ManifestBytes{li.media_type, li.manifest_digest, li.manifest_bytes};
+  img.manifest = li.manifest;
+  img.config = li.config;
+  std::vector<std::string> tags;
+  if (!a.no_tags) {
+    if (auto refs = (*local)->store().ListRefs(); refs) {
+      for (const auto& [name, digest] : *refs) {
+        auto r = Reference::Parse(name);
+        if (r && digest == li.manifest_digest && r->Name() == li.reference.Name() &&
+            !r->tag.empty()) {
+          tags.push_back(r->tag);
+        }
+      }
+    }
+  }
+  std::string out = InspectJson(img, img.manifest_bytes, tags);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
 int RunInspect(const InspectArgs& a) {
   auto ref = Reference::Parse(a.image);
   if (!ref) return ReportError("inspect", ref.error().message());
+  if (a.local) {
+    std::optional<Error> error;
+    if (std::optional<int> rc = InspectLocal(a, &error)) return *rc;
+    if (error) return ReportError("inspect", error->message());
+    return ReportError("inspect", "no such local image: " + ref->String());
+  }
+  // The registry first; an image it cannot give (unknown there, or unreachable) may be local.
+  auto remote_failed = [&](const Error& e) {
+    std::optional<Error> local_error;
+    if (std::optional<int> rc = InspectLocal(a, &local_error)) return *rc;
+    return ReportError("inspect", e.message());
+  };
   auto client = a.registry.MakeClient();
   if (!client) return ReportError("inspect", client.error().message());
   RegistryClient& rc = **client;
 
   if (a.raw) {
     auto m = rc.GetManifest(*ref);
-    if (!m) return ReportError("inspect", m.error().message());
+    if (!m) return remote_failed(m.error());
     std::fwrite(m->bytes.data(), 1, m->bytes.size(), stdout);
     return 0;
   }
   auto img = rc.Resolve(*ref);
-  if (!img) return ReportError("inspect", img.error().message());
+  if (!img) return remote_failed(img.error());
   if (a.config) {
     std::fwrite(img->config.raw.data(), 1, img->config.raw.size(), stdout);
     return 0;
@@ -97,6 +157,9 @@ void RegisterInspect(CLI::App& app, VerbRunner* run) {
   auto* raw = sub->add_flag("--raw", args->raw, "Print the manifest (or index) bytes as served");
   sub->add_flag("--config", args->config, "Print the image config bytes")->excludes(raw);
   sub->add_flag("--no-tags", args->no_tags, "Do not list the repository's tags");
+  sub->add_flag("--local", args->local,
+                "Only the local store (by default the registry, then the local store)");
+  sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
   sub->callback([args, run] { *run = [args] { return RunInspect(*args); }; });
 }
 

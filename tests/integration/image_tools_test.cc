@@ -10,7 +10,14 @@
 //                     unknown name fails with one line and removes nothing; rm removes.
 //   TagAcrossRepos    hoist tag --remote into another repository: registry log has no blob
 //                     upload (no PUT/PATCH on blobs/uploads), only mounts; same digest.
-//   PushAndHistory    push of a local image to a new repository keeps every digest; history.
+//   PushAndHistory    push of a local image to a new repository keeps every digest; history;
+//                     inspect of an image that is only local.
+//   Load              load of a skopeo docker-archive mounts with the registry stopped (tree
+//                     equals umoci's unpack) and pushes; truncated / bit-flipped / non-tar /
+//                     missing archives: one-line error, store as before, no layer file left.
+//   Save              docker-archive read by skopeo (layers = diff_ids) and copied back (same
+//                     config; pushed layers decompress to the diff_ids); oci-archive read by
+//                     skopeo and loaded back; an unknown image writes no file.
 //   Login             Basic-auth registry: a wrong password is refused and nothing is written;
 //                     the right one is saved (0600) and used by a later command; logout.
 //   Prune             prune --keep-bytes while the image is mounted: the cache is at most that
@@ -384,6 +391,21 @@ TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
   ASSERT_EQ(ids.size(), image_->layers.size());
   EXPECT_EQ(ids[0], image_->layers[1].digest.str());
   EXPECT_EQ(ids[1], image_->layers[0].digest.str());
+
+  // inspect learns local images: one the registry does not have (404) comes from the store.
+  ASSERT_TRUE(Hoist({"tag", CacheFlag(), Ref("tools/gz"), Ref("tools/localonly")}).ok());
+  r = Hoist({"inspect", CacheFlag(), Ref("tools/localonly")});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  rapidjson::Document in = ParseJson(r.stdout_text);
+  EXPECT_EQ(std::string(in["Digest"].GetString()), image_->manifest_digest.str());
+  EXPECT_EQ(std::string(in["Name"].GetString()), registry_->host_port() + "/tools/localonly");
+  ASSERT_EQ(in["RepoTags"].Size(), 1u);
+  EXPECT_EQ(std::string(in["RepoTags"][0].GetString()), "v1");
+  r = Hoist({"inspect", "--local", "--raw", CacheFlag(), Ref("tools/gz")});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, image_->manifest);
+  r = Hoist({"inspect", "--local", CacheFlag(), Ref("tools/nowhere")});
+  ExpectOneLineError(r, "inspect", "no such local image");
 
   r = Hoist({"history", CacheFlag(), Ref("tools/never")});
   ExpectOneLineError(r, "history", "404");
