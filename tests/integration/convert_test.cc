@@ -15,6 +15,9 @@
 #include "base/digest.h"
 #include "base/file_util.h"
 #include "fetcher/manifest.h"
+#include "index/byte_stream.h"
+#include "index/tar_reader.h"
+#include "index/zstd_chunked.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -101,6 +104,72 @@ Result<Digest> ZstdDecompressedDigest(const std::string& blob) {
   HOIST_ASSIGN_OR_RETURN(
       std::string out, harness::RunChecked({"bash", "-c", "zstd -dc -- \"$0\" | sha256sum", blob}));
   return Digest::Parse("sha256:" + out.substr(0, 64));
+}
+
+// The TOC of a converted layer, read with index/'s zstd:chunked reader, must list exactly the
+// source tar's members (index/'s tar reader), in order, with the same metadata, and every chunk
+// range of the blob must decompress to the file bytes it claims, with the digest it claims.
+Status CheckTocAgainstTar(const std::string& blob_path, const Descriptor& layer) {
+  HOIST_ASSIGN_OR_RETURN(std::string blob, ReadFile(blob_path));
+  HOIST_ASSIGN_OR_RETURN(std::string tar, harness::RunChecked({"zstd", "-dc", "--", blob_path}));
+  HOIST_ASSIGN_OR_RETURN(ZstdChunkedAnnotations ann,
+                         ParseZstdChunkedAnnotations(layer.annotations));
+  HOIST_ASSIGN_OR_RETURN(ZstdChunkedLayer loaded,
+                         LoadZstdChunkedLayer(
+                             [&](uint64_t off, uint64_t len) -> Result<std::string> {
+                               if (off + len > blob.size()) return Fail(EIO, "range past the end");
+                               return blob.substr(off, len);
+                             },
+                             blob.size(), layer.digest, ann));
+  const std::vector<Entry>& entries = loaded.index.entries;
+  TarReader reader(MemoryReader(tar));
+  size_t k = 0;
+  for (;;) {
+    HOIST_ASSIGN_OR_RETURN(const TarMember* m, reader.Next());
+    if (m == nullptr) break;
+    if (k >= entries.size()) return Fail(EIO, "TOC lacks tar member " + m->entry.path);
+    const Entry& e = entries[k++];
+    std::string what = "entry " + std::to_string(k - 1) + " (" + m->entry.path + ")";
+    if (e.path != m->entry.path || e.type != m->entry.type || e.mode != m->entry.mode ||
+        e.uid != m->entry.uid || e.gid != m->entry.gid || e.size != m->entry.size ||
+        e.link_name != m->entry.link_name || e.dev_major != m->entry.dev_major ||
+        e.dev_minor != m->entry.dev_minor || e.xattrs != m->entry.xattrs) {
+      return Fail(EIO, what + ": TOC metadata differs from the tar (TOC path " + e.path + ")");
+    }
+    if (e.type != EntryType::kRegular || e.size == 0) continue;
+    std::string content(tar.data() + m->payload_offset, m->payload_size);
+    if (e.digest != Digest::Of(content)) return Fail(EIO, what + ": file digest differs");
+    uint64_t covered = 0;
+    for (const Chunk& c : e.chunks) {
+      if (c.file_offset != covered) return Fail(EIO, what + ": chunks leave a gap");
+      std::string_view want(content.data() + c.file_offset, c.size);
+      if (c.encoding == ChunkEncoding::kZeros) {
+        if (want.find_first_not_of('\0') != std::string_view::npos) {
+          return Fail(EIO, what + ": a zeros chunk covers non-zero bytes");
+        }
+      } else {
+        if (c.blob_offset + c.blob_length > blob.size())
+          return Fail(EIO, what + ": chunk past end");
+        HOIST_ASSIGN_OR_RETURN(std::string got,
+                               ZstdDecompressCapped(blob.substr(c.blob_offset, c.blob_length),
+                                                    c.size + c.inner_offset));
+        if (std::string_view(got).substr(c.inner_offset, c.size) != want) {
+          return Fail(EIO, what + ": chunk at " + std::to_string(c.file_offset) +
+                               " does not decompress to the file bytes");
+        }
+        if (!c.digest.empty() && c.digest != Digest::Of(want)) {
+          return Fail(EIO, what + ": chunk digest differs");
+        }
+      }
+      covered += c.size;
+    }
+    if (covered != e.size) return Fail(EIO, what + ": chunks do not cover the file");
+  }
+  if (k != entries.size()) {
+    return Fail(EIO, "TOC has " + std::to_string(entries.size()) + " entries, the tar " +
+                         std::to_string(k));
+  }
+  return Ok();
 }
 
 // Parses --json output.
@@ -473,6 +542,8 @@ TEST_F(ConvertTest, RegistryToRegistryKeepsTarsAndConfig) {
     EXPECT_EQ(report->layers[i].source, image_->layers[i].digest.str());
     EXPECT_EQ(report->layers[i].bytes_in, image_->layers[i].size);
     EXPECT_EQ(report->layers[i].bytes_out, static_cast<uint64_t>(layer.size));
+    auto toc = CheckTocAgainstTar(out->BlobPath(layer.digest), layer);
+    EXPECT_TRUE(toc.has_value()) << toc.error().message();
   }
 }
 
