@@ -1,8 +1,9 @@
 #include "fusefs/prefetcher.h"
 
 #include <algorithm>
-#include <set>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 
 #include "base/log.h"
 #include "fusefs/stream_layer.h"
@@ -89,7 +90,8 @@ bool Prefetcher::Sleep(std::chrono::milliseconds d) {
 
 void Prefetcher::Scan() {
   ChunkCache* cache = reader_->cache();
-  std::set<std::string> seen;
+  // Views into the layers' digests (they outlive the scan): no copy per chunk.
+  std::unordered_set<std::string_view> seen;
   uint64_t total = 0, local = 0;
   for (const auto& layer : layers_) {
     const bool stream = IsStreamFormat(layer->format);
@@ -101,7 +103,7 @@ void Prefetcher::Scan() {
           total += c.size;  // local once the layer's full fetch is verified
           continue;
         }
-        if (!seen.insert(c.digest.str()).second) continue;
+        if (!seen.insert(std::string_view(c.digest.str())).second) continue;
         total += c.size;
         auto present = cache->Contains(c.digest);
         if (present && *present) local += c.size;
@@ -120,14 +122,15 @@ uint64_t Prefetcher::Pass(bool marked_only) {
   for (const auto& layer : layers_) {
     if (IsStreamFormat(layer->format)) continue;
     std::vector<Chunk> missing;
-    std::set<std::string> seen;
+    // Views into the layers' digests (they outlive the scan): no copy per chunk.
+    std::unordered_set<std::string_view> seen;
     for (const Entry& e : layer->entries) {
       if (e.type != EntryType::kRegular || (marked_only && !e.prefetch)) continue;
       for (const Chunk& c : e.chunks) {
         if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) {
           continue;
         }
-        if (!seen.insert(c.digest.str()).second) continue;
+        if (!seen.insert(std::string_view(c.digest.str())).second) continue;
         auto present = cache->Contains(c.digest);
         if (present && *present) continue;
         missing.push_back(c);
