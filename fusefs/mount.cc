@@ -212,7 +212,16 @@ Status Mount::Build() {
 
 Status Mount::Run() {
   if (session_ == nullptr || !mounted_) return Fail(EINVAL, "not mounted");
-  if (sigmask_saved_) pthread_sigmask(SIG_SETMASK, &saved_sigmask_, nullptr);
+  // Unblock (not restore): a daemon started with these signals blocked must still unmount on
+  // SIGTERM/SIGINT/SIGHUP.
+  if (sigmask_saved_) {
+    sigset_t unmount_signals;
+    sigemptyset(&unmount_signals);
+    sigaddset(&unmount_signals, SIGTERM);
+    sigaddset(&unmount_signals, SIGINT);
+    sigaddset(&unmount_signals, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &unmount_signals, nullptr);
+  }
   fuse_loop_config* config = fuse_loop_cfg_create();
   if (config == nullptr) return Fail(ENOMEM, "fuse_loop_cfg_create failed");
   fuse_loop_cfg_set_clone_fd(config, 0);

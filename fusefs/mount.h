@@ -98,7 +98,7 @@ class Mount {
   fuse_session* session_ = nullptr;
   bool signal_handlers_ = false;
   bool mounted_ = false;
-  sigset_t saved_sigmask_{};  // the caller's mask, restored for the FUSE loop
+  sigset_t saved_sigmask_{};  // the caller's mask before Build blocked the unmount signals
   bool sigmask_saved_ = false;
   std::unique_ptr<Prefetcher> prefetcher_;
   std::unique_ptr<StatsFileWriter> stats_writer_;
