@@ -23,14 +23,12 @@
 #include <map>
 
 #include "base/file_util.h"
-#include "index/tar_reader.h"
+#include "tools/docker_archive.h"
 #include "tools/local_store.h"
 #include "tools/verbs.h"
 
 namespace hoist {
 namespace {
-
-constexpr uint64_t kMaxSmallMember = 8 << 20;
 
 struct LoadArgs {
   std::string cache;
@@ -38,87 +36,7 @@ struct LoadArgs {
   bool quiet = false;
 };
 
-struct Member {
-  bool symlink = false;
-  std::string target;  // cleaned path of the symlink target
-  uint64_t offset = 0;
-  uint64_t size = 0;
-};
-
-// The members of an uncompressed tar file, by cleaned path.
-class Archive {
- public:
-  static Result<Archive> Scan(const std::string& path) {
-    Archive a;
-    a.path_ = path;
-    HOIST_ASSIGN_OR_RETURN(std::unique_ptr<FileReader> file, FileReader::Open(path));
-    TarReader tar([&file](char* buf, size_t n) { return file->Read(buf, n); });
-    while (true) {
-      HOIST_ASSIGN_OR_RETURN(const TarMember* m, tar.Next());
-      if (m == nullptr) break;
-      Member mem;
-      if (m->entry.type == EntryType::kSymlink) {
-        mem.symlink = true;
-        std::string dir = m->entry.path;
-        size_t slash = dir.rfind('/');
-        dir = slash == std::string::npos ? "" : dir.substr(0, slash);
-        std::string t = m->entry.link_name;
-        while (t.starts_with("../")) {
-          t = t.substr(3);
-          size_t s = dir.rfind('/');
-          dir = s == std::string::npos ? "" : dir.substr(0, s);
-        }
-        if (t.starts_with("./")) t = t.substr(2);
-        mem.target = dir.empty() ? t : dir + "/" + t;
-      } else if (m->entry.type == EntryType::kRegular) {
-        mem.offset = m->payload_offset;
-        mem.size = m->payload_size;
-      } else {
-        continue;
-      }
-      a.members_[m->entry.path] = mem;
-    }
-    return a;
-  }
-
-  bool Has(const std::string& name) const { return Resolve(name).has_value(); }
-
-  Result<std::unique_ptr<ByteReader>> Open(const std::string& name) const {
-    HOIST_ASSIGN_OR_RETURN(Member m, Find(name));
-    HOIST_ASSIGN_OR_RETURN(auto r, FileReader::Open(path_, m.offset, m.size));
-    return std::unique_ptr<ByteReader>(std::move(r));
-  }
-
-  Result<std::string> Read(const std::string& name) const {
-    HOIST_ASSIGN_OR_RETURN(Member m, Find(name));
-    if (m.size > kMaxSmallMember) return Fail(EFBIG, name + ": too large");
-    HOIST_ASSIGN_OR_RETURN(auto r, Open(name));
-    std::string out(m.size, '\0');
-    HOIST_ASSIGN_OR_RETURN(size_t n, ReadFull(*r, out.data(), out.size()));
-    if (n != out.size()) return Fail(EIO, name + ": truncated");
-    return out;
-  }
-
- private:
-  std::optional<Member> Resolve(std::string name) const {
-    if (name.starts_with("./")) name = name.substr(2);
-    for (int hops = 0; hops < 8; ++hops) {
-      auto it = members_.find(name);
-      if (it == members_.end()) return std::nullopt;
-      if (!it->second.symlink) return it->second;
-      name = it->second.target;
-    }
-    return std::nullopt;
-  }
-  Result<Member> Find(const std::string& name) const {
-    std::optional<Member> m = Resolve(name);
-    if (!m) return Fail(EINVAL, "the archive has no member \"" + name + "\"");
-    return *m;
-  }
-
-  std::string path_;
-  std::map<std::string, Member> members_;
-};
+using Archive = TarArchive;
 
 struct LoadedImage {
   std::string manifest;
@@ -183,54 +101,32 @@ std::string DockerManifest(const Descriptor& config, const std::vector<Descripto
 Result<std::vector<LoadedImage>> LoadDockerArchive(LocalStore& local, const Archive& ar,
                                                    Created* created) {
   HOIST_ASSIGN_OR_RETURN(std::string mj, ar.Read("manifest.json"));
-  rapidjson::Document doc;
-  doc.Parse(mj.data(), mj.size());
-  if (doc.HasParseError() || !doc.IsArray()) {
-    return Fail(EINVAL, "manifest.json: not a JSON array");
-  }
+  HOIST_ASSIGN_OR_RETURN(std::vector<DockerArchiveEntry> entries, ParseDockerArchiveManifest(mj));
   std::vector<LoadedImage> out;
-  for (const auto& item : doc.GetArray()) {
-    if (!item.IsObject() || !item.HasMember("Config") || !item["Config"].IsString() ||
-        !item.HasMember("Layers") || !item["Layers"].IsArray()) {
-      return Fail(EINVAL, "manifest.json: an entry lacks Config or Layers");
-    }
-    const std::string config_member = item["Config"].GetString();
+  for (const DockerArchiveEntry& item : entries) {
+    const std::string& config_member = item.config;
     HOIST_ASSIGN_OR_RETURN(std::string config_bytes, ar.Read(config_member));
     auto config = ParseImageConfig(config_bytes);
     if (!config) return Fail(config.error().Context(config_member));
-    const auto& layers = item["Layers"].GetArray();
-    if (layers.Size() != config->diff_ids.size()) {
+    const auto& layers = item.layers;
+    if (layers.size() != config->diff_ids.size()) {
       return Fail(EINVAL, config_member + ": " + std::to_string(config->diff_ids.size()) +
-                              " diff_ids for " + std::to_string(layers.Size()) + " layers");
+                              " diff_ids for " + std::to_string(layers.size()) + " layers");
     }
     std::vector<Descriptor> descs;
-    for (rapidjson::SizeType i = 0; i < layers.Size(); ++i) {
-      if (!layers[i].IsString()) return Fail(EINVAL, "manifest.json: a layer is not a string");
-      const std::string member = layers[i].GetString();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const std::string& member = layers[i];
       auto what = [&](const Error& e) {
         return e.Context("layer " + std::to_string(i + 1) + " (" + member + ")");
       };
       // Pass 1: digest of the bytes as stored, and of their uncompressed tar.
-      HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, ar.Open(member));
-      HashingReader raw(std::move(r));
-      std::string head(512, '\0');
-      auto got = ReadFull(raw, head.data(), head.size());
-      if (!got) return Fail(what(got.error()));
-      head.resize(*got);
-      const Compression c = DetectCompression(head);
-      PrefixedReader prefixed(head, &raw);
-      Digest diff_id;
-      if (c == Compression::kNone) {
-        if (Status st = Drain(prefixed); !st) return Fail(what(st.error()));
-      } else {
-        HashingReader plain(NewDecompressor(c, &prefixed));
-        if (Status st = Drain(plain); !st) return Fail(what(st.error()));
-        diff_id = plain.Finish();
-      }
+      auto layer = DescribeArchiveLayer(ar, member);
+      if (!layer) return Fail(what(layer.error()));
+      const Compression c = layer->compression;
+      const Digest& diff_id = layer->diff_id;
       Descriptor d;
-      d.digest = raw.Finish();
-      d.size = static_cast<int64_t>(raw.bytes());
-      if (c == Compression::kNone) diff_id = d.digest;
+      d.digest = layer->digest;
+      d.size = static_cast<int64_t>(layer->size);
       if (diff_id != config->diff_ids[i]) {
         return Fail(what(Error{EIO, "content " + diff_id.str() +
                                         " does not match the config's "
@@ -251,12 +147,9 @@ Result<std::vector<LoadedImage>> LoadDockerArchive(LocalStore& local, const Arch
     LoadedImage img;
     img.manifest = DockerManifest(cd, descs);
     img.config = std::move(config_bytes);
-    if (item.HasMember("RepoTags") && item["RepoTags"].IsArray()) {
-      for (const auto& t : item["RepoTags"].GetArray()) {
-        if (!t.IsString()) continue;
-        HOIST_ASSIGN_OR_RETURN(std::string name, LocalStore::NormalizeName(t.GetString()));
-        img.names.push_back(std::move(name));
-      }
+    for (const std::string& t : item.repo_tags) {
+      HOIST_ASSIGN_OR_RETURN(std::string name, LocalStore::NormalizeName(t));
+      img.names.push_back(std::move(name));
     }
     out.push_back(std::move(img));
   }
@@ -319,42 +212,12 @@ Result<std::vector<LoadedImage>> LoadOciArchive(LocalStore& local, const Archive
   return out;
 }
 
-// A plain tar path for `input`: itself, or a decompressed copy in `scratch` (removed by caller).
-Result<std::string> Uncompressed(const std::string& input, const std::string& scratch) {
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<FileReader> f, FileReader::Open(input));
-  std::string head(4, '\0');
-  HOIST_ASSIGN_OR_RETURN(size_t n, ReadFull(*f, head.data(), head.size()));
-  head.resize(n);
-  const Compression c = DetectCompression(head);
-  if (c == Compression::kNone) return input;
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<FileReader> again, FileReader::Open(input));
-  std::unique_ptr<ByteReader> dec = NewDecompressor(c, again.get());
-  FILE* out = std::fopen(scratch.c_str(), "wbe");
-  if (out == nullptr) return Fail(ErrnoError("creating " + scratch));
-  std::string buf(1 << 20, '\0');
-  while (true) {
-    auto got = dec->Read(buf.data(), buf.size());
-    if (!got) {
-      std::fclose(out);
-      return Fail(got.error().Context("decompressing " + input));
-    }
-    if (*got == 0) break;
-    if (std::fwrite(buf.data(), 1, *got, out) != *got) {
-      Error e = ErrnoError("writing " + scratch);
-      std::fclose(out);
-      return Fail(e);
-    }
-  }
-  if (std::fclose(out) != 0) return Fail(ErrnoError("writing " + scratch));
-  return scratch;
-}
-
 Status Load(const LoadArgs& a, LocalStore& local, Created* created,
             std::vector<std::string>* loaded) {
   const std::string scratch_dir = local.cache_dir() + "/tmp";
   HOIST_RETURN_IF_ERROR(MakeDirs(scratch_dir, 0700));
   const std::string scratch = scratch_dir + "/load-" + std::to_string(::getpid()) + ".tar";
-  auto path = Uncompressed(a.input, scratch);
+  auto path = UncompressedArchive(a.input, scratch);
   struct Cleanup {
     std::string p;
     ~Cleanup() { ::unlink(p.c_str()); }
