@@ -11,6 +11,7 @@
 
 #include "base/digest.h"
 #include "base/log.h"
+#include "index/estargz.h"
 #include "index/tar_reader.h"
 
 namespace hoist {
@@ -188,7 +189,7 @@ Result<std::optional<ZstdChunkedAnnotations>> ChunkedAnnotations(const Descripto
   const bool has_containers_keys = !parsed->toc_digest.empty() || parsed->toc.has_value();
   if (!has_containers_keys) {
     // Only containerd.io/snapshot/stargz/toc.digest: zstd:chunked from ctr-remote on a zstd
-    // layer, eStargz otherwise (no eStargz reader yet: index the stream instead).
+    // layer (eStargz gzip layers are handled before this).
     if (!EndsWith(layer.media_type, "zstd")) return std::nullopt;
   }
   if (parsed->toc_digest.empty() && parsed->toc_json_digest.empty())
@@ -202,6 +203,8 @@ const char* LayerOriginName(LayerOrigin origin) {
   switch (origin) {
     case LayerOrigin::kStore:
       return "store";
+    case LayerOrigin::kEstargz:
+      return "eStargz";
     case LayerOrigin::kZstdChunked:
       return "zstd:chunked";
     case LayerOrigin::kTarStream:
@@ -292,6 +295,22 @@ Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
   uint64_t blob_size = layer.size > 0 ? static_cast<uint64_t>(layer.size) : 0;
   if (blob_size == 0) {
     HOIST_ASSIGN_OR_RETURN(blob_size, source.Size(layer.digest));
+  }
+  // eStargz (a gzip layer whose TOC digest is annotated): lazy, through its TOC.
+  if (EndsWith(layer.media_type, "gzip")) {
+    auto estargz = ParseEstargzAnnotations(layer.annotations);
+    if (estargz) {
+      if (origin != nullptr) *origin = LayerOrigin::kEstargz;
+      BlobRangeReader read = [&](uint64_t offset, uint64_t length) {
+        return source.ReadAt(layer.digest, offset, length);
+      };
+      EstargzOptions eopts;
+      eopts.limits.toc = options.limits.toc;
+      HOIST_ASSIGN_OR_RETURN(EstargzLayer loaded,
+                             LoadEstargzLayer(read, blob_size, layer.digest, *estargz, eopts));
+      return std::move(loaded.index);
+    }
+    if (estargz.error().code() != ENOENT) return Fail(estargz.error());
   }
   HOIST_ASSIGN_OR_RETURN(std::optional<ZstdChunkedAnnotations> chunked, ChunkedAnnotations(layer));
   if (chunked) {

@@ -5,19 +5,22 @@
 //   1. The host store (LMDB): an index stored under the layer digest is used as it is, so a
 //      remount (or another image sharing the layer) fetches and parses nothing. A corrupt record
 //      is deleted and the layer is indexed again.
-//   2. zstd:chunked (annotations under io.github.containers.* or io.containers.*, or ctr-remote's
+//   2. eStargz: a gzip layer annotated containerd.io/snapshot/stargz/toc.digest. The footer and
+//      the TOC member are read with two Range GETs and the TOC JSON is checked against the
+//      annotation before the index is accepted (estargz.h); chunks are kGzipMember.
+//   3. zstd:chunked (annotations under io.github.containers.* or io.containers.*, or ctr-remote's
 //      containerd.io/snapshot/stargz/toc.digest on a zstd layer): the footer is read with a Range
 //      GET of the blob's last bytes (both footer versions; positions from the annotations win),
 //      then the TOC, whose digest is checked against the manifest annotation BEFORE the index is
 //      accepted (zstd_chunked.h).
-//   3. Anything else that is a tar, tar+gzip or tar+zstd layer (no annotations, or eStargz for
-//      which no reader exists yet): the whole blob is streamed once through the BlobSource in
+//   4. Anything else that is a tar, tar+gzip or tar+zstd layer (no annotations): the whole blob is
+//   streamed once through the BlobSource in
 //      pieces, decompressed, and walked as tar; the blob's sha256 must equal the layer digest or
 //      the index is rejected (EIO). Plain tar gets kRaw chunks of `raw_chunk_bytes` with their
 //      own sha256, so its reads are lazy Range reads; compressed layers get one kStream chunk per
 //      file (served by StreamLayer after a background full fetch) and Entry::digest set, so a
 //      read can finish as soon as that file has arrived.
-//   Every index built in 2 or 3 is stored (a store error is logged, not fatal).
+//   Every index built in 2, 3 or 4 is stored (a store error is logged, not fatal).
 //
 // Errors: the first failing layer's error, with "layer N (sha256:...)" context; EINVAL for a
 // layer media type that is neither tar, gzip nor zstd; errnos as zstd_chunked.h / tar_reader.h
@@ -42,7 +45,7 @@
 
 namespace hoist {
 
-enum class LayerOrigin { kStore, kZstdChunked, kTarStream };
+enum class LayerOrigin { kStore, kZstdChunked, kEstargz, kTarStream };
 const char* LayerOriginName(LayerOrigin origin);
 
 struct LayerLoaderOptions {
