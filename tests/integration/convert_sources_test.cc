@@ -31,21 +31,18 @@ using harness::FileSpec;
 using harness::LayerCompression;
 using harness::LayerSpec;
 
-CommandResult Run(const std::vector<std::string>& argv) {
+CommandResult RunHoist(std::vector<std::string> args, std::vector<std::string> env = {}) {
+  args.insert(args.begin(), HOIST_BINARY);
   CommandOptions options;
   options.timeout = std::chrono::minutes(5);
-  auto r = harness::RunCommand(argv, options);
+  options.env = std::move(env);
+  auto r = harness::RunCommand(args, options);
   if (!r) {
     CommandResult failed;
     failed.stderr_text = r.error().message();
     return failed;
   }
   return *r;
-}
-
-CommandResult RunHoist(std::vector<std::string> args) {
-  args.insert(args.begin(), HOIST_BINARY);
-  return Run(args);
 }
 
 struct OutImage {
@@ -244,6 +241,37 @@ TEST_F(ConvertSourcesTest, DirToOciLayout) {
   auto again = ReadLayout(Dir("dir-out2"), "t");
   ASSERT_TRUE(again.has_value()) << again.error().message();
   EXPECT_EQ(again->manifest_digest, out->manifest_digest);
+}
+
+TEST_F(ConvertSourcesTest, DirHonoursSourceDateEpochAndEntrypoint) {
+  const std::string root = MakeRootfs();
+  CommandResult r = RunHoist({"convert", "-q", "dir:" + root, "oci:" + Dir("dir-epoch") + ":t",
+                              "--entrypoint", "[\"/app\"]"},
+                             {"SOURCE_DATE_EPOCH=1700000000"});
+  ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+  auto out = ReadLayout(Dir("dir-epoch"), "t");
+  ASSERT_TRUE(out.has_value()) << out.error().message();
+  EXPECT_EQ(out->config.created, "2023-11-14T22:13:20Z");
+  EXPECT_EQ(out->config.entrypoint, (std::vector<std::string>{"/app"}));
+  EXPECT_TRUE(out->config.cmd.empty());
+  EXPECT_TRUE(out->config.env.empty());
+  EXPECT_TRUE(out->config.labels.empty());
+}
+
+TEST_F(ConvertSourcesTest, GzipCompressedDockerArchive) {
+  const std::string gz = Dir("image.tar.gz");
+  ASSERT_TRUE(
+      harness::RunChecked({"bash", "-c", "gzip -c -- \"$0\" > \"$1\"", *archive_, gz}).has_value());
+  ASSERT_TRUE(Convert({"docker-archive:" + gz, "oci:" + Dir("da-gz") + ":t"}).has_value());
+  auto out = ReadLayout(Dir("da-gz"), "t");
+  ASSERT_TRUE(out.has_value()) << out.error().message();
+  EXPECT_EQ(out->config_bytes, image_->config);
+  ASSERT_EQ(out->config.diff_ids.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    auto diff = ZstdDecompressedDigest(out->BlobPath(out->manifest.layers[i].digest));
+    ASSERT_TRUE(diff.has_value()) << diff.error().message();
+    EXPECT_EQ(*diff, image_->layers[i].diff_id);
+  }
 }
 
 TEST_F(ConvertSourcesTest, BadInputsFailWithOneLine) {
