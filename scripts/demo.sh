@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, on an embedded default: start a throwaway registry on 127.0.0.1, push the sample
-# image, convert it to zstd:chunked with `hoist convert`, mount it lazily with `hoistfs`, run a
-# command from the image on the mount, and print what was fetched and how long it took.
+# image, convert it to zstd:chunked with `hoist convert`, mount it lazily with `hoistfs` and look
+# inside, then run a container on a lazy mount of it with `hoist run` (runc), and print what was
+# fetched and how long it took.
 # Installs and builds what it needs first (as root on Debian 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,11 +51,15 @@ t_mount=$(( $(ms) - t0 ))
 echo "== hoistfs mounted $addr/hoist/sample:zstd at $mnt in $t_mount ms (cold cache)"
 
 t0=$(ms)
-chroot "$mnt" /bin/sh -c 'cat /usr/share/hoist-sample/hello.txt; echo "busybox: $(wc -c </bin/busybox) bytes"'
-t_cmd=$(( $(ms) - t0 ))
-echo "== the command ran in $t_cmd ms (chroot into the lazy mount)"
-
+echo "   /: $(ls "$mnt" | tr '\n' ' ')"
+echo "   /usr/share/hoist-sample: $(ls "$mnt/usr/share/hoist-sample" | wc -l) files"
+cat "$mnt/usr/share/hoist-sample/hello.txt"
+echo "== looked inside in $(( $(ms) - t0 )) ms"
 sleep 1.2  # the mount writes its counters every second
-echo "== what was fetched (hoist stats $mnt)"
+echo "== what the look fetched (hoist stats $mnt)"
 "$hoist" stats "$mnt" | sed 's/^/   /'
 fusermount3 -u "$mnt"
+
+echo "== hoist run --rm --timing: a container (runc) on a fresh lazy mount, cold cache"
+"$hoist" run --rm --timing --cache "$work/run-cache" -o prefetch=none \
+  "$addr/hoist/sample:zstd" /bin/sh -c 'cat /usr/share/hoist-sample/hello.txt; echo "in a container: $(id)"; wc -c /bin/busybox'
