@@ -278,7 +278,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
                                  " attempts, time budget " +
                                  std::to_string(policy.total_budget.count()) + " ms)");
     }
-    HOIST_LOG(kDebug) << cause << "; retry " << retries << " in " << delay.count() << " ms";
+    HOIST_LOG(kInfo) << cause << "; retry " << retries << " in " << delay.count() << " ms";
     clock_->SleepFor(delay);
   }
 }

@@ -222,6 +222,9 @@ void Prefetcher::Run() {
       if (stop_) break;
       if (failed == 0 && streams_done) {
         stats->SetPrefetchState("done");  // before done_: a waiter sees both
+        const MountStatsSnapshot now = stats->Snapshot();
+        HOIST_LOG(kInfo) << "prefetch done: " << now.local_bytes << " of " << now.image_bytes
+                         << " bytes local";
         done_ = true;
         cv_.notify_all();
         break;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
 #include "tools/sd_notify.h"
@@ -175,6 +176,7 @@ int main(int argc, char** argv) {
       std::fputs(line.c_str(), stderr);
     }
   }
+  HOIST_LOG(kInfo) << "mount ready: " << options.image << " at " << options.mountpoint;
   if (ready_fd >= 0) {
     WriteAll(ready_fd, kReady);
     ::close(ready_fd);
