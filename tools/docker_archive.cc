@@ -140,7 +140,8 @@ Result<ArchiveLayer> DescribeArchiveLayer(const TarArchive& archive, const std::
   return layer;
 }
 
-std::string SynthesizeOciManifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
+std::string SynthesizeManifest(std::string_view media_type, const Descriptor& config,
+                               const std::vector<Descriptor>& layers) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   auto str = [&w](std::string_view s) {
@@ -160,7 +161,7 @@ std::string SynthesizeOciManifest(const Descriptor& config, const std::vector<De
   str("schemaVersion");
   w.Int(2);
   str("mediaType");
-  str(kMediaTypeOciManifest);
+  str(media_type);
   str("config");
   desc(config);
   str("layers");

@@ -81,9 +81,10 @@ struct ArchiveLayer {
 [[nodiscard]] Result<ArchiveLayer> DescribeArchiveLayer(const TarArchive& archive,
                                                         const std::string& name);
 
-// An OCI image manifest (compact JSON, fixed member order) for `config` and `layers`
-// (mediaType, digest, size of each).
-std::string SynthesizeOciManifest(const Descriptor& config, const std::vector<Descriptor>& layers);
+// An image manifest of `media_type` (the OCI or the Docker v2 manifest type; compact JSON,
+// fixed member order) for `config` and `layers` (mediaType, digest, size of each).
+std::string SynthesizeManifest(std::string_view media_type, const Descriptor& config,
+                               const std::vector<Descriptor>& layers);
 
 // A plain tar path for `input`: `input` itself, or a decompressed copy written to `scratch`
 // (gzip/zstd input; the caller removes `scratch`).

@@ -101,7 +101,7 @@ class DockerArchiveSource : public ImageSource {
       members_[d.digest.str()] = member;
       layers.push_back(std::move(d));
     }
-    std::string bytes = SynthesizeOciManifest(cd, layers);
+    std::string bytes = SynthesizeManifest(kMediaTypeOciManifest, cd, layers);
     const Digest digest = Digest::Of(bytes);
     manifest_ = RawManifest{std::move(bytes), std::string(kMediaTypeOciManifest), digest};
     return Ok();

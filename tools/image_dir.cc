@@ -146,7 +146,7 @@ class DirSource : public ImageSource {
     cd.digest = Digest::Of(config_);
     cd.size = static_cast<int64_t>(config_.size());
     config_digest_ = cd.digest;
-    std::string bytes = SynthesizeOciManifest(cd, {layer_});
+    std::string bytes = SynthesizeManifest(kMediaTypeOciManifest, cd, {layer_});
     const Digest d = Digest::Of(bytes);
     manifest_ = RawManifest{std::move(bytes), std::string(kMediaTypeOciManifest), d};
   }

@@ -67,37 +67,6 @@ Status StoreLayer(LocalStore& local, const Archive& ar, const std::string& membe
   return Ok();
 }
 
-std::string DockerManifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  auto str = [&w](std::string_view s) {
-    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  };
-  auto desc = [&](const Descriptor& d) {
-    w.StartObject();
-    str("mediaType");
-    str(d.media_type);
-    str("size");
-    w.Int64(d.size);
-    str("digest");
-    str(d.digest.str());
-    w.EndObject();
-  };
-  w.StartObject();
-  str("schemaVersion");
-  w.Int(2);
-  str("mediaType");
-  str(kMediaTypeDockerManifest);
-  str("config");
-  desc(config);
-  str("layers");
-  w.StartArray();
-  for (const Descriptor& l : layers) desc(l);
-  w.EndArray();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
 Result<std::vector<LoadedImage>> LoadDockerArchive(LocalStore& local, const Archive& ar,
                                                    Created* created) {
   HOIST_ASSIGN_OR_RETURN(std::string mj, ar.Read("manifest.json"));
@@ -145,7 +114,7 @@ Result<std::vector<LoadedImage>> LoadDockerArchive(LocalStore& local, const Arch
     cd.digest = Digest::Of(config_bytes);
     cd.size = static_cast<int64_t>(config_bytes.size());
     LoadedImage img;
-    img.manifest = DockerManifest(cd, descs);
+    img.manifest = SynthesizeManifest(kMediaTypeDockerManifest, cd, descs);
     img.config = std::move(config_bytes);
     for (const std::string& t : item.repo_tags) {
       HOIST_ASSIGN_OR_RETURN(std::string name, LocalStore::NormalizeName(t));
