@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -227,7 +228,9 @@ Result<LayerIndex> DecodeLayerIndex(std::string_view bytes) {
   if (format > static_cast<uint8_t>(LayerFormat::kTarZstd)) rest.Bad("layer format");
   index.format = static_cast<LayerFormat>(format);
   uint64_t n = rest.Count("entry count");
-  // Grow as entries decode, so a lying count allocates nothing beyond the bytes present.
+  // Reserve what the bytes present can hold (an entry encodes to at least 16 bytes), so a
+  // 100k-entry index decodes without regrowing, and a lying count cannot allocate more.
+  index.entries.reserve(static_cast<size_t>(std::min<uint64_t>(n, rest.left() / 16)));
   for (uint64_t i = 0; i < n && rest.ok(); ++i) DecodeEntry(rest, index.entries.emplace_back());
   if (rest.ok() && rest.left() != 0) rest.Bad("trailing bytes");
   if (!rest.ok()) return Fail(EIO, std::string("corrupt layer index record: bad ") + rest.error());
