@@ -59,7 +59,7 @@ struct MountOptions {
   std::string log_file;
   bool allow_other = false;
   bool suid = false;
-  bool offline = false;  // mount from the local store only (fusefs/local_image.h)
+  bool offline = false;   // mount from the local store only (fusefs/local_image.h)
   std::string state_dir;  // "" = DefaultStateDir()
   std::chrono::milliseconds stats_interval{1000};
   unsigned max_threads = 64;  // FUSE worker threads

@@ -76,12 +76,12 @@ struct Entry {
   uint32_t gid = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
-  uint64_t size = 0;       // regular files: content size; symlinks: 0 (use link_name)
-  std::string link_name;   // symlink: target as stored; hardlink: cleaned path of the target
+  uint64_t size = 0;      // regular files: content size; symlinks: 0 (use link_name)
+  std::string link_name;  // symlink: target as stored; hardlink: cleaned path of the target
   uint32_t dev_major = 0;
   uint32_t dev_minor = 0;
   std::vector<Xattr> xattrs;
-  Digest digest;  // regular files: sha256 of the whole content (may be empty)
+  Digest digest;              // regular files: sha256 of the whole content (may be empty)
   std::vector<Chunk> chunks;  // regular files with size > 0: cover [0, size) in order
   bool prefetch = false;      // marked for priority prefetch by the producer
 };
