@@ -55,16 +55,26 @@ std::string RegistryClient::BaseUrl(std::string_view registry) const {
   return core_->BaseUrl(registry);
 }
 
-Result<ManifestBytes> RegistryClient::GetManifest(const Reference& ref) {
-  std::string what = ref.Name() + ": manifest " + ref.Identifier();
-  std::string bytes;
+namespace {
+// A GET or HEAD of `ref`'s manifest, with the pull scope and the Accept header listing all four
+// manifest media types.
+RegistryCall ManifestCall(RegistryCore& core, const char* method, const Reference& ref,
+                          const std::string& what) {
   RegistryCall call;
-  call.method = "GET";
-  call.url = core_->RepoUrl(ref.registry, ref.repository, "manifests/" + ref.Identifier());
+  call.method = method;
+  call.url = core.RepoUrl(ref.registry, ref.repository, "manifests/" + ref.Identifier());
   call.registry = ref.registry;
   call.scopes = {PullScope(ref)};
   call.what = what;
   call.headers.emplace_back("Accept", ManifestAcceptHeader());
+  return call;
+}
+}  // namespace
+
+Result<ManifestBytes> RegistryClient::GetManifest(const Reference& ref) {
+  std::string what = ref.Name() + ": manifest " + ref.Identifier();
+  std::string bytes;
+  RegistryCall call = ManifestCall(*core_, "GET", ref, what);
   call.sink = CollectInto(&bytes, core_->options().max_manifest_size, what);
   call.restart = [&bytes] { bytes.clear(); };
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
@@ -91,13 +101,7 @@ Result<ManifestBytes> RegistryClient::GetManifest(const Reference& ref) {
 
 Result<Descriptor> RegistryClient::HeadManifest(const Reference& ref) {
   std::string what = ref.Name() + ": manifest " + ref.Identifier();
-  RegistryCall call;
-  call.method = "HEAD";
-  call.url = core_->RepoUrl(ref.registry, ref.repository, "manifests/" + ref.Identifier());
-  call.registry = ref.registry;
-  call.scopes = {PullScope(ref)};
-  call.what = what;
-  call.headers.emplace_back("Accept", ManifestAcceptHeader());
+  RegistryCall call = ManifestCall(*core_, "HEAD", ref, what);
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
   if (resp.status != 200) {
     return Fail(EIO, what + ": unexpected status " + std::to_string(resp.status));
