@@ -7,9 +7,11 @@
 
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "base/file_util.h"
+#include "index/tar_path.h"
 #include "tools/convert_image.h"
 
 namespace hoist {
@@ -96,9 +98,18 @@ Status Run(const ConvertFlags& f) {
   if (!f.prefetch_list.empty()) {
     HOIST_ASSIGN_OR_RETURN(std::string list, ReadFile(f.prefetch_list));
     std::istringstream in(list);
+    std::set<std::string> seen;
+    int number = 0;
     for (std::string line; std::getline(in, line);) {
+      ++number;
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-      if (!line.empty() && line.front() != '#') options.prefetch.push_back(line);
+      if (line.empty() || line.front() == '#') continue;
+      // Cleaned like tar names ("/usr/bin/x", "./usr/bin/x" and "usr/bin/x" are one path).
+      auto path = CleanEntryPath(line);
+      if (!path) {
+        return Fail(path.error().Context(f.prefetch_list + " line " + std::to_string(number)));
+      }
+      if (!path->empty() && seen.insert(*path).second) options.prefetch.push_back(*path);
     }
   }
   options.progress = !f.quiet && !f.json && ::isatty(STDERR_FILENO);
@@ -166,7 +177,9 @@ void RegisterConvert(CLI::App& app, VerbRunner* run) {
   cmd->add_option("--platform", flags->platform,
                   "convert only this platform of a multi-platform image (os/arch[/variant])");
   cmd->add_option("--prefetch-list", flags->prefetch_list,
-                  "file listing paths (one per line) to put first and mark for prefetch");
+                  "file listing paths (one per line, in priority order) to move to the front of "
+                  "their layer and mark for prefetch; the reordered layers get new diff_ids "
+                  "(and the config a new digest)");
   cmd->add_option("--compression-level", flags->compression_level, "zstd level (1-22)")
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "compression threads (0 = all cores)")

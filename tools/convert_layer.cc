@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <set>
+
 #include "base/log.h"
 #include "base/scoped_fd.h"
 #include "index/zstd_chunked.h"
 #include "tools/convert_encoder.h"
 #include "tools/image_manifest.h"
+#include "tools/tar_reorder.h"
 
 namespace hoist {
 namespace {
@@ -43,7 +46,8 @@ class BorrowedReader : public ByteReader {
 
 }  // namespace
 
-Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer) {
+Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer,
+                                const std::vector<std::string>& prefetch) {
   if (layer.media_type != kMediaTypeOciLayerZstd || layer.size <= 0) return false;
   auto annotations = ParseZstdChunkedAnnotations(layer.annotations);
   if (!annotations) return false;  // none (ENOENT) or malformed: convert the layer
@@ -56,6 +60,16 @@ Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer) {
                         << loaded.error().message() << "); converting it again";
     return false;
   }
+  if (!prefetch.empty()) {
+    std::set<std::string_view> listed(prefetch.begin(), prefetch.end());
+    for (const Entry& e : loaded->index.entries) {
+      if (!e.prefetch && listed.contains(e.path)) {
+        HOIST_LOG(kInfo) << "layer " << layer.digest.str() << " is zstd:chunked but '" << e.path
+                         << "' is not marked for prefetch; converting it again";
+        return false;
+      }
+    }
+  }
   return true;
 }
 
@@ -63,9 +77,10 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
                                   const Digest& diff_id, const LayerOptions& options,
                                   LayerProgress* progress) {
   LayerOutcome out;
-  HOIST_ASSIGN_OR_RETURN(bool chunked, IsValidZstdChunked(source, layer));
+  HOIST_ASSIGN_OR_RETURN(bool chunked, IsValidZstdChunked(source, layer, options.prefetch));
   if (chunked) {
     out.output = layer;
+    out.diff_id = diff_id;
     out.reused = true;
     out.bytes_in = static_cast<uint64_t>(layer.size);
     out.source_compression = Compression::kZstd;
@@ -99,7 +114,33 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
     return Fail(std::move(e));
   };
 
-  auto encoded = EncodeZstdChunked(*tar, fd.get(), options);
+  // With a prefetch list: spool the tar (pass 1), then feed it to the writer reordered (pass 2).
+  ByteReader* writer_input = tar.get();
+  LayerOptions writer_options = options;
+  std::optional<TarLayout> layout;
+  std::unique_ptr<ReorderedReader> reordered;
+  if (!options.prefetch.empty()) {
+    std::string tar_spool = options.work_dir + "/tar-XXXXXX";
+    ScopedFd tar_fd(::mkostemp(tar_spool.data(), O_CLOEXEC));
+    if (!tar_fd.valid()) return fail(ErrnoError("create a tar spool file in " + options.work_dir));
+    ::unlink(tar_spool.c_str());  // the fd keeps it until the reader is gone
+    auto spooled = SpoolTar(*tar, tar_fd.get());
+    if (!spooled) return fail(spooled.error());
+    layout = std::move(*spooled);
+    std::optional<PrefetchPlan> plan = PrefetchOrder(*layout, options.prefetch);
+    std::vector<size_t> order;
+    if (plan) {
+      order = std::move(plan->order);
+      writer_options.prefetch = std::move(plan->marks);
+    } else {
+      order.resize(layout->members.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    }
+    reordered = std::make_unique<ReorderedReader>(std::move(tar_fd), *layout, order);
+    writer_input = reordered.get();
+  }
+
+  auto encoded = EncodeZstdChunked(*writer_input, fd.get(), writer_options);
   if (!encoded) return fail(encoded.error());
   // The writer reads the tar to its end (trailer included), so its diff_id covers every byte.
   // Anything left is data after the end of the compressed stream.
@@ -123,12 +164,13 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
     return fail(Error(EIO, "blob has " + std::to_string(out.bytes_in) + " bytes, manifest says " +
                                std::to_string(layer.size)));
   }
-  const Digest& got_diff = encoded->diff_id;
+  const Digest& got_diff = layout ? layout->digest : encoded->diff_id;
   if (!diff_id.empty() && got_diff != diff_id) {
     return fail(Error(EIO, "uncompressed tar has digest " + got_diff.str() +
                                ", config diff_id is " + diff_id.str()));
   }
   out.spool_path = spool;
+  out.diff_id = encoded->diff_id;
   out.output.media_type = std::string(kMediaTypeOciLayerZstd);
   out.output.digest = encoded->digest;
   out.output.size = static_cast<int64_t>(encoded->size);

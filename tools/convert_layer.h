@@ -6,7 +6,14 @@
 // zstd:chunked writer (index/), which writes the output file and computes its digest and the
 // annotations in the same pass. Memory is bounded by the writer's buffers, not the layer size.
 // A layer that already is zstd:chunked (annotations present, TOC checksum valid) is reused as
-// it is, so converting twice changes nothing.
+// it is, so converting twice changes nothing; with a prefetch list, only if every listed path
+// it holds is already marked in its TOC.
+//
+// With a prefetch list (options.prefetch non-empty) the tar is first spooled, uncompressed, to
+// an unlinked file in the work dir (checked against the config's diff_id), then fed to the
+// writer reordered so that the listed entries come first (tools/tar_reorder.h). The output's
+// diff_id then differs from the source's (LayerOutcome::diff_id); a layer holding no listed
+// path is streamed from the spool unchanged and keeps its diff_id.
 //
 // Thread-safety: ConvertLayer may run for several layers at once (the source must allow
 // concurrent OpenBlob). Errors: EIO for corrupt compressed data, a truncated tar, a digest or
@@ -30,7 +37,7 @@ namespace hoist {
 struct LayerOptions {
   int compression_level = 3;
   int threads = 1;                    // frame compression threads for this layer
-  std::vector<std::string> prefetch;  // paths to put first and mark in the TOC
+  std::vector<std::string> prefetch;  // cleaned paths to put first and mark in the TOC
   std::string work_dir;               // where the output is spooled
 };
 
@@ -43,6 +50,7 @@ struct LayerProgress {
 
 struct LayerOutcome {
   Descriptor output;       // media type, digest, size, annotations of the result
+  Digest diff_id;          // sha256 of the output's tar (differs from the source when reordered)
   bool reused = false;     // the source blob is used as it is (no spool file)
   std::string spool_path;  // the converted blob (empty when reused); the caller deletes it
   uint64_t bytes_in = 0;   // compressed source bytes
@@ -51,8 +59,10 @@ struct LayerOutcome {
 };
 
 // True when `layer` carries zstd:chunked annotations (either prefix) and its TOC, read from the
-// blob at the annotated position, hashes to the annotated checksum.
-Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer);
+// blob at the annotated position, hashes to the annotated checksum, and every path of
+// `prefetch` that the TOC lists is marked for prefetch in it.
+Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer,
+                                const std::vector<std::string>& prefetch = {});
 
 Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
                                   const Digest& diff_id, const LayerOptions& options,

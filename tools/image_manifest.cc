@@ -94,7 +94,8 @@ Result<ImageManifest> ParseContainerImageManifest(std::string_view bytes,
 }
 
 Result<std::string> RewriteManifest(std::string_view original,
-                                    const std::vector<Descriptor>& layers) {
+                                    const std::vector<Descriptor>& layers,
+                                    const Descriptor* config) {
   HOIST_ASSIGN_OR_RETURN(Document doc, ParseJson(original, "manifest"));
   auto& a = doc.GetAllocator();
   auto l = doc.FindMember("layers");
@@ -107,9 +108,36 @@ Result<std::string> RewriteManifest(std::string_view original,
     if (GetString(c->value, "mediaType") == kMediaTypeDockerConfig) {
       SetString(c->value, "mediaType", kMediaTypeOciConfig, a);
     }
+    if (config) {
+      SetString(c->value, "digest", config->digest.str(), a);
+      auto size = c->value.FindMember("size");
+      if (size != c->value.MemberEnd()) size->value.SetInt64(config->size);
+    }
+  } else if (config) {
+    return Fail(EINVAL, "manifest has no config descriptor");
   }
   for (rapidjson::SizeType i = 0; i < layers.size(); ++i) {
     WriteDescriptor(l->value[i], layers[i], /*with_annotations=*/true, a);
+  }
+  return Serialize(doc);
+}
+
+Result<std::string> RewriteConfigDiffIds(std::string_view original,
+                                         const std::vector<Digest>& diff_ids) {
+  HOIST_ASSIGN_OR_RETURN(Document doc, ParseJson(original, "image config"));
+  auto& a = doc.GetAllocator();
+  auto rootfs = doc.FindMember("rootfs");
+  if (rootfs == doc.MemberEnd() || !rootfs->value.IsObject()) {
+    return Fail(EINVAL, "image config has no rootfs object");
+  }
+  auto ids = rootfs->value.FindMember("diff_ids");
+  if (ids == rootfs->value.MemberEnd() || !ids->value.IsArray() ||
+      ids->value.Size() != diff_ids.size()) {
+    return Fail(EINVAL, "image config rootfs.diff_ids does not match the converted layers");
+  }
+  for (rapidjson::SizeType i = 0; i < diff_ids.size(); ++i) {
+    const std::string d = diff_ids[i].str();
+    ids->value[i].SetString(d.data(), static_cast<rapidjson::SizeType>(d.size()), a);
   }
   return Serialize(doc);
 }

@@ -42,10 +42,16 @@ Result<ImageManifest> ParseContainerImageManifest(std::string_view bytes,
                                                   std::string_view media_type);
 
 // Returns the OCI manifest for `original` with layers replaced by `layers` (same count;
-// mediaType, digest, size, annotations) and the config media type made OCI. Other fields and
-// member order are kept.
+// mediaType, digest, size, annotations) and the config media type made OCI. With `config`, the
+// config descriptor's digest and size are replaced too. Other fields and member order are kept.
 Result<std::string> RewriteManifest(std::string_view original,
-                                    const std::vector<Descriptor>& layers);
+                                    const std::vector<Descriptor>& layers,
+                                    const Descriptor* config = nullptr);
+
+// Returns the image config `original` with rootfs.diff_ids replaced by `diff_ids` (same count);
+// other fields and member order are kept. EINVAL if it has no rootfs.diff_ids array.
+Result<std::string> RewriteConfigDiffIds(std::string_view original,
+                                         const std::vector<Digest>& diff_ids);
 
 // Returns the OCI index for `original` keeping only the entries whose replacement is set, with
 // their mediaType, digest and size replaced; other fields are kept.
