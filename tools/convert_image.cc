@@ -32,6 +32,7 @@ struct LayerJob {
   bool foreign = false;
   LayerProgress progress;
   Descriptor output;
+  Digest output_diff_id;  // differs from diff_id when --prefetch-list reordered the layer
   LayerReport report;
 };
 
@@ -41,7 +42,28 @@ struct PlannedManifest {
   ImageManifest parsed;
   std::string config;
   std::vector<size_t> jobs;  // per layer, index into the job list
+  Digest config_source_digest;  // the source config's (parsed.config may be replaced)
 };
+
+// When a layer's diff_id changed (reordered for --prefetch-list), replaces m.config with the
+// config whose rootfs.diff_ids are the outputs', and m.parsed.config's digest and size.
+Status RewriteConfigForLayers(PlannedManifest& m,
+                              const std::vector<std::unique_ptr<LayerJob>>& jobs) {
+  m.config_source_digest = m.parsed.config.digest;
+  std::vector<Digest> ids;
+  bool changed = false;
+  for (size_t j : m.jobs) {
+    ids.push_back(jobs[j]->output_diff_id);
+    changed |= jobs[j]->output_diff_id != jobs[j]->diff_id;
+  }
+  if (!changed) return Ok();
+  auto config = RewriteConfigDiffIds(m.config, ids);
+  if (!config) return Fail(config.error().Context("config " + m.parsed.config.digest.str()));
+  m.config = std::move(*config);
+  m.parsed.config.digest = Digest::Of(m.config);
+  m.parsed.config.size = static_cast<int64_t>(m.config.size());
+  return Ok();
+}
 
 // One-line progress display on stderr, redrawn a few times a second.
 class ProgressDisplay {
@@ -96,6 +118,7 @@ Status RunJob(ImageSource& source, ImageDestination& destination, LayerJob& job,
   job.report.source_digest = job.source.digest;
   if (job.foreign) {
     job.output = job.source;
+    job.output_diff_id = job.diff_id;
     job.report.action = "foreign";
     job.report.output_digest = job.source.digest;
     job.progress.done = true;
@@ -104,6 +127,7 @@ Status RunJob(ImageSource& source, ImageDestination& destination, LayerJob& job,
   HOIST_ASSIGN_OR_RETURN(LayerOutcome out, ConvertLayer(source, job.source, job.diff_id,
                                                         layer_options, &job.progress));
   job.output = out.output;
+  job.output_diff_id = out.diff_id;
   job.report.action = out.reused ? "reused" : "converted";
   job.report.source_compression = std::string(CompressionName(out.source_compression));
   job.report.bytes_in = out.bytes_in;
@@ -257,10 +281,14 @@ Result<ConvertReport> ConvertImage(ImageSource& source, ImageDestination& destin
   };
   if (first_error) return abort(*first_error);
 
-  // 3. Configs (unchanged bytes), then manifests, the top-level one last.
+  // 3. Configs (unchanged bytes unless a reordered layer changed a diff_id), then manifests,
+  // the top-level one last.
   std::vector<RawManifest> written;
   for (auto& m : manifests) {
-    auto present = destination.EnsureBlob(m.parsed.config, &source);
+    const Descriptor* new_config = nullptr;
+    if (auto st = RewriteConfigForLayers(m, jobs); !st) return abort(st.error());
+    if (m.parsed.config.digest != m.config_source_digest) new_config = &m.parsed.config;
+    auto present = destination.EnsureBlob(m.parsed.config, new_config ? nullptr : &source);
     if (!present) return abort(present.error().Context("config " + m.parsed.config.digest.str()));
     if (!*present) {
       StringReader reader(m.config);
@@ -270,7 +298,7 @@ Result<ConvertReport> ConvertImage(ImageSource& source, ImageDestination& destin
     }
     std::vector<Descriptor> layers;
     for (size_t j : m.jobs) layers.push_back(jobs[j]->output);
-    auto bytes = RewriteManifest(m.raw.bytes, layers);
+    auto bytes = RewriteManifest(m.raw.bytes, layers, new_config);
     if (!bytes) return abort(bytes.error());
     Digest digest = Digest::Of(*bytes);
     written.push_back(RawManifest{std::move(*bytes), std::string(kMediaTypeOciManifest), digest});
