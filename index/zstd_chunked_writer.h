@@ -45,7 +45,7 @@ struct ZstdChunkedWriterOptions {
   int compression_level = 3;
   uint64_t chunk_target = 256 << 10;  // average content-defined chunk size (power of two)
   uint64_t zero_run_min = 1024;       // zero runs this long or longer become "zeros" chunks
-  std::vector<std::string> prefetch;  // cleaned paths to mark in the TOC (not reordered)
+  std::vector<std::string> prefetch;  // cleaned paths to mark in the TOC (the caller reorders)
   int threads = 1;                    // compression workers; <= 1 compresses on the calling thread
 };
 
