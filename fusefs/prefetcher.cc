@@ -1,6 +1,7 @@
 #include "fusefs/prefetcher.h"
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -138,22 +139,46 @@ uint64_t Prefetcher::Pass(bool marked_only) {
     }
     auto groups = CoalesceChunks(std::move(missing), reader_->options().max_coalesce_gap,
                                  std::max<uint64_t>(options_.max_request_bytes, 1));
-    for (const auto& g : groups) {
+    failed += FetchGroups(layer->layer_digest, groups,
+                          marked_only ? std::max(options_.priority_requests, 1) : 1);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) break;
+  }
+  return failed;
+}
+
+uint64_t Prefetcher::FetchGroups(const Digest& layer, const std::vector<std::vector<Chunk>>& groups,
+                                 int parallel) {
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> failed{0};
+  auto work = [&] {
+    for (;;) {
+      const size_t i = next.fetch_add(1);
+      if (i >= groups.size()) return;
       uint64_t span = 0;
-      for (const Chunk& c : g) span += c.blob_length;
+      for (const Chunk& c : groups[i]) span += c.blob_length;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        if (!bucket_.Acquire(span, lock, cv_, stop_)) return failed;
+        if (!bucket_.Acquire(span, lock, cv_, stop_)) return;
       }
-      Status s = reader_->FetchForPrefetch(layer->layer_digest, g);
+      Status s = reader_->FetchForPrefetch(layer, groups[i]);
       if (!s) {
-        ++failed;
-        HOIST_LOG(kDebug) << "prefetch of layer " << layer->layer_digest.str()
+        failed.fetch_add(1);
+        HOIST_LOG(kDebug) << "prefetch of layer " << layer.str()
                           << " failed: " << s.error().message();
       }
     }
+  };
+  const size_t threads = std::min<size_t>(static_cast<size_t>(parallel), groups.size());
+  if (threads <= 1) {
+    work();
+    return failed.load();
   }
-  return failed;
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return failed.load();
 }
 
 void Prefetcher::Run() {

@@ -3,8 +3,11 @@
 //   1. scan: every distinct chunk of every layer is checked against the cache (Contains, one
 //      short read txn each) to set MountStats image_bytes / local_bytes;
 //   2. priority: the chunks of entries marked Entry::prefetch (the TOC marks that
-//      `--prefetch-list` writes), layer by layer, in index order;
-//   3. all (mode kAll only): every other chunk of the image, in blob order per layer.
+//      `--prefetch-list` writes), layer by layer, coalesced, with up to priority_requests
+//      requests in flight (a start reads these files right away; `--prefetch-list` puts them
+//      at the front of the layer, so they coalesce into a few large ranges);
+//   3. all (mode kAll only): every other chunk of the image, in blob order per layer, one
+//      request at a time (on-demand reads keep most of the bandwidth).
 // Unconverted (stream) layers are fetched whole (StreamLayer::Start) in mode kAll, and in mode
 // kPriority when they hold a marked entry; their full fetch is not bandwidth-capped (reads may
 // be waiting on it).
@@ -46,6 +49,8 @@ struct PrefetcherOptions {
   uint64_t bandwidth_bytes_per_sec = 0;  // 0: no cap
   // Blob bytes per prefetch request (coalescing limit).
   uint64_t max_request_bytes = 4ull << 20;
+  // Requests in flight during the priority pass (each on its own short-lived thread).
+  int priority_requests = 4;
   std::chrono::milliseconds retry_delay{5000};
 };
 
@@ -93,6 +98,9 @@ class Prefetcher {
   // One pass over the missing chunks of marked entries (marked_only) or of all entries. Returns
   // the number of groups that failed. Stops early if stopped.
   uint64_t Pass(bool marked_only);
+  // Fetches `groups` of `layer` with up to `parallel` requests in flight; returns the failures.
+  uint64_t FetchGroups(const Digest& layer, const std::vector<std::vector<Chunk>>& groups,
+                       int parallel);
   void Scan();
   bool Sleep(std::chrono::milliseconds d);  // false if stopped
 

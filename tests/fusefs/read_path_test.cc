@@ -827,5 +827,33 @@ TEST_F(ReadPathTest, CorruptUnconvertedLayerIsNeverServed) {
       << got.error().message();
 }
 
+TEST_F(ReadPathTest, PriorityPrefetchKeepsSeveralRequestsInFlight) {
+  // 8 marked chunks of 64 KiB, one per request: with every read held, exactly
+  // priority_requests of them are in the source at once; the unmarked file is not fetched in
+  // the priority pass, and it is then fetched one request at a time.
+  TestLayer t = BuildLayer({{"hot", RandomBytes(512 << 10, 40), 64 << 10, true},
+                            {"cold", RandomBytes(256 << 10, 41), 64 << 10}});
+  source_.Add(t.index.layer_digest, t.blob);
+  MakeReader(NoReadahead());
+  auto layer = std::make_shared<const LayerIndex>(t.index);
+  source_.SetSilent();
+  PrefetcherOptions po{.mode = PrefetchMode::kAll, .max_request_bytes = 64 << 10};
+  ASSERT_EQ(po.priority_requests, 4);
+  prefetcher_ = std::make_unique<Prefetcher>(reader_.get(), std::vector{layer}, po);
+  prefetcher_->Start();
+  auto deadline = SteadyClock::now() + milliseconds(5000);
+  while (source_.blocked() < 4 && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(source_.blocked(), 4);
+  const uint64_t cold_start = t.entry("cold").chunks.front().blob_offset;
+  for (const ByteRange& r : source_.ranges()) EXPECT_LT(r.offset, cold_start);
+  source_.Release();
+  ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(10000)));
+  for (const Chunk& c : t.entry("hot").chunks) EXPECT_TRUE(*store_->chunks().Contains(c.digest));
+  for (const Chunk& c : t.entry("cold").chunks) EXPECT_TRUE(*store_->chunks().Contains(c.digest));
+}
+
 }  // namespace
 }  // namespace hoist
