@@ -17,6 +17,7 @@ PACKAGES=(
   systemd  # systemd-analyze verify of the unit files (tests/integration/runtime_test.cc)
   # benchmarks
   debootstrap hyperfine squashfuse squashfs-tools erofs-utils fuse-overlayfs time
+  strace  # bench/mount start: the prefetch list of the files python3 opens
 )
 
 missing=()
