@@ -6,23 +6,23 @@
 //   out->blob, out->annotations, out->layer_digest
 //
 // Thread-safety: one thread. The containerd child is terminated (SIGTERM, then SIGKILL) when the
-// object is destroyed. Errors: the failing command's (EIO / ETIMEDOUT with its stderr).
+// object is destroyed (harness::PrivateContainerd, tests/harness/containerd.h). Errors: the failing
+// command's (EIO / ETIMEDOUT with its stderr).
 #pragma once
 
 #include <rapidjson/document.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/digest.h"
 #include "base/file_util.h"
 #include "base/status.h"
+#include "tests/harness/containerd.h"
 #include "tests/harness/subprocess.h"
 #include "tests/index/format_test_util.h"
 
@@ -35,45 +35,19 @@ struct ConvertedLayer {
   std::map<std::string, std::string> annotations;
 };
 
+// ctr-remote conversions on top of harness::PrivateContainerd (which starts and stops the
+// containerd; this class adds ctr-remote).
 class PrivateContainerd {
  public:
   // `dir` must exist and be short enough for a unix socket path (< 80 bytes).
   static Result<std::unique_ptr<PrivateContainerd>> Start(const std::string& dir) {
-    HOIST_RETURN_IF_ERROR(harness::RequirePrograms({"containerd", "ctr", "ctr-remote", "tar"}));
+    HOIST_RETURN_IF_ERROR(harness::RequirePrograms({"ctr-remote", "tar"}));
     auto cd = std::unique_ptr<PrivateContainerd>(new PrivateContainerd());
     cd->dir_ = dir;
-    cd->socket_ = dir + "/state/containerd.sock";
-    const std::string config = "version = 2\nroot = \"" + dir + "/root\"\nstate = \"" + dir +
-                               "/state\"\n"
-                               "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
-                               "[grpc]\n  address = \"" +
-                               cd->socket_ + "\"\n[ttrpc]\n  address = \"" + cd->socket_ +
-                               ".ttrpc\"\n[debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n";
-    HOIST_RETURN_IF_ERROR(WriteFileAtomic(dir + "/config.toml", config));
-    harness::ChildProcess::Options opts;
-    opts.stdout_path = dir + "/containerd.log";
-    opts.stderr_path = dir + "/containerd.log";
-    HOIST_ASSIGN_OR_RETURN(cd->child_, harness::ChildProcess::Start(
-                                           {"containerd", "--config", dir + "/config.toml"}, opts));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    for (;;) {
-      struct stat st;
-      if (::stat(cd->socket_.c_str(), &st) == 0) {
-        auto v = harness::RunCommand({"ctr", "-a", cd->socket_, "version"},
-                                     {.timeout = std::chrono::seconds(10)});
-        if (v && v->ok()) break;
-      }
-      if (!cd->child_.Running())
-        return Fail(EIO, "containerd exited during start; see " + dir + "/containerd.log");
-      if (std::chrono::steady_clock::now() > deadline)
-        return Fail(ETIMEDOUT,
-                    "containerd did not answer within 30 s; see " + dir + "/containerd.log");
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    HOIST_ASSIGN_OR_RETURN(cd->containerd_, harness::PrivateContainerd::Start(dir));
+    cd->socket_ = cd->containerd_->socket();
     return cd;
   }
-
-  ~PrivateContainerd() { child_.Terminate(); }
 
   const std::string& socket() const { return socket_; }
 
@@ -134,7 +108,7 @@ class PrivateContainerd {
   PrivateContainerd() = default;
   std::string dir_;
   std::string socket_;
-  harness::ChildProcess child_;
+  std::unique_ptr<harness::PrivateContainerd> containerd_;
 };
 
 }  // namespace hoist::testing

@@ -25,12 +25,10 @@
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -47,6 +45,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/harness/tree_walk.h"
 
 #ifndef HOISTFS_BINARY
 #error "HOISTFS_BINARY must name the hoistfs executable"
@@ -155,129 +154,8 @@ std::string LazyName(int i) {
 uint64_t LazySize(int i) { return kLazyFileSize + static_cast<uint64_t>(i); }
 uint32_t LazySeed(int i) { return 1000u + static_cast<uint32_t>(i); }
 
-// ---------- tree walk ----------
-
-struct Node {
-  char type = '?';
-  mode_t mode = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  int64_t mtime_sec = 0;
-  long mtime_nsec = 0;
-  uint64_t size = 0;
-  std::string target;
-  std::string sha;
-  ino_t ino = 0;
-  std::map<std::string, std::string> xattrs;
-  std::string link_group;  // smallest path sharing this inode (non-directories)
-};
-
-std::string Describe(const Node& n) {
-  std::ostringstream o;
-  o << "type=" << n.type << " mode=" << std::oct << n.mode << std::dec << " uid=" << n.uid
-    << " gid=" << n.gid << " mtime=" << n.mtime_sec << "." << n.mtime_nsec << " size=" << n.size
-    << " target=" << n.target << " sha=" << n.sha.substr(0, 12) << " group=" << n.link_group
-    << " xattrs={";
-  for (auto& [k, v] : n.xattrs) o << k << "=" << HexEncode(v.data(), v.size()) << ";";
-  o << "}";
-  return o.str();
-}
-
-Status WalkInto(const std::string& root, const std::string& rel, std::map<std::string, Node>* out) {
-  const std::string dir_path = rel.empty() ? root : root + "/" + rel;
-  DIR* dir = ::opendir(dir_path.c_str());
-  if (dir == nullptr) return Fail(ErrnoError("opendir " + dir_path));
-  std::vector<std::string> names;
-  while (dirent* d = ::readdir(dir)) {
-    std::string n = d->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(dir);
-  for (const std::string& name : names) {
-    const std::string r = rel.empty() ? name : rel + "/" + name;
-    const std::string p = root + "/" + r;
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0) return Fail(ErrnoError("lstat " + p));
-    Node n;
-    n.mode = st.st_mode & 07777;
-    n.uid = st.st_uid;
-    n.gid = st.st_gid;
-    n.mtime_sec = st.st_mtim.tv_sec;
-    n.mtime_nsec = st.st_mtim.tv_nsec;
-    n.ino = st.st_ino;
-    if (S_ISREG(st.st_mode)) {
-      n.type = 'f';
-      n.size = static_cast<uint64_t>(st.st_size);
-      HOIST_ASSIGN_OR_RETURN(std::string content, ReadAllFile(p));
-      if (content.size() != n.size) return Fail(EIO, p + ": read size differs from st_size");
-      n.sha = Digest::Of(content).str();
-    } else if (S_ISDIR(st.st_mode)) {
-      n.type = 'd';
-    } else if (S_ISLNK(st.st_mode)) {
-      n.type = 'l';
-      n.size = static_cast<uint64_t>(st.st_size);
-      char buf[4096];
-      ssize_t k = ::readlink(p.c_str(), buf, sizeof(buf));
-      if (k < 0) return Fail(ErrnoError("readlink " + p));
-      n.target.assign(buf, static_cast<size_t>(k));
-    } else if (S_ISFIFO(st.st_mode)) {
-      n.type = 'p';
-    } else if (S_ISCHR(st.st_mode)) {
-      n.type = 'c';
-    } else if (S_ISBLK(st.st_mode)) {
-      n.type = 'b';
-    }
-    char names_buf[8192];
-    ssize_t len = ::llistxattr(p.c_str(), names_buf, sizeof(names_buf));
-    if (len < 0 && errno != ENOTSUP) return Fail(ErrnoError("llistxattr " + p));
-    for (ssize_t i = 0; i < len;) {
-      std::string key(names_buf + i);
-      i += static_cast<ssize_t>(key.size()) + 1;
-      char val[8192];
-      ssize_t vl = ::lgetxattr(p.c_str(), key.c_str(), val, sizeof(val));
-      if (vl < 0) return Fail(ErrnoError("lgetxattr " + p + " " + key));
-      n.xattrs[key] = std::string(val, static_cast<size_t>(vl));
-    }
-    (*out)[r] = n;
-    if (n.type == 'd') HOIST_RETURN_IF_ERROR(WalkInto(root, r, out));
-  }
-  return Ok();
-}
-
-Result<std::map<std::string, Node>> WalkTree(const std::string& root) {
-  std::map<std::string, Node> out;
-  HOIST_RETURN_IF_ERROR(WalkInto(root, "", &out));
-  std::map<ino_t, std::string> first;
-  for (auto& [path, n] : out) {
-    if (n.type == 'd') continue;
-    auto it = first.find(n.ino);
-    if (it == first.end()) it = first.emplace(n.ino, path).first;  // map order: smallest first
-    n.link_group = it->second;
-  }
-  return out;
-}
-
-std::vector<std::string> CompareTrees(const std::map<std::string, Node>& want,
-                                      const std::map<std::string, Node>& got) {
-  std::vector<std::string> diffs;
-  for (auto& [path, w] : want) {
-    auto it = got.find(path);
-    if (it == got.end()) {
-      diffs.push_back("missing in mount: " + path);
-      continue;
-    }
-    const Node& g = it->second;
-    bool same = w.type == g.type && w.mode == g.mode && w.uid == g.uid && w.gid == g.gid &&
-                w.mtime_sec == g.mtime_sec && w.mtime_nsec == g.mtime_nsec &&
-                w.target == g.target && w.sha == g.sha && w.xattrs == g.xattrs &&
-                w.link_group == g.link_group && (w.type == 'd' || w.size == g.size);
-    if (!same) diffs.push_back(path + ":\n  want " + Describe(w) + "\n  got  " + Describe(g));
-  }
-  for (auto& [path, g] : got) {
-    if (!want.count(path)) diffs.push_back("extra in mount: " + path);
-  }
-  return diffs;
-}
+using harness::CompareTrees;
+using harness::WalkTree;
 
 // ---------- the suite ----------
 
