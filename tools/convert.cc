@@ -175,7 +175,10 @@ void RegisterConvert(CLI::App& app, VerbRunner* run) {
   cmd->add_option("DST", flags->destination, "destination: docker://REF or oci:DIR[:TAG]")
       ->required();
   cmd->add_option("--platform", flags->platform,
-                  "convert only this platform of a multi-platform image (os/arch[/variant])");
+                  "convert only this platform of a multi-platform image (os/arch[/variant]); "
+                  "the destination is then that platform's manifest alone, not a one-entry "
+                  "index (as skopeo copy without --all writes). Without it every platform is "
+                  "converted and the destination is an OCI image index");
   cmd->add_option("--prefetch-list", flags->prefetch_list,
                   "file listing paths (one per line, in priority order) to move to the front of "
                   "their layer and mark for prefetch; the reordered layers get new diff_ids "
