@@ -1,9 +1,11 @@
 // `hoist convert` of a multi-platform image (issue 3): an OCI image index with linux/amd64 and
-// linux/arm64/v8 (built by tests/harness, pushed with `skopeo copy --all`), and the same index as
-// a Docker manifest list (`skopeo copy --all --format v2s2`).
+// linux/arm64/v8 sharing one layer, plus an unknown/unknown (attestation-style) entry (built by
+// tests/harness, pushed with `skopeo copy --all`), and the same index as a Docker manifest list
+// (`skopeo copy --all --format v2s2`).
 //
 // Expected destination shapes (as `hoist convert --help` says, and as skopeo and crane do):
-//   - no --platform: an OCI image index with every platform, in the source's order, each entry
+//   - no --platform: an OCI image index with every platform (unknown/unknown entries dropped),
+//     in the source's order, each entry
 //     keeping its platform; each manifest an OCI manifest whose layers are zstd:chunked with the
 //     three annotations, whose config is the source's (same digest, so diff_ids unchanged).
 //   - --platform os/arch[/variant]: that platform's manifest alone, NOT a one-entry index (skopeo
@@ -104,6 +106,11 @@ class ConvertPlatformsTest : public ::testing::Test {
     harness::ImageSpec arm;
     arm.architecture = "arm64";
     arm.variant = "v8";
+    // A third entry as buildx writes for attestations (unknown/unknown): never converted, and
+    // dropped from the converted index.
+    harness::ImageSpec attestation;
+    attestation.os = "unknown";
+    attestation.architecture = "unknown";
     std::vector<harness::PlatformImage> platforms = {
         {amd,
          {LayerSpec({FileSpec::File("etc/os-release", "ID=test\n")}),
@@ -113,6 +120,7 @@ class ConvertPlatformsTest : public ::testing::Test {
          {LayerSpec({FileSpec::File("etc/os-release", "ID=test\n")}),
           LayerSpec({FileSpec::File("bin/arch", "arm64\n", 0755),
                      FileSpec::BigFile("lib/blob", 2 << 20, 2)})}},
+        {attestation, {LayerSpec({FileSpec::File("statement.json", "{}\n")})}},
     };
     auto index = harness::BuildOciIndex(*work_ + "/src-layout", platforms, "v1");
     if (!index) return fail(index.error().message());
@@ -121,7 +129,7 @@ class ConvertPlatformsTest : public ::testing::Test {
       return fail("the two platforms' first layers should be one blob (shared layer)");
     }
     sources_ = new std::vector<SourcePlatform>();
-    for (size_t i = 0; i < index->images.size(); ++i) {
+    for (size_t i = 0; i < 2; ++i) {
       SourcePlatform p{"linux",
                        platforms[i].spec.architecture,
                        platforms[i].spec.variant,
@@ -366,7 +374,7 @@ TEST_F(ConvertPlatformsTest, DockerManifestListSource) {
   auto src_doc = ParseJson(*src);
   ASSERT_TRUE(src_doc.has_value());
   ASSERT_STREQ((*src_doc)["mediaType"].GetString(), kMediaTypeDockerManifestList.data());
-  ASSERT_EQ((*src_doc)["manifests"].Size(), 2u);
+  ASSERT_EQ((*src_doc)["manifests"].Size(), 3u);
   for (const auto& e : (*src_doc)["manifests"].GetArray()) {
     ASSERT_STREQ(e["mediaType"].GetString(), kMediaTypeDockerManifest.data());
   }
