@@ -5,9 +5,9 @@
 //
 // Expected destination shapes (as `hoist convert --help` says, and as skopeo and crane do):
 //   - no --platform: an OCI image index with every platform (unknown/unknown entries dropped),
-//     in the source's order, each entry
-//     keeping its platform; each manifest an OCI manifest whose layers are zstd:chunked with the
-//     three annotations, whose config is the source's (same digest, so diff_ids unchanged).
+//     in the source's order, each entry keeping its platform; each manifest an OCI manifest
+//     whose layers are zstd:chunked with the three annotations, whose config is the source's
+//     (same digest, so diff_ids unchanged).
 //   - --platform os/arch[/variant]: that platform's manifest alone, NOT a one-entry index (skopeo
 //     copy without --all and crane copy --platform both write the single manifest). It is the
 //     same manifest, byte for byte, as that platform's entry of the all-platform conversion.
