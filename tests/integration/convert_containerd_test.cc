@@ -2,11 +2,12 @@
 // type (regular, hardlink, symlink, character and block device, directory, fifo), whiteouts, an
 // opaque directory, hardlinks, xattrs (security.capability and user.*), pax and GNU long names and
 // long link targets, and a file over 64 MiB is pushed gzip-compressed to a real registry,
-// converted to zstd:chunked by the real `hoist`, and both images are pulled by a private
-// containerd 1.6 (`ctr image pull --plain-http`, unpacked by its overlayfs snapshotter) and
-// mounted with `ctr image mount`. The two trees must be equal in content sha256, type, mode, uid,
-// gid, mtime, size, link target, device number, hardlink identity and xattrs, and the source tree
-// must hold exactly the values the layers were built with.
+// converted to zstd:chunked by the real `hoist`, and each image is pulled by a private
+// containerd 1.6 of its own (`ctr image pull --plain-http`, unpacked by its overlayfs snapshotter;
+// its content store then holds exactly that image's blobs) and mounted with `ctr image mount`. The
+// two trees must be equal in content sha256, type, mode, uid, gid, mtime, size, link target, device
+// number, hardlink identity and xattrs, and the source tree must hold exactly the values the layers
+// were built with.
 //
 // Runs as root (overlayfs, mknod, security.* xattrs); missing tools FAIL, they never skip.
 #include <sys/mount.h>
@@ -19,9 +20,11 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -371,21 +374,46 @@ TEST_F(ConvertContainerdTest, PulledAndMountedTreeEqualsTheSourceImages) {
     }
   }
 
-  const std::string cd_dir = *work_ + "/cd";
-  ASSERT_TRUE(MakeDirs(cd_dir).has_value());
-  // Destroyed at the end of the test, passed or not: unmounts, then stops containerd.
-  auto cd = harness::PrivateContainerd::Start(cd_dir);
-  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+  // One containerd per image: snapshots are keyed by chain ID (from the diff_ids), which the two
+  // images share, so a second pull into the same containerd would reuse the first image's
+  // unpacked layers instead of unpacking the zstd:chunked blobs.
   std::map<std::string, std::map<std::string, TreeNode>> trees;
   for (const std::string repo : {"src/img", "conv/img"}) {
     SCOPED_TRACE(repo);
+    const std::string name = repo.substr(0, repo.find('/'));
+    const std::string cd_dir = *work_ + "/cd-" + name;
+    ASSERT_TRUE(MakeDirs(cd_dir).has_value());
+    // Destroyed at the end of each round, passed or not: unmounts, then stops containerd.
+    auto cd = harness::PrivateContainerd::Start(cd_dir);
+    ASSERT_TRUE(cd.has_value()) << cd.error().message();
     const std::string ref = registry_->ImageRef(repo, "v1");
     auto pulled = (*cd)->Pull(ref, /*plain_http=*/true);
     ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
-    // containerd unpacked every layer itself: its image records the manifest the registry has.
-    auto ls = (*cd)->Ctr({"image", "ls"});
-    ASSERT_TRUE(ls.has_value()) << ls.error().message();
-    const std::string mnt = *work_ + "/mnt-" + repo.substr(0, repo.find('/'));
+    // containerd fetched exactly this image's blobs (for conv/img: only zstd:chunked layers) and
+    // unpacked every layer into a snapshot of its own.
+    auto raw = harness::RunChecked(
+        {"skopeo", "inspect", "--raw", "--tls-verify=false", registry_->DockerRef(repo, "v1")});
+    ASSERT_TRUE(raw.has_value()) << raw.error().message();
+    auto manifest = RawManifest(repo);
+    ASSERT_TRUE(manifest.has_value()) << manifest.error().message();
+    std::set<std::string> want_blobs = {Digest::Of(*raw).str(),
+                                        (*manifest)["config"]["digest"].GetString()};
+    for (const auto& l : (*manifest)["layers"].GetArray())
+      want_blobs.insert(l["digest"].GetString());
+    auto content = (*cd)->Ctr({"content", "ls", "-q"});
+    ASSERT_TRUE(content.has_value()) << content.error().message();
+    std::set<std::string> have_blobs;
+    std::istringstream lines(*content);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) have_blobs.insert(line);
+    }
+    EXPECT_EQ(have_blobs, want_blobs);
+    auto snapshots = (*cd)->Ctr({"snapshot", "ls"});
+    ASSERT_TRUE(snapshots.has_value()) << snapshots.error().message();
+    EXPECT_EQ(std::count(snapshots->begin(), snapshots->end(), '\n'), 1 + 4)
+        << "want a header and one committed snapshot per layer:\n"
+        << *snapshots;
+    const std::string mnt = *work_ + "/mnt-" + name;
     ASSERT_TRUE(MakeDirs(mnt).has_value());
     auto mounted = (*cd)->Mount(ref, mnt);
     ASSERT_TRUE(mounted.has_value()) << mounted.error().message();
