@@ -54,14 +54,20 @@ Result<Digest> Digest::Parse(std::string_view text) {
       return Fail(EINVAL, "invalid digest \"" + std::string(text) + "\" (bad hex)");
     }
   }
+  auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::string_view h = text.substr(kPrefix.size());
   Digest d;
-  d.text_ = std::string(text);
+  d.set_ = true;
+  for (size_t i = 0; i < 32; ++i) {
+    d.raw_[i] = static_cast<uint8_t>(nib(h[2 * i]) << 4 | nib(h[2 * i + 1]));
+  }
   return d;
 }
 
 Digest Digest::FromSha256(const std::array<uint8_t, 32>& raw) {
   Digest d;
-  d.text_ = "sha256:" + HexEncode(raw.data(), raw.size());
+  d.set_ = true;
+  d.raw_ = raw;
   return d;
 }
 
@@ -71,14 +77,20 @@ Digest Digest::Of(std::string_view data) {
   return FromSha256(h.Final());
 }
 
-std::array<uint8_t, 32> Digest::raw() const {
-  std::array<uint8_t, 32> out{};
-  auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  std::string_view h = hex();
-  for (size_t i = 0; i < 32 && 2 * i + 1 < h.size(); ++i) {
-    out[i] = static_cast<uint8_t>(nib(h[2 * i]) << 4 | nib(h[2 * i + 1]));
-  }
-  return out;
+std::string Digest::str() const {
+  if (!set_) return {};
+  return "sha256:" + HexEncode(raw_.data(), raw_.size());
+}
+
+std::string Digest::hex() const {
+  if (!set_) return {};
+  return HexEncode(raw_.data(), raw_.size());
+}
+
+size_t Digest::Hash() const {
+  size_t h = 0;
+  std::memcpy(&h, raw_.data(), sizeof(h));
+  return h;
 }
 
 std::string Base64Encode(std::string_view data) {

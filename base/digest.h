@@ -45,17 +45,29 @@ class Digest {
   static Digest FromSha256(const std::array<uint8_t, 32>& raw);
   static Digest Of(std::string_view data);
 
-  bool empty() const { return text_.empty(); }
-  const std::string& str() const { return text_; }
-  std::string_view hex() const { return std::string_view(text_).substr(7); }
-  // The 32 raw bytes (only for a non-empty digest).
-  std::array<uint8_t, 32> raw() const;
+  bool empty() const { return !set_; }
+  // "sha256:<hex>", or "" for an empty digest. Built on each call (the value holds raw bytes,
+  // 33 bytes with no heap, because layer indexes hold millions of them): never keep a
+  // string_view into the result past the full expression.
+  std::string str() const;
+  // The 64 hex digits ("" for an empty digest).
+  std::string hex() const;
+  // The 32 raw bytes (all zero for an empty digest).
+  const std::array<uint8_t, 32>& raw() const { return raw_; }
+  // A well-mixed hash for unordered containers (the digest's own first bytes).
+  size_t Hash() const;
 
   friend bool operator==(const Digest&, const Digest&) = default;
+  // Empty first, then by bytes (the same order as by text).
   friend auto operator<=>(const Digest&, const Digest&) = default;
 
  private:
-  std::string text_;
+  bool set_ = false;
+  std::array<uint8_t, 32> raw_{};
+};
+
+struct DigestHash {
+  size_t operator()(const Digest& d) const { return d.Hash(); }
 };
 
 std::string HexEncode(const void* data, size_t size);

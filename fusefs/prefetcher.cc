@@ -92,7 +92,7 @@ bool Prefetcher::Sleep(std::chrono::milliseconds d) {
 void Prefetcher::Scan() {
   ChunkCache* cache = reader_->cache();
   // Views into the layers' digests (they outlive the scan): no copy per chunk.
-  std::unordered_set<std::string_view> seen;
+  std::unordered_set<Digest, DigestHash> seen;
   uint64_t total = 0, local = 0;
   for (const auto& layer : layers_) {
     const bool stream = IsStreamFormat(layer->format);
@@ -104,7 +104,7 @@ void Prefetcher::Scan() {
           total += c.size;  // local once the layer's full fetch is verified
           continue;
         }
-        if (!seen.insert(std::string_view(c.digest.str())).second) continue;
+        if (!seen.insert(c.digest).second) continue;
         total += c.size;
         auto present = cache->Contains(c.digest);
         if (present && *present) local += c.size;
@@ -124,14 +124,14 @@ uint64_t Prefetcher::Pass(bool marked_only) {
     if (IsStreamFormat(layer->format)) continue;
     std::vector<Chunk> missing;
     // Views into the layers' digests (they outlive the scan): no copy per chunk.
-    std::unordered_set<std::string_view> seen;
+    std::unordered_set<Digest, DigestHash> seen;
     for (const Entry& e : layer->entries) {
       if (e.type != EntryType::kRegular || (marked_only && !e.prefetch)) continue;
       for (const Chunk& c : e.chunks) {
         if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) {
           continue;
         }
-        if (!seen.insert(std::string_view(c.digest.str())).second) continue;
+        if (!seen.insert(c.digest).second) continue;
         auto present = cache->Contains(c.digest);
         if (present && *present) continue;
         missing.push_back(c);

@@ -150,7 +150,7 @@ void DecodeChunk(Reader& r, Chunk& c) {
   c.blob_length = r.Varint("chunk blob_length");
   c.inner_offset = r.Varint("chunk inner_offset");
   uint8_t enc = r.U8("chunk encoding");
-  if (enc > static_cast<uint8_t>(ChunkEncoding::kStream)) r.Bad("chunk encoding");
+  if (enc > static_cast<uint8_t>(ChunkEncoding::kZstdFramePrefix)) r.Bad("chunk encoding");
   c.encoding = static_cast<ChunkEncoding>(enc);
   c.digest = r.OptDigest("chunk digest");
 }

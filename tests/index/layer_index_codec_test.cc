@@ -24,6 +24,34 @@ TEST(LayerIndexCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(EncodeLayerIndex(*back), bytes);
 }
 
+// Every encoding a reader produces must survive the store: an index that fails to decode is
+// dropped and rebuilt on every mount (ctr-remote's kZstdFramePrefix once was).
+TEST(LayerIndexCodecTest, RoundTripsEveryChunkEncoding) {
+  for (ChunkEncoding enc :
+       {ChunkEncoding::kZstdFrame, ChunkEncoding::kGzipMember, ChunkEncoding::kZeros,
+        ChunkEncoding::kRaw, ChunkEncoding::kStream, ChunkEncoding::kZstdFramePrefix}) {
+    LayerIndex index;
+    index.layer_digest = Digest::Of("layer");
+    Entry& e = index.entries.emplace_back();
+    e.path = "f";
+    e.size = 10;
+    e.chunks.push_back(Chunk{.file_offset = 0,
+                             .size = 10,
+                             .blob_offset = 100,
+                             .blob_length = 7,
+                             .inner_offset = 3,
+                             .encoding = enc,
+                             .digest = Digest::Of("ten bytes!")});
+    Result<LayerIndex> back = DecodeLayerIndex(EncodeLayerIndex(index));
+    ASSERT_TRUE(back) << static_cast<int>(enc) << ": " << back.error().message();
+    ASSERT_EQ(back->entries.size(), 1u);
+    ASSERT_EQ(back->entries[0].chunks.size(), 1u);
+    EXPECT_EQ(back->entries[0].chunks[0].encoding, enc);
+    EXPECT_EQ(back->entries[0].chunks[0].inner_offset, 3u);
+    EXPECT_EQ(back->entries[0].chunks[0].digest, Digest::Of("ten bytes!"));
+  }
+}
+
 TEST(LayerIndexCodecTest, RoundTripsEmptyIndex) {
   LayerIndex index;
   index.layer_digest = Digest::Of("empty");
