@@ -327,6 +327,13 @@ class Writer {
   FramePipeline pipe_;  // last: its workers stop before the state above goes away
 };
 
+// The cut rules, per payload byte b (zero_run counts the zero bytes ending at b):
+// - in a zero run (in_zeros): a zero byte extends it (cut when it reaches kMaxZeroChunk); a
+//   non-zero byte ends it (the zeros become a "zeros" chunk) and is then handled as below;
+// - otherwise the gear hash takes b; when zero_run reaches zero_min, the bytes before the run are
+//   a chunk and the run starts a zero run; else the chunk is cut after b when it reaches
+//   max_chunk, or when it is at least min_chunk, the hash's low bits are zero and b is not zero.
+// The scan runs in a tight loop over the buffer until one of these events, then handles it.
 Status Writer::ChunkPayload(TarReader& reader, uint64_t size) {
   std::string cur;
   cur.reserve(static_cast<size_t>(std::min<uint64_t>(size, max_chunk_)));
@@ -334,7 +341,9 @@ Status Writer::ChunkPayload(TarReader& reader, uint64_t size) {
   uint64_t zero_run = 0;
   std::string buf(1 << 16, '\0');
   uint64_t left = size;
-  const uint64_t zero_min = opt_.zero_run_min;
+  const uint64_t zero_min = opt_.zero_run_min > 0 ? opt_.zero_run_min : UINT64_MAX;
+  const uint64_t mask = mask_, min_chunk = min_chunk_, max_chunk = max_chunk_;
+  const uint64_t* gear = gear_.data();
   while (left > 0) {
     HOIST_ASSIGN_OR_RETURN(size_t n, reader.ReadPayload(buf.data(), buf.size()));
     if (n == 0) return Fail(EBADMSG, "tar payload ended early");
@@ -342,42 +351,56 @@ Status Writer::ChunkPayload(TarReader& reader, uint64_t size) {
     tar_hash_.Update(buf.data(), n);
     tar_size_ += n;
     crc_ = Crc64Iso(crc_, buf.data(), n);
-    const char* p = buf.data();
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(buf.data());
     size_t span = 0;  // p[span, i) is part of the current chunk but not yet appended to cur
     auto take = [&](size_t upto) {
-      cur.append(p + span, upto - span);
+      cur.append(reinterpret_cast<const char*>(p) + span, upto - span);
       span = upto;
     };
-    for (size_t i = 0; i < n; ++i) {
-      const unsigned char b = static_cast<unsigned char>(p[i]);
-      zero_run = b == 0 ? zero_run + 1 : 0;
+    size_t i = 0;
+    while (i < n) {
+      uint64_t len = cur.size() + (i - span);  // bytes of the current chunk before p[i]
       if (in_zeros) {
-        if (b == 0) {
-          if (cur.size() + (i + 1 - span) >= kMaxZeroChunk) {
+        for (; i < n && p[i] == 0; ++i) {
+          ++zero_run;
+          if (++len >= kMaxZeroChunk) {
             take(i + 1);
             HOIST_RETURN_IF_ERROR(EmitChunk(cur, true, left == 0 && i + 1 == n));
+            len = 0;
           }
-          continue;
         }
+        if (i == n) break;
         take(i);
         HOIST_RETURN_IF_ERROR(EmitChunk(cur, true, false));
         in_zeros = false;
+        continue;  // p[i] is not zero: the scan below takes it
       }
-      hash_ = (hash_ << 1) + gear_[b];
-      if (zero_min > 0 && zero_run >= zero_min) {
+      uint64_t h = hash_, zr = zero_run;
+      for (; i < n; ++i) {
+        const unsigned char b = p[i];
+        zr = b == 0 ? zr + 1 : 0;
+        h = (h << 1) + gear[b];
+        ++len;
+        if (zr >= zero_min || len >= max_chunk || ((h & mask) == 0 && len >= min_chunk && zr == 0))
+            [[unlikely]] {
+          break;
+        }
+      }
+      hash_ = h;
+      zero_run = zr;
+      if (i == n) break;
+      if (zero_run >= zero_min) {
         take(i + 1);
         const size_t run = static_cast<size_t>(std::min<uint64_t>(zero_run, cur.size()));
         std::string data = cur.substr(0, cur.size() - run);
         HOIST_RETURN_IF_ERROR(EmitChunk(data, false, false));
         cur.assign(run, '\0');
         in_zeros = true;
-        continue;
-      }
-      const uint64_t len = cur.size() + (i + 1 - span);
-      if (len >= max_chunk_ || (len >= min_chunk_ && (hash_ & mask_) == 0 && zero_run == 0)) {
+      } else {
         take(i + 1);
         HOIST_RETURN_IF_ERROR(EmitChunk(cur, false, left == 0 && i + 1 == n));
       }
+      ++i;
     }
     take(n);
   }
