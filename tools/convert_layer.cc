@@ -105,6 +105,10 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
   out.source_compression = DetectCompression(head);
   PrefixedReader prefixed(head, blob);
   auto tar = NewDecompressor(out.source_compression, &prefixed);
+  // Decompress on a thread of its own, ahead of the writer's thread (the busiest one).
+  if (out.source_compression != Compression::kNone) {
+    tar = std::make_unique<ReadAheadReader>(std::move(tar));
+  }
 
   std::string spool = options.work_dir + "/layer-XXXXXX";
   ScopedFd fd(::mkostemp(spool.data(), O_CLOEXEC));

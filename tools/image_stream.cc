@@ -5,6 +5,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -192,6 +193,72 @@ Result<size_t> PrefixedReader::Read(char* buf, size_t n) {
     return take;
   }
   return inner_->Read(buf, n);
+}
+
+ReadAheadReader::ReadAheadReader(std::unique_ptr<ByteReader> inner, size_t buffer_size,
+                                 size_t depth)
+    : inner_(std::move(inner)),
+      buffer_size_(std::max<size_t>(buffer_size, 1)),
+      depth_(std::max<size_t>(depth, 1)),
+      thread_([this] { Loop(); }) {}
+
+ReadAheadReader::~ReadAheadReader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void ReadAheadReader::Loop() {
+  for (;;) {
+    Buffer b;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || ready_.size() < depth_; });
+      if (stop_) break;
+      if (!spare_.empty()) {
+        b = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    if (!b.data) b.data = std::make_unique<char[]>(buffer_size_);
+    auto got = inner_->Read(b.data.get(), buffer_size_);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!got) {
+      error_ = got.error();
+      break;
+    }
+    if (*got == 0) break;
+    b.size = *got;
+    ready_.push_back(std::move(b));
+    cv_.notify_all();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  end_ = true;
+  cv_.notify_all();
+}
+
+Result<size_t> ReadAheadReader::Read(char* buf, size_t n) {
+  if (n == 0) return 0;
+  if (pos_ == current_.size) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !ready_.empty() || end_; });
+    if (ready_.empty()) {
+      if (error_) return Fail(*error_);
+      return 0;
+    }
+    if (current_.data) spare_.push_back(std::move(current_));
+    current_ = std::move(ready_.front());
+    ready_.pop_front();
+    pos_ = 0;
+    cv_.notify_all();
+  }
+  size_t take = std::min(n, current_.size - pos_);
+  std::memcpy(buf, current_.data.get() + pos_, take);
+  pos_ += take;
+  return take;
 }
 
 std::string_view CompressionName(Compression c) {

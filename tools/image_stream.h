@@ -6,15 +6,22 @@
 //
 // Compression is detected from the first bytes (magic), not from the media type.
 //
-// Thread-safety: a reader is used by one thread at a time. Ownership: stacked readers own the
-// reader they wrap (unique_ptr). Errors: EIO for corrupt compressed data or a truncated stream
+// Thread-safety: a reader is used by one thread at a time (ReadAheadReader runs its inner reader
+// on a thread of its own; its caller still uses it from one thread). Ownership: stacked readers own
+// the reader they wrap (unique_ptr). Errors: EIO for corrupt compressed data or a truncated stream
 // (the message says which), the errno of the failed system call otherwise.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "base/digest.h"
 #include "base/scoped_fd.h"
@@ -88,6 +95,42 @@ class PrefixedReader : public ByteReader {
   std::string prefix_;
   size_t pos_ = 0;
   ByteReader* inner_;  // not owned
+};
+
+// Reads `inner` ahead on a thread of its own, up to `depth` buffers of `buffer_size` bytes, so the
+// work behind it (decompression, hashing the compressed bytes) overlaps the caller's. Bytes come
+// out in order and unchanged; an error of `inner` is returned after the bytes read before it, and
+// again on every later Read. Once Read has returned 0 or an error, the thread no longer touches
+// `inner` (or what `inner` reads from), so the caller may use those again. The destructor stops
+// the thread after the inner Read in progress, if any, returns.
+class ReadAheadReader : public ByteReader {
+ public:
+  explicit ReadAheadReader(std::unique_ptr<ByteReader> inner, size_t buffer_size = 1 << 20,
+                           size_t depth = 4);
+  ~ReadAheadReader() override;
+  ReadAheadReader(const ReadAheadReader&) = delete;
+  ReadAheadReader& operator=(const ReadAheadReader&) = delete;
+  Result<size_t> Read(char* buf, size_t n) override;
+
+ private:
+  struct Buffer {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+  void Loop();
+
+  std::unique_ptr<ByteReader> inner_;  // used by the thread only
+  const size_t buffer_size_, depth_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Buffer> ready_;    // filled, in order (guarded by mu_)
+  std::vector<Buffer> spare_;   // consumed, for reuse (guarded by mu_)
+  std::optional<Error> error_;  // guarded by mu_
+  bool end_ = false;            // the thread is done with inner_ (guarded by mu_)
+  bool stop_ = false;           // guarded by mu_
+  Buffer current_;              // consumer only
+  size_t pos_ = 0;              // consumer only
+  std::thread thread_;          // last: started once the state above exists
 };
 
 enum class Compression { kNone, kGzip, kZstd };
