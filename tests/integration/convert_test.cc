@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -381,6 +383,86 @@ TEST(DecompressorTest, GzipMembersZstdFramesAndErrors) {
   ASSERT_FALSE(zt.has_value());
   EXPECT_EQ(zt.error().code(), EIO);
   EXPECT_EQ(DetectCompression(std::string(512, '\0')), Compression::kNone);
+  (void)RemoveTree(dir);
+}
+
+// Gives `data` in pieces of at most `piece` bytes, then fails with EIO (or ends, if !fail); or,
+// with endless, gives 'x' forever.
+class PieceReader : public ByteReader {
+ public:
+  PieceReader(std::string data, size_t piece, bool fail, bool endless = false)
+      : data_(std::move(data)), piece_(piece), fail_(fail), endless_(endless) {}
+  Result<size_t> Read(char* buf, size_t n) override {
+    if (endless_) {
+      std::memset(buf, 'x', n);
+      return n;
+    }
+    size_t take = std::min({n, piece_, data_.size() - pos_});
+    if (take == 0 && fail_) return Fail(EIO, "boom at " + std::to_string(pos_));
+    std::memcpy(buf, data_.data() + pos_, take);
+    pos_ += take;
+    return take;
+  }
+
+ private:
+  std::string data_;
+  size_t piece_, pos_ = 0;
+  bool fail_, endless_;
+};
+
+Result<std::string> ReadAllInPieces(ByteReader& r, size_t piece) {
+  std::string out, buf(piece, '\0');
+  for (;;) {
+    HOIST_ASSIGN_OR_RETURN(size_t got, r.Read(buf.data(), buf.size()));
+    if (got == 0) return out;
+    out.append(buf.data(), got);
+  }
+}
+
+TEST(ReadAheadReaderTest, BytesInOrderThenEndOrTheError) {
+  std::string data;
+  for (int i = 0; i < 20000; ++i) data += std::to_string(i) + ",";
+  // Small buffers and a short queue: many hand-overs between the threads.
+  ReadAheadReader ok(std::make_unique<PieceReader>(data, 13, false), 7, 2);
+  auto all = ReadAllInPieces(ok, 5);
+  ASSERT_TRUE(all.has_value()) << all.error().message();
+  EXPECT_EQ(*all, data);
+  char c;
+  EXPECT_EQ(ok.Read(&c, 1).value(), 0u);  // the end stays the end
+
+  ReadAheadReader failing(std::make_unique<PieceReader>(data, 1000, true), 4096, 3);
+  std::string got(data.size(), '\0');
+  auto n = ReadFull(failing, got.data(), got.size());
+  ASSERT_TRUE(n.has_value()) << n.error().message();
+  EXPECT_EQ(*n, data.size());
+  EXPECT_EQ(got, data);  // every byte before the error comes out first
+  auto err = failing.Read(&c, 1);
+  ASSERT_FALSE(err.has_value());
+  EXPECT_EQ(err.error().code(), EIO);
+  EXPECT_EQ(err.error().message(), "boom at " + std::to_string(data.size()));
+  auto again = failing.Read(&c, 1);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().message(), err.error().message());
+}
+
+TEST(ReadAheadReaderTest, StopsWhenDestroyedMidStreamAndCarriesDecompressorErrors) {
+  {
+    ReadAheadReader endless(std::make_unique<PieceReader>("", 0, false, true), 1 << 16, 4);
+    char buf[100];
+    EXPECT_EQ(endless.Read(buf, sizeof buf).value(), 100u);
+    EXPECT_EQ(std::string(buf, 100), std::string(100, 'x'));
+  }  // joins its thread without reading to the end (a hang would time the test out)
+
+  std::string dir = MakeTempDir();
+  std::string text(300000, 'q');
+  auto gz = Compress(dir, text, "gzip");
+  ASSERT_TRUE(gz.has_value());
+  StringReader in(gz->substr(0, gz->size() - 5));
+  ReadAheadReader truncated(NewDecompressor(Compression::kGzip, &in), 1 << 12, 2);
+  auto all = ReadAllInPieces(truncated, 1000);
+  ASSERT_FALSE(all.has_value());
+  EXPECT_EQ(all.error().code(), EIO);
+  EXPECT_NE(all.error().message().find("truncated"), std::string::npos) << all.error().message();
   (void)RemoveTree(dir);
 }
 
