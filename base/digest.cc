@@ -49,18 +49,24 @@ Result<Digest> Digest::Parse(std::string_view text) {
     return Fail(EINVAL, "invalid digest \"" + std::string(text.substr(0, 80)) +
                             "\" (want sha256:<64 hex digits>)");
   }
-  for (char c : text.substr(kPrefix.size())) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return Fail(EINVAL, "invalid digest \"" + std::string(text) + "\" (bad hex)");
-    }
-  }
-  auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  std::string_view h = text.substr(kPrefix.size());
+  // Lower-case hex digit -> value; 0xff for anything else (upper case included).
+  static constexpr auto kNibble = [] {
+    std::array<uint8_t, 256> t{};
+    t.fill(0xff);
+    for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<uint8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<uint8_t>(c - 'a' + 10);
+    return t;
+  }();
+  const auto* h = reinterpret_cast<const unsigned char*>(text.data() + kPrefix.size());
   Digest d;
-  d.set_ = true;
+  uint8_t bad = 0;
   for (size_t i = 0; i < 32; ++i) {
-    d.raw_[i] = static_cast<uint8_t>(nib(h[2 * i]) << 4 | nib(h[2 * i + 1]));
+    const uint8_t hi = kNibble[h[2 * i]], lo = kNibble[h[2 * i + 1]];
+    bad |= hi | lo;
+    d.raw_[i] = static_cast<uint8_t>(hi << 4 | (lo & 15));
   }
+  if (bad & 0xf0) return Fail(EINVAL, "invalid digest \"" + std::string(text) + "\" (bad hex)");
+  d.set_ = true;
   return d;
 }
 

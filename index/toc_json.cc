@@ -1,18 +1,19 @@
 #include "index/toc_json.h"
 
-#include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <unordered_map>
 
 #include "index/tar_path.h"
 
 namespace hoist {
 namespace {
-
-using JsonValue = rapidjson::Value;
 
 Error Bad(size_t index, std::string_view name, std::string_view what) {
   std::string msg = "TOC entry " + std::to_string(index);
@@ -41,15 +42,6 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
   }
   *out = v;
   return true;
-}
-
-Result<uint64_t> GetUint(const JsonValue& v, const char* key, size_t index, std::string_view name) {
-  if (!v.IsUint64())
-    return std::unexpected(Bad(index, name, std::string(key) + " is not a non-negative integer"));
-  uint64_t u = v.GetUint64();
-  if (u > (uint64_t{1} << 62))
-    return std::unexpected(Bad(index, name, std::string(key) + " is out of range"));
-  return u;
 }
 
 }  // namespace
@@ -94,169 +86,447 @@ Result<std::pair<int64_t, uint32_t>> ParseRfc3339(std::string_view s) {
   return std::make_pair(secs, nsec);
 }
 
-Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits) {
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag>(json.data(),
-                                                                                       json.size());
-  if (doc.HasParseError()) {
-    return Fail(EBADMSG, std::string("TOC is not valid JSON: ") +
-                             rapidjson::GetParseError_En(doc.GetParseError()) + " at byte " +
-                             std::to_string(doc.GetErrorOffset()));
+namespace {
+
+// One JSON value of a field the TOC schema knows, as the SAX reader saw it. The checks that need
+// the entry's name (for the error message) run when the entry's object ends.
+struct FieldValue {
+  enum Kind : uint8_t { kAbsent, kString, kUint, kOtherNumber, kBool, kNull, kContainer };
+  Kind kind = kAbsent;
+  bool boolean = false;
+  uint64_t uint = 0;
+  std::string text;
+};
+
+enum Field : uint8_t {
+  kName,
+  kType,
+  kLinkName,
+  kModtime,
+  kDigest,
+  kChunkDigest,
+  kChunkType,
+  kMode,
+  kUid,
+  kGid,
+  kSize,
+  kDevMajor,
+  kDevMinor,
+  kOffset,
+  kEndOffset,
+  kInnerOffset,
+  kChunkOffset,
+  kChunkSize,
+  kPrefetch,
+  kFieldCount,
+  kXattrs,
+  kUnknown,
+};
+
+Field FieldOf(std::string_view key) {
+  static constexpr std::pair<std::string_view, Field> kFields[] = {
+      {"name", kName},
+      {"type", kType},
+      {"linkName", kLinkName},
+      {"modtime", kModtime},
+      {"digest", kDigest},
+      {"chunkDigest", kChunkDigest},
+      {"chunkType", kChunkType},
+      {"mode", kMode},
+      {"uid", kUid},
+      {"gid", kGid},
+      {"size", kSize},
+      {"devMajor", kDevMajor},
+      {"devMinor", kDevMinor},
+      {"offset", kOffset},
+      {"endOffset", kEndOffset},
+      {"innerOffset", kInnerOffset},
+      {"chunkOffset", kChunkOffset},
+      {"chunkSize", kChunkSize},
+      {kTocPrefetchKey, kPrefetch},
+      {"xattrs", kXattrs},
+  };
+  for (const auto& [name, field] : kFields) {
+    if (name == key) return field;
   }
-  if (!doc.IsObject()) return Fail(EBADMSG, "TOC is not a JSON object");
-  TocJson out;
-  auto ver = doc.FindMember("version");
-  if (ver == doc.MemberEnd() || !ver->value.IsInt() ||
-      (ver->value.GetInt() != 1 && ver->value.GetInt() != 2))
-    return Fail(EBADMSG, "TOC version is missing or not 1");
-  out.version = ver->value.GetInt();
-  if (auto ts = doc.FindMember("tarSplitDigest"); ts != doc.MemberEnd()) {
-    if (!ts->value.IsString()) return Fail(EBADMSG, "TOC tarSplitDigest is not a string");
-    auto d = Digest::Parse(std::string_view(ts->value.GetString(), ts->value.GetStringLength()));
-    if (!d) return Fail(EBADMSG, "TOC tarSplitDigest: " + d.error().message());
-    out.tar_split_digest = *d;
+  return kUnknown;
+}
+
+constexpr const char* kFieldNames[kFieldCount] = {
+    "name",        "type",        "linkName",  "modtime",      "digest",
+    "chunkDigest", "chunkType",   "mode",      "uid",          "gid",
+    "size",        "devMajor",    "devMinor",  "offset",       "endOffset",
+    "innerOffset", "chunkOffset", "chunkSize", kTocPrefetchKey};
+
+// The fields of one TOC entry. A key given twice keeps its first value (as a DOM lookup would).
+struct RawEntry {
+  FieldValue fields[kFieldCount];
+  bool has_xattrs = false;
+  bool xattrs_not_object = false;
+  bool xattr_not_string = false;
+  std::vector<std::pair<std::string, std::string>> xattrs;  // name, base64 value
+
+  void Clear() {
+    for (FieldValue& f : fields) {
+      f.kind = FieldValue::kAbsent;
+      f.text.clear();
+    }
+    has_xattrs = xattrs_not_object = xattr_not_string = false;
+    xattrs.clear();
   }
-  auto ents = doc.FindMember("entries");
-  if (ents == doc.MemberEnd() || !ents->value.IsArray())
-    return Fail(EBADMSG, "TOC has no entries array");
-  const auto& arr = ents->value.GetArray();
-  if (arr.Size() > limits.max_entries)
-    return Fail(EFBIG, "TOC has " + std::to_string(arr.Size()) + " entries, over the cap");
-  out.records.reserve(arr.Size());
-  size_t index = 0;
-  for (const auto& ev : arr) {
-    if (!ev.IsObject()) return std::unexpected(Bad(index, "", "not an object"));
-    TocRecord r;
-    auto str = [&](const char* key, std::string* dst) -> Status {
-      auto it = ev.FindMember(key);
-      if (it == ev.MemberEnd()) return Ok();
-      if (!it->value.IsString())
-        return std::unexpected(Bad(index, r.raw_name, std::string(key) + " is not a string"));
-      dst->assign(it->value.GetString(), it->value.GetStringLength());
-      return Ok();
-    };
-    auto uint = [&](const char* key, uint64_t* dst, bool* present = nullptr) -> Status {
-      auto it = ev.FindMember(key);
-      if (it == ev.MemberEnd()) return Ok();
-      HOIST_ASSIGN_OR_RETURN(*dst, GetUint(it->value, key, index, r.raw_name));
-      if (present) *present = true;
-      return Ok();
-    };
-    std::string type;
-    HOIST_RETURN_IF_ERROR(str("name", &r.raw_name));
-    HOIST_RETURN_IF_ERROR(str("type", &type));
-    Entry& e = r.entry;
-    auto clean = CleanEntryPath(r.raw_name);
-    if (!clean) return std::unexpected(Bad(index, r.raw_name, clean.error().message()));
-    e.path = *clean;
-    if (type == "reg")
-      e.type = EntryType::kRegular;
-    else if (type == "dir")
-      e.type = EntryType::kDirectory;
-    else if (type == "symlink")
-      e.type = EntryType::kSymlink;
-    else if (type == "hardlink")
-      e.type = EntryType::kHardlink;
-    else if (type == "char")
-      e.type = EntryType::kCharDevice;
-    else if (type == "block")
-      e.type = EntryType::kBlockDevice;
-    else if (type == "fifo")
-      e.type = EntryType::kFifo;
-    else if (type == "chunk")
-      r.is_chunk = true;
-    else
-      return std::unexpected(Bad(index, r.raw_name, "unknown type \"" + type.substr(0, 20) + "\""));
+};
+
+Status ReadString(const RawEntry& raw, Field f, size_t index, std::string_view name,
+                  std::string* dst) {
+  const FieldValue& v = raw.fields[f];
+  if (v.kind == FieldValue::kAbsent) return Ok();
+  if (v.kind != FieldValue::kString)
+    return std::unexpected(Bad(index, name, std::string(kFieldNames[f]) + " is not a string"));
+  *dst = v.text;
+  return Ok();
+}
+
+Status ReadUint(const RawEntry& raw, Field f, size_t index, std::string_view name, uint64_t* dst,
+                bool* present = nullptr) {
+  const FieldValue& v = raw.fields[f];
+  if (v.kind == FieldValue::kAbsent) return Ok();
+  if (v.kind != FieldValue::kUint)
+    return std::unexpected(
+        Bad(index, name, std::string(kFieldNames[f]) + " is not a non-negative integer"));
+  if (v.uint > (uint64_t{1} << 62))
+    return std::unexpected(Bad(index, name, std::string(kFieldNames[f]) + " is out of range"));
+  *dst = v.uint;
+  if (present) *present = true;
+  return Ok();
+}
+
+// Validates one entry's fields into a record (the rules in toc_json.h).
+Result<TocRecord> MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits) {
+  TocRecord r;
+  std::string type;
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kName, index, "", &r.raw_name));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kType, index, r.raw_name, &type));
+  Entry& e = r.entry;
+  auto clean = CleanEntryPath(r.raw_name);
+  if (!clean) return std::unexpected(Bad(index, r.raw_name, clean.error().message()));
+  e.path = std::move(*clean);
+  if (type == "reg")
+    e.type = EntryType::kRegular;
+  else if (type == "dir")
+    e.type = EntryType::kDirectory;
+  else if (type == "symlink")
+    e.type = EntryType::kSymlink;
+  else if (type == "hardlink")
+    e.type = EntryType::kHardlink;
+  else if (type == "char")
+    e.type = EntryType::kCharDevice;
+  else if (type == "block")
+    e.type = EntryType::kBlockDevice;
+  else if (type == "fifo")
+    e.type = EntryType::kFifo;
+  else if (type == "chunk")
+    r.is_chunk = true;
+  else
+    return std::unexpected(Bad(index, r.raw_name, "unknown type \"" + type.substr(0, 20) + "\""));
+  auto u32 = [&](Field f, uint32_t* dst, const char* what) -> Status {
     uint64_t v = 0;
-    HOIST_RETURN_IF_ERROR(uint("mode", &v));
-    e.mode = static_cast<uint32_t>(v & 07777);
-    v = 0;
-    HOIST_RETURN_IF_ERROR(uint("uid", &v));
-    if (v > UINT32_MAX) return std::unexpected(Bad(index, r.raw_name, "uid out of range"));
-    e.uid = static_cast<uint32_t>(v);
-    v = 0;
-    HOIST_RETURN_IF_ERROR(uint("gid", &v));
-    if (v > UINT32_MAX) return std::unexpected(Bad(index, r.raw_name, "gid out of range"));
-    e.gid = static_cast<uint32_t>(v);
-    HOIST_RETURN_IF_ERROR(uint("size", &e.size));
-    if (e.size > limits.max_file_size)
-      return std::unexpected(Error(
-          EFBIG,
-          Bad(index, r.raw_name, "size " + std::to_string(e.size) + " is over the cap").message()));
-    v = 0;
-    HOIST_RETURN_IF_ERROR(uint("devMajor", &v));
-    if (v > UINT32_MAX) return std::unexpected(Bad(index, r.raw_name, "devMajor out of range"));
-    e.dev_major = static_cast<uint32_t>(v);
-    v = 0;
-    HOIST_RETURN_IF_ERROR(uint("devMinor", &v));
-    if (v > UINT32_MAX) return std::unexpected(Bad(index, r.raw_name, "devMinor out of range"));
-    e.dev_minor = static_cast<uint32_t>(v);
-    HOIST_RETURN_IF_ERROR(uint("offset", &r.offset, &r.has_offset));
-    HOIST_RETURN_IF_ERROR(uint("endOffset", &r.end_offset, &r.has_end_offset));
-    HOIST_RETURN_IF_ERROR(uint("innerOffset", &r.inner_offset));
-    HOIST_RETURN_IF_ERROR(uint("chunkOffset", &r.chunk_offset));
-    HOIST_RETURN_IF_ERROR(uint("chunkSize", &r.chunk_size));
-    std::string link, mtime, digest, chunk_digest, chunk_type;
-    HOIST_RETURN_IF_ERROR(str("linkName", &link));
-    HOIST_RETURN_IF_ERROR(str("modtime", &mtime));
-    HOIST_RETURN_IF_ERROR(str("digest", &digest));
-    HOIST_RETURN_IF_ERROR(str("chunkDigest", &chunk_digest));
-    HOIST_RETURN_IF_ERROR(str("chunkType", &chunk_type));
-    if (!mtime.empty()) {
-      auto t = ParseRfc3339(mtime);
-      if (!t) return std::unexpected(Bad(index, r.raw_name, "modtime: " + t.error().message()));
-      e.mtime_sec = t->first;
-      e.mtime_nsec = t->second;
-    }
-    if (!digest.empty()) {
-      auto d = Digest::Parse(digest);
-      if (!d) return std::unexpected(Bad(index, r.raw_name, "digest: " + d.error().message()));
-      e.digest = *d;
-    }
-    if (!chunk_digest.empty()) {
-      auto d = Digest::Parse(chunk_digest);
-      if (!d) return std::unexpected(Bad(index, r.raw_name, "chunkDigest: " + d.error().message()));
-      r.chunk_digest = *d;
-    }
-    if (chunk_type == "zeros")
-      r.zeros = true;
-    else if (!chunk_type.empty())
-      return std::unexpected(Bad(index, r.raw_name, "unknown chunkType"));
-    if (e.type == EntryType::kHardlink) {
-      auto t = CleanEntryPath(link);
-      if (!t)
-        return std::unexpected(Bad(index, r.raw_name, "hardlink target: " + t.error().message()));
-      e.link_name = *t;
-    } else if (e.type == EntryType::kSymlink) {
-      if (link.empty() || link.find('\0') != std::string::npos || link.size() > kMaxPathLength)
-        return std::unexpected(Bad(index, r.raw_name, "bad symlink target"));
-      e.link_name = link;
-    }
-    if (auto xs = ev.FindMember("xattrs"); xs != ev.MemberEnd()) {
-      if (!xs->value.IsObject())
-        return std::unexpected(Bad(index, r.raw_name, "xattrs is not an object"));
-      for (const auto& m : xs->value.GetObject()) {
-        if (!m.value.IsString())
-          return std::unexpected(Bad(index, r.raw_name, "xattr value is not a string"));
-        auto val = Base64Decode(std::string_view(m.value.GetString(), m.value.GetStringLength()));
-        if (!val) return std::unexpected(Bad(index, r.raw_name, "xattr value is not base64"));
-        std::string xname(m.name.GetString(), m.name.GetStringLength());
-        if (xname.empty() || xname.find('\0') != std::string::npos)
-          return std::unexpected(Bad(index, r.raw_name, "bad xattr name"));
-        e.xattrs.push_back(Xattr{std::move(xname), std::move(*val)});
-      }
-      std::sort(e.xattrs.begin(), e.xattrs.end(),
-                [](const Xattr& a, const Xattr& b) { return a.name < b.name; });
-    }
-    if (auto pf = ev.FindMember(kTocPrefetchKey); pf != ev.MemberEnd()) {
-      if (!pf->value.IsBool())
-        return std::unexpected(Bad(index, r.raw_name, "prefetch mark is not a bool"));
-      e.prefetch = pf->value.GetBool();
-    }
-    out.records.push_back(std::move(r));
-    ++index;
+    HOIST_RETURN_IF_ERROR(ReadUint(raw, f, index, r.raw_name, &v));
+    if (v > UINT32_MAX)
+      return std::unexpected(Bad(index, r.raw_name, std::string(what) + " out of range"));
+    *dst = static_cast<uint32_t>(v);
+    return Ok();
+  };
+  uint64_t mode = 0;
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kMode, index, r.raw_name, &mode));
+  e.mode = static_cast<uint32_t>(mode & 07777);
+  HOIST_RETURN_IF_ERROR(u32(kUid, &e.uid, "uid"));
+  HOIST_RETURN_IF_ERROR(u32(kGid, &e.gid, "gid"));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kSize, index, r.raw_name, &e.size));
+  if (e.size > limits.max_file_size)
+    return std::unexpected(Error(
+        EFBIG,
+        Bad(index, r.raw_name, "size " + std::to_string(e.size) + " is over the cap").message()));
+  HOIST_RETURN_IF_ERROR(u32(kDevMajor, &e.dev_major, "devMajor"));
+  HOIST_RETURN_IF_ERROR(u32(kDevMinor, &e.dev_minor, "devMinor"));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kOffset, index, r.raw_name, &r.offset, &r.has_offset));
+  HOIST_RETURN_IF_ERROR(
+      ReadUint(raw, kEndOffset, index, r.raw_name, &r.end_offset, &r.has_end_offset));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kInnerOffset, index, r.raw_name, &r.inner_offset));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kChunkOffset, index, r.raw_name, &r.chunk_offset));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kChunkSize, index, r.raw_name, &r.chunk_size));
+  std::string link, mtime, digest, chunk_digest, chunk_type;
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kLinkName, index, r.raw_name, &link));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kModtime, index, r.raw_name, &mtime));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kDigest, index, r.raw_name, &digest));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kChunkDigest, index, r.raw_name, &chunk_digest));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kChunkType, index, r.raw_name, &chunk_type));
+  if (!mtime.empty()) {
+    auto t = ParseRfc3339(mtime);
+    if (!t) return std::unexpected(Bad(index, r.raw_name, "modtime: " + t.error().message()));
+    e.mtime_sec = t->first;
+    e.mtime_nsec = t->second;
   }
-  return out;
+  if (!digest.empty()) {
+    auto d = Digest::Parse(digest);
+    if (!d) return std::unexpected(Bad(index, r.raw_name, "digest: " + d.error().message()));
+    e.digest = *d;
+  }
+  if (!chunk_digest.empty()) {
+    auto d = Digest::Parse(chunk_digest);
+    if (!d) return std::unexpected(Bad(index, r.raw_name, "chunkDigest: " + d.error().message()));
+    r.chunk_digest = *d;
+  }
+  if (chunk_type == "zeros")
+    r.zeros = true;
+  else if (!chunk_type.empty())
+    return std::unexpected(Bad(index, r.raw_name, "unknown chunkType"));
+  if (e.type == EntryType::kHardlink) {
+    auto t = CleanEntryPath(link);
+    if (!t)
+      return std::unexpected(Bad(index, r.raw_name, "hardlink target: " + t.error().message()));
+    e.link_name = std::move(*t);
+  } else if (e.type == EntryType::kSymlink) {
+    if (link.empty() || link.find('\0') != std::string::npos || link.size() > kMaxPathLength)
+      return std::unexpected(Bad(index, r.raw_name, "bad symlink target"));
+    e.link_name = std::move(link);
+  }
+  if (raw.xattrs_not_object)
+    return std::unexpected(Bad(index, r.raw_name, "xattrs is not an object"));
+  if (raw.xattr_not_string)
+    return std::unexpected(Bad(index, r.raw_name, "xattr value is not a string"));
+  for (const auto& [xname, b64] : raw.xattrs) {
+    auto val = Base64Decode(b64);
+    if (!val) return std::unexpected(Bad(index, r.raw_name, "xattr value is not base64"));
+    if (xname.empty() || xname.find('\0') != std::string::npos)
+      return std::unexpected(Bad(index, r.raw_name, "bad xattr name"));
+    e.xattrs.push_back(Xattr{xname, std::move(*val)});
+  }
+  std::sort(e.xattrs.begin(), e.xattrs.end(),
+            [](const Xattr& a, const Xattr& b) { return a.name < b.name; });
+  const FieldValue& pf = raw.fields[kPrefetch];
+  if (pf.kind != FieldValue::kAbsent) {
+    if (pf.kind != FieldValue::kBool)
+      return std::unexpected(Bad(index, r.raw_name, "prefetch mark is not a bool"));
+    e.prefetch = pf.boolean;
+  }
+  return r;
+}
+
+// RapidJSON SAX handler: builds TocRecords entry by entry, with no document tree (a DOM of a
+// 100,000-entry TOC costs tens of MB and most of the parse time). Returning false stops the
+// parse; `error` then says why.
+class TocHandler {
+ public:
+  explicit TocHandler(const TocLimits& limits) : limits_(limits) {}
+
+  std::optional<Error> error;
+  TocJson out;
+  bool saw_version = false;
+  bool saw_entries = false;
+
+  bool Null() { return Scalar(FieldValue::kNull, 0, false, {}); }
+  bool Bool(bool b) { return Scalar(FieldValue::kBool, 0, b, {}); }
+  bool Int(int i) {
+    return i >= 0 ? Uint(static_cast<unsigned>(i))
+                  : Scalar(FieldValue::kOtherNumber, 0, false, {}, i);
+  }
+  bool Uint(unsigned u) {
+    return Scalar(FieldValue::kUint, u, false, {}, u <= INT32_MAX ? int64_t{u} : -1);
+  }
+  bool Int64(int64_t i) {
+    return i >= 0 ? Uint64(static_cast<uint64_t>(i))
+                  : Scalar(FieldValue::kOtherNumber, 0, false, {});
+  }
+  bool Uint64(uint64_t u) { return Scalar(FieldValue::kUint, u, false, {}); }
+  bool Double(double) { return Scalar(FieldValue::kOtherNumber, 0, false, {}); }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not requested
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    return Scalar(FieldValue::kString, 0, false, std::string_view(s, n));
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (skip_ > 0) return true;
+    key_.assign(s, n);
+    return true;
+  }
+  bool StartObject() { return Start(true); }
+  bool EndObject(rapidjson::SizeType) { return End(); }
+  bool StartArray() { return Start(false); }
+  bool EndArray(rapidjson::SizeType) { return End(); }
+
+ private:
+  // Where the parser is. Anything unknown (any depth) is skipped by counting.
+  enum class At { kTop, kRoot, kEntries, kEntry, kXattrs, kDone };
+
+  bool Fail(Error e) {
+    error = std::move(e);
+    return false;
+  }
+
+  bool Start(bool object) {
+    if (skip_ > 0) {
+      ++skip_;
+      return true;
+    }
+    switch (at_) {
+      case At::kTop:
+        if (!object) return Fail(Error(EBADMSG, "TOC is not a JSON object"));
+        at_ = At::kRoot;
+        return true;
+      case At::kRoot:
+        if (key_ == "entries") {
+          if (object) return Fail(Error(EBADMSG, "TOC has no entries array"));
+          if (saw_entries) break;  // a repeated key: the first one counts
+          saw_entries = true;
+          at_ = At::kEntries;
+          return true;
+        }
+        if (key_ == "version" && !saw_version) return Fail(VersionError());
+        if (key_ == "tarSplitDigest" && !saw_split_)
+          return Fail(Error(EBADMSG, "TOC tarSplitDigest is not a string"));
+        break;
+      case At::kEntries:
+        if (!object) return Fail(Bad(index_, "", "not an object"));
+        if (index_ >= limits_.max_entries)
+          return Fail(Error(EFBIG, "TOC has more than " + std::to_string(limits_.max_entries) +
+                                       " entries, over the cap"));
+        raw_.Clear();
+        at_ = At::kEntry;
+        return true;
+      case At::kEntry: {
+        const Field f = FieldOf(key_);
+        if (f == kXattrs) {
+          if (raw_.has_xattrs) break;
+          raw_.has_xattrs = true;
+          if (!object) {
+            raw_.xattrs_not_object = true;
+            break;
+          }
+          at_ = At::kXattrs;
+          return true;
+        }
+        if (f < kFieldCount && raw_.fields[f].kind == FieldValue::kAbsent)
+          raw_.fields[f].kind = FieldValue::kContainer;
+        break;
+      }
+      case At::kXattrs:
+        raw_.xattr_not_string = true;
+        break;
+      case At::kDone:
+        return true;
+    }
+    skip_ = 1;
+    return true;
+  }
+
+  bool End() {
+    if (skip_ > 0) {
+      --skip_;
+      return true;
+    }
+    switch (at_) {
+      case At::kRoot:
+        at_ = At::kDone;
+        return true;
+      case At::kEntries:
+        at_ = At::kRoot;
+        return true;
+      case At::kEntry: {
+        Result<TocRecord> r = MakeRecord(raw_, index_, limits_);
+        if (!r) return Fail(r.error());
+        out.records.push_back(std::move(*r));
+        ++index_;
+        at_ = At::kEntries;
+        return true;
+      }
+      case At::kXattrs:
+        at_ = At::kEntry;
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  bool Scalar(FieldValue::Kind kind, uint64_t u, bool b, std::string_view text,
+              int64_t as_int = -1) {
+    if (skip_ > 0) return true;
+    switch (at_) {
+      case At::kTop:
+        return Fail(Error(EBADMSG, "TOC is not a JSON object"));
+      case At::kRoot:
+        if (key_ == "version" && !saw_version) {
+          saw_version = true;
+          if (as_int != 1 && as_int != 2) return Fail(VersionError());
+          out.version = static_cast<int>(as_int);
+        } else if (key_ == "tarSplitDigest" && !saw_split_) {
+          saw_split_ = true;
+          if (kind != FieldValue::kString)
+            return Fail(Error(EBADMSG, "TOC tarSplitDigest is not a string"));
+          auto d = Digest::Parse(text);
+          if (!d) return Fail(Error(EBADMSG, "TOC tarSplitDigest: " + d.error().message()));
+          out.tar_split_digest = *d;
+        } else if (key_ == "entries" && !saw_entries) {
+          return Fail(Error(EBADMSG, "TOC has no entries array"));
+        }
+        return true;
+      case At::kEntries:
+        return Fail(Bad(index_, "", "not an object"));
+      case At::kEntry: {
+        const Field f = FieldOf(key_);
+        if (f == kXattrs) {
+          if (!raw_.has_xattrs) raw_.has_xattrs = raw_.xattrs_not_object = true;
+          return true;
+        }
+        if (f >= kFieldCount || raw_.fields[f].kind != FieldValue::kAbsent) return true;
+        FieldValue& v = raw_.fields[f];
+        v.kind = kind;
+        v.uint = u;
+        v.boolean = b;
+        if (kind == FieldValue::kString) v.text.assign(text);
+        return true;
+      }
+      case At::kXattrs:
+        if (kind != FieldValue::kString) {
+          raw_.xattr_not_string = true;
+        } else {
+          raw_.xattrs.emplace_back(key_, std::string(text));
+        }
+        return true;
+      case At::kDone:
+        return true;
+    }
+    return true;
+  }
+
+  static Error VersionError() { return Error(EBADMSG, "TOC version is missing or not 1"); }
+
+  const TocLimits& limits_;
+  At at_ = At::kTop;
+  int skip_ = 0;  // depth inside a value being skipped
+  std::string key_;
+  RawEntry raw_;
+  size_t index_ = 0;
+  bool saw_split_ = false;
+};
+
+}  // namespace
+
+Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits) {
+  TocHandler handler(limits);
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream ms(json.data(), json.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+  rapidjson::ParseResult ok =
+      reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag>(
+          in, handler);
+  if (handler.error) return std::unexpected(*handler.error);
+  if (!ok) {
+    return Fail(EBADMSG, std::string("TOC is not valid JSON: ") +
+                             rapidjson::GetParseError_En(ok.Code()) + " at byte " +
+                             std::to_string(ok.Offset()));
+  }
+  if (!handler.saw_version) return Fail(EBADMSG, "TOC version is missing or not 1");
+  if (!handler.saw_entries) return Fail(EBADMSG, "TOC has no entries array");
+  return std::move(handler.out);
 }
 
 Result<std::vector<Entry>> FinishTocIndex(std::vector<TocRecord> records, TocFlavor flavor,
@@ -265,7 +535,10 @@ Result<std::vector<Entry>> FinishTocIndex(std::vector<TocRecord> records, TocFla
   // Group: each reg (size > 0) followed by its chunk records.
   std::vector<Entry> out;
   out.reserve(records.size());
-  std::unordered_map<std::string, size_t> seen;  // path -> index in out
+  // path -> index in out. Keys view out[i].path: `out` never reallocates (reserved above), so
+  // the views stay valid; no path is copied.
+  std::unordered_map<std::string_view, size_t> seen;
+  seen.reserve(records.size());
   std::vector<uint64_t> all_offsets;
   if (flavor != TocFlavor::kZstdChunked) {
     for (auto& r : records)
@@ -388,8 +661,8 @@ Result<std::vector<Entry>> FinishTocIndex(std::vector<TocRecord> records, TocFla
       return std::unexpected(
           Bad(first, records[first].raw_name, "chunk entries for an empty file"));
     }
-    seen.emplace(e.path, out.size());
     out.push_back(std::move(e));
+    seen.emplace(std::string_view(out.back().path), out.size() - 1);
     i = last;
   }
   std::sort(ranges.begin(), ranges.end(),
