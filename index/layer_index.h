@@ -68,23 +68,25 @@ struct Xattr {
   friend bool operator==(const Xattr&, const Xattr&) = default;
 };
 
+// Fields are ordered by alignment (no padding holes): an image index holds one per file.
 struct Entry {
-  std::string path;  // cleaned; "" is the root
-  EntryType type = EntryType::kRegular;
+  std::string path;       // cleaned; "" is the root
+  std::string link_name;  // symlink: target as stored; hardlink: cleaned path of the target
+  std::vector<Xattr> xattrs;
+  std::vector<Chunk> chunks;  // regular files with size > 0: cover [0, size) in order
+  uint64_t size = 0;          // regular files: content size; symlinks: 0 (use link_name)
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
   uint32_t mode = 0;  // permission bits incl. setuid/setgid/sticky (07777); no S_IFMT bits
   uint32_t uid = 0;
   uint32_t gid = 0;
-  int64_t mtime_sec = 0;
-  uint32_t mtime_nsec = 0;
-  uint64_t size = 0;      // regular files: content size; symlinks: 0 (use link_name)
-  std::string link_name;  // symlink: target as stored; hardlink: cleaned path of the target
   uint32_t dev_major = 0;
   uint32_t dev_minor = 0;
-  std::vector<Xattr> xattrs;
-  Digest digest;              // regular files: sha256 of the whole content (may be empty)
-  std::vector<Chunk> chunks;  // regular files with size > 0: cover [0, size) in order
-  bool prefetch = false;      // marked for priority prefetch by the producer
+  Digest digest;  // regular files: sha256 of the whole content (may be empty)
+  EntryType type = EntryType::kRegular;
+  bool prefetch = false;  // marked for priority prefetch by the producer
 };
+static_assert(sizeof(Entry) <= 192, "Entry grew: every file of every mounted layer pays for it");
 
 enum class LayerFormat : uint8_t {
   kZstdChunked = 0,

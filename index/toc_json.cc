@@ -1,8 +1,6 @@
 #include "index/toc_json.h"
 
-#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
 #include <algorithm>
@@ -508,16 +506,67 @@ class TocHandler {
   bool saw_split_ = false;
 };
 
+// A RapidJSON input stream over a TocTextSource. A source error ends the text (Peek() gives
+// '\0', which fails the parse) and is kept for the caller.
+class PieceStream {
+ public:
+  using Ch = char;
+  explicit PieceStream(const TocTextSource& next) : next_(next) { Fill(); }
+
+  Ch Peek() const { return pos_ < piece_.size() ? piece_[pos_] : '\0'; }
+  Ch Take() {
+    if (pos_ >= piece_.size()) return '\0';
+    const Ch c = piece_[pos_++];
+    if (pos_ == piece_.size()) Fill();
+    return c;
+  }
+  size_t Tell() const { return consumed_ + pos_; }
+  // Output side: unused by a non-in-situ parse.
+  Ch* PutBegin() { return nullptr; }
+  void Put(Ch) {}
+  void Flush() {}
+  size_t PutEnd(Ch*) { return 0; }
+
+  std::optional<Error> error;
+
+ private:
+  void Fill() {
+    consumed_ += piece_.size();
+    piece_ = {};
+    pos_ = 0;
+    // Skip empty pieces that are not the end: only a source error or the end stops here.
+    while (!error && !ended_) {
+      Result<std::string_view> p = next_();
+      if (!p) {
+        error = p.error();
+        return;
+      }
+      if (p->empty()) {
+        ended_ = true;
+        return;
+      }
+      piece_ = *p;
+      return;
+    }
+  }
+
+  const TocTextSource& next_;
+  std::string_view piece_;
+  size_t pos_ = 0;
+  size_t consumed_ = 0;
+  bool ended_ = false;
+};
+
 }  // namespace
 
-Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits) {
+Result<TocJson> ParseTocJsonStream(const TocTextSource& next, const TocLimits& limits) {
   TocHandler handler(limits);
   rapidjson::Reader reader;
-  rapidjson::MemoryStream ms(json.data(), json.size());
-  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+  PieceStream in(next);
   rapidjson::ParseResult ok =
       reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag>(
           in, handler);
+  if (in.error) return std::unexpected(*in.error);
   if (handler.error) return std::unexpected(*handler.error);
   if (!ok) {
     return Fail(EBADMSG, std::string("TOC is not valid JSON: ") +
@@ -527,6 +576,17 @@ Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits) {
   if (!handler.saw_version) return Fail(EBADMSG, "TOC version is missing or not 1");
   if (!handler.saw_entries) return Fail(EBADMSG, "TOC has no entries array");
   return std::move(handler.out);
+}
+
+Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits) {
+  bool given = false;
+  return ParseTocJsonStream(
+      [&]() -> Result<std::string_view> {
+        if (given) return std::string_view();
+        given = true;
+        return json;
+      },
+      limits);
 }
 
 Result<std::vector<Entry>> FinishTocIndex(std::vector<TocRecord> records, TocFlavor flavor,

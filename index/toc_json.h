@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,16 @@ struct TocLimits {
 inline constexpr const char kTocPrefetchKey[] = "hoist.prefetch";
 
 [[nodiscard]] Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits = {});
+
+// The next piece of a TOC's JSON text: an empty view at the end, or an error that ends the parse
+// (returned as it is). A piece stays valid until the next call.
+using TocTextSource = std::function<Result<std::string_view>()>;
+
+// ParseTocJson over text that arrives in pieces (a TOC decompressed as it is read), so the
+// whole JSON text is never in memory at once. Parsing stops at the end of the root object; the
+// source is not drained past it.
+[[nodiscard]] Result<TocJson> ParseTocJsonStream(const TocTextSource& next,
+                                                 const TocLimits& limits = {});
 
 // Parses "2006-01-02T15:04:05.999999999Z07:00" style times. Exposed for tests.
 [[nodiscard]] Result<std::pair<int64_t, uint32_t>> ParseRfc3339(std::string_view text);

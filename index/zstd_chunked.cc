@@ -176,6 +176,57 @@ Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t c
   return out;
 }
 
+namespace {
+
+// Parses a zstd-compressed TOC while decompressing it in small pieces. The same caps and checks
+// as ZstdDecompressCapped: at most `limits.max_toc_size` bytes of text, complete frames, and
+// exactly `declared` bytes when the footer declares a size (checked after the parse, by
+// decompressing what follows the root object).
+Result<TocJson> ParseZstdTocStream(std::string_view compressed, const ZstdChunkedLimits& limits,
+                                   std::optional<uint64_t> declared) {
+  const uint64_t cap = limits.max_toc_size;
+  if (declared && *declared > cap)
+    return Fail(EFBIG, "declared uncompressed size " + std::to_string(*declared) +
+                           " is over the cap of " + std::to_string(cap));
+  std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
+  if (!dctx) return Fail(ENOMEM, "ZSTD_createDCtx failed");
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);
+  std::string piece(256 << 10, '\0');
+  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+  uint64_t produced = 0;
+  size_t last_ret = 1;
+  // The next piece of text; empty at the end of the input.
+  auto next = [&]() -> Result<std::string_view> {
+    while (true) {
+      if (last_ret == 0 && in.pos == in.size) return std::string_view();
+      ZSTD_outBuffer ob{piece.data(), piece.size(), 0};
+      const size_t in_before = in.pos;
+      const size_t ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
+      if (ZSTD_isError(ret))
+        return Fail(EBADMSG, std::string("zstd decompression failed: ") + ZSTD_getErrorName(ret));
+      last_ret = ret;
+      produced += ob.pos;
+      if (produced > cap)
+        return Fail(EFBIG, "zstd data decompresses to more than " + std::to_string(cap) + " bytes");
+      if (ob.pos > 0) return std::string_view(piece.data(), ob.pos);
+      if (ret == 0 && in.pos == in.size) return std::string_view();
+      if (in.pos == in_before) return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
+    }
+  };
+  HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJsonStream(next, limits.toc));
+  // Drain: the frames must be complete, and the total must match the declared size.
+  while (true) {
+    HOIST_ASSIGN_OR_RETURN(std::string_view rest, next());
+    if (rest.empty()) break;
+  }
+  if (declared && produced != *declared)
+    return Fail(EBADMSG, "zstd data decompresses to " + std::to_string(produced) +
+                             " bytes, not the declared " + std::to_string(*declared));
+  return toc;
+}
+
+}  // namespace
+
 Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Digest& toc_digest,
                                        const Digest& toc_json_digest, uint64_t uncompressed_size,
                                        uint64_t data_end, const ZstdChunkedLimits& limits,
@@ -188,18 +239,23 @@ Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Di
       return Fail(
           EIO, "zstd:chunked TOC digest mismatch: got " + got.str() + ", want " + toc_digest.str());
   }
-  HOIST_ASSIGN_OR_RETURN(
-      std::string json,
-      ZstdDecompressCapped(
-          compressed_toc, limits.max_toc_size,
-          uncompressed_size ? std::optional<uint64_t>(uncompressed_size) : std::nullopt));
+  const std::optional<uint64_t> declared =
+      uncompressed_size ? std::optional<uint64_t>(uncompressed_size) : std::nullopt;
+  TocJson toc;
   if (!toc_json_digest.empty()) {
+    // ctr-remote: the digest covers the JSON text, so the whole text is checked before parsing.
+    HOIST_ASSIGN_OR_RETURN(std::string json,
+                           ZstdDecompressCapped(compressed_toc, limits.max_toc_size, declared));
     Digest got = Digest::Of(json);
     if (got != toc_json_digest)
       return Fail(EIO, "zstd:chunked TOC (stargz toc.digest) mismatch: got " + got.str() +
                            ", want " + toc_json_digest.str());
+    HOIST_ASSIGN_OR_RETURN(toc, ParseTocJson(json, limits.toc));
+  } else {
+    // The compressed bytes are verified: decompress as the parser reads, so the JSON text (tens
+    // of MB for 100,000 entries) is never held whole.
+    HOIST_ASSIGN_OR_RETURN(toc, ParseZstdTocStream(compressed_toc, limits, declared));
   }
-  HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJson(json, limits.toc));
   if (tar_split_digest) *tar_split_digest = toc.tar_split_digest;
   // Producers that write endOffset (skopeo, containers/storage, hoist) give exact frame ranges;
   // ctr-remote writes none and lays frames out like eStargz.

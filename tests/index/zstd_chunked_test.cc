@@ -187,13 +187,35 @@ TEST(ZstdChunkedToc, DigestAndSizeChecks) {
   auto lying_size = ParseZstdChunkedToc(c, Digest::Of(c), Digest(), json.size() + 1, 10);
   ASSERT_FALSE(lying_size);
   EXPECT_EQ(lying_size.error().code(), EBADMSG);
-  // A bomb: 64 MiB of zeros against a 1 MiB cap.
-  std::string bomb = Compress(std::string(64 << 20, '\0'));
+  // A bomb: 64 MiB of JSON whitespace against a 1 MiB cap (the TOC is parsed as it is
+  // decompressed, so the cap, not the end of the text, stops it).
+  std::string bomb = Compress(std::string(64 << 20, ' '));
   ZstdChunkedLimits small;
   small.max_toc_size = 1 << 20;
   auto b = ParseZstdChunkedToc(bomb, Digest::Of(bomb), Digest(), 0, 10, small);
   ASSERT_FALSE(b);
   EXPECT_EQ(b.error().code(), EFBIG);
+  EXPECT_EQ(b.error().message(), "zstd data decompresses to more than 1048576 bytes");
+  // 64 MiB of NULs is not JSON: rejected at its first byte, long before the cap.
+  std::string nuls = Compress(std::string(64 << 20, '\0'));
+  auto n = ParseZstdChunkedToc(nuls, Digest::Of(nuls), Digest(), 0, 10, small);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code(), EBADMSG);
+  EXPECT_EQ(n.error().message(), "TOC is not valid JSON: The document is empty. at byte 0");
+  // Trailing bytes after the root object count towards the declared size.
+  std::string padded = json + "   ";
+  std::string cp = Compress(padded);
+  auto ok = ParseZstdChunkedToc(cp, Digest::Of(cp), Digest(), padded.size(), 10);
+  ASSERT_TRUE(ok) << ok.error().message();
+  auto short_decl = ParseZstdChunkedToc(cp, Digest::Of(cp), Digest(), json.size(), 10);
+  ASSERT_FALSE(short_decl);
+  EXPECT_EQ(short_decl.error().message(),
+            "zstd data decompresses to 29 bytes, not the declared 26");
+  // A truncated frame is an error even when the JSON inside it is complete.
+  auto cut = ParseZstdChunkedToc(c.substr(0, c.size() - 3), Digest::Of(c.substr(0, c.size() - 3)),
+                                 Digest(), 0, 10);
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code(), EBADMSG);
   auto truncated = ZstdDecompressCapped(c.substr(0, c.size() - 3), 1000);
   ASSERT_FALSE(truncated);
   EXPECT_EQ(truncated.error().code(), EBADMSG);
