@@ -259,6 +259,8 @@ class ConvertContainerdTest : public ::testing::Test {
     if (work_ != nullptr && (keep == nullptr || *keep != '1')) (void)RemoveTree(*work_);
     delete work_;
     work_ = nullptr;
+    delete diff_ids_;
+    diff_ids_ = nullptr;
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
