@@ -1,6 +1,8 @@
 #include "index/lmdb_env.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/file_util.h"
 #include "base/log.h"
@@ -194,6 +196,14 @@ Result<LmdbEnv::SpaceInfo> LmdbEnv::Space() const {
   if (rc != 0) return Fail(MdbError(rc, "reading cache environment info"));
   return SpaceInfo{.used_bytes = (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize,
                    .map_size = info.me_mapsize};
+}
+
+void ReleaseMappedPages(std::string_view value) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(value.data());
+  const uintptr_t first = (begin + page - 1) & ~(page - 1);
+  const uintptr_t last = (begin + value.size()) & ~(page - 1);
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace hoist

@@ -142,4 +142,12 @@ class LmdbEnv {
   mutable std::vector<MDB_txn*> pool_;  // reset read txns, guarded by pool_mu_
 };
 
+// Drops the whole pages of a value read from the map out of this process's resident set, once
+// the caller has copied or decoded what it needs. The environment is opened without
+// MDB_WRITEMAP, so the map is a read-only shared file mapping: the pages stay in the page cache
+// and a later access faults them back in, so this is only ever a hint (errors are ignored).
+// REQUIRES: `value` points into the map (a ReadTxn::Get result) and is not used afterwards in a
+// way that matters for speed.
+void ReleaseMappedPages(std::string_view value);
+
 }  // namespace hoist

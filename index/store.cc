@@ -131,6 +131,8 @@ Result<std::optional<LayerIndex>> Store::GetLayerIndex(const Digest& layer) {
   HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kLayers, KeyOf(layer)));
   if (!v) return std::optional<LayerIndex>();
   Result<LayerIndex> index = DecodeLayerIndex(*v);
+  // The record is decoded: its pages (about 100 bytes a file) need not stay resident.
+  ReleaseMappedPages(*v);
   if (!index) return Fail(index.error().Context("layer " + layer.str()));
   if (index->layer_digest != layer) {
     return Fail(EIO, "layer " + layer.str() + ": corrupt layer index record: it describes " +
