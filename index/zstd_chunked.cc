@@ -23,6 +23,15 @@ uint32_t Le32(const char* p) {
 struct DctxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
+using DctxPtr = std::unique_ptr<ZSTD_DCtx, DctxDeleter>;
+
+// A decoder whose window is limited, so a hostile frame cannot make it allocate a huge one.
+Result<DctxPtr> NewBoundedDctx() {
+  DctxPtr dctx(ZSTD_createDCtx());
+  if (!dctx) return Fail(ENOMEM, "ZSTD_createDCtx failed");
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);
+  return dctx;
+}
 
 std::string RangeText(const BlobRange& r) {
   return "[" + std::to_string(r.offset) + ", +" + std::to_string(r.length) + ")";
@@ -142,10 +151,7 @@ Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t c
   if (expected_size && *expected_size > cap)
     return Fail(EFBIG, "declared uncompressed size " + std::to_string(*expected_size) +
                            " is over the cap of " + std::to_string(cap));
-  std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
-  if (!dctx) return Fail(ENOMEM, "ZSTD_createDCtx failed");
-  // Limit the window so a hostile frame cannot make the decoder allocate a huge window.
-  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);
+  HOIST_ASSIGN_OR_RETURN(DctxPtr dctx, NewBoundedDctx());
   std::string out;
   out.resize(static_cast<size_t>(std::min<uint64_t>(expected_size.value_or(64 << 10), cap) + 1));
   ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
@@ -188,9 +194,7 @@ Result<TocJson> ParseZstdTocStream(std::string_view compressed, const ZstdChunke
   if (declared && *declared > cap)
     return Fail(EFBIG, "declared uncompressed size " + std::to_string(*declared) +
                            " is over the cap of " + std::to_string(cap));
-  std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
-  if (!dctx) return Fail(ENOMEM, "ZSTD_createDCtx failed");
-  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);
+  HOIST_ASSIGN_OR_RETURN(DctxPtr dctx, NewBoundedDctx());
   std::string piece(256 << 10, '\0');
   ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
   uint64_t produced = 0;

@@ -24,7 +24,6 @@
 //                     size, and the mount still reads the whole tree (fetching again).
 //   BadInput          unknown image, tiny tmpfs as the cache (full disk): one-line error, exit
 //                     1, store as before.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -46,6 +45,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/harness/tree_walk.h"
 
 #ifndef HOISTFS_BINARY
 #error "HOISTFS_BINARY must name the hoistfs executable"
@@ -106,49 +106,14 @@ bool IsMounted(const std::string& path) {
   return false;
 }
 
-// path -> "type mode uid gid size sha|target" for every entry under root.
-Status Walk(const std::string& root, const std::string& rel,
-            std::map<std::string, std::string>* out) {
-  const std::string dir_path = rel.empty() ? root : root + "/" + rel;
-  DIR* dir = ::opendir(dir_path.c_str());
-  if (dir == nullptr) return Fail(ErrnoError("opendir " + dir_path));
-  std::vector<std::string> names;
-  while (dirent* d = ::readdir(dir)) {
-    std::string n = d->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(dir);
-  for (const std::string& name : names) {
-    const std::string r = rel.empty() ? name : rel + "/" + name;
-    const std::string p = root + "/" + r;
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0) return Fail(ErrnoError("lstat " + p));
-    std::ostringstream o;
-    o << std::oct << (st.st_mode & 07777) << std::dec << " " << st.st_uid << ":" << st.st_gid;
-    if (S_ISREG(st.st_mode)) {
-      HOIST_ASSIGN_OR_RETURN(std::string content, ReadFile(p));
-      o << " f " << content.size() << " " << Digest::Of(content).str();
-    } else if (S_ISDIR(st.st_mode)) {
-      o << " d";
-    } else if (S_ISLNK(st.st_mode)) {
-      char buf[4096];
-      ssize_t k = ::readlink(p.c_str(), buf, sizeof(buf));
-      if (k < 0) return Fail(ErrnoError("readlink " + p));
-      o << " l " << std::string(buf, static_cast<size_t>(k));
-    } else {
-      o << " other " << (st.st_mode & S_IFMT);
-    }
-    (*out)[r] = o.str();
-    if (S_ISDIR(st.st_mode)) HOIST_RETURN_IF_ERROR(Walk(root, r, out));
-  }
-  return Ok();
-}
+using Tree = std::map<std::string, harness::TreeNode>;
 
-std::map<std::string, std::string> Tree(const std::string& root) {
-  std::map<std::string, std::string> out;
-  Status st = Walk(root, "", &out);
-  EXPECT_TRUE(st.has_value()) << st.error().message();
-  return out;
+// Every entry under root (type, mode, owner, mtime, size, content sha256, link target, hardlink
+// identity, xattrs), by the shared tree walk.
+Tree WalkOf(const std::string& root) {
+  Result<Tree> t = harness::WalkTree(root);
+  EXPECT_TRUE(t.has_value()) << t.error().message();
+  return t ? std::move(*t) : Tree();
 }
 
 rapidjson::Document ParseJson(const std::string& text) {
@@ -193,7 +158,7 @@ class ImageToolsTest : public ::testing::Test {
     auto unpack = harness::RunChecked(
         {"umoci", "unpack", "--image", *work_ + "/layout:v1", *work_ + "/bundle"});
     if (!unpack) return fail(unpack.error().message());
-    reference_ = new std::map<std::string, std::string>(Tree(*work_ + "/bundle/rootfs"));
+    reference_ = new Tree(WalkOf(*work_ + "/bundle/rootfs"));
   }
 
   static void TearDownTestSuite() {
@@ -248,7 +213,7 @@ class ImageToolsTest : public ::testing::Test {
   static std::string* work_;
   static harness::TestRegistry* registry_;
   static harness::BuiltImage* image_;
-  static std::map<std::string, std::string>* reference_;
+  static Tree* reference_;
   static int counter_;
   std::string cache_;
   std::vector<std::string> mounts_;
@@ -258,7 +223,7 @@ std::string* ImageToolsTest::setup_error_ = nullptr;
 std::string* ImageToolsTest::work_ = nullptr;
 harness::TestRegistry* ImageToolsTest::registry_ = nullptr;
 harness::BuiltImage* ImageToolsTest::image_ = nullptr;
-std::map<std::string, std::string>* ImageToolsTest::reference_ = nullptr;
+Tree* ImageToolsTest::reference_ = nullptr;
 int ImageToolsTest::counter_ = 0;
 
 TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
@@ -274,7 +239,7 @@ TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
     const std::string mp = NewDir("mp");
     CommandResult m = Hoistfs(Ref(repo), mp, {"--offline"});
     ASSERT_TRUE(m.ok()) << m.stderr_text;
-    EXPECT_EQ(Tree(mp), *reference_);
+    EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
     Unmount(mp);
     // Without --offline: the registry cannot be reached, so the local copy, with a warning.
     const std::string mp2 = NewDir("mp");
@@ -282,7 +247,7 @@ TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
     ASSERT_TRUE(m2.ok()) << m2.stderr_text;
     EXPECT_NE(m2.stderr_text.find("hoistfs: warning: registry unavailable"), std::string::npos)
         << m2.stderr_text;
-    EXPECT_EQ(Tree(mp2), *reference_);
+    EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp2)), std::vector<std::string>{});
     Unmount(mp2);
   }
   // An image that is in neither place.
@@ -485,7 +450,7 @@ TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
   const uint64_t left = std::stoull(r.stdout_text.substr(at + 7));
   EXPECT_LE(left, keep) << r.stdout_text;
   // The mount fetches what was evicted again.
-  EXPECT_EQ(Tree(mp), *reference_);
+  EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
   Unmount(mp);
 
   // Without references everything goes; with --all the chunks of local images too.
@@ -533,7 +498,7 @@ TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
   const std::string mp = NewDir("mp");
   CommandResult m = Hoistfs("example/loaded:v1", mp, {"--offline"});
   ASSERT_TRUE(m.ok()) << m.stderr_text;
-  EXPECT_EQ(Tree(mp), *reference_);
+  EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
   Unmount(mp);
   ASSERT_TRUE(registry_->Start().has_value());
   // And it can be pushed: the layers are the archive's uncompressed tars, so their digests are
