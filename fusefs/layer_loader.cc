@@ -328,6 +328,23 @@ Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
   return IndexTarStream(source, layer.digest, blob_size, format, options);
 }
 
+namespace {
+
+void StoreIndex(Store& store, const LayerIndex& index) {
+  if (Status put = store.PutLayerIndex(index); !put) {
+    HOIST_LOG(kWarning) << "layer " << index.layer_digest.str()
+                        << ": could not store its index: " << put.error().message();
+  }
+}
+
+}  // namespace
+
+void StoreFreshIndexes(Store& store, const LoadedLayers& loaded) {
+  for (size_t i = 0; i < loaded.layers.size(); ++i) {
+    if (loaded.origins[i] != LayerOrigin::kStore) StoreIndex(store, *loaded.layers[i]);
+  }
+}
+
 Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
                                 std::span<const Descriptor> layers,
                                 const LayerLoaderOptions& options) {
@@ -351,12 +368,7 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
       }
     }
     HOIST_ASSIGN_OR_RETURN(LayerIndex index, IndexLayer(source, d, options, &origins[i]));
-    if (store != nullptr) {
-      if (Status put = store->PutLayerIndex(index); !put) {
-        HOIST_LOG(kWarning) << "layer " << d.digest.str()
-                            << ": could not store its index: " << put.error().message();
-      }
-    }
+    if (store != nullptr && !options.defer_store) StoreIndex(*store, index);
     return std::make_shared<const LayerIndex>(std::move(index));
   };
   auto worker = [&] {

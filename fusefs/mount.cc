@@ -15,6 +15,7 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/thread_priority.h"
 #include "fetcher/reference.h"
 #include "fusefs/local_image.h"
 
@@ -168,7 +169,11 @@ Status Mount::Build() {
   const auto store_ms = lap();
 
   // 5. Layer indexes.
-  HOIST_ASSIGN_OR_RETURN(layers_, LoadLayers(*source_, store_.get(), image_->manifest.layers));
+  // Fresh indexes are stored once the mount is up (step 11), not on the way to it.
+  LayerLoaderOptions loader_options;
+  loader_options.defer_store = true;
+  HOIST_ASSIGN_OR_RETURN(
+      layers_, LoadLayers(*source_, store_.get(), image_->manifest.layers, loader_options));
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
     HOIST_LOG(kInfo) << "layer " << i + 1 << " " << layers_.layers[i]->layer_digest.str()
                      << ": index from " << LayerOriginName(layers_.origins[i]);
@@ -222,6 +227,10 @@ Status Mount::Build() {
                    << " ms (" << view_->inode_count() << " inodes)";
 
   // 11. Background work.
+  index_store_thread_ = std::thread([this] {
+    LowerThisThreadPriority();
+    StoreFreshIndexes(*store_, layers_);
+  });
   PrefetcherOptions po;
   po.mode = o.prefetch;
   po.bandwidth_bytes_per_sec = o.bandwidth_bytes_per_sec;
@@ -277,6 +286,8 @@ void Mount::Teardown() {
   if (prefetcher_) prefetcher_->Stop();
   prefetcher_.reset();
   step("prefetcher");
+  if (index_store_thread_.joinable()) index_store_thread_.join();
+  step("index store");
   stats_writer_.reset();  // final state-file write
   step("stats writer");
   reader_.reset();

@@ -31,6 +31,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "base/status.h"
 #include "fetcher/registry.h"
@@ -101,6 +102,7 @@ class Mount {
   sigset_t saved_sigmask_{};  // the caller's mask before Build blocked the unmount signals
   bool sigmask_saved_ = false;
   std::unique_ptr<Prefetcher> prefetcher_;
+  std::thread index_store_thread_;  // stores freshly built layer indexes after mounting
   std::unique_ptr<StatsFileWriter> stats_writer_;
 };
 

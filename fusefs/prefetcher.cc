@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "base/log.h"
+#include "base/thread_priority.h"
 #include "fusefs/stream_layer.h"
 
 namespace hoist {
@@ -194,6 +195,8 @@ uint64_t Prefetcher::FetchGroups(const Digest& layer, const std::vector<std::vec
 }
 
 void Prefetcher::Run() {
+  // The scan and the prefetch give way to the reads the mount is serving.
+  LowerThisThreadPriority();
   MountStats* stats = reader_->stats();
   stats->SetPrefetchState("scanning");
   Scan();

@@ -5,8 +5,10 @@
 // ParseTocJson validates types and shapes (every field must have its JSON type, numbers must be
 // non-negative integers in range, names must clean, digests must parse, modtimes must be RFC
 // 3339, xattrs must be base64) and builds TocRecords in document order; `chunk` records are kept
-// as separate records so the caller can attach them. Unknown fields are ignored. Errors are
-// EBADMSG and name the entry index and its name.
+// as separate records so the caller can attach them. Unknown fields are ignored; a key given
+// twice keeps its first value. String bytes are taken as they are (no UTF-8 check: names are
+// bytes, as in tar). The text is read by a SAX handler, so no document tree is built. Errors
+// are EBADMSG and name the entry index and its name.
 //
 // FinishTocIndex then attaches chunks to their regular files, computes Chunk.blob_offset and
 // blob_length, and rejects hostile TOCs: duplicate paths, hardlinks to names not earlier in the
