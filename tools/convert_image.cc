@@ -41,7 +41,7 @@ struct PlannedManifest {
   RawManifest raw;
   ImageManifest parsed;
   std::string config;
-  std::vector<size_t> jobs;  // per layer, index into the job list
+  std::vector<size_t> jobs;     // per layer, index into the job list
   Digest config_source_digest;  // the source config's (parsed.config may be replaced)
 };
 

@@ -33,6 +33,7 @@
 #include "base/file_util.h"
 #include "fetcher/manifest.h"
 #include "tests/harness/containerd.h"
+#include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -44,6 +45,8 @@
 
 namespace hoist {
 namespace {
+
+using harness::IsMounted;
 
 using harness::FileSpec;
 using harness::LayerSpec;
@@ -62,18 +65,6 @@ std::string CapabilityXattr() {
   const unsigned char b[20] = {0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0,
                                0,    0, 0, 0,    0,    0,    0, 0, 0, 0};
   return std::string(reinterpret_cast<const char*>(b), sizeof(b));
-}
-
-bool IsMounted(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string a, b, c, d, mp;
-    f >> a >> b >> c >> d >> mp;
-    if (mp == path) return true;
-  }
-  return false;
 }
 
 // The layer the harness cannot make from a real tree: devices (mknod into a tar), and GNU-format

@@ -42,6 +42,7 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -56,6 +57,8 @@
 
 namespace hoist {
 namespace {
+
+using harness::IsMounted;
 
 using harness::CommandOptions;
 using harness::CommandResult;
@@ -92,18 +95,6 @@ void ExpectOneLineError(const CommandResult& r, const std::string& verb,
   EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
   EXPECT_EQ(r.stderr_text.rfind("hoist " + verb + ": ", 0), 0u) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find(needle), std::string::npos) << r.stderr_text;
-}
-
-bool IsMounted(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string a, b, c, d, mp;
-    f >> a >> b >> c >> d >> mp;
-    if (mp == path) return true;
-  }
-  return false;
 }
 
 using Tree = std::map<std::string, harness::TreeNode>;

@@ -42,6 +42,7 @@
 #include "fetcher/registry.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/stats_file.h"
+#include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -56,6 +57,8 @@
 
 namespace hoist {
 namespace {
+
+using harness::IsMounted;
 
 using harness::CommandOptions;
 using harness::CommandResult;
@@ -83,18 +86,6 @@ CommandResult RunCmd(const std::vector<std::string>& argv,
     return failed;
   }
   return *r;
-}
-
-bool IsMounted(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string a, b, c, d, mp;
-    f >> a >> b >> c >> d >> mp;
-    if (mp == path) return true;
-  }
-  return false;
 }
 
 bool ProcessAlive(int64_t pid) {
