@@ -560,8 +560,14 @@ class PieceStream {
 
 }  // namespace
 
-Result<TocJson> ParseTocJsonStream(const TocTextSource& next, const TocLimits& limits) {
+Result<TocJson> ParseTocJsonStream(const TocTextSource& next, const TocLimits& limits,
+                                   uint64_t text_bytes) {
   TocHandler handler(limits);
+  // Real TOC entries take 150-400 bytes of text; at 128 bytes an entry this rarely
+  // over-reserves by more than 3x, and the untouched part of a large array is never resident.
+  constexpr uint64_t kMinEntryText = 128;
+  handler.out.records.reserve(static_cast<size_t>(
+      std::min<uint64_t>({text_bytes / kMinEntryText, limits.max_entries, uint64_t{1} << 20})));
   rapidjson::Reader reader;
   PieceStream in(next);
   rapidjson::ParseResult ok =
@@ -588,7 +594,7 @@ Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits) {
         given = true;
         return json;
       },
-      limits);
+      limits, json.size());
 }
 
 Result<std::vector<Entry>> FinishTocIndex(std::vector<TocRecord> records, TocFlavor flavor,

@@ -66,9 +66,11 @@ using TocTextSource = std::function<Result<std::string_view>()>;
 
 // ParseTocJson over text that arrives in pieces (a TOC decompressed as it is read), so the
 // whole JSON text is never in memory at once. Parsing stops at the end of the root object; the
-// source is not drained past it.
+// source is not drained past it. `text_bytes`, when known (the footer's declared size), sizes
+// the record array up front so it is not regrown (each regrowth moved every record so far).
 [[nodiscard]] Result<TocJson> ParseTocJsonStream(const TocTextSource& next,
-                                                 const TocLimits& limits = {});
+                                                 const TocLimits& limits = {},
+                                                 uint64_t text_bytes = 0);
 
 // Parses "2006-01-02T15:04:05.999999999Z07:00" style times. Exposed for tests.
 [[nodiscard]] Result<std::pair<int64_t, uint32_t>> ParseRfc3339(std::string_view text);

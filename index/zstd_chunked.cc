@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <memory>
@@ -217,7 +218,10 @@ Result<TocJson> ParseZstdTocStream(std::string_view compressed, const ZstdChunke
       if (in.pos == in_before) return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
     }
   };
-  HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJsonStream(next, limits.toc));
+  // A size hint only (it sizes an array): the declared size, but no more than JSON compresses
+  // (about 5-10x; 16x is generous), so a lying footer cannot make it reserve gigabytes.
+  const uint64_t expected_text = std::min<uint64_t>(declared.value_or(0), compressed.size() * 16);
+  HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJsonStream(next, limits.toc, expected_text));
   // Drain: the frames must be complete, and the total must match the declared size.
   while (true) {
     HOIST_ASSIGN_OR_RETURN(std::string_view rest, next());
