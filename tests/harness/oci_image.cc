@@ -142,25 +142,6 @@ Status SetMtime(const std::string& full, int64_t mtime) {
   return Ok();
 }
 
-Result<std::pair<Digest, uint64_t>> DigestFile(const std::string& path) {
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Fail(ErrnoError(path));
-  Sha256 hash;
-  uint64_t total = 0;
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(ErrnoError("read " + path));
-    }
-    if (n == 0) break;
-    hash.Update(buf.data(), static_cast<size_t>(n));
-    total += static_cast<uint64_t>(n);
-  }
-  return std::make_pair(Digest::FromSha256(hash.Final()), total);
-}
-
 // Moves `file` into the layout's blob store under its digest.
 Result<std::pair<Digest, uint64_t>> StoreBlobFile(const std::string& layout,
                                                   const std::string& file) {
@@ -382,6 +363,25 @@ Result<BuiltImage> BuildImageBlobs(const std::string& layout, const std::vector<
 }
 
 }  // namespace
+
+Result<std::pair<Digest, uint64_t>> DigestFile(const std::string& path) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) return Fail(ErrnoError(path));
+  Sha256 hash;
+  uint64_t total = 0;
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrnoError("read " + path));
+    }
+    if (n == 0) break;
+    hash.Update(buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  return std::make_pair(Digest::FromSha256(hash.Final()), total);
+}
 
 FileSpec FileSpec::File(std::string path, std::string content, mode_t mode) {
   FileSpec f;

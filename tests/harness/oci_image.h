@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/digest.h"
@@ -146,6 +147,10 @@ struct BuiltIndex {
 
 // The path of blob `digest` in an OCI layout.
 std::string LayoutBlobPath(const std::string& layout_dir, const Digest& digest);
+
+// sha256 and size of a file's contents, streamed (never the whole file in memory). Symlinks are
+// not followed (ELOOP).
+[[nodiscard]] Result<std::pair<Digest, uint64_t>> DigestFile(const std::string& path);
 
 // Writes the uncompressed tar of `layer` to `tar_path`, staging files under `staging_dir`
 // (created; removed afterwards).

@@ -11,28 +11,10 @@
 
 #include "base/digest.h"
 #include "base/scoped_fd.h"
+#include "tests/harness/oci_image.h"
 
 namespace hoist::harness {
 namespace {
-
-Result<std::string> FileSha256(const std::string& path, uint64_t* size) {
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.valid()) return Fail(ErrnoError("open " + path));
-  Sha256 sha;
-  std::string buf(1 << 16, '\0');
-  *size = 0;
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(ErrnoError("read " + path));
-    }
-    if (n == 0) break;
-    sha.Update(buf.data(), static_cast<size_t>(n));
-    *size += static_cast<uint64_t>(n);
-  }
-  return Digest::FromSha256(sha.Final()).str();
-}
 
 Status ReadXattrs(const std::string& p, std::map<std::string, std::string>* out) {
   std::string names(8192, '\0');
@@ -79,9 +61,9 @@ Status WalkInto(const std::string& root, const std::string& rel,
     if (S_ISREG(st.st_mode)) {
       n.type = 'f';
       n.size = static_cast<uint64_t>(st.st_size);
-      uint64_t read = 0;
-      HOIST_ASSIGN_OR_RETURN(n.sha, FileSha256(p, &read));
-      if (read != n.size) return Fail(EIO, p + ": read size differs from st_size");
+      HOIST_ASSIGN_OR_RETURN(auto digest_size, DigestFile(p));
+      n.sha = digest_size.first.str();
+      if (digest_size.second != n.size) return Fail(EIO, p + ": read size differs from st_size");
     } else if (S_ISDIR(st.st_mode)) {
       n.type = 'd';
     } else if (S_ISLNK(st.st_mode)) {
