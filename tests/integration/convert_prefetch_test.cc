@@ -20,6 +20,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/tree_walk.h"
+#include "tests/integration/layout_image.h"
 #include "tools/image_transport.h"
 #include "tools/tar_reorder.h"
 
@@ -30,6 +31,10 @@
 namespace hoist {
 namespace {
 
+using testutil::DecompressedDigest;
+using testutil::LayoutImage;
+using testutil::ReadLayoutImage;
+
 Status Checked(const std::vector<std::string>& argv) {
   HOIST_RETURN_IF_ERROR(harness::RunChecked(argv));
   return Ok();
@@ -38,40 +43,6 @@ Status Checked(const std::vector<std::string>& argv) {
 using harness::FileSpec;
 using harness::LayerCompression;
 using harness::LayerSpec;
-
-struct OutImage {
-  std::string dir;
-  Digest manifest_digest;
-  ImageManifest manifest;
-  Digest config_digest;
-  ImageConfig config;
-  std::string BlobPath(const Digest& d) const { return harness::LayoutBlobPath(dir, d); }
-};
-
-Result<OutImage> ReadLayout(const std::string& dir, const std::string& tag) {
-  OutImage img;
-  img.dir = dir;
-  ImageName name;
-  name.transport = ImageName::Transport::kOci;
-  name.path = dir;
-  name.tag = tag;
-  HOIST_ASSIGN_OR_RETURN(auto source, OpenImageSource(name, {}));
-  HOIST_ASSIGN_OR_RETURN(RawManifest raw, source->TopManifest());
-  img.manifest_digest = raw.digest;
-  HOIST_ASSIGN_OR_RETURN(img.manifest, ParseImageManifest(raw.bytes, raw.media_type));
-  img.config_digest = img.manifest.config.digest;
-  HOIST_ASSIGN_OR_RETURN(std::string config, source->ReadBlob(img.manifest.config));
-  HOIST_ASSIGN_OR_RETURN(img.config, ParseImageConfig(config));
-  return img;
-}
-
-// sha256 of the decompressed blob (zstd or gzip).
-Result<Digest> UncompressedDigest(const std::string& blob, const char* tool) {
-  HOIST_ASSIGN_OR_RETURN(
-      std::string out,
-      harness::RunChecked({"bash", "-c", std::string(tool) + " -dc -- \"$0\" | sha256sum", blob}));
-  return Digest::Parse("sha256:" + out.substr(0, 64));
-}
 
 // The member names of a zstd layer, in tar order, as GNU tar lists them.
 Result<std::vector<std::string>> TarNames(const std::string& blob) {
@@ -83,7 +54,7 @@ Result<std::vector<std::string>> TarNames(const std::string& blob) {
   return names;
 }
 
-Result<LayerIndex> Toc(const OutImage& img, const Descriptor& layer) {
+Result<LayerIndex> Toc(const LayoutImage& img, const Descriptor& layer) {
   const std::string path = img.BlobPath(layer.digest);
   HOIST_ASSIGN_OR_RETURN(std::string blob, ReadFile(path));
   HOIST_ASSIGN_OR_RETURN(ZstdChunkedAnnotations ann,
@@ -172,16 +143,16 @@ class ConvertPrefetchTest : public ::testing::Test {
 
 TEST_F(ConvertPrefetchTest, ListedEntriesComeFirstMarkedAndTheTreeIsUnchanged) {
   ASSERT_TRUE(Convert(source_.OciRef(), "oci:" + work_ + "/dst:v1").has_value());
-  auto img = ReadLayout(work_ + "/dst", "v1");
+  auto img = ReadLayoutImage(work_ + "/dst", "v1");
   ASSERT_TRUE(img.has_value()) << img.error().message();
-  auto src = ReadLayout(source_.layout_dir, "v1");
+  auto src = ReadLayoutImage(source_.layout_dir, "v1");
   ASSERT_TRUE(src.has_value()) << src.error().message();
   ASSERT_EQ(img->manifest.layers.size(), 3u);
   ASSERT_EQ(img->config.diff_ids.size(), 3u);
 
   // The config's diff_ids are the new tars'; only the layers holding listed paths changed.
   for (size_t i = 0; i < 3; ++i) {
-    auto got = UncompressedDigest(img->BlobPath(img->manifest.layers[i].digest), "zstd");
+    auto got = DecompressedDigest(img->BlobPath(img->manifest.layers[i].digest), "zstd");
     ASSERT_TRUE(got.has_value()) << got.error().message();
     EXPECT_EQ(got->str(), img->config.diff_ids[i].str()) << "layer " << i;
   }
@@ -191,7 +162,7 @@ TEST_F(ConvertPrefetchTest, ListedEntriesComeFirstMarkedAndTheTreeIsUnchanged) {
   EXPECT_NE(img->config_digest, src->config_digest);
   // The unlisted layer is the one a plain conversion writes, byte for byte.
   ASSERT_TRUE(Convert(source_.OciRef(), "oci:" + work_ + "/plain:v1", false).has_value());
-  auto plain = ReadLayout(work_ + "/plain", "v1");
+  auto plain = ReadLayoutImage(work_ + "/plain", "v1");
   ASSERT_TRUE(plain.has_value()) << plain.error().message();
   EXPECT_EQ(plain->config_digest, src->config_digest);  // no list: the config is unchanged
   EXPECT_EQ(img->manifest.layers[1].digest, plain->manifest.layers[1].digest);
@@ -262,13 +233,13 @@ TEST_F(ConvertPrefetchTest, ListedEntriesComeFirstMarkedAndTheTreeIsUnchanged) {
 TEST_F(ConvertPrefetchTest, DeterministicAndIdempotent) {
   ASSERT_TRUE(Convert(source_.OciRef(), "oci:" + work_ + "/a:v1").has_value());
   ASSERT_TRUE(Convert(source_.OciRef(), "oci:" + work_ + "/b:v1").has_value());
-  auto a = ReadLayout(work_ + "/a", "v1");
-  auto b = ReadLayout(work_ + "/b", "v1");
+  auto a = ReadLayoutImage(work_ + "/a", "v1");
+  auto b = ReadLayoutImage(work_ + "/b", "v1");
   ASSERT_TRUE(a.has_value() && b.has_value());
   EXPECT_EQ(a->manifest_digest, b->manifest_digest);
   // Converting the output again with the same list reuses every layer: nothing changes.
   ASSERT_TRUE(Convert("oci:" + work_ + "/a:v1", "oci:" + work_ + "/c:v1").has_value());
-  auto c = ReadLayout(work_ + "/c", "v1");
+  auto c = ReadLayoutImage(work_ + "/c", "v1");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->manifest_digest, a->manifest_digest);
 }
@@ -278,8 +249,8 @@ TEST_F(ConvertPrefetchTest, UnlistedImageIsByteExactAndBadListFails) {
   ASSERT_TRUE(WriteFileAtomic(list_, "not/there\n").has_value());
   ASSERT_TRUE(Convert(source_.OciRef(), "oci:" + work_ + "/x:v1").has_value());
   ASSERT_TRUE(Convert(source_.OciRef(), "oci:" + work_ + "/y:v1", false).has_value());
-  auto x = ReadLayout(work_ + "/x", "v1");
-  auto y = ReadLayout(work_ + "/y", "v1");
+  auto x = ReadLayoutImage(work_ + "/x", "v1");
+  auto y = ReadLayoutImage(work_ + "/y", "v1");
   ASSERT_TRUE(x.has_value() && y.has_value());
   EXPECT_EQ(x->manifest_digest, y->manifest_digest);
   EXPECT_EQ(x->config_digest, source_.config_digest);

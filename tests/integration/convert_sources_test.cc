@@ -16,6 +16,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/integration/layout_image.h"
 #include "tools/image_transport.h"
 
 #ifndef HOIST_BINARY
@@ -24,6 +25,10 @@
 
 namespace hoist {
 namespace {
+
+using testutil::DecompressedDigest;
+using testutil::LayoutImage;
+using testutil::ReadLayoutImage;
 
 using harness::CommandOptions;
 using harness::CommandResult;
@@ -43,37 +48,6 @@ CommandResult RunHoist(std::vector<std::string> args, std::vector<std::string> e
     return failed;
   }
   return *r;
-}
-
-struct OutImage {
-  std::string dir;
-  ImageManifest manifest;
-  std::string config_bytes;
-  ImageConfig config;
-  Digest manifest_digest;
-  std::string BlobPath(const Digest& d) const { return harness::LayoutBlobPath(dir, d); }
-};
-
-Result<OutImage> ReadLayout(const std::string& dir, const std::string& tag) {
-  OutImage img;
-  img.dir = dir;
-  ImageName name;
-  name.transport = ImageName::Transport::kOci;
-  name.path = dir;
-  name.tag = tag;
-  HOIST_ASSIGN_OR_RETURN(auto source, OpenImageSource(name, {}));
-  HOIST_ASSIGN_OR_RETURN(RawManifest raw, source->TopManifest());
-  img.manifest_digest = raw.digest;
-  HOIST_ASSIGN_OR_RETURN(img.manifest, ParseImageManifest(raw.bytes, raw.media_type));
-  HOIST_ASSIGN_OR_RETURN(img.config_bytes, source->ReadBlob(img.manifest.config));
-  HOIST_ASSIGN_OR_RETURN(img.config, ParseImageConfig(img.config_bytes));
-  return img;
-}
-
-Result<Digest> ZstdDecompressedDigest(const std::string& blob) {
-  HOIST_ASSIGN_OR_RETURN(
-      std::string out, harness::RunChecked({"bash", "-c", "zstd -dc -- \"$0\" | sha256sum", blob}));
-  return Digest::Parse("sha256:" + out.substr(0, 64));
 }
 
 int Lines(const std::string& s) {
@@ -164,7 +138,7 @@ TEST_F(ConvertSourcesTest, DockerArchiveToRegistryKeepsTarsAndConfig) {
   ASSERT_TRUE(harness::RunChecked({"skopeo", "copy", "-q", "--insecure-policy",
                                    "--src-tls-verify=false", dst, "oci:" + Dir("da-out") + ":v1"})
                   .has_value());
-  auto out = ReadLayout(Dir("da-out"), "v1");
+  auto out = ReadLayoutImage(Dir("da-out"), "v1");
   ASSERT_TRUE(out.has_value()) << out.error().message();
   EXPECT_EQ(out->config_bytes, image_->config);
   EXPECT_EQ(out->manifest.config.digest, image_->config_digest);
@@ -173,7 +147,7 @@ TEST_F(ConvertSourcesTest, DockerArchiveToRegistryKeepsTarsAndConfig) {
     SCOPED_TRACE("layer " + std::to_string(i));
     const Descriptor& layer = out->manifest.layers[i];
     EXPECT_EQ(layer.media_type, kMediaTypeOciLayerZstd);
-    auto diff = ZstdDecompressedDigest(out->BlobPath(layer.digest));
+    auto diff = DecompressedDigest(out->BlobPath(layer.digest));
     ASSERT_TRUE(diff.has_value()) << diff.error().message();
     EXPECT_EQ(*diff, image_->layers[i].diff_id);
   }
@@ -182,7 +156,7 @@ TEST_F(ConvertSourcesTest, DockerArchiveToRegistryKeepsTarsAndConfig) {
 TEST_F(ConvertSourcesTest, DockerArchiveByRepoTag) {
   ASSERT_TRUE(Convert({"docker-archive:" + *archive_ + ":name:tag", "oci:" + Dir("da-tag") + ":t"})
                   .has_value());
-  auto out = ReadLayout(Dir("da-tag"), "t");
+  auto out = ReadLayoutImage(Dir("da-tag"), "t");
   ASSERT_TRUE(out.has_value()) << out.error().message();
   EXPECT_EQ(out->config_bytes, image_->config);
 
@@ -201,7 +175,7 @@ TEST_F(ConvertSourcesTest, DirToOciLayout) {
                                    "--workdir",   "/w",
                                    "--label",     "k=v"};
   ASSERT_TRUE(Convert(args).has_value());
-  auto out = ReadLayout(Dir("dir-out"), "t");
+  auto out = ReadLayoutImage(Dir("dir-out"), "t");
   ASSERT_TRUE(out.has_value()) << out.error().message();
   EXPECT_EQ(out->config.cmd, (std::vector<std::string>{"/bin/sh", "-c", "echo hi"}));
   EXPECT_EQ(out->config.env, (std::vector<std::string>{"A=B"}));
@@ -225,7 +199,7 @@ TEST_F(ConvertSourcesTest, DirToOciLayout) {
   ASSERT_EQ(out->manifest.layers.size(), 1u);
   ASSERT_EQ(out->config.diff_ids.size(), 1u);
   const std::string blob = out->BlobPath(out->manifest.layers[0].digest);
-  auto diff = ZstdDecompressedDigest(blob);
+  auto diff = DecompressedDigest(blob);
   ASSERT_TRUE(diff.has_value()) << diff.error().message();
   EXPECT_EQ(*diff, out->config.diff_ids[0]);
   // The tar holds the tree: a hardlink, a symlink, the subdirectories.
@@ -238,7 +212,7 @@ TEST_F(ConvertSourcesTest, DirToOciLayout) {
   // Converting again gives the same image.
   args[1] = "oci:" + Dir("dir-out2") + ":t";
   ASSERT_TRUE(Convert(args).has_value());
-  auto again = ReadLayout(Dir("dir-out2"), "t");
+  auto again = ReadLayoutImage(Dir("dir-out2"), "t");
   ASSERT_TRUE(again.has_value()) << again.error().message();
   EXPECT_EQ(again->manifest_digest, out->manifest_digest);
 }
@@ -249,7 +223,7 @@ TEST_F(ConvertSourcesTest, DirHonoursSourceDateEpochAndEntrypoint) {
                               "--entrypoint", "[\"/app\"]"},
                              {"SOURCE_DATE_EPOCH=1700000000"});
   ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
-  auto out = ReadLayout(Dir("dir-epoch"), "t");
+  auto out = ReadLayoutImage(Dir("dir-epoch"), "t");
   ASSERT_TRUE(out.has_value()) << out.error().message();
   EXPECT_EQ(out->config.created, "2023-11-14T22:13:20Z");
   EXPECT_EQ(out->config.entrypoint, (std::vector<std::string>{"/app"}));
@@ -263,12 +237,12 @@ TEST_F(ConvertSourcesTest, GzipCompressedDockerArchive) {
   ASSERT_TRUE(
       harness::RunChecked({"bash", "-c", "gzip -c -- \"$0\" > \"$1\"", *archive_, gz}).has_value());
   ASSERT_TRUE(Convert({"docker-archive:" + gz, "oci:" + Dir("da-gz") + ":t"}).has_value());
-  auto out = ReadLayout(Dir("da-gz"), "t");
+  auto out = ReadLayoutImage(Dir("da-gz"), "t");
   ASSERT_TRUE(out.has_value()) << out.error().message();
   EXPECT_EQ(out->config_bytes, image_->config);
   ASSERT_EQ(out->config.diff_ids.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
-    auto diff = ZstdDecompressedDigest(out->BlobPath(out->manifest.layers[i].digest));
+    auto diff = DecompressedDigest(out->BlobPath(out->manifest.layers[i].digest));
     ASSERT_TRUE(diff.has_value()) << diff.error().message();
     EXPECT_EQ(*diff, image_->layers[i].diff_id);
   }

@@ -23,6 +23,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/integration/layout_image.h"
 #include "tools/image_manifest.h"
 #include "tools/image_stream.h"
 #include "tools/image_transport.h"
@@ -33,6 +34,10 @@
 
 namespace hoist {
 namespace {
+
+using testutil::DecompressedDigest;
+using testutil::LayoutImage;
+using testutil::ReadLayoutImage;
 
 using harness::CommandOptions;
 using harness::CommandResult;
@@ -76,38 +81,6 @@ Status Skopeo(std::vector<std::string> extra, const std::string& src, const std:
 }
 
 // The manifest, config and layers of an image in a local OCI layout.
-struct LocalImage {
-  std::string dir;
-  RawManifest manifest;
-  ImageManifest parsed;
-  std::string config_bytes;
-  ImageConfig config;
-  std::string BlobPath(const Digest& d) const { return harness::LayoutBlobPath(dir, d); }
-};
-
-Result<LocalImage> ReadLocalImage(const std::string& dir, const std::string& tag) {
-  LocalImage img;
-  img.dir = dir;
-  ImageName name;
-  name.transport = ImageName::Transport::kOci;
-  name.path = dir;
-  name.tag = tag;
-  HOIST_ASSIGN_OR_RETURN(auto source, OpenImageSource(name, {}));
-  HOIST_ASSIGN_OR_RETURN(img.manifest, source->TopManifest());
-  HOIST_ASSIGN_OR_RETURN(img.parsed,
-                         ParseImageManifest(img.manifest.bytes, img.manifest.media_type));
-  HOIST_ASSIGN_OR_RETURN(img.config_bytes, source->ReadBlob(img.parsed.config));
-  HOIST_ASSIGN_OR_RETURN(img.config, ParseImageConfig(img.config_bytes));
-  return img;
-}
-
-// sha256 of `zstd -dc FILE` (the real zstd decides what the stream holds).
-Result<Digest> ZstdDecompressedDigest(const std::string& blob) {
-  HOIST_ASSIGN_OR_RETURN(
-      std::string out, harness::RunChecked({"bash", "-c", "zstd -dc -- \"$0\" | sha256sum", blob}));
-  return Digest::Parse("sha256:" + out.substr(0, 64));
-}
-
 // The TOC of a converted layer, read with index/'s zstd:chunked reader, must list exactly the
 // source tar's members (index/'s tar reader), in order, with the same metadata, and every chunk
 // range of the blob must decompress to the file bytes it claims, with the digest it claims.
@@ -600,23 +573,23 @@ TEST_F(ConvertTest, RegistryToRegistryKeepsTarsAndConfig) {
 
   // skopeo must copy the converted image without error.
   ASSERT_TRUE(Skopeo({}, Ref("out/img"), "oci:" + Dir("out-layout") + ":v1").has_value());
-  auto out = ReadLocalImage(Dir("out-layout"), "v1");
+  auto out = ReadLayoutImage(Dir("out-layout"), "v1");
   ASSERT_TRUE(out.has_value()) << out.error().message();
-  EXPECT_EQ(out->manifest.digest.str(), report->digest);
-  EXPECT_EQ(out->manifest.media_type, kMediaTypeOciManifest);
+  EXPECT_EQ(out->raw.digest.str(), report->digest);
+  EXPECT_EQ(out->raw.media_type, kMediaTypeOciManifest);
   // The config is unchanged, byte for byte.
-  EXPECT_EQ(out->parsed.config.digest, image_->config_digest);
+  EXPECT_EQ(out->manifest.config.digest, image_->config_digest);
   EXPECT_EQ(out->config_bytes, image_->config);
-  ASSERT_EQ(out->parsed.layers.size(), 3u);
+  ASSERT_EQ(out->manifest.layers.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
-    const Descriptor& layer = out->parsed.layers[i];
+    const Descriptor& layer = out->manifest.layers[i];
     SCOPED_TRACE("layer " + std::to_string(i));
     EXPECT_EQ(layer.media_type, kMediaTypeOciLayerZstd);
     EXPECT_EQ(layer.annotations.count(std::string(kTocChecksumKey)), 1u);
     EXPECT_EQ(layer.annotations.count(std::string(kTocPositionKey)), 1u);
     EXPECT_EQ(layer.annotations.count(std::string(kTarSplitPositionKey)), 1u);
     // `zstd -d` of the converted layer is the source tar exactly.
-    auto diff = ZstdDecompressedDigest(out->BlobPath(layer.digest));
+    auto diff = DecompressedDigest(out->BlobPath(layer.digest));
     ASSERT_TRUE(diff.has_value()) << diff.error().message();
     EXPECT_EQ(*diff, image_->layers[i].diff_id);
     EXPECT_EQ(*diff, out->config.diff_ids[i]);
@@ -646,11 +619,11 @@ TEST_F(ConvertTest, RegistryToOciLayoutAndBack) {
   std::string layout = Dir("oci-out");
   auto a = Convert(Ref("src/img"), "oci:" + layout + ":conv");
   ASSERT_TRUE(a.has_value()) << a.error().message();
-  auto local = ReadLocalImage(layout, "conv");
+  auto local = ReadLayoutImage(layout, "conv");
   ASSERT_TRUE(local.has_value()) << local.error().message();
-  EXPECT_EQ(local->manifest.digest.str(), a->digest);
-  for (size_t i = 0; i < local->parsed.layers.size(); ++i) {
-    auto diff = ZstdDecompressedDigest(local->BlobPath(local->parsed.layers[i].digest));
+  EXPECT_EQ(local->raw.digest.str(), a->digest);
+  for (size_t i = 0; i < local->manifest.layers.size(); ++i) {
+    auto diff = DecompressedDigest(local->BlobPath(local->manifest.layers[i].digest));
     ASSERT_TRUE(diff.has_value()) << diff.error().message();
     EXPECT_EQ(*diff, image_->layers[i].diff_id);
   }
@@ -661,8 +634,8 @@ TEST_F(ConvertTest, RegistryToOciLayoutAndBack) {
   // A second tag in the same layout keeps the first one.
   auto c = Convert("oci:" + image_->layout_dir + ":v1", "oci:" + layout + ":again");
   ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_TRUE(ReadLocalImage(layout, "conv").has_value());
-  EXPECT_TRUE(ReadLocalImage(layout, "again").has_value());
+  EXPECT_TRUE(ReadLayoutImage(layout, "conv").has_value());
+  EXPECT_TRUE(ReadLayoutImage(layout, "again").has_value());
 }
 
 TEST_F(ConvertTest, SkopeoZstdChunkedImageIsReused) {
@@ -675,17 +648,17 @@ TEST_F(ConvertTest, SkopeoZstdChunkedImageIsReused) {
                      image_->OciRef(), chunked)
                   .has_value());
   ASSERT_TRUE(Skopeo({}, chunked, "oci:" + Dir("skopeo-layout") + ":v1").has_value());
-  auto skopeo_image = ReadLocalImage(Dir("skopeo-layout"), "v1");
+  auto skopeo_image = ReadLayoutImage(Dir("skopeo-layout"), "v1");
   ASSERT_TRUE(skopeo_image.has_value()) << skopeo_image.error().message();
-  for (const auto& l : skopeo_image->parsed.layers) {
+  for (const auto& l : skopeo_image->manifest.layers) {
     ASSERT_EQ(l.media_type, kMediaTypeOciLayerZstd) << "skopeo did not make zstd:chunked";
   }
   auto report = Convert(chunked, (*fresh)->DockerRef("skopeo/hoist", "v1"));
   ASSERT_TRUE(report.has_value()) << report.error().message();
-  ASSERT_EQ(report->layers.size(), skopeo_image->parsed.layers.size());
+  ASSERT_EQ(report->layers.size(), skopeo_image->manifest.layers.size());
   for (size_t i = 0; i < report->layers.size(); ++i) {
     EXPECT_EQ(report->layers[i].action, "reused");
-    EXPECT_EQ(report->layers[i].digest, skopeo_image->parsed.layers[i].digest.str());
+    EXPECT_EQ(report->layers[i].digest, skopeo_image->manifest.layers[i].digest.str());
   }
 }
 
@@ -696,9 +669,9 @@ TEST_F(ConvertTest, DevicesAndLongNamesRoundTrip) {
   ASSERT_TRUE(BuildRawImage(layout, {{*tar, "gzip"}}, "v1").has_value());
   auto report = Convert("oci:" + layout + ":v1", "oci:" + Dir("devices-out") + ":v1");
   ASSERT_TRUE(report.has_value()) << report.error().message();
-  auto out = ReadLocalImage(Dir("devices-out"), "v1");
+  auto out = ReadLayoutImage(Dir("devices-out"), "v1");
   ASSERT_TRUE(out.has_value()) << out.error().message();
-  auto diff = ZstdDecompressedDigest(out->BlobPath(out->parsed.layers[0].digest));
+  auto diff = DecompressedDigest(out->BlobPath(out->manifest.layers[0].digest));
   ASSERT_TRUE(diff.has_value()) << diff.error().message();
   EXPECT_EQ(*diff, Digest::Of(*tar));
 }
@@ -760,9 +733,9 @@ TEST_F(ConvertTest, AbsoluteNameIsNormalisedNotRejected) {
   ASSERT_TRUE(BuildRawImage(layout, {{*tar, "gzip"}}, "v1").has_value());
   auto report = Convert("oci:" + layout + ":v1", "oci:" + Dir("absolute-out") + ":v1");
   ASSERT_TRUE(report.has_value()) << report.error().message();
-  auto out = ReadLocalImage(Dir("absolute-out"), "v1");
+  auto out = ReadLayoutImage(Dir("absolute-out"), "v1");
   ASSERT_TRUE(out.has_value()) << out.error().message();
-  auto diff = ZstdDecompressedDigest(out->BlobPath(out->parsed.layers[0].digest));
+  auto diff = DecompressedDigest(out->BlobPath(out->manifest.layers[0].digest));
   ASSERT_TRUE(diff.has_value()) << diff.error().message();
   EXPECT_EQ(*diff, Digest::Of(*tar));
 }
