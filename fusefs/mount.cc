@@ -230,6 +230,7 @@ Status Mount::Build() {
   index_store_thread_ = std::thread([this] {
     LowerThisThreadPriority();
     StoreFreshIndexes(*store_, layers_);
+    malloc_trim(0);  // encoding and committing the records freed what the mount does not keep
   });
   PrefetcherOptions po;
   po.mode = o.prefetch;

@@ -160,12 +160,9 @@ Result<std::vector<Entry>> ParseEstargzToc(std::string_view compressed_toc_membe
   if (!toc_digest.empty() && digest != toc_digest)
     return Fail(EIO,
                 "eStargz TOC digest mismatch: got " + digest.str() + ", want " + toc_digest.str());
-  HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJson(json, limits.toc));
-  HOIST_ASSIGN_OR_RETURN(
-      std::vector<Entry> entries,
-      FinishTocIndex(std::move(toc.records), TocFlavor::kEstargz, toc_offset, limits.toc));
-  ApplyStargzLandmarks(entries);
-  return entries;
+  HOIST_ASSIGN_OR_RETURN(TocIndex toc, ParseToc(json, TocFormat::kEstargz, toc_offset, limits.toc));
+  ApplyStargzLandmarks(toc.entries);
+  return std::move(toc.entries);
 }
 
 Result<EstargzLayer> LoadEstargzLayer(const BlobRangeReader& read, uint64_t blob_size,

@@ -11,9 +11,16 @@ namespace {
 
 constexpr size_t kChecksumBytes = 8;
 
+// Writes into a buffer of the exact size, or (with no buffer) only counts the bytes, so an
+// index is encoded once to size it and once into its final place.
 class Writer {
  public:
-  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  explicit Writer(char* out = nullptr) : out_(out) {}
+  size_t size() const { return n_; }
+  void U8(uint8_t v) {
+    if (out_ != nullptr) out_[n_] = static_cast<char>(v);
+    ++n_;
+  }
   void Varint(uint64_t v) {
     while (v >= 0x80) {
       U8(static_cast<uint8_t>(v) | 0x80);
@@ -26,22 +33,35 @@ class Writer {
   }
   void String(std::string_view s) {
     Varint(s.size());
-    out_.append(s);
+    Raw(s.data(), s.size());
   }
-  void Raw(const void* data, size_t n) { out_.append(static_cast<const char*>(data), n); }
-  void OptDigest(const Digest& d) {
+  void Raw(const void* data, size_t n) {
+    if (out_ != nullptr && n > 0) std::memcpy(out_ + n_, data, n);
+    n_ += n;
+  }
+  // `same`: a digest this one may repeat (a lone chunk's is usually its file's).
+  void OptDigest(const Digest& d, const Digest* same = nullptr) {
     if (d.empty()) {
       U8(0);
+      return;
+    }
+    if (same != nullptr && d == *same) {
+      U8(2);
       return;
     }
     U8(1);
     auto raw = d.raw();
     Raw(raw.data(), raw.size());
   }
-  std::string& out() { return out_; }
+  // The checksum trailer over everything written so far (a buffer is required).
+  void Trailer() {
+    const uint64_t sum = XXH3_64bits(out_, n_);
+    for (int i = 0; i < 8; ++i) U8(static_cast<uint8_t>(sum >> (8 * i)));
+  }
 
  private:
-  std::string out_;
+  char* out_;
+  size_t n_ = 0;
 };
 
 class Reader {
@@ -78,12 +98,17 @@ class Reader {
     return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
   }
   std::string String(const char* what) {
-    uint64_t n = Varint(what);
-    if (!ok()) return {};
-    if (n > left()) return Bad(what), std::string();
-    std::string s(in_.substr(pos_, n));
-    pos_ += n;
+    std::string s;
+    AppendString(what, s);
     return s;
+  }
+  // Reads a string onto the end of `s`.
+  void AppendString(const char* what, std::string& s) {
+    uint64_t n = Varint(what);
+    if (!ok()) return;
+    if (n > left()) return Bad(what);
+    s.append(in_.substr(pos_, n));
+    pos_ += n;
   }
   // A count of items that each take at least one byte: never more than the bytes left.
   uint64_t Count(const char* what) {
@@ -91,9 +116,10 @@ class Reader {
     if (n > left()) return Bad(what), 0;
     return n;
   }
-  Digest OptDigest(const char* what) {
+  Digest OptDigest(const char* what, const Digest* same = nullptr) {
     uint8_t tag = U8(what);
     if (!ok() || tag == 0) return {};
+    if (tag == 2 && same != nullptr) return *same;
     if (tag != 1 || left() < 32) return Bad(what), Digest();
     std::array<uint8_t, 32> raw;
     std::memcpy(raw.data(), in_.data() + pos_, 32);
@@ -110,18 +136,29 @@ class Reader {
   const char* error_ = nullptr;
 };
 
-void EncodeChunk(Writer& w, const Chunk& c) {
+// Paths come sorted-ish (tar order): each is stored as the length it shares with the previous
+// path, then the rest.
+size_t SharedPrefix(std::string_view a, std::string_view b) {
+  size_t n = 0;
+  const size_t max = std::min(a.size(), b.size());
+  while (n < max && a[n] == b[n]) ++n;
+  return n;
+}
+
+void EncodeChunk(Writer& w, const Chunk& c, const Digest& file_digest) {
   w.Varint(c.file_offset);
   w.Varint(c.size);
   w.Varint(c.blob_offset);
   w.Varint(c.blob_length);
   w.Varint(c.inner_offset);
   w.U8(static_cast<uint8_t>(c.encoding));
-  w.OptDigest(c.digest);
+  w.OptDigest(c.digest, &file_digest);
 }
 
-void EncodeEntry(Writer& w, const Entry& e) {
-  w.String(e.path);
+void EncodeEntry(Writer& w, const Entry& e, std::string_view previous_path) {
+  const size_t shared = SharedPrefix(previous_path, e.path);
+  w.Varint(shared);
+  w.String(std::string_view(e.path).substr(shared));
   w.U8(static_cast<uint8_t>(e.type));
   w.Varint(e.mode);
   w.Varint(e.uid);
@@ -140,10 +177,10 @@ void EncodeEntry(Writer& w, const Entry& e) {
   w.OptDigest(e.digest);
   w.U8(e.prefetch ? 1 : 0);
   w.Varint(e.chunks.size());
-  for (const Chunk& c : e.chunks) EncodeChunk(w, c);
+  for (const Chunk& c : e.chunks) EncodeChunk(w, c, e.digest);
 }
 
-void DecodeChunk(Reader& r, Chunk& c) {
+void DecodeChunk(Reader& r, Chunk& c, const Digest& file_digest) {
   c.file_offset = r.Varint("chunk file_offset");
   c.size = r.Varint("chunk size");
   c.blob_offset = r.Varint("chunk blob_offset");
@@ -152,11 +189,15 @@ void DecodeChunk(Reader& r, Chunk& c) {
   uint8_t enc = r.U8("chunk encoding");
   if (enc > static_cast<uint8_t>(ChunkEncoding::kZstdFramePrefix)) r.Bad("chunk encoding");
   c.encoding = static_cast<ChunkEncoding>(enc);
-  c.digest = r.OptDigest("chunk digest");
+  c.digest = r.OptDigest("chunk digest", &file_digest);
 }
 
-void DecodeEntry(Reader& r, Entry& e) {
-  e.path = r.String("entry path");
+void DecodeEntry(Reader& r, Entry& e, std::string_view previous_path) {
+  const uint64_t shared = r.Varint("entry path prefix");
+  if (shared > previous_path.size()) r.Bad("entry path prefix");
+  if (!r.ok()) return;
+  e.path.assign(previous_path.substr(0, shared));
+  r.AppendString("entry path", e.path);
   uint8_t type = r.U8("entry type");
   if (type > static_cast<uint8_t>(EntryType::kFifo)) r.Bad("entry type");
   e.type = static_cast<EntryType>(type);
@@ -182,23 +223,45 @@ void DecodeEntry(Reader& r, Entry& e) {
   if (prefetch > 1) r.Bad("entry prefetch");
   e.prefetch = prefetch == 1;
   uint64_t nc = r.Count("chunk count");
-  for (uint64_t i = 0; i < nc && r.ok(); ++i) DecodeChunk(r, e.chunks.emplace_back());
+  for (uint64_t i = 0; i < nc && r.ok(); ++i) DecodeChunk(r, e.chunks.emplace_back(), e.digest);
 }
 
 }  // namespace
 
-std::string EncodeLayerIndex(const LayerIndex& index) {
-  Writer w;
+namespace {
+
+void EncodeBody(Writer& w, const LayerIndex& index) {
   w.U8(kLayerIndexCodecVersion);
   auto raw = index.layer_digest.raw();
   w.Raw(raw.data(), raw.size());
   w.Varint(index.blob_size);
   w.U8(static_cast<uint8_t>(index.format));
   w.Varint(index.entries.size());
-  for (const Entry& e : index.entries) EncodeEntry(w, e);
-  uint64_t sum = XXH3_64bits(w.out().data(), w.out().size());
-  for (int i = 0; i < 8; ++i) w.U8(static_cast<uint8_t>(sum >> (8 * i)));
-  return std::move(w.out());
+  std::string_view previous;
+  for (const Entry& e : index.entries) {
+    EncodeEntry(w, e, previous);
+    previous = e.path;
+  }
+}
+
+}  // namespace
+
+size_t EncodedLayerIndexSize(const LayerIndex& index) {
+  Writer counter;
+  EncodeBody(counter, index);
+  return counter.size() + kChecksumBytes;
+}
+
+void EncodeLayerIndexInto(const LayerIndex& index, std::span<char> out) {
+  Writer w(out.data());
+  EncodeBody(w, index);
+  w.Trailer();
+}
+
+std::string EncodeLayerIndex(const LayerIndex& index) {
+  std::string out(EncodedLayerIndexSize(index), '\0');
+  EncodeLayerIndexInto(index, out);
+  return out;
 }
 
 Result<LayerIndex> DecodeLayerIndex(std::string_view bytes) {
@@ -231,7 +294,10 @@ Result<LayerIndex> DecodeLayerIndex(std::string_view bytes) {
   // Reserve what the bytes present can hold (an entry encodes to at least 16 bytes), so a
   // 100k-entry index decodes without regrowing, and a lying count cannot allocate more.
   index.entries.reserve(static_cast<size_t>(std::min<uint64_t>(n, rest.left() / 16)));
-  for (uint64_t i = 0; i < n && rest.ok(); ++i) DecodeEntry(rest, index.entries.emplace_back());
+  for (uint64_t i = 0; i < n && rest.ok(); ++i) {
+    Entry& e = index.entries.emplace_back();  // may move the entries: take the view after it
+    DecodeEntry(rest, e, i == 0 ? std::string_view() : std::string_view(index.entries[i - 1].path));
+  }
   if (rest.ok() && rest.left() != 0) rest.Bad("trailing bytes");
   if (!rest.ok()) return Fail(EIO, std::string("corrupt layer index record: bad ") + rest.error());
   return index;

@@ -4,11 +4,13 @@
 //   u8 version (= kLayerIndexCodecVersion)
 //   layer digest: 32 raw sha256 bytes
 //   blob_size, u8 format, entry count
-//   per entry: path, u8 type, mode, uid, gid, zigzag mtime_sec, mtime_nsec, size, link_name,
+//   per entry: path (varint length shared with the previous entry's path, then the rest as a
+//              string), u8 type, mode, uid, gid, zigzag mtime_sec, mtime_nsec, size, link_name,
 //              dev_major, dev_minor, xattr count {name, value}*, optional digest, u8 prefetch,
 //              chunk count {file_offset, size, blob_offset, blob_length, inner_offset,
 //                           u8 encoding, optional digest}*
-//   optional digest = u8 0 (empty) | u8 1 + 32 raw bytes
+//   optional digest = u8 0 (empty) | u8 1 + 32 raw bytes | u8 2 (a chunk's only: the same as
+//                     its entry's digest)
 //   trailer: u64 little-endian XXH3_64bits of every byte before it
 //
 // Decode treats the bytes as untrusted: the checksum, the version, every enum, every length and
@@ -21,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -29,10 +32,17 @@
 
 namespace hoist {
 
-inline constexpr uint8_t kLayerIndexCodecVersion = 1;
+// 2: shared path prefixes and chunk digests that repeat the file's (about 60% of version 1's
+// size for small files). A record of another version is rebuilt from its layer.
+inline constexpr uint8_t kLayerIndexCodecVersion = 2;
 
 // REQUIRES: !index.layer_digest.empty().
 std::string EncodeLayerIndex(const LayerIndex& index);
+
+// The same in two steps, to encode straight into storage: the exact record size, then the
+// record into `out`. REQUIRES: out.size() == EncodedLayerIndexSize(index).
+size_t EncodedLayerIndexSize(const LayerIndex& index);
+void EncodeLayerIndexInto(const LayerIndex& index, std::span<char> out);
 
 // Errors: EIO for any corrupt, truncated or unknown-version record.
 [[nodiscard]] Result<LayerIndex> DecodeLayerIndex(std::string_view bytes);

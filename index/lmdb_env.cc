@@ -160,6 +160,14 @@ Status LmdbEnv::WriteTxn::Put(Table t, std::string_view key, std::string_view va
   return Ok();
 }
 
+Result<std::span<char>> LmdbEnv::WriteTxn::Reserve(Table t, std::string_view key, size_t size) {
+  MDB_val k = MdbVal(key);
+  MDB_val v{size, nullptr};
+  int rc = mdb_put(txn_, env_->dbi(t), &k, &v, MDB_RESERVE);
+  if (rc != 0) return Fail(MdbError(rc, "writing cache record"));
+  return std::span<char>(static_cast<char*>(v.mv_data), v.mv_size);
+}
+
 Result<bool> LmdbEnv::WriteTxn::Del(Table t, std::string_view key) {
   MDB_val k = MdbVal(key);
   int rc = mdb_del(txn_, env_->dbi(t), &k, nullptr);

@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +105,10 @@ class LmdbEnv {
     Result<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
     // Errors: ENOSPC for MDB_MAP_FULL (the txn must then be dropped), others as MdbError.
     Status Put(Table t, std::string_view key, std::string_view value);
+    // Makes room for a `size`-byte value under `key` and returns it to be filled before the txn
+    // ends (MDB_RESERVE: the value is written in place, never held whole elsewhere). Errors as
+    // Put.
+    Result<std::span<char>> Reserve(Table t, std::string_view key, size_t size);
     // Returns false if the key was absent.
     Result<bool> Del(Table t, std::string_view key);
     [[nodiscard]] Status Commit();

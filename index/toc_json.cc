@@ -4,9 +4,10 @@
 #include <rapidjson/reader.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <optional>
-#include <unordered_map>
+#include <utility>
 
 #include "index/tar_path.h"
 
@@ -93,7 +94,7 @@ struct FieldValue {
   Kind kind = kAbsent;
   bool boolean = false;
   uint64_t uint = 0;
-  std::string text;
+  std::string text;  // keeps its capacity from entry to entry
 };
 
 enum Field : uint8_t {
@@ -121,40 +122,42 @@ enum Field : uint8_t {
   kUnknown,
 };
 
-Field FieldOf(std::string_view key) {
-  static constexpr std::pair<std::string_view, Field> kFields[] = {
-      {"name", kName},
-      {"type", kType},
-      {"linkName", kLinkName},
-      {"modtime", kModtime},
-      {"digest", kDigest},
-      {"chunkDigest", kChunkDigest},
-      {"chunkType", kChunkType},
-      {"mode", kMode},
-      {"uid", kUid},
-      {"gid", kGid},
-      {"size", kSize},
-      {"devMajor", kDevMajor},
-      {"devMinor", kDevMinor},
-      {"offset", kOffset},
-      {"endOffset", kEndOffset},
-      {"innerOffset", kInnerOffset},
-      {"chunkOffset", kChunkOffset},
-      {"chunkSize", kChunkSize},
-      {kTocPrefetchKey, kPrefetch},
-      {"xattrs", kXattrs},
-  };
-  for (const auto& [name, field] : kFields) {
-    if (name == key) return field;
-  }
-  return kUnknown;
-}
-
 constexpr const char* kFieldNames[kFieldCount] = {
     "name",        "type",        "linkName",  "modtime",      "digest",
     "chunkDigest", "chunkType",   "mode",      "uid",          "gid",
     "size",        "devMajor",    "devMinor",  "offset",       "endOffset",
     "innerOffset", "chunkOffset", "chunkSize", kTocPrefetchKey};
+
+// Runs once per key of every entry: picks candidates by length, so most keys cost one or two
+// comparisons.
+Field FieldOf(std::string_view key) {
+  auto pick = [&](std::initializer_list<Field> fields) {
+    for (Field f : fields) {
+      if (key == kFieldNames[f]) return f;
+    }
+    return key == "xattrs" ? kXattrs : kUnknown;
+  };
+  switch (key.size()) {
+    case 3:
+      return pick({kUid, kGid});
+    case 4:
+      return pick({kName, kType, kMode, kSize});
+    case 6:
+      return pick({kDigest, kOffset});
+    case 7:
+      return pick({kModtime});
+    case 8:
+      return pick({kLinkName, kDevMajor, kDevMinor});
+    case 9:
+      return pick({kChunkSize, kEndOffset, kChunkType});
+    case 11:
+      return pick({kChunkDigest, kChunkOffset, kInnerOffset});
+    case 14:
+      return pick({kPrefetch});
+    default:
+      return kUnknown;
+  }
+}
 
 // The fields of one TOC entry. A key given twice keeps its first value (as a DOM lookup would).
 struct RawEntry {
@@ -174,8 +177,23 @@ struct RawEntry {
   }
 };
 
+// What a record says about where its bytes are: for a regular file, its first chunk; for a
+// "chunk" record, a further one.
+struct ChunkFields {
+  bool is_chunk = false;
+  bool zeros = false;  // chunkType "zeros"
+  bool has_offset = false;
+  bool has_end_offset = false;
+  uint64_t offset = 0;        // "offset"
+  uint64_t end_offset = 0;    // "endOffset" (zstd:chunked)
+  uint64_t inner_offset = 0;  // "innerOffset" (eStargz)
+  uint64_t chunk_offset = 0;
+  uint64_t chunk_size = 0;  // 0: to the end of the file
+  Digest chunk_digest;
+};
+
 Status ReadString(const RawEntry& raw, Field f, size_t index, std::string_view name,
-                  std::string* dst) {
+                  std::string_view* dst) {
   const FieldValue& v = raw.fields[f];
   if (v.kind == FieldValue::kAbsent) return Ok();
   if (v.kind != FieldValue::kString)
@@ -198,105 +216,107 @@ Status ReadUint(const RawEntry& raw, Field f, size_t index, std::string_view nam
   return Ok();
 }
 
-// Validates one entry's fields into a record (the rules in toc_json.h).
-Result<TocRecord> MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits) {
-  TocRecord r;
-  std::string type;
-  HOIST_RETURN_IF_ERROR(ReadString(raw, kName, index, "", &r.raw_name));
-  HOIST_RETURN_IF_ERROR(ReadString(raw, kType, index, r.raw_name, &type));
-  Entry& e = r.entry;
-  auto clean = CleanEntryPath(r.raw_name);
-  if (!clean) return std::unexpected(Bad(index, r.raw_name, clean.error().message()));
+Result<EntryType> TypeOf(std::string_view type, size_t index, std::string_view name) {
+  static constexpr std::pair<std::string_view, EntryType> kTypes[] = {
+      {"reg", EntryType::kRegular},     {"dir", EntryType::kDirectory},
+      {"symlink", EntryType::kSymlink}, {"hardlink", EntryType::kHardlink},
+      {"char", EntryType::kCharDevice}, {"block", EntryType::kBlockDevice},
+      {"fifo", EntryType::kFifo},       {"chunk", EntryType::kRegular},
+  };
+  for (const auto& [text, type_value] : kTypes) {
+    if (text == type) return type_value;
+  }
+  return std::unexpected(
+      Bad(index, name, "unknown type \"" + std::string(type.substr(0, 20)) + "\""));
+}
+
+// Validates one entry's fields (the rules in toc_json.h) into `e` and `c`. `raw_name` views
+// `raw` and stays valid until it is cleared.
+Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, Entry& e,
+                  ChunkFields& c, std::string_view& raw_name) {
+  std::string_view type;
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kName, index, "", &raw_name));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kType, index, raw_name, &type));
+  auto clean = CleanEntryPath(raw_name);
+  if (!clean) return std::unexpected(Bad(index, raw_name, clean.error().message()));
   e.path = std::move(*clean);
-  if (type == "reg")
-    e.type = EntryType::kRegular;
-  else if (type == "dir")
-    e.type = EntryType::kDirectory;
-  else if (type == "symlink")
-    e.type = EntryType::kSymlink;
-  else if (type == "hardlink")
-    e.type = EntryType::kHardlink;
-  else if (type == "char")
-    e.type = EntryType::kCharDevice;
-  else if (type == "block")
-    e.type = EntryType::kBlockDevice;
-  else if (type == "fifo")
-    e.type = EntryType::kFifo;
-  else if (type == "chunk")
-    r.is_chunk = true;
-  else
-    return std::unexpected(Bad(index, r.raw_name, "unknown type \"" + type.substr(0, 20) + "\""));
+  HOIST_ASSIGN_OR_RETURN(e.type, TypeOf(type, index, raw_name));
+  c.is_chunk = type == "chunk";
   auto u32 = [&](Field f, uint32_t* dst, const char* what) -> Status {
     uint64_t v = 0;
-    HOIST_RETURN_IF_ERROR(ReadUint(raw, f, index, r.raw_name, &v));
+    HOIST_RETURN_IF_ERROR(ReadUint(raw, f, index, raw_name, &v));
     if (v > UINT32_MAX)
-      return std::unexpected(Bad(index, r.raw_name, std::string(what) + " out of range"));
+      return std::unexpected(Bad(index, raw_name, std::string(what) + " out of range"));
     *dst = static_cast<uint32_t>(v);
     return Ok();
   };
   uint64_t mode = 0;
-  HOIST_RETURN_IF_ERROR(ReadUint(raw, kMode, index, r.raw_name, &mode));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kMode, index, raw_name, &mode));
   e.mode = static_cast<uint32_t>(mode & 07777);
   HOIST_RETURN_IF_ERROR(u32(kUid, &e.uid, "uid"));
   HOIST_RETURN_IF_ERROR(u32(kGid, &e.gid, "gid"));
-  HOIST_RETURN_IF_ERROR(ReadUint(raw, kSize, index, r.raw_name, &e.size));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kSize, index, raw_name, &e.size));
   if (e.size > limits.max_file_size)
     return std::unexpected(Error(
         EFBIG,
-        Bad(index, r.raw_name, "size " + std::to_string(e.size) + " is over the cap").message()));
+        Bad(index, raw_name, "size " + std::to_string(e.size) + " is over the cap").message()));
   HOIST_RETURN_IF_ERROR(u32(kDevMajor, &e.dev_major, "devMajor"));
   HOIST_RETURN_IF_ERROR(u32(kDevMinor, &e.dev_minor, "devMinor"));
-  HOIST_RETURN_IF_ERROR(ReadUint(raw, kOffset, index, r.raw_name, &r.offset, &r.has_offset));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kOffset, index, raw_name, &c.offset, &c.has_offset));
   HOIST_RETURN_IF_ERROR(
-      ReadUint(raw, kEndOffset, index, r.raw_name, &r.end_offset, &r.has_end_offset));
-  HOIST_RETURN_IF_ERROR(ReadUint(raw, kInnerOffset, index, r.raw_name, &r.inner_offset));
-  HOIST_RETURN_IF_ERROR(ReadUint(raw, kChunkOffset, index, r.raw_name, &r.chunk_offset));
-  HOIST_RETURN_IF_ERROR(ReadUint(raw, kChunkSize, index, r.raw_name, &r.chunk_size));
-  std::string link, mtime, digest, chunk_digest, chunk_type;
-  HOIST_RETURN_IF_ERROR(ReadString(raw, kLinkName, index, r.raw_name, &link));
-  HOIST_RETURN_IF_ERROR(ReadString(raw, kModtime, index, r.raw_name, &mtime));
-  HOIST_RETURN_IF_ERROR(ReadString(raw, kDigest, index, r.raw_name, &digest));
-  HOIST_RETURN_IF_ERROR(ReadString(raw, kChunkDigest, index, r.raw_name, &chunk_digest));
-  HOIST_RETURN_IF_ERROR(ReadString(raw, kChunkType, index, r.raw_name, &chunk_type));
+      ReadUint(raw, kEndOffset, index, raw_name, &c.end_offset, &c.has_end_offset));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kInnerOffset, index, raw_name, &c.inner_offset));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kChunkOffset, index, raw_name, &c.chunk_offset));
+  HOIST_RETURN_IF_ERROR(ReadUint(raw, kChunkSize, index, raw_name, &c.chunk_size));
+  std::string_view link, mtime, digest, chunk_digest, chunk_type;
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kLinkName, index, raw_name, &link));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kModtime, index, raw_name, &mtime));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kDigest, index, raw_name, &digest));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kChunkDigest, index, raw_name, &chunk_digest));
+  HOIST_RETURN_IF_ERROR(ReadString(raw, kChunkType, index, raw_name, &chunk_type));
   if (!mtime.empty()) {
     auto t = ParseRfc3339(mtime);
-    if (!t) return std::unexpected(Bad(index, r.raw_name, "modtime: " + t.error().message()));
+    if (!t) return std::unexpected(Bad(index, raw_name, "modtime: " + t.error().message()));
     e.mtime_sec = t->first;
     e.mtime_nsec = t->second;
   }
   if (!digest.empty()) {
     auto d = Digest::Parse(digest);
-    if (!d) return std::unexpected(Bad(index, r.raw_name, "digest: " + d.error().message()));
+    if (!d) return std::unexpected(Bad(index, raw_name, "digest: " + d.error().message()));
     e.digest = *d;
   }
   if (!chunk_digest.empty()) {
-    auto d = Digest::Parse(chunk_digest);
-    if (!d) return std::unexpected(Bad(index, r.raw_name, "chunkDigest: " + d.error().message()));
-    r.chunk_digest = *d;
+    // A single-chunk file usually repeats its digest as the chunk digest.
+    if (chunk_digest == digest) {
+      c.chunk_digest = e.digest;
+    } else {
+      auto d = Digest::Parse(chunk_digest);
+      if (!d) return std::unexpected(Bad(index, raw_name, "chunkDigest: " + d.error().message()));
+      c.chunk_digest = *d;
+    }
   }
   if (chunk_type == "zeros")
-    r.zeros = true;
+    c.zeros = true;
   else if (!chunk_type.empty())
-    return std::unexpected(Bad(index, r.raw_name, "unknown chunkType"));
+    return std::unexpected(Bad(index, raw_name, "unknown chunkType"));
   if (e.type == EntryType::kHardlink) {
     auto t = CleanEntryPath(link);
-    if (!t)
-      return std::unexpected(Bad(index, r.raw_name, "hardlink target: " + t.error().message()));
+    if (!t) return std::unexpected(Bad(index, raw_name, "hardlink target: " + t.error().message()));
     e.link_name = std::move(*t);
   } else if (e.type == EntryType::kSymlink) {
-    if (link.empty() || link.find('\0') != std::string::npos || link.size() > kMaxPathLength)
-      return std::unexpected(Bad(index, r.raw_name, "bad symlink target"));
-    e.link_name = std::move(link);
+    if (link.empty() || link.find('\0') != std::string_view::npos || link.size() > kMaxPathLength)
+      return std::unexpected(Bad(index, raw_name, "bad symlink target"));
+    e.link_name = link;
   }
   if (raw.xattrs_not_object)
-    return std::unexpected(Bad(index, r.raw_name, "xattrs is not an object"));
+    return std::unexpected(Bad(index, raw_name, "xattrs is not an object"));
   if (raw.xattr_not_string)
-    return std::unexpected(Bad(index, r.raw_name, "xattr value is not a string"));
+    return std::unexpected(Bad(index, raw_name, "xattr value is not a string"));
   for (const auto& [xname, b64] : raw.xattrs) {
     auto val = Base64Decode(b64);
-    if (!val) return std::unexpected(Bad(index, r.raw_name, "xattr value is not base64"));
+    if (!val) return std::unexpected(Bad(index, raw_name, "xattr value is not base64"));
     if (xname.empty() || xname.find('\0') != std::string::npos)
-      return std::unexpected(Bad(index, r.raw_name, "bad xattr name"));
+      return std::unexpected(Bad(index, raw_name, "bad xattr name"));
     e.xattrs.push_back(Xattr{xname, std::move(*val)});
   }
   std::sort(e.xattrs.begin(), e.xattrs.end(),
@@ -304,23 +324,282 @@ Result<TocRecord> MakeRecord(const RawEntry& raw, size_t index, const TocLimits&
   const FieldValue& pf = raw.fields[kPrefetch];
   if (pf.kind != FieldValue::kAbsent) {
     if (pf.kind != FieldValue::kBool)
-      return std::unexpected(Bad(index, r.raw_name, "prefetch mark is not a bool"));
+      return std::unexpected(Bad(index, raw_name, "prefetch mark is not a bool"));
     e.prefetch = pf.boolean;
   }
-  return r;
+  return Ok();
 }
 
-// RapidJSON SAX handler: builds TocRecords entry by entry, with no document tree (a DOM of a
-// 100,000-entry TOC costs tens of MB and most of the parse time). Returning false stops the
-// parse; `error` then says why.
+// The entries seen so far, by path: an open-addressing table of entry indices (with a 32-bit
+// hash tag), so no path is copied and an entry costs 8-16 bytes, not a node allocation.
+class PathSet {
+ public:
+  PathSet(const std::vector<Entry>& entries, size_t expected) : entries_(entries) {
+    Resize(std::bit_ceil(std::max<size_t>(expected, 64)));
+  }
+
+  // The index of the entry named `path`, if there is one.
+  std::optional<uint32_t> Find(std::string_view path) const {
+    const uint32_t h = Hash(path);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.index_plus_1 == 0) return std::nullopt;
+      if (s.hash == h && entries_[s.index_plus_1 - 1].path == path) return s.index_plus_1 - 1;
+    }
+  }
+
+  // REQUIRES: no entry of that path was inserted.
+  void Insert(uint32_t index) {
+    if ((used_ + 1) * 10 > slots_.size() * 7) Resize(slots_.size() * 2);
+    Place(Slot{Hash(entries_[index].path), index + 1});
+    ++used_;
+  }
+
+ private:
+  struct Slot {
+    uint32_t hash = 0;
+    uint32_t index_plus_1 = 0;  // 0: empty
+  };
+
+  static uint32_t Hash(std::string_view path) {
+    return static_cast<uint32_t>(std::hash<std::string_view>{}(path));
+  }
+  void Place(Slot slot) {
+    size_t i = slot.hash & mask_;
+    while (slots_[i].index_plus_1 != 0) i = (i + 1) & mask_;
+    slots_[i] = slot;
+  }
+  void Resize(size_t capacity) {
+    std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(capacity));
+    mask_ = capacity - 1;
+    for (const Slot& s : old) {
+      if (s.index_plus_1 != 0) Place(s);
+    }
+  }
+
+  const std::vector<Entry>& entries_;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t used_ = 0;
+};
+
+// Turns validated records into entries as they arrive: a regular file stays open while "chunk"
+// records follow it; its chunks' blob ranges are finished once the whole TOC has been seen
+// (a stargz-layout chunk ends at the next offset of any entry, anywhere in the TOC).
+class EntryBuilder {
+ public:
+  EntryBuilder(TocFormat format, uint64_t data_end, size_t expected_entries, TocIndex& out)
+      : format_(format), data_end_(data_end), out_(out), seen_(out.entries, expected_entries) {
+    out_.entries.reserve(expected_entries);
+    ranges_.reserve(expected_entries);
+  }
+
+  Status Add(const RawEntry& raw, size_t index, const TocLimits& limits) {
+    const FieldValue& type = raw.fields[kType];
+    const bool chunk_record = type.kind == FieldValue::kString && type.text == "chunk";
+    ChunkFields c;
+    std::string_view raw_name;
+    if (chunk_record) {
+      scratch_ = Entry{};
+      HOIST_RETURN_IF_ERROR(MakeRecord(raw, index, limits, scratch_, c, raw_name));
+    } else {
+      HOIST_RETURN_IF_ERROR(CloseFile());
+      HOIST_RETURN_IF_ERROR(
+          MakeRecord(raw, index, limits, out_.entries.emplace_back(), c, raw_name));
+    }
+    any_end_offset_ |= c.has_end_offset;
+    if (c.has_offset && (format_ == TocFormat::kEstargz || !any_end_offset_))
+      all_offsets_.push_back(c.offset);
+    if (chunk_record) return AddChunkRecord(c, index, raw_name);
+    return AddEntry(c, index, raw_name);
+  }
+
+  // After the last record: closes the open file, then computes and checks every chunk range.
+  Status Finish() {
+    HOIST_RETURN_IF_ERROR(CloseFile());
+    const bool stargz = format_ == TocFormat::kEstargz || !any_end_offset_;
+    out_.stargz_layout = stargz;
+    if (stargz) {
+      std::sort(all_offsets_.begin(), all_offsets_.end());
+      all_offsets_.erase(std::unique(all_offsets_.begin(), all_offsets_.end()), all_offsets_.end());
+    }
+    const ChunkEncoding encoding = !stargz ? ChunkEncoding::kZstdFrame
+                                   : format_ == TocFormat::kEstargz
+                                       ? ChunkEncoding::kGzipMember
+                                       : ChunkEncoding::kZstdFramePrefix;
+    for (Range& r : ranges_) {
+      if (stargz) {
+        auto it = std::upper_bound(all_offsets_.begin(), all_offsets_.end(), r.begin);
+        r.end = it == all_offsets_.end() ? data_end_ : *it;
+      }
+      const Entry& e = out_.entries[r.entry];
+      if (r.end <= r.begin || r.end > data_end_)
+        return std::unexpected(Bad(r.record, e.path,
+                                   "chunk range [" + std::to_string(r.begin) + ", " +
+                                       std::to_string(r.end) + ") is empty or past the data end " +
+                                       std::to_string(data_end_)));
+      Chunk& ch = out_.entries[r.entry].chunks[r.chunk];
+      ch.blob_offset = r.begin;
+      ch.blob_length = r.end - r.begin;
+      ch.encoding = encoding;
+      if (!stargz) ch.inner_offset = 0;
+    }
+    std::sort(ranges_.begin(), ranges_.end(),
+              [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    for (size_t k = 1; k < ranges_.size(); ++k) {
+      const Range& a = ranges_[k - 1];
+      const Range& b = ranges_[k];
+      const bool same = a.begin == b.begin && a.end == b.end;
+      if (b.begin < a.end && !(stargz && same)) {
+        return Fail(EBADMSG, "TOC chunks of \"" + out_.entries[a.entry].path + "\" and \"" +
+                                 out_.entries[b.entry].path + "\" overlap in the blob at " +
+                                 std::to_string(b.begin));
+      }
+    }
+    return Ok();
+  }
+
+ private:
+  // A chunk's blob range: `end` is provisional until Finish (where a chunk ends may depend on
+  // records that come later).
+  struct Range {
+    uint64_t begin = 0, end = 0;
+    uint32_t entry = 0, chunk = 0;
+    uint32_t record = 0;  // TOC entry index, for errors
+  };
+
+  Status AddEntry(const ChunkFields& c, size_t index, std::string_view raw_name) {
+    const uint32_t at = static_cast<uint32_t>(out_.entries.size() - 1);
+    Entry& e = out_.entries.back();
+    last_record_ = index;
+    last_name_.assign(raw_name);
+    if (seen_.Find(e.path)) return std::unexpected(Bad(index, raw_name, "duplicate entry"));
+    if (e.type == EntryType::kHardlink) {
+      const std::optional<uint32_t> it = seen_.Find(e.link_name);
+      if (!it)
+        return std::unexpected(
+            Bad(index, raw_name,
+                "hardlink target \"" + e.link_name + "\" is not earlier in the layer"));
+      const EntryType target = out_.entries[*it].type;
+      if (target == EntryType::kDirectory || target == EntryType::kHardlink)
+        return std::unexpected(Bad(index, raw_name, "hardlink to a directory or hardlink"));
+    }
+    seen_.Insert(at);
+    if (e.type != EntryType::kRegular) e.size = 0;
+    if (e.type != EntryType::kRegular || e.size == 0) return Ok();
+    open_ = at;
+    file_end_ = c.has_end_offset ? c.end_offset : data_end_;
+    return AddChunk(c, index, true);
+  }
+
+  Status AddChunkRecord(const ChunkFields& c, size_t index, std::string_view raw_name) {
+    if (out_.entries.empty())
+      return std::unexpected(Bad(index, raw_name, "chunk entry without a preceding regular file"));
+    const Entry& file = out_.entries.back();
+    if (scratch_.path != file.path)
+      return std::unexpected(Bad(index, raw_name, "chunk entry does not follow its file"));
+    if (file.type != EntryType::kRegular)
+      return std::unexpected(
+          Bad(last_record_, last_name_, "chunk entries after a non-regular entry"));
+    if (!open_)
+      return std::unexpected(Bad(last_record_, last_name_, "chunk entries for an empty file"));
+    return AddChunk(c, index, false);
+  }
+
+  Status AddChunk(const ChunkFields& c, size_t index, bool first) {
+    Entry& e = out_.entries[*open_];
+    if (first && c.chunk_offset != 0)
+      return std::unexpected(Bad(index, last_name_, "first chunk does not start at 0"));
+    uint64_t size = c.chunk_size;
+    if (size == 0) {
+      if (c.chunk_offset > e.size)
+        return std::unexpected(Bad(index, last_name_, "chunk offset past the end of the file"));
+      size = e.size - c.chunk_offset;
+    }
+    Chunk& ch = e.chunks.emplace_back();
+    ch.file_offset = c.chunk_offset;
+    ch.size = size;
+    ch.digest = c.chunk_digest;
+    ch.inner_offset = c.inner_offset;
+    if (c.has_offset) {
+      // zstd:chunked: a chunk ends where the next record of its file with an offset starts.
+      for (size_t p : pending_) ranges_[p].end = c.offset;
+      pending_.clear();
+    }
+    if (c.zeros) {
+      ch.encoding = ChunkEncoding::kZeros;
+      return Ok();
+    }
+    if (!c.has_offset) return std::unexpected(Bad(index, last_name_, "chunk without an offset"));
+    Range& r = ranges_.emplace_back();
+    r.begin = c.offset;
+    r.entry = *open_;
+    r.chunk = static_cast<uint32_t>(e.chunks.size() - 1);
+    r.record = static_cast<uint32_t>(index);
+    if (c.has_end_offset && !first)
+      r.end = c.end_offset;
+    else
+      pending_.push_back(ranges_.size() - 1);
+    return Ok();
+  }
+
+  // The open file has all its chunks: the last ones end at the file's endOffset (or the data
+  // end), a lone chunk takes the file's digest, and the chunks must tile the file.
+  Status CloseFile() {
+    if (!open_) return Ok();
+    Entry& e = out_.entries[*open_];
+    open_.reset();
+    for (size_t p : pending_) ranges_[p].end = file_end_;
+    pending_.clear();
+    if (e.chunks.size() == 1 && e.chunks[0].digest.empty()) e.chunks[0].digest = e.digest;
+    for (size_t i = 0; i < e.chunks.size(); ++i) {
+      if (e.chunks[i].encoding != ChunkEncoding::kZeros && e.chunks[i].digest.empty())
+        return std::unexpected(Bad(last_record_ + i, last_name_, "chunk without a digest"));
+    }
+    uint64_t expect = 0;
+    for (const Chunk& ch : e.chunks) {
+      if (ch.file_offset != expect || ch.size == 0)
+        return std::unexpected(
+            Bad(last_record_, last_name_,
+                "chunks do not tile the file (gap or overlap at " + std::to_string(expect) + ")"));
+      expect += ch.size;
+      if (expect > e.size) break;
+    }
+    if (expect != e.size)
+      return std::unexpected(Bad(last_record_, last_name_,
+                                 "chunk sizes add up to " + std::to_string(expect) +
+                                     ", not the file size " + std::to_string(e.size)));
+    return Ok();
+  }
+
+  const TocFormat format_;
+  const uint64_t data_end_;
+  TocIndex& out_;
+  PathSet seen_;
+  Entry scratch_;  // a "chunk" record's fields
+  size_t last_record_ = 0;
+  std::string last_name_;         // raw name of the last non-chunk record
+  std::optional<uint32_t> open_;  // the regular file chunk records may still extend
+  uint64_t file_end_ = 0;         // where its last chunk ends (zstd:chunked)
+  std::vector<size_t> pending_;   // its ranges still waiting for an end
+  std::vector<Range> ranges_;
+  bool any_end_offset_ = false;
+  std::vector<uint64_t> all_offsets_;  // stargz layout: every record's offset
+};
+
+// RapidJSON SAX handler: builds entries as each JSON entry ends, with no document tree and no
+// intermediate records. Returning false stops the parse; `error` then says why.
 class TocHandler {
  public:
-  explicit TocHandler(const TocLimits& limits) : limits_(limits) {}
+  TocHandler(const TocLimits& limits, TocFormat format, uint64_t data_end, size_t expected)
+      : limits_(limits), builder_(format, data_end, expected, out) {}
 
   std::optional<Error> error;
-  TocJson out;
+  TocIndex out;
   bool saw_version = false;
   bool saw_entries = false;
+
+  Status Finish() { return builder_.Finish(); }
 
   bool Null() { return Scalar(FieldValue::kNull, 0, false, {}); }
   bool Bool(bool b) { return Scalar(FieldValue::kBool, 0, b, {}); }
@@ -343,7 +622,10 @@ class TocHandler {
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
     if (skip_ > 0) return true;
-    key_.assign(s, n);
+    if (at_ == At::kEntry)
+      field_ = FieldOf(std::string_view(s, n));
+    else
+      key_.assign(s, n);
     return true;
   }
   bool StartObject() { return Start(true); }
@@ -391,8 +673,7 @@ class TocHandler {
         at_ = At::kEntry;
         return true;
       case At::kEntry: {
-        const Field f = FieldOf(key_);
-        if (f == kXattrs) {
+        if (field_ == kXattrs) {
           if (raw_.has_xattrs) break;
           raw_.has_xattrs = true;
           if (!object) {
@@ -402,8 +683,8 @@ class TocHandler {
           at_ = At::kXattrs;
           return true;
         }
-        if (f < kFieldCount && raw_.fields[f].kind == FieldValue::kAbsent)
-          raw_.fields[f].kind = FieldValue::kContainer;
+        if (field_ < kFieldCount && raw_.fields[field_].kind == FieldValue::kAbsent)
+          raw_.fields[field_].kind = FieldValue::kContainer;
         break;
       }
       case At::kXattrs:
@@ -429,9 +710,8 @@ class TocHandler {
         at_ = At::kRoot;
         return true;
       case At::kEntry: {
-        Result<TocRecord> r = MakeRecord(raw_, index_, limits_);
-        if (!r) return Fail(r.error());
-        out.records.push_back(std::move(*r));
+        Status added = builder_.Add(raw_, index_, limits_);
+        if (!added) return Fail(added.error());
         ++index_;
         at_ = At::kEntries;
         return true;
@@ -469,13 +749,12 @@ class TocHandler {
       case At::kEntries:
         return Fail(Bad(index_, "", "not an object"));
       case At::kEntry: {
-        const Field f = FieldOf(key_);
-        if (f == kXattrs) {
+        if (field_ == kXattrs) {
           if (!raw_.has_xattrs) raw_.has_xattrs = raw_.xattrs_not_object = true;
           return true;
         }
-        if (f >= kFieldCount || raw_.fields[f].kind != FieldValue::kAbsent) return true;
-        FieldValue& v = raw_.fields[f];
+        if (field_ >= kFieldCount || raw_.fields[field_].kind != FieldValue::kAbsent) return true;
+        FieldValue& v = raw_.fields[field_];
         v.kind = kind;
         v.uint = u;
         v.boolean = b;
@@ -498,9 +777,11 @@ class TocHandler {
   static Error VersionError() { return Error(EBADMSG, "TOC version is missing or not 1"); }
 
   const TocLimits& limits_;
+  EntryBuilder builder_;
   At at_ = At::kTop;
-  int skip_ = 0;  // depth inside a value being skipped
-  std::string key_;
+  int skip_ = 0;            // depth inside a value being skipped
+  std::string key_;         // the last key outside entries (root fields, xattr names)
+  Field field_ = kUnknown;  // the last key inside an entry
   RawEntry raw_;
   size_t index_ = 0;
   bool saw_split_ = false;
@@ -513,15 +794,15 @@ class PieceStream {
   using Ch = char;
   explicit PieceStream(const TocTextSource& next) : next_(next) { Fill(); }
 
-  // Peek and Take run once per byte of the TOC: kept inline, with the refill out of line.
-  [[gnu::always_inline]] Ch Peek() const { return pos_ < piece_.size() ? piece_[pos_] : '\0'; }
+  // Peek and Take run once per byte of the TOC, so they are one load and one compare: `cur_`
+  // always points at a readable byte, the '\0' sentinel once the text (or the source) ends.
+  [[gnu::always_inline]] Ch Peek() const { return *cur_; }
   [[gnu::always_inline]] Ch Take() {
-    if (pos_ >= piece_.size()) return '\0';
-    const Ch c = piece_[pos_++];
-    if (pos_ == piece_.size()) Fill();
+    const Ch c = *cur_;
+    if (++cur_ == end_) Fill();
     return c;
   }
-  size_t Tell() const { return consumed_ + pos_; }
+  size_t Tell() const { return consumed_ + static_cast<size_t>(cur_ - begin_); }
   // Output side: unused by a non-in-situ parse.
   Ch* PutBegin() { return nullptr; }
   void Put(Ch) {}
@@ -532,9 +813,9 @@ class PieceStream {
 
  private:
   [[gnu::noinline]] void Fill() {
-    consumed_ += piece_.size();
-    piece_ = {};
-    pos_ = 0;
+    if (begin_ != &kEnd) consumed_ += static_cast<size_t>(end_ - begin_);
+    begin_ = cur_ = &kEnd;
+    end_ = &kEnd + 1;
     // Skip empty pieces that are not the end: only a source error or the end stops here.
     while (!error && !ended_) {
       Result<std::string_view> p = next_();
@@ -546,28 +827,31 @@ class PieceStream {
         ended_ = true;
         return;
       }
-      piece_ = *p;
+      begin_ = cur_ = p->data();
+      end_ = p->data() + p->size();
       return;
     }
   }
 
+  static constexpr Ch kEnd = '\0';
   const TocTextSource& next_;
-  std::string_view piece_;
-  size_t pos_ = 0;
+  const Ch* begin_ = &kEnd;
+  const Ch* cur_ = &kEnd;
+  const Ch* end_ = &kEnd + 1;
   size_t consumed_ = 0;
   bool ended_ = false;
 };
 
 }  // namespace
 
-Result<TocJson> ParseTocJsonStream(const TocTextSource& next, const TocLimits& limits,
-                                   uint64_t text_bytes) {
-  TocHandler handler(limits);
+Result<TocIndex> ParseTocStream(const TocTextSource& next, TocFormat format, uint64_t data_end,
+                                const TocLimits& limits, uint64_t text_bytes) {
   // Real TOC entries take 150-400 bytes of text; at 128 bytes an entry this rarely
   // over-reserves by more than 3x, and the untouched part of a large array is never resident.
   constexpr uint64_t kMinEntryText = 128;
-  handler.out.records.reserve(static_cast<size_t>(
-      std::min<uint64_t>({text_bytes / kMinEntryText, limits.max_entries, uint64_t{1} << 20})));
+  const size_t expected = static_cast<size_t>(
+      std::min<uint64_t>({text_bytes / kMinEntryText, limits.max_entries, uint64_t{1} << 20}));
+  TocHandler handler(limits, format, data_end, expected);
   rapidjson::Reader reader;
   PieceStream in(next);
   rapidjson::ParseResult ok =
@@ -583,167 +867,20 @@ Result<TocJson> ParseTocJsonStream(const TocTextSource& next, const TocLimits& l
   }
   if (!handler.saw_version) return Fail(EBADMSG, "TOC version is missing or not 1");
   if (!handler.saw_entries) return Fail(EBADMSG, "TOC has no entries array");
+  HOIST_RETURN_IF_ERROR(handler.Finish());
   return std::move(handler.out);
 }
 
-Result<TocJson> ParseTocJson(std::string_view json, const TocLimits& limits) {
+Result<TocIndex> ParseToc(std::string_view json, TocFormat format, uint64_t data_end,
+                          const TocLimits& limits) {
   bool given = false;
-  return ParseTocJsonStream(
+  return ParseTocStream(
       [&]() -> Result<std::string_view> {
         if (given) return std::string_view();
         given = true;
         return json;
       },
-      limits, json.size());
-}
-
-Result<std::vector<Entry>> FinishTocIndex(std::vector<TocRecord> records, TocFlavor flavor,
-                                          uint64_t data_end, const TocLimits& limits) {
-  (void)limits;
-  // Group: each reg (size > 0) followed by its chunk records.
-  std::vector<Entry> out;
-  out.reserve(records.size());
-  // path -> index in out. Keys view out[i].path: `out` never reallocates (reserved above), so
-  // the views stay valid; no path is copied.
-  std::unordered_map<std::string_view, size_t> seen;
-  seen.reserve(records.size());
-  std::vector<uint64_t> all_offsets;
-  if (flavor != TocFlavor::kZstdChunked) {
-    for (auto& r : records)
-      if (r.has_offset) all_offsets.push_back(r.offset);
-    std::sort(all_offsets.begin(), all_offsets.end());
-    all_offsets.erase(std::unique(all_offsets.begin(), all_offsets.end()), all_offsets.end());
-  }
-  auto next_offset_after = [&](uint64_t off) -> uint64_t {
-    auto it = std::upper_bound(all_offsets.begin(), all_offsets.end(), off);
-    return it == all_offsets.end() ? data_end : *it;
-  };
-
-  struct Range {
-    uint64_t begin, end;
-    size_t entry;
-  };
-  std::vector<Range> ranges;
-
-  for (size_t i = 0; i < records.size();) {
-    TocRecord& r = records[i];
-    if (r.is_chunk)
-      return std::unexpected(Bad(i, r.raw_name, "chunk entry without a preceding regular file"));
-    Entry e = std::move(r.entry);
-    const size_t first = i;
-    size_t last = i + 1;
-    while (last < records.size() && records[last].is_chunk) {
-      if (records[last].entry.path != e.path)
-        return std::unexpected(
-            Bad(last, records[last].raw_name, "chunk entry does not follow its file"));
-      ++last;
-    }
-    if (last > first + 1 && e.type != EntryType::kRegular)
-      return std::unexpected(
-          Bad(first, records[first].raw_name, "chunk entries after a non-regular entry"));
-    if (seen.contains(e.path))
-      return std::unexpected(Bad(first, records[first].raw_name, "duplicate entry"));
-    if (e.type == EntryType::kHardlink) {
-      auto it = seen.find(e.link_name);
-      if (it == seen.end())
-        return std::unexpected(
-            Bad(first, records[first].raw_name,
-                "hardlink target \"" + e.link_name + "\" is not earlier in the layer"));
-      if (out[it->second].type == EntryType::kDirectory ||
-          out[it->second].type == EntryType::kHardlink)
-        return std::unexpected(
-            Bad(first, records[first].raw_name, "hardlink to a directory or hardlink"));
-    }
-    if (e.type != EntryType::kRegular) e.size = 0;
-    if (e.type == EntryType::kRegular && e.size > 0) {
-      // Chunks [first, last).
-      const uint64_t file_end_offset =
-          records[first].has_end_offset ? records[first].end_offset : data_end;
-      for (size_t k = first; k < last; ++k) {
-        TocRecord& c = records[k];
-        Chunk ch;
-        ch.file_offset = c.chunk_offset;
-        if (k == first && c.chunk_offset != 0)
-          return std::unexpected(Bad(k, c.raw_name, "first chunk does not start at 0"));
-        uint64_t csize = c.chunk_size;
-        if (csize == 0) {
-          if (c.chunk_offset > e.size)
-            return std::unexpected(Bad(k, c.raw_name, "chunk offset past the end of the file"));
-          csize = e.size - c.chunk_offset;
-        }
-        ch.size = csize;
-        ch.digest = c.chunk_digest;
-        if (ch.digest.empty() && last == first + 1) ch.digest = e.digest;
-        if (c.zeros) {
-          ch.encoding = ChunkEncoding::kZeros;
-        } else {
-          if (!c.has_offset) return std::unexpected(Bad(k, c.raw_name, "chunk without an offset"));
-          if (ch.digest.empty())
-            return std::unexpected(Bad(k, c.raw_name, "chunk without a digest"));
-          uint64_t end;
-          if (flavor != TocFlavor::kZstdChunked) {
-            end = next_offset_after(c.offset);
-            ch.encoding = flavor == TocFlavor::kEstargz ? ChunkEncoding::kGzipMember
-                                                        : ChunkEncoding::kZstdFramePrefix;
-            ch.inner_offset = c.inner_offset;
-          } else {
-            ch.encoding = ChunkEncoding::kZstdFrame;
-            if (c.has_end_offset && k != first) {
-              end = c.end_offset;
-            } else {
-              end = file_end_offset;
-              for (size_t n = k + 1; n < last; ++n) {
-                if (records[n].has_offset) {
-                  end = records[n].offset;
-                  break;
-                }
-              }
-              if (k == first && last == first + 1 && c.has_end_offset) end = c.end_offset;
-            }
-          }
-          if (end <= c.offset || end > data_end)
-            return std::unexpected(
-                Bad(k, c.raw_name,
-                    "chunk range [" + std::to_string(c.offset) + ", " + std::to_string(end) +
-                        ") is empty or past the data end " + std::to_string(data_end)));
-          ch.blob_offset = c.offset;
-          ch.blob_length = end - c.offset;
-          ranges.push_back(Range{ch.blob_offset, end, out.size()});
-        }
-        e.chunks.push_back(std::move(ch));
-      }
-      uint64_t expect = 0;
-      for (auto& ch : e.chunks) {
-        if (ch.file_offset != expect || ch.size == 0)
-          return std::unexpected(Bad(
-              first, records[first].raw_name,
-              "chunks do not tile the file (gap or overlap at " + std::to_string(expect) + ")"));
-        expect += ch.size;
-        if (expect > e.size) break;
-      }
-      if (expect != e.size)
-        return std::unexpected(Bad(first, records[first].raw_name,
-                                   "chunk sizes add up to " + std::to_string(expect) +
-                                       ", not the file size " + std::to_string(e.size)));
-    } else if (last > first + 1) {
-      return std::unexpected(
-          Bad(first, records[first].raw_name, "chunk entries for an empty file"));
-    }
-    out.push_back(std::move(e));
-    seen.emplace(std::string_view(out.back().path), out.size() - 1);
-    i = last;
-  }
-  std::sort(ranges.begin(), ranges.end(),
-            [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  for (size_t k = 1; k < ranges.size(); ++k) {
-    const bool same = ranges[k].begin == ranges[k - 1].begin && ranges[k].end == ranges[k - 1].end;
-    if (ranges[k].begin < ranges[k - 1].end && !(flavor != TocFlavor::kZstdChunked && same)) {
-      return Fail(EBADMSG, "TOC chunks of \"" + out[ranges[k - 1].entry].path + "\" and \"" +
-                               out[ranges[k].entry].path + "\" overlap in the blob at " +
-                               std::to_string(ranges[k].begin));
-    }
-  }
-  return out;
+      format, data_end, limits, json.size());
 }
 
 }  // namespace hoist

@@ -189,8 +189,9 @@ namespace {
 // as ZstdDecompressCapped: at most `limits.max_toc_size` bytes of text, complete frames, and
 // exactly `declared` bytes when the footer declares a size (checked after the parse, by
 // decompressing what follows the root object).
-Result<TocJson> ParseZstdTocStream(std::string_view compressed, const ZstdChunkedLimits& limits,
-                                   std::optional<uint64_t> declared) {
+Result<TocIndex> ParseZstdTocStream(std::string_view compressed, uint64_t data_end,
+                                    const ZstdChunkedLimits& limits,
+                                    std::optional<uint64_t> declared) {
   const uint64_t cap = limits.max_toc_size;
   if (declared && *declared > cap)
     return Fail(EFBIG, "declared uncompressed size " + std::to_string(*declared) +
@@ -221,7 +222,8 @@ Result<TocJson> ParseZstdTocStream(std::string_view compressed, const ZstdChunke
   // A size hint only (it sizes an array): the declared size, but no more than JSON compresses
   // (about 5-10x; 16x is generous), so a lying footer cannot make it reserve gigabytes.
   const uint64_t expected_text = std::min<uint64_t>(declared.value_or(0), compressed.size() * 16);
-  HOIST_ASSIGN_OR_RETURN(TocJson toc, ParseTocJsonStream(next, limits.toc, expected_text));
+  HOIST_ASSIGN_OR_RETURN(TocIndex toc, ParseTocStream(next, TocFormat::kZstdChunked, data_end,
+                                                      limits.toc, expected_text));
   // Drain: the frames must be complete, and the total must match the declared size.
   while (true) {
     HOIST_ASSIGN_OR_RETURN(std::string_view rest, next());
@@ -249,7 +251,7 @@ Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Di
   }
   const std::optional<uint64_t> declared =
       uncompressed_size ? std::optional<uint64_t>(uncompressed_size) : std::nullopt;
-  TocJson toc;
+  TocIndex toc;
   if (!toc_json_digest.empty()) {
     // ctr-remote: the digest covers the JSON text, so the whole text is checked before parsing.
     HOIST_ASSIGN_OR_RETURN(std::string json,
@@ -258,24 +260,19 @@ Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Di
     if (got != toc_json_digest)
       return Fail(EIO, "zstd:chunked TOC (stargz toc.digest) mismatch: got " + got.str() +
                            ", want " + toc_json_digest.str());
-    HOIST_ASSIGN_OR_RETURN(toc, ParseTocJson(json, limits.toc));
+    HOIST_ASSIGN_OR_RETURN(toc, ParseToc(json, TocFormat::kZstdChunked, data_end, limits.toc));
   } else {
     // The compressed bytes are verified: decompress as the parser reads, so the JSON text (tens
     // of MB for 100,000 entries) is never held whole.
-    HOIST_ASSIGN_OR_RETURN(toc, ParseZstdTocStream(compressed_toc, limits, declared));
+    HOIST_ASSIGN_OR_RETURN(toc, ParseZstdTocStream(compressed_toc, data_end, limits, declared));
   }
   if (tar_split_digest) *tar_split_digest = toc.tar_split_digest;
   // Producers that write endOffset (skopeo, containers/storage, hoist) give exact frame ranges;
-  // ctr-remote writes none and lays frames out like eStargz.
-  bool any_end = false;
-  for (const auto& r : toc.records) any_end |= r.has_end_offset;
-  const TocFlavor flavor = any_end ? TocFlavor::kZstdChunked : TocFlavor::kZstdChunkedStargzLayout;
-  HOIST_ASSIGN_OR_RETURN(std::vector<Entry> entries,
-                         FinishTocIndex(std::move(toc.records), flavor, data_end, limits.toc));
-  if (flavor == TocFlavor::kZstdChunkedStargzLayout) ApplyStargzLandmarks(entries);
+  // ctr-remote writes none, lays frames out like eStargz and may add its landmarks.
+  if (toc.stargz_layout) ApplyStargzLandmarks(toc.entries);
   LayerIndex index;
   index.format = LayerFormat::kZstdChunked;
-  index.entries = std::move(entries);
+  index.entries = std::move(toc.entries);
   return index;
 }
 

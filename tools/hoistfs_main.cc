@@ -13,6 +13,7 @@
 // or -o log_file=) and serves until unmounted (`fusermount3 -u`, `hoist umount`) or signalled
 // (SIGTERM, SIGINT, SIGHUP: clean unmount). With -f everything happens in the foreground.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,6 +94,10 @@ void Detach(const std::string& log_file) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A fixed mmap threshold: glibc otherwise raises it to the largest block freed so far (up to
+  // 32 MiB), after which the multi-MB buffers of indexing a layer (TOC, index record) come from
+  // the heap and stay resident for the mount's lifetime once freed.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
   hoist::MountOptions options;
   std::vector<std::string> option_lists;
   std::string cache_flag;

@@ -1,8 +1,8 @@
-// libFuzzer target: ParseTocJson on the input, then FinishTocIndex for each flavor (zstd:chunked,
-// zstd:chunked in the stargz layout, eStargz) with a large and a small data end, and the stargz
+// libFuzzer target: ParseToc on the input for each format (zstd:chunked, which picks its layout
+// from the presence of endOffset, and eStargz) with a large and a small data end, then the stargz
 // landmarks. On success: entries have unique paths, hardlinks name an earlier non-directory
 // entry, and every regular file's chunks cover it exactly within [0, data_end) without overlap
-// (identical ranges are allowed where chunks share a frame or gzip member).
+// (identical ranges are allowed in the stargz layouts, where chunks share a frame or gzip member).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -16,7 +16,7 @@
 
 namespace {
 
-void Check(const std::vector<hoist::Entry>& entries, hoist::TocFlavor flavor, uint64_t data_end) {
+void Check(const std::vector<hoist::Entry>& entries, bool stargz_layout, uint64_t data_end) {
   std::set<std::string> seen;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const hoist::Entry& e : entries) {
@@ -32,6 +32,7 @@ void Check(const std::vector<hoist::Entry>& entries, hoist::TocFlavor flavor, ui
       FUZZ_CHECK(c.size > 0 && c.size <= e.size - covered);
       covered += c.size;
       if (c.encoding == hoist::ChunkEncoding::kZeros) continue;
+      FUZZ_CHECK(!c.digest.empty());
       FUZZ_CHECK(c.blob_length > 0);
       FUZZ_CHECK(c.blob_offset < data_end && c.blob_length <= data_end - c.blob_offset);
       ranges.emplace_back(c.blob_offset, c.blob_offset + c.blob_length);
@@ -40,7 +41,7 @@ void Check(const std::vector<hoist::Entry>& entries, hoist::TocFlavor flavor, ui
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i) {
-    if (ranges[i] == ranges[i - 1] && flavor != hoist::TocFlavor::kZstdChunked) continue;
+    if (ranges[i] == ranges[i - 1] && stargz_layout) continue;
     FUZZ_CHECK(ranges[i].first >= ranges[i - 1].second);
   }
 }
@@ -52,15 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   hoist::TocLimits limits;
   limits.max_entries = 4096;
   limits.max_file_size = uint64_t{1} << 30;
-  auto toc = hoist::ParseTocJson(hoist::fuzz::AsView(data, size), limits);
-  if (!toc) return 0;
-  for (auto flavor : {hoist::TocFlavor::kZstdChunked, hoist::TocFlavor::kZstdChunkedStargzLayout,
-                      hoist::TocFlavor::kEstargz}) {
+  for (auto format : {hoist::TocFormat::kZstdChunked, hoist::TocFormat::kEstargz}) {
     for (uint64_t data_end : {uint64_t{1} << 40, uint64_t{4096}}) {
-      auto entries = hoist::FinishTocIndex(toc->records, flavor, data_end, limits);
-      if (!entries) continue;
-      Check(*entries, flavor, data_end);
-      if (flavor != hoist::TocFlavor::kZstdChunked) hoist::ApplyStargzLandmarks(*entries);
+      auto toc = hoist::ParseToc(hoist::fuzz::AsView(data, size), format, data_end, limits);
+      if (!toc) continue;
+      Check(toc->entries, toc->stargz_layout, data_end);
+      if (toc->stargz_layout) hoist::ApplyStargzLandmarks(toc->entries);
     }
   }
   return 0;

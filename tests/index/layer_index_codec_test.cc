@@ -106,34 +106,81 @@ std::string DecodeError(const std::string& record) {
 }
 
 TEST(LayerIndexCodecTest, ValidChecksumButHostileContent) {
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x00", 3))), "ok");
-  EXPECT_EQ(DecodeError(Record(2, std::string("\x00\x00\x00", 3))),
-            "corrupt layer index record: unknown version 2");
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x09\x00", 3))),
+  constexpr uint8_t v = kLayerIndexCodecVersion;
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00", 3))), "ok");
+  // A version 1 record (before shared path prefixes) is not read: the layer is indexed again.
+  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x00", 3))),
+            "corrupt layer index record: unknown version 1");
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x09\x00", 3))),
             "corrupt layer index record: bad layer format");
   // An entry count of 2^40 with no entries behind it: rejected before allocating anything.
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x80\x80\x80\x80\x80\x20", 8))),
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x80\x80\x80\x80\x80\x20", 8))),
             "corrupt layer index record: bad entry count");
   // An 11-byte varint overflows.
-  EXPECT_EQ(DecodeError(Record(1, std::string(10, '\xff') + std::string("\x01\x00\x00", 3))),
+  EXPECT_EQ(DecodeError(Record(v, std::string(10, '\xff') + std::string("\x01\x00\x00", 3))),
             "corrupt layer index record: bad blob size");
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x00\x00", 4))),
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00\x00", 4))),
             "corrupt layer index record: bad trailing bytes");
-  // One entry: path "a", type 7 (no such type).
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x01\x01"
+  // One entry: path "a" (nothing shared), type 7 (no such type).
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x01\x00\x01"
                                               "a\x07",
-                                              6))),
+                                              7))),
             "corrupt layer index record: bad entry type");
   // One entry with mode 010000 (beyond 07777).
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x01\x01"
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x01\x00\x01"
                                               "a\x00\x80\x80\x01",
-                                              9))),
+                                              10))),
             "corrupt layer index record: bad entry mode");
   // A path length longer than the record.
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x01\x7f"
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x01\x00\x7f"
                                               "a",
-                                              5))),
+                                              6))),
             "corrupt layer index record: bad entry path");
+  // The first path claims to share 3 bytes with a previous path that does not exist.
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x01\x03\x01"
+                                              "a",
+                                              6))),
+            "corrupt layer index record: bad entry path prefix");
+}
+
+// Shared path prefixes and chunk digests that repeat their file's digest are stored once, and
+// come back whole.
+TEST(LayerIndexCodecTest, SharedPrefixesAndRepeatedDigestsRoundTrip) {
+  LayerIndex index;
+  index.layer_digest = Digest::Of("layer");
+  index.format = LayerFormat::kZstdChunked;
+  const char* paths[] = {"usr", "usr/lib", "usr/lib/libfoo.so.1", "usr/lib/libfoo.so.2", "var"};
+  for (const char* p : paths) {
+    Entry& e = index.entries.emplace_back();
+    e.path = p;
+    e.type = EntryType::kRegular;
+    e.size = 10;
+    e.digest = Digest::Of(p);
+    Chunk& c = e.chunks.emplace_back();
+    c.size = 10;
+    c.blob_length = 7;
+    c.digest = e.digest;  // a lone chunk repeats its file's digest
+  }
+  index.entries[4].chunks[0].digest = Digest::Of("other");  // unless it does not
+  const std::string bytes = EncodeLayerIndex(index);
+  Result<LayerIndex> back = DecodeLayerIndex(bytes);
+  ASSERT_TRUE(back) << back.error().message();
+  ExpectSameIndex(index, *back);
+  // Each file digest is stored once (its chunk says "the same" in one byte); the chunk digest
+  // that differs is stored in full.
+  auto stored = [&](const Digest& d) {
+    const auto raw = d.raw();
+    const std::string needle(reinterpret_cast<const char*>(raw.data()), raw.size());
+    size_t n = 0;
+    for (size_t at = bytes.find(needle); at != std::string::npos; at = bytes.find(needle, at + 1))
+      ++n;
+    return n;
+  };
+  for (const char* p : paths) EXPECT_EQ(stored(Digest::Of(p)), 1u) << p;
+  EXPECT_EQ(stored(Digest::Of("other")), 1u);
+  // "usr/lib/libfoo.so.2" shares 18 bytes with the path before it: only "2" is stored.
+  EXPECT_EQ(bytes.find("usr/lib/libfoo.so.2"), std::string::npos);
+  EXPECT_NE(bytes.find("libfoo.so.1"), std::string::npos);
 }
 
 }  // namespace
