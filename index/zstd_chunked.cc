@@ -3,9 +3,14 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 namespace hoist {
 namespace {
@@ -185,10 +190,135 @@ Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t c
 
 namespace {
 
-// Parses a zstd-compressed TOC while decompressing it in small pieces. The same caps and checks
-// as ZstdDecompressCapped: at most `limits.max_toc_size` bytes of text, complete frames, and
-// exactly `declared` bytes when the footer declares a size (checked after the parse, by
-// decompressing what follows the root object).
+// Decompresses on a thread of its own, a few pieces ahead of the reader, so decompressing a TOC
+// and parsing it run on two cores (decompression is ~15% of reading a 100,000-entry TOC). The
+// same checks as ZstdDecompressCapped: at most `cap` bytes of text, complete frames. Pieces come
+// in order; an error comes after the pieces decoded before it.
+class AheadDecompressor {
+ public:
+  AheadDecompressor(DctxPtr dctx, std::string_view compressed, uint64_t cap)
+      : dctx_(std::move(dctx)), in_{compressed.data(), compressed.size(), 0}, cap_(cap) {
+    for (std::string& b : buffers_) b.resize(kPieceSize);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~AheadDecompressor() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  AheadDecompressor(const AheadDecompressor&) = delete;
+  AheadDecompressor& operator=(const AheadDecompressor&) = delete;
+
+  // The next piece, valid until the next call; empty at the end.
+  Result<std::string_view> Next() {
+    std::unique_lock lock(mu_);
+    if (reading_) {
+      ++released_;
+      reading_ = false;
+      cv_.notify_all();
+    }
+    cv_.wait(lock, [&] { return published_ > released_ || done_; });
+    if (published_ > released_) {
+      reading_ = true;
+      const size_t slot = released_ % kSlots;
+      return std::string_view(buffers_[slot].data(), lengths_[slot]);
+    }
+    if (error_) return std::unexpected(*error_);
+    return std::string_view();
+  }
+
+  // Bytes of text decoded so far (all of it once Next has returned the end).
+  uint64_t produced() const {
+    std::lock_guard lock(mu_);
+    return produced_;
+  }
+
+ private:
+  static constexpr size_t kSlots = 4;
+  static constexpr size_t kPieceSize = 256 << 10;
+
+  void Run() {
+    size_t last_ret = 1;
+    uint64_t produced = 0;
+    for (size_t piece = 0;; ++piece) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || piece - released_ < kSlots; });
+        if (stop_) return;
+      }
+      std::string& buffer = buffers_[piece % kSlots];
+      size_t length = 0;
+      std::optional<Error> error;
+      bool end = false;
+      while (true) {
+        if (last_ret == 0 && in_.pos == in_.size) {
+          end = true;
+          break;
+        }
+        ZSTD_outBuffer ob{buffer.data(), buffer.size(), 0};
+        const size_t in_before = in_.pos;
+        const size_t ret = ZSTD_decompressStream(dctx_.get(), &ob, &in_);
+        if (ZSTD_isError(ret)) {
+          error =
+              Error(EBADMSG, std::string("zstd decompression failed: ") + ZSTD_getErrorName(ret));
+          break;
+        }
+        last_ret = ret;
+        produced += ob.pos;
+        if (produced > cap_) {
+          error = Error(EFBIG,
+                        "zstd data decompresses to more than " + std::to_string(cap_) + " bytes");
+          break;
+        }
+        if (ob.pos > 0) {
+          length = ob.pos;
+          break;
+        }
+        if (ret == 0 && in_.pos == in_.size) {
+          end = true;
+          break;
+        }
+        if (in_.pos == in_before) {
+          error = Error(EBADMSG, "zstd data is truncated (incomplete frame)");
+          break;
+        }
+      }
+      std::lock_guard lock(mu_);
+      produced_ = produced;
+      if (length > 0) {
+        lengths_[piece % kSlots] = length;
+        ++published_;
+      }
+      if (error) error_ = std::move(error);
+      if (error_ || end) done_ = true;
+      cv_.notify_all();
+      if (done_) return;
+    }
+  }
+
+  DctxPtr dctx_;
+  ZSTD_inBuffer in_;
+  const uint64_t cap_;
+  std::array<std::string, kSlots> buffers_;
+  std::array<size_t, kSlots> lengths_{};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  size_t published_ = 0;        // GUARDED_BY(mu_) pieces decoded
+  size_t released_ = 0;         // GUARDED_BY(mu_) pieces the reader is done with
+  bool reading_ = false;        // GUARDED_BY(mu_) the reader holds piece `released_`
+  uint64_t produced_ = 0;       // GUARDED_BY(mu_)
+  bool done_ = false;           // GUARDED_BY(mu_) no more pieces: the end, or error_
+  bool stop_ = false;           // GUARDED_BY(mu_)
+  std::optional<Error> error_;  // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+// Parses a zstd-compressed TOC while it is decompressed in small pieces (AheadDecompressor), and
+// checks that it decompresses to exactly `declared` bytes when the footer declares a size
+// (after the parse, by decompressing what follows the root object).
 Result<TocIndex> ParseZstdTocStream(std::string_view compressed, uint64_t data_end,
                                     const ZstdChunkedLimits& limits,
                                     std::optional<uint64_t> declared) {
@@ -197,28 +327,8 @@ Result<TocIndex> ParseZstdTocStream(std::string_view compressed, uint64_t data_e
     return Fail(EFBIG, "declared uncompressed size " + std::to_string(*declared) +
                            " is over the cap of " + std::to_string(cap));
   HOIST_ASSIGN_OR_RETURN(DctxPtr dctx, NewBoundedDctx());
-  std::string piece(256 << 10, '\0');
-  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
-  uint64_t produced = 0;
-  size_t last_ret = 1;
-  // The next piece of text; empty at the end of the input.
-  auto next = [&]() -> Result<std::string_view> {
-    while (true) {
-      if (last_ret == 0 && in.pos == in.size) return std::string_view();
-      ZSTD_outBuffer ob{piece.data(), piece.size(), 0};
-      const size_t in_before = in.pos;
-      const size_t ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
-      if (ZSTD_isError(ret))
-        return Fail(EBADMSG, std::string("zstd decompression failed: ") + ZSTD_getErrorName(ret));
-      last_ret = ret;
-      produced += ob.pos;
-      if (produced > cap)
-        return Fail(EFBIG, "zstd data decompresses to more than " + std::to_string(cap) + " bytes");
-      if (ob.pos > 0) return std::string_view(piece.data(), ob.pos);
-      if (ret == 0 && in.pos == in.size) return std::string_view();
-      if (in.pos == in_before) return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
-    }
-  };
+  AheadDecompressor ahead(std::move(dctx), compressed, cap);
+  auto next = [&]() { return ahead.Next(); };
   // A size hint only (it sizes an array): the declared size, but no more than JSON compresses
   // (about 5-10x; 16x is generous), so a lying footer cannot make it reserve gigabytes.
   const uint64_t expected_text = std::min<uint64_t>(declared.value_or(0), compressed.size() * 16);
@@ -229,6 +339,7 @@ Result<TocIndex> ParseZstdTocStream(std::string_view compressed, uint64_t data_e
     HOIST_ASSIGN_OR_RETURN(std::string_view rest, next());
     if (rest.empty()) break;
   }
+  const uint64_t produced = ahead.produced();
   if (declared && produced != *declared)
     return Fail(EBADMSG, "zstd data decompresses to " + std::to_string(produced) +
                              " bytes, not the declared " + std::to_string(*declared));
