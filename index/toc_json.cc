@@ -2,6 +2,7 @@
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <bit>
@@ -122,7 +123,7 @@ enum Field : uint8_t {
   kUnknown,
 };
 
-constexpr const char* kFieldNames[kFieldCount] = {
+constexpr std::string_view kFieldNames[kFieldCount] = {
     "name",        "type",        "linkName",  "modtime",      "digest",
     "chunkDigest", "chunkType",   "mode",      "uid",          "gid",
     "size",        "devMajor",    "devMinor",  "offset",       "endOffset",
@@ -330,6 +331,17 @@ Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, En
   return Ok();
 }
 
+// Asks for transparent huge pages on the page-aligned part of a large array about to be filled:
+// 2 MiB faults instead of 4 KiB ones (a 100,000-entry index touches ~20 MB of entries). Advice
+// only: no effect where THP is off or the range is small.
+void AdviseHugePages(void* data, size_t bytes) {
+  constexpr uintptr_t kPage = 4096;
+  if (bytes < (4u << 20)) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kPage - 1) & ~(kPage - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kPage - 1);
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 // The entries seen so far, by path: an open-addressing table of entry indices (with a 32-bit
 // hash tag), so no path is copied and an entry costs 8-16 bytes, not a node allocation.
 class PathSet {
@@ -392,6 +404,7 @@ class EntryBuilder {
       : format_(format), data_end_(data_end), out_(out), seen_(out.entries, expected_entries) {
     out_.entries.reserve(expected_entries);
     ranges_.reserve(expected_entries);
+    AdviseHugePages(out_.entries.data(), out_.entries.capacity() * sizeof(Entry));
   }
 
   Status Add(const RawEntry& raw, size_t index, const TocLimits& limits) {
