@@ -181,6 +181,7 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
       if (j.leader) leaders.push_back(c);
     }
   }
+  if (!pending.empty() && !index_error) AddNeighbors(layer, entry, leaders);
   if (!leaders.empty()) Dispatch(layer.layer_digest, std::move(leaders));
   if (index_error) return fail(*index_error);
 
@@ -220,6 +221,41 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
   return static_cast<size_t>(len);
 }
 
+void ChunkReader::AddNeighbors(const LayerIndex& layer, const Entry& entry,
+                               std::vector<Chunk>& leaders) {
+  if (options_.neighbor_bytes == 0 || entry.chunks.empty()) return;
+  const std::vector<Entry>& entries = layer.entries;
+  if (entries.empty() || &entry < entries.data() || &entry >= entries.data() + entries.size()) {
+    return;  // not an entry of this layer's array (a test's stand-alone Entry)
+  }
+  uint64_t begin = UINT64_MAX, end = 0;
+  for (const Chunk& c : entry.chunks) {
+    if (c.encoding == ChunkEncoding::kZeros) continue;
+    begin = std::min(begin, c.blob_offset);
+    end = std::max(end, c.blob_offset + c.blob_length);
+  }
+  if (begin >= end || end - begin >= options_.neighbor_bytes) return;  // none, or not small
+  const uint64_t limit = begin + options_.neighbor_bytes;
+  // Bounded walk: directories, links and empty files between the neighbours cost a step each.
+  constexpr size_t kMaxSteps = 1024;
+  const size_t first = static_cast<size_t>(&entry - entries.data()) + 1;
+  for (size_t k = first; k < entries.size() && k - first < kMaxSteps; ++k) {
+    const Entry& e = entries[k];
+    if (e.type != EntryType::kRegular) continue;
+    for (const Chunk& c : e.chunks) {
+      if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) continue;
+      // Chunks laid out elsewhere (a reordered prefetch section, another frame order) end it.
+      if (c.blob_offset < end || c.blob_offset + c.blob_length > limit) return;
+      end = c.blob_offset + c.blob_length;
+      if (!CheckChunkBounds(c)) return;
+      auto present = cache_->Contains(c.digest);
+      if (present && *present) continue;
+      Flights::Joined j = flights_.Join(c.digest.str());
+      if (j.leader) leaders.push_back(c);
+    }
+  }
+}
+
 std::pair<uint64_t, uint64_t> ChunkReader::ReadaheadWindow(const Entry& entry, uint64_t offset,
                                                            uint64_t end) {
   if (options_.readahead_bytes == 0) return {0, 0};
@@ -249,14 +285,35 @@ void ChunkReader::Dispatch(const Digest& blob, std::vector<Chunk> leaders) {
       CoalesceChunks(std::move(leaders), options_.max_coalesce_gap, options_.max_request_bytes);
   for (auto& g : groups) {
     auto group = std::make_shared<std::vector<Chunk>>(std::move(g));
-    pool_.Submit([this, blob, group] { (void)FetchGroup(blob, *group, /*prefetch=*/false); },
-                 [this, group] {
-                   for (const Chunk& c : *group) {
-                     flights_.Complete(c.digest.str(),
-                                       Fail(ECANCELED, "fetch cancelled: the mount is stopping"));
-                   }
-                 });
+    NoteOnDemand(+1);
+    pool_.Submit(
+        [this, blob, group] {
+          (void)FetchGroup(blob, *group, /*prefetch=*/false);
+          NoteOnDemand(-1);
+        },
+        [this, group] {
+          for (const Chunk& c : *group) {
+            flights_.Complete(c.digest.str(),
+                              Fail(ECANCELED, "fetch cancelled: the mount is stopping"));
+          }
+          NoteOnDemand(-1);
+        });
   }
+}
+
+void ChunkReader::NoteOnDemand(int delta) {
+  on_demand_in_flight_.fetch_add(delta);
+  on_demand_changed_ns_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+          .count());
+}
+
+std::chrono::nanoseconds ChunkReader::OnDemandIdleFor() const {
+  if (on_demand_in_flight_.load() > 0) return std::chrono::nanoseconds(0);
+  const int64_t changed = on_demand_changed_ns_.load();
+  if (changed == 0) return std::chrono::nanoseconds::max();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()) -
+         std::chrono::nanoseconds(changed);
 }
 
 Status ChunkReader::CheckChunkBounds(const Chunk& c) const {

@@ -9,6 +9,10 @@
 //      max_coalesce_gap, span at most max_request_bytes) are coalesced into ONE range request.
 //      For sequential access within a file (a read starting at 0 or where the previous read of
 //      that file ended) the next readahead_bytes of the file are fetched in the same requests.
+//      A read of a small file that must go to the network also brings the files stored after it
+//      in the blob, up to neighbor_bytes of blob from the file's start (neighbour read-ahead:
+//      programs open related files one after another, in the order the producer wrote them, and
+//      a round trip costs more than those bytes).
 //      Groups run on a FetchPool (fetch_threads requests in flight at once).
 //   4. Each fetched chunk is decoded (index/chunk_codec.h) and its sha256 checked against the chunk
 //      digest; only then is it Put into the cache (a memory queue, committed by the cache's
@@ -39,6 +43,7 @@
 // not cover the file.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -66,6 +71,9 @@ struct ChunkReaderOptions {
   std::chrono::milliseconds timeout{30000};
   // Read-ahead window for sequential reads within a file (0 disables it).
   uint64_t readahead_bytes = 4ull << 20;
+  // Neighbour read-ahead window, in blob bytes from the start of a small file read on a miss
+  // (0 disables it). Files whose own blob span is this large or larger get none.
+  uint64_t neighbor_bytes = 256ull << 10;
   // Coalescing: at most this many blob bytes per range request...
   uint64_t max_request_bytes = 8ull << 20;
   // ...and at most this many unused bytes between two chunks fetched in one request.
@@ -109,6 +117,10 @@ class ChunkReader {
   // merged with any identical in-flight fetch. Waits at most `timeout`. Returns the first error.
   [[nodiscard]] Status FetchForPrefetch(const Digest& blob, const std::vector<Chunk>& chunks);
 
+  // For the prefetcher's yield: how long no on-demand fetch has been in flight (zero while one
+  // is; very long if there never was one).
+  std::chrono::nanoseconds OnDemandIdleFor() const;
+
   const ChunkReaderOptions& options() const { return options_; }
   ChunkCache* cache() const { return cache_; }
   MountStats* stats() const { return stats_; }
@@ -127,6 +139,9 @@ class ChunkReader {
   Status CheckChunkBounds(const Chunk& c) const;
   // Queues the groups on the pool.
   void Dispatch(const Digest& blob, std::vector<Chunk> leaders);
+  // Neighbour read-ahead: leads fetches of the chunks of the entries after `entry` in `layer`
+  // that lie within neighbor_bytes of blob from `entry`'s first chunk.
+  void AddNeighbors(const LayerIndex& layer, const Entry& entry, std::vector<Chunk>& leaders);
   // Read-ahead decision for `entry`: returns the [begin, end) file range to fetch ahead.
   std::pair<uint64_t, uint64_t> ReadaheadWindow(const Entry& entry, uint64_t offset, uint64_t end);
 
@@ -137,6 +152,11 @@ class ChunkReader {
   StreamLayers* streams_;
 
   Flights flights_;
+
+  // On-demand request groups queued or running, and when the count last changed (steady clock).
+  std::atomic<int> on_demand_in_flight_{0};
+  std::atomic<int64_t> on_demand_changed_ns_{0};
+  void NoteOnDemand(int delta);
 
   struct SeqState {
     uint64_t next_offset = 0;      // where the last read of the file ended

@@ -152,22 +152,35 @@ uint64_t Prefetcher::Pass(bool marked_only) {
     }
     auto groups = CoalesceChunks(std::move(missing), reader_->options().max_coalesce_gap,
                                  std::max<uint64_t>(options_.max_request_bytes, 1));
+    // Marked files are what the workload is about to read: they go at full speed.
     failed += FetchGroups(layer->layer_digest, groups,
-                          marked_only ? std::max(options_.priority_requests, 1) : 1);
+                          marked_only ? std::max(options_.priority_requests, 1) : 1,
+                          /*yield=*/!marked_only);
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) break;
   }
   return failed;
 }
 
+bool Prefetcher::YieldToReads() {
+  if (options_.yield_quiet.count() <= 0) return true;
+  const auto give_up = std::chrono::steady_clock::now() + options_.yield_max;
+  while (reader_->OnDemandIdleFor() < options_.yield_quiet &&
+         std::chrono::steady_clock::now() < give_up) {
+    if (!Sleep(std::chrono::milliseconds(5))) return false;
+  }
+  return true;
+}
+
 uint64_t Prefetcher::FetchGroups(const Digest& layer, const std::vector<std::vector<Chunk>>& groups,
-                                 int parallel) {
+                                 int parallel, bool yield) {
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> failed{0};
   auto work = [&] {
     for (;;) {
       const size_t i = next.fetch_add(1);
       if (i >= groups.size()) return;
+      if (yield && !YieldToReads()) return;  // stopped while waiting
       uint64_t span = 0;
       for (const Chunk& c : groups[i]) span += c.blob_length;
       {

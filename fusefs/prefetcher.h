@@ -52,6 +52,11 @@ struct PrefetcherOptions {
   // Requests in flight during the priority pass (each on its own short-lived thread).
   int priority_requests = 4;
   std::chrono::milliseconds retry_delay{5000};
+  // The whole-image pass yields to on-demand reads: before each request it waits until no
+  // on-demand fetch has been in flight for `yield_quiet`, but at most `yield_max` (so a
+  // workload that reads all the time cannot starve it). 0 disables the yield.
+  std::chrono::milliseconds yield_quiet{20};
+  std::chrono::milliseconds yield_max{500};
 };
 
 struct PrefetchProgress {
@@ -98,9 +103,12 @@ class Prefetcher {
   // One pass over the missing chunks of marked entries (marked_only) or of all entries. Returns
   // the number of groups that failed. Stops early if stopped.
   uint64_t Pass(bool marked_only);
-  // Fetches `groups` of `layer` with up to `parallel` requests in flight; returns the failures.
+  // Fetches `groups` of `layer` with up to `parallel` requests in flight, each after
+  // YieldToReads if `yield`; returns the failures.
   uint64_t FetchGroups(const Digest& layer, const std::vector<std::vector<Chunk>>& groups,
-                       int parallel);
+                       int parallel, bool yield);
+  // Waits as PrefetcherOptions::yield_quiet says; false if stopped meanwhile.
+  bool YieldToReads();
   void Scan();
   bool Sleep(std::chrono::milliseconds d);  // false if stopped
 

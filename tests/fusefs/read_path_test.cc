@@ -297,6 +297,7 @@ class ReadPathTest : public ::testing::Test {
 ChunkReaderOptions NoReadahead() {
   ChunkReaderOptions o;
   o.readahead_bytes = 0;
+  o.neighbor_bytes = 0;
   return o;
 }
 
@@ -395,6 +396,56 @@ TEST_F(ReadPathTest, SequentialReadAheadFetchesTheNextChunksInTheSameRequest) {
   ASSERT_TRUE(ReadFile(t.index, e, 900 << 10, 10));
   EXPECT_EQ(source_.requests(), 3);
   EXPECT_EQ(source_.ranges()[2].length, e.chunks[14].blob_length);
+}
+
+// A small file read from the network brings the files after it in the blob, up to the window,
+// in the same request; a file whose own span fills the window brings none.
+TEST_F(ReadPathTest, NeighbourReadAheadBringsTheFilesAfterASmallFile) {
+  std::vector<FileSpec> files;
+  for (int i = 0; i < 6; ++i) {
+    files.push_back({"f" + std::to_string(i), RandomBytes(10000, 20 + i), 1 << 20});
+  }
+  files.push_back({"big", RandomBytes(1 << 20, 30), 64 << 10});
+  TestLayer t = BuildLayer(files);
+  source_.Add(t.index.layer_digest, t.blob);
+  auto blob_end = [&](const std::string& path) {
+    const Chunk& c = t.entry(path).chunks.back();
+    return c.blob_offset + c.blob_length;
+  };
+  const uint64_t f0 = t.entry("f0").chunks[0].blob_offset;
+  ChunkReaderOptions o = NoReadahead();
+  o.neighbor_bytes = blob_end("f3") - f0;  // f0 and the three files after it
+  MakeReader(o);
+  auto read_whole = [&](const std::string& path) {
+    auto got = ReadFile(t.index, t.entry(path), 0, t.content[path].size());
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_EQ(*got, t.content[path]) << path;
+  };
+  read_whole("f0");
+  ASSERT_EQ(source_.requests(), 1);
+  EXPECT_EQ(source_.ranges()[0].offset, f0);
+  EXPECT_EQ(source_.ranges()[0].offset + source_.ranges()[0].length, blob_end("f3"));
+  // The neighbours are verified and cached after f0 is served: wait for the last one.
+  for (int i = 0; i < 500 && !*store_->chunks().Contains(t.entry("f3").chunks[0].digest); ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  for (const char* path : {"f1", "f2", "f3"}) read_whole(path);
+  EXPECT_EQ(source_.requests(), 1);
+  EXPECT_EQ(stats_.Snapshot().cache_hits, 3u);
+  // f4 starts a window of its own: f4 and f5 (big's first chunk does not fit in it).
+  read_whole("f4");
+  ASSERT_EQ(source_.requests(), 2);
+  EXPECT_EQ(source_.ranges()[1].offset, t.entry("f4").chunks[0].blob_offset);
+  EXPECT_EQ(source_.ranges()[1].offset + source_.ranges()[1].length, blob_end("f5"));
+  // A chunk of a file larger than the window: that chunk alone.
+  ASSERT_TRUE(ReadFile(t.index, t.entry("big"), 0, 100));
+  for (int i = 0; i < 500 && source_.requests() < 3; ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_EQ(source_.requests(), 3);
+  EXPECT_EQ(source_.ranges()[2].offset, t.entry("big").chunks[0].blob_offset);
+  EXPECT_EQ(source_.ranges()[2].length, t.entry("big").chunks[0].blob_length);
+  EXPECT_EQ(stats_.Snapshot().digest_mismatches, 0u);
 }
 
 TEST_F(ReadPathTest, ConcurrentReadersOfOneChunkShareOneFetch) {
@@ -653,6 +704,68 @@ TEST_F(ReadPathTest, PrefetchHonoursTheBandwidthCapAndStopsPromptly) {
   slow.Stop();
   EXPECT_LT(SteadyClock::now() - s0, milliseconds(300));
   EXPECT_FALSE(slow.Progress().done);
+}
+
+// The whole-image pass waits while an on-demand fetch is in flight (so it does not compete with
+// the reads a starting program is blocked on), but only up to yield_max.
+TEST_F(ReadPathTest, WholeImagePrefetchYieldsToOnDemandReadsUpToABound) {
+  TestLayer busy = BuildLayer({{"r", RandomBytes(64 << 10, 40), 64 << 10}});
+  TestLayer bg = BuildLayer({{"p", RandomBytes(256 << 10, 41), 64 << 10}});
+  source_.Add(busy.index.layer_digest, busy.blob);
+  source_.Add(bg.index.layer_digest, bg.blob);
+  ChunkReaderOptions o = NoReadahead();
+  o.timeout = milliseconds(10000);
+  MakeReader(o);
+  auto bg_layer = std::vector{std::make_shared<const LayerIndex>(bg.index)};
+  auto all_local = [&] {
+    for (const Chunk& c : bg.entry("p").chunks) {
+      if (!*store_->chunks().Contains(c.digest)) return false;
+    }
+    return true;
+  };
+  for (milliseconds yield_max : {milliseconds(5000), milliseconds(100)}) {
+    SCOPED_TRACE("yield_max " + std::to_string(yield_max.count()) + " ms");
+    source_.SetSilent(0, busy.index.layer_digest.str());
+    Result<std::string> got = std::string();
+    std::thread reader([&] { got = ReadFile(busy.index, busy.entry("r"), 0, 100); });
+    for (int i = 0; i < 400 && source_.blocked() == 0; ++i) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    ASSERT_EQ(source_.blocked(), 1);
+    const int before = source_.requests();
+    prefetcher_ = std::make_unique<Prefetcher>(
+        reader_.get(), bg_layer,
+        PrefetcherOptions{
+            .mode = PrefetchMode::kAll, .yield_quiet = milliseconds(20), .yield_max = yield_max});
+    prefetcher_->Start();
+    if (yield_max > milliseconds(1000)) {
+      // The read is still blocked: the pass has not sent a request.
+      std::this_thread::sleep_for(milliseconds(300));
+      EXPECT_EQ(source_.requests(), before);
+      EXPECT_FALSE(all_local());
+      source_.Release();
+    } else {
+      // It gives up waiting after 100 ms and completes while the read is still blocked.
+      ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(5000)));
+      EXPECT_EQ(source_.blocked(), 1);
+      EXPECT_TRUE(all_local());
+      source_.Release();
+    }
+    reader.join();
+    ASSERT_TRUE(got) << got.error().message();
+    EXPECT_EQ(*got, busy.content["r"].substr(0, 100));
+    ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(5000)));
+    EXPECT_TRUE(all_local());
+    prefetcher_.reset();
+    // The next round starts from an empty cache for `bg`, and `r` is cached: use a new store.
+    reader_.reset();
+    streams_.reset();
+    store_.reset();
+    auto store = Store::Open(dir_.path() + "/cache-" + std::to_string(yield_max.count()));
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+    MakeReader(o);
+  }
 }
 
 TEST_F(ReadPathTest, OnDemandReadsDoNotQueueBehindPrefetch) {
