@@ -14,6 +14,7 @@
 #include "base/file_util.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/mount_options.h"
+#include "index/layer_index_codec.h"
 #include "index/store.h"
 #include "tests/harness/oci_image.h"
 
@@ -270,6 +271,47 @@ TEST_F(LayerLoaderTest, LoadsInParallelAndTheSecondTimeFromTheStore) {
   EXPECT_EQ(failed.error().code(), ENOENT);
   EXPECT_TRUE(failed.error().message().starts_with("layer 2 (" + Digest::Of("missing").str()))
       << failed.error().message();
+}
+
+// A stored index that no longer decodes (a flipped bit, or a record of an older codec version
+// after an upgrade) is deleted and the layer indexed again from its blob; the next load takes
+// the fresh record from the store.
+TEST_F(LayerLoaderTest, AnUnusableStoredIndexIsRebuilt) {
+  std::vector<Descriptor> layers = {
+      Layer(tar_, "application/vnd.oci.image.layer.v1.tar"),
+      Layer(Gzip(tar_), "application/vnd.oci.image.layer.v1.tar+gzip"),
+  };
+  {
+    auto store = Store::Open(dir_ + "/store");
+    ASSERT_TRUE(store.has_value()) << store.error().message();
+    ASSERT_TRUE(LoadLayers(source_, store->get(), layers).has_value());
+  }
+  // The record of layer 2 starts with the codec version and the layer digest: make it claim
+  // version 1 (its checksum no longer matches either).
+  const std::string data_file = dir_ + "/store/data.mdb";
+  Result<std::string> data = ReadFile(data_file);
+  ASSERT_TRUE(data.has_value());
+  const auto raw = layers[1].digest.raw();
+  const std::string head = std::string(1, static_cast<char>(kLayerIndexCodecVersion)) +
+                           std::string(reinterpret_cast<const char*>(raw.data()), raw.size());
+  const size_t at = data->find(head);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(data->find(head, at + 1), std::string::npos);
+  (*data)[at] = 1;
+  ASSERT_TRUE(WriteFileAtomic(data_file, *data).has_value());
+
+  auto store = Store::Open(dir_ + "/store");
+  ASSERT_TRUE(store.has_value()) << store.error().message();
+  const int reads = source_.reads();
+  auto second = LoadLayers(source_, store->get(), layers);
+  ASSERT_TRUE(second.has_value()) << second.error().message();
+  EXPECT_EQ(second->origins[0], LayerOrigin::kStore);
+  EXPECT_EQ(second->origins[1], LayerOrigin::kTarStream);  // indexed again from the blob
+  EXPECT_GT(source_.reads(), reads);
+  EXPECT_EQ(second->layers[1]->entries.size(), second->layers[0]->entries.size());
+  auto third = LoadLayers(source_, store->get(), layers);
+  ASSERT_TRUE(third.has_value()) << third.error().message();
+  for (LayerOrigin o : third->origins) EXPECT_EQ(o, LayerOrigin::kStore);
 }
 
 }  // namespace
