@@ -10,7 +10,8 @@
 //      For sequential access within a file (a read starting at 0 or where the previous read of
 //      that file ended) the next readahead_bytes of the file are fetched in the same requests.
 //      A read of a small file that must go to the network also brings the files stored after it
-//      in the blob, up to neighbor_bytes of blob from the file's start (neighbour read-ahead:
+//      in the blob, up to neighbor_bytes of blob from the file's start, and those just before it,
+//      up to neighbor_back_bytes (neighbour read-ahead:
 //      programs open related files one after another, in the order the producer wrote them, and
 //      a round trip costs more than those bytes).
 //      Groups run on a FetchPool (fetch_threads requests in flight at once).
@@ -74,6 +75,8 @@ struct ChunkReaderOptions {
   // Neighbour read-ahead window, in blob bytes from the start of a small file read on a miss
   // (0 disables it). Files whose own blob span is this large or larger get none.
   uint64_t neighbor_bytes = 256ull << 10;
+  // ...and this many blob bytes of the files stored just before it.
+  uint64_t neighbor_back_bytes = 32ull << 10;
   // Coalescing: at most this many blob bytes per range request...
   uint64_t max_request_bytes = 8ull << 20;
   // ...and at most this many unused bytes between two chunks fetched in one request.
@@ -139,8 +142,8 @@ class ChunkReader {
   Status CheckChunkBounds(const Chunk& c) const;
   // Queues the groups on the pool.
   void Dispatch(const Digest& blob, std::vector<Chunk> leaders);
-  // Neighbour read-ahead: leads fetches of the chunks of the entries after `entry` in `layer`
-  // that lie within neighbor_bytes of blob from `entry`'s first chunk.
+  // Neighbour read-ahead: leads fetches of the chunks of the entries around `entry` in `layer`
+  // that lie within neighbor_back_bytes before and neighbor_bytes after its first chunk.
   void AddNeighbors(const LayerIndex& layer, const Entry& entry, std::vector<Chunk>& leaders);
   // Read-ahead decision for `entry`: returns the [begin, end) file range to fetch ahead.
   std::pair<uint64_t, uint64_t> ReadaheadWindow(const Entry& entry, uint64_t offset, uint64_t end);

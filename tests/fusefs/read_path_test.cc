@@ -448,6 +448,34 @@ TEST_F(ReadPathTest, NeighbourReadAheadBringsTheFilesAfterASmallFile) {
   EXPECT_EQ(stats_.Snapshot().digest_mismatches, 0u);
 }
 
+// ...and the files stored just before it, up to neighbor_back_bytes.
+TEST_F(ReadPathTest, NeighbourReadAheadAlsoBringsTheFilesJustBefore) {
+  std::vector<FileSpec> files;
+  for (int i = 0; i < 4; ++i) {
+    files.push_back({"f" + std::to_string(i), RandomBytes(10000, 50 + i), 1 << 20});
+  }
+  TestLayer t = BuildLayer(files);
+  source_.Add(t.index.layer_digest, t.blob);
+  auto start = [&](const std::string& path) { return t.entry(path).chunks[0].blob_offset; };
+  ChunkReaderOptions o = NoReadahead();
+  o.neighbor_bytes = 1 << 20;
+  o.neighbor_back_bytes = start("f2") - start("f1");  // f1 fits, f0 does not
+  MakeReader(o);
+  auto got = ReadFile(t.index, t.entry("f2"), 0, 10000);
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(*got, t.content["f2"]);
+  ASSERT_EQ(source_.requests(), 1);
+  const Chunk& last = t.entry("f3").chunks[0];
+  EXPECT_EQ(source_.ranges()[0].offset, start("f1"));
+  EXPECT_EQ(source_.ranges()[0].offset + source_.ranges()[0].length,
+            last.blob_offset + last.blob_length);
+  for (int i = 0; i < 500 && !*store_->chunks().Contains(t.entry("f1").chunks[0].digest); ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  EXPECT_TRUE(*store_->chunks().Contains(t.entry("f1").chunks[0].digest));
+  EXPECT_FALSE(*store_->chunks().Contains(t.entry("f0").chunks[0].digest));
+}
+
 TEST_F(ReadPathTest, ConcurrentReadersOfOneChunkShareOneFetch) {
   TestLayer t = BuildLayer({{"a", RandomBytes(256 << 10, 6), 64 << 10}});
   source_.Add(t.index.layer_digest, t.blob);
