@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 
 namespace hoist {
@@ -152,34 +153,67 @@ Result<ZstdChunkedAnnotations> ParseZstdChunkedAnnotations(
   return out;
 }
 
+namespace {
+
+// Decodes zstd frame(s) piece by piece, at most `cap` bytes in all, and tells a truncated input
+// (an incomplete frame) from the end.
+class CappedZstdStream {
+ public:
+  CappedZstdStream(DctxPtr dctx, std::string_view compressed, uint64_t cap)
+      : dctx_(std::move(dctx)), in_{compressed.data(), compressed.size(), 0}, cap_(cap) {}
+
+  // Decodes into `out` (REQUIRES: not empty): the bytes written, 0 at the end of the input.
+  Result<size_t> Next(std::span<char> out) {
+    while (true) {
+      if (last_ret_ == 0 && in_.pos == in_.size) return 0;
+      ZSTD_outBuffer ob{out.data(), out.size(), 0};
+      const size_t in_before = in_.pos;
+      const size_t ret = ZSTD_decompressStream(dctx_.get(), &ob, &in_);
+      if (ZSTD_isError(ret))
+        return Fail(EBADMSG, std::string("zstd decompression failed: ") + ZSTD_getErrorName(ret));
+      last_ret_ = ret;
+      produced_ += ob.pos;
+      if (produced_ > cap_)
+        return Fail(EFBIG,
+                    "zstd data decompresses to more than " + std::to_string(cap_) + " bytes");
+      if (ob.pos > 0) return ob.pos;
+      if (ret == 0 && in_.pos == in_.size) return 0;
+      if (in_.pos == in_before) return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
+    }
+  }
+
+  uint64_t produced() const { return produced_; }
+
+ private:
+  DctxPtr dctx_;
+  ZSTD_inBuffer in_;
+  const uint64_t cap_;
+  size_t last_ret_ = 1;
+  uint64_t produced_ = 0;
+};
+
+}  // namespace
+
 Result<std::string> ZstdDecompressCapped(std::string_view compressed, uint64_t cap,
                                          std::optional<uint64_t> expected_size) {
   if (expected_size && *expected_size > cap)
     return Fail(EFBIG, "declared uncompressed size " + std::to_string(*expected_size) +
                            " is over the cap of " + std::to_string(cap));
   HOIST_ASSIGN_OR_RETURN(DctxPtr dctx, NewBoundedDctx());
-  std::string out;
-  out.resize(static_cast<size_t>(std::min<uint64_t>(expected_size.value_or(64 << 10), cap) + 1));
-  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+  CappedZstdStream stream(std::move(dctx), compressed, cap);
+  std::string out(
+      static_cast<size_t>(std::min<uint64_t>(expected_size.value_or(64 << 10), cap) + 1), '\0');
   size_t produced = 0;
   while (true) {
     if (produced == out.size()) {
+      // Never past cap + 1 bytes: the stream fails before producing more than the cap.
       if (out.size() > cap)
         return Fail(EFBIG, "zstd data decompresses to more than " + std::to_string(cap) + " bytes");
       out.resize(static_cast<size_t>(std::min<uint64_t>(out.size() * 2, cap + 1)));
     }
-    ZSTD_outBuffer ob{out.data(), out.size(), produced};
-    const size_t in_before = in.pos;
-    const size_t ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
-    if (ZSTD_isError(ret))
-      return Fail(EBADMSG, std::string("zstd decompression failed: ") + ZSTD_getErrorName(ret));
-    const bool progress = ob.pos > produced || in.pos > in_before;
-    produced = ob.pos;
-    if (produced > cap)
-      return Fail(EFBIG, "zstd data decompresses to more than " + std::to_string(cap) + " bytes");
-    if (ret == 0 && in.pos == in.size) break;
-    if (!progress && produced < out.size())
-      return Fail(EBADMSG, "zstd data is truncated (incomplete frame)");
+    HOIST_ASSIGN_OR_RETURN(size_t n, stream.Next(std::span<char>(out).subspan(produced)));
+    if (n == 0) break;
+    produced += n;
   }
   out.resize(produced);
   if (expected_size && produced != *expected_size)
@@ -197,7 +231,7 @@ namespace {
 class AheadDecompressor {
  public:
   AheadDecompressor(DctxPtr dctx, std::string_view compressed, uint64_t cap)
-      : dctx_(std::move(dctx)), in_{compressed.data(), compressed.size(), 0}, cap_(cap) {
+      : stream_(std::move(dctx), compressed, cap) {
     for (std::string& b : buffers_) b.resize(kPieceSize);
     thread_ = std::thread([this] { Run(); });
   }
@@ -241,67 +275,29 @@ class AheadDecompressor {
   static constexpr size_t kPieceSize = 256 << 10;
 
   void Run() {
-    size_t last_ret = 1;
-    uint64_t produced = 0;
     for (size_t piece = 0;; ++piece) {
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return stop_ || piece - released_ < kSlots; });
         if (stop_) return;
       }
-      std::string& buffer = buffers_[piece % kSlots];
-      size_t length = 0;
-      std::optional<Error> error;
-      bool end = false;
-      while (true) {
-        if (last_ret == 0 && in_.pos == in_.size) {
-          end = true;
-          break;
-        }
-        ZSTD_outBuffer ob{buffer.data(), buffer.size(), 0};
-        const size_t in_before = in_.pos;
-        const size_t ret = ZSTD_decompressStream(dctx_.get(), &ob, &in_);
-        if (ZSTD_isError(ret)) {
-          error =
-              Error(EBADMSG, std::string("zstd decompression failed: ") + ZSTD_getErrorName(ret));
-          break;
-        }
-        last_ret = ret;
-        produced += ob.pos;
-        if (produced > cap_) {
-          error = Error(EFBIG,
-                        "zstd data decompresses to more than " + std::to_string(cap_) + " bytes");
-          break;
-        }
-        if (ob.pos > 0) {
-          length = ob.pos;
-          break;
-        }
-        if (ret == 0 && in_.pos == in_.size) {
-          end = true;
-          break;
-        }
-        if (in_.pos == in_before) {
-          error = Error(EBADMSG, "zstd data is truncated (incomplete frame)");
-          break;
-        }
-      }
+      // The slot is the reader's no more: decode into it without the lock.
+      Result<size_t> n = stream_.Next(buffers_[piece % kSlots]);
       std::lock_guard lock(mu_);
-      produced_ = produced;
-      if (length > 0) {
-        lengths_[piece % kSlots] = length;
+      produced_ = stream_.produced();
+      if (n && *n > 0) {
+        lengths_[piece % kSlots] = *n;
         ++published_;
+      } else {
+        if (!n) error_ = n.error();
+        done_ = true;
       }
-      if (error) error_ = std::move(error);
-      if (error_ || end) done_ = true;
       cv_.notify_all();
       if (done_) return;
     }
   }
 
-  DctxPtr dctx_;
-  ZSTD_inBuffer in_;
-  const uint64_t cap_;
+  CappedZstdStream stream_;  // used by the thread only
   std::array<std::string, kSlots> buffers_;
   std::array<size_t, kSlots> lengths_{};
   mutable std::mutex mu_;
