@@ -3,8 +3,11 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -62,12 +65,19 @@ class BlobStreamReader {
       default:
         return Fail(EINVAL, "not an unconverted layer format");
     }
+    if (got > 0 && tee_) Tee(std::string_view(buf, got));
     out_bytes_ += got;
     if (out_bytes_ > options_.max_stream_bytes)
       return Fail(EFBIG, "decompressed layer is larger than the cap of " +
                              std::to_string(options_.max_stream_bytes) + " bytes");
     return got;
   }
+
+  // Also writes the decompressed stream to `file` (from its offset 0). A write failure drops
+  // the copy (logged); the index is built all the same.
+  void TeeTo(std::shared_ptr<ScopedFd> file) { tee_ = std::move(file); }
+  // The copy, once Finish() has verified the blob (null if it was dropped).
+  VerifiedStream TakeVerifiedCopy() { return VerifiedStream{std::move(tee_), out_bytes_}; }
 
   // Consumes the rest of the blob, then checks its size and digest.
   Status Finish() {
@@ -87,6 +97,24 @@ class BlobStreamReader {
 
  private:
   bool AtBlobEnd() const { return offset_ >= size_ && pos_ >= piece_.size(); }
+
+  void Tee(std::string_view data) {
+    uint64_t at = out_bytes_;
+    while (!data.empty()) {
+      const ssize_t n = ::pwrite(tee_->get(), data.data(), data.size(), static_cast<off_t>(at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        HOIST_LOG(kWarning) << "layer " << blob_.str()
+                            << ": could not keep its decompressed stream ("
+                            << (n < 0 ? std::string(std::strerror(errno)) : "short write")
+                            << "); the mount will fetch the blob again to serve it";
+        tee_.reset();
+        return;
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+      at += static_cast<uint64_t>(n);
+    }
+  }
 
   Status Refill() {
     const uint64_t len = std::min(options_.piece_bytes, size_ - offset_);
@@ -176,6 +204,7 @@ class BlobStreamReader {
   bool member_done_ = false;
   ZSTD_DCtx* dctx_ = nullptr;
   bool frame_done_ = true;
+  std::shared_ptr<ScopedFd> tee_;  // the copy of the stream, while it is being kept
 };
 
 // Whether a layer carries a zstd:chunked TOC we can verify (zstd media type for ctr-remote's
@@ -226,8 +255,19 @@ Result<LayerFormat> StreamFormatForMediaType(std::string_view media_type) {
 }
 
 Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob, uint64_t blob_size,
-                                  LayerFormat format, const LayerLoaderOptions& options) {
+                                  LayerFormat format, const LayerLoaderOptions& options,
+                                  VerifiedStream* kept) {
   BlobStreamReader stream(source, blob, blob_size, format, options);
+  // Plain tar layers are served lazily by range (kRaw chunks): only compressed ones need it.
+  if (kept != nullptr && !options.stream_temp_dir.empty() && format != LayerFormat::kTar) {
+    auto file = OpenUnlinkedTempFile(options.stream_temp_dir);
+    if (file) {
+      stream.TeeTo(std::make_shared<ScopedFd>(std::move(*file)));
+    } else {
+      HOIST_LOG(kWarning) << "layer " << blob.str() << ": " << file.error().message()
+                          << "; the mount will fetch the blob again to serve it";
+    }
+  }
   TarReader tar([&stream](char* buf, size_t n) { return stream.Read(buf, n); });
   LayerIndex index;
   index.layer_digest = blob;
@@ -287,11 +327,13 @@ Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob, uint64
     index.entries.push_back(std::move(entry));
   }
   HOIST_RETURN_IF_ERROR(stream.Finish());
+  if (kept != nullptr) *kept = stream.TakeVerifiedCopy();
   return index;
 }
 
 Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
-                              const LayerLoaderOptions& options, LayerOrigin* origin) {
+                              const LayerLoaderOptions& options, LayerOrigin* origin,
+                              VerifiedStream* kept) {
   uint64_t blob_size = layer.size > 0 ? static_cast<uint64_t>(layer.size) : 0;
   if (blob_size == 0) {
     HOIST_ASSIGN_OR_RETURN(blob_size, source.Size(layer.digest));
@@ -325,7 +367,7 @@ Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
   }
   if (origin != nullptr) *origin = LayerOrigin::kTarStream;
   HOIST_ASSIGN_OR_RETURN(LayerFormat format, StreamFormatForMediaType(layer.media_type));
-  return IndexTarStream(source, layer.digest, blob_size, format, options);
+  return IndexTarStream(source, layer.digest, blob_size, format, options, kept);
 }
 
 namespace {
@@ -351,6 +393,7 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
   const size_t n = layers.size();
   std::vector<std::optional<Result<std::shared_ptr<const LayerIndex>>>> results(n);
   std::vector<LayerOrigin> origins(n, LayerOrigin::kStore);
+  std::vector<VerifiedStream> streams(n);
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
 
@@ -367,7 +410,8 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
         return std::make_shared<const LayerIndex>(std::move(**stored));
       }
     }
-    HOIST_ASSIGN_OR_RETURN(LayerIndex index, IndexLayer(source, d, options, &origins[i]));
+    HOIST_ASSIGN_OR_RETURN(LayerIndex index,
+                           IndexLayer(source, d, options, &origins[i], &streams[i]));
     if (store != nullptr && !options.defer_store) StoreIndex(*store, index);
     return std::make_shared<const LayerIndex>(std::move(index));
   };
@@ -397,6 +441,7 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
     if (!results[i]) return Fail(ECANCELED, "layer loading stopped early");
     out.layers.push_back(std::move(**results[i]));
     out.origins.push_back(origins[i]);
+    out.streams.push_back(std::move(streams[i]));
   }
   return out;
 }

@@ -40,6 +40,7 @@
 #include "base/status.h"
 #include "fetcher/blob_source.h"
 #include "fetcher/manifest.h"
+#include "fusefs/stream_layer.h"
 #include "index/layer_index.h"
 #include "index/store.h"
 #include "index/zstd_chunked.h"
@@ -61,11 +62,18 @@ struct LayerLoaderOptions {
   // Leave freshly built indexes unstored (the caller stores them later, e.g. once the mount is
   // ready, with StoreFreshIndexes): encoding and committing 100k entries is ~10% of a cold mount.
   bool defer_store = false;
+  // When set, indexing an unconverted tar+gzip or tar+zstd layer keeps its decompressed stream
+  // in an unlinked file in this directory (LoadedLayers::streams), so the mount serves the
+  // layer without fetching the blob a second time. A failure to write it only loses that.
+  std::string stream_temp_dir;
 };
 
 struct LoadedLayers {
   std::vector<std::shared_ptr<const LayerIndex>> layers;  // lowest first, as in the manifest
   std::vector<LayerOrigin> origins;                       // parallel to layers
+  // Parallel to layers: the verified stream an unconverted layer was indexed from (see
+  // LayerLoaderOptions::stream_temp_dir); empty otherwise.
+  std::vector<VerifiedStream> streams;
 };
 
 // Stores every index of `loaded` that did not come from the store (errors are logged, not
@@ -75,14 +83,17 @@ void StoreFreshIndexes(Store& store, const LoadedLayers& loaded);
 // The unconverted format a media type names (tar / tar+gzip / tar+zstd), EINVAL otherwise.
 [[nodiscard]] Result<LayerFormat> StreamFormatForMediaType(std::string_view media_type);
 
-// Indexes one layer without the store (steps 2 and 3 above).
+// Indexes one layer without the store (steps 2 and 3 above). `kept` (may be null) receives the
+// verified stream of an unconverted gzip/zstd layer when options.stream_temp_dir is set.
 [[nodiscard]] Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
-                                            const LayerLoaderOptions& options, LayerOrigin* origin);
+                                            const LayerLoaderOptions& options, LayerOrigin* origin,
+                                            VerifiedStream* kept = nullptr);
 
-// Indexes an unconverted layer by streaming the whole blob (step 3).
+// Indexes an unconverted layer by streaming the whole blob (step 3); `kept` as for IndexLayer.
 [[nodiscard]] Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob,
                                                 uint64_t blob_size, LayerFormat format,
-                                                const LayerLoaderOptions& options);
+                                                const LayerLoaderOptions& options,
+                                                VerifiedStream* kept = nullptr);
 
 // All layers, in parallel, through the store (`store` may be null: no caching).
 [[nodiscard]] Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,

@@ -169,9 +169,13 @@ Status Mount::Build() {
   const auto store_ms = lap();
 
   // 5. Layer indexes.
-  // Fresh indexes are stored once the mount is up (step 11), not on the way to it.
+  // Fresh indexes are stored once the mount is up (step 11), not on the way to it. An
+  // unconverted layer indexed from its blob keeps the decompressed stream for step 7.
+  const std::string stream_dir = cache_dir + "/tmp";
+  HOIST_RETURN_IF_ERROR(MakeDirs(stream_dir, 0700));
   LayerLoaderOptions loader_options;
   loader_options.defer_store = true;
+  loader_options.stream_temp_dir = stream_dir;
   HOIST_ASSIGN_OR_RETURN(
       layers_, LoadLayers(*source_, store_.get(), image_->manifest.layers, loader_options));
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
@@ -190,9 +194,13 @@ Status Mount::Build() {
 
   // 7. Read path.
   StreamLayerOptions stream_options;
-  stream_options.temp_dir = cache_dir + "/tmp";
-  HOIST_RETURN_IF_ERROR(MakeDirs(stream_options.temp_dir, 0700));
+  stream_options.temp_dir = stream_dir;
   streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options);
+  for (size_t i = 0; i < layers_.layers.size(); ++i) {
+    if (streams_->Adopt(*layers_.layers[i], std::move(layers_.streams[i]))) {
+      HOIST_LOG(kInfo) << "layer " << i + 1 << ": served from the stream it was indexed from";
+    }
+  }
   ChunkReaderOptions reader_options;
   reader_options.timeout = o.timeout;
   reader_ = std::make_unique<ChunkReader>(source_.get(), &store_->chunks(), &stats_, reader_options,

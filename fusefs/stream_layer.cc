@@ -30,16 +30,6 @@ uint64_t EntryStreamEnd(const Entry& e) {
   return end;
 }
 
-Result<ScopedFd> OpenTempFile(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd >= 0) return ScopedFd(fd);
-  std::string path = dir + "/hoist-stream-XXXXXX";
-  fd = ::mkstemp(path.data());
-  if (fd < 0) return Fail(ErrnoError("creating a temporary file in " + dir));
-  ::unlink(path.c_str());
-  return ScopedFd(fd);
-}
-
 Status PWriteAll(int fd, std::string_view data, uint64_t offset) {
   while (!data.empty()) {
     ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
@@ -69,6 +59,16 @@ Status PReadAll(int fd, std::span<char> out, uint64_t offset) {
 }
 
 }  // namespace
+
+Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return ScopedFd(fd);
+  std::string path = dir + "/hoist-stream-XXXXXX";
+  fd = ::mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) return Fail(ErrnoError("creating a temporary file in " + dir));
+  ::unlink(path.c_str());
+  return ScopedFd(fd);
+}
 
 bool IsStreamFormat(LayerFormat format) {
   return format == LayerFormat::kTar || format == LayerFormat::kTarGzip ||
@@ -178,6 +178,18 @@ void StreamLayer::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
+bool StreamLayer::Adopt(VerifiedStream stream) {
+  if (!stream.file) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (running_ || verified_ || stop_ || blob_bytes_ > 0) return false;
+  file_ = std::move(stream.file);
+  stream_bytes_ = stream.bytes;
+  blob_bytes_ = blob_size_;
+  verified_ = true;
+  cv_.notify_all();
+  return true;
+}
+
 void StreamLayer::ResetLocked() {
   blob_bytes_ = 0;
   stream_bytes_ = 0;
@@ -202,7 +214,7 @@ void StreamLayer::Run() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!file_) {
-      auto fd = OpenTempFile(options_.temp_dir);
+      auto fd = OpenUnlinkedTempFile(options_.temp_dir);
       if (!fd) {
         running_ = false;
         last_error_ = fd.error();
@@ -373,6 +385,10 @@ StreamLayer* StreamLayers::Get(const LayerIndex& layer) {
                                          stats_, options_);
   }
   return slot.get();
+}
+
+bool StreamLayers::Adopt(const LayerIndex& layer, VerifiedStream stream) {
+  return Get(layer)->Adopt(std::move(stream));
 }
 
 Result<size_t> StreamLayers::Read(const LayerIndex& layer, const Entry& entry, const Chunk& chunk,

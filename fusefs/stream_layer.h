@@ -72,6 +72,16 @@ struct StreamProgress {
 // Whether layers of this format are served by a StreamLayer.
 bool IsStreamFormat(LayerFormat format);
 
+// An unlinked temporary file in `dir` (O_TMPFILE, or mkstemp + unlink), for a decompressed stream.
+[[nodiscard]] Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir);
+
+// A layer's whole decompressed stream, already verified (the blob it came from hashed to the
+// layer digest), in an unlinked file: what indexing an unconverted layer leaves behind.
+struct VerifiedStream {
+  std::shared_ptr<ScopedFd> file;
+  uint64_t bytes = 0;
+};
+
 class StreamLayer {
  public:
   // REQUIRES: IsStreamFormat(format). `blob_size` 0 means "ask the source".
@@ -83,6 +93,10 @@ class StreamLayer {
 
   // Starts (or resumes after a failure) the background fetch. No-op while running or verified.
   void Start();
+
+  // Takes `stream` as this layer's whole, verified stream, so nothing is fetched. Ignored (false)
+  // once a fetch has started or the layer is verified.
+  bool Adopt(VerifiedStream stream);
 
   // Copies bytes [chunk_stream_offset + in_chunk, + out.size()) once available and verified
   // (see above), waiting until `deadline`. Returns out.size().
@@ -137,6 +151,8 @@ class StreamLayers {
 
   // The layer's StreamLayer (created if needed, not started).
   StreamLayer* Get(const LayerIndex& layer);
+  // Get(layer)->Adopt(stream).
+  bool Adopt(const LayerIndex& layer, VerifiedStream stream);
   // Get(layer)->Start(), then ->Read(...).
   [[nodiscard]] Result<size_t> Read(const LayerIndex& layer, const Entry& entry, const Chunk& chunk,
                                     uint64_t in_chunk, std::span<char> out,

@@ -14,6 +14,8 @@
 #include "base/file_util.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/mount_options.h"
+#include "fusefs/mount_stats.h"
+#include "fusefs/stream_layer.h"
 #include "index/layer_index_codec.h"
 #include "index/store.h"
 #include "tests/harness/oci_image.h"
@@ -271,6 +273,53 @@ TEST_F(LayerLoaderTest, LoadsInParallelAndTheSecondTimeFromTheStore) {
   EXPECT_EQ(failed.error().code(), ENOENT);
   EXPECT_TRUE(failed.error().message().starts_with("layer 2 (" + Digest::Of("missing").str()))
       << failed.error().message();
+}
+
+// Indexing an unconverted gzip/zstd layer reads its whole blob once: with stream_temp_dir the
+// decompressed stream is kept, verified, and a StreamLayers that adopts it serves files without
+// a second fetch.
+TEST_F(LayerLoaderTest, AnUnconvertedLayerKeepsTheStreamItWasIndexedFrom) {
+  std::vector<Descriptor> layers = {
+      Layer(tar_, "application/vnd.oci.image.layer.v1.tar"),
+      Layer(Gzip(tar_), "application/vnd.oci.image.layer.v1.tar+gzip"),
+      Layer(Zstd(tar_), "application/vnd.oci.image.layer.v1.tar+zstd"),
+  };
+  LayerLoaderOptions options;
+  options.stream_temp_dir = dir_;
+  auto loaded = LoadLayers(source_, nullptr, layers, options);
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  ASSERT_EQ(loaded->streams.size(), 3u);
+  EXPECT_FALSE(loaded->streams[0].file);  // plain tar is served by range: nothing kept
+  for (size_t i = 1; i < 3; ++i) {
+    const VerifiedStream& v = loaded->streams[i];
+    ASSERT_TRUE(v.file) << i;
+    EXPECT_EQ(v.bytes, tar_.size());
+    std::string back(tar_.size() + 1, '\0');
+    EXPECT_EQ(::pread(v.file->get(), back.data(), back.size(), 0),
+              static_cast<ssize_t>(tar_.size()));
+    back.resize(tar_.size());
+    EXPECT_TRUE(back == tar_) << "layer " << i << ": the kept stream is not the layer's tar";
+  }
+  MountStats stats;
+  StreamLayers streams(&source_, &stats, StreamLayerOptions{.temp_dir = dir_});
+  const int reads = source_.reads();
+  for (size_t i = 1; i < 3; ++i) {
+    const LayerIndex& index = *loaded->layers[i];
+    ASSERT_TRUE(streams.Adopt(index, loaded->streams[i]));
+    EXPECT_FALSE(streams.Adopt(index, loaded->streams[i]));  // once only
+    const Entry* small = nullptr;
+    for (const Entry& e : index.entries) {
+      if (e.path == "d/small") small = &e;
+    }
+    ASSERT_NE(small, nullptr);
+    std::string out(6, '\0');
+    auto n = streams.Read(index, *small, small->chunks.at(0), 0, out,
+                          std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    ASSERT_TRUE(n.has_value()) << n.error().message();
+    EXPECT_EQ(out, "hello\n");
+    EXPECT_TRUE(streams.Get(index)->Progress().verified);
+  }
+  EXPECT_EQ(source_.reads(), reads);  // served without fetching anything again
 }
 
 // A stored index that no longer decodes (a flipped bit, or a record of an older codec version
