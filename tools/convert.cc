@@ -13,6 +13,7 @@
 #include "base/file_util.h"
 #include "index/tar_path.h"
 #include "tools/convert_image.h"
+#include "tools/registry_flags.h"
 
 namespace hoist {
 namespace {
@@ -32,6 +33,7 @@ struct ConvertFlags {
   std::vector<std::string> env;
   std::string workdir;
   std::vector<std::string> labels;
+  RegistryFlags registry;  // --insecure-registry only (convert has its own --platform)
 };
 
 // "[\"a\",\"b\"]" (JSON) or "a b" (split on whitespace).
@@ -145,8 +147,9 @@ Status Run(const ConvertFlags& f) {
     source_options.architecture = options.platform->architecture;
   }
 
+  HOIST_ASSIGN_OR_RETURN(source_options.registry, f.registry.Options());
   HOIST_ASSIGN_OR_RETURN(auto source, OpenImageSource(src_name, source_options));
-  HOIST_ASSIGN_OR_RETURN(auto destination, OpenImageDestination(dst_name));
+  HOIST_ASSIGN_OR_RETURN(auto destination, OpenImageDestination(dst_name, source_options.registry));
   HOIST_ASSIGN_OR_RETURN(ConvertReport report, ConvertImage(*source, *destination, options));
   if (f.json) {
     std::printf("%s\n", ConvertReportJson(report).c_str());
@@ -196,6 +199,7 @@ void RegisterConvert(CLI::App& app, VerbRunner* run) {
   cmd->add_option("--env", flags->env, "dir: config Env entry KEY=VALUE (repeatable)");
   cmd->add_option("--workdir", flags->workdir, "dir: config WorkingDir");
   cmd->add_option("--label", flags->labels, "dir: config label KEY=VALUE (repeatable)");
+  flags->registry.AddInsecureRegistry(cmd);
   cmd->callback([flags, run] {
     *run = [flags]() -> int {
       Status st = Run(*flags);

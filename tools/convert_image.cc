@@ -19,10 +19,10 @@
 namespace hoist {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double SecondsSince(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
 }
 
 struct LayerJob {
@@ -105,7 +105,7 @@ class ProgressDisplay {
 
   const std::vector<std::unique_ptr<LayerJob>>& jobs_;
   uint64_t total_ = 0;
-  Clock::time_point start_ = Clock::now();
+  SteadyClock::time_point start_ = SteadyClock::now();
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -114,7 +114,7 @@ class ProgressDisplay {
 
 Status RunJob(ImageSource& source, ImageDestination& destination, LayerJob& job,
               const LayerOptions& layer_options) {
-  auto start = Clock::now();
+  auto start = SteadyClock::now();
   job.report.source_digest = job.source.digest;
   if (job.foreign) {
     job.output = job.source;
@@ -174,7 +174,7 @@ Result<PlannedManifest> PlanManifest(ImageSource& source, RawManifest raw, std::
 
 Result<ConvertReport> ConvertImage(ImageSource& source, ImageDestination& destination,
                                    const ConvertOptions& options) {
-  auto start = Clock::now();
+  auto start = SteadyClock::now();
   ConvertReport report;
   HOIST_ASSIGN_OR_RETURN(RawManifest top, source.TopManifest());
 

@@ -197,15 +197,17 @@ class DockerDestination : public ImageDestination {
 
 }  // namespace
 
-Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& reference) {
+Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& reference,
+                                                     RegistryOptions registry) {
   HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(reference));
-  HOIST_ASSIGN_OR_RETURN(auto client, RegistryClient::CreateDefault());
+  HOIST_ASSIGN_OR_RETURN(auto client, RegistryClient::CreateDefault(std::move(registry)));
   return std::unique_ptr<ImageSource>(new DockerSource(std::move(client), std::move(ref)));
 }
 
-Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string& reference) {
+Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string& reference,
+                                                               RegistryOptions registry) {
   HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(reference));
-  HOIST_ASSIGN_OR_RETURN(auto client, RegistryClient::CreateDefault());
+  HOIST_ASSIGN_OR_RETURN(auto client, RegistryClient::CreateDefault(std::move(registry)));
   return std::unique_ptr<ImageDestination>(
       new DockerDestination(std::move(client), std::move(ref)));
 }

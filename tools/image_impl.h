@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "fetcher/registry.h"
 #include "tools/image_transport.h"
 
 namespace hoist {
@@ -17,8 +18,11 @@ Result<std::unique_ptr<ImageSource>> NewDockerArchiveSource(const std::string& f
                                                             const SourceOptions& options);
 Result<std::unique_ptr<ImageSource>> NewDirSource(const std::string& rootfs,
                                                   const SourceOptions& options);
-Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& reference);
-Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string& reference);
+// `registry`: the client's options (insecure registries, platform); the defaults otherwise.
+Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& reference,
+                                                     RegistryOptions registry = {});
+Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string& reference,
+                                                               RegistryOptions registry = {});
 
 // Stores a blob in a directory of content-addressed files (DIR/<hex>): used by the OCI layout
 // destination. Reads `reader` to the end, checks the digest and size, renames into place.

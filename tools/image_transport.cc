@@ -58,7 +58,7 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageName& name,
                                                      const SourceOptions& options) {
   switch (name.transport) {
     case ImageName::Transport::kDocker:
-      return NewDockerSource(name.path);
+      return NewDockerSource(name.path, options.registry);
     case ImageName::Transport::kOci:
       return NewOciSource(name.path, name.tag);
     case ImageName::Transport::kDockerArchive:
@@ -69,10 +69,11 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageName& name,
   return Fail(EINVAL, "unknown transport");
 }
 
-Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageName& name) {
+Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageName& name,
+                                                               const RegistryOptions& registry) {
   switch (name.transport) {
     case ImageName::Transport::kDocker:
-      return NewDockerDestination(name.path);
+      return NewDockerDestination(name.path, registry);
     case ImageName::Transport::kOci:
       return NewOciDestination(name.path, name.tag);
     case ImageName::Transport::kDockerArchive:

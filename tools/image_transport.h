@@ -25,6 +25,7 @@
 #include "base/digest.h"
 #include "base/status.h"
 #include "fetcher/manifest.h"
+#include "fetcher/registry.h"
 #include "tools/image_stream.h"
 
 namespace hoist {
@@ -102,11 +103,14 @@ struct SourceOptions {
   std::map<std::string, std::string> labels;
   std::string os = "linux";
   std::string architecture;  // empty: the host's
+  // docker://: the registry client's options (--insecure-registry).
+  RegistryOptions registry;
 };
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageName& name,
                                                      const SourceOptions& options);
-Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageName& name);
+Result<std::unique_ptr<ImageDestination>> OpenImageDestination(
+    const ImageName& name, const RegistryOptions& registry = {});
 
 // The architecture name (GOARCH spelling) of this host.
 std::string HostArchitecture();

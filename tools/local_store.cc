@@ -140,7 +140,8 @@ namespace {
 
 class LocalImageSource : public ImageSource {
  public:
-  LocalImageSource(LocalStore* store, LocalImage image) : store_(store), image_(std::move(image)) {}
+  LocalImageSource(LocalStore* store, LocalImage image, RegistryOptions registry)
+      : store_(store), image_(std::move(image)), registry_(std::move(registry)) {}
 
   std::string name() const override { return "local:" + image_.name; }
 
@@ -199,13 +200,14 @@ class LocalImageSource : public ImageSource {
   Result<ImageSource*> Remote() {
     if (!remote_) {
       Reference r = image_.reference.WithDigest(image_.manifest_digest);
-      HOIST_ASSIGN_OR_RETURN(remote_, NewDockerSource(r.String()));
+      HOIST_ASSIGN_OR_RETURN(remote_, NewDockerSource(r.String(), registry_));
     }
     return remote_.get();
   }
 
   LocalStore* store_;
   LocalImage image_;
+  const RegistryOptions registry_;
   std::unique_ptr<ImageSource> remote_;
 };
 
@@ -232,8 +234,10 @@ Status CopyImageBlobs(ImageSource& source, ImageDestination& destination, const 
 
 }  // namespace
 
-Result<std::unique_ptr<ImageSource>> NewLocalImageSource(LocalStore* store, LocalImage image) {
-  return std::unique_ptr<ImageSource>(new LocalImageSource(store, std::move(image)));
+Result<std::unique_ptr<ImageSource>> NewLocalImageSource(LocalStore* store, LocalImage image,
+                                                         RegistryOptions registry) {
+  return std::unique_ptr<ImageSource>(
+      new LocalImageSource(store, std::move(image), std::move(registry)));
 }
 
 Result<Digest> CopyImage(ImageSource& source, ImageDestination& destination,

@@ -27,6 +27,7 @@
 #include "base/status.h"
 #include "fetcher/manifest.h"
 #include "fetcher/reference.h"
+#include "fetcher/registry.h"
 #include "index/layer_index.h"
 #include "index/store.h"
 #include "tools/image_stream.h"
@@ -85,8 +86,9 @@ class LocalStore {
 // blob files, or else streamed from the registry the image's name points to (a pulled image whose
 // layers live only as cached chunks). registry_repository() is the image's repository, so a
 // push to the same registry cross-mounts instead of uploading.
-[[nodiscard]] Result<std::unique_ptr<ImageSource>> NewLocalImageSource(LocalStore* store,
-                                                                       LocalImage image);
+// `registry`: options for that registry client (--insecure-registry).
+[[nodiscard]] Result<std::unique_ptr<ImageSource>> NewLocalImageSource(
+    LocalStore* store, LocalImage image, RegistryOptions registry = {});
 
 // Copies an image (a manifest, or an index with its children) from `source` to `destination`
 // without changing a byte: blobs the destination has or can cross-mount are skipped, the rest

@@ -128,8 +128,10 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
   Progress progress(ref.String(), total, !a.quiet);
   // Unconverted layers: whole verified blobs.
   if (!file_layers.empty()) {
-    HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> docker,
-                           NewDockerSource(ref.WithDigest(img.manifest_bytes.digest).String()));
+    HOIST_ASSIGN_OR_RETURN(RegistryOptions options, a.registry.Options());
+    HOIST_ASSIGN_OR_RETURN(
+        std::unique_ptr<ImageSource> docker,
+        NewDockerSource(ref.WithDigest(img.manifest_bytes.digest).String(), std::move(options)));
     for (size_t i : file_layers) {
       const Descriptor& d = img.manifest.layers[i];
       HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, docker->OpenBlob(d));

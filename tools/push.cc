@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tools/local_store.h"
+#include "tools/registry_flags.h"
 #include "tools/verbs.h"
 
 namespace hoist {
@@ -14,10 +15,12 @@ struct PushArgs {
   std::string cache;
   std::string src;
   std::string dst;
+  RegistryFlags registry;  // --insecure-registry only
 };
 
 Status Push(const PushArgs& a, std::string* what) {
   HOIST_ASSIGN_OR_RETURN(ImageName src_name, ParseImageName(a.src));
+  HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
   const bool explicit_transport =
       src_name.transport != ImageName::Transport::kDocker || a.src.starts_with("docker://");
   std::unique_ptr<ImageSource> source;
@@ -28,19 +31,21 @@ Status Push(const PushArgs& a, std::string* what) {
     HOIST_ASSIGN_OR_RETURN(std::optional<LocalImage> img, local->Find(a.src));
     if (img) {
       default_dst = img->name;
-      HOIST_ASSIGN_OR_RETURN(source, NewLocalImageSource(local.get(), std::move(*img)));
+      HOIST_ASSIGN_OR_RETURN(source, NewLocalImageSource(local.get(), std::move(*img), registry));
     }
   }
   if (!source) {
     SourceOptions so;
     so.work_dir = "/tmp";
+    so.registry = registry;
     HOIST_ASSIGN_OR_RETURN(source, OpenImageSource(src_name, so));
   }
   if (a.dst.empty() && explicit_transport) {
     return Fail(EINVAL, "a destination is needed when pushing from " + a.src);
   }
   HOIST_ASSIGN_OR_RETURN(ImageName dst_name, ParseImageName(a.dst.empty() ? default_dst : a.dst));
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dest, OpenImageDestination(dst_name));
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dest,
+                         OpenImageDestination(dst_name, registry));
   HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
   HOIST_ASSIGN_OR_RETURN(Digest d, CopyImage(*source, *dest, top));
   *what = "Pushed " + dest->name() + " " + d.str();
@@ -65,6 +70,7 @@ void RegisterPush(CLI::App& app, VerbRunner* run) {
   sub->add_option("SRC", args->src, "Local image, or docker://, oci:, docker-archive:, dir:")
       ->required();
   sub->add_option("DST", args->dst, "Destination (default: the local image's own name)");
+  args->registry.AddInsecureRegistry(sub);
   sub->callback([args, run] { *run = [args] { return RunPush(*args); }; });
 }
 

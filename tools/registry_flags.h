@@ -22,6 +22,10 @@ struct RegistryFlags {
   std::string log_level = "warning";
 
   void Add(CLI::App* app);
+  // Only --insecure-registry (for verbs with a --platform or --log-level of their own).
+  void AddInsecureRegistry(CLI::App* app);
+  // The client options the flags give. EINVAL for a bad --platform.
+  [[nodiscard]] Result<RegistryOptions> Options() const;
   // Applies --log-level and builds the client. EINVAL for a bad --platform or --log-level.
   [[nodiscard]] Result<std::unique_ptr<RegistryClient>> MakeClient() const;
 };

@@ -26,6 +26,7 @@
 #include "index/tar_writer.h"
 #include "tools/image_impl.h"
 #include "tools/local_store.h"
+#include "tools/registry_flags.h"
 #include "tools/verbs.h"
 
 namespace hoist {
@@ -36,6 +37,7 @@ struct SaveArgs {
   std::vector<std::string> images;
   std::string output;
   std::string format = "docker-archive";
+  RegistryFlags registry;  // --insecure-registry only
 };
 
 struct SaveImage {
@@ -115,15 +117,16 @@ class ArchiveWriter {
   TarWriter tar_;
 };
 
-Result<SaveImage> OpenForSave(LocalStore& local, const std::string& text) {
+Result<SaveImage> OpenForSave(LocalStore& local, const std::string& text,
+                              const RegistryOptions& registry) {
   HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(text));
   SaveImage img;
   if (!ref.tag.empty()) img.names.push_back(ref);
   HOIST_ASSIGN_OR_RETURN(std::optional<LocalImage> li, local.Find(text));
   if (li) {
-    HOIST_ASSIGN_OR_RETURN(img.source, NewLocalImageSource(&local, std::move(*li)));
+    HOIST_ASSIGN_OR_RETURN(img.source, NewLocalImageSource(&local, std::move(*li), registry));
   } else {
-    HOIST_ASSIGN_OR_RETURN(img.source, NewDockerSource(ref.String()));
+    HOIST_ASSIGN_OR_RETURN(img.source, NewDockerSource(ref.String(), registry));
   }
   HOIST_ASSIGN_OR_RETURN(img.manifest, SelectManifest(*img.source, Platform::Host()));
   HOIST_ASSIGN_OR_RETURN(img.parsed,
@@ -348,6 +351,7 @@ Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out) {
 }
 
 Status Save(const SaveArgs& a) {
+  HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
   if (a.format != "docker-archive" && a.format != "oci-archive") {
     return Fail(EINVAL, "unknown format \"" + a.format + "\" (docker-archive or oci-archive)");
   }
@@ -355,7 +359,7 @@ Status Save(const SaveArgs& a) {
   // One entry per manifest; names of the same image are merged.
   std::vector<SaveImage> images;
   for (const std::string& text : a.images) {
-    HOIST_ASSIGN_OR_RETURN(SaveImage img, OpenForSave(*local, text));
+    HOIST_ASSIGN_OR_RETURN(SaveImage img, OpenForSave(*local, text, registry));
     bool merged = false;
     for (SaveImage& have : images) {
       if (have.manifest.digest == img.manifest.digest) {
@@ -402,6 +406,7 @@ void RegisterSave(CLI::App& app, VerbRunner* run) {
   sub->add_option("-o,--output", args->output, "Archive file to write")->required();
   sub->add_option("--format", args->format, "docker-archive (default) or oci-archive");
   sub->add_option("IMAGE", args->images, "Images (local names or registry references)")->required();
+  args->registry.AddInsecureRegistry(sub);
   sub->callback([args, run] { *run = [args] { return RunSave(*args); }; });
 }
 

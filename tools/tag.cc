@@ -42,9 +42,11 @@ Status Tag(const TagArgs& a, std::string* what) {
     *what = "Tagged " + dst.String();
     return Ok();
   }
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, NewDockerSource(src.String()));
+  HOIST_ASSIGN_OR_RETURN(RegistryOptions options, a.registry.Options());
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source,
+                         NewDockerSource(src.String(), options));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dest,
-                         NewDockerDestination(dst.String()));
+                         NewDockerDestination(dst.String(), options));
   HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
   HOIST_RETURN_IF_ERROR(CopyImage(*source, *dest, top));
   *what = "Tagged " + dst.String() + " " + top.digest.str();

@@ -21,15 +21,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<uint16_t> PickFreePort() {
+Result<uint16_t> PickFreePort(const std::string& host) {
   ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return Fail(ErrnoError("socket"));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    return Fail(EINVAL, "\"" + host + "\" is not an IPv4 address");
+  }
   addr.sin_port = 0;
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return Fail(ErrnoError("bind 127.0.0.1:0"));
+    return Fail(ErrnoError("bind " + host + ":0"));
   }
   socklen_t len = sizeof addr;
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
@@ -118,9 +120,9 @@ Result<std::unique_ptr<TestRegistry>> TestRegistry::Launch(TestRegistryOptions o
     if (options.port != 0) {
       reg->port_ = options.port;
     } else {
-      HOIST_ASSIGN_OR_RETURN(reg->port_, PickFreePort());
+      HOIST_ASSIGN_OR_RETURN(reg->port_, PickFreePort(options.host));
     }
-    reg->host_port_ = "127.0.0.1:" + std::to_string(reg->port_);
+    reg->host_port_ = options.host + ":" + std::to_string(reg->port_);
     HOIST_RETURN_IF_ERROR(reg->WriteConfig());
     last = reg->StartOnce();
     if (last) return reg;

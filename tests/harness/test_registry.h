@@ -59,6 +59,9 @@ struct TestRegistryOptions {
   bool keep_dir = false;
   // 0 = a free port chosen by the kernel.
   uint16_t port = 0;
+  // The IPv4 address to listen on (another of this host's addresses reaches the registry from
+  // off loopback, where clients need --insecure-registry for plain HTTP).
+  std::string host = "127.0.0.1";
   // Debug-level application log (needed for read offsets in Requests()).
   bool debug_log = true;
   // `catalog.maxentries`: the registry's largest catalog page.

@@ -24,7 +24,11 @@
 //                     size, and the mount still reads the whole tree (fetching again).
 //   BadInput          unknown image, tiny tmpfs as the cache (full disk): one-line error, exit
 //                     1, store as before.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,6 +36,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -245,6 +250,78 @@ TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
   CommandResult bad = Hoistfs(Ref("tools/nothing"), NewDir("mp"), {"--offline"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.stderr_text.find("not in the local store"), std::string::npos) << bad.stderr_text;
+}
+
+// This host's first IPv4 address that is up and not loopback, or "" if it has none.
+std::string NonLoopbackIpv4() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* a = list; a != nullptr && found.empty(); a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if ((a->ifa_flags & IFF_UP) == 0 || (a->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    char text[INET_ADDRSTRLEN];
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) != nullptr) found = text;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+// A plain-HTTP registry off loopback is refused unless named with --insecure-registry, and every
+// verb that reaches a registry honours the flag on every path (convert, pull, tag across
+// repositories, push from the local store, save of a remote image, and the mount).
+TEST_F(ImageToolsTest, InsecureRegistryFlagReachesAPlainHttpRegistryOffLoopback) {
+  const std::string ip = NonLoopbackIpv4();
+  if (ip.empty()) {
+    GTEST_SKIP() << "SKIPPED LOUDLY: this host has no non-loopback IPv4 address, so a registry "
+                    "that needs --insecure-registry cannot be started";
+  }
+  auto reg = harness::TestRegistry::Launch({.host = ip});
+  ASSERT_TRUE(reg.has_value()) << reg.error().message();
+  harness::TestRegistry& r = **reg;
+  ASSERT_TRUE(harness::PushOciLayout(image_->OciRef(), r.DockerRef("ins/gz", "v1")).has_value());
+  const std::string host = r.host_port();
+  const std::string insecure = "--insecure-registry=" + host;
+
+  // Without the flag: https is tried, refused, one line, nothing pushed.
+  CommandResult no =
+      Hoist({"convert", "-q", r.DockerRef("ins/gz", "v1"), r.DockerRef("ins/zc", "v1")});
+  EXPECT_EQ(no.exit_code, 1) << no.stderr_text;
+  EXPECT_EQ(std::count(no.stderr_text.begin(), no.stderr_text.end(), '\n'), 1) << no.stderr_text;
+  CommandResult absent =
+      RunProgram({"skopeo", "inspect", "--raw", "--tls-verify=false", r.DockerRef("ins/zc", "v1")});
+  EXPECT_FALSE(absent.ok());
+
+  CommandResult conv =
+      Hoist({"convert", "-q", insecure, r.DockerRef("ins/gz", "v1"), r.DockerRef("ins/zc", "v1")});
+  ASSERT_TRUE(conv.ok()) << conv.stderr_text;
+  CommandResult pull = Hoist({"pull", "-q", CacheFlag(), insecure, r.ImageRef("ins/gz", "v1")});
+  ASSERT_TRUE(pull.ok()) << pull.stderr_text;
+  CommandResult tag = Hoist({"tag", "--remote", CacheFlag(), insecure, r.ImageRef("ins/zc", "v1"),
+                             r.ImageRef("ins/other", "v2")});
+  ASSERT_TRUE(tag.ok()) << tag.stderr_text;
+  CommandResult push = Hoist(
+      {"push", CacheFlag(), insecure, r.ImageRef("ins/gz", "v1"), r.DockerRef("ins/pushed", "v1")});
+  ASSERT_TRUE(push.ok()) << push.stderr_text;
+  const std::string archive = NewDir("ins-save") + "/out.tar";
+  CommandResult save =
+      Hoist({"save", CacheFlag(), insecure, "-o", archive, r.ImageRef("ins/other", "v2")});
+  ASSERT_TRUE(save.ok()) << save.stderr_text;
+  auto in_archive = harness::RunChecked(
+      {"skopeo", "inspect", "docker-archive:" + archive + ":" + r.ImageRef("ins/other", "v2")});
+  EXPECT_TRUE(in_archive.has_value()) << in_archive.error().message();
+
+  // Every copy mounts to the reference tree.
+  for (const std::string repo : {"ins/zc", "ins/other", "ins/pushed"}) {
+    SCOPED_TRACE(repo);
+    const std::string image = r.ImageRef(repo, repo == "ins/other" ? "v2" : "v1");
+    const std::string mp = NewDir("ins-mp");
+    CommandResult m = Hoistfs(image, mp, {"-o", "insecure_registry=" + host});
+    ASSERT_TRUE(m.ok()) << m.stderr_text;
+    EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
+    Unmount(mp);
+  }
 }
 
 TEST_F(ImageToolsTest, ImagesListsAndRmRemovesAllOrNothing) {
