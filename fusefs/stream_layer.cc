@@ -388,6 +388,7 @@ StreamLayer* StreamLayers::Get(const LayerIndex& layer) {
 }
 
 bool StreamLayers::Adopt(const LayerIndex& layer, VerifiedStream stream) {
+  if (!stream.file || !IsStreamFormat(layer.format)) return false;  // nothing to create one for
   return Get(layer)->Adopt(std::move(stream));
 }
 

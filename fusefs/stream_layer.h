@@ -151,7 +151,8 @@ class StreamLayers {
 
   // The layer's StreamLayer (created if needed, not started).
   StreamLayer* Get(const LayerIndex& layer);
-  // Get(layer)->Adopt(stream).
+  // Get(layer)->Adopt(stream) for a stream-format layer with a kept stream; false otherwise
+  // (and no StreamLayer is created).
   bool Adopt(const LayerIndex& layer, VerifiedStream stream);
   // Get(layer)->Start(), then ->Read(...).
   [[nodiscard]] Result<size_t> Read(const LayerIndex& layer, const Entry& entry, const Chunk& chunk,
