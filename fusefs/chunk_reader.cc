@@ -233,10 +233,12 @@ void ChunkReader::AddNeighbors(const LayerIndex& layer, const Entry& entry,
     if (c.encoding == ChunkEncoding::kZeros) continue;
     begin = std::min(begin, c.blob_offset);
     end = std::max(end, c.blob_offset + c.blob_length);
+    if (end - begin >= options_.neighbor_bytes) return;  // not a small file
   }
-  if (begin >= end || end - begin >= options_.neighbor_bytes) return;  // none, or not small
-  // Bounded walks: directories, links and empty files between the neighbours cost a step each.
+  if (begin >= end) return;  // nothing in the blob
+  // Bounded walks: every entry and every chunk visited costs a step.
   constexpr size_t kMaxSteps = 1024;
+  size_t steps = 0;
   const size_t at = static_cast<size_t>(&entry - entries.data());
   auto lead = [&](const Chunk& c) {
     auto present = cache_->Contains(c.digest);
@@ -252,11 +254,12 @@ void ChunkReader::AddNeighbors(const LayerIndex& layer, const Entry& entry,
   // one they read last: in bench/mount's python start, 7 of 37 requests were such files).
   const uint64_t back_limit = begin - std::min(begin, options_.neighbor_back_bytes);
   uint64_t low = begin;
-  for (size_t k = at; k-- > 0 && at - k <= kMaxSteps;) {
+  for (size_t k = at; k-- > 0 && ++steps <= kMaxSteps;) {
     const Entry& e = entries[k];
     if (e.type != EntryType::kRegular) continue;
     bool stop = false;
     for (auto c = e.chunks.rbegin(); c != e.chunks.rend() && !stop; ++c) {
+      if (++steps > kMaxSteps) return;
       if (c->encoding == ChunkEncoding::kZeros) continue;
       if (!usable(*c) || c->blob_offset + c->blob_length > low || c->blob_offset < back_limit) {
         stop = true;
@@ -269,10 +272,12 @@ void ChunkReader::AddNeighbors(const LayerIndex& layer, const Entry& entry,
   }
   // After it: up to neighbor_bytes of blob from its start.
   const uint64_t limit = begin + options_.neighbor_bytes;
-  for (size_t k = at + 1; k < entries.size() && k - at <= kMaxSteps; ++k) {
+  steps = 0;
+  for (size_t k = at + 1; k < entries.size() && ++steps <= kMaxSteps; ++k) {
     const Entry& e = entries[k];
     if (e.type != EntryType::kRegular) continue;
     for (const Chunk& c : e.chunks) {
+      if (++steps > kMaxSteps) return;
       if (c.encoding == ChunkEncoding::kZeros) continue;
       // Chunks laid out elsewhere (a reordered prefetch section, another frame order) end it.
       if (!usable(c) || c.blob_offset < end || c.blob_offset + c.blob_length > limit) return;
@@ -328,10 +333,13 @@ void ChunkReader::Dispatch(const Digest& blob, std::vector<Chunk> leaders) {
 }
 
 void ChunkReader::NoteOnDemand(int delta) {
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  // The time is stored before the count drops to zero, so a reader of both never sees "idle"
+  // with the dispatch time of the fetch that just ended.
+  if (delta < 0) on_demand_changed_ns_.store(now);
   on_demand_in_flight_.fetch_add(delta);
-  on_demand_changed_ns_.store(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-          .count());
+  if (delta > 0) on_demand_changed_ns_.store(now);
 }
 
 std::chrono::nanoseconds ChunkReader::OnDemandIdleFor() const {

@@ -119,7 +119,8 @@ class Reader {
   Digest OptDigest(const char* what, const Digest* same = nullptr) {
     uint8_t tag = U8(what);
     if (!ok() || tag == 0) return {};
-    if (tag == 2 && same != nullptr) return *same;
+    // "The same as the file's": only where one is expected, and only if the file has one.
+    if (tag == 2 && same != nullptr && !same->empty()) return *same;
     if (tag != 1 || left() < 32) return Bad(what), Digest();
     std::array<uint8_t, 32> raw;
     std::memcpy(raw.data(), in_.data() + pos_, 32);
@@ -180,7 +181,9 @@ void EncodeEntry(Writer& w, const Entry& e, std::string_view previous_path) {
   for (const Chunk& c : e.chunks) EncodeChunk(w, c, e.digest);
 }
 
-void DecodeChunk(Reader& r, Chunk& c, const Digest& file_digest) {
+// `version` 1 records (before shared prefixes and repeated digests) are still read: caches
+// written by older hoist keep working for mounts, `hoist images` and `hoist prune`.
+void DecodeChunk(Reader& r, Chunk& c, const Digest& file_digest, uint8_t version) {
   c.file_offset = r.Varint("chunk file_offset");
   c.size = r.Varint("chunk size");
   c.blob_offset = r.Varint("chunk blob_offset");
@@ -189,11 +192,11 @@ void DecodeChunk(Reader& r, Chunk& c, const Digest& file_digest) {
   uint8_t enc = r.U8("chunk encoding");
   if (enc > static_cast<uint8_t>(ChunkEncoding::kZstdFramePrefix)) r.Bad("chunk encoding");
   c.encoding = static_cast<ChunkEncoding>(enc);
-  c.digest = r.OptDigest("chunk digest", &file_digest);
+  c.digest = r.OptDigest("chunk digest", version >= 2 ? &file_digest : nullptr);
 }
 
-void DecodeEntry(Reader& r, Entry& e, std::string_view previous_path) {
-  const uint64_t shared = r.Varint("entry path prefix");
+void DecodeEntry(Reader& r, Entry& e, std::string_view previous_path, uint8_t version) {
+  const uint64_t shared = version >= 2 ? r.Varint("entry path prefix") : 0;
   if (shared > previous_path.size()) r.Bad("entry path prefix");
   if (!r.ok()) return;
   e.path.assign(previous_path.substr(0, shared));
@@ -223,7 +226,9 @@ void DecodeEntry(Reader& r, Entry& e, std::string_view previous_path) {
   if (prefetch > 1) r.Bad("entry prefetch");
   e.prefetch = prefetch == 1;
   uint64_t nc = r.Count("chunk count");
-  for (uint64_t i = 0; i < nc && r.ok(); ++i) DecodeChunk(r, e.chunks.emplace_back(), e.digest);
+  for (uint64_t i = 0; i < nc && r.ok(); ++i) {
+    DecodeChunk(r, e.chunks.emplace_back(), e.digest, version);
+  }
 }
 
 }  // namespace
@@ -277,9 +282,9 @@ Result<LayerIndex> DecodeLayerIndex(std::string_view bytes) {
   if (XXH3_64bits(body.data(), body.size()) != stored) {
     return Fail(EIO, "corrupt layer index record: checksum mismatch");
   }
-  if (static_cast<uint8_t>(body[0]) != kLayerIndexCodecVersion) {
-    return Fail(EIO, "corrupt layer index record: unknown version " +
-                         std::to_string(static_cast<uint8_t>(body[0])));
+  const uint8_t version = static_cast<uint8_t>(body[0]);
+  if (version < kOldestLayerIndexCodecVersion || version > kLayerIndexCodecVersion) {
+    return Fail(EIO, "corrupt layer index record: unknown version " + std::to_string(version));
   }
   LayerIndex index;
   std::array<uint8_t, 32> raw;
@@ -296,7 +301,8 @@ Result<LayerIndex> DecodeLayerIndex(std::string_view bytes) {
   index.entries.reserve(static_cast<size_t>(std::min<uint64_t>(n, rest.left() / 16)));
   for (uint64_t i = 0; i < n && rest.ok(); ++i) {
     Entry& e = index.entries.emplace_back();  // may move the entries: take the view after it
-    DecodeEntry(rest, e, i == 0 ? std::string_view() : std::string_view(index.entries[i - 1].path));
+    DecodeEntry(rest, e, i == 0 ? std::string_view() : std::string_view(index.entries[i - 1].path),
+                version);
   }
   if (rest.ok() && rest.left() != 0) rest.Bad("trailing bytes");
   if (!rest.ok()) return Fail(EIO, std::string("corrupt layer index record: bad ") + rest.error());

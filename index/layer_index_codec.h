@@ -33,8 +33,9 @@
 namespace hoist {
 
 // 2: shared path prefixes and chunk digests that repeat the file's (about 60% of version 1's
-// size for small files). A record of another version is rebuilt from its layer.
+// size for small files). Encode writes version 2; decode also reads version 1 (older caches).
 inline constexpr uint8_t kLayerIndexCodecVersion = 2;
+inline constexpr uint8_t kOldestLayerIndexCodecVersion = 1;
 
 // REQUIRES: !index.layer_digest.empty().
 std::string EncodeLayerIndex(const LayerIndex& index);

@@ -322,9 +322,8 @@ TEST_F(LayerLoaderTest, AnUnconvertedLayerKeepsTheStreamItWasIndexedFrom) {
   EXPECT_EQ(source_.reads(), reads);  // served without fetching anything again
 }
 
-// A stored index that no longer decodes (a flipped bit, or a record of an older codec version
-// after an upgrade) is deleted and the layer indexed again from its blob; the next load takes
-// the fresh record from the store.
+// A stored index that no longer decodes (a flipped bit on disk) is deleted and the layer indexed
+// again from its blob; the next load takes the fresh record from the store.
 TEST_F(LayerLoaderTest, AnUnusableStoredIndexIsRebuilt) {
   std::vector<Descriptor> layers = {
       Layer(tar_, "application/vnd.oci.image.layer.v1.tar"),
@@ -335,8 +334,8 @@ TEST_F(LayerLoaderTest, AnUnusableStoredIndexIsRebuilt) {
     ASSERT_TRUE(store.has_value()) << store.error().message();
     ASSERT_TRUE(LoadLayers(source_, store->get(), layers).has_value());
   }
-  // The record of layer 2 starts with the codec version and the layer digest: make it claim
-  // version 1 (its checksum no longer matches either).
+  // The record of layer 2 starts with the codec version and the layer digest: flip a bit of the
+  // version byte (the record's checksum no longer matches).
   const std::string data_file = dir_ + "/store/data.mdb";
   Result<std::string> data = ReadFile(data_file);
   ASSERT_TRUE(data.has_value());

@@ -108,9 +108,10 @@ std::string DecodeError(const std::string& record) {
 TEST(LayerIndexCodecTest, ValidChecksumButHostileContent) {
   constexpr uint8_t v = kLayerIndexCodecVersion;
   EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00", 3))), "ok");
-  // A version 1 record (before shared path prefixes) is not read: the layer is indexed again.
-  EXPECT_EQ(DecodeError(Record(1, std::string("\x00\x00\x00", 3))),
-            "corrupt layer index record: unknown version 1");
+  EXPECT_EQ(DecodeError(Record(0, std::string("\x00\x00\x00", 3))),
+            "corrupt layer index record: unknown version 0");
+  EXPECT_EQ(DecodeError(Record(3, std::string("\x00\x00\x00", 3))),
+            "corrupt layer index record: unknown version 3");
   EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x09\x00", 3))),
             "corrupt layer index record: bad layer format");
   // An entry count of 2^40 with no entries behind it: rejected before allocating anything.
@@ -141,6 +142,53 @@ TEST(LayerIndexCodecTest, ValidChecksumButHostileContent) {
                                               "a",
                                               6))),
             "corrupt layer index record: bad entry path prefix");
+}
+
+// A version 1 record (written by hoist before shared path prefixes) still decodes, so older
+// caches keep working for mounts, `hoist images` and `hoist prune`; in it the "same digest"
+// tag did not exist and is corrupt.
+TEST(LayerIndexCodecTest, VersionOneRecordsAreStillRead) {
+  const std::string d = Digest::Of("f").str();
+  auto raw_of = [](const Digest& x) {
+    const auto r = x.raw();
+    return std::string(reinterpret_cast<const char*>(r.data()), r.size());
+  };
+  // blob size 9, format 0, 2 entries. Entry: path, type, mode 0644 (varint a4 03), uid 1, gid 2,
+  // mtime 0, nsec 0, size, link "", dev 0 0, 0 xattrs, digest, prefetch, chunk count [chunks].
+  std::string v1 = std::string("\x09\x00\x02", 3);
+  v1 += std::string("\x03usr\x01\xa4\x03\x01\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 19);
+  v1 += std::string("\x07usr/bin\x00\xa4\x03\x01\x02\x00\x00\x05\x00\x00\x00\x00\x01", 21) +
+        raw_of(Digest::Of("f"));
+  // prefetch 1; one chunk: file_offset 0, size 5, blob 7+3, inner 0, kZstdFrame, digest.
+  v1 += std::string("\x01\x01\x00\x05\x07\x03\x00\x00\x01", 9) + raw_of(Digest::Of("f"));
+  Result<LayerIndex> back = DecodeLayerIndex(Record(1, v1));
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_EQ(back->entries.size(), 2u);
+  EXPECT_EQ(back->blob_size, 9u);
+  EXPECT_EQ(back->entries[0].path, "usr");
+  EXPECT_EQ(back->entries[0].type, EntryType::kDirectory);
+  EXPECT_EQ(back->entries[1].path, "usr/bin");
+  EXPECT_EQ(back->entries[1].mode, 0644u);
+  EXPECT_EQ(back->entries[1].uid, 1u);
+  EXPECT_EQ(back->entries[1].gid, 2u);
+  EXPECT_EQ(back->entries[1].size, 5u);
+  EXPECT_TRUE(back->entries[1].prefetch);
+  EXPECT_EQ(back->entries[1].digest.str(), d);
+  ASSERT_EQ(back->entries[1].chunks.size(), 1u);
+  EXPECT_EQ(back->entries[1].chunks[0].blob_offset, 7u);
+  EXPECT_EQ(back->entries[1].chunks[0].blob_length, 3u);
+  EXPECT_EQ(back->entries[1].chunks[0].digest.str(), d);
+  // Re-encoding writes version 2, which reads back the same.
+  const std::string v2 = EncodeLayerIndex(*back);
+  EXPECT_EQ(static_cast<uint8_t>(v2[0]), 2);
+  Result<LayerIndex> again = DecodeLayerIndex(v2);
+  ASSERT_TRUE(again) << again.error().message();
+  ExpectSameIndex(*back, *again);
+  // Tag 2 ("same as the file's digest") in a version 1 record is corrupt.
+  std::string bad = v1;
+  bad[bad.size() - 33] = '\x02';
+  bad.resize(bad.size() - 32);
+  EXPECT_EQ(DecodeError(Record(1, bad)), "corrupt layer index record: bad chunk digest");
 }
 
 // Shared path prefixes and chunk digests that repeat their file's digest are stored once, and
