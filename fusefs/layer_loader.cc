@@ -3,11 +3,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -99,20 +96,11 @@ class BlobStreamReader {
   bool AtBlobEnd() const { return offset_ >= size_ && pos_ >= piece_.size(); }
 
   void Tee(std::string_view data) {
-    uint64_t at = out_bytes_;
-    while (!data.empty()) {
-      const ssize_t n = ::pwrite(tee_->get(), data.data(), data.size(), static_cast<off_t>(at));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        HOIST_LOG(kWarning) << "layer " << blob_.str()
-                            << ": could not keep its decompressed stream ("
-                            << (n < 0 ? std::string(std::strerror(errno)) : "short write")
-                            << "); the mount will fetch the blob again to serve it";
-        tee_.reset();
-        return;
-      }
-      data.remove_prefix(static_cast<size_t>(n));
-      at += static_cast<uint64_t>(n);
+    if (Status wrote = PWriteAll(tee_->get(), data, out_bytes_); !wrote) {
+      HOIST_LOG(kWarning) << "layer " << blob_.str() << ": could not keep its decompressed stream ("
+                          << wrote.error().message()
+                          << "); the mount will fetch the blob again to serve it";
+      tee_.reset();
     }
   }
 

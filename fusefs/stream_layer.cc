@@ -30,19 +30,6 @@ uint64_t EntryStreamEnd(const Entry& e) {
   return end;
 }
 
-Status PWriteAll(int fd, std::string_view data, uint64_t offset) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(ErrnoError("writing the layer stream file"));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return Ok();
-}
-
 Status PReadAll(int fd, std::span<char> out, uint64_t offset) {
   size_t done = 0;
   while (done < out.size()) {
@@ -59,6 +46,18 @@ Status PReadAll(int fd, std::span<char> out, uint64_t offset) {
 }
 
 }  // namespace
+
+Status PWriteAll(int fd, std::string_view data, uint64_t offset) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Fail(ErrnoError("writing the layer stream file"));
+    if (n == 0) return Fail(EIO, "writing the layer stream file: short write");
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Ok();
+}
 
 Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

@@ -41,6 +41,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "base/digest.h"
@@ -74,6 +75,8 @@ bool IsStreamFormat(LayerFormat format);
 
 // An unlinked temporary file in `dir` (O_TMPFILE, or mkstemp + unlink), for a decompressed stream.
 [[nodiscard]] Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir);
+// Writes all of `data` at `offset` of `fd` (retrying short writes and EINTR).
+[[nodiscard]] Status PWriteAll(int fd, std::string_view data, uint64_t offset);
 
 // A layer's whole decompressed stream, already verified (the blob it came from hashed to the
 // layer digest), in an unlinked file: what indexing an unconverted layer leaves behind.

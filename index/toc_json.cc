@@ -181,7 +181,6 @@ struct RawEntry {
 // What a record says about where its bytes are: for a regular file, its first chunk; for a
 // "chunk" record, a further one.
 struct ChunkFields {
-  bool is_chunk = false;
   bool zeros = false;  // chunkType "zeros"
   bool has_offset = false;
   bool has_end_offset = false;
@@ -242,7 +241,6 @@ Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, En
   if (!clean) return std::unexpected(Bad(index, raw_name, clean.error().message()));
   e.path = std::move(*clean);
   HOIST_ASSIGN_OR_RETURN(e.type, TypeOf(type, index, raw_name));
-  c.is_chunk = type == "chunk";
   auto u32 = [&](Field f, uint32_t* dst, const char* what) -> Status {
     uint64_t v = 0;
     HOIST_RETURN_IF_ERROR(ReadUint(raw, f, index, raw_name, &v));
