@@ -180,8 +180,16 @@ Status DirTarStream::Advance() {
       e.type = EntryType::kRegular;
       e.size = static_cast<uint64_t>(st.st_size);
       if (e.size > 0) {
-        file_.Reset(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        // O_NONBLOCK: should the name have become a FIFO since the stat, the open must not
+        // block; the fstat then refuses anything but the file that was stat'ed.
+        file_.Reset(::openat(dir_fd, name.c_str(),
+                             O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
         if (!file_.valid()) return Fail(SysError("open file", rel));
+        struct stat opened;
+        if (::fstat(file_.get(), &opened) != 0) return Fail(SysError("stat", rel));
+        if (!S_ISREG(opened.st_mode) || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino) {
+          return Fail(EAGAIN, "rootfs file " + QuoteName(rel) + " changed while it was read");
+        }
         file_left_ = e.size;
         file_pad_ = TarPadding(e.size);
         file_path_ = rel;

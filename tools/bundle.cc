@@ -21,6 +21,8 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/root_dir.h"
+#include "base/scoped_fd.h"
 #include "fusefs/mount.h"
 #include "fusefs/stats_file.h"
 #include "tools/runtime_spec.h"
@@ -267,24 +269,23 @@ Status MakeDir(const std::string& path, mode_t mode) {
   return Ok();
 }
 
-// Optional file contents: nullopt for ENOENT/ENOTDIR, an error otherwise.
-Result<std::optional<std::string>> ReadOptionalFile(const std::string& path) {
-  auto text = ReadFile(path);
-  if (text) return std::optional<std::string>(std::move(*text));
-  if (text.error().code() == ENOENT || text.error().code() == ENOTDIR) {
-    return std::optional<std::string>();
-  }
-  return Fail(text.error());
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// Creates `rel` ("a/b/c") under `skel`, each component with the mode and owner it has under
-// `lower` if it exists there (so the merged overlay keeps them), else 0755 root.
-Status MakeSkelPath(const std::string& skel, const std::string& lower, const std::string& rel) {
+// The image's user databases are read through the mount but resolved inside it, regular files
+// only, and capped: a symlink to the host's /etc/shadow, /dev/zero or a FIFO never reaches hoist.
+constexpr size_t kMaxUserDatabaseBytes = 16 << 20;
+
+// Creates `rel` ("a/b/c") under the host directory `base`, each new component with the mode and
+// owner it has in `lower` (resolved inside the image) if it is a directory there, else 0755 root.
+// Every step is taken relative to the directory fd reached so far with O_NOFOLLOW, so a symlink
+// on the way (which on a writable rootfs comes from the image) is never followed out of `base`:
+// such a component is refused.
+Status MakeSkelPath(const std::string& base, const RootDir& lower, const std::string& rel) {
+  ScopedFd dir(::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return Fail(ErrnoError("open " + base));
   std::string sub;
   size_t start = 0;
   while (start < rel.size()) {
@@ -295,19 +296,38 @@ Status MakeSkelPath(const std::string& skel, const std::string& lower, const std
     if (part.empty() || part == ".") continue;
     if (part == "..") return Fail(EINVAL, "path " + rel + ": '..' not allowed");
     sub += "/" + part;
-    const std::string target = skel + sub;
-    if (Exists(target)) continue;
     struct stat st;
-    mode_t mode = 0755;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    if (::stat((lower + sub).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      mode = st.st_mode & 07777;
-      uid = st.st_uid;
-      gid = st.st_gid;
+    if (::fstatat(dir.get(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (!S_ISDIR(st.st_mode)) {
+        return Fail(ENOTDIR, "path " + rel + ": " + sub +
+                                 " is not a directory (hoist does not create directories "
+                                 "through a symlink)");
+      }
+    } else if (errno != ENOENT) {
+      return Fail(ErrnoError("stat " + base + sub));
+    } else {
+      mode_t mode = 0755;
+      uid_t uid = 0;
+      gid_t gid = 0;
+      HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> in_image, lower.Stat(sub));
+      if (in_image && S_ISDIR(in_image->st_mode)) {
+        mode = in_image->st_mode & 07777;
+        uid = in_image->st_uid;
+        gid = in_image->st_gid;
+      }
+      if (::mkdirat(dir.get(), part.c_str(), mode) != 0) {
+        return Fail(ErrnoError("mkdir " + base + sub));
+      }
+      // Not through a name: the directory just made, opened without following anything.
+      ScopedFd made(
+          ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!made.valid() || ::fchmod(made.get(), mode) != 0 || ::fchown(made.get(), uid, gid) != 0) {
+        return Fail(ErrnoError("setting the owner and mode of " + base + sub));
+      }
     }
-    HOIST_RETURN_IF_ERROR(MakeDir(target, mode));
-    if (::chown(target.c_str(), uid, gid) != 0) return Fail(ErrnoError("chown " + target));
+    ScopedFd next(::openat(dir.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next.valid()) return Fail(ErrnoError("open " + base + sub));
+    dir = std::move(next);
   }
   return Ok();
 }
@@ -339,10 +359,11 @@ class BundleBuilder {
     HOIST_RETURN_IF_ERROR(MakeDir(lower, 0755));
     HOIST_RETURN_IF_ERROR(MountHoistfs(lower));
 
+    HOIST_ASSIGN_OR_RETURN(const RootDir image_root, RootDir::Open(lower, "image " + o_.image));
     HOIST_ASSIGN_OR_RETURN(std::optional<std::string> passwd,
-                           ReadOptionalFile(lower + "/etc/passwd"));
+                           image_root.ReadRegularFile("/etc/passwd", kMaxUserDatabaseBytes));
     HOIST_ASSIGN_OR_RETURN(std::optional<std::string> group,
-                           ReadOptionalFile(lower + "/etc/group"));
+                           image_root.ReadRegularFile("/etc/group", kMaxUserDatabaseBytes));
     const std::string user_spec = o_.user.empty() ? image_.config.user : o_.user;
     auto user = ResolveExecUser(user_spec, passwd, group);
     if (!user) return Fail(user.error().Context("image " + o_.image));
@@ -361,17 +382,21 @@ class BundleBuilder {
           rootfs, "lowerdir=" + lower + ",upperdir=" + dir_ + "/upper,workdir=" + dir_ + "/work",
           /*read_only=*/false));
       // runc creates missing mount points itself on a writable rootfs, not the working dir.
-      if (!Exists(rootfs + cwd)) HOIST_RETURN_IF_ERROR(MakeSkelPath(rootfs, lower, cwd));
+      HOIST_ASSIGN_OR_RETURN(const RootDir rootfs_root, RootDir::Open(rootfs, "rootfs " + rootfs));
+      HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> cwd_st, rootfs_root.Stat(cwd));
+      if (!cwd_st) HOIST_RETURN_IF_ERROR(MakeSkelPath(rootfs, image_root, cwd));
     } else {
       std::vector<std::string> missing;
       for (const std::string& dest : RuntimeSpecMountDestinations()) {
         const std::string top = dest.substr(0, dest.find('/', 1));
-        if (!Exists(lower + top) &&
-            std::find(missing.begin(), missing.end(), top) == missing.end()) {
+        HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> top_st,
+                               image_root.Stat(top, RootDir::Follow::kNo));
+        if (!top_st && std::find(missing.begin(), missing.end(), top) == missing.end()) {
           missing.push_back(top);
         }
       }
-      if (!Exists(lower + cwd)) missing.push_back(cwd);
+      HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> cwd_st, image_root.Stat(cwd));
+      if (!cwd_st) missing.push_back(cwd);
       if (missing.empty()) {
         // The mount itself is the rootfs: bind it at DIR/rootfs (MS_MOVE would fail under a
         // shared parent mount, and the daemon would later unmount a path that is gone).
@@ -394,7 +419,7 @@ class BundleBuilder {
           return Fail(ErrnoError("chown " + skel));
         }
         for (const std::string& m : missing) {
-          HOIST_RETURN_IF_ERROR(MakeSkelPath(skel, lower, m));
+          HOIST_RETURN_IF_ERROR(MakeSkelPath(skel, image_root, m));
         }
         HOIST_RETURN_IF_ERROR(MakeDir(rootfs, 0755));
         HOIST_RETURN_IF_ERROR(Record("overlay", rootfs));

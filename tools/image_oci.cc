@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/file_util.h"
+#include "base/root_dir.h"
 #include "base/scoped_fd.h"
 #include "tools/image_impl.h"
 #include "tools/image_manifest.h"
@@ -36,18 +37,26 @@ std::string BlobPath(const std::string& dir, const Digest& d) {
   return dir + "/blobs/sha256/" + std::string(d.hex());
 }
 
+// A layout is read as an untrusted tree: every file is resolved inside DIR (a symlinked blob
+// cannot point at a host file), must be a regular file, and is read no further than its
+// descriptor's size (manifests and index.json, whose size is not known up front, up to
+// kMaxLayoutJsonBytes, the registry client's manifest limit).
+constexpr size_t kMaxLayoutJsonBytes = 8 << 20;
+
 class OciSource : public ImageSource {
  public:
-  OciSource(std::string dir, std::string tag) : dir_(std::move(dir)), tag_(std::move(tag)) {}
+  OciSource(RootDir layout, std::string dir, std::string tag)
+      : layout_(std::move(layout)), dir_(std::move(dir)), tag_(std::move(tag)) {}
 
   std::string name() const override { return "oci:" + dir_ + (tag_.empty() ? "" : ":" + tag_); }
 
   Result<RawManifest> TopManifest() override {
-    if (!Exists(dir_ + "/oci-layout")) {
-      return Fail(ENOENT, dir_ + " is not an OCI image layout (no oci-layout file)");
-    }
-    HOIST_ASSIGN_OR_RETURN(std::string index_bytes, ReadFile(dir_ + "/index.json"));
-    auto index = ParseImageIndex(index_bytes, kMediaTypeOciIndex);
+    HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> marker, layout_.Stat("oci-layout"));
+    if (!marker) return Fail(ENOENT, dir_ + " is not an OCI image layout (no oci-layout file)");
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> index_bytes,
+                           layout_.ReadRegularFile("index.json", kMaxLayoutJsonBytes));
+    if (!index_bytes) return Fail(ENOENT, dir_ + " is not an OCI image layout (no index.json)");
+    auto index = ParseImageIndex(*index_bytes, kMediaTypeOciIndex);
     if (!index) return Fail(index.error().Context(dir_ + "/index.json"));
     const Descriptor* found = nullptr;
     int candidates = 0;
@@ -83,23 +92,24 @@ class OciSource : public ImageSource {
   }
 
   Result<std::string> ReadBlob(const Descriptor& blob) override {
-    std::string path = BlobPath(dir_, blob.digest);
-    HOIST_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-    if (Digest::Of(bytes) != blob.digest) {
+    const size_t cap = blob.size > 0 ? static_cast<size_t>(blob.size) : kMaxLayoutJsonBytes;
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                           layout_.ReadRegularFile(BlobName(blob.digest), cap));
+    if (!bytes) return Fail(ENOENT, "blob " + blob.digest.str() + " is missing from " + dir_);
+    if (Digest::Of(*bytes) != blob.digest) {
       return Fail(EIO, "blob " + blob.digest.str() + " in " + dir_ + " does not match its digest");
     }
-    return bytes;
+    return std::move(*bytes);
   }
 
   Result<std::unique_ptr<ByteReader>> OpenBlob(const Descriptor& blob) override {
-    HOIST_ASSIGN_OR_RETURN(auto reader, FileReader::Open(BlobPath(dir_, blob.digest)));
-    return std::unique_ptr<ByteReader>(std::move(reader));
+    const uint64_t length = blob.size > 0 ? static_cast<uint64_t>(blob.size) : UINT64_MAX;
+    return OpenBlobRange(blob, 0, length);
   }
 
   Result<std::string> ReadBlobRange(const Descriptor& blob, uint64_t offset,
                                     uint64_t length) override {
-    HOIST_ASSIGN_OR_RETURN(auto reader,
-                           FileReader::Open(BlobPath(dir_, blob.digest), offset, length));
+    HOIST_ASSIGN_OR_RETURN(auto reader, OpenBlobRange(blob, offset, length));
     std::string out(length, '\0');
     HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(*reader, out.data(), length));
     if (got != length) return Fail(EIO, "blob " + blob.digest.str() + " is shorter than expected");
@@ -107,6 +117,16 @@ class OciSource : public ImageSource {
   }
 
  private:
+  static std::string BlobName(const Digest& d) { return "blobs/sha256/" + std::string(d.hex()); }
+
+  Result<std::unique_ptr<ByteReader>> OpenBlobRange(const Descriptor& blob, uint64_t offset,
+                                                    uint64_t length) {
+    HOIST_ASSIGN_OR_RETURN(ScopedFd fd, layout_.OpenRegularFile(BlobName(blob.digest)));
+    return std::unique_ptr<ByteReader>(
+        FileReader::Adopt(std::move(fd), dir_ + "/" + BlobName(blob.digest), offset, length));
+  }
+
+  RootDir layout_;
   std::string dir_;
   std::string tag_;
 };
@@ -293,7 +313,14 @@ Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, Byte
 }
 
 Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& dir, const std::string& tag) {
-  return std::unique_ptr<ImageSource>(new OciSource(dir, tag));
+  auto layout = RootDir::Open(dir, "OCI layout " + dir);
+  if (!layout) {
+    if (layout.error().code() == ENOENT || layout.error().code() == ENOTDIR) {
+      return Fail(ENOENT, dir + " is not an OCI image layout (no such directory)");
+    }
+    return Fail(layout.error());
+  }
+  return std::unique_ptr<ImageSource>(new OciSource(std::move(*layout), dir, tag));
 }
 
 Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& dir,

@@ -149,8 +149,14 @@ Result<std::unique_ptr<FileReader>> FileReader::Open(const std::string& path, ui
                                                      uint64_t length) {
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Fail(ErrnoError("open " + path));
+  return Adopt(std::move(fd), path, offset, length);
+}
+
+std::unique_ptr<FileReader> FileReader::Adopt(ScopedFd fd, std::string path, uint64_t offset,
+                                              uint64_t length) {
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  return std::unique_ptr<FileReader>(new FileReader(std::move(fd), path, offset, length));
+  return std::unique_ptr<FileReader>(
+      new FileReader(std::move(fd), std::move(path), offset, length));
 }
 
 Result<size_t> FileReader::Read(char* buf, size_t n) {

@@ -47,6 +47,9 @@ class FileReader : public ByteReader {
   // Opens `path`; reads [offset, offset+length) (length UINT64_MAX = to the end).
   static Result<std::unique_ptr<FileReader>> Open(const std::string& path, uint64_t offset = 0,
                                                   uint64_t length = UINT64_MAX);
+  // The same on an fd the caller opened (e.g. through a RootDir); `path` names it in errors.
+  static std::unique_ptr<FileReader> Adopt(ScopedFd fd, std::string path, uint64_t offset,
+                                           uint64_t length);
   Result<size_t> Read(char* buf, size_t n) override;
 
  private:

@@ -17,6 +17,7 @@
 #include "fusefs/mount_stats.h"
 #include "fusefs/stream_layer.h"
 #include "index/layer_index_codec.h"
+#include "index/lmdb_env.h"
 #include "index/store.h"
 #include "tests/harness/oci_image.h"
 
@@ -334,19 +335,25 @@ TEST_F(LayerLoaderTest, AnUnusableStoredIndexIsRebuilt) {
     ASSERT_TRUE(store.has_value()) << store.error().message();
     ASSERT_TRUE(LoadLayers(source_, store->get(), layers).has_value());
   }
-  // The record of layer 2 starts with the codec version and the layer digest: flip a bit of the
-  // version byte (the record's checksum no longer matches).
-  const std::string data_file = dir_ + "/store/data.mdb";
-  Result<std::string> data = ReadFile(data_file);
-  ASSERT_TRUE(data.has_value());
-  const auto raw = layers[1].digest.raw();
-  const std::string head = std::string(1, static_cast<char>(kLayerIndexCodecVersion)) +
-                           std::string(reinterpret_cast<const char*>(raw.data()), raw.size());
-  const size_t at = data->find(head);
-  ASSERT_NE(at, std::string::npos);
-  ASSERT_EQ(data->find(head, at + 1), std::string::npos);
-  (*data)[at] = 1;
-  ASSERT_TRUE(WriteFileAtomic(data_file, *data).has_value());
+  // The record of layer 2 starts with the codec version: rewrite the record with another version
+  // byte through LMDB itself (searching data.mdb for the record's bytes depends on where LMDB put
+  // them, and finds stale copies in freed pages).
+  {
+    auto env = LmdbEnv::Open(dir_ + "/store", LmdbEnvOptions{});
+    ASSERT_TRUE(env.has_value()) << env.error().message();
+    auto txn = (*env)->BeginWrite();
+    ASSERT_TRUE(txn.has_value()) << txn.error().message();
+    const auto raw = layers[1].digest.raw();
+    const std::string key(reinterpret_cast<const char*>(raw.data()), raw.size());
+    auto record = txn->Get(Table::kLayers, key);
+    ASSERT_TRUE(record.has_value() && record->has_value());
+    std::string damaged(**record);
+    ASSERT_FALSE(damaged.empty());
+    ASSERT_EQ(damaged[0], static_cast<char>(kLayerIndexCodecVersion));
+    damaged[0] = static_cast<char>(0x7f);  // no codec has this version
+    ASSERT_TRUE(txn->Put(Table::kLayers, key, damaged).has_value());
+    ASSERT_TRUE(txn->Commit().has_value());
+  }
 
   auto store = Store::Open(dir_ + "/store");
   ASSERT_TRUE(store.has_value()) << store.error().message();

@@ -16,6 +16,10 @@
 //   Bundle          hoist bundle + runc run by hand; mounts (suid hoistfs), config.json fields;
 //                   --remove leaves no mount and no directory
 //   Signals         SIGTERM to hoist run reaches the container; --rm still cleans up
+//   HostileImageFilesStayInside
+//                   etc/passwd -> /etc/shadow, -> a planted host file, through a symlinked
+//                   etc/ directory, a FIFO, etc/group -> /dev/zero, and a WorkingDir through a
+//                   symlink aimed at a host directory: nothing of the host is read or created
 //   BadInput        missing runtime, no command, existing DIR, unknown user, unknown image,
 //                   --remove of a non-bundle: one line, nothing mounted, nothing left
 //   MountHelper     `mount -t fuse.hoistfs` and an fstab line (`mount -T FILE`): mount(8)
@@ -219,9 +223,51 @@ class RuntimeTest : public ::testing::Test {
                                registry_->DockerRef("rt", tag + "-zstd")});
       if (!converted) return Fail(converted.error());
     }
+    HOIST_RETURN_IF_ERROR(PrepareHostileImages(layout));
     py_image_ = registry_->ImageRef("rt", "py-zstd");
     user_image_ = registry_->ImageRef("rt", "user-zstd");
     nocmd_image_ = registry_->ImageRef("rt", "nocmd");
+    return Ok();
+  }
+
+  // Images whose files aim at the host (see HostileImageFilesStayInside). The "host" side is
+  // work_/planted: a passwd naming uid 4242 and a directory the cwd link points at.
+  static Status PrepareHostileImages(const std::string& layout) {
+    planted_ = work_ + "/planted";
+    HOIST_RETURN_IF_ERROR(MakeDirs(planted_ + "/cwd-target"));
+    HOIST_RETURN_IF_ERROR(
+        WriteFileAtomic(planted_ + "/passwd", "app:x:4242:4242:planted:/planted-home:/bin/sh\n"));
+    struct Hostile {
+      std::string tag;
+      std::vector<FileSpec> files;
+      std::string user;
+      std::string working_dir;
+    };
+    const std::vector<Hostile> images = {
+        {"shadow", {FileSpec::Dir("etc"), FileSpec::Symlink("etc/passwd", "/etc/shadow")}, "", ""},
+        {"planted",
+         {FileSpec::Dir("etc"), FileSpec::Symlink("etc/passwd", planted_ + "/passwd"),
+          FileSpec::Symlink("etc/group", "/dev/zero")},
+         "app",
+         ""},
+        {"dirlink", {FileSpec::Symlink("etc", planted_)}, "app", ""},
+        {"fifo", {FileSpec::Dir("etc"), FileSpec::Fifo("etc/passwd")}, "", ""},
+        {"cwdlink",
+         {FileSpec::File("etc/passwd", kPasswd),
+          FileSpec::Symlink("escape", planted_ + "/cwd-target")},
+         "",
+         "/escape/sub"},
+    };
+    for (const Hostile& h : images) {
+      ImageSpec spec{.tag = "hostile-" + h.tag};
+      spec.cmd = {"true"};
+      spec.user = h.user;
+      spec.working_dir = h.working_dir;
+      HOIST_ASSIGN_OR_RETURN(harness::BuiltImage img,
+                             harness::BuildOciImage(layout, {LayerSpec(h.files)}, spec));
+      HOIST_RETURN_IF_ERROR(
+          harness::PushOciLayout(img.OciRef(), registry_->DockerRef("rt", spec.tag)));
+    }
     return Ok();
   }
 
@@ -256,6 +302,7 @@ class RuntimeTest : public ::testing::Test {
   static inline std::string cache_;
   static inline std::unique_ptr<harness::TestRegistry> registry_;
   static inline std::string py_image_, user_image_, nocmd_image_;
+  static inline std::string planted_;
 };
 
 TEST_F(RuntimeTest, Python) {
@@ -446,6 +493,83 @@ TEST_F(RuntimeTest, Signals) {
   const int status = *child->wait_status();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << status;
   EXPECT_EQ(ReadFile(out).value_or(""), "ready\ngot TERM\n");
+  EXPECT_FALSE(Exists(b));
+}
+
+// The image's /etc/passwd and /etc/group are read by hoist on the host (to resolve the user), and
+// on a writable rootfs hoist creates the missing working directory: both must stay inside the
+// image, whatever its symlinks say.
+TEST_F(RuntimeTest, HostileImageFilesStayInside) {
+  auto bundle = [&](const std::string& tag, const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {HOIST_BINARY, "bundle", "--cache", cache_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(registry_->ImageRef("rt", "hostile-" + tag));
+    argv.push_back(BundlePath("hostile"));
+    return Exec(argv);
+  };
+  auto image = [&](const std::string& tag) { return registry_->ImageRef("rt", "hostile-" + tag); };
+  const std::string b = BundlePath("hostile");
+
+  // etc/passwd -> /etc/shadow: the image has no /etc/shadow, so it has no passwd; the host's
+  // shadow line is never parsed as a user.
+  CommandResult r = bundle("shadow", {"-u", "root"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(r.stderr_text, "hoist bundle: image " + image("shadow") +
+                               ": user \"root\": the image has no /etc/passwd to look the name "
+                               "up in\n");
+  EXPECT_FALSE(Exists(b));
+
+  // A planted host passwd (uid 4242), through a symlinked file and through a symlinked etc/,
+  // with the image's own User "app" (no -u): refused the same way; group -> /dev/zero is absent
+  // in the image and never read.
+  for (const std::string tag : {"planted", "dirlink"}) {
+    r = bundle(tag, {});
+    EXPECT_EQ(r.exit_code, 1) << tag << ": " << Describe(r);
+    EXPECT_EQ(r.stderr_text, "hoist bundle: image " + image(tag) +
+                                 ": user \"app\": the image has no /etc/passwd to look the name "
+                                 "up in\n")
+        << tag;
+    EXPECT_FALSE(Exists(b)) << tag;
+  }
+  // By uid it bundles, and nothing of the planted file shows in config.json.
+  r = bundle("planted", {"-u", "0"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  auto config_text = ReadFile(b + "/config.json");
+  ASSERT_TRUE(config_text.has_value());
+  rapidjson::Document config;
+  config.Parse(config_text->c_str());
+  ASSERT_TRUE(config.IsObject());
+  EXPECT_EQ(config["process"]["user"]["uid"].GetUint(), 0u);
+  EXPECT_EQ(config_text->find("4242"), std::string::npos) << *config_text;
+  EXPECT_EQ(config_text->find("planted-home"), std::string::npos) << *config_text;
+  r = Exec({HOIST_BINARY, "bundle", "--remove", b});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+
+  // A FIFO as /etc/passwd: refused at once (opening it for reading would block forever).
+  r = bundle("fifo", {});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(r.stderr_text, "hoist bundle: image " + image("fifo") +
+                               ": /etc/passwd is a FIFO, not a regular file\n");
+  EXPECT_FALSE(Exists(b));
+
+  // WorkingDir /escape/sub with escape -> a host directory, on a writable rootfs: hoist does not
+  // create sub through the link (before, it made planted/cwd-target/sub on the host).
+  r = bundle("cwdlink", {"--rw"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(r.stderr_text,
+            "hoist bundle: path /escape/sub: /escape is not a directory (hoist does not create "
+            "directories through a symlink)\n");
+  EXPECT_FALSE(Exists(b));
+  EXPECT_FALSE(Exists(planted_ + "/cwd-target/sub"));
+  // Read-only, the skeleton overlay supplies the directory inside the bundle; the host is
+  // untouched.
+  r = bundle("cwdlink", {});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_FALSE(Exists(planted_ + "/cwd-target/sub"));
+  struct stat st;
+  EXPECT_EQ(::lstat((b + "/skel/escape/sub").c_str(), &st), 0);
+  r = Exec({HOIST_BINARY, "bundle", "--remove", b});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_FALSE(Exists(b));
 }
 
