@@ -33,7 +33,7 @@ class LogLine {
 
 }  // namespace hoist
 
-#define HOIST_LOG(level)                                          \
-  if (::hoist::LogLevel::level < ::hoist::GetLogLevel()) {        \
-  } else                                                          \
+#define HOIST_LOG(level)                                   \
+  if (::hoist::LogLevel::level < ::hoist::GetLogLevel()) { \
+  } else                                                   \
     ::hoist::LogLine(::hoist::LogLevel::level).stream()

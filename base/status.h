@@ -55,16 +55,16 @@ inline Status Ok() { return {}; }
 #define HOIST_CONCAT(a, b) HOIST_CONCAT_INNER(a, b)
 
 // Returns the error from the enclosing function if `expr` (a Status or Result) failed.
-#define HOIST_RETURN_IF_ERROR(expr)                                         \
-  do {                                                                      \
-    auto&& hoist_status_ = (expr);                                          \
-    if (!hoist_status_) return ::std::unexpected(hoist_status_.error());    \
+#define HOIST_RETURN_IF_ERROR(expr)                                      \
+  do {                                                                   \
+    auto&& hoist_status_ = (expr);                                       \
+    if (!hoist_status_) return ::std::unexpected(hoist_status_.error()); \
   } while (0)
 
 // `lhs = value of expr`, or returns its error from the enclosing function.
 #define HOIST_ASSIGN_OR_RETURN(lhs, expr) \
   HOIST_ASSIGN_OR_RETURN_IMPL(HOIST_CONCAT(hoist_result_, __LINE__), lhs, expr)
-#define HOIST_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)       \
-  auto tmp = (expr);                                      \
+#define HOIST_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)           \
+  auto tmp = (expr);                                          \
   if (!tmp) return ::std::unexpected(std::move(tmp).error()); \
   lhs = std::move(tmp).value()

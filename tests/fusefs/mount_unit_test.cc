@@ -256,10 +256,13 @@ TEST_F(LayerLoaderTest, LoadsInParallelAndTheSecondTimeFromTheStore) {
   auto first = LoadLayers(source_, store->get(), layers);
   ASSERT_TRUE(first.has_value()) << first.error().message();
   ASSERT_EQ(first->layers.size(), 3u);
+  ASSERT_EQ(first->origins.size(), 3u);
   for (LayerOrigin o : first->origins) EXPECT_EQ(o, LayerOrigin::kTarStream);
   const int reads = source_.reads();
   auto second = LoadLayers(source_, store->get(), layers);
   ASSERT_TRUE(second.has_value()) << second.error().message();
+  ASSERT_EQ(second->origins.size(), 3u);
+  ASSERT_EQ(second->layers.size(), 3u);
   for (LayerOrigin o : second->origins) EXPECT_EQ(o, LayerOrigin::kStore);
   EXPECT_EQ(source_.reads(), reads);  // nothing fetched
   for (size_t i = 0; i < 3; ++i) {
@@ -366,6 +369,7 @@ TEST_F(LayerLoaderTest, AnUnusableStoredIndexIsRebuilt) {
   EXPECT_EQ(second->layers[1]->entries.size(), second->layers[0]->entries.size());
   auto third = LoadLayers(source_, store->get(), layers);
   ASSERT_TRUE(third.has_value()) << third.error().message();
+  ASSERT_EQ(third->origins.size(), 2u);
   for (LayerOrigin o : third->origins) EXPECT_EQ(o, LayerOrigin::kStore);
 }
 

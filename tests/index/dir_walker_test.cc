@@ -191,7 +191,9 @@ TEST_F(DirWalkerTest, EmitsExactlyTheTree) {
     EXPECT_EQ(e.mtime_nsec, w.nsec) << w.path;
     std::string data(e.size, '\0');
     ASSERT_TRUE(r.ReadPayload(data.data(), data.size()));
-    if (w.type == EntryType::kRegular) EXPECT_EQ(data, Slurp(root_ + "/" + w.path)) << w.path;
+    if (w.type == EntryType::kRegular) {
+      EXPECT_EQ(data, Slurp(root_ + "/" + w.path)) << w.path;
+    }
   }
   EXPECT_EQ(i, want.size());
   EXPECT_EQ(tar.find("TOPSECRET-CONTENT"), std::string::npos);  // nothing read through the symlinks

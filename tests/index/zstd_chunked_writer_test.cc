@@ -110,7 +110,9 @@ TEST_F(WriterTest, ZstdDecompressesToTheExactTarAndTocMatches) {
     }
     multi += e.chunks.size() > 1;
     EXPECT_EQ(rebuilt, contents[e.path]) << e.path;
-    if (e.size) EXPECT_EQ(e.digest, Digest::Of(contents[e.path])) << e.path;
+    if (e.size) {
+      EXPECT_EQ(e.digest, Digest::Of(contents[e.path])) << e.path;
+    }
   }
   EXPECT_EQ(zeros, 2u);  // the hole in "holey" and all of "allzero"
   EXPECT_GE(multi, 2u);  // big and holey are chunked

@@ -599,7 +599,7 @@ TEST_F(ImageToolsTest, SaveDockerArchiveIsReadAndPushedBackBySkopeo) {
   CommandResult r = Hoist(
       {"save", CacheFlag(), "-o", archive, Ref("tools/gz"), "example/second:v2", Ref("tools/zc")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
-  for (const std::string name :
+  for (const std::string& name :
        {Ref("tools/gz"), std::string("docker.io/example/second:v2"), Ref("tools/zc")}) {
     SCOPED_TRACE(name);
     auto inspect =
@@ -683,11 +683,15 @@ TEST_F(ImageToolsTest, BadInputLeavesTheStoreAsBefore) {
   r = Hoist({"pull", "--cache=" + tiny, Ref("tools/gz")});
   expect_full_disk_error(r);
   r = Hoist({"images", "--json", "--cache=" + tiny});
-  if (r.ok()) EXPECT_EQ(r.stdout_text, "[]\n");
+  if (r.ok()) {
+    EXPECT_EQ(r.stdout_text, "[]\n");
+  }
   r = Hoist({"pull", "--cache=" + tiny, Ref("tools/zc")});
   expect_full_disk_error(r);
   r = Hoist({"images", "--json", "--cache=" + tiny});
-  if (r.ok()) EXPECT_EQ(r.stdout_text, "[]\n");
+  if (r.ok()) {
+    EXPECT_EQ(r.stdout_text, "[]\n");
+  }
   ::umount2(tiny.c_str(), MNT_DETACH);
 }
 
