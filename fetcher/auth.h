@@ -1,7 +1,7 @@
 // RegistryAuth: turns a registry's challenge plus the user's credentials into the Authorization
 // header for each request, and keeps Bearer tokens.
 //
-// Protocol (formats.md §1 "Auth"):
+// Protocol (index/FORMATS.md, "Registry API (fetcher/)", Auth):
 //   - On first use of an endpoint it probes `GET <origin>/v2/`. 200 = anonymous. 401 carries
 //     WWW-Authenticate: Basic (send "Basic b64(user:pass)" on every request) or Bearer.
 //   - Bearer: scopes "repository:NAME:pull" / "repository:NAME:pull,push" (plus the `from`

@@ -3,7 +3,7 @@
 //
 // Pure functions on string_views; no allocation except in error messages. Thread-safe.
 //
-// Whiteout rules (specs/formats.md §5):
+// Whiteout rules (index/FORMATS.md, "Layer semantics"):
 //   ".wh.<name>"    hides <name> of the LOWER layers only; the marker itself is never shown.
 //   ".wh..wh..opq"  the containing directory is opaque: all lower content in it is hidden.
 //   ".wh."          (bare) is an error.

@@ -2,7 +2,7 @@
 // semantics, addressed the way the libfuse3 low-level API addresses it (inode numbers, root 1).
 // Pure logic: no FUSE call, no I/O; the FUSE ops (fuse_ops.cc) are a thin layer on top.
 //
-// Merge rules (layers applied lowest first; specs/formats.md §5):
+// Merge rules (layers applied lowest first; index/FORMATS.md, "Layer semantics"):
 //   - ".wh.<name>" hides <name> (and its subtree) of the LOWER layers only; the marker is hidden.
 //     "<dir>/.wh..wh..opq" hides all lower content of <dir>. Both act before the layer's own
 //     entries, whatever the tar order, so a layer may white out a name and re-create it.

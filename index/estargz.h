@@ -1,4 +1,5 @@
-// eStargz reading: footer, annotation, TOC (see FORMATS.md and /work/shared/specs/formats.md §2).
+// eStargz reading: footer, annotation, TOC (see FORMATS.md, "eStargz — layout" and
+// "eStargz — reading").
 //
 //   blob = [gzip members: tar headers + payload chunks][gzip member: tar entry
 //          "stargz.index.json" + end-of-archive blocks][gzip member: 51-byte footer]

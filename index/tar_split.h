@@ -1,6 +1,6 @@
 // tar-split reading: the zstd-compressed JSON-lines record (vbatts/tar-split format) that a
 // zstd:chunked layer carries so the exact original tar stream can be rebuilt from the file
-// contents (see FORMATS.md and /work/shared/specs/formats.md §3).
+// contents (see FORMATS.md, "zstd:chunked — layout" and "tar-split — reading").
 //
 //   {"type":2,"payload":"<base64 raw tar bytes>","position":0}
 //   {"type":1,"name":"./etc/hosts","size":12,"payload":"<base64 CRC-64/ISO, 8 bytes

@@ -1,5 +1,5 @@
-// zstd:chunked reading: footer, manifest annotations, TOC (see FORMATS.md and
-// /work/shared/specs/formats.md §3).
+// zstd:chunked reading: footer, manifest annotations, TOC (see FORMATS.md, "zstd:chunked —
+// layout" and "zstd:chunked — reading").
 //
 //   blob = [zstd frames: tar headers + payload chunks][skippable: TOC][skippable: tar-split]
 //          [skippable: footer]

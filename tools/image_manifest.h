@@ -23,7 +23,8 @@ inline constexpr std::string_view kMediaTypeDockerForeignLayerGzip =
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 inline constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
 
-// zstd:chunked annotations (formats.md §3): the keys written, and the older prefix also read.
+// zstd:chunked annotations (index/FORMATS.md, "zstd:chunked — layout"): the keys written, and
+// the older prefix also read.
 inline constexpr std::string_view kTocChecksumKey =
     "io.github.containers.zstd-chunked.manifest-checksum";
 inline constexpr std::string_view kTocPositionKey =
