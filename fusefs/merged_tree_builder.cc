@@ -386,14 +386,17 @@ class TreeBuilder {
     // A target in a lower layer is refused like a missing one: containerd's overlayfs
     // snapshotter extracts each layer into an empty directory and fails such a link (umoci
     // would link the lower file); refusing it keeps every image hoist mounts runnable there.
-    // A directory is refused first, so the message does not depend on which layer made it
-    // (CheckLayerRules sees one layer alone and must say what the image build says).
+    // The message must not depend on the lower layers (CheckLayerRules sees this layer alone and
+    // must say what the image build says): only what this layer made, listed or traversed counts.
     uint32_t target = FindPath(entry.link_name);
-    if (target != kNoNode && nodes_[target].is_dir) {
-      return Fail(LayerError(l, EINVAL, prefix + ": target is a directory"));
-    }
-    if (target == kNoNode || nodes_[target].created_layer != l) {
+    const bool of_this_layer =
+        target != kNoNode && (nodes_[target].is_dir ? nodes_[target].seen_layer == l
+                                                    : nodes_[target].created_layer == l);
+    if (!of_this_layer) {
       return Fail(LayerError(l, EINVAL, prefix + ": target is not an earlier entry of this layer"));
+    }
+    if (nodes_[target].is_dir) {
+      return Fail(LayerError(l, EINVAL, prefix + ": target is a directory"));
     }
     return nodes_[target].inode;
   }

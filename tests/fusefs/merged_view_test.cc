@@ -513,6 +513,13 @@ TEST(MergedViewTest, CheckLayerRulesIsTheBuildOfOneLayerWithoutItsLabel) {
   EXPECT_EQ(refused.error().code(), EINVAL);
   EXPECT_EQ(refused.error().message(),
             "entry \"a/b\": parent \"a\" is not a directory in this layer");
+  // The message depends on this layer alone: a lower directory this layer never touched is
+  // "not an earlier entry", as it is for the layer checked alone (found by fuzz_merged_view).
+  EXPECT_EQ(BuildError({Layer({Dir("d"), Dir("d/e")}), Layer({Hardlink("d/e", "d/e")})}),
+            "22 layer 2 of 2: hardlink \"d/e\" -> \"d/e\": target is not an earlier entry of "
+            "this layer");
+  EXPECT_EQ(BuildError({Layer({Dir("d")}), Layer({File("d/x", 1), Hardlink("h", "d")})}),
+            "22 layer 2 of 2: hardlink \"h\" -> \"d\": target is a directory");
   refused = CheckLayerRules(*Layer({Hardlink("b", "a")}));
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().message(),
