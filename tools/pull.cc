@@ -8,6 +8,8 @@
 //   - unconverted tar+gzip / tar+zstd layers (kStream chunks, which the cache cannot hold): the
 //     whole blob, verified, as a local blob file (fusefs/local_image.h) that the mount's
 //     StreamLayer reads instead of the registry.
+// Before anything is fetched, the layers go through the merge rules exactly as a mount applies
+// them (MergedView::Build): an image the mount would refuse is refused here, same message.
 // Then every chunk is checked to be in the cache (a quota or a disk too small for the image is
 // ENOSPC, with no reference written), and the config, manifest and the reference are stored,
 // the reference last.
