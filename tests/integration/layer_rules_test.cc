@@ -11,7 +11,8 @@
 //   DuplicateEntries  a layer with the same name twice, a symlink then a file, a file then a
 //                     symlink, a file then a directory, a directory twice, a directory (with a
 //                     child) then a file, a lower directory replaced by a file, a hardlink to a
-//                     name later replaced: every path gives umoci's tree (checked exactly).
+//                     name later replaced: every path gives umoci's tree (checked exactly),
+//                     which is also containerd's.
 //   LowerHardlink     a hardlink to a file of a lower layer: containerd refuses it, so every
 //                     path of hoist refuses it with the same message.
 //   GnuSparse         old GNU sparse ('S', refused by umoci and containerd) and PAX sparse 1.0
@@ -297,6 +298,20 @@ TEST_F(LayerRulesTest, DuplicateEntriesGiveUmocisTreeOnEveryPath) {
   EXPECT_EQ(want["m2"].link_group, "m2");
   EXPECT_EQ(want["m3"].link_group, "m");
   EXPECT_EQ(want["m"].mtime_sec, 1700000000);
+  {
+    // containerd's overlayfs snapshotter extracts the same tree.
+    auto cd = harness::PrivateContainerd::Start(NewDir("cd"));
+    ASSERT_TRUE(cd.has_value()) << cd.error().message();
+    const std::string ref = registry_->ImageRef("dup/gz", "v1");
+    auto pulled = (*cd)->Pull(ref, /*plain_http=*/true);
+    ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+    const std::string mnt = NewDir("cd-mnt");
+    auto mounted = (*cd)->Mount(ref, mnt);
+    ASSERT_TRUE(mounted.has_value()) << mounted.error().message();
+    EXPECT_EQ(harness::CompareTrees(want, WalkOf(mnt), "containerd"), std::vector<std::string>{});
+    auto unmounted = (*cd)->Unmount(mnt);
+    EXPECT_TRUE(unmounted.has_value()) << unmounted.error().message();
+  }
 
   ExpectEveryPathShows("dup", want);
 }
