@@ -421,8 +421,7 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
   LoadedLayers out;
   for (size_t i = 0; i < n; ++i) {
     if (results[i] && !*results[i]) {
-      return Fail(results[i]->error().Context("layer " + std::to_string(i + 1) + " (" +
-                                              layers[i].digest.str() + ")"));
+      return Fail(results[i]->error().Context(LayerLabel(i, n, layers[i].digest.str())));
     }
   }
   for (size_t i = 0; i < n; ++i) {

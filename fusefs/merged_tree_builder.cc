@@ -12,7 +12,11 @@
 //   1. deletions: every ".wh.<name>" removes <name>, every ".wh..wh..opq" empties its directory,
 //      looked up in the tree as the lower layers left it;
 //   2. entries, in tar order: implicit parents, directory-over-directory attribute updates,
-//      replacements, hardlinks (resolved against this layer's earlier entries).
+//      replacements, hardlinks (resolved against this layer's earlier entries). A layer's own
+//      entries replace each other as an extractor writing them in order would: the last wins.
+//
+// The same builder, run on one layer alone, is CheckLayerRules: every rule is per layer, so the
+// one code path decides for the mount, `hoist convert` and `hoist pull`.
 #include <algorithm>
 #include <cerrno>
 #include <functional>
@@ -23,6 +27,7 @@
 #include "base/log.h"
 #include "fusefs/layer_path.h"
 #include "fusefs/merged_tree.h"
+#include "fusefs/merged_view.h"
 
 namespace hoist {
 namespace {
@@ -140,8 +145,9 @@ bool IsKnownType(EntryType type) {
 
 class TreeBuilder {
  public:
-  explicit TreeBuilder(std::span<const std::shared_ptr<const LayerIndex>> layers)
-      : layers_(layers), table_(nodes_, ExpectedNodes(layers)) {
+  // `labelled`: errors start with the layer's LayerLabel; otherwise the caller names the layer.
+  TreeBuilder(std::span<const std::shared_ptr<const LayerIndex>> layers, bool labelled)
+      : layers_(layers), labelled_(labelled), table_(nodes_, ExpectedNodes(layers)) {
     // Every entry adds at most one node and one inode (implicit parents are few in real images).
     nodes_.reserve(ExpectedNodes(layers));
     inodes_.reserve(ExpectedNodes(layers));
@@ -177,7 +183,7 @@ class TreeBuilder {
       if (!name) return Fail(LayerError(l, name.error()));  // not reached: checked in pass 1
       HOIST_RETURN_IF_ERROR(ApplyEntry(l, i, *name));
     }
-    if (duplicates_ > 0) {
+    if (duplicates_ > 0 && labelled_) {
       HOIST_LOG(kWarning) << LayerName(l) << ": " << duplicates_
                           << " duplicate paths; the last entry of each wins";
     }
@@ -194,14 +200,16 @@ class TreeBuilder {
 
  private:
   std::string LayerName(uint32_t l) const {
-    std::string name = "layer " + std::to_string(l);
-    if (!layers_[l]->layer_digest.empty()) name += " (" + layers_[l]->layer_digest.str() + ")";
-    return name;
+    const Digest& digest = layers_[l]->layer_digest;
+    return LayerLabel(l, layers_.size(), digest.empty() ? std::string() : digest.str());
   }
   Error LayerError(uint32_t l, int code, std::string_view what) const {
+    if (!labelled_) return Error(code, std::string(what));
     return Error(code, LayerName(l) + ": " + std::string(what));
   }
-  Error LayerError(uint32_t l, const Error& error) const { return error.Context(LayerName(l)); }
+  Error LayerError(uint32_t l, const Error& error) const {
+    return labelled_ ? error.Context(LayerName(l)) : error;
+  }
 
   uint32_t NewInode(uint32_t layer, uint32_t entry, EntryType type) {
     inodes_.push_back(BuildInode{.layer = layer, .entry = entry, .type = type});
@@ -338,11 +346,8 @@ class TreeBuilder {
         return Ok();
       }
       if (existing != kNoNode) {
-        if (nodes_[existing].created_layer == l) {
-          return Fail(LayerError(l, EINVAL,
-                                 "entry " + QuotePath(entry.path) +
-                                     " is both a directory and a non-directory in this layer"));
-        }
+        // A non-directory (of a lower layer, or earlier in this one): the directory replaces it.
+        if (nodes_[existing].created_layer == l) ++duplicates_;
         RemoveSubtree(existing);
       }
       HOIST_ASSIGN_OR_RETURN(
@@ -359,12 +364,10 @@ class TreeBuilder {
       inode = NewInode(l, i, entry.type);
     }
     if (existing != kNoNode) {
-      if (nodes_[existing].is_dir && nodes_[existing].seen_layer == l) {
-        return Fail(LayerError(l, EINVAL,
-                               "entry " + QuotePath(entry.path) +
-                                   " is both a directory and a non-directory in this layer"));
-      }
-      if (nodes_[existing].created_layer == l) ++duplicates_;
+      // The non-directory replaces what is there, a directory with all it holds included (also
+      // one this layer made or listed: the extractors remove it, children and all).
+      if (nodes_[existing].created_layer == l || nodes_[existing].seen_layer == l) ++duplicates_;
+      if (nodes_[existing].is_dir) cache_valid_ = false;  // the cached parent may be under it
       RemoveSubtree(existing);
     }
     HOIST_ASSIGN_OR_RETURN(uint32_t unused, AddNode(l, parent, name.base, inode, /*is_dir=*/false));
@@ -380,27 +383,33 @@ class TreeBuilder {
     }
     Status valid = ValidateEntryPath(entry.link_name);
     if (!valid) return Fail(LayerError(l, valid.error().Context(prefix)));
+    // A target in a lower layer is refused like a missing one: containerd's overlayfs
+    // snapshotter extracts each layer into an empty directory and fails such a link (umoci
+    // would link the lower file); refusing it keeps every image hoist mounts runnable there.
+    // The message must not depend on the lower layers (CheckLayerRules sees this layer alone and
+    // must say what the image build says): only what this layer made, listed or traversed counts.
     uint32_t target = FindPath(entry.link_name);
-    if (target == kNoNode) {
+    const bool of_this_layer =
+        target != kNoNode && (nodes_[target].is_dir ? nodes_[target].seen_layer == l
+                                                    : nodes_[target].created_layer == l);
+    if (!of_this_layer) {
       return Fail(LayerError(l, EINVAL, prefix + ": target is not an earlier entry of this layer"));
     }
     if (nodes_[target].is_dir) {
       return Fail(LayerError(l, EINVAL, prefix + ": target is a directory"));
     }
-    if (nodes_[target].created_layer != l) {
-      return Fail(LayerError(l, EINVAL, prefix + ": target is in a lower layer, not this one"));
-    }
     return nodes_[target].inode;
   }
 
   std::span<const std::shared_ptr<const LayerIndex>> layers_;
+  const bool labelled_;
   std::vector<Node> nodes_;
   std::vector<BuildInode> inodes_;
   ChildTable table_;
   size_t live_nodes_ = 0;
   std::vector<uint32_t> stack_;
   // EnsureParentDirs cache: tar lists a directory's entries together. Valid within one layer's
-  // second pass: a directory seen by the layer is never removed by the same layer.
+  // second pass until the layer replaces one of its directories with a non-directory.
   bool cache_valid_ = false;
   std::string_view cache_path_;
   uint32_t cache_node_ = kNoNode;
@@ -480,11 +489,18 @@ Result<MergedTree> BuildMergedTree(std::span<const std::shared_ptr<const LayerIn
   if (layers.size() >= kNoLayer) return Fail(EOVERFLOW, "merged view: too many layers");
   for (size_t l = 0; l < layers.size(); ++l) {
     if (layers[l] == nullptr)
-      return Fail(EINVAL, "merged view: layer " + std::to_string(l) + " is null");
+      return Fail(EINVAL, "merged view: " + LayerLabel(l, layers.size(), "") + " is null");
   }
-  TreeBuilder builder(layers);
+  TreeBuilder builder(layers, /*labelled=*/true);
   for (uint32_t l = 0; l < layers.size(); ++l) HOIST_RETURN_IF_ERROR(builder.ApplyLayer(l));
   return builder.Freeze();
+}
+
+Status CheckLayerRules(const LayerIndex& layer) {
+  // Non-owning: the builder lives only during this call.
+  const std::shared_ptr<const LayerIndex> one(std::shared_ptr<const LayerIndex>(), &layer);
+  TreeBuilder builder(std::span(&one, 1), /*labelled=*/false);
+  return builder.ApplyLayer(0);
 }
 
 }  // namespace hoist

@@ -14,16 +14,21 @@
 //   - Implicit parents (a layer lists "a/b/c" but not "a/b"): an existing lower directory is
 //     kept as it is; otherwise a directory is synthesised (mode 0755, uid/gid 0, mtime 0, no
 //     xattrs), replacing a lower non-directory in the way. Markers imply their parents too.
-//   - Duplicate paths within one layer: the last entry wins (a warning is logged once per
-//     layer). A path that is a directory (explicitly, or as the parent of another entry) and
-//     also a non-directory within one layer is an error: no extraction order agrees on it.
+//   - Duplicate paths within one layer: the entries apply in tar order and the last wins, as
+//     umoci and containerd extract them (a warning is logged once per layer): a file over a
+//     symlink or a symlink over a file replaces it, a directory over a non-directory replaces
+//     it, a directory over a directory takes the later entry's attributes and keeps the
+//     children, and a non-directory over a directory removes it with everything under it.
 //   - Hardlinks: link_name names an earlier non-directory entry of the SAME layer, as the tree
 //     stood when the hardlink entry came (tar order); the names share one inode with the
 //     target's attributes, xattrs and content (the hardlink entry's own mode/uid/... are
-//     ignored). A chain of hardlinks resolves to the same inode. A target that is missing, in
-//     a lower layer, or a directory is an error. nlink counts the names of the inode left in
-//     the merged tree, so it drops when an upper layer whites out or replaces a name.
-//   - An entry whose parent is a non-directory of the same layer is an error. Paths are
+//     ignored). A chain of hardlinks resolves to the same inode. A target that is missing or
+//     in a lower layer ("target is not an earlier entry of this layer": containerd's overlayfs
+//     snapshotter fails such a link) or a directory is an error. nlink counts the names of the
+//     inode left in the merged tree, so it drops when an upper layer whites out or replaces a
+//     name.
+//   - An entry whose parent is a non-directory of the same layer (as the layer stands at that
+//     entry) is an error, as in umoci and containerd. Paths are
 //     re-validated (no "", ".", ".." components, no leading "/", NUL, or name > 255 bytes):
 //     nothing can escape the root. Symlink targets are returned as stored, never resolved.
 //   - Layer-supplied "trusted.overlay.*" and "user.overlay.*" xattrs are never shown
@@ -176,5 +181,13 @@ std::span<const Chunk> ChunksForRange(const Entry& entry, uint64_t offset, uint6
 
 // The S_IFMT bits of an entry type (0 for kHardlink, which never backs an inode).
 mode_t FileTypeBits(EntryType type);
+
+// The merge rules above that can refuse a layer, applied to `layer` alone. Every rule is decided
+// within one layer, so a layer that passes here never fails the build of any image, and one
+// that fails here fails every image that holds it, with this message. One code path (the
+// builder) decides for the mount, `hoist convert` (on its output, before pushing) and `hoist
+// pull` (before storing). Errors: BuildMergedTree's, without the layer label (the caller adds
+// LayerLabel, which BuildMergedTree puts first).
+[[nodiscard]] Status CheckLayerRules(const LayerIndex& layer);
 
 }  // namespace hoist

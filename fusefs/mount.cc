@@ -179,7 +179,7 @@ Status Mount::Build() {
   HOIST_ASSIGN_OR_RETURN(
       layers_, LoadLayers(*source_, store_.get(), image_->manifest.layers, loader_options));
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
-    HOIST_LOG(kInfo) << "layer " << i + 1 << " " << layers_.layers[i]->layer_digest.str()
+    HOIST_LOG(kInfo) << LayerLabel(i, layers_.layers.size(), layers_.layers[i]->layer_digest.str())
                      << ": index from " << LayerOriginName(layers_.origins[i]);
   }
 
@@ -198,7 +198,8 @@ Status Mount::Build() {
   streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options);
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
     if (streams_->Adopt(*layers_.layers[i], std::move(layers_.streams[i]))) {
-      HOIST_LOG(kInfo) << "layer " << i + 1 << ": served from the stream it was indexed from";
+      HOIST_LOG(kInfo) << LayerLabel(i, layers_.layers.size(), "")
+                       << ": served from the stream it was indexed from";
     }
   }
   ChunkReaderOptions reader_options;

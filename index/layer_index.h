@@ -14,8 +14,10 @@
 // Thread-safety: plain values. An index is immutable once built and may be shared read-only.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -102,5 +104,10 @@ struct LayerIndex {
   LayerFormat format = LayerFormat::kZstdChunked;
   std::vector<Entry> entries;
 };
+
+// How every message names a layer of an image: "layer 2 of 3 (sha256:...)", numbered from 1 as
+// users count, bottom layer first. `index` is 0-based; `id` is the layer digest (or, for an
+// archive, the member name); an empty `id` leaves the parenthesis out.
+std::string LayerLabel(size_t index, size_t count, std::string_view id);
 
 }  // namespace hoist

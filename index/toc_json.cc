@@ -5,7 +5,6 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <bit>
 #include <charconv>
 #include <optional>
 #include <utility>
@@ -340,66 +339,13 @@ void AdviseHugePages(void* data, size_t bytes) {
   if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
-// The entries seen so far, by path: an open-addressing table of entry indices (with a 32-bit
-// hash tag), so no path is copied and an entry costs 8-16 bytes, not a node allocation.
-class PathSet {
- public:
-  PathSet(const std::vector<Entry>& entries, size_t expected) : entries_(entries) {
-    Resize(std::bit_ceil(std::max<size_t>(expected, 64)));
-  }
-
-  // The index of the entry named `path`, if there is one.
-  std::optional<uint32_t> Find(std::string_view path) const {
-    const uint32_t h = Hash(path);
-    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.index_plus_1 == 0) return std::nullopt;
-      if (s.hash == h && entries_[s.index_plus_1 - 1].path == path) return s.index_plus_1 - 1;
-    }
-  }
-
-  // REQUIRES: no entry of that path was inserted.
-  void Insert(uint32_t index) {
-    if ((used_ + 1) * 10 > slots_.size() * 7) Resize(slots_.size() * 2);
-    Place(Slot{Hash(entries_[index].path), index + 1});
-    ++used_;
-  }
-
- private:
-  struct Slot {
-    uint32_t hash = 0;
-    uint32_t index_plus_1 = 0;  // 0: empty
-  };
-
-  static uint32_t Hash(std::string_view path) {
-    return static_cast<uint32_t>(std::hash<std::string_view>{}(path));
-  }
-  void Place(Slot slot) {
-    size_t i = slot.hash & mask_;
-    while (slots_[i].index_plus_1 != 0) i = (i + 1) & mask_;
-    slots_[i] = slot;
-  }
-  void Resize(size_t capacity) {
-    std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(capacity));
-    mask_ = capacity - 1;
-    for (const Slot& s : old) {
-      if (s.index_plus_1 != 0) Place(s);
-    }
-  }
-
-  const std::vector<Entry>& entries_;
-  std::vector<Slot> slots_;
-  size_t mask_ = 0;
-  size_t used_ = 0;
-};
-
 // Turns validated records into entries as they arrive: a regular file stays open while "chunk"
 // records follow it; its chunks' blob ranges are finished once the whole TOC has been seen
 // (a stargz-layout chunk ends at the next offset of any entry, anywhere in the TOC).
 class EntryBuilder {
  public:
   EntryBuilder(TocFormat format, uint64_t data_end, size_t expected_entries, TocIndex& out)
-      : format_(format), data_end_(data_end), out_(out), seen_(out.entries, expected_entries) {
+      : format_(format), data_end_(data_end), out_(out) {
     out_.entries.reserve(expected_entries);
     ranges_.reserve(expected_entries);
     AdviseHugePages(out_.entries.data(), out_.entries.capacity() * sizeof(Entry));
@@ -484,18 +430,8 @@ class EntryBuilder {
     Entry& e = out_.entries.back();
     last_record_ = index;
     last_name_.assign(raw_name);
-    if (seen_.Find(e.path)) return std::unexpected(Bad(index, raw_name, "duplicate entry"));
-    if (e.type == EntryType::kHardlink) {
-      const std::optional<uint32_t> it = seen_.Find(e.link_name);
-      if (!it)
-        return std::unexpected(
-            Bad(index, raw_name,
-                "hardlink target \"" + e.link_name + "\" is not earlier in the layer"));
-      const EntryType target = out_.entries[*it].type;
-      if (target == EntryType::kDirectory || target == EntryType::kHardlink)
-        return std::unexpected(Bad(index, raw_name, "hardlink to a directory or hardlink"));
-    }
-    seen_.Insert(at);
+    // Duplicate paths and hardlink targets are the merge rules' to decide, as for every other
+    // layer format (CheckLayerRules, fusefs/merged_view.h): a repeated path is not an error.
     if (e.type != EntryType::kRegular) e.size = 0;
     if (e.type != EntryType::kRegular || e.size == 0) return Ok();
     open_ = at;
@@ -586,7 +522,6 @@ class EntryBuilder {
   const TocFormat format_;
   const uint64_t data_end_;
   TocIndex& out_;
-  PathSet seen_;
   Entry scratch_;  // a "chunk" record's fields
   size_t last_record_ = 0;
   std::string last_name_;         // raw name of the last non-chunk record

@@ -14,11 +14,13 @@
 // for eStargz a chunk ends at the next distinct offset of any entry, or at `data_end` (the TOC's
 // offset): encoding kZstdFramePrefix or kGzipMember, with innerOffset.
 //
-// Hostile TOCs are rejected: duplicate paths, hardlinks to names not earlier in the layer (or to
-// directories or hardlinks), chunk entries that do not follow their file, chunk ranges outside
+// Hostile TOCs are rejected: chunk entries that do not follow their file, chunk ranges outside
 // [0, data_end) or overlapping (identical ranges are allowed in the stargz layouts, where chunks
 // share a frame or gzip member), chunk sizes that do not tile the file exactly, absurd sizes or
 // entry counts (EFBIG). Other errors are EBADMSG and name the entry index and its name.
+// Repeated paths and hardlink targets are not checked here: the merge rules decide them for
+// every layer format alike (CheckLayerRules, fusefs/merged_view.h), the last entry of a path
+// winning as in tar extraction.
 //
 // Thread-safety: pure functions.
 #pragma once

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "index/layer_index.h"
 #include "tools/convert_layer.h"
 #include "tools/image_manifest.h"
 
@@ -28,7 +29,7 @@ double SecondsSince(SteadyClock::time_point start) {
 struct LayerJob {
   Descriptor source;
   Digest diff_id;
-  std::string label;  // "layer 1 (sha256:...)[ of os/arch]"
+  std::string label;  // "layer 1 of 3 (sha256:...)[ of os/arch]" (LayerLabel)
   bool foreign = false;
   LayerProgress progress;
   Descriptor output;
@@ -231,7 +232,7 @@ Result<ConvertReport> ConvertImage(ImageSource& source, ImageDestination& destin
         job->source = layer;
         job->diff_id = config.diff_ids[i];
         job->foreign = layer.media_type == kMediaTypeDockerForeignLayerGzip || !layer.urls.empty();
-        job->label = "layer " + std::to_string(i) + " (" + layer.digest.str() + ")" +
+        job->label = LayerLabel(i, m.parsed.layers.size(), layer.digest.str()) +
                      (m.platform.empty() ? "" : " of " + m.platform);
         job->report.platform = m.platform;
         job->report.index = static_cast<int>(i);

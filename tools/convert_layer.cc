@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "base/scoped_fd.h"
+#include "fusefs/merged_view.h"
 #include "index/zstd_chunked.h"
 #include "tools/convert_encoder.h"
 #include "tools/image_manifest.h"
@@ -44,6 +45,29 @@ class BorrowedReader : public ByteReader {
   ByteReader* inner_;
 };
 
+// The converted blob as a mount will see it: its TOC read back by the mount's own reader, then
+// the merge rules, so that convert refuses up front, with the mount's message, what the mount
+// would refuse (the caller names the layer).
+Status CheckAsMounted(int fd, const EncodedLayer& encoded) {
+  HOIST_ASSIGN_OR_RETURN(ZstdChunkedAnnotations annotations,
+                         ParseZstdChunkedAnnotations(encoded.annotations));
+  auto read = [fd](uint64_t offset, uint64_t length) -> Result<std::string> {
+    std::string buf(length, '\0');
+    size_t done = 0;
+    while (done < length) {
+      ssize_t n = ::pread(fd, buf.data() + done, length - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Fail(ErrnoError("reading the converted blob back"));
+      if (n == 0) return Fail(EIO, "the converted blob is shorter than written");
+      done += static_cast<size_t>(n);
+    }
+    return buf;
+  };
+  HOIST_ASSIGN_OR_RETURN(ZstdChunkedLayer layer,
+                         LoadZstdChunkedLayer(read, encoded.size, encoded.digest, annotations));
+  return CheckLayerRules(layer.index);
+}
+
 }  // namespace
 
 Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer,
@@ -60,6 +84,9 @@ Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer,
                         << loaded.error().message() << "); converting it again";
     return false;
   }
+  // Reused as it is, so it must mount as it is: a layer the merge rules refuse is refused here
+  // (converting it again would keep the same entries).
+  HOIST_RETURN_IF_ERROR(CheckLayerRules(loaded->index));
   if (!prefetch.empty()) {
     std::set<std::string_view> listed(prefetch.begin(), prefetch.end());
     for (const Entry& e : loaded->index.entries) {
@@ -146,6 +173,7 @@ Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
 
   auto encoded = EncodeZstdChunked(*writer_input, fd.get(), writer_options);
   if (!encoded) return fail(encoded.error());
+  if (auto st = CheckAsMounted(fd.get(), *encoded); !st) return fail(st.error());
   // The writer reads the tar to its end (trailer included), so its diff_id covers every byte.
   // Anything left is data after the end of the compressed stream.
   {

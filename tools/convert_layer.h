@@ -61,9 +61,14 @@ struct LayerOutcome {
 // True when `layer` carries zstd:chunked annotations (either prefix) and its TOC, read from the
 // blob at the annotated position, hashes to the annotated checksum, and every path of
 // `prefetch` that the TOC lists is marked for prefetch in it.
+// Error (the merge rules', fusefs/merged_view.h CheckLayerRules) when such a layer would not
+// mount: it is reused as it is, and converting it again would keep the same entries.
 Result<bool> IsValidZstdChunked(ImageSource& source, const Descriptor& layer,
                                 const std::vector<std::string>& prefetch = {});
 
+// Converts (or reuses) one layer. The output's TOC is read back by the mount's own reader and
+// checked by CheckLayerRules before the caller uploads anything, so a layer the mount would
+// refuse fails here with the mount's message (the caller adds the layer's LayerLabel).
 Result<LayerOutcome> ConvertLayer(ImageSource& source, const Descriptor& layer,
                                   const Digest& diff_id, const LayerOptions& options,
                                   LayerProgress* progress);

@@ -9,6 +9,7 @@
 
 #include <map>
 
+#include "index/layer_index.h"
 #include "tools/docker_archive.h"
 #include "tools/image_impl.h"
 #include "tools/image_manifest.h"
@@ -85,7 +86,7 @@ class DockerArchiveSource : public ImageSource {
     for (size_t i = 0; i < image->layers.size(); ++i) {
       const std::string& member = image->layers[i];
       auto what = [&](const Error& e) {
-        return e.Context("layer " + std::to_string(i + 1) + " (" + member + ")");
+        return e.Context(LayerLabel(i, image->layers.size(), member));
       };
       auto layer = DescribeArchiveLayer(archive_, member);
       if (!layer) return Fail(what(layer.error()));

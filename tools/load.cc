@@ -23,6 +23,7 @@
 #include <map>
 
 #include "base/file_util.h"
+#include "index/layer_index.h"
 #include "tools/docker_archive.h"
 #include "tools/local_store.h"
 #include "tools/verbs.h"
@@ -85,9 +86,7 @@ Result<std::vector<LoadedImage>> LoadDockerArchive(LocalStore& local, const Arch
     std::vector<Descriptor> descs;
     for (size_t i = 0; i < layers.size(); ++i) {
       const std::string& member = layers[i];
-      auto what = [&](const Error& e) {
-        return e.Context("layer " + std::to_string(i + 1) + " (" + member + ")");
-      };
+      auto what = [&](const Error& e) { return e.Context(LayerLabel(i, layers.size(), member)); };
       // Pass 1: digest of the bytes as stored, and of their uncompressed tar.
       auto layer = DescribeArchiveLayer(ar, member);
       if (!layer) return Fail(what(layer.error()));
@@ -156,8 +155,7 @@ Result<std::vector<LoadedImage>> LoadOciArchive(LocalStore& local, const Archive
     for (size_t i = 0; i < m.layers.size(); ++i) {
       Status st = StoreLayer(local, ar, BlobMember(m.layers[i].digest), m.layers[i], created);
       if (!st) {
-        return Fail(st.error().Context("layer " + std::to_string(i + 1) + " (" +
-                                       m.layers[i].digest.str() + ")"));
+        return Fail(st.error().Context(LayerLabel(i, m.layers.size(), m.layers[i].digest.str())));
       }
     }
     LoadedImage img;

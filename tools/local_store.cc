@@ -13,6 +13,7 @@
 #include "base/scoped_fd.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/local_image.h"
+#include "index/layer_index.h"
 #include "tools/image_impl.h"
 
 namespace hoist {
@@ -223,8 +224,7 @@ Status CopyImageBlobs(ImageSource& source, ImageDestination& destination, const 
   for (size_t i = 0; i < im.layers.size(); ++i) {
     Status st = CopyBlob(source, destination, im.layers[i]);
     if (!st) {
-      return Fail(st.error().Context("layer " + std::to_string(i + 1) + " (" +
-                                     im.layers[i].digest.str() + ")"));
+      return Fail(st.error().Context(LayerLabel(i, im.layers.size(), im.layers[i].digest.str())));
     }
   }
   Status st = CopyBlob(source, destination, im.config);

@@ -8,6 +8,8 @@
 //   - unconverted tar+gzip / tar+zstd layers (kStream chunks, which the cache cannot hold): the
 //     whole blob, verified, as a local blob file (fusefs/local_image.h) that the mount's
 //     StreamLayer reads instead of the registry.
+// Before anything is fetched, the layers go through the merge rules exactly as a mount applies
+// them (MergedView::Build): an image the mount would refuse is refused here, same message.
 // Then every chunk is checked to be in the cache (a quota or a disk too small for the image is
 // ENOSPC, with no reference written), and the config, manifest and the reference are stored,
 // the reference last.
@@ -22,7 +24,9 @@
 #include "fusefs/chunk_reader.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/local_image.h"
+#include "fusefs/merged_view.h"
 #include "fusefs/mount_stats.h"
+#include "index/layer_index.h"
 #include "tools/image_impl.h"
 #include "tools/local_store.h"
 #include "tools/registry_flags.h"
@@ -92,6 +96,9 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
   std::unique_ptr<BlobSource> source =
       std::make_unique<LocalBlobSource>(local->cache_dir(), client->OpenBlobSource(ref));
   HOIST_ASSIGN_OR_RETURN(LoadedLayers layers, LoadLayers(*source, &store, img.manifest.layers));
+  // The merge rules, exactly as a mount applies them: an image that would not mount is refused
+  // before anything is fetched, with the mount's message.
+  HOIST_RETURN_IF_ERROR(MergedView::Build(layers.layers));
 
   // What is missing.
   struct Work {
@@ -139,7 +146,7 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
       auto wrote = local->WriteBlobFile(d, counting);
       if (!wrote) {
         return Fail(
-            wrote.error().Context("layer " + std::to_string(i + 1) + " (" + d.digest.str() + ")"));
+            wrote.error().Context(LayerLabel(i, img.manifest.layers.size(), d.digest.str())));
       }
       if (*wrote) created->push_back(local->BlobFilePath(d.digest));
     }

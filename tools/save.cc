@@ -23,6 +23,7 @@
 #include <set>
 
 #include "base/scoped_fd.h"
+#include "index/layer_index.h"
 #include "index/tar_writer.h"
 #include "tools/image_impl.h"
 #include "tools/local_store.h"
@@ -218,8 +219,9 @@ Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
       ::unlink(templ);
       auto size = SpoolLayer(*img.source, img.parsed.layers[i], diff_id, spool.get());
       if (!size) {
-        return Fail(
-            size.error().Context("layer " + std::to_string(i + 1) + " of " + img.source->name()));
+        return Fail(size.error().Context(
+            LayerLabel(i, img.parsed.layers.size(), img.parsed.layers[i].digest.str()) + " of " +
+            img.source->name()));
       }
       HOIST_ASSIGN_OR_RETURN(auto reader,
                              FileReader::Open("/proc/self/fd/" + std::to_string(spool.get())));
@@ -305,8 +307,9 @@ Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out) {
     for (size_t i = 0; i < img.parsed.layers.size(); ++i) {
       Status st = PutOciBlob(*img.source, img.parsed.layers[i], out, &written);
       if (!st) {
-        return Fail(
-            st.error().Context("layer " + std::to_string(i + 1) + " of " + img.source->name()));
+        return Fail(st.error().Context(
+            LayerLabel(i, img.parsed.layers.size(), img.parsed.layers[i].digest.str()) + " of " +
+            img.source->name()));
       }
     }
     HOIST_ASSIGN_OR_RETURN(std::string config, img.source->ReadBlob(img.parsed.config));

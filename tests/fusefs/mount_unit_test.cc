@@ -275,7 +275,7 @@ TEST_F(LayerLoaderTest, LoadsInParallelAndTheSecondTimeFromTheStore) {
   auto failed = LoadLayers(source_, store->get(), with_missing);
   ASSERT_FALSE(failed.has_value());
   EXPECT_EQ(failed.error().code(), ENOENT);
-  EXPECT_TRUE(failed.error().message().starts_with("layer 2 (" + Digest::Of("missing").str()))
+  EXPECT_TRUE(failed.error().message().starts_with("layer 2 of 3 (" + Digest::Of("missing").str()))
       << failed.error().message();
 }
 

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -148,7 +149,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     layers.push_back(std::move(layer));
   }
+  // Every rule is decided within one layer: the image fails to build exactly when one of its
+  // layers fails CheckLayerRules alone, with that message under the lowest such layer's label
+  // (what convert and pull rely on to refuse what the mount refuses, the same way).
+  std::optional<hoist::Error> want;
+  for (size_t l = 0; l < layers.size() && !want; ++l) {
+    auto checked = hoist::CheckLayerRules(*layers[l]);
+    if (!checked) want = checked.error().Context(hoist::LayerLabel(l, layers.size(), ""));
+  }
   auto view = hoist::MergedView::Build(std::move(layers));
+  if (view.has_value() != !want.has_value()) __builtin_trap();
+  if (!view && view.error().message() != want->message()) __builtin_trap();
   if (!view) return 0;
   Walk(*view);
   for (const std::string& p : paths) (void)view->LookupPath(p);

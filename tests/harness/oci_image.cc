@@ -248,7 +248,11 @@ Result<BuiltImage> BuildImageBlobs(const std::string& layout, const std::vector<
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& layer = layers[i];
     const std::string tar = work + "/layer" + std::to_string(i) + ".tar";
-    HOIST_RETURN_IF_ERROR(BuildLayerTar(layer, work + "/staging" + std::to_string(i), tar));
+    if (layer.tar_file.empty()) {
+      HOIST_RETURN_IF_ERROR(BuildLayerTar(layer, work + "/staging" + std::to_string(i), tar));
+    } else {
+      HOIST_RETURN_IF_ERROR(RunChecked({"cp", layer.tar_file, tar}));
+    }
     BuiltLayer built;
     HOIST_ASSIGN_OR_RETURN(auto tar_digest, DigestFile(tar));
     built.diff_id = tar_digest.first;

@@ -98,6 +98,10 @@ struct LayerSpec {
   std::vector<FileSpec> files;
   LayerCompression compression = LayerCompression::kGzip;
   bool implicit_parents = true;
+  // When set, this uncompressed tar is the layer as it is and `files` is ignored: for layers a
+  // staging directory cannot express (a path twice, GNU sparse members), made by the test with
+  // the real GNU tar (--append, --sparse).
+  std::string tar_file;
 };
 
 struct ImageSpec {

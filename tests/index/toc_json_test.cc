@@ -180,9 +180,17 @@ TEST(TocJsonTest, ChunkRecordsMustFollowTheirFile) {
                         R"(},{"type":"chunk","name":"f","offset":5,"chunkOffset":3,"chunkSize":1)" +
                         cd + "}")),
             "74 TOC entry 0 \"f\": chunks do not tile the file (gap or overlap at 2)");
-  EXPECT_EQ(ErrorOf(Toc(R"({"type":"reg","name":"f","size":4,"offset":1,"endOffset":5)" + d +
-                        R"(},{"type":"reg","name":"./f","size":4,"offset":5)" + d + "}")),
-            "74 TOC entry 1 \"./f\": duplicate entry");
+  {
+    // A repeated path is the merge rules' to decide (the last wins), not the reader's.
+    auto dup = ParseToc(Toc(R"({"type":"reg","name":"f","size":4,"offset":1,"endOffset":5)" + d +
+                            R"(},{"type":"reg","name":"./f","size":4,"offset":5)" + d + "}"),
+                        TocFormat::kZstdChunked, 1000);
+    ASSERT_TRUE(dup.has_value()) << dup.error().message();
+    ASSERT_EQ(dup->entries.size(), 2u);
+    EXPECT_EQ(dup->entries[0].path, "f");
+    EXPECT_EQ(dup->entries[1].path, "f");
+    EXPECT_EQ(dup->entries[1].chunks.at(0).blob_offset, 5u);
+  }
   EXPECT_EQ(
       ErrorOf(Toc(R"({"type":"reg","name":"f","size":4,"offset":1,"endOffset":9)" + d +
                   R"(},{"type":"reg","name":"g","size":4,"offset":5,"endOffset":12)" + d + "}")),

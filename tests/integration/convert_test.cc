@@ -709,19 +709,19 @@ TEST_F(ConvertBadInputTest, CorruptGzip) {
   auto tar = MakeTar(*work_, "devices");
   ASSERT_TRUE(tar.has_value());
   RawLayer bad{*tar + std::string(1 << 20, 'x'), "gzip", /*corrupt_compressed=*/true};
-  ExpectFails("corrupt-gzip", {good, bad}, {"layer 1", "gzip"});
+  ExpectFails("corrupt-gzip", {good, bad}, {"layer 2 of 2", "gzip"});
 }
 
 TEST_F(ConvertBadInputTest, TruncatedTar) {
   auto tar = MakeTar(*work_, "truncated");
   ASSERT_TRUE(tar.has_value());
-  ExpectFails("truncated", {{*tar, "zstd"}}, {"layer 0"});
+  ExpectFails("truncated", {{*tar, "zstd"}}, {"layer 1 of 1"});
 }
 
 TEST_F(ConvertBadInputTest, DotDotName) {
   auto tar = MakeTar(*work_, "dotdot");
   ASSERT_TRUE(tar.has_value());
-  ExpectFails("dotdot", {{*tar, "gzip"}}, {"layer 0", "../evil"});
+  ExpectFails("dotdot", {{*tar, "gzip"}}, {"layer 1 of 1", "../evil"});
 }
 
 // Absolute names are normalised ("/etc/evil" is "etc/evil"), as index/'s shared name cleaning
@@ -743,7 +743,7 @@ TEST_F(ConvertTest, AbsoluteNameIsNormalisedNotRejected) {
 TEST_F(ConvertBadInputTest, HardlinkOutsideTheLayer) {
   auto tar = MakeTar(*work_, "hardlink-out");
   ASSERT_TRUE(tar.has_value());
-  ExpectFails("hardlink-out", {{*tar, "none"}}, {"layer 0", "link"});
+  ExpectFails("hardlink-out", {{*tar, "none"}}, {"layer 1 of 1", "link"});
 }
 
 TEST_F(ConvertBadInputTest, NotAnImage) {
