@@ -42,14 +42,19 @@ Status ForEach(const LmdbEnv& env, Table table, Fn&& fn) {
   HOIST_ASSIGN_OR_RETURN(LmdbEnv::ReadTxn txn, env.BeginRead());
   MDB_cursor* cur = nullptr;
   int rc = mdb_cursor_open(txn.get(), env.dbi(table), &cur);
-  if (rc != 0) return Fail(MdbError(rc, "opening cache cursor"));
+  if (rc != 0) return Fail(env.Check(rc, "opening cache cursor"));
   MDB_val k, v;
   Status status = Ok();
   for (MDB_cursor_op op = MDB_FIRST;; op = MDB_NEXT) {
     rc = mdb_cursor_get(cur, &k, &v, op);
     if (rc == MDB_NOTFOUND) break;
     if (rc != 0) {
-      status = Fail(MdbError(rc, "reading cache cursor"));
+      status = Fail(env.Check(rc, "reading cache cursor"));
+      break;
+    }
+    if (!env.InMap(k) || !env.InMap(v)) {
+      env.MarkDamaged("a record points outside the file");
+      status = Fail(EIO, "reading cache cursor: a record points outside the file");
       break;
     }
     status = fn(MdbView(k), MdbView(v));
@@ -57,6 +62,31 @@ Status ForEach(const LmdbEnv& env, Table table, Fn&& fn) {
   }
   mdb_cursor_close(cur);
   return status;
+}
+
+std::string CorruptRef(std::string_view name) {
+  return "corrupt image reference record " + std::string(name) + "; remove it (hoist rm " +
+         std::string(name) + ") and pull the image again";
+}
+
+// Reads the schema record (writing it into a new store). EPROTO for another schema.
+Status CheckSchema(const LmdbEnv& env) {
+  HOIST_ASSIGN_OR_RETURN(LmdbEnv::WriteTxn txn, env.BeginWrite());
+  HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kMeta, "schema"));
+  if (v) {
+    uint64_t schema = 0;
+    if (v->size() == 8) std::memcpy(&schema, v->data(), 8);
+    if (v->size() != 8 || schema != kSchemaVersion) {
+      return Fail(EPROTO, "cache " + env.dir() + " has schema " + std::to_string(schema) +
+                              ", this hoist reads schema " + std::to_string(kSchemaVersion) +
+                              "; remove the directory to start afresh");
+    }
+    return Ok();
+  }
+  uint64_t schema = kSchemaVersion;
+  HOIST_RETURN_IF_ERROR(
+      txn.Put(Table::kMeta, "schema", std::string_view(reinterpret_cast<char*>(&schema), 8)));
+  return txn.Commit();
 }
 
 }  // namespace
@@ -90,26 +120,17 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
         std::max<uint64_t>(2 * options.cache.quota_bytes + (256ull << 20), 1ull << 30);
   }
   std::unique_ptr<Store> store(new Store());
-  auto env = LmdbEnv::Open(dir, env_options);
-  if (!env) return Fail(env.error().Context("opening cache " + dir));
-  store->env_ = std::move(*env);
-  {
-    HOIST_ASSIGN_OR_RETURN(LmdbEnv::WriteTxn txn, store->env_->BeginWrite());
-    HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kMeta, "schema"));
-    if (v) {
-      uint64_t schema = 0;
-      if (v->size() == 8) std::memcpy(&schema, v->data(), 8);
-      if (v->size() != 8 || schema != kSchemaVersion) {
-        return Fail(EPROTO, "cache " + dir + " has schema " + std::to_string(schema) +
-                                ", this hoist reads schema " + std::to_string(kSchemaVersion) +
-                                "; remove the directory to start afresh");
-      }
-    } else {
-      uint64_t schema = kSchemaVersion;
-      HOIST_RETURN_IF_ERROR(
-          txn.Put(Table::kMeta, "schema", std::string_view(reinterpret_cast<char*>(&schema), 8)));
-      HOIST_RETURN_IF_ERROR(txn.Commit());
-    }
+  // The schema record is the first read of a table's records. If the environment turns out to
+  // be damaged there (past what LmdbEnv::Open checks), it is marked, and a second open sets the
+  // file aside and starts afresh.
+  for (int attempt = 0;; ++attempt) {
+    auto env = LmdbEnv::Open(dir, env_options);
+    if (!env) return Fail(env.error().Context("opening cache " + dir));
+    store->env_ = std::move(*env);
+    Status schema = CheckSchema(*store->env_);
+    if (schema) break;
+    if (!store->env_->damaged() || attempt > 0) return Fail(schema.error());
+    store->env_.reset();
   }
   store->chunks_ = std::make_unique<ChunkCache>(store->env_.get(), options.cache);
   return store;
@@ -182,7 +203,7 @@ Result<std::optional<Digest>> Store::GetRef(std::string_view name) {
   HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kRefs, name));
   if (!v) return std::optional<Digest>();
   Result<Digest> d = Digest::Parse(*v);
-  if (!d) return Fail(EIO, "corrupt image reference record " + std::string(name));
+  if (!d) return Fail(EIO, CorruptRef(name));
   return std::optional<Digest>(std::move(*d));
 }
 
@@ -202,7 +223,7 @@ Result<std::vector<std::pair<std::string, Digest>>> Store::ListRefs() {
   HOIST_RETURN_IF_ERROR(
       ForEach(*env_, Table::kRefs, [&](std::string_view k, std::string_view v) -> Status {
         Result<Digest> d = Digest::Parse(v);
-        if (!d) return Fail(EIO, "corrupt image reference record " + std::string(k));
+        if (!d) return Fail(EIO, CorruptRef(k));
         out.emplace_back(std::string(k), std::move(*d));
         return Ok();
       }));

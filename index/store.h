@@ -121,6 +121,12 @@ class Store {
   [[nodiscard]] Status Check(bool deep);
 
   const std::string& dir() const { return env_->dir(); }
+  // Whether this process found the store's file damaged at run time (see lmdb_env.h): reads
+  // are then misses, chunk puts are dropped, other calls fail with EIO, and the next open sets
+  // the file aside.
+  bool damaged() const { return env_->damaged(); }
+  // The path the damaged data file was moved to by this Open ("" if none).
+  const std::string& set_aside_at_open() const { return env_->set_aside_at_open(); }
 
  private:
   Store() = default;
