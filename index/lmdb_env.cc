@@ -220,19 +220,26 @@ std::optional<std::string> LmdbEnv::Walk() const {
   if (rc != 0)
     return IsDamageCode(rc) ? std::optional<std::string>(mdb_strerror(rc)) : std::nullopt;
   std::optional<std::string> bad;
-  // `whole`: visit every record; else the first and last leaf only.
+  // `whole`: visit every record, and check their number against the count the table's record
+  // keeps (which also bounds the walk: a damaged branch page that points back up the tree
+  // cannot keep it going); else the first and last leaf only.
   auto walk = [&](MDB_dbi dbi, const char* name, bool whole) {
+    MDB_stat st{};
+    int rc = mdb_stat(txn, dbi, &st);
     MDB_cursor* cur = nullptr;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc == 0) rc = mdb_cursor_open(txn, dbi, &cur);
     MDB_val k, v;
     const MDB_cursor_op last = whole ? MDB_NEXT : MDB_LAST;
+    uint64_t seen = 0;
     for (MDB_cursor_op op = MDB_FIRST; rc == 0;) {
       rc = mdb_cursor_get(cur, &k, &v, op);
       if (rc == 0 && (!InMap(k) || !InMap(v))) rc = MDB_CORRUPTED;
+      if (rc == 0 && whole && ++seen > st.ms_entries) rc = MDB_CORRUPTED;
       if (rc != 0 || (!whole && op == MDB_LAST)) break;
       op = last;
     }
     if (cur != nullptr) mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND && whole && seen != st.ms_entries) rc = MDB_CORRUPTED;
     if (rc != 0 && rc != MDB_NOTFOUND && !bad) {
       bad = std::string("table ") + name + ": " + mdb_strerror(rc);
     }
