@@ -27,6 +27,8 @@ static_assert(std::size(kTableNames) == static_cast<size_t>(Table::kCount));
 
 }  // namespace
 
+const char* TableName(Table t) { return kTableNames[static_cast<int>(t)]; }
+
 Error MdbError(int rc, std::string_view what) {
   int code = EIO;
   switch (rc) {
@@ -116,9 +118,14 @@ std::string UtcStamp() {
   return buf;
 }
 
-// Renames data.mdb aside, removes lock.mdb and the marker, keeps at most kKeptDamagedFiles set
-// aside files, and logs one line. Returns the new path of the damaged file.
-Result<std::string> SetAside(const std::string& dir, const std::string& reason) {
+struct SetAsideResult {
+  std::string path;
+  std::string removed;  // older set-aside files deleted to keep the bound, space-separated
+};
+
+// Renames data.mdb aside, removes lock.mdb and the marker, and keeps at most kKeptDamagedFiles
+// set-aside files.
+Result<SetAsideResult> SetAside(const std::string& dir, const std::string& reason) {
   const std::string data = dir + "/" + kDataFile;
   std::string aside = dir + "/" + kAsidePrefix + UtcStamp();
   for (int n = 1; ::access(aside.c_str(), F_OK) == 0; ++n) {
@@ -141,16 +148,13 @@ Result<std::string> SetAside(const std::string& dir, const std::string& reason) 
   }
   // Names sort by time (the stamp); suffixes -1, -2 sort after the plain name of the same second.
   std::sort(kept.begin(), kept.end());
-  std::string removed;
+  SetAsideResult result{.path = aside, .removed = ""};
   for (size_t i = 0; i + kKeptDamagedFiles < kept.size(); ++i) {
-    if (::unlink((dir + "/" + kept[i]).c_str()) == 0) removed += " " + kept[i];
+    if (::unlink((dir + "/" + kept[i]).c_str()) == 0) {
+      result.removed += (result.removed.empty() ? "" : " ") + kept[i];
+    }
   }
-  HOIST_LOG(kWarning) << "cache " << dir << ": data.mdb is damaged (" << reason << "); moved it to "
-                      << aside
-                      << " and started an empty cache: chunks and layer indexes are fetched again,"
-                      << " images from hoist pull/load must be pulled again"
-                      << (removed.empty() ? "" : "; removed older damaged copies:" + removed);
-  return aside;
+  return result;
 }
 
 void OnLmdbAssert(MDB_env* env, const char* msg) {
@@ -278,7 +282,8 @@ Result<std::unique_ptr<LmdbEnv>> LmdbEnv::Open(const std::string& dir,
     if (errno != EINTR) return Fail(ErrnoError("locking " + lock_path));
   }
 
-  std::string set_aside;
+  std::optional<SetAsideResult> set_aside;
+  std::string set_aside_reason;
   for (int attempt = 0;; ++attempt) {
     std::optional<std::string> reason;
     if (attempt == 0) {
@@ -297,9 +302,15 @@ Result<std::unique_ptr<LmdbEnv>> LmdbEnv::Open(const std::string& dir,
         return Fail(EIO, "cache " + dir + ": a fresh data file is damaged too (" + *reason + ")");
       }
       HOIST_ASSIGN_OR_RETURN(set_aside, SetAside(dir, *reason));
+      set_aside_reason = *reason;
       continue;
     }
-    self->set_aside_at_open_ = set_aside;
+    if (set_aside) {
+      self->set_aside_at_open_ = set_aside->path;
+      self->set_aside_reason_ = set_aside_reason;
+      self->set_aside_removed_ = set_aside->removed;
+      if (options.log_set_aside) HOIST_LOG(kWarning) << self->SetAsideMessage("");
+    }
     HOIST_RETURN_IF_ERROR(self->OpenTables());
     return self;
   }
@@ -328,6 +339,21 @@ Status LmdbEnv::OpenTables() {
   rc = mdb_txn_commit(txn);
   if (rc != 0) return Fail(MdbError(rc, "opening tables in " + dir_));
   return Ok();
+}
+
+std::string LmdbEnv::SetAsideMessage(std::string_view recovered) const {
+  if (set_aside_at_open_.empty()) return "";
+  std::string line = "cache " + dir_ + ": data.mdb is damaged (" + set_aside_reason_ +
+                     "); moved it to " + set_aside_at_open_ + " and started an empty cache: ";
+  if (recovered.empty()) {
+    line +=
+        "chunks and layer indexes are fetched again, images from hoist pull/load must be "
+        "pulled again";
+  } else {
+    line += std::string(recovered);
+  }
+  if (!set_aside_removed_.empty()) line += "; removed older damaged copies: " + set_aside_removed_;
+  return line;
 }
 
 void LmdbEnv::MarkDamaged(std::string_view what) const {

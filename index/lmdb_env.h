@@ -73,9 +73,14 @@ enum class Table : int {
   kCount,
 };
 
+// The table's LMDB database name ("refs", "blobs", ...).
+const char* TableName(Table t);
+
 struct LmdbEnvOptions {
   uint64_t map_size = 1ull << 30;
   unsigned max_readers = 510;
+  // Log the set-aside line at Open (off: the caller logs SetAsideMessage itself, with more).
+  bool log_set_aside = true;
 };
 
 class LmdbEnv {
@@ -96,6 +101,9 @@ class LmdbEnv {
   int stale_readers_cleared_at_open() const { return stale_at_open_; }
   // The damaged data files set aside by this Open ("" if none): the path it was moved to.
   const std::string& set_aside_at_open() const { return set_aside_at_open_; }
+  // The one warning line about the file set aside by this Open ("" if none). `recovered`
+  // replaces the default "chunks and layer indexes are fetched again, ..." tail.
+  std::string SetAsideMessage(std::string_view recovered) const;
 
   // Whether this process found the environment damaged (see the header comment).
   bool damaged() const {
@@ -195,6 +203,8 @@ class LmdbEnv {
   MDB_dbi dbis_[static_cast<int>(Table::kCount)] = {};
   int stale_at_open_ = 0;
   std::string set_aside_at_open_;
+  std::string set_aside_reason_;
+  std::string set_aside_removed_;
   // The data file's identity (for the damage marker) and the map's range (for InMap).
   uint64_t data_dev_ = 0, data_ino_ = 0;
   uintptr_t map_begin_ = 0, map_end_ = 0;

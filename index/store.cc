@@ -6,8 +6,11 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
+#include "base/log.h"
 #include "index/layer_index_codec.h"
+#include "index/store_salvage.h"
 
 namespace hoist {
 namespace {
@@ -113,6 +116,7 @@ Result<std::string> ResolveCacheDir(std::string_view flag) {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
   LmdbEnvOptions env_options;
+  env_options.log_set_aside = false;  // logged below, with what was recovered
   env_options.max_readers = options.max_readers;
   env_options.map_size = options.map_size;
   if (env_options.map_size == 0) {
@@ -133,7 +137,65 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
     store->env_.reset();
   }
   store->chunks_ = std::make_unique<ChunkCache>(store->env_.get(), options.cache);
+  if (!store->env_->set_aside_at_open().empty()) {
+    HOIST_LOG(kWarning) << store->env_->SetAsideMessage(
+        store->RecoverFrom(store->env_->set_aside_at_open()));
+  }
   return store;
+}
+
+std::string Store::RecoverFrom(const std::string& damaged_file) {
+  Result<std::vector<SalvagedRecord>> records =
+      ReadDamagedStore(damaged_file, {Table::kBlobs, Table::kLayers, Table::kRefs}, {});
+  if (!records) return "";
+  // Every record is checked as if it came from the network: blobs against their digest, layer
+  // indexes by their decoder (checksum trailer) and digest, references only if the manifest
+  // they name was recovered.
+  std::set<Digest> blobs;
+  std::vector<const SalvagedRecord*> keep, refs;
+  for (const SalvagedRecord& r : *records) {
+    switch (r.table) {
+      case Table::kBlobs: {
+        Result<Digest> d = DigestOfKey(r.key, "blobs");
+        if (d && Digest::Of(r.value) == *d) {
+          blobs.insert(*d);
+          keep.push_back(&r);
+        }
+        break;
+      }
+      case Table::kLayers: {
+        Result<Digest> d = DigestOfKey(r.key, "layers");
+        Result<LayerIndex> index = DecodeLayerIndex(r.value);
+        if (d && index && index->layer_digest == *d) keep.push_back(&r);
+        break;
+      }
+      case Table::kRefs: {
+        Result<Digest> target = Digest::Parse(r.value);
+        if (CheckRefName(r.key) && target) refs.push_back(&r);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  size_t n_refs = 0, n_blobs = blobs.size(), n_layers = keep.size() - blobs.size();
+  for (const SalvagedRecord* r : refs) {
+    if (blobs.contains(*Digest::Parse(r->value))) {
+      keep.push_back(r);
+      ++n_refs;
+    }
+  }
+  if (keep.empty()) return "";
+  Status put = chunks_->WriteWithRoom([&](LmdbEnv::WriteTxn& txn) -> Status {
+    for (const SalvagedRecord* r : keep) HOIST_RETURN_IF_ERROR(txn.Put(r->table, r->key, r->value));
+    return Ok();
+  });
+  if (put) put = env_->Sync();
+  if (!put) return "recovering records from it failed (" + put.error().message() + ")";
+  return "recovered from it " + std::to_string(n_refs) + " image references, " +
+         std::to_string(n_blobs) + " manifests/configs and " + std::to_string(n_layers) +
+         " layer indexes (chunks are fetched again; images not recovered must be pulled or "
+         "loaded again)";
 }
 
 Store::~Store() = default;

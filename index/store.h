@@ -131,6 +131,9 @@ class Store {
  private:
   Store() = default;
   Status DeleteCorruptBlob(const std::string& key);
+  // Copies the verified refs, blobs and layer indexes of a set-aside damaged file into this
+  // (fresh) store (store_salvage.h). Returns the log line's tail ("" if nothing was recovered).
+  std::string RecoverFrom(const std::string& damaged_file);
 
   std::unique_ptr<LmdbEnv> env_;
   std::unique_ptr<ChunkCache> chunks_;  // after env_: destroyed first
