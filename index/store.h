@@ -81,8 +81,11 @@ struct CacheDirInputs {
 
 class Store {
  public:
-  // Opens (creating if needed) the store in `dir`; clears stale readers. Errors: EPROTO for a
-  // store written by an incompatible schema, else the errno of the failing step.
+  // Opens (creating if needed) the store in `dir`; clears stale readers. A damaged data file is
+  // set aside (lmdb_env.h) and a fresh store started, into which the image references, blobs
+  // and layer indexes of the damaged file that verify are copied back (store_salvage.h); one
+  // warning line says so. Errors: EPROTO for a store written by an incompatible schema, else the
+  // errno of the failing step (never for a damaged file, unless its fresh replacement fails too).
   [[nodiscard]] static Result<std::unique_ptr<Store>> Open(const std::string& dir,
                                                            const StoreOptions& options = {});
   // Commits queued chunks, then closes the environment.
