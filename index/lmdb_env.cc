@@ -309,7 +309,9 @@ Result<std::unique_ptr<LmdbEnv>> LmdbEnv::Open(const std::string& dir,
       self->set_aside_at_open_ = set_aside->path;
       self->set_aside_reason_ = set_aside_reason;
       self->set_aside_removed_ = set_aside->removed;
-      if (options.log_set_aside) HOIST_LOG(kWarning) << self->SetAsideMessage("");
+      if (options.log_set_aside) {
+        HOIST_LOG(kWarning) << self->SetAsideMessage("");
+      }
     }
     HOIST_RETURN_IF_ERROR(self->OpenTables());
     return self;
