@@ -21,8 +21,9 @@ namespace {
 Result<ManifestBytes> LoadManifest(Store& store, const Digest& digest, std::string_view what) {
   HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes, store.GetBlob(digest));
   if (!bytes) {
-    return Fail(
-        EIO, std::string(what) + ": manifest " + digest.str() + " is missing from the local store");
+    return Fail(EIO, std::string(what) + ": manifest " + digest.str() +
+                         " is missing from the local store; pull the image again (hoist pull " +
+                         std::string(what) + ") or remove it (hoist rm " + std::string(what) + ")");
   }
   HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", *bytes));
   return ManifestBytes{std::move(type), digest, std::move(*bytes)};
@@ -57,7 +58,8 @@ Result<std::optional<ResolvedImage>> ResolveLocal(Store& store, const Reference&
                          store.GetBlob(img.manifest.config.digest));
   if (!config) {
     return Fail(EIO, name + ": config " + img.manifest.config.digest.str() +
-                         " is missing from the local store");
+                         " is missing from the local store; pull the image again (hoist pull " +
+                         name + ") or remove it (hoist rm " + name + ")");
   }
   HOIST_ASSIGN_OR_RETURN(img.config, ParseImageConfig(*config));
   return std::optional<ResolvedImage>(std::move(img));

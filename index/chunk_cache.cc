@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 #include <ctime>
+#include <type_traits>
 #include <unordered_set>
 
 #include "base/log.h"
@@ -127,20 +128,30 @@ class Cursor {
   }
   Cursor(const Cursor&) = delete;
   Cursor& operator=(const Cursor&) = delete;
-  Status Open(MDB_txn* txn, MDB_dbi dbi) {
-    int rc = mdb_cursor_open(txn, dbi, &c_);
-    if (rc != 0) return Fail(MdbError(rc, "opening cache cursor"));
+  template <class Txn>
+  Status Open(const Txn& txn, MDB_dbi dbi) {
+    env_ = &txn.env();
+    check_map_ = std::is_same_v<Txn, LmdbEnv::ReadTxn>;  // a write txn's dirty pages are not
+    int rc = mdb_cursor_open(txn.get(), dbi, &c_);
+    if (rc != 0) return Fail(env_->Check(rc, "opening cache cursor"));
     return Ok();
   }
-  // Returns false at the end; an error for anything but MDB_NOTFOUND.
+  // Returns false at the end; an error for anything but MDB_NOTFOUND (and for a record outside
+  // the map: a damaged page).
   Result<bool> Get(MDB_val* k, MDB_val* v, MDB_cursor_op op) {
     int rc = mdb_cursor_get(c_, k, v, op);
     if (rc == MDB_NOTFOUND) return false;
-    if (rc != 0) return Fail(MdbError(rc, "reading cache cursor"));
+    if (rc != 0) return Fail(env_->Check(rc, "reading cache cursor"));
+    if (check_map_ && (!env_->InMap(*k) || !env_->InMap(*v))) {
+      env_->MarkDamaged("a record points outside the file");
+      return Fail(EIO, "reading cache cursor: a record points outside the file");
+    }
     return true;
   }
 
  private:
+  const LmdbEnv* env_ = nullptr;
+  bool check_map_ = false;  // a read txn: every record lies in the map
   MDB_cursor* c_ = nullptr;
 };
 
@@ -202,7 +213,7 @@ Status DeleteLruEntriesOf(LmdbEnv::WriteTxn& txn, MDB_dbi lru_dbi, std::string_v
   std::vector<std::string> doomed;
   {
     Cursor cur;
-    HOIST_RETURN_IF_ERROR(cur.Open(txn.get(), lru_dbi));
+    HOIST_RETURN_IF_ERROR(cur.Open(txn, lru_dbi));
     MDB_val k, v;
     for (MDB_cursor_op op = MDB_FIRST;; op = MDB_NEXT) {
       HOIST_ASSIGN_OR_RETURN(bool more, cur.Get(&k, &v, op));
@@ -235,6 +246,11 @@ ChunkCache::~ChunkCache() {
 Result<ChunkCache::Lookup> ChunkCache::LookupAndCopy(
     const std::string& key, const std::function<void(uint64_t)>& on_size,
     const std::function<void(uint64_t, std::string_view)>& copy) {
+  // A SIGBUS in the map (data.mdb truncated under us) turns the pages past the end into zeros
+  // (map_fault_guard.h): a fault during this lookup means what was checked or copied may be
+  // zeros, so it is a failed lookup (a miss to the caller), whatever the checksum said.
+  const uint64_t faults_before = env_->map_faults();
+  auto faulted = [&] { return env_->map_faults() != faults_before; };
   HOIST_ASSIGN_OR_RETURN(LmdbEnv::ReadTxn txn, env_->BeginRead());
   HOIST_ASSIGN_OR_RETURN(auto mv, txn.Get(Table::kChunkMeta, key));
   if (!mv) return Lookup::kMiss;
@@ -250,14 +266,19 @@ Result<ChunkCache::Lookup> ChunkCache::LookupAndCopy(
     xxh.Update(*sv);
     segs.push_back(*sv);
   }
-  if (xxh.Digest() != meta->xxh3) return Lookup::kCorrupt;
-  // The snapshot's pages are immutable while `txn` lives, so what was checked is what is copied.
+  if (xxh.Digest() != meta->xxh3) {
+    if (faulted()) return Fail(env_->DamagedError());
+    return Lookup::kCorrupt;
+  }
+  // The snapshot's pages are immutable while `txn` lives, so what was checked is what is copied
+  // (unless the file was truncated meanwhile: checked below).
   on_size(meta->size);
   uint64_t pos = 0;
   for (std::string_view s : segs) {
     copy(pos, s);
     pos += s.size();
   }
+  if (faulted()) return Fail(env_->DamagedError());
   return Lookup::kHit;
 }
 
@@ -307,9 +328,10 @@ ChunkCache::Lookup ChunkCache::Settle(const Digest& digest, const std::string& k
                                       Result<Lookup> result) {
   if (!result) {
     // The cache is an optimisation: a store that cannot be read is a miss (the caller fetches),
-    // counted and logged, never an error for the reader.
+    // counted and logged, never an error for the reader. A damaged store was logged once.
     read_errors_.fetch_add(1, std::memory_order_relaxed);
     misses_.fetch_add(1, std::memory_order_relaxed);
+    if (env_->damaged()) return Lookup::kMiss;
     HOIST_LOG(kWarning) << "chunk cache " << env_->dir() << ": reading " << digest.str() << ": "
                         << result.error().message();
     return Lookup::kMiss;
@@ -385,11 +407,21 @@ Status ChunkCache::Put(const Digest& digest, std::string_view verified_bytes) {
       return Ok();
     }
   }
+  if (env_->damaged()) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);  // the store is not written any more
+    return Ok();
+  }
   {
     // Cheap check first, so a chunk already stored (by any process) is not copied and queued.
-    HOIST_ASSIGN_OR_RETURN(LmdbEnv::ReadTxn txn, env_->BeginRead());
-    HOIST_ASSIGN_OR_RETURN(auto mv, txn.Get(Table::kChunkMeta, key));
-    if (mv && ChunkMeta::Decode(*mv)) {
+    // A store that cannot be read (damaged) takes no chunks: the caller serves them anyway.
+    Result<LmdbEnv::ReadTxn> txn = env_->BeginRead();
+    Result<std::optional<std::string_view>> mv = Fail(EIO, "");
+    if (txn) mv = txn->Get(Table::kChunkMeta, key);
+    if (!mv) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return Ok();
+    }
+    if (*mv && ChunkMeta::Decode(**mv)) {
       dedup_.fetch_add(1, std::memory_order_relaxed);
       Enqueue(Op{OpKind::kTouch, key, nullptr}, false);
       return Ok();
@@ -587,8 +619,10 @@ void ChunkCache::CommitBatch(std::vector<Op>& ops) {
     }
     return;
   }
-  HOIST_LOG(kWarning) << "chunk cache " << env_->dir() << ": dropping " << count_puts(0, ops.size())
-                      << " queued chunks: " << s.error().message();
+  if (!env_->damaged()) {  // a damaged store was logged once
+    HOIST_LOG(kWarning) << "chunk cache " << env_->dir() << ": dropping "
+                        << count_puts(0, ops.size()) << " queued chunks: " << s.error().message();
+  }
   dropped_.fetch_add(count_puts(0, ops.size()), std::memory_order_relaxed);
 }
 
@@ -657,7 +691,7 @@ Status ChunkCache::EvictInTxn(LmdbEnv::WriteTxn& txn, Counters& c, uint64_t targ
     std::string lru_key;
     {
       Cursor cur;
-      HOIST_RETURN_IF_ERROR(cur.Open(txn.get(), env_->dbi(Table::kChunkLru)));
+      HOIST_RETURN_IF_ERROR(cur.Open(txn, env_->dbi(Table::kChunkLru)));
       MDB_val k, v;
       HOIST_ASSIGN_OR_RETURN(bool any, cur.Get(&k, &v, MDB_FIRST));
       if (!any) break;
@@ -780,7 +814,7 @@ Result<std::vector<ChunkInfo>> ChunkCache::List() const {
   HOIST_ASSIGN_OR_RETURN(LmdbEnv::ReadTxn txn, env_->BeginRead());
   std::vector<ChunkInfo> out;
   Cursor cur;
-  HOIST_RETURN_IF_ERROR(cur.Open(txn.get(), env_->dbi(Table::kChunkLru)));
+  HOIST_RETURN_IF_ERROR(cur.Open(txn, env_->dbi(Table::kChunkLru)));
   MDB_val k, v;
   for (MDB_cursor_op op = MDB_FIRST;; op = MDB_NEXT) {
     HOIST_ASSIGN_OR_RETURN(bool more, cur.Get(&k, &v, op));
@@ -801,7 +835,7 @@ Status ChunkCache::Check(bool deep) const {
   HOIST_ASSIGN_OR_RETURN(Counters c, Counters::Load(txn));
   uint64_t bytes = 0, count = 0, segments = 0;
   Cursor cur;
-  HOIST_RETURN_IF_ERROR(cur.Open(txn.get(), env_->dbi(Table::kChunkMeta)));
+  HOIST_RETURN_IF_ERROR(cur.Open(txn, env_->dbi(Table::kChunkMeta)));
   MDB_val k, v;
   for (MDB_cursor_op op = MDB_FIRST;; op = MDB_NEXT) {
     HOIST_ASSIGN_OR_RETURN(bool more, cur.Get(&k, &v, op));

@@ -19,6 +19,11 @@
 // `access_flush_interval`), never by a write txn on the read path. Eviction order is the order of
 // the last access (put or hit) as committed; layer indexes, refs and blobs are never evicted.
 //
+// A damaged store is not an error either (lmdb_env.h "Damage"): once the environment is marked
+// damaged, Get/Read are misses (counted in read_errors, not logged per read), Put drops the chunk
+// (counted in dropped), and the writer thread drops what is queued; the caller fetches as for
+// any miss. A SIGBUS in the map during a lookup makes it a miss whatever it read.
+//
 // Cache full is not an error: MDB_MAP_FULL (or ENOSPC) aborts the txn, evicts LRU chunks, and
 // retries; a chunk that cannot fit even in an empty cache is dropped (counted in `dropped`).
 // Readers never see ENOSPC.

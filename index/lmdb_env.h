@@ -19,10 +19,26 @@
 //  - Do not use an LmdbEnv in a child after fork(); open a new one there.
 //  - The map size is fixed at open (mdb_env_set_mapsize needs no txn open in the process, which a
 //    thread pool cannot promise); MDB_MAP_FULL is handled by evicting, see ChunkCache.
+//
+// Damage (a cache is a cache: losing it costs refetches, never a crash; docs/RELIABILITY.md):
+//  - At open, under an flock of <dir>/open.lock (so two processes starting at once cannot both
+//    set a file aside): data.mdb is checked against its meta pages (lmdb_file_check.h) before it
+//    is mapped, then opened, then walked (every named table's first and last leaf, the small
+//    tables whole). A damaged file (or one a process marked damaged at run time, see below) is
+//    renamed to data.mdb.damaged-<UTC time>, lock.mdb is removed, an empty environment is
+//    created and one warning line names the file and the reason. At most kKeptDamagedFiles (2) such
+//    files are kept (older ones are deleted, newest kept).
+//  - At run time: MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_PANIC, a record outside the map, a
+//    liblmdb assertion, or a SIGBUS in the map (data.mdb truncated under us, see
+//    map_fault_guard.h) mark the environment damaged: one warning line, a marker file
+//    (<dir>/data.mdb.damage-report, naming the file's inode) so the next Open sets it aside, and
+//    from then on every BeginRead/BeginWrite in this process fails with EIO without touching the
+//    map (ChunkCache turns that into misses and dropped puts; the read path fetches instead).
 #pragma once
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -57,15 +73,22 @@ enum class Table : int {
   kCount,
 };
 
+// The table's LMDB database name ("refs", "blobs", ...).
+const char* TableName(Table t);
+
 struct LmdbEnvOptions {
   uint64_t map_size = 1ull << 30;
   unsigned max_readers = 510;
+  // Log the set-aside line at Open (off: the caller logs SetAsideMessage itself, with more).
+  bool log_set_aside = true;
 };
 
 class LmdbEnv {
  public:
-  // Creates `dir` if needed, opens the environment and every table, and clears stale reader
-  // slots left by dead processes (mdb_reader_check). Errors: the errno of the failing step.
+  // Creates `dir` if needed, checks the data file (setting a damaged one aside, see above), opens
+  // the environment and every table, and clears stale reader slots left by dead processes
+  // (mdb_reader_check). Errors: the errno of the failing step (never for a damaged file, unless
+  // the fresh one made in its place fails too).
   static Result<std::unique_ptr<LmdbEnv>> Open(const std::string& dir,
                                                const LmdbEnvOptions& options);
   ~LmdbEnv();
@@ -76,6 +99,32 @@ class LmdbEnv {
   MDB_env* env() const { return env_; }
   const std::string& dir() const { return dir_; }
   int stale_readers_cleared_at_open() const { return stale_at_open_; }
+  // The damaged data files set aside by this Open ("" if none): the path it was moved to.
+  const std::string& set_aside_at_open() const { return set_aside_at_open_; }
+  // The one warning line about the file set aside by this Open ("" if none). `recovered`
+  // replaces the default "chunks and layer indexes are fetched again, ..." tail.
+  std::string SetAsideMessage(std::string_view recovered) const;
+
+  // Whether this process found the environment damaged (see the header comment).
+  bool damaged() const {
+    return damaged_.load(std::memory_order_acquire) ||
+           map_faults_.load(std::memory_order_acquire) != 0;
+  }
+  // SIGBUS faults in this environment's map so far. A reader that copied bytes out of the map
+  // compares it before and after: a change means some bytes may be zeros, not data.
+  uint64_t map_faults() const { return map_faults_.load(std::memory_order_acquire); }
+  // Marks the environment damaged: the first call logs one warning line and writes the marker
+  // for the next Open. Thread-safe; later calls do nothing.
+  void MarkDamaged(std::string_view reason) const;
+  // MdbError, and MarkDamaged for the codes that mean a damaged file (MDB_CORRUPTED,
+  // MDB_PAGE_NOTFOUND, MDB_PANIC, MDB_INVALID).
+  Error Check(int rc, std::string_view what) const;
+  // Whether `v` (from a get or cursor in a txn of this environment) lies inside the map. A value
+  // outside it comes from a damaged page; the caller must not read it (and marks damage).
+  bool InMap(const MDB_val& v) const;
+  // EIO "cache DIR is damaged (reason)"; marks the environment damaged if a map fault is not yet
+  // accounted for.
+  Error DamagedError() const;
 
   // A read-only snapshot. Returned to the pool (reset, keeping its reader slot) on destruction.
   class ReadTxn {
@@ -84,6 +133,7 @@ class LmdbEnv {
     ReadTxn& operator=(ReadTxn&&) = delete;
     ~ReadTxn();
     MDB_txn* get() const { return txn_; }
+    const LmdbEnv& env() const { return *env_; }
     // mdb_get: the value (pointing into the map, valid while this txn lives), nullopt if absent.
     Result<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
 
@@ -98,10 +148,14 @@ class LmdbEnv {
   // A write transaction; aborted on destruction unless Commit() succeeded.
   class WriteTxn {
    public:
-    WriteTxn(WriteTxn&& o) noexcept : env_(o.env_), txn_(o.txn_) { o.txn_ = nullptr; }
+    WriteTxn(WriteTxn&& o) noexcept : env_(o.env_), txn_(o.txn_) {
+      o.txn_ = nullptr;
+      o.env_ = nullptr;
+    }
     WriteTxn& operator=(WriteTxn&&) = delete;
     ~WriteTxn();
     MDB_txn* get() const { return txn_; }
+    const LmdbEnv& env() const { return *env_; }
     Result<std::optional<std::string_view>> Get(Table t, std::string_view key) const;
     // Errors: ENOSPC for MDB_MAP_FULL (the txn must then be dropped), others as MdbError.
     Status Put(Table t, std::string_view key, std::string_view value);
@@ -136,11 +190,29 @@ class LmdbEnv {
  private:
   LmdbEnv() = default;
   void ReturnReadTxn(MDB_txn* txn) const;
+  // Opens the environment in dir_. Returns a reason if liblmdb finds the file damaged. Errors:
+  // MdbError of the failing call otherwise.
+  Result<std::optional<std::string>> OpenEnv(const LmdbEnvOptions& options);
+  // Clears stale readers and opens (creating) every table.
+  Status OpenTables();
+  // Read-only structural walk after open; returns a reason if the file is damaged.
+  std::optional<std::string> Walk() const;
 
   std::string dir_;
   MDB_env* env_ = nullptr;
   MDB_dbi dbis_[static_cast<int>(Table::kCount)] = {};
   int stale_at_open_ = 0;
+  std::string set_aside_at_open_;
+  std::string set_aside_reason_;
+  std::string set_aside_removed_;
+  // The data file's identity (for the damage marker) and the map's range (for InMap).
+  uint64_t data_dev_ = 0, data_ino_ = 0;
+  uintptr_t map_begin_ = 0, map_end_ = 0;
+  int fault_slot_ = -1;  // map_fault_guard registration
+  std::atomic<uint64_t> map_faults_{0};
+  mutable std::atomic<bool> damaged_{false};
+  mutable std::mutex damage_mu_;
+  mutable std::string damage_reason_;  // guarded by damage_mu_
 
   static constexpr size_t kMaxPooledReadTxns = 64;
   mutable std::mutex pool_mu_;
@@ -154,5 +226,8 @@ class LmdbEnv {
 // REQUIRES: `value` points into the map (a ReadTxn::Get result) and is not used afterwards in a
 // way that matters for speed.
 void ReleaseMappedPages(std::string_view value);
+
+// At most this many set-aside damaged data files are kept in a cache directory.
+inline constexpr int kKeptDamagedFiles = 2;
 
 }  // namespace hoist

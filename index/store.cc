@@ -6,8 +6,11 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
+#include "base/log.h"
 #include "index/layer_index_codec.h"
+#include "index/store_salvage.h"
 
 namespace hoist {
 namespace {
@@ -42,14 +45,19 @@ Status ForEach(const LmdbEnv& env, Table table, Fn&& fn) {
   HOIST_ASSIGN_OR_RETURN(LmdbEnv::ReadTxn txn, env.BeginRead());
   MDB_cursor* cur = nullptr;
   int rc = mdb_cursor_open(txn.get(), env.dbi(table), &cur);
-  if (rc != 0) return Fail(MdbError(rc, "opening cache cursor"));
+  if (rc != 0) return Fail(env.Check(rc, "opening cache cursor"));
   MDB_val k, v;
   Status status = Ok();
   for (MDB_cursor_op op = MDB_FIRST;; op = MDB_NEXT) {
     rc = mdb_cursor_get(cur, &k, &v, op);
     if (rc == MDB_NOTFOUND) break;
     if (rc != 0) {
-      status = Fail(MdbError(rc, "reading cache cursor"));
+      status = Fail(env.Check(rc, "reading cache cursor"));
+      break;
+    }
+    if (!env.InMap(k) || !env.InMap(v)) {
+      env.MarkDamaged("a record points outside the file");
+      status = Fail(EIO, "reading cache cursor: a record points outside the file");
       break;
     }
     status = fn(MdbView(k), MdbView(v));
@@ -57,6 +65,31 @@ Status ForEach(const LmdbEnv& env, Table table, Fn&& fn) {
   }
   mdb_cursor_close(cur);
   return status;
+}
+
+std::string CorruptRef(std::string_view name) {
+  return "corrupt image reference record " + std::string(name) + "; remove it (hoist rm " +
+         std::string(name) + ") and pull the image again";
+}
+
+// Reads the schema record (writing it into a new store). EPROTO for another schema.
+Status CheckSchema(const LmdbEnv& env) {
+  HOIST_ASSIGN_OR_RETURN(LmdbEnv::WriteTxn txn, env.BeginWrite());
+  HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kMeta, "schema"));
+  if (v) {
+    uint64_t schema = 0;
+    if (v->size() == 8) std::memcpy(&schema, v->data(), 8);
+    if (v->size() != 8 || schema != kSchemaVersion) {
+      return Fail(EPROTO, "cache " + env.dir() + " has schema " + std::to_string(schema) +
+                              ", this hoist reads schema " + std::to_string(kSchemaVersion) +
+                              "; remove the directory to start afresh");
+    }
+    return Ok();
+  }
+  uint64_t schema = kSchemaVersion;
+  HOIST_RETURN_IF_ERROR(
+      txn.Put(Table::kMeta, "schema", std::string_view(reinterpret_cast<char*>(&schema), 8)));
+  return txn.Commit();
 }
 
 }  // namespace
@@ -83,6 +116,7 @@ Result<std::string> ResolveCacheDir(std::string_view flag) {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
   LmdbEnvOptions env_options;
+  env_options.log_set_aside = false;  // logged below, with what was recovered
   env_options.max_readers = options.max_readers;
   env_options.map_size = options.map_size;
   if (env_options.map_size == 0) {
@@ -90,29 +124,78 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
         std::max<uint64_t>(2 * options.cache.quota_bytes + (256ull << 20), 1ull << 30);
   }
   std::unique_ptr<Store> store(new Store());
-  auto env = LmdbEnv::Open(dir, env_options);
-  if (!env) return Fail(env.error().Context("opening cache " + dir));
-  store->env_ = std::move(*env);
-  {
-    HOIST_ASSIGN_OR_RETURN(LmdbEnv::WriteTxn txn, store->env_->BeginWrite());
-    HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kMeta, "schema"));
-    if (v) {
-      uint64_t schema = 0;
-      if (v->size() == 8) std::memcpy(&schema, v->data(), 8);
-      if (v->size() != 8 || schema != kSchemaVersion) {
-        return Fail(EPROTO, "cache " + dir + " has schema " + std::to_string(schema) +
-                                ", this hoist reads schema " + std::to_string(kSchemaVersion) +
-                                "; remove the directory to start afresh");
-      }
-    } else {
-      uint64_t schema = kSchemaVersion;
-      HOIST_RETURN_IF_ERROR(
-          txn.Put(Table::kMeta, "schema", std::string_view(reinterpret_cast<char*>(&schema), 8)));
-      HOIST_RETURN_IF_ERROR(txn.Commit());
-    }
+  // The schema record is the first read of a table's records. If the environment turns out to
+  // be damaged there (past what LmdbEnv::Open checks), it is marked, and a second open sets the
+  // file aside and starts afresh.
+  for (int attempt = 0;; ++attempt) {
+    auto env = LmdbEnv::Open(dir, env_options);
+    if (!env) return Fail(env.error().Context("opening cache " + dir));
+    store->env_ = std::move(*env);
+    Status schema = CheckSchema(*store->env_);
+    if (schema) break;
+    if (!store->env_->damaged() || attempt > 0) return Fail(schema.error());
+    store->env_.reset();
   }
   store->chunks_ = std::make_unique<ChunkCache>(store->env_.get(), options.cache);
+  if (!store->env_->set_aside_at_open().empty()) {
+    HOIST_LOG(kWarning) << store->env_->SetAsideMessage(
+        store->RecoverFrom(store->env_->set_aside_at_open()));
+  }
   return store;
+}
+
+std::string Store::RecoverFrom(const std::string& damaged_file) {
+  Result<std::vector<SalvagedRecord>> records =
+      ReadDamagedStore(damaged_file, {Table::kBlobs, Table::kLayers, Table::kRefs}, {});
+  if (!records) return "";
+  // Every record is checked as if it came from the network: blobs against their digest, layer
+  // indexes by their decoder (checksum trailer) and digest, references only if the manifest
+  // they name was recovered.
+  std::set<Digest> blobs;
+  std::vector<const SalvagedRecord*> keep, refs;
+  for (const SalvagedRecord& r : *records) {
+    switch (r.table) {
+      case Table::kBlobs: {
+        Result<Digest> d = DigestOfKey(r.key, "blobs");
+        if (d && Digest::Of(r.value) == *d) {
+          blobs.insert(*d);
+          keep.push_back(&r);
+        }
+        break;
+      }
+      case Table::kLayers: {
+        Result<Digest> d = DigestOfKey(r.key, "layers");
+        Result<LayerIndex> index = DecodeLayerIndex(r.value);
+        if (d && index && index->layer_digest == *d) keep.push_back(&r);
+        break;
+      }
+      case Table::kRefs: {
+        Result<Digest> target = Digest::Parse(r.value);
+        if (CheckRefName(r.key) && target) refs.push_back(&r);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  size_t n_refs = 0, n_blobs = blobs.size(), n_layers = keep.size() - blobs.size();
+  for (const SalvagedRecord* r : refs) {
+    if (blobs.contains(*Digest::Parse(r->value))) {
+      keep.push_back(r);
+      ++n_refs;
+    }
+  }
+  if (keep.empty()) return "";
+  Status put = chunks_->WriteWithRoom([&](LmdbEnv::WriteTxn& txn) -> Status {
+    for (const SalvagedRecord* r : keep) HOIST_RETURN_IF_ERROR(txn.Put(r->table, r->key, r->value));
+    return Ok();
+  });
+  if (put) put = env_->Sync();
+  if (!put) return "recovering records from it failed (" + put.error().message() + ")";
+  return "recovered from it " + std::to_string(n_refs) + " image references, " +
+         std::to_string(n_blobs) + " manifests/configs and " + std::to_string(n_layers) +
+         " layer indexes (chunks are fetched again; images not recovered must be pulled or "
+         "loaded again)";
 }
 
 Store::~Store() = default;
@@ -182,7 +265,7 @@ Result<std::optional<Digest>> Store::GetRef(std::string_view name) {
   HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kRefs, name));
   if (!v) return std::optional<Digest>();
   Result<Digest> d = Digest::Parse(*v);
-  if (!d) return Fail(EIO, "corrupt image reference record " + std::string(name));
+  if (!d) return Fail(EIO, CorruptRef(name));
   return std::optional<Digest>(std::move(*d));
 }
 
@@ -202,7 +285,7 @@ Result<std::vector<std::pair<std::string, Digest>>> Store::ListRefs() {
   HOIST_RETURN_IF_ERROR(
       ForEach(*env_, Table::kRefs, [&](std::string_view k, std::string_view v) -> Status {
         Result<Digest> d = Digest::Parse(v);
-        if (!d) return Fail(EIO, "corrupt image reference record " + std::string(k));
+        if (!d) return Fail(EIO, CorruptRef(k));
         out.emplace_back(std::string(k), std::move(*d));
         return Ok();
       }));

@@ -81,8 +81,11 @@ struct CacheDirInputs {
 
 class Store {
  public:
-  // Opens (creating if needed) the store in `dir`; clears stale readers. Errors: EPROTO for a
-  // store written by an incompatible schema, else the errno of the failing step.
+  // Opens (creating if needed) the store in `dir`; clears stale readers. A damaged data file is
+  // set aside (lmdb_env.h) and a fresh store started, into which the image references, blobs
+  // and layer indexes of the damaged file that verify are copied back (store_salvage.h); one
+  // warning line says so. Errors: EPROTO for a store written by an incompatible schema, else the
+  // errno of the failing step (never for a damaged file, unless its fresh replacement fails too).
   [[nodiscard]] static Result<std::unique_ptr<Store>> Open(const std::string& dir,
                                                            const StoreOptions& options = {});
   // Commits queued chunks, then closes the environment.
@@ -121,10 +124,19 @@ class Store {
   [[nodiscard]] Status Check(bool deep);
 
   const std::string& dir() const { return env_->dir(); }
+  // Whether this process found the store's file damaged at run time (see lmdb_env.h): reads
+  // are then misses, chunk puts are dropped, other calls fail with EIO, and the next open sets
+  // the file aside.
+  bool damaged() const { return env_->damaged(); }
+  // The path the damaged data file was moved to by this Open ("" if none).
+  const std::string& set_aside_at_open() const { return env_->set_aside_at_open(); }
 
  private:
   Store() = default;
   Status DeleteCorruptBlob(const std::string& key);
+  // Copies the verified refs, blobs and layer indexes of a set-aside damaged file into this
+  // (fresh) store (store_salvage.h). Returns the log line's tail ("" if nothing was recovered).
+  std::string RecoverFrom(const std::string& damaged_file);
 
   std::unique_ptr<LmdbEnv> env_;
   std::unique_ptr<ChunkCache> chunks_;  // after env_: destroyed first

@@ -144,8 +144,11 @@ int RunRm(const RmArgs& a) {
     auto name = LocalStore::NormalizeName(text);
     if (!name) return ReportError("rm", name.error().message());
     auto digest = (*local)->store().GetRef(*name);
-    if (!digest) return ReportError("rm", digest.error().message());
-    if (!*digest) return ReportError("rm", "no such local image: " + *name);
+    // A corrupt record (EIO) is still a reference, and removing it is the way out.
+    if (!digest && digest.error().code() != EIO) {
+      return ReportError("rm", digest.error().message());
+    }
+    if (digest && !*digest) return ReportError("rm", "no such local image: " + *name);
     names.push_back(*name);
   }
   for (const std::string& name : names) {

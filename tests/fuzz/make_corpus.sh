@@ -4,7 +4,8 @@
 # zstd:chunked layer with its footer, TOC and annotations), plus hand-written samples of the
 # header formats (WWW-Authenticate, Content-Range, Retry-After, Link, references, auth.json) and
 # structured inputs for the targets that decode their own input layout. The result is checked in;
-# run this only to refresh it. Needs: tar, umoci, skopeo, zstd, gzip, python3.
+# run this only to refresh it. Needs: tar, umoci, skopeo, zstd, gzip, python3, mdb_load
+# (lmdb-utils).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here/corpus
@@ -242,4 +243,14 @@ EOF
 seed fuzz_manifest docker-list.json <<'EOF'
 {"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":528,"digest":"sha256:9b3977197b4f2147bdd31e1271f811319dcd5c2fc595f14e81f5351ab6275b99","platform":{"architecture":"amd64","os":"linux"}},{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":528,"digest":"sha256:c59d8d1b1e3fbbd0e7ad6d3c9ab3a3b7e9d2b61dbfd8b8ffb2d0a0b8c5a1e2f3","platform":{"architecture":"arm64","os":"linux","variant":"v8"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":566,"digest":"sha256:0b3977197b4f2147bdd31e1271f811319dcd5c2fc595f14e81f5351ab6275b99","platform":{"architecture":"unknown","os":"unknown"},"annotations":{"vnd.docker.reference.type":"attestation-manifest"}}]}
 EOF
+# --- LMDB data files (liblmdb's mdb_load): a fresh one and one with a named table of records.
+mkdir -p "$tmp/lmdb1" "$tmp/lmdb2"
+printf 'VERSION=3\nformat=print\ntype=btree\nHEADER=END\n a\n b\nDATA=END\n' | mdb_load "$tmp/lmdb1"
+seed fuzz_lmdb_header small.mdb <"$tmp/lmdb1/data.mdb"
+python3 -c 'import sys
+sys.stdout.write("VERSION=3\nformat=print\ntype=btree\nHEADER=END\n")
+for i in range(300): sys.stdout.write(" key%04d\n value%04d%s\n" % (i, i, "x" * 40))
+sys.stdout.write("DATA=END\n")' | mdb_load -s chunks "$tmp/lmdb2"
+seed fuzz_lmdb_header table.mdb <"$tmp/lmdb2/data.mdb"
+
 echo "corpus: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1)"

@@ -25,6 +25,7 @@
 //   BadInput          unknown image, tiny tmpfs as the cache (full disk): one-line error, exit
 //                     1, store as before.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -526,6 +527,78 @@ TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
   r = Hoist({"prune", CacheFlag()});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_NE(r.stdout_text.find("Cache: 0 bytes in 0 chunks."), std::string::npos) << r.stdout_text;
+}
+
+// A damaged cache (issue 11): data.mdb truncated under a running mount, then zeroed, never
+// stops the mount or a command. The mount serves every byte right (fetching what the cache can
+// no longer give) and stays up; the next command sets the file aside with one warning line and
+// works on an empty store.
+TEST_F(ImageToolsTest, DamagedCacheNeverStopsAMountOrACommand) {
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  const std::string mp = NewDir("mp");
+  CommandResult m = Hoistfs(Ref("tools/zc"), mp, {"-o", "prefetch=none"});
+  ASSERT_TRUE(m.ok()) << m.stderr_text;
+  ASSERT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
+
+  // Truncated under the mount: the next reads fault in the map (SIGBUS) or find zeros.
+  const std::string data = cache_ + "/data.mdb";
+  ASSERT_EQ(::truncate(data.c_str(), 8192), 0);
+  {
+    // Reads must reach hoistfs again, not the kernel's page cache of the mounted files.
+    std::ofstream drop("/proc/sys/vm/drop_caches");
+    drop << "3\n";
+  }
+  EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
+  EXPECT_TRUE(IsMounted(mp));
+  // hoistfs noticed and left word for the next opener.
+  auto report = ReadFile(cache_ + "/data.mdb.damage-report");
+  ASSERT_TRUE(report.has_value()) << "hoistfs did not mark the cache damaged";
+  EXPECT_NE(report->find("truncated under a running process"), std::string::npos) << *report;
+  EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
+  Unmount(mp);
+
+  auto aside_count = [&] {
+    int n = 0;
+    if (DIR* d = ::opendir(cache_.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        n += std::string_view(e->d_name).starts_with("data.mdb.damaged-") ? 1 : 0;
+      }
+      ::closedir(d);
+    }
+    return n;
+  };
+  CommandResult r = Hoist({"images", "--json", CacheFlag()});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "[]\n");
+  EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.rfind("hoist warning: cache " + cache_ + ": data.mdb is damaged (", 0),
+            0u)
+      << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("and started an empty cache"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(aside_count(), 1);
+
+  // Pulled again, then the whole file zeroed: prune --all starts afresh too.
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  EXPECT_NE(ImagesJson(), "[]\n");
+  auto bytes = ReadFile(data);
+  ASSERT_TRUE(bytes.has_value());
+  ASSERT_TRUE(WriteFileAtomic(data, std::string(bytes->size(), '\0')));
+  r = Hoist({"prune", "--all", CacheFlag()});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find("Cache: 0 bytes in 0 chunks."), std::string::npos) << r.stdout_text;
+  EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("data.mdb is damaged (meta page 0 is not a meta page)"),
+            std::string::npos)
+      << r.stderr_text;
+  EXPECT_EQ(aside_count(), 2);
+
+  // And the store works again.
+  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  const std::string mp2 = NewDir("mp");
+  m = Hoistfs(Ref("tools/zc"), mp2, {"-o", "prefetch=none"});
+  ASSERT_TRUE(m.ok()) << m.stderr_text;
+  EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp2)), std::vector<std::string>{});
+  Unmount(mp2);
 }
 
 TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
