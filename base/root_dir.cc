@@ -80,7 +80,7 @@ Result<ScopedFd> RootDir::Resolve(std::string_view path, int flags) const {
       if (fd >= 0) return ScopedFd(static_cast<int>(fd));
       if (errno == EAGAIN && attempt < kAgainRetries) continue;
       if (errno == ENOSYS) break;  // before Linux 5.6: walk by hand
-      return std::unexpected(PathError(path, "open", errno));
+      return Fail(PathError(path, "open", errno));
     }
   }
   return Walk(path, flags);
@@ -93,7 +93,7 @@ Result<ScopedFd> RootDir::Walk(std::string_view path, int flags) const {
   const bool follow_last = (flags & O_NOFOLLOW) == 0;
   std::vector<ScopedFd> dirs;  // dirs[0] is the root; back() is where the walk stands
   dirs.emplace_back(::openat(fd_.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dirs.back().valid()) return std::unexpected(PathError("", "open", errno));
+  if (!dirs.back().valid()) return Fail(PathError("", "open", errno));
 
   std::deque<std::string> queue;
   PushFront(queue, path);
@@ -109,15 +109,15 @@ Result<ScopedFd> RootDir::Walk(std::string_view path, int flags) const {
       continue;
     }
     ScopedFd fd(::openat(dirs.back().get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return std::unexpected(PathError(path, "open", errno));
+    if (!fd.valid()) return Fail(PathError(path, "open", errno));
     struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return std::unexpected(PathError(path, "stat", errno));
+    if (::fstat(fd.get(), &st) != 0) return Fail(PathError(path, "stat", errno));
     const bool is_last = queue.empty();
     if (S_ISLNK(st.st_mode) && (!is_last || follow_last)) {
-      if (++links > kMaxSymlinks) return std::unexpected(PathError(path, "open", ELOOP));
+      if (++links > kMaxSymlinks) return Fail(PathError(path, "open", ELOOP));
       std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
       const ssize_t n = ::readlinkat(fd.get(), "", target.data(), target.size());
-      if (n < 0) return std::unexpected(PathError(path, "read symlink in", errno));
+      if (n < 0) return Fail(PathError(path, "read symlink in", errno));
       target.resize(static_cast<size_t>(n));
       if (!target.empty() && target[0] == '/') dirs.resize(1);
       PushFront(queue, target);
@@ -128,22 +128,22 @@ Result<ScopedFd> RootDir::Walk(std::string_view path, int flags) const {
       last_name = std::move(name);
       break;
     }
-    if (!S_ISDIR(st.st_mode)) return std::unexpected(PathError(path, "open", ENOTDIR));
+    if (!S_ISDIR(st.st_mode)) return Fail(PathError(path, "open", ENOTDIR));
     dirs.push_back(std::move(fd));
   }
   if (!last.valid()) {  // the path ends at a directory the walk stands in (or the root)
     if ((flags & O_PATH) != 0) return ScopedFd(::fcntl(dirs.back().get(), F_DUPFD_CLOEXEC, 0));
     ScopedFd real(::openat(dirs.back().get(), ".", flags));
-    if (!real.valid()) return std::unexpected(PathError(path, "open", errno));
+    if (!real.valid()) return Fail(PathError(path, "open", errno));
     return real;
   }
   if ((flags & O_PATH) != 0) return last;
   // Reopen the name for real I/O without following anything, and make sure it is still the file
   // the walk reached.
   ScopedFd real(::openat(dirs.back().get(), last_name.c_str(), flags | O_NOFOLLOW));
-  if (!real.valid()) return std::unexpected(PathError(path, "open", errno));
+  if (!real.valid()) return Fail(PathError(path, "open", errno));
   if (!SameFile(real.get(), last.get())) {
-    return std::unexpected(PathError(path, "open", EAGAIN));
+    return Fail(PathError(path, "open", EAGAIN));
   }
   return real;
 }

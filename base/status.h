@@ -35,9 +35,17 @@ class [[nodiscard]] Error {
   std::string message_;
 };
 
+// Result<T> and Status are std::expected<T, Error> that cannot be dropped: the type is
+// [[nodiscard]], so ignoring a returned error is a compiler warning, and an error in the
+// -Werror build of scripts/test.sh. To drop one on purpose, cast it to (void) and say why.
 template <class T>
-using Result = std::expected<T, Error>;
-using Status = std::expected<void, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  Result(std::expected<T, Error> e)  // NOLINT(google-explicit-constructor): the same value
+      : std::expected<T, Error>(std::move(e)) {}
+};
+using Status = Result<void>;
 
 inline std::unexpected<Error> Fail(int code, std::string message) {
   return std::unexpected<Error>(Error(code, std::move(message)));

@@ -2,7 +2,7 @@
 // (`hoistfs --offline` / `-o offline`, or automatically when the registry cannot be reached).
 //
 // What the host store holds for a local image (written by `hoist pull` / `hoist load`,
-// tools/local_store.h):
+// tools/image/local_store.h):
 //   - a ref (Store::PutRef): the normalised reference string (Reference::String()) -> the digest
 //     of ONE image manifest (a platform's manifest, never an index);
 //   - the manifest and the config as Store blobs (sha256-checked);

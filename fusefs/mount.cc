@@ -15,6 +15,7 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/mountinfo.h"
 #include "base/thread_priority.h"
 #include "fetcher/reference.h"
 #include "fusefs/local_image.h"
@@ -22,34 +23,10 @@
 namespace hoist {
 namespace {
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountinfo(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      const std::string oct(s.substr(i + 1, 3));
-      char* end = nullptr;
-      long v = std::strtol(oct.c_str(), &end, 8);
-      if (end == oct.c_str() + 3) {
-        out += static_cast<char>(v);
-        i += 3;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
 Result<bool> IsMountPoint(const std::string& canonical) {
-  HOIST_ASSIGN_OR_RETURN(std::string info, ReadFile("/proc/self/mountinfo"));
-  std::istringstream in(info);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, mount_point;
-    if (!(fields >> id >> parent >> devno >> root >> mount_point)) continue;
-    if (UnescapeMountinfo(mount_point) == canonical) return true;
+  HOIST_ASSIGN_OR_RETURN(std::vector<MountInfoEntry> table, ReadMountInfo());
+  for (const MountInfoEntry& e : table) {
+    if (e.mount_point == canonical) return true;
   }
   return false;
 }

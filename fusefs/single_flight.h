@@ -55,11 +55,6 @@ class SingleFlight {
     promise.set_value(std::move(value));
   }
 
-  bool InFlight(const std::string& key) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return flights_.count(key) != 0;
-  }
-
   size_t size() const {
     std::lock_guard<std::mutex> lock(mu_);
     return flights_.size();

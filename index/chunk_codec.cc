@@ -78,7 +78,7 @@ Result<std::string> DecodeChunkBytes(const Chunk& chunk, std::string_view blob, 
     case ChunkEncoding::kZstdFrame: {
       bool clean = false;
       auto out = ZstdUpTo(blob, size + 1, &clean);
-      if (!out) return std::unexpected(out.error().Context(Describe(chunk)));
+      if (!out) return Fail(out.error().Context(Describe(chunk)));
       if (out->size() != size || !clean)
         return Fail(EBADMSG, Describe(chunk) + ": decodes to " +
                                  (out->size() > size ? "more" : std::to_string(out->size())) +
@@ -94,7 +94,7 @@ Result<std::string> DecodeChunkBytes(const Chunk& chunk, std::string_view blob, 
       bool clean = false;
       auto out = chunk.encoding == ChunkEncoding::kGzipMember ? GzipUpTo(blob, want)
                                                               : ZstdUpTo(blob, want, &clean);
-      if (!out) return std::unexpected(out.error().Context(Describe(chunk)));
+      if (!out) return Fail(out.error().Context(Describe(chunk)));
       if (out->size() != want)
         return Fail(EBADMSG, Describe(chunk) + ": decodes to only " + std::to_string(out->size()) +
                                  " bytes, need " + std::to_string(want));

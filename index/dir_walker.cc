@@ -52,7 +52,7 @@ Status DirTarStream::ListDir(Level& level) {
   if (!dir) {
     Error err = SysError("fdopendir", where);
     ::close(dup_fd);
-    return std::unexpected(err);
+    return Fail(err);
   }
   std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, ::closedir);
   for (;;) {
@@ -128,7 +128,7 @@ Status DirTarStream::Advance() {
     if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return Fail(SysError("stat", rel));
     if (auto clean = CleanEntryPath(rel); !clean)
-      return std::unexpected(clean.error().Context("in rootfs " + QuoteName(root_)));
+      return Fail(clean.error().Context("in rootfs " + QuoteName(root_)));
 
     TarWriteEntry w;
     Entry& e = w.entry;
@@ -261,7 +261,7 @@ Result<size_t> DirTarStream::Read(char* buf, size_t n) {
     if (done_) break;
     if (Status st = Advance(); !st) {
       failed_ = true;
-      return std::unexpected(st.error());
+      return Fail(st.error());
     }
   }
   return out;

@@ -175,7 +175,7 @@ Result<size_t> TarReader::ReadPayload(char* buf, size_t n) {
   size_t want = static_cast<size_t>(std::min<uint64_t>(n, payload_left_));
   uint64_t at = position_;
   HOIST_ASSIGN_OR_RETURN(size_t got, ReadUpTo(buf, want));
-  if (got < want) return std::unexpected(Corrupt(at + got, "truncated payload"));
+  if (got < want) return Fail(Corrupt(at + got, "truncated payload"));
   payload_left_ -= got;
   return got;
 }
@@ -193,7 +193,7 @@ Result<std::string_view> TarReader::FinishMember() {
   if (got < padding_.size()) {
     // EOF inside the padding of the last member: tolerated by GNU tar only for the last block;
     // we are strict, the stream cannot be reproduced.
-    return std::unexpected(Corrupt(at + got, "truncated padding"));
+    return Fail(Corrupt(at + got, "truncated padding"));
   }
   member_finished_ = true;
   return std::string_view(padding_);
@@ -237,14 +237,14 @@ Result<const TarMember*> TarReader::Next() {
       trailer_buf_ = raw_header_;  // global headers not followed by a member
       return nullptr;
     }
-    if (got < kBlock) return std::unexpected(Corrupt(block_at, "truncated header block"));
+    if (got < kBlock) return Fail(Corrupt(block_at, "truncated header block"));
     if (AllZero(block, kBlock)) {
       if (!only_globals)
-        return std::unexpected(Corrupt(block_at, "end-of-archive block after a metadata header"));
+        return Fail(Corrupt(block_at, "end-of-archive block after a metadata header"));
       char second[kBlock];
       HOIST_ASSIGN_OR_RETURN(size_t got2, ReadUpTo(second, kBlock));
       if (got2 == kBlock && !AllZero(second, kBlock))
-        return std::unexpected(Corrupt(block_at + kBlock, "non-zero block after a zero block"));
+        return Fail(Corrupt(block_at + kBlock, "non-zero block after a zero block"));
       at_end_ = true;
       trailer_offset_ = start;
       trailer_buf_ = raw_header_;
@@ -264,32 +264,32 @@ Result<const TarMember*> TarReader::Next() {
     }
     auto stored = ParseTarNumber(std::string_view(block + 148, 8), false);
     if (!stored || (static_cast<uint64_t>(*stored) != usum && *stored != ssum))
-      return std::unexpected(Corrupt(block_at, "header checksum mismatch"));
+      return Fail(Corrupt(block_at, "header checksum mismatch"));
 
     const char type = block[156];
     auto size_or = ParseTarNumber(std::string_view(block + 124, 12), false);
     if (!size_or)
-      return std::unexpected(Corrupt(block_at, "bad size field: " + size_or.error().message()));
+      return Fail(Corrupt(block_at, "bad size field: " + size_or.error().message()));
     uint64_t size = static_cast<uint64_t>(*size_or);
 
     if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
       if (size > options_.max_metadata_size)
-        return std::unexpected(Error(
+        return Fail(Error(
             EFBIG, Corrupt(block_at,
                            "metadata header of " + std::to_string(size) + " bytes is over the cap")
                        .message()));
       std::string data(size + PaddingFor(size), '\0');
       HOIST_ASSIGN_OR_RETURN(size_t dgot, ReadUpTo(data.data(), data.size()));
       if (dgot < data.size())
-        return std::unexpected(Corrupt(block_at, "truncated metadata header"));
+        return Fail(Corrupt(block_at, "truncated metadata header"));
       raw_header_ += data;
       data.resize(size);
       if (type == 'x' || type == 'g') {
         auto recs = ParsePaxRecords(data);
-        if (!recs) return std::unexpected(Corrupt(block_at, recs.error().message()));
+        if (!recs) return Fail(Corrupt(block_at, recs.error().message()));
         for (auto& [k, v] : *recs) {
           if (k.starts_with("GNU.sparse."))
-            return std::unexpected(
+            return Fail(
                 Error(ENOTSUP, Corrupt(block_at, "GNU sparse files are not supported").message()));
         }
         if (type == 'g') {
@@ -314,7 +314,7 @@ Result<const TarMember*> TarReader::Next() {
 
     // The main header.
     if (type == 'S')
-      return std::unexpected(
+      return Fail(
           Error(ENOTSUP, Corrupt(block_at, "GNU sparse files are not supported").message()));
     const bool known = type == '0' || type == '\0' || type == '7' || IsHeaderOnly(type);
     std::string_view magic(block + 257, 6);
@@ -340,13 +340,13 @@ Result<const TarMember*> TarReader::Next() {
       std::string t = type >= 0x20 && type < 0x7f
                           ? std::string(1, type)
                           : "\\x" + std::to_string(static_cast<unsigned char>(type));
-      return std::unexpected(Corrupt(start, "unsupported typeflag '" + t + "'"));
+      return Fail(Corrupt(start, "unsupported typeflag '" + t + "'"));
     }
 
     Entry& e = member_.entry;
     auto num = [&](size_t off, size_t len, const char* what, bool neg) -> Result<int64_t> {
       auto v = ParseTarNumber(std::string_view(block + off, len), neg);
-      if (!v) return std::unexpected(Corrupt(start, std::string("bad ") + what + " field"));
+      if (!v) return Fail(Corrupt(start, std::string("bad ") + what + " field"));
       return *v;
     };
     HOIST_ASSIGN_OR_RETURN(int64_t mode, num(100, 8, "mode", false));
@@ -357,29 +357,29 @@ Result<const TarMember*> TarReader::Next() {
     e.mtime_sec = mtime;
     e.mtime_nsec = 0;
     auto id_ok = [](uint64_t v) { return v <= UINT32_MAX; };
-    if (!id_ok(uid) || !id_ok(gid)) return std::unexpected(Corrupt(start, "uid/gid out of range"));
+    if (!id_ok(uid) || !id_ok(gid)) return Fail(Corrupt(start, "uid/gid out of range"));
     e.uid = static_cast<uint32_t>(uid);
     e.gid = static_cast<uint32_t>(gid);
     if (type == '3' || type == '4') {
       HOIST_ASSIGN_OR_RETURN(int64_t maj, num(329, 8, "devmajor", false));
       HOIST_ASSIGN_OR_RETURN(int64_t min, num(337, 8, "devminor", false));
       if (!id_ok(maj) || !id_ok(min))
-        return std::unexpected(Corrupt(start, "device number out of range"));
+        return Fail(Corrupt(start, "device number out of range"));
       e.dev_major = static_cast<uint32_t>(maj);
       e.dev_minor = static_cast<uint32_t>(min);
     }
     for (auto& [k, v] : recs) {
       if (k == "size") {
         auto s = ParsePaxUint(v);
-        if (!s) return std::unexpected(Corrupt(start, "bad pax size"));
+        if (!s) return Fail(Corrupt(start, "bad pax size"));
         size = *s;
       } else if (k == "uid" || k == "gid") {
         auto s = ParsePaxUint(v);
-        if (!s || *s > UINT32_MAX) return std::unexpected(Corrupt(start, "bad pax " + k));
+        if (!s || *s > UINT32_MAX) return Fail(Corrupt(start, "bad pax " + k));
         (k == "uid" ? e.uid : e.gid) = static_cast<uint32_t>(*s);
       } else if (k == "mtime") {
         auto t = ParsePaxTime(v);
-        if (!t) return std::unexpected(Corrupt(start, "bad pax mtime"));
+        if (!t) return Fail(Corrupt(start, "bad pax mtime"));
         e.mtime_sec = t->first;
         e.mtime_nsec = t->second;
       } else if (k.starts_with("SCHILY.xattr.")) {
@@ -389,13 +389,13 @@ Result<const TarMember*> TarReader::Next() {
         std::string b64 = v;
         while (b64.size() % 4) b64 += '=';
         auto xval = Base64Decode(b64);
-        if (!xname || !xval) return std::unexpected(Corrupt(start, "bad LIBARCHIVE.xattr record"));
+        if (!xname || !xval) return Fail(Corrupt(start, "bad LIBARCHIVE.xattr record"));
         bool dup = false;
         for (auto& x : e.xattrs) dup |= x.name == *xname;
         if (!dup) e.xattrs.push_back(Xattr{*xname, *xval});
       }
     }
-    if (size > (uint64_t{1} << 62)) return std::unexpected(Corrupt(start, "absurd size"));
+    if (size > (uint64_t{1} << 62)) return Fail(Corrupt(start, "absurd size"));
 
     switch (type) {
       case '1':
@@ -423,20 +423,20 @@ Result<const TarMember*> TarReader::Next() {
     member_.typeflag = type;
     auto clean = CleanEntryPath(name);
     if (!clean)
-      return std::unexpected(
+      return Fail(
           Error(clean.error().code(), Corrupt(start, clean.error().message()).message()));
     e.path = std::move(*clean);
     if (e.type == EntryType::kHardlink) {
       auto target = CleanEntryPath(link);
       if (!target)
-        return std::unexpected(
+        return Fail(
             Error(target.error().code(),
                   Corrupt(start, "hardlink target: " + target.error().message()).message()));
       e.link_name = std::move(*target);
     } else if (e.type == EntryType::kSymlink) {
-      if (link.empty()) return std::unexpected(Corrupt(start, "symlink with an empty target"));
+      if (link.empty()) return Fail(Corrupt(start, "symlink with an empty target"));
       if (link.find('\0') != std::string::npos || link.size() > kMaxPathLength)
-        return std::unexpected(Corrupt(start, "bad symlink target"));
+        return Fail(Corrupt(start, "bad symlink target"));
       e.link_name = link;
     }
     const bool has_payload = !IsHeaderOnly(type) && e.type == EntryType::kRegular;

@@ -206,13 +206,13 @@ Result<TarSplitStats> ReassembleTar(std::string_view compressed_tar_split,
     if (r->size == 0) continue;
     const std::string what = "tar-split file " + QuoteShort(r->name);
     auto content = open_file(r->name, r->size);
-    if (!content) return std::unexpected(content.error().Context(what));
+    if (!content) return Fail(content.error().Context(what));
     if (buf.empty()) buf.resize(1 << 20);
     uint64_t left = r->size;
     uint64_t crc = 0;
     while (left > 0) {
       auto n = (*content)(buf.data(), static_cast<size_t>(std::min<uint64_t>(left, buf.size())));
-      if (!n) return std::unexpected(n.error().Context(what));
+      if (!n) return Fail(n.error().Context(what));
       if (*n == 0)
         return Fail(EBADMSG, what + ": content ended after " + std::to_string(r->size - left) +
                                  " of " + std::to_string(r->size) + " bytes");
@@ -223,7 +223,7 @@ Result<TarSplitStats> ReassembleTar(std::string_view compressed_tar_split,
     }
     char extra;
     auto n = (*content)(&extra, 1);
-    if (!n) return std::unexpected(n.error().Context(what));
+    if (!n) return Fail(n.error().Context(what));
     if (*n != 0)
       return Fail(EBADMSG,
                   what + ": content is longer than its recorded size " + std::to_string(r->size));

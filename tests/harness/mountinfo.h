@@ -1,8 +1,8 @@
 // Whether a path is a mount point, from /proc/self/mountinfo (never by touching the path, which
 // could hang on a dead FUSE mount).
 //
-// The path is compared as the kernel lists it (absolute, no trailing "/"; octal escapes such as
-// "\040" are not decoded, so use paths without spaces). Thread-safety: reads the file on each call.
+// The path is compared with the decoded mount point (base/mountinfo.h): absolute, no trailing
+// "/". Thread-safety: reads the file on each call.
 #pragma once
 
 #include <string>

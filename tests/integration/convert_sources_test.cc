@@ -17,7 +17,7 @@
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/integration/layout_image.h"
-#include "tools/image_transport.h"
+#include "tools/image/image_transport.h"
 
 #ifndef HOIST_BINARY
 #error "HOIST_BINARY must name the hoist executable"

@@ -24,9 +24,9 @@
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/integration/layout_image.h"
-#include "tools/image_manifest.h"
-#include "tools/image_stream.h"
-#include "tools/image_transport.h"
+#include "tools/image/image_manifest.h"
+#include "tools/image/image_stream.h"
+#include "tools/image/image_transport.h"
 
 #ifndef HOIST_BINARY
 #error "HOIST_BINARY must name the hoist executable"
@@ -585,9 +585,9 @@ TEST_F(ConvertTest, RegistryToRegistryKeepsTarsAndConfig) {
     const Descriptor& layer = out->manifest.layers[i];
     SCOPED_TRACE("layer " + std::to_string(i));
     EXPECT_EQ(layer.media_type, kMediaTypeOciLayerZstd);
-    EXPECT_EQ(layer.annotations.count(std::string(kTocChecksumKey)), 1u);
-    EXPECT_EQ(layer.annotations.count(std::string(kTocPositionKey)), 1u);
-    EXPECT_EQ(layer.annotations.count(std::string(kTarSplitPositionKey)), 1u);
+    EXPECT_EQ(layer.annotations.count(std::string(kAnnotationTocChecksum)), 1u);
+    EXPECT_EQ(layer.annotations.count(std::string(kAnnotationTocPosition)), 1u);
+    EXPECT_EQ(layer.annotations.count(std::string(kAnnotationTarSplitPosition)), 1u);
     // `zstd -d` of the converted layer is the source tar exactly.
     auto diff = DecompressedDigest(out->BlobPath(layer.digest));
     ASSERT_TRUE(diff.has_value()) << diff.error().message();

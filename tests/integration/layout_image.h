@@ -11,7 +11,7 @@
 #include "base/status.h"
 #include "fetcher/manifest.h"
 #include "tests/harness/oci_image.h"
-#include "tools/image_transport.h"
+#include "tools/image/image_transport.h"
 
 namespace hoist::testutil {
 

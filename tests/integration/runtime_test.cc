@@ -52,11 +52,12 @@
 #include <vector>
 
 #include "base/file_util.h"
+#include "base/mountinfo.h"
 #include "fusefs/stats_file.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
-#include "tools/bundle.h"
+#include "tools/runtime/bundle.h"
 
 #ifndef HOIST_BINARY
 #error "HOIST_BINARY must name the hoist executable"
@@ -113,17 +114,12 @@ std::vector<std::string> MountsIn(const std::string& dir) {
   return m ? *m : std::vector<std::string>{"<mountinfo unreadable>"};
 }
 
-// The mount options (field 6) of the mount at `target` in /proc/self/mountinfo.
+// The per-mount options of the mount at `target` (base/mountinfo.h).
 std::string MountOptionsOf(const std::string& target) {
-  auto info = ReadFile("/proc/self/mountinfo");
-  if (!info) return "";
-  std::istringstream in(*info);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mp, opts;
-    f >> id >> parent >> dev >> root >> mp >> opts;
-    if (mp == target) return opts;
+  auto table = ReadMountInfo();
+  if (!table) return "";
+  for (const MountInfoEntry& e : *table) {
+    if (e.mount_point == target) return e.options;
   }
   return "";
 }

@@ -1,6 +1,6 @@
 // runtime_spec.h: user resolution through the image's passwd/group, docker's command and env
 // rules, and the config.json a bundle gets (parsed back and checked field by field).
-#include "tools/runtime_spec.h"
+#include "tools/runtime/runtime_spec.h"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>

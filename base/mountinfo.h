@@ -1,0 +1,33 @@
+// The mount table of this process (/proc/self/mountinfo), parsed once, in one place.
+//
+// Each line is "id parent major:minor root mount_point options [optional...] - fstype source
+// super_options"; paths are decoded from the kernel's octal escapes (\040 space, \011 tab, \012
+// newline, \134 backslash). Reading the table never touches the mount points themselves, so a
+// dead FUSE mount cannot hang the caller. Lines that do not parse are skipped.
+// Thread-safety: plain functions; ReadMountInfo reads the file on each call.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace hoist {
+
+struct MountInfoEntry {
+  std::string root;         // the root of the mount within its filesystem
+  std::string mount_point;  // absolute, decoded
+  std::string options;      // per-mount options ("ro,nodev,relatime")
+  std::string fs_type;      // "fuse.hoistfs", "overlay", ...
+  std::string source;       // decoded
+};
+
+std::string UnescapeMountInfo(std::string_view s);
+std::vector<MountInfoEntry> ParseMountInfo(std::string_view text);
+Result<std::vector<MountInfoEntry>> ReadMountInfo(const std::string& path = "/proc/self/mountinfo");
+
+// The mount points at `dir` or below it, in table order (mount order).
+Result<std::vector<std::string>> MountPointsUnder(const std::string& dir);
+
+}  // namespace hoist

@@ -1,0 +1,166 @@
+// hoist inspect [--raw|--config] IMAGE: what `skopeo inspect` prints, for a registry image.
+#include <cstdio>
+
+#include "tools/cli/json_out.h"
+#include "tools/image/local_store.h"
+#include "tools/cli/registry_flags.h"
+#include "tools/cli/verbs.h"
+
+namespace hoist {
+namespace {
+
+struct InspectArgs {
+  RegistryFlags registry;
+  std::string image;
+  bool raw = false;
+  bool config = false;
+  bool no_tags = false;
+  bool local = false;  // only the local store
+  std::string cache;
+};
+
+std::string InspectJson(const ResolvedImage& img, const ManifestBytes& top,
+                        const std::vector<std::string>& tags) {
+  JsonOut j;
+  auto& w = j.w();
+  w.StartObject();
+  j.KeyString("Name", img.reference.Name());
+  j.KeyString("Digest", top.digest.str());
+  j.Key("RepoTags");
+  j.StringList(tags);
+  j.KeyString("Created", img.config.created);
+  j.KeyString("DockerVersion", "");
+  j.Key("Labels");
+  j.StringMap(img.config.labels, /*null_if_empty=*/true);
+  j.KeyString("Architecture", img.config.architecture);
+  if (!img.config.variant.empty()) j.KeyString("Variant", img.config.variant);
+  j.KeyString("Os", img.config.os);
+  j.Key("Layers");
+  w.StartArray();
+  for (const auto& l : img.manifest.layers) j.String(l.digest.str());
+  w.EndArray();
+  j.Key("LayersData");
+  w.StartArray();
+  for (const auto& l : img.manifest.layers) {
+    w.StartObject();
+    j.KeyString("MIMEType", l.media_type);
+    j.KeyString("Digest", l.digest.str());
+    j.Key("Size");
+    w.Int64(l.size);
+    j.Key("Annotations");
+    j.StringMap(l.annotations, /*null_if_empty=*/true);
+    w.EndObject();
+  }
+  w.EndArray();
+  j.Key("Env");
+  j.StringList(img.config.env, /*null_if_empty=*/true);
+  w.EndObject();
+  return j.Finish();
+}
+
+// A local image (`hoist pull` / `hoist load`): the same output; RepoTags are the local names of
+// the same manifest. Returns nullopt when the store has no such image.
+std::optional<int> InspectLocal(const InspectArgs& a, std::optional<Error>* error) {
+  auto local = LocalStore::Open(a.cache);
+  if (!local) {
+    *error = local.error();
+    return std::nullopt;
+  }
+  auto found = (*local)->Find(a.image);
+  if (!found) {
+    *error = found.error();
+    return std::nullopt;
+  }
+  if (!*found) return std::nullopt;
+  const LocalImage& li = **found;
+  if (a.raw) {
+    std::fwrite(li.manifest_bytes.data(), 1, li.manifest_bytes.size(), stdout);
+    return 0;
+  }
+  if (a.config) {
+    std::fwrite(li.config.raw.data(), 1, li.config.raw.size(), stdout);
+    return 0;
+  }
+  ResolvedImage img;
+  img.reference = li.reference;
+  img.manifest_bytes = ManifestBytes{li.media_type, li.manifest_digest, li.manifest_bytes};
+  img.manifest = li.manifest;
+  img.config = li.config;
+  std::vector<std::string> tags;
+  if (!a.no_tags) {
+    if (auto refs = (*local)->store().ListRefs(); refs) {
+      for (const auto& [name, digest] : *refs) {
+        auto r = Reference::Parse(name);
+        if (r && digest == li.manifest_digest && r->Name() == li.reference.Name() &&
+            !r->tag.empty()) {
+          tags.push_back(r->tag);
+        }
+      }
+    }
+  }
+  std::string out = InspectJson(img, img.manifest_bytes, tags);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+int RunInspect(const InspectArgs& a) {
+  auto ref = Reference::Parse(a.image);
+  if (!ref) return ReportError("inspect", ref.error().message());
+  if (a.local) {
+    std::optional<Error> error;
+    if (std::optional<int> rc = InspectLocal(a, &error)) return *rc;
+    if (error) return ReportError("inspect", error->message());
+    return ReportError("inspect", "no such local image: " + ref->String());
+  }
+  // The registry first; an image it cannot give (unknown there, or unreachable) may be local.
+  auto remote_failed = [&](const Error& e) {
+    std::optional<Error> local_error;
+    if (std::optional<int> rc = InspectLocal(a, &local_error)) return *rc;
+    return ReportError("inspect", e.message());
+  };
+  auto client = a.registry.MakeClient();
+  if (!client) return ReportError("inspect", client.error().message());
+  RegistryClient& rc = **client;
+
+  if (a.raw) {
+    auto m = rc.GetManifest(*ref);
+    if (!m) return remote_failed(m.error());
+    std::fwrite(m->bytes.data(), 1, m->bytes.size(), stdout);
+    return 0;
+  }
+  auto img = rc.Resolve(*ref);
+  if (!img) return remote_failed(img.error());
+  if (a.config) {
+    std::fwrite(img->config.raw.data(), 1, img->config.raw.size(), stdout);
+    return 0;
+  }
+  const ManifestBytes& top = img->index ? *img->index : img->manifest_bytes;
+  std::vector<std::string> tags;
+  if (!a.no_tags) {
+    auto t = rc.ListTags(*ref);
+    if (!t) return ReportError("inspect", t.error().message());
+    tags = std::move(*t);
+  }
+  std::string out = InspectJson(*img, top, tags);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterInspect(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<InspectArgs>();
+  CLI::App* sub = app.add_subcommand("inspect", "Show an image's manifest, config and layers");
+  args->registry.Add(sub);
+  sub->add_option("IMAGE", args->image, "Image reference (registry/repo:tag or @digest)")
+      ->required();
+  auto* raw = sub->add_flag("--raw", args->raw, "Print the manifest (or index) bytes as served");
+  sub->add_flag("--config", args->config, "Print the image config bytes")->excludes(raw);
+  sub->add_flag("--no-tags", args->no_tags, "Do not list the repository's tags");
+  sub->add_flag("--local", args->local,
+                "Only the local store (by default the registry, then the local store)");
+  sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
+  sub->callback([args, run] { *run = [args] { return RunInspect(*args); }; });
+}
+
+}  // namespace hoist

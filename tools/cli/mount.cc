@@ -1,0 +1,163 @@
+// hoist mount [flags] IMAGE MOUNTPOINT: runs hoistfs (the binary next to `hoist`, else from
+//   PATH) with the flags turned into -o options; returns once the mount is ready.
+// hoist umount MOUNTPOINT: `fusermount3 -u MOUNTPOINT`, then waits (up to --wait seconds) for
+//   the daemon named in the mount's state file to finish its clean exit (final stats write).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/file_util.h"
+#include "fusefs/mount.h"
+#include "fusefs/stats_file.h"
+#include "tools/cli/registry_flags.h"
+#include "tools/cli/verbs.h"
+
+namespace hoist {
+namespace {
+
+struct MountArgs {
+  RegistryFlags registry;
+  std::string image;
+  std::string mountpoint;
+  bool foreground = false;
+  int timeout = 0;
+  std::string prefetch;
+  std::string bandwidth;
+  std::string cache;
+  std::string cache_size;
+  bool allow_other = false;
+  std::vector<std::string> extra;
+};
+
+struct UmountArgs {
+  std::string mountpoint;
+  int wait_seconds = 10;
+};
+
+std::string SelfDir() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  std::string path(buf, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/'));
+}
+
+// Runs argv (PATH lookup), waits, returns the exit code (128 + signal if killed, 127 if exec
+// failed).
+int RunAndWait(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return 127;
+  if (pid == 0) {
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "hoist: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+// True while `pid` exists and is not a zombie.
+bool ProcessAlive(int64_t pid) {
+  if (pid <= 0) return false;
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  const size_t paren = stat->rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat->size()) return false;
+  const char state = (*stat)[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+int RunMount(const MountArgs& a) {
+  std::vector<std::string> opts;
+  if (a.timeout > 0) opts.push_back("timeout=" + std::to_string(a.timeout));
+  if (!a.prefetch.empty()) opts.push_back("prefetch=" + a.prefetch);
+  if (!a.bandwidth.empty()) opts.push_back("bandwidth=" + a.bandwidth);
+  if (!a.cache_size.empty()) opts.push_back("cache_size=" + a.cache_size);
+  if (a.allow_other) opts.push_back("allow_other");
+  for (const std::string& h : a.registry.insecure_registries)
+    opts.push_back("insecure_registry=" + h);
+  if (!a.registry.platform.empty()) opts.push_back("platform=" + a.registry.platform);
+  if (!a.registry.log_level.empty()) opts.push_back("log_level=" + a.registry.log_level);
+  for (const std::string& e : a.extra) opts.push_back(e);
+  std::string hoistfs = SelfDir() + "/hoistfs";
+  if (::access(hoistfs.c_str(), X_OK) != 0) hoistfs = "hoistfs";
+  std::vector<std::string> argv = {hoistfs};
+  if (a.foreground) argv.push_back("-f");
+  if (!a.cache.empty()) {
+    argv.push_back("--cache");
+    argv.push_back(a.cache);
+  }
+  if (!opts.empty()) {
+    std::string joined;
+    for (const std::string& o : opts) joined += (joined.empty() ? "" : ",") + o;
+    argv.push_back("-o");
+    argv.push_back(joined);
+  }
+  argv.push_back(a.image);
+  argv.push_back(a.mountpoint);
+  return RunAndWait(argv);
+}
+
+int RunUmount(const UmountArgs& a) {
+  int64_t pid = 0;
+  if (auto canonical = CanonicalMountpointNoFollow(a.mountpoint)) {
+    auto state = ReadMountStateFile(StateFileForCanonicalMountpoint(*canonical, DefaultStateDir()));
+    if (state) pid = state->pid;
+  }
+  const int rc = RunAndWait({"fusermount3", "-u", a.mountpoint});
+  if (rc != 0) return ReportError("umount", "fusermount3 -u " + a.mountpoint + " failed");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_seconds);
+  while (ProcessAlive(pid) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (ProcessAlive(pid))
+    return ReportError("umount",
+                       "unmounted, but hoistfs (pid " + std::to_string(pid) + ") is still running");
+  return 0;
+}
+
+}  // namespace
+
+void RegisterMount(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<MountArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "mount", "Mount an image read-only at MOUNTPOINT (runs hoistfs; returns once ready)");
+  args->registry.Add(sub);
+  sub->add_option("IMAGE", args->image, "Image reference")->required();
+  sub->add_option("MOUNTPOINT", args->mountpoint, "An empty directory")->required();
+  sub->add_flag("-f,--foreground", args->foreground, "Stay in the foreground");
+  sub->add_option("--timeout", args->timeout, "Seconds a read may wait for the network");
+  sub->add_option("--prefetch", args->prefetch, "none, priority or all (default all)");
+  sub->add_option("--bandwidth", args->bandwidth, "Prefetch cap in bytes/s (k/m/g suffixes)");
+  sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
+  sub->add_option("--cache-size", args->cache_size, "Chunk cache quota in bytes (k/m/g)");
+  sub->add_flag("--allow-other", args->allow_other, "Let other users see the mount");
+  sub->add_option("-o", args->extra, "More hoistfs -o options")->allow_extra_args(false);
+  sub->callback([args, run] { *run = [args] { return RunMount(*args); }; });
+}
+
+void RegisterUmount(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<UmountArgs>();
+  CLI::App* sub = app.add_subcommand("umount", "Unmount a hoist mount and wait for its daemon");
+  sub->add_option("MOUNTPOINT", args->mountpoint, "The mountpoint")->required();
+  sub->add_option("--wait", args->wait_seconds, "Seconds to wait for the daemon to exit")
+      ->capture_default_str();
+  sub->callback([args, run] { *run = [args] { return RunUmount(*args); }; });
+}
+
+}  // namespace hoist

@@ -1,0 +1,233 @@
+// hoist pull IMAGE: fetches every chunk of the image into the host cache and records the image
+// in the local store, so hoistfs can mount it with no registry (--offline, or automatically).
+//
+// Per layer (indexes through fusefs/layer_loader.h, stored in the store):
+//   - layers whose chunks are verified on their own (zstd:chunked, eStargz, plain tar): every
+//     missing chunk is fetched with ChunkReader::FetchForPrefetch (coalesced range requests,
+//     sha256-checked, cached);
+//   - unconverted tar+gzip / tar+zstd layers (kStream chunks, which the cache cannot hold): the
+//     whole blob, verified, as a local blob file (fusefs/local_image.h) that the mount's
+//     StreamLayer reads instead of the registry.
+// Before anything is fetched, the layers go through the merge rules exactly as a mount applies
+// them (MergedView::Build): an image the mount would refuse is refused here, same message.
+// Then every chunk is checked to be in the cache (a quota or a disk too small for the image is
+// ENOSPC, with no reference written), and the config, manifest and the reference are stored,
+// the reference last.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "fusefs/chunk_reader.h"
+#include "fusefs/layer_loader.h"
+#include "fusefs/local_image.h"
+#include "fusefs/merged_view.h"
+#include "fusefs/mount_stats.h"
+#include "index/layer_index.h"
+#include "tools/image/image_impl.h"
+#include "tools/image/local_store.h"
+#include "tools/cli/registry_flags.h"
+#include "tools/cli/verbs.h"
+
+namespace hoist {
+namespace {
+
+struct PullArgs {
+  RegistryFlags registry;
+  std::string image;
+  std::string cache;
+  bool quiet = false;
+  int jobs = 4;
+};
+
+class Progress {
+ public:
+  Progress(std::string name, uint64_t total, bool enabled)
+      : name_(std::move(name)), total_(total), enabled_(enabled && ::isatty(2)) {}
+  void Add(uint64_t n) {
+    done_ += n;
+    Draw(false);
+  }
+  void Finish() { Draw(true); }
+
+ private:
+  void Draw(bool last) {
+    if (!enabled_) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t d = done_.load();
+    const int pct = total_ == 0 ? 100 : static_cast<int>(d * 100 / total_);
+    std::fprintf(stderr, "\rpulling %s: %s / %s (%d%%)   ", name_.c_str(), HumanSize(d).c_str(),
+                 HumanSize(total_).c_str(), pct > 100 ? 100 : pct);
+    if (last) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+  std::string name_;
+  uint64_t total_;
+  bool enabled_;
+  std::atomic<uint64_t> done_{0};
+  std::mutex mu_;
+};
+
+// Counts bytes through a reader for the progress display.
+class CountingReader : public ByteReader {
+ public:
+  CountingReader(std::unique_ptr<ByteReader> inner, Progress* progress)
+      : inner_(std::move(inner)), progress_(progress) {}
+  Result<size_t> Read(char* buf, size_t n) override {
+    HOIST_ASSIGN_OR_RETURN(size_t got, inner_->Read(buf, n));
+    progress_->Add(got);
+    return got;
+  }
+
+ private:
+  std::unique_ptr<ByteReader> inner_;
+  Progress* progress_;
+};
+
+Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* created) {
+  HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(a.image));
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, a.registry.MakeClient());
+  HOIST_ASSIGN_OR_RETURN(ResolvedImage img, client->Resolve(ref));
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<LocalStore> local, LocalStore::Open(a.cache));
+  Store& store = local->store();
+  std::unique_ptr<BlobSource> source =
+      std::make_unique<LocalBlobSource>(local->cache_dir(), client->OpenBlobSource(ref));
+  HOIST_ASSIGN_OR_RETURN(LoadedLayers layers, LoadLayers(*source, &store, img.manifest.layers));
+  // The merge rules, exactly as a mount applies them: an image that would not mount is refused
+  // before anything is fetched, with the mount's message.
+  HOIST_RETURN_IF_ERROR(MergedView::Build(layers.layers));
+
+  // What is missing.
+  struct Work {
+    Digest blob;
+    std::vector<Chunk> chunks;  // one coalesced group
+  };
+  std::vector<Work> groups;
+  std::vector<size_t> file_layers;
+  std::vector<Chunk> all_chunks;
+  uint64_t total = 0;
+  for (size_t i = 0; i < layers.layers.size(); ++i) {
+    const LayerIndex& li = *layers.layers[i];
+    if (LayerNeedsBlobFile(li)) {
+      if (!local->HasBlobFile(li.layer_digest)) {
+        file_layers.push_back(i);
+        total += static_cast<uint64_t>(img.manifest.layers[i].size);
+      }
+      continue;
+    }
+    std::vector<Chunk> missing;
+    for (const Chunk& c : DistinctCachedChunks(li)) {
+      all_chunks.push_back(c);
+      HOIST_ASSIGN_OR_RETURN(bool have, store.chunks().Contains(c.digest));
+      if (!have) {
+        missing.push_back(c);
+        total += c.blob_length;
+      }
+    }
+    for (auto& g : CoalesceChunks(std::move(missing), 16 << 10, 4 << 20)) {
+      groups.push_back(Work{li.layer_digest, std::move(g)});
+    }
+  }
+
+  Progress progress(ref.String(), total, !a.quiet);
+  // Unconverted layers: whole verified blobs.
+  if (!file_layers.empty()) {
+    HOIST_ASSIGN_OR_RETURN(RegistryOptions options, a.registry.Options());
+    HOIST_ASSIGN_OR_RETURN(
+        std::unique_ptr<ImageSource> docker,
+        NewDockerSource(ref.WithDigest(img.manifest_bytes.digest).String(), std::move(options)));
+    for (size_t i : file_layers) {
+      const Descriptor& d = img.manifest.layers[i];
+      HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, docker->OpenBlob(d));
+      CountingReader counting(std::move(r), &progress);
+      auto wrote = local->WriteBlobFile(d, counting);
+      if (!wrote) {
+        return Fail(
+            wrote.error().Context(LayerLabel(i, img.manifest.layers.size(), d.digest.str())));
+      }
+      if (*wrote) created->push_back(local->BlobFilePath(d.digest));
+    }
+  }
+  // Chunks, `jobs` groups at a time.
+  {
+    MountStats stats;
+    ChunkReaderOptions ro;
+    ro.timeout = std::chrono::minutes(10);
+    ChunkReader reader(source.get(), &store.chunks(), &stats, ro, nullptr);
+    std::atomic<size_t> next{0};
+    std::mutex err_mu;
+    std::optional<Error> first_error;
+    auto worker = [&] {
+      while (true) {
+        {
+          std::lock_guard<std::mutex> lock(err_mu);
+          if (first_error) return;
+        }
+        const size_t k = next++;
+        if (k >= groups.size()) return;
+        Status st = reader.FetchForPrefetch(groups[k].blob, groups[k].chunks);
+        if (!st) {
+          std::lock_guard<std::mutex> lock(err_mu);
+          if (!first_error) first_error = st.error();
+          return;
+        }
+        uint64_t n = 0;
+        for (const Chunk& c : groups[k].chunks) n += c.blob_length;
+        progress.Add(n);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < std::max(1, a.jobs); ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+    if (first_error) return Fail(*first_error);
+  }
+  progress.Finish();
+  HOIST_RETURN_IF_ERROR(store.chunks().Flush());
+  // Everything must really be there: a quota or a disk too small drops or evicts chunks.
+  uint64_t absent = 0;
+  for (const Chunk& c : all_chunks) {
+    HOIST_ASSIGN_OR_RETURN(bool have, store.chunks().Contains(c.digest));
+    if (!have) ++absent;
+  }
+  if (absent > 0) {
+    return Fail(ENOSPC, std::to_string(absent) + " of " + std::to_string(all_chunks.size()) +
+                            " chunks could not be kept in the cache " + local->cache_dir() +
+                            " (cache quota or disk too small for the image)");
+  }
+  HOIST_RETURN_IF_ERROR(local->PutImage(img.manifest_bytes.bytes, img.config.raw, {ref.String()}));
+  *summary = ref.String() + " " + img.manifest_bytes.digest.str() + "\n";
+  return Ok();
+}
+
+int RunPull(const PullArgs& a) {
+  std::string summary;
+  std::vector<std::string> created;
+  Status st = Pull(a, &summary, &created);
+  if (!st) {
+    // Blob files this pull added go again: the store is as before (chunks are only cache).
+    for (const std::string& path : created) ::unlink(path.c_str());
+    return ReportError("pull", st.error().message());
+  }
+  if (!a.quiet) std::fputs(("Pulled " + summary).c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterPull(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<PullArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "pull", "Fetch every chunk of an image into the local cache, for mounting offline");
+  args->registry.Add(sub);
+  sub->add_option("IMAGE", args->image, "Image reference (registry/repo:tag or @digest)")
+      ->required();
+  sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
+  sub->add_option("-j,--jobs", args->jobs, "Range requests in flight (default 4)");
+  sub->add_flag("-q,--quiet", args->quiet, "No progress and no summary");
+  sub->callback([args, run] { *run = [args] { return RunPull(*args); }; });
+}
+
+}  // namespace hoist

@@ -1,0 +1,41 @@
+#include "tools/cli/registry_flags.h"
+
+#include "base/log.h"
+
+namespace hoist {
+
+void RegistryFlags::Add(CLI::App* app) {
+  AddInsecureRegistry(app);
+  app->add_option("--platform", platform, "OS/ARCH[/VARIANT] to pick from an index");
+  app->add_option("--log-level", log_level, "debug, info, warning, error or off");
+}
+
+void RegistryFlags::AddInsecureRegistry(CLI::App* app) {
+  // One value per occurrence (repeat the flag for more): a greedy list would swallow the
+  // positional arguments after it.
+  app->add_option("--insecure-registry", insecure_registries,
+                  "HOST[:PORT] that may be reached over plain HTTP (loopback always may; "
+                  "repeatable)")
+      ->allow_extra_args(false);
+}
+
+Result<RegistryOptions> RegistryFlags::Options() const {
+  RegistryOptions options;
+  options.insecure_registries = insecure_registries;
+  if (!platform.empty()) {
+    HOIST_ASSIGN_OR_RETURN(options.platform, Platform::Parse(platform));
+  }
+  return options;
+}
+
+Result<std::unique_ptr<RegistryClient>> RegistryFlags::MakeClient() const {
+  LogLevel level;
+  if (!ParseLogLevel(log_level, &level)) {
+    return Fail(EINVAL, "unknown log level \"" + log_level + "\"");
+  }
+  SetLogLevel(level);
+  HOIST_ASSIGN_OR_RETURN(RegistryOptions options, Options());
+  return RegistryClient::CreateDefault(std::move(options));
+}
+
+}  // namespace hoist

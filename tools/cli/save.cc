@@ -1,0 +1,416 @@
+// hoist save IMAGE... -o FILE [--format docker-archive|oci-archive]: several images and tags in
+// one archive. Each IMAGE is a local image (`hoist images`) or else a registry reference (the
+// host platform of an index).
+//
+// docker-archive (what `docker load`, `podman load` and `skopeo copy docker-archive:` read; the
+// layout skopeo 1.9 writes): <config-hex>.json, one UNCOMPRESSED layer per diff_id as
+// <diffid-hex>.tar (every layer is decompressed and its sha256 checked against the config's
+// diff_id), legacy <v1-id>/{VERSION,json,layer.tar -> ../<diffid-hex>.tar} directories, then
+// manifest.json ([{Config, RepoTags, Layers}]) and repositories.
+// oci-archive: a tar of an OCI image layout: oci-layout, blobs/sha256/<hex> (blobs as they are,
+// compressed, each checked against its digest), index.json with one entry per name (annotations
+// org.opencontainers.image.ref.name = the tag, io.containerd.image.name = the full name).
+//
+// The archive is written to FILE.tmp-PID and renamed into place only when complete; on any error
+// it is removed and FILE is untouched.
+#include <fcntl.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "base/scoped_fd.h"
+#include "index/layer_index.h"
+#include "index/tar_writer.h"
+#include "tools/image/image_impl.h"
+#include "tools/image/local_store.h"
+#include "tools/cli/registry_flags.h"
+#include "tools/cli/verbs.h"
+
+namespace hoist {
+namespace {
+
+struct SaveArgs {
+  std::string cache;
+  std::vector<std::string> images;
+  std::string output;
+  std::string format = "docker-archive";
+  RegistryFlags registry;  // --insecure-registry only
+};
+
+struct SaveImage {
+  std::unique_ptr<ImageSource> source;
+  RawManifest manifest;
+  ImageManifest parsed;
+  std::vector<Reference> names;  // with a tag; empty for digest-only references
+};
+
+class Json {
+ public:
+  Json() : w_(buf_) {}
+  rapidjson::Writer<rapidjson::StringBuffer>& w() { return w_; }
+  void S(std::string_view s) { w_.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+  std::string str() const { return std::string(buf_.GetString(), buf_.GetSize()); }
+
+ private:
+  rapidjson::StringBuffer buf_;
+  rapidjson::Writer<rapidjson::StringBuffer> w_;
+};
+
+class ArchiveWriter {
+ public:
+  explicit ArchiveWriter(int fd) : fd_(fd), tar_([this](std::string_view d) { return Out(d); }) {}
+
+  Status File(const std::string& path, std::string_view data) {
+    HOIST_RETURN_IF_ERROR(Header(path, EntryType::kRegular, data.size(), ""));
+    HOIST_RETURN_IF_ERROR(tar_.WritePayload(data));
+    return Ok();
+  }
+  Status Symlink(const std::string& path, const std::string& target) {
+    return Header(path, EntryType::kSymlink, 0, target);
+  }
+  Status Dir(const std::string& path) { return Header(path, EntryType::kDirectory, 0, ""); }
+  // A member of `size` bytes read from `reader` (must deliver exactly `size`).
+  Status Stream(const std::string& path, uint64_t size, ByteReader& reader) {
+    HOIST_RETURN_IF_ERROR(Header(path, EntryType::kRegular, size, ""));
+    std::string buf(1 << 20, '\0');
+    uint64_t done = 0;
+    while (true) {
+      HOIST_ASSIGN_OR_RETURN(size_t n, reader.Read(buf.data(), buf.size()));
+      if (n == 0) break;
+      done += n;
+      if (done > size) return Fail(EIO, path + ": more bytes than the declared size");
+      HOIST_RETURN_IF_ERROR(tar_.WritePayload(std::string_view(buf.data(), n)));
+    }
+    if (done != size) {
+      return Fail(EIO,
+                  path + ": " + std::to_string(done) + " bytes, expected " + std::to_string(size));
+    }
+    return Ok();
+  }
+  Status Finish() { return tar_.Finish(); }
+
+ private:
+  Status Header(const std::string& path, EntryType type, uint64_t size, const std::string& link) {
+    TarWriteEntry e;
+    e.entry.path = path;
+    e.entry.type = type;
+    e.entry.mode = type == EntryType::kDirectory ? 0755 : 0644;
+    e.entry.size = size;
+    e.entry.link_name = link;
+    return tar_.WriteHeader(e);
+  }
+  Status Out(std::string_view d) {
+    while (!d.empty()) {
+      ssize_t n = ::write(fd_, d.data(), d.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Fail(ErrnoError("writing the archive"));
+      }
+      d.remove_prefix(static_cast<size_t>(n));
+    }
+    return Ok();
+  }
+  int fd_;
+  TarWriter tar_;
+};
+
+Result<SaveImage> OpenForSave(LocalStore& local, const std::string& text,
+                              const RegistryOptions& registry) {
+  HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(text));
+  SaveImage img;
+  if (!ref.tag.empty()) img.names.push_back(ref);
+  HOIST_ASSIGN_OR_RETURN(std::optional<LocalImage> li, local.Find(text));
+  if (li) {
+    HOIST_ASSIGN_OR_RETURN(img.source, NewLocalImageSource(&local, std::move(*li), registry));
+  } else {
+    HOIST_ASSIGN_OR_RETURN(img.source, NewDockerSource(ref.String(), registry));
+  }
+  HOIST_ASSIGN_OR_RETURN(img.manifest, SelectManifest(*img.source, Platform::Host()));
+  HOIST_ASSIGN_OR_RETURN(img.parsed,
+                         ParseImageManifest(img.manifest.bytes, img.manifest.media_type));
+  return img;
+}
+
+std::string ShortName(const Reference& r) { return r.Name() + ":" + r.tag; }
+
+// Decompresses a layer into `spool` (an unlinked temp file), checking the compressed digest and
+// the diff_id. Returns the uncompressed size.
+Result<uint64_t> SpoolLayer(ImageSource& source, const Descriptor& layer, const Digest& diff_id,
+                            int spool) {
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, source.OpenBlob(layer));
+  HashingReader raw(std::move(r));
+  std::string head(512, '\0');
+  HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(raw, head.data(), head.size()));
+  head.resize(got);
+  const Compression c = DetectCompression(head);
+  PrefixedReader prefixed(head, &raw);
+  std::unique_ptr<ByteReader> dec;
+  ByteReader* plain_src = &prefixed;
+  if (c != Compression::kNone) {
+    dec = NewDecompressor(c, &prefixed);
+    plain_src = dec.get();
+  }
+  Sha256 sha;
+  uint64_t size = 0;
+  std::string buf(1 << 20, '\0');
+  while (true) {
+    HOIST_ASSIGN_OR_RETURN(size_t n, plain_src->Read(buf.data(), buf.size()));
+    if (n == 0) break;
+    sha.Update(buf.data(), n);
+    size += n;
+    if (::write(spool, buf.data(), n) != static_cast<ssize_t>(n)) {
+      return Fail(ErrnoError("spooling layer " + layer.digest.str()));
+    }
+  }
+  HOIST_RETURN_IF_ERROR(Drain(raw));
+  if (raw.Finish() != layer.digest) {
+    return Fail(EIO, "layer " + layer.digest.str() + ": digest mismatch");
+  }
+  const Digest d = Digest::FromSha256(sha.Final());
+  if (d != diff_id) {
+    return Fail(EIO, "layer " + layer.digest.str() + ": uncompressed digest " + d.str() +
+                         " is not the config's diff_id " + diff_id.str());
+  }
+  return size;
+}
+
+Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
+                          const std::string& spool_dir) {
+  std::set<Digest> written;  // configs and diff_ids
+  Json manifest;
+  manifest.w().StartArray();
+  std::map<std::string, std::map<std::string, std::string>> repositories;
+  for (SaveImage& img : images) {
+    HOIST_ASSIGN_OR_RETURN(std::string config_bytes, img.source->ReadBlob(img.parsed.config));
+    if (Digest::Of(config_bytes) != img.parsed.config.digest) {
+      return Fail(EIO, "config " + img.parsed.config.digest.str() + ": digest mismatch");
+    }
+    HOIST_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
+    if (config.diff_ids.size() != img.parsed.layers.size()) {
+      return Fail(EINVAL, img.source->name() + ": the config has " +
+                              std::to_string(config.diff_ids.size()) + " diff_ids for " +
+                              std::to_string(img.parsed.layers.size()) + " layers");
+    }
+    const std::string config_name = std::string(img.parsed.config.digest.hex()) + ".json";
+    if (written.insert(img.parsed.config.digest).second) {
+      HOIST_RETURN_IF_ERROR(out.File(config_name, config_bytes));
+    }
+    std::vector<std::string> layer_names;
+    std::string parent;
+    std::string v1_id;
+    for (size_t i = 0; i < img.parsed.layers.size(); ++i) {
+      const Digest& diff_id = config.diff_ids[i];
+      const std::string layer_name = std::string(diff_id.hex()) + ".tar";
+      layer_names.push_back(layer_name);
+      v1_id = std::string(Digest::Of(parent + "\n" + diff_id.str()).hex());
+      if (!written.insert(diff_id).second) {
+        parent = v1_id;
+        continue;
+      }
+      char templ[4096];
+      std::snprintf(templ, sizeof(templ), "%s/.hoist-save-XXXXXX", spool_dir.c_str());
+      int raw_fd = ::mkstemp(templ);
+      if (raw_fd < 0) return Fail(ErrnoError("creating a spool file in " + spool_dir));
+      ScopedFd spool(raw_fd);
+      ::unlink(templ);
+      auto size = SpoolLayer(*img.source, img.parsed.layers[i], diff_id, spool.get());
+      if (!size) {
+        return Fail(size.error().Context(
+            LayerLabel(i, img.parsed.layers.size(), img.parsed.layers[i].digest.str()) + " of " +
+            img.source->name()));
+      }
+      HOIST_ASSIGN_OR_RETURN(auto reader,
+                             FileReader::Open("/proc/self/fd/" + std::to_string(spool.get())));
+      HOIST_RETURN_IF_ERROR(out.Stream(layer_name, *size, *reader));
+      // The legacy layout beside it.
+      HOIST_RETURN_IF_ERROR(out.Dir(v1_id));
+      HOIST_RETURN_IF_ERROR(out.File(v1_id + "/VERSION", "1.0"));
+      Json j;
+      j.w().StartObject();
+      j.S("id");
+      j.S(v1_id);
+      if (!parent.empty()) {
+        j.S("parent");
+        j.S(parent);
+      }
+      j.w().EndObject();
+      HOIST_RETURN_IF_ERROR(out.File(v1_id + "/json", j.str()));
+      HOIST_RETURN_IF_ERROR(out.Symlink(v1_id + "/layer.tar", "../" + layer_name));
+      parent = v1_id;
+    }
+    auto& w = manifest.w();
+    w.StartObject();
+    manifest.S("Config");
+    manifest.S(config_name);
+    manifest.S("RepoTags");
+    w.StartArray();
+    for (const Reference& r : img.names) {
+      manifest.S(ShortName(r));
+      repositories[r.Name()][r.tag] = v1_id;
+    }
+    w.EndArray();
+    manifest.S("Layers");
+    w.StartArray();
+    for (const std::string& l : layer_names) manifest.S(l);
+    w.EndArray();
+    w.EndObject();
+  }
+  manifest.w().EndArray();
+  HOIST_RETURN_IF_ERROR(out.File("manifest.json", manifest.str()));
+  Json repos;
+  repos.w().StartObject();
+  for (const auto& [repo, tags] : repositories) {
+    repos.S(repo);
+    repos.w().StartObject();
+    for (const auto& [tag, id] : tags) {
+      repos.S(tag);
+      repos.S(id);
+    }
+    repos.w().EndObject();
+  }
+  repos.w().EndObject();
+  HOIST_RETURN_IF_ERROR(out.File("repositories", repos.str()));
+  return out.Finish();
+}
+
+Status PutOciBlob(ImageSource& source, const Descriptor& d, ArchiveWriter& out,
+                  std::set<Digest>* written) {
+  if (!written->insert(d.digest).second) return Ok();
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, source.OpenBlob(d));
+  HashingReader hashing(std::move(r));
+  HOIST_RETURN_IF_ERROR(out.Stream("blobs/sha256/" + std::string(d.digest.hex()),
+                                   static_cast<uint64_t>(d.size), hashing));
+  if (hashing.Finish() != d.digest)
+    return Fail(EIO, "blob " + d.digest.str() + ": digest mismatch");
+  return Ok();
+}
+
+Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out) {
+  HOIST_RETURN_IF_ERROR(out.File("oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}"));
+  HOIST_RETURN_IF_ERROR(out.Dir("blobs"));
+  HOIST_RETURN_IF_ERROR(out.Dir("blobs/sha256"));
+  std::set<Digest> written;
+  Json index;
+  auto& w = index.w();
+  w.StartObject();
+  index.S("schemaVersion");
+  w.Int(2);
+  index.S("mediaType");
+  index.S(kMediaTypeOciIndex);
+  index.S("manifests");
+  w.StartArray();
+  for (SaveImage& img : images) {
+    for (size_t i = 0; i < img.parsed.layers.size(); ++i) {
+      Status st = PutOciBlob(*img.source, img.parsed.layers[i], out, &written);
+      if (!st) {
+        return Fail(st.error().Context(
+            LayerLabel(i, img.parsed.layers.size(), img.parsed.layers[i].digest.str()) + " of " +
+            img.source->name()));
+      }
+    }
+    HOIST_ASSIGN_OR_RETURN(std::string config, img.source->ReadBlob(img.parsed.config));
+    if (Digest::Of(config) != img.parsed.config.digest) {
+      return Fail(EIO, "config " + img.parsed.config.digest.str() + ": digest mismatch");
+    }
+    if (written.insert(img.parsed.config.digest).second) {
+      HOIST_RETURN_IF_ERROR(
+          out.File("blobs/sha256/" + std::string(img.parsed.config.digest.hex()), config));
+    }
+    if (written.insert(img.manifest.digest).second) {
+      HOIST_RETURN_IF_ERROR(
+          out.File("blobs/sha256/" + std::string(img.manifest.digest.hex()), img.manifest.bytes));
+    }
+    std::vector<const Reference*> names;
+    for (const Reference& r : img.names) names.push_back(&r);
+    if (names.empty()) names.push_back(nullptr);
+    for (const Reference* r : names) {
+      w.StartObject();
+      index.S("mediaType");
+      index.S(img.manifest.media_type);
+      index.S("digest");
+      index.S(img.manifest.digest.str());
+      index.S("size");
+      w.Uint64(img.manifest.bytes.size());
+      if (r != nullptr) {
+        index.S("annotations");
+        w.StartObject();
+        index.S("io.containerd.image.name");
+        index.S(r->String());
+        index.S("org.opencontainers.image.ref.name");
+        index.S(r->tag);
+        w.EndObject();
+      }
+      w.EndObject();
+    }
+  }
+  w.EndArray();
+  w.EndObject();
+  HOIST_RETURN_IF_ERROR(out.File("index.json", index.str()));
+  return out.Finish();
+}
+
+Status Save(const SaveArgs& a) {
+  HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
+  if (a.format != "docker-archive" && a.format != "oci-archive") {
+    return Fail(EINVAL, "unknown format \"" + a.format + "\" (docker-archive or oci-archive)");
+  }
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<LocalStore> local, LocalStore::Open(a.cache));
+  // One entry per manifest; names of the same image are merged.
+  std::vector<SaveImage> images;
+  for (const std::string& text : a.images) {
+    HOIST_ASSIGN_OR_RETURN(SaveImage img, OpenForSave(*local, text, registry));
+    bool merged = false;
+    for (SaveImage& have : images) {
+      if (have.manifest.digest == img.manifest.digest) {
+        for (Reference& r : img.names) have.names.push_back(std::move(r));
+        merged = true;
+        break;
+      }
+    }
+    if (!merged) images.push_back(std::move(img));
+  }
+  const size_t slash = a.output.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : a.output.substr(0, slash);
+  const std::string temp = a.output + ".tmp-" + std::to_string(::getpid());
+  int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (raw < 0) return Fail(ErrnoError("creating " + temp));
+  ScopedFd fd(raw);
+  ArchiveWriter out(fd.get());
+  Status st = a.format == "docker-archive" ? WriteDockerArchive(images, out, dir)
+                                           : WriteOciArchive(images, out);
+  if (st && ::fsync(fd.get()) != 0) st = Fail(ErrnoError("fsync " + temp));
+  if (st && ::rename(temp.c_str(), a.output.c_str()) != 0) {
+    st = Fail(ErrnoError("renaming " + temp));
+  }
+  if (!st) {
+    ::unlink(temp.c_str());
+    return st;
+  }
+  return Ok();
+}
+
+int RunSave(const SaveArgs& a) {
+  Status st = Save(a);
+  if (!st) return ReportError("save", st.error().message());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterSave(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<SaveArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "save", "Write images (local or from a registry) to a docker-archive or OCI archive");
+  sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
+  sub->add_option("-o,--output", args->output, "Archive file to write")->required();
+  sub->add_option("--format", args->format, "docker-archive (default) or oci-archive");
+  sub->add_option("IMAGE", args->images, "Images (local names or registry references)")->required();
+  args->registry.AddInsecureRegistry(sub);
+  sub->callback([args, run] { *run = [args] { return RunSave(*args); }; });
+}
+
+}  // namespace hoist

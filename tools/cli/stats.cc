@@ -1,0 +1,81 @@
+// hoist stats MOUNTPOINT [--json]: a mount's counters from its state file (stats_file.h). The
+// mountpoint itself is never stat'ed or read (a hung mount must not hang this tool): only its
+// parent directory is canonicalised.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "base/file_util.h"
+#include "fusefs/mount.h"
+#include "fusefs/stats_file.h"
+#include "tools/cli/verbs.h"
+
+namespace hoist {
+namespace {
+
+struct StatsArgs {
+  std::string mountpoint;
+  bool json = false;
+  std::string state_dir;
+};
+
+bool Alive(int64_t pid) {
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  const size_t paren = stat->rfind(')');
+  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z' &&
+         (*stat)[paren + 2] != 'X';
+}
+
+int RunStats(const StatsArgs& a) {
+  auto canonical = CanonicalMountpointNoFollow(a.mountpoint);
+  if (!canonical) return ReportError("stats", canonical.error().message());
+  const std::string dir = a.state_dir.empty() ? DefaultStateDir() : a.state_dir;
+  const std::string path = StateFileForCanonicalMountpoint(*canonical, dir);
+  auto raw = ReadFile(path);
+  if (!raw) {
+    return ReportError("stats", "no hoist mount state for " + *canonical + " (" + path + ")");
+  }
+  auto state = MountStateFromJson(*raw);
+  if (!state) return ReportError("stats", path + ": " + state.error().message());
+  if (a.json) {
+    std::fputs(raw->c_str(), stdout);
+    if (raw->empty() || raw->back() != '\n') std::fputs("\n", stdout);
+    return 0;
+  }
+  const MountStatsSnapshot& s = state->stats;
+  std::printf("mountpoint        %s%s\n", state->mountpoint.c_str(),
+              Alive(state->pid) ? "" : "  (not mounted: last state of the ended daemon)");
+  std::printf("image             %s\n", state->image.c_str());
+  std::printf("pid               %lld\n", static_cast<long long>(state->pid));
+  std::printf("requests          %llu\n", static_cast<unsigned long long>(s.requests));
+  std::printf("bytes fetched     %llu\n", static_cast<unsigned long long>(s.bytes_fetched));
+  std::printf("prefetch          %llu requests, %llu bytes (%s)\n",
+              static_cast<unsigned long long>(s.prefetch_requests),
+              static_cast<unsigned long long>(s.prefetch_bytes), s.prefetch_state.c_str());
+  std::printf("cache hits/misses %llu / %llu\n", static_cast<unsigned long long>(s.cache_hits),
+              static_cast<unsigned long long>(s.cache_misses));
+  std::printf("fetch latency     p50 %llu us, p99 %llu us\n",
+              static_cast<unsigned long long>(s.latency_p50_us),
+              static_cast<unsigned long long>(s.latency_p99_us));
+  std::printf("local             %.1f%% of %llu bytes\n", 100.0 * s.LocalShare(),
+              static_cast<unsigned long long>(s.image_bytes));
+  std::printf("errors            %llu (timeouts %llu, digest mismatches %llu)\n",
+              static_cast<unsigned long long>(s.errors),
+              static_cast<unsigned long long>(s.timeouts),
+              static_cast<unsigned long long>(s.digest_mismatches));
+  return 0;
+}
+
+}  // namespace
+
+void RegisterStats(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<StatsArgs>();
+  CLI::App* sub = app.add_subcommand("stats", "Show a mount's counters (from its state file)");
+  sub->add_option("MOUNTPOINT", args->mountpoint, "The mountpoint")->required();
+  sub->add_flag("--json", args->json, "Print the state file's JSON");
+  sub->add_option("--state-dir", args->state_dir, "State directory (default /run/hoist for root)");
+  sub->callback([args, run] { *run = [args] { return RunStats(*args); }; });
+}
+
+}  // namespace hoist

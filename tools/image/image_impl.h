@@ -1,0 +1,31 @@
+// Constructors of the individual image transports (see image_transport.h for the contracts).
+// Internal to tools/: callers use OpenImageSource / OpenImageDestination.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "fetcher/registry.h"
+#include "tools/image/image_transport.h"
+
+namespace hoist {
+
+Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& dir, const std::string& tag);
+Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& dir,
+                                                            const std::string& tag);
+Result<std::unique_ptr<ImageSource>> NewDockerArchiveSource(const std::string& file,
+                                                            const SourceOptions& options);
+Result<std::unique_ptr<ImageSource>> NewDirSource(const std::string& rootfs,
+                                                  const SourceOptions& options);
+// `registry`: the client's options (insecure registries, platform); the defaults otherwise.
+Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& reference,
+                                                     RegistryOptions registry = {});
+Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string& reference,
+                                                               RegistryOptions registry = {});
+
+// Stores a blob in a directory of content-addressed files (DIR/<hex>): used by the OCI layout
+// destination. Reads `reader` to the end, checks the digest and size, renames into place.
+Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, ByteReader& reader);
+
+}  // namespace hoist

@@ -1,0 +1,345 @@
+// oci:DIR[:TAG] — the OCI image layout (image-spec image-layout.md): DIR/oci-layout,
+// DIR/index.json, DIR/blobs/<alg>/<hex>.
+//
+// Destination atomicity: a new layout is written into a sibling temporary directory that is
+// renamed to DIR at Commit. In an existing layout, blobs are written under temporary names and
+// renamed (so a blob file is always complete), index.json is replaced atomically at Commit, and
+// Abort removes the blobs this run added.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdio>
+#include <mutex>
+#include <vector>
+
+#include "base/file_util.h"
+#include "base/root_dir.h"
+#include "base/scoped_fd.h"
+#include "tools/image/image_impl.h"
+#include "tools/image/image_manifest.h"
+
+namespace hoist {
+namespace {
+
+constexpr char kLayoutFile[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::string BlobPath(const std::string& dir, const Digest& d) {
+  return dir + "/blobs/sha256/" + std::string(d.hex());
+}
+
+// A layout is read as an untrusted tree: every file is resolved inside DIR (a symlinked blob
+// cannot point at a host file), must be a regular file, and is read no further than its
+// descriptor's size (manifests and index.json, whose size is not known up front, up to
+// kMaxLayoutJsonBytes, the registry client's manifest limit).
+constexpr size_t kMaxLayoutJsonBytes = 8 << 20;
+
+class OciSource : public ImageSource {
+ public:
+  OciSource(RootDir layout, std::string dir, std::string tag)
+      : layout_(std::move(layout)), dir_(std::move(dir)), tag_(std::move(tag)) {}
+
+  std::string name() const override { return "oci:" + dir_ + (tag_.empty() ? "" : ":" + tag_); }
+
+  Result<RawManifest> TopManifest() override {
+    HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> marker, layout_.Stat("oci-layout"));
+    if (!marker) return Fail(ENOENT, dir_ + " is not an OCI image layout (no oci-layout file)");
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> index_bytes,
+                           layout_.ReadRegularFile("index.json", kMaxLayoutJsonBytes));
+    if (!index_bytes) return Fail(ENOENT, dir_ + " is not an OCI image layout (no index.json)");
+    auto index = ParseImageIndex(*index_bytes, kMediaTypeOciIndex);
+    if (!index) return Fail(index.error().Context(dir_ + "/index.json"));
+    const Descriptor* found = nullptr;
+    int candidates = 0;
+    for (const auto& e : index->manifests) {
+      auto ref = e.annotations.find(std::string(kRefNameAnnotation));
+      if (tag_.empty()) {
+        ++candidates;
+        found = &e;
+      } else if (ref != e.annotations.end() && ref->second == tag_) {
+        found = &e;
+      }
+    }
+    if (tag_.empty() && candidates > 1) {
+      return Fail(EINVAL, dir_ + " holds " + std::to_string(candidates) +
+                              " images; name one with oci:DIR:TAG");
+    }
+    if (found == nullptr) {
+      return Fail(ENOENT, tag_.empty() ? dir_ + " holds no image"
+                                       : "no image tagged \"" + tag_ + "\" in " + dir_);
+    }
+    HOIST_ASSIGN_OR_RETURN(RawManifest m, Manifest(found->digest));
+    HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(found->media_type, m.bytes));
+    return m;
+  }
+
+  Result<RawManifest> Manifest(const Digest& digest) override {
+    Descriptor b;
+    b.digest = digest;
+    b.size = -1;
+    HOIST_ASSIGN_OR_RETURN(std::string bytes, ReadBlob(b));
+    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", bytes));
+    return RawManifest{std::move(bytes), std::move(type), digest};
+  }
+
+  Result<std::string> ReadBlob(const Descriptor& blob) override {
+    const size_t cap = blob.size > 0 ? static_cast<size_t>(blob.size) : kMaxLayoutJsonBytes;
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                           layout_.ReadRegularFile(BlobName(blob.digest), cap));
+    if (!bytes) return Fail(ENOENT, "blob " + blob.digest.str() + " is missing from " + dir_);
+    if (Digest::Of(*bytes) != blob.digest) {
+      return Fail(EIO, "blob " + blob.digest.str() + " in " + dir_ + " does not match its digest");
+    }
+    return std::move(*bytes);
+  }
+
+  Result<std::unique_ptr<ByteReader>> OpenBlob(const Descriptor& blob) override {
+    const uint64_t length = blob.size > 0 ? static_cast<uint64_t>(blob.size) : UINT64_MAX;
+    return OpenBlobRange(blob, 0, length);
+  }
+
+  Result<std::string> ReadBlobRange(const Descriptor& blob, uint64_t offset,
+                                    uint64_t length) override {
+    HOIST_ASSIGN_OR_RETURN(auto reader, OpenBlobRange(blob, offset, length));
+    std::string out(length, '\0');
+    HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(*reader, out.data(), length));
+    if (got != length) return Fail(EIO, "blob " + blob.digest.str() + " is shorter than expected");
+    return out;
+  }
+
+ private:
+  static std::string BlobName(const Digest& d) { return "blobs/sha256/" + std::string(d.hex()); }
+
+  Result<std::unique_ptr<ByteReader>> OpenBlobRange(const Descriptor& blob, uint64_t offset,
+                                                    uint64_t length) {
+    HOIST_ASSIGN_OR_RETURN(ScopedFd fd, layout_.OpenRegularFile(BlobName(blob.digest)));
+    return std::unique_ptr<ByteReader>(
+        FileReader::Adopt(std::move(fd), dir_ + "/" + BlobName(blob.digest), offset, length));
+  }
+
+  RootDir layout_;
+  std::string dir_;
+  std::string tag_;
+};
+
+class OciDestination : public ImageDestination {
+ public:
+  OciDestination(std::string dir, std::string tag, std::string root, bool fresh)
+      : dir_(std::move(dir)), tag_(std::move(tag)), root_(std::move(root)), fresh_(fresh) {}
+  ~OciDestination() override {
+    if (!committed_) Abort();
+  }
+
+  std::string name() const override { return "oci:" + dir_ + (tag_.empty() ? "" : ":" + tag_); }
+
+  Result<bool> EnsureBlob(const Descriptor& blob, const ImageSource*) override {
+    return Exists(BlobPath(root_, blob.digest));
+  }
+
+  Status PutBlob(const Descriptor& blob, ByteReader& reader) override {
+    std::string path = BlobPath(root_, blob.digest);
+    if (Exists(path)) return Drain(reader);
+    HOIST_RETURN_IF_ERROR(WriteBlobFile(path, blob, reader));
+    Added(path);
+    return Ok();
+  }
+
+  Status PutBlobFile(const Descriptor& blob, const std::string& file) override {
+    std::string path = BlobPath(root_, blob.digest);
+    if (Exists(path)) return Ok();
+    if (::rename(file.c_str(), path.c_str()) == 0) {
+      ::chmod(path.c_str(), 0644);
+      Added(path);
+      return Ok();
+    }
+    if (errno != EXDEV) return Fail(ErrnoError("rename " + file + " to " + path));
+    return ImageDestination::PutBlobFile(blob, file);
+  }
+
+  Status PutManifest(const RawManifest& m, bool top_level) override {
+    std::string path = BlobPath(root_, m.digest);
+    if (!Exists(path)) {
+      HOIST_RETURN_IF_ERROR(WriteFileAtomic(path, m.bytes, 0644));
+      Added(path);
+    }
+    if (top_level) top_ = m;
+    return Ok();
+  }
+
+  Status Commit() override {
+    if (!top_) return Fail(EINVAL, "no manifest was written to " + dir_);
+    std::string index_path = root_ + "/index.json";
+    rapidjson::Document doc;
+    if (!fresh_ && Exists(index_path)) {
+      HOIST_ASSIGN_OR_RETURN(std::string bytes, ReadFile(index_path));
+      doc.Parse(bytes.data(), bytes.size());
+      if (doc.HasParseError() || !doc.IsObject()) {
+        return Fail(EINVAL, index_path + " is not valid JSON");
+      }
+    } else {
+      doc.SetObject();
+      doc.AddMember("schemaVersion", 2, doc.GetAllocator());
+      doc.AddMember("mediaType", rapidjson::Value(kMediaTypeOciIndex.data(), doc.GetAllocator()),
+                    doc.GetAllocator());
+    }
+    auto& a = doc.GetAllocator();
+    if (!doc.HasMember("manifests") || !doc["manifests"].IsArray()) {
+      doc.RemoveMember("manifests");
+      doc.AddMember("manifests", rapidjson::Value(rapidjson::kArrayType), a);
+    }
+    rapidjson::Value& list = doc["manifests"];
+    rapidjson::Value kept(rapidjson::kArrayType);
+    for (auto& e : list.GetArray()) {
+      bool same_tag = false;
+      if (e.IsObject() && e.HasMember("annotations") && e["annotations"].IsObject()) {
+        auto& ann = e["annotations"];
+        auto it = ann.FindMember(kRefNameAnnotation.data());
+        same_tag = !tag_.empty() && it != ann.MemberEnd() && it->value.IsString() &&
+                   tag_ == it->value.GetString();
+      }
+      if (!same_tag) kept.PushBack(rapidjson::Value(e, a), a);
+    }
+    rapidjson::Value desc(rapidjson::kObjectType);
+    desc.AddMember("mediaType", rapidjson::Value(top_->media_type.c_str(), a), a);
+    desc.AddMember("digest", rapidjson::Value(top_->digest.str().c_str(), a), a);
+    desc.AddMember("size", rapidjson::Value().SetUint64(top_->bytes.size()), a);
+    if (!tag_.empty()) {
+      rapidjson::Value ann(rapidjson::kObjectType);
+      ann.AddMember(rapidjson::Value(kRefNameAnnotation.data(), a),
+                    rapidjson::Value(tag_.c_str(), a), a);
+      desc.AddMember("annotations", ann, a);
+    }
+    kept.PushBack(desc, a);
+    list = kept;
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
+    doc.Accept(writer);
+    HOIST_RETURN_IF_ERROR(
+        WriteFileAtomic(index_path, std::string_view(buf.GetString(), buf.GetSize())));
+    if (fresh_) {
+      HOIST_RETURN_IF_ERROR(WriteFileAtomic(root_ + "/oci-layout", kLayoutFile));
+      if (::rename(root_.c_str(), dir_.c_str()) != 0) {
+        return Fail(ErrnoError("rename " + root_ + " to " + dir_));
+      }
+    }
+    committed_ = true;
+    return Ok();
+  }
+
+  void Abort() override {
+    if (committed_) return;
+    committed_ = true;  // idempotent
+    if (fresh_) {
+      (void)RemoveTree(root_);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : added_) ::unlink(p.c_str());
+  }
+
+ private:
+  void Added(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    added_.push_back(path);
+  }
+
+  std::string dir_;
+  std::string tag_;
+  std::string root_;  // where files are written: dir_ or a temporary sibling
+  bool fresh_;
+  bool committed_ = false;
+  std::optional<RawManifest> top_;
+  std::mutex mu_;
+  std::vector<std::string> added_;
+};
+
+}  // namespace
+
+Status ImageDestination::PutBlobFile(const Descriptor& blob, const std::string& path) {
+  HOIST_ASSIGN_OR_RETURN(auto reader, FileReader::Open(path));
+  return PutBlob(blob, *reader);
+}
+
+Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, ByteReader& reader) {
+  std::string tmp = final_path + ".tmp-XXXXXX";
+  ScopedFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd.valid()) return Fail(ErrnoError("create " + tmp));
+  auto fail = [&](Error e) {
+    ::unlink(tmp.c_str());
+    return Fail(std::move(e));
+  };
+  Sha256 sha;
+  uint64_t total = 0;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    auto got = reader.Read(buf.data(), buf.size());
+    if (!got) return fail(got.error());
+    if (*got == 0) break;
+    sha.Update(buf.data(), *got);
+    total += *got;
+    size_t off = 0;
+    while (off < *got) {
+      ssize_t w = ::write(fd.get(), buf.data() + off, *got - off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return fail(ErrnoError("write " + tmp));
+      }
+      off += static_cast<size_t>(w);
+    }
+  }
+  Digest got_digest = Digest::FromSha256(sha.Final());
+  if (got_digest != blob.digest) {
+    return fail(Error(EIO, "blob " + blob.digest.str() + " has digest " + got_digest.str()));
+  }
+  if (blob.size >= 0 && total != static_cast<uint64_t>(blob.size)) {
+    return fail(Error(EIO, "blob " + blob.digest.str() + " has " + std::to_string(total) +
+                               " bytes, expected " + std::to_string(blob.size)));
+  }
+  ::fchmod(fd.get(), 0644);
+  fd.Reset();
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    return fail(ErrnoError("rename " + tmp + " to " + final_path));
+  }
+  return Ok();
+}
+
+Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& dir, const std::string& tag) {
+  auto layout = RootDir::Open(dir, "OCI layout " + dir);
+  if (!layout) {
+    if (layout.error().code() == ENOENT || layout.error().code() == ENOTDIR) {
+      return Fail(ENOENT, dir + " is not an OCI image layout (no such directory)");
+    }
+    return Fail(layout.error());
+  }
+  return std::unique_ptr<ImageSource>(new OciSource(std::move(*layout), dir, tag));
+}
+
+Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& dir,
+                                                            const std::string& tag) {
+  bool fresh = !Exists(dir + "/oci-layout");
+  std::string root = dir;
+  if (fresh) {
+    if (Exists(dir)) {
+      // An existing non-layout path: only an empty directory may be replaced.
+      if (::rmdir(dir.c_str()) != 0) {
+        return Fail(EEXIST, dir + " exists and is not an OCI image layout");
+      }
+      if (::mkdir(dir.c_str(), 0755) != 0) return Fail(ErrnoError("mkdir " + dir));
+    }
+    root = dir + ".hoist-tmp-" + std::to_string(::getpid());
+    (void)RemoveTree(root);
+  }
+  HOIST_RETURN_IF_ERROR(MakeDirs(root + "/blobs/sha256"));
+  return std::unique_ptr<ImageDestination>(new OciDestination(dir, tag, root, fresh));
+}
+
+}  // namespace hoist
