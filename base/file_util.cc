@@ -26,20 +26,36 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+Status WriteAll(int fd, std::string_view data, std::string_view what) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Fail(ErrnoError("writing " + std::string(what)));
+    if (n == 0) return Fail(EIO, "writing " + std::string(what) + ": no progress");
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Ok();
+}
+
+Status PWriteAll(int fd, std::string_view data, uint64_t offset, std::string_view what) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Fail(ErrnoError("writing " + std::string(what)));
+    if (n == 0) return Fail(EIO, "writing " + std::string(what) + ": no progress");
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Ok();
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   ScopedFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd.valid()) return Fail(ErrnoError(tmp));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Error e = ErrnoError(tmp);
-      ::unlink(tmp.c_str());
-      return Fail(e);
-    }
-    done += static_cast<size_t>(n);
+  if (auto written = WriteAll(fd.get(), data, tmp); !written) {
+    ::unlink(tmp.c_str());
+    return Fail(written.error());
   }
   if (::fsync(fd.get()) != 0 || ::fchmod(fd.get(), mode) != 0) {
     Error e = ErrnoError(tmp);

@@ -4,6 +4,7 @@
 // over `path`, so readers see either the old or the new content, never a partial file.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,11 @@
 namespace hoist {
 
 Result<std::string> ReadFile(const std::string& path);
+// Writes all of `data` to `fd` (short writes continued, EINTR retried). Errors carry the errno and
+// name `what` ("writing <what>: ..."); a write that makes no progress is EIO, never a spin.
+Status WriteAll(int fd, std::string_view data, std::string_view what);
+// The same at `offset` with pwrite(2).
+Status PWriteAll(int fd, std::string_view data, uint64_t offset, std::string_view what);
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
 // mkdir -p.
 Status MakeDirs(const std::string& path, int mode = 0755);

@@ -6,6 +6,7 @@
 
 #include "base/digest.h"
 #include "base/log.h"
+#include "base/rfc3339.h"
 #include "fetcher/url.h"
 #include "rapidjson/document.h"
 
@@ -38,54 +39,6 @@ std::optional<AuthChallenge> PickChallenge(const std::vector<AuthChallenge>& cha
     if (c.scheme == "basic") return c;
   }
   return std::nullopt;
-}
-
-bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-// RFC 3339 ("2024-01-02T03:04:05.123Z", "...+02:00") to Unix seconds.
-std::optional<int64_t> ParseRfc3339(std::string_view s) {
-  int y, mo, d, h, mi, se;
-  if (!Digits(s, 0, 4, &y) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2, &mo) ||
-      s[7] != '-' || !Digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-      !Digits(s, 11, 2, &h) || s[13] != ':' || !Digits(s, 14, 2, &mi) || s[16] != ':' ||
-      !Digits(s, 17, 2, &se)) {
-    return std::nullopt;
-  }
-  size_t pos = 19;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) ++pos;
-  }
-  int64_t offset = 0;
-  if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int oh, om;
-    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !Digits(s, pos + 4, 2, &om)) {
-      return std::nullopt;
-    }
-    offset = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
-  } else if (pos >= s.size() || (s[pos] != 'Z' && s[pos] != 'z')) {
-    return std::nullopt;
-  }
-  return DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
 }
 
 std::string Summarise(const HttpResponse& r) {
@@ -296,7 +249,7 @@ Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challe
   auto issued = doc.FindMember("issued_at");
   if (issued != doc.MemberEnd() && issued->value.IsString()) {
     if (auto t = ParseRfc3339(issued->value.GetString())) {
-      int64_t age = clock_->UnixSeconds() - *t;
+      int64_t age = clock_->UnixSeconds() - t->first;
       if (age > 0 && age < lifetime) lifetime -= age;
     }
   }

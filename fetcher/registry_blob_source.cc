@@ -4,6 +4,7 @@
 #include <atomic>
 #include <thread>
 
+#include "base/parallel.h"
 #include "fetcher/auth.h"
 #include "fetcher/content_range.h"
 #include "fetcher/registry_core.h"
@@ -148,25 +149,11 @@ std::vector<Result<std::string>> RegistryBlobSource::ReadRanges(const Digest& bl
   if (ranges.empty()) return results;
   size_t workers = std::min<size_t>(
       ranges.size(), static_cast<size_t>(std::max(1, core_->options().max_parallel_ranges)));
-  if (workers <= 1) {
-    for (size_t i = 0; i < ranges.size(); ++i) {
-      results[i] = ReadAt(blob, ranges[i].offset, ranges[i].length);
-    }
-    return results;
-  }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    while (true) {
-      size_t i = next.fetch_add(1);
-      if (i >= ranges.size()) return;
-      results[i] = ReadAt(blob, ranges[i].offset, ranges[i].length);
-    }
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(workers - 1);
-  for (size_t i = 0; i + 1 < workers; ++i) threads.emplace_back(work);
-  work();
-  for (std::thread& t : threads) t.join();
+  // Each range keeps its own result: one failing does not stop the others.
+  (void)ParallelFor(ranges.size(), workers, [&](size_t i) -> Status {
+    results[i] = ReadAt(blob, ranges[i].offset, ranges[i].length);
+    return Ok();
+  });
   return results;
 }
 

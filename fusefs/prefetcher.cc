@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "base/log.h"
+#include "base/parallel.h"
 #include "base/thread_priority.h"
 #include "fusefs/stream_layer.h"
 
@@ -174,36 +175,27 @@ bool Prefetcher::YieldToReads() {
 
 uint64_t Prefetcher::FetchGroups(const Digest& layer, const std::vector<std::vector<Chunk>>& groups,
                                  int parallel, bool yield) {
-  std::atomic<size_t> next{0};
   std::atomic<uint64_t> failed{0};
-  auto work = [&] {
-    for (;;) {
-      const size_t i = next.fetch_add(1);
-      if (i >= groups.size()) return;
-      if (yield && !YieldToReads()) return;  // stopped while waiting
-      uint64_t span = 0;
-      for (const Chunk& c : groups[i]) span += c.blob_length;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (!bucket_.Acquire(span, lock, cv_, stop_)) return;
-      }
-      Status s = reader_->FetchForPrefetch(layer, groups[i]);
-      if (!s) {
-        failed.fetch_add(1);
-        HOIST_LOG(kDebug) << "prefetch of layer " << layer.str()
-                          << " failed: " << s.error().message();
-      }
-    }
-  };
-  const size_t threads = std::min<size_t>(static_cast<size_t>(parallel), groups.size());
-  if (threads <= 1) {
-    work();
-    return failed.load();
-  }
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  // A failed group is counted and the rest go on; only a stop ends the loop (ECANCELED).
+  (void)ParallelFor(groups.size(), static_cast<size_t>(std::max(parallel, 1)),
+                    [&](size_t i) -> Status {
+                      if (yield && !YieldToReads()) return Fail(ECANCELED, "stopped");
+                      uint64_t span = 0;
+                      for (const Chunk& c : groups[i]) span += c.blob_length;
+                      {
+                        std::unique_lock<std::mutex> lock(mu_);
+                        if (!bucket_.Acquire(span, lock, cv_, stop_)) {
+                          return Fail(ECANCELED, "stopped");
+                        }
+                      }
+                      Status s = reader_->FetchForPrefetch(layer, groups[i]);
+                      if (!s) {
+                        failed.fetch_add(1);
+                        HOIST_LOG(kDebug) << "prefetch of layer " << layer.str()
+                                          << " failed: " << s.error().message();
+                      }
+                      return Ok();
+                    });
   return failed.load();
 }
 

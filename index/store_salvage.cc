@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/file_util.h"
 #include "base/scoped_fd.h"
 
 namespace hoist {
@@ -19,15 +20,8 @@ namespace {
 constexpr size_t kFrameHeader = 9;
 
 bool WriteAll(int fd, const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
+  return hoist::WriteAll(fd, std::string_view(static_cast<const char*>(data), n), "salvage pipe")
+      .has_value();
 }
 
 [[noreturn]] void ChildMain(int out, const std::string& path, const std::vector<Table>& tables,

@@ -72,9 +72,6 @@ using TocTextSource = std::function<Result<std::string_view>()>;
 [[nodiscard]] Result<TocIndex> ParseToc(std::string_view json, TocFormat format, uint64_t data_end,
                                         const TocLimits& limits = {});
 
-// Parses "2006-01-02T15:04:05.999999999Z07:00" style times. Exposed for tests.
-[[nodiscard]] Result<std::pair<int64_t, uint32_t>> ParseRfc3339(std::string_view text);
-
 }  // namespace hoist
 
 namespace hoist {

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "base/rfc3339.h"
 #include "index/tar_reader.h"
 
 namespace hoist {
@@ -645,34 +646,6 @@ Result<ZstdChunkedWriteResult> Writer::Run(ReadCallback tar_source) {
 }
 
 }  // namespace
-
-std::string FormatRfc3339(int64_t sec, uint32_t nsec) {
-  int64_t days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
-  int64_t rem = sec - days * 86400;
-  // civil_from_days
-  int64_t z = days + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld", static_cast<long long>(y),
-                m, d, static_cast<long long>(rem / 3600), static_cast<long long>(rem / 60 % 60),
-                static_cast<long long>(rem % 60));
-  std::string out = buf;
-  if (nsec) {
-    std::snprintf(buf, sizeof buf, ".%09u", nsec);
-    std::string frac = buf;
-    while (frac.back() == '0') frac.pop_back();
-    out += frac;
-  }
-  return out + "Z";
-}
 
 uint64_t Crc64Iso(uint64_t crc, const void* data, size_t size) {
   // Reflected CRC-64/ISO, 8 bytes per step (slicing-by-8 tables).

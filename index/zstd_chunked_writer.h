@@ -67,9 +67,6 @@ struct ZstdChunkedWriteResult {
 [[nodiscard]] Result<ZstdChunkedWriteResult> WriteZstdChunked(
     ReadCallback tar, WriteCallback sink, const ZstdChunkedWriterOptions& options = {});
 
-// RFC 3339 with nanoseconds when non-zero ("2006-01-02T15:04:05.5Z"). Exposed for tests.
-std::string FormatRfc3339(int64_t sec, uint32_t nsec);
-
 // CRC-64/ISO as tar-split stores it (Go hash/crc64 ISO table). Exposed for tests.
 uint64_t Crc64Iso(uint64_t crc, const void* data, size_t size);
 

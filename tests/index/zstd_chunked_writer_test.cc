@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "base/rfc3339.h"
 #include "index/chunk_codec.h"
 #include "index/tar_reader.h"
 #include "tests/index/format_test_util.h"

@@ -12,9 +12,10 @@
 #include <map>
 #include <set>
 
+#include "base/rfc3339.h"
 #include "tools/cli/json_out.h"
-#include "tools/image/local_store.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/local_store.h"
 
 namespace hoist {
 namespace {
@@ -33,12 +34,7 @@ struct ImageRow {
 
 std::string FormatTime(int64_t t) {
   if (t <= 0) return "never";
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return FormatRfc3339(t);
 }
 
 Result<std::vector<ImageRow>> Rows(LocalStore& local) {

@@ -21,16 +21,17 @@
 #include <set>
 #include <thread>
 
+#include "base/parallel.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/local_image.h"
 #include "fusefs/merged_view.h"
 #include "fusefs/mount_stats.h"
 #include "index/layer_index.h"
-#include "tools/image/image_impl.h"
-#include "tools/image/local_store.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_impl.h"
+#include "tools/image/local_store.h"
 
 namespace hoist {
 namespace {
@@ -157,32 +158,14 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
     ChunkReaderOptions ro;
     ro.timeout = std::chrono::minutes(10);
     ChunkReader reader(source.get(), &store.chunks(), &stats, ro, nullptr);
-    std::atomic<size_t> next{0};
-    std::mutex err_mu;
-    std::optional<Error> first_error;
-    auto worker = [&] {
-      while (true) {
-        {
-          std::lock_guard<std::mutex> lock(err_mu);
-          if (first_error) return;
-        }
-        const size_t k = next++;
-        if (k >= groups.size()) return;
-        Status st = reader.FetchForPrefetch(groups[k].blob, groups[k].chunks);
-        if (!st) {
-          std::lock_guard<std::mutex> lock(err_mu);
-          if (!first_error) first_error = st.error();
-          return;
-        }
-        uint64_t n = 0;
-        for (const Chunk& c : groups[k].chunks) n += c.blob_length;
-        progress.Add(n);
-      }
-    };
-    std::vector<std::thread> threads;
-    for (int t = 0; t < std::max(1, a.jobs); ++t) threads.emplace_back(worker);
-    for (auto& t : threads) t.join();
-    if (first_error) return Fail(*first_error);
+    HOIST_RETURN_IF_ERROR(ParallelFor(
+        groups.size(), static_cast<size_t>(std::max(1, a.jobs)), [&](size_t k) -> Status {
+          HOIST_RETURN_IF_ERROR(reader.FetchForPrefetch(groups[k].blob, groups[k].chunks));
+          uint64_t n = 0;
+          for (const Chunk& c : groups[k].chunks) n += c.blob_length;
+          progress.Add(n);
+          return Ok();
+        }));
   }
   progress.Finish();
   HOIST_RETURN_IF_ERROR(store.chunks().Flush());

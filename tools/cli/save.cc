@@ -22,13 +22,14 @@
 #include <map>
 #include <set>
 
+#include "base/file_util.h"
 #include "base/scoped_fd.h"
 #include "index/layer_index.h"
 #include "index/tar_writer.h"
-#include "tools/image/image_impl.h"
-#include "tools/image/local_store.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_impl.h"
+#include "tools/image/local_store.h"
 
 namespace hoist {
 namespace {
@@ -103,17 +104,7 @@ class ArchiveWriter {
     e.entry.link_name = link;
     return tar_.WriteHeader(e);
   }
-  Status Out(std::string_view d) {
-    while (!d.empty()) {
-      ssize_t n = ::write(fd_, d.data(), d.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Fail(ErrnoError("writing the archive"));
-      }
-      d.remove_prefix(static_cast<size_t>(n));
-    }
-    return Ok();
-  }
+  Status Out(std::string_view d) { return WriteAll(fd_, d, "the archive"); }
   int fd_;
   TarWriter tar_;
 };
@@ -162,9 +153,8 @@ Result<uint64_t> SpoolLayer(ImageSource& source, const Descriptor& layer, const 
     if (n == 0) break;
     sha.Update(buf.data(), n);
     size += n;
-    if (::write(spool, buf.data(), n) != static_cast<ssize_t>(n)) {
-      return Fail(ErrnoError("spooling layer " + layer.digest.str()));
-    }
+    HOIST_RETURN_IF_ERROR(WriteAll(spool, std::string_view(buf.data(), n),
+                                   "the spool of layer " + layer.digest.str()));
   }
   HOIST_RETURN_IF_ERROR(Drain(raw));
   if (raw.Finish() != layer.digest) {

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "base/file_util.h"
 #include "index/zstd_chunked_writer.h"
 
 namespace hoist {
@@ -28,15 +29,7 @@ class BufferedFdSink {
  private:
   static constexpr size_t kSize = 1 << 20;
   Status WriteAll(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t w = ::write(fd_, data.data(), data.size());
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return Fail(ErrnoError("write converted layer"));
-      }
-      data.remove_prefix(static_cast<size_t>(w));
-    }
-    return Ok();
+    return hoist::WriteAll(fd_, data, "the converted layer");
   }
   int fd_;
   std::vector<char> buf_;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/parallel.h"
 #include "index/layer_index.h"
 #include "tools/convert/convert_layer.h"
 #include "tools/image/image_manifest.h"
@@ -251,36 +252,22 @@ Result<ConvertReport> ConvertImage(ImageSource& source, ImageDestination& destin
   layer_options.prefetch = options.prefetch;
   layer_options.work_dir = options.work_dir;
   size_t workers = std::min<size_t>(jobs.size(), static_cast<size_t>(std::max(2, threads)));
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex error_mu;
-  std::optional<Error> first_error;
+  Status jobs_done;
   {
     std::optional<ProgressDisplay> display;
     if (options.progress) display.emplace(jobs);
-    std::vector<std::thread> pool;
-    for (size_t w = 0; w < workers; ++w) {
-      pool.emplace_back([&] {
-        for (;;) {
-          size_t i = next.fetch_add(1);
-          if (i >= jobs.size() || failed.load()) return;
-          LayerJob& job = *jobs[i];
-          Status st = RunJob(source, destination, job, layer_options);
-          if (!st) {
-            failed = true;
-            std::lock_guard<std::mutex> lock(error_mu);
-            if (!first_error) first_error = st.error().Context(job.label);
-          }
-        }
-      });
-    }
-    for (auto& t : pool) t.join();
+    jobs_done = ParallelFor(jobs.size(), workers, [&](size_t i) -> Status {
+      LayerJob& job = *jobs[i];
+      Status st = RunJob(source, destination, job, layer_options);
+      if (!st) return Fail(st.error().Context(job.label));
+      return Ok();
+    });
   }
   auto abort = [&](Error e) -> Result<ConvertReport> {
     destination.Abort();
     return Fail(std::move(e));
   };
-  if (first_error) return abort(*first_error);
+  if (!jobs_done) return abort(jobs_done.error());
 
   // 3. Configs (unchanged bytes unless a reordered layer changed a diff_id), then manifests,
   // the top-level one last.

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "base/file_util.h"
 #include "base/log.h"
 #include "index/tar_path.h"
 #include "index/tar_reader.h"
@@ -54,16 +55,7 @@ class SpoolWriter {
  private:
   static constexpr size_t kSize = 1 << 20;
   Status WriteAll(const char* data, size_t n) {
-    while (n > 0) {
-      ssize_t w = ::write(fd_, data, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return Fail(ErrnoError("write the tar spool file"));
-      }
-      data += w;
-      n -= static_cast<size_t>(w);
-    }
-    return Ok();
+    return hoist::WriteAll(fd_, std::string_view(data, n), "the tar spool file");
   }
   int fd_;
   std::vector<char> buf_;

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/file_util.h"
 #include "base/log.h"
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
@@ -32,15 +33,9 @@ namespace {
 
 constexpr char kReady[] = "ready\n";
 
-void WriteAll(int fd, const std::string& s) {
-  size_t done = 0;
-  while (done < s.size()) {
-    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
+// The readiness pipe to the parent: if the parent is gone there is nobody to tell, so a failed
+// write is dropped on purpose.
+void TellParent(int fd, const std::string& s) { (void)WriteAll(fd, s, "the readiness pipe"); }
 
 // Parent side: waits for the child's verdict.
 int AwaitReadiness(int fd, pid_t child) {
@@ -166,7 +161,7 @@ int main(int argc, char** argv) {
   if (!mount) {
     const std::string line = "hoistfs: " + mount.error().message() + "\n";
     if (ready_fd >= 0) {
-      WriteAll(ready_fd, line);
+      TellParent(ready_fd, line);
       ::close(ready_fd);
     } else {
       std::fputs(line.c_str(), stderr);
@@ -176,14 +171,14 @@ int main(int argc, char** argv) {
   if (!(*mount)->warning().empty()) {
     const std::string line = "hoistfs: warning: " + (*mount)->warning() + "\n";
     if (ready_fd >= 0) {
-      WriteAll(ready_fd, line);
+      TellParent(ready_fd, line);
     } else {
       std::fputs(line.c_str(), stderr);
     }
   }
   HOIST_LOG(kInfo) << "mount ready: " << options.image << " at " << options.mountpoint;
   if (ready_fd >= 0) {
-    WriteAll(ready_fd, kReady);
+    TellParent(ready_fd, kReady);
     ::close(ready_fd);
   }
   if (options.foreground) {

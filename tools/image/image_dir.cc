@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "base/rfc3339.h"
 #include "base/scoped_fd.h"
 #include "index/dir_walker.h"
 #include "tools/image/docker_archive.h"
@@ -33,12 +34,7 @@ Result<std::string> CreatedTime() {
     }
     seconds = v;
   }
-  time_t t = static_cast<time_t>(seconds);
-  struct tm tm;
-  if (::gmtime_r(&t, &tm) == nullptr) return Fail(EINVAL, "SOURCE_DATE_EPOCH out of range");
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::string(buf);
+  return FormatRfc3339(seconds);
 }
 
 std::string BuildConfig(const SourceOptions& o, const std::string& created, const Digest& diff_id) {

@@ -24,8 +24,10 @@ Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& referenc
 Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string& reference,
                                                                RegistryOptions registry = {});
 
-// Stores a blob in a directory of content-addressed files (DIR/<hex>): used by the OCI layout
-// destination. Reads `reader` to the end, checks the digest and size, renames into place.
+// Stores a blob as the file `final_path` (the OCI layout destination, the local store's blob
+// files): reads `reader` to the end into a temporary file beside it (".tmp-<name>-XXXXXX", which
+// `hoist prune` spares for an hour), checks the digest and size,
+// fsyncs, and renames it into place, so the name only ever holds a whole, verified blob.
 Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, ByteReader& reader);
 
 }  // namespace hoist

@@ -270,9 +270,12 @@ Status ImageDestination::PutBlobFile(const Descriptor& blob, const std::string& 
 }
 
 Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, ByteReader& reader) {
-  std::string tmp = final_path + ".tmp-XXXXXX";
+  // ".tmp-" first: `hoist prune` leaves such files alone for an hour (a pull may be writing).
+  const size_t slash = final_path.rfind('/');
+  std::string tmp =
+      final_path.substr(0, slash + 1) + ".tmp-" + final_path.substr(slash + 1) + "-XXXXXX";
   ScopedFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
-  if (!fd.valid()) return Fail(ErrnoError("create " + tmp));
+  if (!fd.valid()) return Fail(ErrnoError("creating a temporary file for " + final_path));
   auto fail = [&](Error e) {
     ::unlink(tmp.c_str());
     return Fail(std::move(e));
@@ -282,29 +285,28 @@ Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, Byte
   std::vector<char> buf(1 << 20);
   for (;;) {
     auto got = reader.Read(buf.data(), buf.size());
-    if (!got) return fail(got.error());
+    if (!got) return fail(got.error().Context("reading blob " + blob.digest.str()));
     if (*got == 0) break;
     sha.Update(buf.data(), *got);
     total += *got;
-    size_t off = 0;
-    while (off < *got) {
-      ssize_t w = ::write(fd.get(), buf.data() + off, *got - off);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return fail(ErrnoError("write " + tmp));
-      }
-      off += static_cast<size_t>(w);
+    if (auto w = WriteAll(fd.get(), std::string_view(buf.data(), *got), tmp); !w) {
+      return fail(w.error());
     }
   }
-  Digest got_digest = Digest::FromSha256(sha.Final());
+  const Digest got_digest = Digest::FromSha256(sha.Final());
   if (got_digest != blob.digest) {
-    return fail(Error(EIO, "blob " + blob.digest.str() + " has digest " + got_digest.str()));
+    return fail(Error(
+        EIO, "blob " + blob.digest.str() + ": digest mismatch (got " + got_digest.str() + ")"));
   }
   if (blob.size >= 0 && total != static_cast<uint64_t>(blob.size)) {
-    return fail(Error(EIO, "blob " + blob.digest.str() + " has " + std::to_string(total) +
-                               " bytes, expected " + std::to_string(blob.size)));
+    return fail(Error(EIO, "blob " + blob.digest.str() + ": size " + std::to_string(total) +
+                               ", expected " + std::to_string(blob.size)));
   }
-  ::fchmod(fd.get(), 0644);
+  // Durable before it is visible under its final name: a crash leaves the old state or the
+  // whole blob, never a short one.
+  if (::fchmod(fd.get(), 0644) != 0 || ::fsync(fd.get()) != 0) {
+    return fail(ErrnoError("syncing " + tmp));
+  }
   fd.Reset();
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     return fail(ErrnoError("rename " + tmp + " to " + final_path));

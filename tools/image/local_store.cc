@@ -78,51 +78,8 @@ bool LocalStore::HasBlobFile(const Digest& digest) const {
 
 Result<bool> LocalStore::WriteBlobFile(const Descriptor& blob, ByteReader& reader) {
   if (HasBlobFile(blob.digest)) return false;
-  const std::string dir = LocalBlobDir(cache_dir_);
-  HOIST_RETURN_IF_ERROR(MakeDirs(dir, 0755));
-  static std::atomic<uint64_t> counter{0};
-  const std::string final_path = BlobFilePath(blob.digest);
-  const std::string temp = dir + "/.tmp-" + std::string(blob.digest.hex().substr(0, 16)) + "-" +
-                           std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (raw < 0) return Fail(ErrnoError("creating " + temp));
-  ScopedFd fd(raw);
-  auto fail = [&](Error e) -> Result<bool> {
-    ::unlink(temp.c_str());
-    return Fail(std::move(e));
-  };
-  Sha256 sha;
-  uint64_t size = 0;
-  std::string buf(1 << 20, '\0');
-  while (true) {
-    Result<size_t> n = reader.Read(buf.data(), buf.size());
-    if (!n) return fail(n.error().Context("reading blob " + blob.digest.str()));
-    if (*n == 0) break;
-    sha.Update(buf.data(), *n);
-    size += *n;
-    size_t done = 0;
-    while (done < *n) {
-      ssize_t w = ::write(fd.get(), buf.data() + done, *n - done);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return fail(ErrnoError("writing blob " + blob.digest.str() + " to " + dir));
-      }
-      done += static_cast<size_t>(w);
-    }
-  }
-  const Digest got = Digest::FromSha256(sha.Final());
-  if (got != blob.digest) {
-    return fail(
-        Error{EIO, "blob " + blob.digest.str() + ": digest mismatch (got " + got.str() + ")"});
-  }
-  if (blob.size >= 0 && static_cast<uint64_t>(blob.size) != size) {
-    return fail(Error{EIO, "blob " + blob.digest.str() + ": size " + std::to_string(size) +
-                               ", expected " + std::to_string(blob.size)});
-  }
-  if (::fsync(fd.get()) != 0) return fail(ErrnoError("fsync " + temp));
-  if (::rename(temp.c_str(), final_path.c_str()) != 0) {
-    return fail(ErrnoError("renaming " + temp));
-  }
+  HOIST_RETURN_IF_ERROR(MakeDirs(LocalBlobDir(cache_dir_), 0755));
+  HOIST_RETURN_IF_ERROR(hoist::WriteBlobFile(BlobFilePath(blob.digest), blob, reader));
   return true;
 }
 
