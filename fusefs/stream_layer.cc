@@ -383,10 +383,10 @@ void StreamLayer::Run() {
         running_ = false;
         no_space_ = true;
         last_error_ =
-            Error(ENOSPC, "layer " + blob_.str() + ": neither its decompressed stream nor its " +
-                              std::to_string(blob_size) + "-byte blob fits in the " +
-                              std::to_string(options_.space->total()) +
-                              " bytes of stream space (cache_size); its files cannot be read");
+            Error(EIO, "layer " + blob_.str() + ": neither its decompressed stream nor its " +
+                           std::to_string(blob_size) + "-byte blob fits in the " +
+                           std::to_string(options_.space->total()) +
+                           " bytes of stream space (cache_size); its files cannot be read");
         HOIST_LOG(kError) << last_error_->message();
         cv_.notify_all();
         return;

@@ -25,7 +25,8 @@
 // verified and decode from the start of the kept blob to what they need (one decoder shared by
 // the layer's readers, so reading in stream order costs one pass; a read behind it starts
 // again). When even the blob does not fit, the layer's reads fail with EIO and a log line
-// (ENOSPC, for the mount's life). So a mount's stream files never use more than `space`.
+// (for the mount's life: the blob is not fetched again). So a mount's stream files never use more
+// than `space`.
 //
 // Stream offsets: a kStream chunk's bytes are at `inner_offset` of the decompressed stream; a
 // kRaw chunk without a digest (plain tar) at `blob_offset` (for tar the stream is the blob).
