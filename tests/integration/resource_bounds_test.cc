@@ -136,7 +136,8 @@ class ResourceBoundsTest : public ::testing::Test {
     return Ok();
   }
 
-  // hoistfs -f (so the process measured is the one that indexes), expected to fail, under
+  // hoistfs -f (so the process measured is the one that indexes; log_level=error keeps a
+  // warning, e.g. a retried request, off its stderr), expected to fail, under
   // GNU time for its peak RSS: wait4 on a child of this test would also count this process's
   // own resident pages (Linux carries the pre-exec image's high-water mark across exec), and
   // this process has just built 200 MB strings. `rss_kib` gets hoistfs's ru_maxrss.
@@ -145,7 +146,7 @@ class ResourceBoundsTest : public ::testing::Test {
     mounts_.push_back(mp);
     const std::string rss_file = cache + "/max-rss";
     auto r = harness::RunCommand({"time", "-f", "%M", "-o", rss_file, HOISTFS_BINARY, "-f", "-o",
-                                  "cache=" + cache + ",prefetch=none", image, mp},
+                                  "cache=" + cache + ",prefetch=none,log_level=error", image, mp},
                                  {.timeout = std::chrono::seconds(300)});
     *rss_kib = 0;
     if (auto text = ReadFile(rss_file)) {
