@@ -70,11 +70,18 @@ class BlobStreamReader {
     return got;
   }
 
-  // Also writes the decompressed stream to `file` (from its offset 0). A write failure drops
-  // the copy (logged); the index is built all the same.
-  void TeeTo(std::shared_ptr<ScopedFd> file) { tee_ = std::move(file); }
+  // Also writes the decompressed stream to `file` (from its offset 0), counted against
+  // options.stream_space. A write failure or the space running out drops the copy (logged); the
+  // index is built all the same.
+  void TeeTo(std::shared_ptr<ScopedFd> file) {
+    tee_ = std::move(file);
+    space_ = BudgetLease(options_.stream_space, 0);
+  }
   // The copy, once Finish() has verified the blob (null if it was dropped).
-  VerifiedStream TakeVerifiedCopy() { return VerifiedStream{std::move(tee_), out_bytes_}; }
+  VerifiedStream TakeVerifiedCopy() {
+    return VerifiedStream{std::move(tee_), out_bytes_,
+                          std::make_shared<BudgetLease>(std::move(space_))};
+  }
 
   // Consumes the rest of the blob, then checks its size and digest.
   Status Finish() {
@@ -96,11 +103,20 @@ class BlobStreamReader {
   bool AtBlobEnd() const { return offset_ >= size_ && pos_ >= piece_.size(); }
 
   void Tee(std::string_view data) {
+    if (!space_.TryGrow(data.size())) {
+      HOIST_LOG(kInfo) << "layer " << blob_.str() << ": its decompressed stream passes the "
+                       << options_.stream_space->total()
+                       << " bytes of stream space (cache_size); not kept";
+      tee_.reset();  // the only reference: the unlinked file's blocks are freed now
+      space_.Reset();
+      return;
+    }
     if (Status wrote = PWriteAll(tee_->get(), data, out_bytes_); !wrote) {
       HOIST_LOG(kWarning) << "layer " << blob_.str() << ": could not keep its decompressed stream ("
                           << wrote.error().message()
                           << "); the mount will fetch the blob again to serve it";
       tee_.reset();
+      space_.Reset();
     }
   }
 
@@ -193,6 +209,7 @@ class BlobStreamReader {
   ZSTD_DCtx* dctx_ = nullptr;
   bool frame_done_ = true;
   std::shared_ptr<ScopedFd> tee_;  // the copy of the stream, while it is being kept
+  BudgetLease space_;              // the stream space tee_ uses
 };
 
 // Whether a layer carries a zstd:chunked TOC we can verify (zstd media type for ctr-remote's
@@ -319,9 +336,23 @@ Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob, uint64
   return index;
 }
 
-Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
-                              const LayerLoaderOptions& options, LayerOrigin* origin,
-                              VerifiedStream* kept) {
+namespace {
+
+// IndexLayer, taking the TOC's share of `toc_budget` (may be null) before the TOC is read.
+Result<LayerIndex> IndexLayerWithin(BlobSource& source, const Descriptor& layer,
+                                    const LayerLoaderOptions& options, LayerOrigin* origin,
+                                    VerifiedStream* kept, ByteBudget* toc_budget) {
+  // The TOC's share, held until this function returns (the TOC is parsed by then). Footers are
+  // read with a few small reads first; the one large read is the TOC.
+  BudgetLease toc_share;
+  BlobRangeReader read = [&](uint64_t offset, uint64_t length) {
+    constexpr uint64_t kFooterRead = 4096;
+    if (toc_budget != nullptr && length > kFooterRead) {
+      toc_share.Reset();
+      toc_share = BudgetLease(toc_budget, toc_budget->Take(length + kTocWorkingSet));
+    }
+    return source.ReadAt(layer.digest, offset, length);
+  };
   uint64_t blob_size = layer.size > 0 ? static_cast<uint64_t>(layer.size) : 0;
   if (blob_size == 0) {
     HOIST_ASSIGN_OR_RETURN(blob_size, source.Size(layer.digest));
@@ -331,9 +362,6 @@ Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
     auto estargz = ParseEstargzAnnotations(layer.annotations);
     if (estargz) {
       if (origin != nullptr) *origin = LayerOrigin::kEstargz;
-      BlobRangeReader read = [&](uint64_t offset, uint64_t length) {
-        return source.ReadAt(layer.digest, offset, length);
-      };
       EstargzOptions eopts;
       eopts.limits.toc = options.limits.toc;
       HOIST_ASSIGN_OR_RETURN(EstargzLayer loaded,
@@ -345,9 +373,6 @@ Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
   HOIST_ASSIGN_OR_RETURN(std::optional<ZstdChunkedAnnotations> chunked, ChunkedAnnotations(layer));
   if (chunked) {
     if (origin != nullptr) *origin = LayerOrigin::kZstdChunked;
-    BlobRangeReader read = [&](uint64_t offset, uint64_t length) {
-      return source.ReadAt(layer.digest, offset, length);
-    };
     HOIST_ASSIGN_OR_RETURN(
         ZstdChunkedLayer loaded,
         LoadZstdChunkedLayer(read, blob_size, layer.digest, *chunked, options.limits));
@@ -356,6 +381,15 @@ Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
   if (origin != nullptr) *origin = LayerOrigin::kTarStream;
   HOIST_ASSIGN_OR_RETURN(LayerFormat format, StreamFormatForMediaType(layer.media_type));
   return IndexTarStream(source, layer.digest, blob_size, format, options, kept);
+}
+
+}  // namespace
+
+Result<LayerIndex> IndexLayer(BlobSource& source, const Descriptor& layer,
+                              const LayerLoaderOptions& options, LayerOrigin* origin,
+                              VerifiedStream* kept) {
+  ByteBudget toc_budget(options.toc_memory_budget);
+  return IndexLayerWithin(source, layer, options, origin, kept, &toc_budget);
 }
 
 namespace {
@@ -384,6 +418,7 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
   std::vector<VerifiedStream> streams(n);
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
+  ByteBudget toc_budget(options.toc_memory_budget);
 
   auto load_one = [&](size_t i) -> Result<std::shared_ptr<const LayerIndex>> {
     const Descriptor& d = layers[i];
@@ -398,8 +433,8 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
         return std::make_shared<const LayerIndex>(std::move(**stored));
       }
     }
-    HOIST_ASSIGN_OR_RETURN(LayerIndex index,
-                           IndexLayer(source, d, options, &origins[i], &streams[i]));
+    HOIST_ASSIGN_OR_RETURN(LayerIndex index, IndexLayerWithin(source, d, options, &origins[i],
+                                                              &streams[i], &toc_budget));
     if (store != nullptr && !options.defer_store) StoreIndex(*store, index);
     return std::make_shared<const LayerIndex>(std::move(index));
   };

@@ -23,6 +23,10 @@
 //   Every index built in 2, 3 or 4 is stored (a store error is logged, not fatal), unless
 //   options.defer_store leaves that to the caller (StoreFreshIndexes).
 //
+// Memory: LoadLayers indexes up to `parallelism` layers at once, but their TOCs together hold
+// at most toc_memory_budget (plus kTocWorkingSet each): a layer waits for its share before it
+// reads its TOC. One JSON string of a TOC is capped as it is read (toc_json.h).
+//
 // Errors: the first failing layer's error, with "layer N (sha256:...)" context; EINVAL for a
 // layer media type that is neither tar, gzip nor zstd; errnos as zstd_chunked.h / tar_reader.h
 // / BlobSource give them otherwise.
@@ -40,6 +44,7 @@
 #include "base/status.h"
 #include "fetcher/blob_source.h"
 #include "fetcher/manifest.h"
+#include "fusefs/byte_budget.h"
 #include "fusefs/stream_layer.h"
 #include "index/layer_index.h"
 #include "index/store.h"
@@ -66,7 +71,21 @@ struct LayerLoaderOptions {
   // in an unlinked file in this directory (LoadedLayers::streams), so the mount serves the
   // layer without fetching the blob a second time. A failure to write it only loses that.
   std::string stream_temp_dir;
+  // Disk the kept streams may use in all (borrowed; null: unbounded). A stream that would pass
+  // it is dropped as soon as it would (its file closed, so its blocks are freed at once) and the
+  // mount serves that layer as if nothing had been kept. Each kept stream holds its share
+  // (VerifiedStream::space) until its file is closed.
+  ByteBudget* stream_space = nullptr;
+  // TOC bytes that the layers indexed at once may hold in all: an eStargz or zstd:chunked layer
+  // takes its compressed TOC's size plus kTocWorkingSet before it reads the TOC, and gives them
+  // back once the TOC is parsed; a TOC over the whole budget waits until it is all free.
+  uint64_t toc_memory_budget = 256ull << 20;
 };
+
+// What parsing one TOC holds besides its compressed bytes: the decoder's pieces (4 x 256 KiB),
+// the parser's string buffer (at most TocLimits::max_token_buffer plus a piece, grown by half),
+// eStargz's 256 KiB text piece, and the decoders' own state.
+inline constexpr uint64_t kTocWorkingSet = 4ull << 20;
 
 struct LoadedLayers {
   std::vector<std::shared_ptr<const LayerIndex>> layers;  // lowest first, as in the manifest

@@ -150,9 +150,12 @@ Status Mount::Build() {
   // unconverted layer indexed from its blob keeps the decompressed stream for step 7.
   const std::string stream_dir = cache_dir + "/tmp";
   HOIST_RETURN_IF_ERROR(MakeDirs(stream_dir, 0700));
+  // Stream files count against the cache quota: as much disk again as the chunk cache may use.
+  stream_space_ = std::make_unique<ByteBudget>(so.cache.quota_bytes);
   LayerLoaderOptions loader_options;
   loader_options.defer_store = true;
   loader_options.stream_temp_dir = stream_dir;
+  loader_options.stream_space = stream_space_.get();
   HOIST_ASSIGN_OR_RETURN(
       layers_, LoadLayers(*source_, store_.get(), image_->manifest.layers, loader_options));
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
@@ -172,6 +175,7 @@ Status Mount::Build() {
   // 7. Read path.
   StreamLayerOptions stream_options;
   stream_options.temp_dir = stream_dir;
+  stream_options.space = stream_space_.get();
   streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options);
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
     if (streams_->Adopt(*layers_.layers[i], std::move(layers_.streams[i]))) {

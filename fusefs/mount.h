@@ -89,6 +89,9 @@ class Mount {
   std::optional<ResolvedImage> image_;
   std::unique_ptr<BlobSource> source_;
   std::unique_ptr<Store> store_;
+  // Disk for unconverted layers' stream files (kept ones and fetched ones): the cache quota.
+  // Declared before everything holding a share of it.
+  std::unique_ptr<ByteBudget> stream_space_;
   LoadedLayers layers_;
   std::optional<MergedView> view_;
   MountStats stats_;

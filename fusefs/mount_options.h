@@ -7,7 +7,8 @@
 //   prefetch=none|priority|all   background fetch after mount (default all)
 //   bandwidth=BYTES        prefetch cap in bytes/s (suffixes k, m, g; 0 = none)
 //   cache=DIR              host store (also --cache DIR, env HOIST_CACHE; store.h default)
-//   cache_size=BYTES       chunk cache quota (suffixes k, m, g)
+//   cache_size=BYTES       chunk cache quota (suffixes k, m, g); also the disk the mount's
+//                          unconverted layers' stream files may use in all (stream_layer.h)
 //   insecure_registry=HOST plain-http registry (repeatable)
 //   platform=OS/ARCH[/V]   platform to pick from an index
 //   log_level=LEVEL        debug|info|warning|error|off (default warning)

@@ -149,6 +149,118 @@ class StreamLayer::Decoder {
   ZSTD_DCtx* dctx_ = nullptr;
 };
 
+// Pull decoding of a kept compressed blob (a file), from its start: identity (tar), gzip
+// (multi-member) or zstd. position() is the stream offset of the next byte Read gives.
+class StreamLayer::BlobCursor {
+ public:
+  BlobCursor(LayerFormat format, std::shared_ptr<ScopedFd> file, uint64_t blob_size)
+      : format_(format), file_(std::move(file)), blob_size_(blob_size), in_(256 << 10, '\0') {
+    if (format_ == LayerFormat::kTarGzip) {
+      zs_ok_ = inflateInit2(&zs_, 15 + 32) == Z_OK;
+    } else if (format_ == LayerFormat::kTarZstd) {
+      dctx_ = ZSTD_createDCtx();
+    }
+  }
+  ~BlobCursor() {
+    if (zs_ok_) inflateEnd(&zs_);
+    if (dctx_ != nullptr) ZSTD_freeDCtx(dctx_);
+  }
+  BlobCursor(const BlobCursor&) = delete;
+  BlobCursor& operator=(const BlobCursor&) = delete;
+
+  uint64_t position() const { return pos_; }
+  const ScopedFd* file() const { return file_.get(); }
+
+  // Decodes up to n (> 0) bytes at position(); 0 at the end of the stream.
+  Result<size_t> Read(char* buf, size_t n) {
+    Result<size_t> got = format_ == LayerFormat::kTarGzip   ? ReadGzip(buf, n)
+                         : format_ == LayerFormat::kTarZstd ? ReadZstd(buf, n)
+                                                            : ReadRaw(buf, n);
+    if (got) pos_ += *got;
+    return got;
+  }
+
+ private:
+  bool AtFileEnd() const { return in_pos_ == in_len_ && file_off_ >= blob_size_; }
+
+  // Reads the next input piece once the last one is used up.
+  Status Refill() {
+    if (in_pos_ < in_len_ || file_off_ >= blob_size_) return Ok();
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(in_.size(), blob_size_ - file_off_));
+    HOIST_RETURN_IF_ERROR(PReadAll(file_->get(), std::span<char>(in_.data(), n), file_off_));
+    file_off_ += n;
+    in_pos_ = 0;
+    in_len_ = n;
+    return Ok();
+  }
+
+  Result<size_t> ReadRaw(char* buf, size_t n) {
+    const uint64_t left = blob_size_ - pos_;
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, left));
+    if (k > 0) HOIST_RETURN_IF_ERROR(PReadAll(file_->get(), std::span<char>(buf, k), pos_));
+    return k;
+  }
+
+  Result<size_t> ReadGzip(char* buf, size_t n) {
+    if (!zs_ok_) return Fail(ENOMEM, "inflateInit2 failed");
+    n = std::min<size_t>(n, 1u << 30);
+    while (true) {
+      HOIST_RETURN_IF_ERROR(Refill());
+      if (member_done_) {
+        if (AtFileEnd()) return size_t{0};
+        if (inflateReset(&zs_) != Z_OK) return Fail(EIO, "gzip: reset failed");
+        member_done_ = false;
+      }
+      zs_.next_in = reinterpret_cast<Bytef*>(in_.data() + in_pos_);
+      zs_.avail_in = static_cast<uInt>(in_len_ - in_pos_);
+      zs_.next_out = reinterpret_cast<Bytef*>(buf);
+      zs_.avail_out = static_cast<uInt>(n);
+      const int rc = inflate(&zs_, Z_NO_FLUSH);
+      in_pos_ = in_len_ - zs_.avail_in;
+      const size_t got = n - zs_.avail_out;
+      if (rc == Z_STREAM_END) {
+        member_done_ = true;
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        return Fail(EIO, std::string("gzip: ") + (zs_.msg ? zs_.msg : "inflate error"));
+      }
+      if (got > 0) return got;
+      if (!member_done_ && AtFileEnd()) return Fail(EIO, "gzip stream is truncated");
+    }
+  }
+
+  Result<size_t> ReadZstd(char* buf, size_t n) {
+    if (dctx_ == nullptr) return Fail(ENOMEM, "ZSTD_createDCtx failed");
+    while (true) {
+      HOIST_RETURN_IF_ERROR(Refill());
+      ZSTD_inBuffer in{in_.data(), in_len_, in_pos_};
+      ZSTD_outBuffer out{buf, n, 0};
+      const size_t rc = ZSTD_decompressStream(dctx_, &out, &in);
+      if (ZSTD_isError(rc)) return Fail(EIO, std::string("zstd: ") + ZSTD_getErrorName(rc));
+      in_pos_ = in.pos;
+      frame_done_ = rc == 0;
+      if (out.pos > 0) return out.pos;
+      if (AtFileEnd()) {
+        if (!frame_done_) return Fail(EIO, "zstd stream is truncated");
+        return size_t{0};
+      }
+    }
+  }
+
+  const LayerFormat format_;
+  const std::shared_ptr<ScopedFd> file_;
+  const uint64_t blob_size_;
+  std::string in_;
+  size_t in_pos_ = 0;
+  size_t in_len_ = 0;
+  uint64_t file_off_ = 0;
+  uint64_t pos_ = 0;
+  z_stream zs_{};
+  bool zs_ok_ = false;
+  bool member_done_ = false;
+  ZSTD_DCtx* dctx_ = nullptr;
+  bool frame_done_ = true;
+};
+
 StreamLayer::StreamLayer(BlobSource* source, Digest blob, uint64_t blob_size, LayerFormat format,
                          MountStats* stats, StreamLayerOptions options)
     : source_(source),
@@ -170,7 +282,7 @@ StreamLayer::~StreamLayer() {
 
 void StreamLayer::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (running_ || verified_ || stop_) return;
+  if (running_ || verified_ || stop_ || no_space_) return;
   if (thread_.joinable()) thread_.join();  // the previous run has finished (running_ is false)
   running_ = true;
   last_error_.reset();
@@ -182,6 +294,7 @@ bool StreamLayer::Adopt(VerifiedStream stream) {
   std::lock_guard<std::mutex> lock(mu_);
   if (running_ || verified_ || stop_ || blob_bytes_ > 0) return false;
   file_ = std::move(stream.file);
+  adopted_space_ = std::move(stream.space);
   stream_bytes_ = stream.bytes;
   blob_bytes_ = blob_size_;
   verified_ = true;
@@ -196,6 +309,8 @@ void StreamLayer::ResetLocked() {
   decoder_->Reset();
   sha_.Reset();
   file_.reset();
+  space_.Reset();
+  adopted_space_.reset();
 }
 
 void StreamLayer::Run() {
@@ -210,8 +325,11 @@ void StreamLayer::Run() {
   };
   uint64_t blob_bytes, stream_bytes, blob_size;
   std::shared_ptr<ScopedFd> file;
+  bool keep_blob;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    keep_blob = keep_blob_;
+    if (space_.budget() == nullptr) space_ = BudgetLease(options_.space, 0);
     if (!file_) {
       auto fd = OpenUnlinkedTempFile(options_.temp_dir);
       if (!fd) {
@@ -253,16 +371,61 @@ void StreamLayer::Run() {
     if (data && data->size() != n) data = Fail(EIO, "short read from the blob source");
     if (!data) return finish(data.error());
     sha_.Update(*data);
+    auto take_space = [&](uint64_t bytes) {
+      std::lock_guard<std::mutex> lock(mu_);
+      return space_.TryGrow(bytes);
+    };
+    if (keep_blob) {
+      // The compressed blob as it is (see "Disk" in stream_layer.h).
+      if (!take_space(n)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        ResetLocked();
+        running_ = false;
+        no_space_ = true;
+        last_error_ =
+            Error(EIO, "layer " + blob_.str() + ": neither its decompressed stream nor its " +
+                           std::to_string(blob_size) + "-byte blob fits in the " +
+                           std::to_string(options_.space->total()) +
+                           " bytes of stream space (cache_size); its files cannot be read");
+        HOIST_LOG(kError) << last_error_->message();
+        cv_.notify_all();
+        return;
+      }
+      if (Status wrote = PWriteAll(fd, *data, blob_bytes); !wrote) return finish(wrote.error());
+      blob_bytes += n;
+      std::lock_guard<std::mutex> lock(mu_);
+      blob_bytes_ = blob_bytes;
+      continue;
+    }
     uint64_t written = stream_bytes;
+    bool out_of_space = false;
     Status fed = decoder_->Feed(*data, [&](std::string_view out) -> Status {
       if (written + out.size() > options_.max_stream_bytes) {
         return Fail(EFBIG, "decompressed layer exceeds " +
                                std::to_string(options_.max_stream_bytes) + " bytes");
       }
+      if (!take_space(out.size())) {
+        out_of_space = true;
+        return Fail(ENOSPC, "out of stream space");
+      }
       HOIST_RETURN_IF_ERROR(PWriteAll(fd, out, written));
       written += out.size();
       return Ok();
     });
+    if (out_of_space) {
+      // Start again, keeping the compressed blob instead (one more fetch of the blob).
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        HOIST_LOG(kWarning) << "layer " << blob_.str() << ": its decompressed stream passes the "
+                            << options_.space->total()
+                            << " bytes of stream space (cache_size); keeping its " << blob_size
+                            << "-byte blob instead and decoding reads from it";
+        ResetLocked();
+        keep_blob_ = true;
+      }
+      file.reset();
+      return Run();
+    }
     if (!fed) {
       std::lock_guard<std::mutex> lock(mu_);
       ResetLocked();
@@ -284,7 +447,7 @@ void StreamLayer::Run() {
   Digest got = Digest::FromSha256(sha_.Final());
   std::lock_guard<std::mutex> lock(mu_);
   running_ = false;
-  if (got != blob_ || !decoder_->finished()) {
+  if (got != blob_ || (!keep_blob && !decoder_->finished())) {
     std::string why = got != blob_ ? "digest mismatch (got " + got.str() + ")"
                                    : std::string("compressed stream ends early");
     last_error_ = Error(EIO, "layer " + blob_.str() + ": " + why + "; discarded");
@@ -293,8 +456,9 @@ void StreamLayer::Run() {
     ResetLocked();
   } else {
     verified_ = true;
-    HOIST_LOG(kInfo) << "layer " << blob_.str() << " fetched in full (" << stream_bytes_
-                     << " bytes), verified";
+    HOIST_LOG(kInfo) << "layer " << blob_.str() << " fetched in full ("
+                     << (keep_blob ? blob_bytes_ : stream_bytes_)
+                     << (keep_blob ? " compressed" : "") << " bytes), verified";
   }
   cv_.notify_all();
 }
@@ -326,6 +490,12 @@ Result<size_t> StreamLayer::Read(const Entry& entry, const Chunk& chunk, uint64_
   Start();
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
+    if (verified_ && keep_blob_) {
+      std::shared_ptr<ScopedFd> file = file_;
+      const uint64_t blob_size = blob_size_;
+      lock.unlock();
+      return ReadFromBlob(std::move(file), blob_size, begin, out);
+    }
     if (verified_ && stream_bytes_ >= end) break;
     if (verified_) return Fail(EIO, "layer " + blob_.str() + ": stream shorter than the index");
     if (stream_bytes_ >= entry_end && !entry.digest.empty()) {
@@ -354,6 +524,31 @@ Result<size_t> StreamLayer::Read(const Entry& entry, const Chunk& chunk, uint64_
   std::shared_ptr<ScopedFd> file = file_;
   lock.unlock();
   HOIST_RETURN_IF_ERROR(PReadAll(file->get(), out, begin));
+  return out.size();
+}
+
+Result<size_t> StreamLayer::ReadFromBlob(std::shared_ptr<ScopedFd> file, uint64_t blob_size,
+                                         uint64_t begin, std::span<char> out) {
+  std::lock_guard<std::mutex> lock(cursor_mu_);
+  if (!cursor_ || cursor_->file() != file.get() || cursor_->position() > begin)
+    cursor_ = std::make_unique<BlobCursor>(format_, std::move(file), blob_size);
+  auto shorter = [&] {
+    return Fail(EIO, "layer " + blob_.str() + ": stream shorter than the index");
+  };
+  std::string skip;
+  while (cursor_->position() < begin) {
+    skip.resize(static_cast<size_t>(std::min<uint64_t>(256 << 10, begin - cursor_->position())));
+    auto n = cursor_->Read(skip.data(), skip.size());
+    if (!n) return Fail(n.error().Context("layer " + blob_.str()));
+    if (*n == 0) return shorter();
+  }
+  size_t done = 0;
+  while (done < out.size()) {
+    auto n = cursor_->Read(out.data() + done, out.size() - done);
+    if (!n) return Fail(n.error().Context("layer " + blob_.str()));
+    if (*n == 0) return shorter();
+    done += *n;
+  }
   return out.size();
 }
 

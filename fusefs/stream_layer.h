@@ -18,6 +18,16 @@
 // A blob whose digest does not match is discarded (the file is truncated, the fetch starts again
 // on the next demand) and the waiting reads fail with EIO.
 //
+// Disk: every byte written to the file is taken from `space` first (an adopted stream brings its
+// share). When the decompressed stream would pass it (a decompression bomb, or a layer larger
+// than the mount's cache quota) the file is dropped, and the blob is fetched once more and kept
+// as it is, compressed, taking its size from `space`: reads then wait until the whole blob is
+// verified and decode from the start of the kept blob to what they need (one decoder shared by
+// the layer's readers, so reading in stream order costs one pass; a read behind it starts
+// again). When even the blob does not fit, the layer's reads fail with EIO and a log line
+// (for the mount's life: the blob is not fetched again). So a mount's stream files never use more
+// than `space`.
+//
 // Stream offsets: a kStream chunk's bytes are at `inner_offset` of the decompressed stream; a
 // kRaw chunk without a digest (plain tar) at `blob_offset` (for tar the stream is the blob).
 //
@@ -48,6 +58,7 @@
 #include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/blob_source.h"
+#include "fusefs/byte_budget.h"
 #include "fusefs/mount_stats.h"
 #include "index/layer_index.h"
 
@@ -59,6 +70,8 @@ struct StreamLayerOptions {
   uint64_t max_stream_bytes = 64ull << 30;
   // Where the unlinked temporary files go.
   std::string temp_dir = "/tmp";
+  // Disk the files may use, shared by a mount's layers (borrowed; null: unbounded). See "Disk".
+  ByteBudget* space = nullptr;
 };
 
 struct StreamProgress {
@@ -83,6 +96,8 @@ bool IsStreamFormat(LayerFormat format);
 struct VerifiedStream {
   std::shared_ptr<ScopedFd> file;
   uint64_t bytes = 0;
+  // Its share of the mount's stream space, held while the file is kept (shared like the file).
+  std::shared_ptr<BudgetLease> space;
 };
 
 class StreamLayer {
@@ -116,7 +131,11 @@ class StreamLayer {
 
  private:
   class Decoder;
+  class BlobCursor;
   void Run();
+  // Read() once the kept compressed blob is verified (see "Disk").
+  Result<size_t> ReadFromBlob(std::shared_ptr<ScopedFd> file, uint64_t blob_size, uint64_t begin,
+                              std::span<char> out);
   // Discards everything fetched so far (after a digest mismatch). REQUIRES: mu_ held.
   void ResetLocked();
   // sha256 of the entry's content read back from the file. REQUIRES: it has all arrived.
@@ -133,16 +152,22 @@ class StreamLayer {
   std::condition_variable cv_;
   // The stream file. Replaced (never truncated) after a failed verification, so a reader still
   // holding the old one reads what it verified.
-  std::shared_ptr<ScopedFd> file_;           // GUARDED_BY(mu_)
-  uint64_t blob_bytes_ = 0;                  // GUARDED_BY(mu_)
-  uint64_t stream_bytes_ = 0;                // GUARDED_BY(mu_)
-  bool running_ = false;                     // GUARDED_BY(mu_)
-  bool verified_ = false;                    // GUARDED_BY(mu_)
-  bool stop_ = false;                        // GUARDED_BY(mu_)
-  std::optional<Error> last_error_;          // GUARDED_BY(mu_)
-  std::set<const Entry*> verified_entries_;  // GUARDED_BY(mu_)
-  std::unique_ptr<Decoder> decoder_;         // used by the fetch thread only
-  Sha256 sha_;                               // used by the fetch thread only
+  std::shared_ptr<ScopedFd> file_;              // GUARDED_BY(mu_)
+  uint64_t blob_bytes_ = 0;                     // GUARDED_BY(mu_)
+  uint64_t stream_bytes_ = 0;                   // GUARDED_BY(mu_)
+  bool running_ = false;                        // GUARDED_BY(mu_)
+  bool verified_ = false;                       // GUARDED_BY(mu_)
+  bool stop_ = false;                           // GUARDED_BY(mu_)
+  std::optional<Error> last_error_;             // GUARDED_BY(mu_)
+  std::set<const Entry*> verified_entries_;     // GUARDED_BY(mu_)
+  BudgetLease space_;                           // GUARDED_BY(mu_) what file_ takes from `space`
+  std::shared_ptr<BudgetLease> adopted_space_;  // GUARDED_BY(mu_) an adopted file's share
+  bool keep_blob_ = false;                      // GUARDED_BY(mu_) file_ holds the compressed blob
+  bool no_space_ = false;                       // GUARDED_BY(mu_) not even the blob fits: EIO
+  std::mutex cursor_mu_;                        // serializes reads from a kept blob
+  std::unique_ptr<BlobCursor> cursor_;          // GUARDED_BY(cursor_mu_)
+  std::unique_ptr<Decoder> decoder_;            // used by the fetch thread only
+  Sha256 sha_;                                  // used by the fetch thread only
   std::thread thread_;
 };
 

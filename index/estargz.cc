@@ -135,34 +135,127 @@ Result<EstargzAnnotations> ParseEstargzAnnotations(
   return EstargzAnnotations{*d};
 }
 
+namespace {
+
+// Gunzips one or more concatenated members piece by piece (a ReadCallback), at most `cap` bytes
+// in all, with GunzipCapped's errors.
+class CappedGunzipReader {
+ public:
+  CappedGunzipReader(std::string_view compressed, uint64_t cap)
+      : cap_(cap),
+        too_big_("gzip data decompresses to more than " + std::to_string(cap) + " bytes") {
+    ok_ = compressed.size() <= UINT32_MAX && inflateInit2(&zs_, 15 + 16) == Z_OK;
+    zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
+    zs_.avail_in = static_cast<uInt>(compressed.size());
+    done_ = compressed.empty();
+    empty_ = compressed.empty();
+  }
+  ~CappedGunzipReader() {
+    if (ok_) inflateEnd(&zs_);
+  }
+  CappedGunzipReader(const CappedGunzipReader&) = delete;
+  CappedGunzipReader& operator=(const CappedGunzipReader&) = delete;
+
+  Result<size_t> Read(char* buf, size_t n) {
+    if (!ok_) return Fail(EFBIG, "gzip input is too large, or inflateInit2 failed");
+    if (empty_) return Fail(EBADMSG, "gzip data is empty");
+    while (!done_ && n > 0) {
+      zs_.next_out = reinterpret_cast<Bytef*>(buf);
+      const size_t room = std::min<size_t>(n, UINT32_MAX);
+      zs_.avail_out = static_cast<uInt>(room);
+      const int r = inflate(&zs_, Z_NO_FLUSH);
+      const size_t got = room - zs_.avail_out;
+      produced_ += got;
+      if (produced_ > cap_) return Fail(EFBIG, too_big_);
+      if (r == Z_STREAM_END) {
+        if (zs_.avail_in == 0) {
+          done_ = true;
+        } else if (inflateReset(&zs_) != Z_OK) {
+          return Fail(EBADMSG, "gzip: inflateReset failed");
+        }
+      } else if (r == Z_BUF_ERROR && zs_.avail_out > 0) {
+        return Fail(EBADMSG, "gzip data is truncated (incomplete member)");
+      } else if (r != Z_OK && r != Z_BUF_ERROR) {
+        return Fail(EBADMSG,
+                    std::string("gzip data is corrupt: ") + (zs_.msg ? zs_.msg : "inflate error"));
+      }
+      if (got > 0) return got;
+    }
+    return size_t{0};
+  }
+
+ private:
+  z_stream zs_{};
+  const uint64_t cap_;
+  const std::string too_big_;
+  uint64_t produced_ = 0;
+  bool ok_ = false;
+  bool done_ = false;
+  bool empty_ = false;
+};
+
+}  // namespace
+
 Result<std::vector<Entry>> ParseEstargzToc(std::string_view compressed_toc_member,
                                            const Digest& toc_digest, uint64_t toc_offset,
                                            const EstargzLimits& limits, Digest* json_digest) {
-  auto tar = GunzipCapped(compressed_toc_member, limits.max_toc_size);
-  if (!tar) return std::unexpected(tar.error().Context("eStargz TOC member"));
-  TarReader reader(MemoryReader(*tar));
+  // Streamed: gunzip -> tar -> JSON text -> SAX parse, hashing the text on the way, so neither
+  // the tar nor the JSON text is ever held whole. The parse of text that turns out not to match
+  // the digest is thrown away.
+  CappedGunzipReader gunzip(compressed_toc_member, limits.max_toc_size);
+  auto member_error = [](const Error& e) { return Fail(e.Context("eStargz TOC member")); };
+  TarReader reader([&gunzip](char* buf, size_t n) { return gunzip.Read(buf, n); });
   auto member = reader.Next();
-  if (!member) return std::unexpected(member.error().Context("eStargz TOC member"));
+  if (!member) return member_error(member.error());
   const TarMember* m = *member;
   if (!m) return Fail(EBADMSG, "eStargz TOC member holds no tar entry");
   if (m->entry.path != kEstargzTocName || m->entry.type != EntryType::kRegular)
     return Fail(EBADMSG, "eStargz TOC member holds \"" + m->raw_name.substr(0, 100) +
                              "\", not the regular file " + kEstargzTocName);
-  std::string json(static_cast<size_t>(m->payload_size), '\0');
-  size_t got = 0;
-  while (got < json.size()) {
-    HOIST_ASSIGN_OR_RETURN(size_t n, reader.ReadPayload(json.data() + got, json.size() - got));
-    if (n == 0) return Fail(EBADMSG, "eStargz TOC entry is truncated");
-    got += n;
+  const uint64_t json_size = m->payload_size;
+  Sha256 sha;
+  std::string piece(256 << 10, '\0');
+  uint64_t got = 0;
+  std::optional<Error> read_error;
+  const TocTextSource next = [&]() -> Result<std::string_view> {
+    if (got >= json_size) return std::string_view();
+    auto n = reader.ReadPayload(piece.data(), std::min<uint64_t>(piece.size(), json_size - got));
+    if (!n) {
+      read_error = n.error().Context("eStargz TOC member");
+      return std::unexpected(*read_error);
+    }
+    if (*n == 0) {
+      read_error = Error(EBADMSG, "eStargz TOC entry is truncated");
+      return std::unexpected(*read_error);
+    }
+    got += *n;
+    sha.Update(std::string_view(piece.data(), *n));
+    return std::string_view(piece.data(), *n);
+  };
+  // A size hint only (it sizes an array): no more than JSON compresses, as for zstd:chunked.
+  const uint64_t expected_text =
+      std::min<uint64_t>(json_size, uint64_t{compressed_toc_member.size()} * 16);
+  Result<TocIndex> toc =
+      ParseTocStream(next, TocFormat::kEstargz, toc_offset, limits.toc, expected_text);
+  if (read_error) return Fail(*read_error);
+  // The rest of the text (after the root object), then the rest of the member.
+  while (true) {
+    HOIST_ASSIGN_OR_RETURN(std::string_view rest, next());
+    if (rest.empty()) break;
   }
-  const Digest digest = Digest::Of(json);
+  while (true) {
+    auto n = gunzip.Read(piece.data(), piece.size());
+    if (!n) return member_error(n.error());
+    if (*n == 0) break;
+  }
+  const Digest digest = Digest::FromSha256(sha.Final());
   if (json_digest) *json_digest = digest;
   if (!toc_digest.empty() && digest != toc_digest)
     return Fail(EIO,
                 "eStargz TOC digest mismatch: got " + digest.str() + ", want " + toc_digest.str());
-  HOIST_ASSIGN_OR_RETURN(TocIndex toc, ParseToc(json, TocFormat::kEstargz, toc_offset, limits.toc));
-  ApplyStargzLandmarks(toc.entries);
-  return std::move(toc.entries);
+  if (!toc) return Fail(toc.error());
+  ApplyStargzLandmarks(toc->entries);
+  return std::move(toc->entries);
 }
 
 Result<EstargzLayer> LoadEstargzLayer(const BlobRangeReader& read, uint64_t blob_size,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <optional>
 #include <utility>
 
@@ -66,6 +67,30 @@ constexpr std::string_view kFieldNames[kFieldCount] = {
     "chunkDigest", "chunkType",   "mode",      "uid",          "gid",
     "size",        "devMajor",    "devMinor",  "offset",       "endOffset",
     "innerOffset", "chunkOffset", "chunkSize", kTocPrefetchKey};
+
+// The longest string each field may hold, from the formats' own limits (index/FORMATS.md):
+// names and link targets PATH_MAX, digests "sha512:" + 128 hex digits with room to spare, an
+// RFC 3339 time with nanoseconds and a zone is 35 bytes. Checked as each string arrives, before
+// it is copied.
+constexpr size_t kMaxFieldBytes[kFieldCount] = {
+    kMaxPathLength,  // name
+    64,              // type
+    kMaxPathLength,  // linkName
+    64,              // modtime
+    256,             // digest
+    256,             // chunkDigest
+    64,              // chunkType
+    // Numbers and the prefetch bool: a string there is an error named later, when the entry
+    // ends; until then it is held like any other string.
+    4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096};
+// A key of an object hoist reads (field names; xattr names: XATTR_NAME_MAX), and any other
+// string (values of unknown fields and of root fields hoist does not read, anything inside them).
+constexpr size_t kMaxKeyBytes = 255;
+constexpr size_t kMaxOtherStringBytes = 4096;
+// One xattr value in base64: XATTR_SIZE_MAX (64 KiB) encoded, 4 * ceil(65536 / 3).
+constexpr size_t kMaxXattrValueBytes = 87'384;
+// All xattr values of one entry, in base64 (what the parser holds until the entry ends).
+constexpr size_t kMaxEntryXattrBytes = 1 << 20;
 
 // Runs once per key of every entry: picks candidates by length, so most keys cost one or two
 // comparisons.
@@ -503,9 +528,20 @@ class TocHandler {
   bool Double(double) { return Scalar(FieldValue::kOtherNumber, 0, false, {}); }
   bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not requested
   bool String(const char* s, rapidjson::SizeType n, bool) {
+    const auto [what, cap] = PendingString();
+    after_key_ = false;
+    if (n > cap) return Fail(TooLong(what, cap));
+    if (at_ == At::kXattrs && skip_ == 0) {
+      xattr_bytes_ += n;
+      if (xattr_bytes_ > kMaxEntryXattrBytes)
+        return Fail(TooLong("xattrs (in all)", kMaxEntryXattrBytes));
+    }
     return Scalar(FieldValue::kString, 0, false, std::string_view(s, n));
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
+    const auto [what, cap] = PendingString();
+    if (n > cap) return Fail(TooLong(what, cap));
+    after_key_ = true;
     if (skip_ > 0) return true;
     if (at_ == At::kEntry)
       field_ = FieldOf(std::string_view(s, n));
@@ -518,6 +554,13 @@ class TocHandler {
   bool StartArray() { return Start(false); }
   bool EndArray(rapidjson::SizeType) { return End(); }
 
+  // The error for a string still being read whose buffer passed `limit` bytes (the reader's
+  // token buffer ceiling, TocLimits::max_token_buffer): it is longer than any cap.
+  Error PendingTooLong() const {
+    const auto [what, cap] = PendingString();
+    return TooLong(what, cap);
+  }
+
  private:
   // Where the parser is. Anything unknown (any depth) is skipped by counting.
   enum class At { kTop, kRoot, kEntries, kEntry, kXattrs, kDone };
@@ -528,6 +571,7 @@ class TocHandler {
   }
 
   bool Start(bool object) {
+    after_key_ = false;
     if (skip_ > 0) {
       ++skip_;
       return true;
@@ -555,6 +599,7 @@ class TocHandler {
           return Fail(Error(EFBIG, "TOC has more than " + std::to_string(limits_.max_entries) +
                                        " entries, over the cap"));
         raw_.Clear();
+        xattr_bytes_ = 0;
         at_ = At::kEntry;
         return true;
       case At::kEntry: {
@@ -611,6 +656,7 @@ class TocHandler {
 
   bool Scalar(FieldValue::Kind kind, uint64_t u, bool b, std::string_view text,
               int64_t as_int = -1) {
+    after_key_ = false;
     if (skip_ > 0) return true;
     switch (at_) {
       case At::kTop:
@@ -661,6 +707,36 @@ class TocHandler {
 
   static Error VersionError() { return Error(EBADMSG, "TOC version is missing or not 1"); }
 
+  // What the next string is and its cap: the value of the last key; else a key, in an object
+  // hoist reads; else (an array element, or a key inside a skipped value) any string.
+  std::pair<std::string_view, size_t> PendingString() const {
+    if (!after_key_) {
+      if (skip_ == 0 && (at_ == At::kRoot || at_ == At::kEntry || at_ == At::kXattrs))
+        return {"a key", kMaxKeyBytes};
+      return {"a JSON string", kMaxOtherStringBytes};
+    }
+    if (skip_ > 0) return {"a value", kMaxOtherStringBytes};
+    switch (at_) {
+      case At::kRoot:
+        if (key_ == "tarSplitDigest") return {"tarSplitDigest", kMaxFieldBytes[kDigest]};
+        return {"a value", kMaxOtherStringBytes};
+      case At::kEntry:
+        if (field_ < kFieldCount) return {kFieldNames[field_], kMaxFieldBytes[field_]};
+        return {"a value", kMaxOtherStringBytes};
+      case At::kXattrs:
+        return {"xattr value", kMaxXattrValueBytes};
+      default:
+        return {"a JSON string", kMaxOtherStringBytes};
+    }
+  }
+
+  // "TOC entry N: name longer than 4096 bytes" inside an entry, "TOC: ..." outside.
+  Error TooLong(std::string_view what, size_t cap) const {
+    const std::string text = std::string(what) + " longer than " + std::to_string(cap) + " bytes";
+    if (at_ == At::kEntry || at_ == At::kXattrs) return Bad(index_, "", text);
+    return Error(EBADMSG, "TOC: " + text);
+  }
+
   const TocLimits& limits_;
   EntryBuilder builder_;
   At at_ = At::kTop;
@@ -670,14 +746,50 @@ class TocHandler {
   RawEntry raw_;
   size_t index_ = 0;
   bool saw_split_ = false;
+  bool after_key_ = false;  // the last event was a key: a value comes next
+  size_t xattr_bytes_ = 0;  // base64 text of the open entry's xattr values
+};
+
+// The allocator of the RapidJSON reader's own stack. With a SAX handler and no in-situ parsing,
+// that stack holds only the string (or key) being read: the reader copies every byte of a string
+// into it and hands the whole string to the handler once its closing quote arrives, and it has
+// no option to stop a long one. So the stack's capacity is the one place where the length of a
+// string still being read shows, and the stream below checks it (see PieceStream::Fill).
+class TokenBufferAllocator {
+ public:
+  static const bool kNeedFree = true;
+  void* Malloc(size_t size) {
+    capacity_ = size;
+    return size == 0 ? nullptr : std::malloc(size);
+  }
+  void* Realloc(void* p, size_t, size_t size) {
+    capacity_ = size;
+    if (size == 0) {
+      std::free(p);
+      return nullptr;
+    }
+    return std::realloc(p, size);
+  }
+  static void Free(void* p) { std::free(p); }
+  // The capacity last asked for: it grows by half each time a string outgrows it, and never
+  // shrinks during a parse.
+  size_t capacity() const { return capacity_; }
+
+ private:
+  size_t capacity_ = 0;
 };
 
 // A RapidJSON input stream over a TocTextSource. A source error ends the text (Peek() gives
-// '\0', which fails the parse) and is kept for the caller.
+// '\0', which fails the parse) and is kept for the caller; so does a string whose buffer has
+// passed `max_token_buffer` bytes (`token_too_long`).
 class PieceStream {
  public:
   using Ch = char;
-  explicit PieceStream(const TocTextSource& next) : next_(next) { Fill(); }
+  PieceStream(const TocTextSource& next, const TokenBufferAllocator& token_buffer,
+              size_t max_token_buffer)
+      : next_(next), token_buffer_(token_buffer), max_token_buffer_(max_token_buffer) {
+    Fill();
+  }
 
   // Peek and Take run once per byte of the TOC, so they are one load and one compare: `cur_`
   // always points at a readable byte, the '\0' sentinel once the text (or the source) ends.
@@ -695,12 +807,19 @@ class PieceStream {
   size_t PutEnd(Ch*) { return 0; }
 
   std::optional<Error> error;
+  bool token_too_long = false;
 
  private:
   [[gnu::noinline]] void Fill() {
     if (begin_ != &kEnd) consumed_ += static_cast<size_t>(end_ - begin_);
     begin_ = cur_ = &kEnd;
     end_ = &kEnd + 1;
+    // Once per piece, not per byte: the reader's string buffer grows by at most one piece (and
+    // its growth step) past the ceiling before the parse stops here, however long the string.
+    if (token_buffer_.capacity() > max_token_buffer_) {
+      token_too_long = true;
+      return;
+    }
     // Skip empty pieces that are not the end: only a source error or the end stops here.
     while (!error && !ended_) {
       Result<std::string_view> p = next_();
@@ -720,6 +839,8 @@ class PieceStream {
 
   static constexpr Ch kEnd = '\0';
   const TocTextSource& next_;
+  const TokenBufferAllocator& token_buffer_;
+  const size_t max_token_buffer_;
   const Ch* begin_ = &kEnd;
   const Ch* cur_ = &kEnd;
   const Ch* end_ = &kEnd + 1;
@@ -737,13 +858,16 @@ Result<TocIndex> ParseTocStream(const TocTextSource& next, TocFormat format, uin
   const size_t expected = static_cast<size_t>(
       std::min<uint64_t>({text_bytes / kMinEntryText, limits.max_entries, uint64_t{1} << 20}));
   TocHandler handler(limits, format, data_end, expected);
-  rapidjson::Reader reader;
-  PieceStream in(next);
+  TokenBufferAllocator token_buffer;
+  rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, TokenBufferAllocator> reader(
+      &token_buffer);
+  PieceStream in(next, token_buffer, limits.max_token_buffer);
   rapidjson::ParseResult ok =
       // No kParseValidateEncodingFlag: checking UTF-8 byte by byte was 16% of a cold mount's
       // CPU, and names are bytes here as in tar (the TOC itself is verified by its digest).
       reader.Parse<rapidjson::kParseStopWhenDoneFlag>(in, handler);
   if (in.error) return std::unexpected(*in.error);
+  if (in.token_too_long) return std::unexpected(handler.PendingTooLong());
   if (handler.error) return std::unexpected(*handler.error);
   if (!ok) {
     return Fail(EBADMSG, std::string("TOC is not valid JSON: ") +
@@ -758,12 +882,15 @@ Result<TocIndex> ParseTocStream(const TocTextSource& next, TocFormat format, uin
 
 Result<TocIndex> ParseToc(std::string_view json, TocFormat format, uint64_t data_end,
                           const TocLimits& limits) {
-  bool given = false;
+  // In pieces, as if streamed, so a long string stops the parse (PieceStream::Fill) before the
+  // reader has copied all of it.
+  constexpr size_t kPiece = 256 << 10;
+  size_t at = 0;
   return ParseTocStream(
       [&]() -> Result<std::string_view> {
-        if (given) return std::string_view();
-        given = true;
-        return json;
+        std::string_view piece = json.substr(at, kPiece);
+        at += piece.size();
+        return piece;
       },
       format, data_end, limits, json.size());
 }

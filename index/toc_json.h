@@ -5,6 +5,11 @@
 //
 // Field rules: every field must have its JSON type, numbers must be non-negative integers in
 // range, names must clean, digests must parse, modtimes must be RFC 3339, xattrs must be base64.
+// String lengths are capped as each string arrives (index/FORMATS.md): name and linkName 4096
+// bytes, digests 256, type/chunkType/modtime 64, keys and xattr names 255, one xattr value 87,384
+// (64 KiB in base64), an entry's xattr values 1 MiB in all, any other string 4096; "TOC entry N:
+// name longer than 4096 bytes" (EBADMSG). A string far past every cap stops the parse before the
+// rest of it is read (TocLimits::max_token_buffer), so memory stays bounded whatever the text.
 // Unknown fields are ignored; a key given twice keeps its first value. String bytes are taken as
 // they are (no UTF-8 check: names are bytes, as in tar).
 //
@@ -51,6 +56,11 @@ struct TocIndex {
 struct TocLimits {
   uint64_t max_entries = 10'000'000;
   uint64_t max_file_size = uint64_t{1} << 44;  // 16 TiB
+  // Ceiling on the parser's buffer for the one JSON string it is reading: a longer string stops
+  // the parse when the next piece of text is needed (so the buffer passes it by at most a piece
+  // and one growth step). Must stay above the longest string a field may hold (87,384 bytes of
+  // base64 xattr value, grown by halves: 112,112 bytes).
+  size_t max_token_buffer = 256 << 10;
 };
 
 // The field hoist writes to mark a prefetch entry (see FORMATS.md).

@@ -314,27 +314,43 @@ class AheadDecompressor {
 
 // Parses a zstd-compressed TOC while it is decompressed in small pieces (AheadDecompressor), and
 // checks that it decompresses to exactly `declared` bytes when the footer declares a size
-// (after the parse, by decompressing what follows the root object).
+// (after the parse, by decompressing what follows the root object). With `json_digest` (ctr-remote)
+// the text is hashed as it goes: all of it is decoded even after a parse error, and a mismatch is
+// the error (the parse of unverified text is thrown away either way).
 Result<TocIndex> ParseZstdTocStream(std::string_view compressed, uint64_t data_end,
                                     const ZstdChunkedLimits& limits,
-                                    std::optional<uint64_t> declared) {
+                                    std::optional<uint64_t> declared, const Digest& json_digest) {
   const uint64_t cap = limits.max_toc_size;
   if (declared && *declared > cap)
     return Fail(EFBIG, "declared uncompressed size " + std::to_string(*declared) +
                            " is over the cap of " + std::to_string(cap));
   HOIST_ASSIGN_OR_RETURN(DctxPtr dctx, NewBoundedDctx());
   AheadDecompressor ahead(std::move(dctx), compressed, cap);
-  auto next = [&]() { return ahead.Next(); };
+  const bool hash = !json_digest.empty();
+  Sha256 sha;
+  auto next = [&]() -> Result<std::string_view> {
+    Result<std::string_view> piece = ahead.Next();
+    if (hash && piece) sha.Update(*piece);
+    return piece;
+  };
   // A size hint only (it sizes an array): the declared size, but no more than JSON compresses
   // (about 5-10x; 16x is generous), so a lying footer cannot make it reserve gigabytes.
   const uint64_t expected_text = std::min<uint64_t>(declared.value_or(0), compressed.size() * 16);
-  HOIST_ASSIGN_OR_RETURN(TocIndex toc, ParseTocStream(next, TocFormat::kZstdChunked, data_end,
-                                                      limits.toc, expected_text));
+  Result<TocIndex> toc =
+      ParseTocStream(next, TocFormat::kZstdChunked, data_end, limits.toc, expected_text);
+  if (!toc && !hash) return toc;
   // Drain: the frames must be complete, and the total must match the declared size.
   while (true) {
     HOIST_ASSIGN_OR_RETURN(std::string_view rest, next());
     if (rest.empty()) break;
   }
+  if (hash) {
+    const Digest got = Digest::FromSha256(sha.Final());
+    if (got != json_digest)
+      return Fail(EIO, "zstd:chunked TOC (stargz toc.digest) mismatch: got " + got.str() +
+                           ", want " + json_digest.str());
+  }
+  if (!toc) return toc;
   const uint64_t produced = ahead.produced();
   if (declared && produced != *declared)
     return Fail(EBADMSG, "zstd data decompresses to " + std::to_string(produced) +
@@ -358,21 +374,11 @@ Result<LayerIndex> ParseZstdChunkedToc(std::string_view compressed_toc, const Di
   }
   const std::optional<uint64_t> declared =
       uncompressed_size ? std::optional<uint64_t>(uncompressed_size) : std::nullopt;
-  TocIndex toc;
-  if (!toc_json_digest.empty()) {
-    // ctr-remote: the digest covers the JSON text, so the whole text is checked before parsing.
-    HOIST_ASSIGN_OR_RETURN(std::string json,
-                           ZstdDecompressCapped(compressed_toc, limits.max_toc_size, declared));
-    Digest got = Digest::Of(json);
-    if (got != toc_json_digest)
-      return Fail(EIO, "zstd:chunked TOC (stargz toc.digest) mismatch: got " + got.str() +
-                           ", want " + toc_json_digest.str());
-    HOIST_ASSIGN_OR_RETURN(toc, ParseToc(json, TocFormat::kZstdChunked, data_end, limits.toc));
-  } else {
-    // The compressed bytes are verified: decompress as the parser reads, so the JSON text (tens
-    // of MB for 100,000 entries) is never held whole.
-    HOIST_ASSIGN_OR_RETURN(toc, ParseZstdTocStream(compressed_toc, data_end, limits, declared));
-  }
+  // The compressed bytes are verified (manifest-checksum), or the text is hashed as it is read
+  // (ctr-remote's toc.digest): either way it is decompressed as the parser reads, so the JSON
+  // text (tens of MB for 100,000 entries) is never held whole.
+  HOIST_ASSIGN_OR_RETURN(TocIndex toc, ParseZstdTocStream(compressed_toc, data_end, limits,
+                                                          declared, toc_json_digest));
   if (tar_split_digest) *tar_split_digest = toc.tar_split_digest;
   // Producers that write endOffset (skopeo, containers/storage, hoist) give exact frame ranges;
   // ctr-remote writes none, lays frames out like eStargz and may add its landmarks.

@@ -4,6 +4,10 @@
 // exactly within [0, data_end) without overlap (identical ranges are allowed in the stargz
 // layouts, where chunks share a frame or gzip member). Repeated paths and hardlink targets are
 // the merge rules' (fuzz_merged_view), not the reader's.
+// The same text is also read streamed, in pieces whose size the first byte picks, with a small
+// string-buffer ceiling (TocLimits::max_token_buffer): it must accept exactly what the
+// whole-text read accepts, with as many entries, and what it accepts keeps the string caps (names
+// and link targets <= 4096 bytes, xattr values <= 64 KiB + 2 decoded).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +23,9 @@ namespace {
 void Check(const std::vector<hoist::Entry>& entries, bool stargz_layout, uint64_t data_end) {
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const hoist::Entry& e : entries) {
+    FUZZ_CHECK(e.path.size() <= 4096 && e.link_name.size() <= 4096);
+    for (const hoist::Xattr& x : e.xattrs)
+      FUZZ_CHECK(x.name.size() <= 255 && x.value.size() <= 65538);
     if (e.type != hoist::EntryType::kRegular) {
       FUZZ_CHECK(e.chunks.empty());
       continue;
@@ -52,8 +59,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_file_size = uint64_t{1} << 30;
   for (auto format : {hoist::TocFormat::kZstdChunked, hoist::TocFormat::kEstargz}) {
     for (uint64_t data_end : {uint64_t{1} << 40, uint64_t{4096}}) {
-      auto toc = hoist::ParseToc(hoist::fuzz::AsView(data, size), format, data_end, limits);
+      const std::string_view text = hoist::fuzz::AsView(data, size);
+      auto toc = hoist::ParseToc(text, format, data_end, limits);
+      // Streamed in small pieces with a small ceiling (still above every cap's grown buffer).
+      const size_t piece = size > 0 ? 1 + data[0] % 64 : 1;
+      size_t at = 0;
+      hoist::TocLimits small = limits;
+      small.max_token_buffer = 120 << 10;
+      auto streamed = hoist::ParseTocStream(
+          [&]() -> hoist::Result<std::string_view> {
+            std::string_view p = text.substr(at, piece);
+            at += p.size();
+            return p;
+          },
+          format, data_end, small);
+      // The smaller ceiling may stop a bad TOC earlier, with another message, but never
+      // changes whether it is accepted (no accepted string grows the buffer past 112,112).
+      FUZZ_CHECK(toc.has_value() == streamed.has_value());
       if (!toc) continue;
+      FUZZ_CHECK(toc->entries.size() == streamed->entries.size());
       Check(toc->entries, toc->stargz_layout, data_end);
       if (toc->stargz_layout) hoist::ApplyStargzLandmarks(toc->entries);
     }
