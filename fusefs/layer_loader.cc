@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "base/digest.h"
+#include "base/file_util.h"
 #include "base/log.h"
+#include "base/parallel.h"
 #include "index/estargz.h"
 #include "index/tar_reader.h"
 
@@ -111,7 +113,7 @@ class BlobStreamReader {
       space_.Reset();
       return;
     }
-    if (Status wrote = PWriteAll(tee_->get(), data, out_bytes_); !wrote) {
+    if (Status wrote = PWriteAll(tee_->get(), data, out_bytes_, "the layer stream file"); !wrote) {
       HOIST_LOG(kWarning) << "layer " << blob_.str() << ": could not keep its decompressed stream ("
                           << wrote.error().message()
                           << "); the mount will fetch the blob again to serve it";
@@ -416,8 +418,6 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
   std::vector<std::optional<Result<std::shared_ptr<const LayerIndex>>>> results(n);
   std::vector<LayerOrigin> origins(n, LayerOrigin::kStore);
   std::vector<VerifiedStream> streams(n);
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
   ByteBudget toc_budget(options.toc_memory_budget);
 
   auto load_one = [&](size_t i) -> Result<std::shared_ptr<const LayerIndex>> {
@@ -438,20 +438,16 @@ Result<LoadedLayers> LoadLayers(BlobSource& source, Store* store,
     if (store != nullptr && !options.defer_store) StoreIndex(*store, index);
     return std::make_shared<const LayerIndex>(std::move(index));
   };
-  auto worker = [&] {
-    while (!failed.load()) {
-      const size_t i = next.fetch_add(1);
-      if (i >= n) return;
-      auto r = load_one(i);
-      if (!r) failed.store(true);
-      results[i] = std::move(r);
-    }
-  };
-  const size_t threads = std::min<size_t>(n, static_cast<size_t>(std::max(1, options.parallelism)));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  if (threads > 0) worker();
-  for (std::thread& t : pool) t.join();
+  // Each layer keeps its own result; the first failure stops new layers, and the error
+  // reported is that of the lowest failed layer (below), not whichever failed first.
+  (void)ParallelFor(n, static_cast<size_t>(std::max(1, options.parallelism)),
+                    [&](size_t i) -> Status {
+                      auto r = load_one(i);
+                      const bool ok = r.has_value();
+                      results[i] = std::move(r);
+                      if (!ok) return Fail(EIO, "layer failed");
+                      return Ok();
+                    });
 
   LoadedLayers out;
   for (size_t i = 0; i < n; ++i) {

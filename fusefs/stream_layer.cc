@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 
+#include "base/file_util.h"
 #include "base/log.h"
 
 namespace hoist {
@@ -46,18 +47,6 @@ Status PReadAll(int fd, std::span<char> out, uint64_t offset) {
 }
 
 }  // namespace
-
-Status PWriteAll(int fd, std::string_view data, uint64_t offset) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Fail(ErrnoError("writing the layer stream file"));
-    if (n == 0) return Fail(EIO, "writing the layer stream file: short write");
-    data.remove_prefix(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return Ok();
-}
 
 Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -391,7 +380,8 @@ void StreamLayer::Run() {
         cv_.notify_all();
         return;
       }
-      if (Status wrote = PWriteAll(fd, *data, blob_bytes); !wrote) return finish(wrote.error());
+      if (Status wrote = PWriteAll(fd, *data, blob_bytes, "the layer stream file"); !wrote)
+        return finish(wrote.error());
       blob_bytes += n;
       std::lock_guard<std::mutex> lock(mu_);
       blob_bytes_ = blob_bytes;
@@ -408,7 +398,7 @@ void StreamLayer::Run() {
         out_of_space = true;
         return Fail(ENOSPC, "out of stream space");
       }
-      HOIST_RETURN_IF_ERROR(PWriteAll(fd, out, written));
+      HOIST_RETURN_IF_ERROR(PWriteAll(fd, out, written, "the layer stream file"));
       written += out.size();
       return Ok();
     });
@@ -550,15 +540,6 @@ Result<size_t> StreamLayer::ReadFromBlob(std::shared_ptr<ScopedFd> file, uint64_
     done += *n;
   }
   return out.size();
-}
-
-bool StreamLayer::WaitVerified(SteadyClock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!verified_) {
-    if (!running_) return false;
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) return verified_;
-  }
-  return true;
 }
 
 StreamProgress StreamLayer::Progress() const {

@@ -88,8 +88,6 @@ bool IsStreamFormat(LayerFormat format);
 
 // An unlinked temporary file in `dir` (O_TMPFILE, or mkstemp + unlink), for a decompressed stream.
 [[nodiscard]] Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir);
-// Writes all of `data` at `offset` of `fd` (retrying short writes and EINTR).
-[[nodiscard]] Status PWriteAll(int fd, std::string_view data, uint64_t offset);
 
 // A layer's whole decompressed stream, already verified (the blob it came from hashed to the
 // layer digest), in an unlinked file: what indexing an unconverted layer leaves behind.
@@ -122,9 +120,6 @@ class StreamLayer {
   [[nodiscard]] Result<size_t> Read(const Entry& entry, const Chunk& chunk, uint64_t in_chunk,
                                     std::span<char> out,
                                     std::chrono::steady_clock::time_point deadline);
-
-  // Waits until the whole blob is verified, a failure, or the deadline. True if verified.
-  bool WaitVerified(std::chrono::steady_clock::time_point deadline);
 
   StreamProgress Progress() const;
   const Digest& blob() const { return blob_; }

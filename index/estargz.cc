@@ -222,11 +222,11 @@ Result<std::vector<Entry>> ParseEstargzToc(std::string_view compressed_toc_membe
     auto n = reader.ReadPayload(piece.data(), std::min<uint64_t>(piece.size(), json_size - got));
     if (!n) {
       read_error = n.error().Context("eStargz TOC member");
-      return std::unexpected(*read_error);
+      return Fail(*read_error);
     }
     if (*n == 0) {
       read_error = Error(EBADMSG, "eStargz TOC entry is truncated");
-      return std::unexpected(*read_error);
+      return Fail(*read_error);
     }
     got += *n;
     sha.Update(std::string_view(piece.data(), *n));
@@ -272,7 +272,7 @@ Result<EstargzLayer> LoadEstargzLayer(const BlobRangeReader& read, uint64_t blob
   EstargzLayer out;
   const uint64_t tail_len = std::min<uint64_t>(kEstargzFooterSize, blob_size);
   auto tail = read(blob_size - tail_len, tail_len);
-  if (!tail) return std::unexpected(tail.error().Context("reading the eStargz footer"));
+  if (!tail) return Fail(tail.error().Context("reading the eStargz footer"));
   if (tail->size() != tail_len) return Fail(EIO, "short read of the eStargz footer");
   HOIST_ASSIGN_OR_RETURN(out.footer, ParseEstargzFooter(*tail, blob_size));
   const uint64_t toc_len = blob_size - out.footer.footer_size - out.footer.toc_offset;
@@ -280,7 +280,7 @@ Result<EstargzLayer> LoadEstargzLayer(const BlobRangeReader& read, uint64_t blob
     return Fail(EFBIG, "eStargz TOC member of " + std::to_string(toc_len) +
                            " compressed bytes is over the cap");
   auto member = read(out.footer.toc_offset, toc_len);
-  if (!member) return std::unexpected(member.error().Context("reading the eStargz TOC"));
+  if (!member) return Fail(member.error().Context("reading the eStargz TOC"));
   if (member->size() != toc_len) return Fail(EIO, "short read of the eStargz TOC");
   HOIST_ASSIGN_OR_RETURN(out.index.entries,
                          ParseEstargzToc(*member, annotations.toc_digest, out.footer.toc_offset,

@@ -268,20 +268,17 @@ Result<const TarMember*> TarReader::Next() {
 
     const char type = block[156];
     auto size_or = ParseTarNumber(std::string_view(block + 124, 12), false);
-    if (!size_or)
-      return Fail(Corrupt(block_at, "bad size field: " + size_or.error().message()));
+    if (!size_or) return Fail(Corrupt(block_at, "bad size field: " + size_or.error().message()));
     uint64_t size = static_cast<uint64_t>(*size_or);
 
     if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
       if (size > options_.max_metadata_size)
-        return Fail(Error(
-            EFBIG, Corrupt(block_at,
-                           "metadata header of " + std::to_string(size) + " bytes is over the cap")
-                       .message()));
+        return Fail(Error(EFBIG, Corrupt(block_at, "metadata header of " + std::to_string(size) +
+                                                       " bytes is over the cap")
+                                     .message()));
       std::string data(size + PaddingFor(size), '\0');
       HOIST_ASSIGN_OR_RETURN(size_t dgot, ReadUpTo(data.data(), data.size()));
-      if (dgot < data.size())
-        return Fail(Corrupt(block_at, "truncated metadata header"));
+      if (dgot < data.size()) return Fail(Corrupt(block_at, "truncated metadata header"));
       raw_header_ += data;
       data.resize(size);
       if (type == 'x' || type == 'g') {
@@ -363,8 +360,7 @@ Result<const TarMember*> TarReader::Next() {
     if (type == '3' || type == '4') {
       HOIST_ASSIGN_OR_RETURN(int64_t maj, num(329, 8, "devmajor", false));
       HOIST_ASSIGN_OR_RETURN(int64_t min, num(337, 8, "devminor", false));
-      if (!id_ok(maj) || !id_ok(min))
-        return Fail(Corrupt(start, "device number out of range"));
+      if (!id_ok(maj) || !id_ok(min)) return Fail(Corrupt(start, "device number out of range"));
       e.dev_major = static_cast<uint32_t>(maj);
       e.dev_minor = static_cast<uint32_t>(min);
     }
@@ -423,8 +419,7 @@ Result<const TarMember*> TarReader::Next() {
     member_.typeflag = type;
     auto clean = CleanEntryPath(name);
     if (!clean)
-      return Fail(
-          Error(clean.error().code(), Corrupt(start, clean.error().message()).message()));
+      return Fail(Error(clean.error().code(), Corrupt(start, clean.error().message()).message()));
     e.path = std::move(*clean);
     if (e.type == EntryType::kHardlink) {
       auto target = CleanEntryPath(link);

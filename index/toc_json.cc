@@ -160,7 +160,7 @@ Status ReadString(const RawEntry& raw, Field f, size_t index, std::string_view n
   const FieldValue& v = raw.fields[f];
   if (v.kind == FieldValue::kAbsent) return Ok();
   if (v.kind != FieldValue::kString)
-    return std::unexpected(Bad(index, name, std::string(kFieldNames[f]) + " is not a string"));
+    return Fail(Bad(index, name, std::string(kFieldNames[f]) + " is not a string"));
   *dst = v.text;
   return Ok();
 }
@@ -170,10 +170,9 @@ Status ReadUint(const RawEntry& raw, Field f, size_t index, std::string_view nam
   const FieldValue& v = raw.fields[f];
   if (v.kind == FieldValue::kAbsent) return Ok();
   if (v.kind != FieldValue::kUint)
-    return std::unexpected(
-        Bad(index, name, std::string(kFieldNames[f]) + " is not a non-negative integer"));
+    return Fail(Bad(index, name, std::string(kFieldNames[f]) + " is not a non-negative integer"));
   if (v.uint > (uint64_t{1} << 62))
-    return std::unexpected(Bad(index, name, std::string(kFieldNames[f]) + " is out of range"));
+    return Fail(Bad(index, name, std::string(kFieldNames[f]) + " is out of range"));
   *dst = v.uint;
   if (present) *present = true;
   return Ok();
@@ -189,8 +188,7 @@ Result<EntryType> TypeOf(std::string_view type, size_t index, std::string_view n
   for (const auto& [text, type_value] : kTypes) {
     if (text == type) return type_value;
   }
-  return std::unexpected(
-      Bad(index, name, "unknown type \"" + std::string(type.substr(0, 20)) + "\""));
+  return Fail(Bad(index, name, "unknown type \"" + std::string(type.substr(0, 20)) + "\""));
 }
 
 // Validates one entry's fields (the rules in toc_json.h) into `e` and `c`. `raw_name` views
@@ -201,14 +199,13 @@ Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, En
   HOIST_RETURN_IF_ERROR(ReadString(raw, kName, index, "", &raw_name));
   HOIST_RETURN_IF_ERROR(ReadString(raw, kType, index, raw_name, &type));
   auto clean = CleanEntryPath(raw_name);
-  if (!clean) return std::unexpected(Bad(index, raw_name, clean.error().message()));
+  if (!clean) return Fail(Bad(index, raw_name, clean.error().message()));
   e.path = std::move(*clean);
   HOIST_ASSIGN_OR_RETURN(e.type, TypeOf(type, index, raw_name));
   auto u32 = [&](Field f, uint32_t* dst, const char* what) -> Status {
     uint64_t v = 0;
     HOIST_RETURN_IF_ERROR(ReadUint(raw, f, index, raw_name, &v));
-    if (v > UINT32_MAX)
-      return std::unexpected(Bad(index, raw_name, std::string(what) + " out of range"));
+    if (v > UINT32_MAX) return Fail(Bad(index, raw_name, std::string(what) + " out of range"));
     *dst = static_cast<uint32_t>(v);
     return Ok();
   };
@@ -219,7 +216,7 @@ Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, En
   HOIST_RETURN_IF_ERROR(u32(kGid, &e.gid, "gid"));
   HOIST_RETURN_IF_ERROR(ReadUint(raw, kSize, index, raw_name, &e.size));
   if (e.size > limits.max_file_size)
-    return std::unexpected(Error(
+    return Fail(Error(
         EFBIG,
         Bad(index, raw_name, "size " + std::to_string(e.size) + " is over the cap").message()));
   HOIST_RETURN_IF_ERROR(u32(kDevMajor, &e.dev_major, "devMajor"));
@@ -238,13 +235,13 @@ Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, En
   HOIST_RETURN_IF_ERROR(ReadString(raw, kChunkType, index, raw_name, &chunk_type));
   if (!mtime.empty()) {
     auto t = ParseRfc3339(mtime);
-    if (!t) return std::unexpected(Bad(index, raw_name, "modtime: " + t.error().message()));
+    if (!t) return Fail(Bad(index, raw_name, "modtime: " + t.error().message()));
     e.mtime_sec = t->first;
     e.mtime_nsec = t->second;
   }
   if (!digest.empty()) {
     auto d = Digest::Parse(digest);
-    if (!d) return std::unexpected(Bad(index, raw_name, "digest: " + d.error().message()));
+    if (!d) return Fail(Bad(index, raw_name, "digest: " + d.error().message()));
     e.digest = *d;
   }
   if (!chunk_digest.empty()) {
@@ -253,32 +250,30 @@ Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, En
       c.chunk_digest = e.digest;
     } else {
       auto d = Digest::Parse(chunk_digest);
-      if (!d) return std::unexpected(Bad(index, raw_name, "chunkDigest: " + d.error().message()));
+      if (!d) return Fail(Bad(index, raw_name, "chunkDigest: " + d.error().message()));
       c.chunk_digest = *d;
     }
   }
   if (chunk_type == "zeros")
     c.zeros = true;
   else if (!chunk_type.empty())
-    return std::unexpected(Bad(index, raw_name, "unknown chunkType"));
+    return Fail(Bad(index, raw_name, "unknown chunkType"));
   if (e.type == EntryType::kHardlink) {
     auto t = CleanEntryPath(link);
-    if (!t) return std::unexpected(Bad(index, raw_name, "hardlink target: " + t.error().message()));
+    if (!t) return Fail(Bad(index, raw_name, "hardlink target: " + t.error().message()));
     e.link_name = std::move(*t);
   } else if (e.type == EntryType::kSymlink) {
     if (link.empty() || link.find('\0') != std::string_view::npos || link.size() > kMaxPathLength)
-      return std::unexpected(Bad(index, raw_name, "bad symlink target"));
+      return Fail(Bad(index, raw_name, "bad symlink target"));
     e.link_name = link;
   }
-  if (raw.xattrs_not_object)
-    return std::unexpected(Bad(index, raw_name, "xattrs is not an object"));
-  if (raw.xattr_not_string)
-    return std::unexpected(Bad(index, raw_name, "xattr value is not a string"));
+  if (raw.xattrs_not_object) return Fail(Bad(index, raw_name, "xattrs is not an object"));
+  if (raw.xattr_not_string) return Fail(Bad(index, raw_name, "xattr value is not a string"));
   for (const auto& [xname, b64] : raw.xattrs) {
     auto val = Base64Decode(b64);
-    if (!val) return std::unexpected(Bad(index, raw_name, "xattr value is not base64"));
+    if (!val) return Fail(Bad(index, raw_name, "xattr value is not base64"));
     if (xname.empty() || xname.find('\0') != std::string::npos)
-      return std::unexpected(Bad(index, raw_name, "bad xattr name"));
+      return Fail(Bad(index, raw_name, "bad xattr name"));
     e.xattrs.push_back(Xattr{xname, std::move(*val)});
   }
   std::sort(e.xattrs.begin(), e.xattrs.end(),
@@ -286,7 +281,7 @@ Status MakeRecord(const RawEntry& raw, size_t index, const TocLimits& limits, En
   const FieldValue& pf = raw.fields[kPrefetch];
   if (pf.kind != FieldValue::kAbsent) {
     if (pf.kind != FieldValue::kBool)
-      return std::unexpected(Bad(index, raw_name, "prefetch mark is not a bool"));
+      return Fail(Bad(index, raw_name, "prefetch mark is not a bool"));
     e.prefetch = pf.boolean;
   }
   return Ok();
@@ -355,10 +350,9 @@ class EntryBuilder {
       }
       const Entry& e = out_.entries[r.entry];
       if (r.end <= r.begin || r.end > data_end_)
-        return std::unexpected(Bad(r.record, e.path,
-                                   "chunk range [" + std::to_string(r.begin) + ", " +
-                                       std::to_string(r.end) + ") is empty or past the data end " +
-                                       std::to_string(data_end_)));
+        return Fail(Bad(r.record, e.path,
+                        "chunk range [" + std::to_string(r.begin) + ", " + std::to_string(r.end) +
+                            ") is empty or past the data end " + std::to_string(data_end_)));
       Chunk& ch = out_.entries[r.entry].chunks[r.chunk];
       ch.blob_offset = r.begin;
       ch.blob_length = r.end - r.begin;
@@ -405,26 +399,24 @@ class EntryBuilder {
 
   Status AddChunkRecord(const ChunkFields& c, size_t index, std::string_view raw_name) {
     if (out_.entries.empty())
-      return std::unexpected(Bad(index, raw_name, "chunk entry without a preceding regular file"));
+      return Fail(Bad(index, raw_name, "chunk entry without a preceding regular file"));
     const Entry& file = out_.entries.back();
     if (scratch_.path != file.path)
-      return std::unexpected(Bad(index, raw_name, "chunk entry does not follow its file"));
+      return Fail(Bad(index, raw_name, "chunk entry does not follow its file"));
     if (file.type != EntryType::kRegular)
-      return std::unexpected(
-          Bad(last_record_, last_name_, "chunk entries after a non-regular entry"));
-    if (!open_)
-      return std::unexpected(Bad(last_record_, last_name_, "chunk entries for an empty file"));
+      return Fail(Bad(last_record_, last_name_, "chunk entries after a non-regular entry"));
+    if (!open_) return Fail(Bad(last_record_, last_name_, "chunk entries for an empty file"));
     return AddChunk(c, index, false);
   }
 
   Status AddChunk(const ChunkFields& c, size_t index, bool first) {
     Entry& e = out_.entries[*open_];
     if (first && c.chunk_offset != 0)
-      return std::unexpected(Bad(index, last_name_, "first chunk does not start at 0"));
+      return Fail(Bad(index, last_name_, "first chunk does not start at 0"));
     uint64_t size = c.chunk_size;
     if (size == 0) {
       if (c.chunk_offset > e.size)
-        return std::unexpected(Bad(index, last_name_, "chunk offset past the end of the file"));
+        return Fail(Bad(index, last_name_, "chunk offset past the end of the file"));
       size = e.size - c.chunk_offset;
     }
     Chunk& ch = e.chunks.emplace_back();
@@ -441,7 +433,7 @@ class EntryBuilder {
       ch.encoding = ChunkEncoding::kZeros;
       return Ok();
     }
-    if (!c.has_offset) return std::unexpected(Bad(index, last_name_, "chunk without an offset"));
+    if (!c.has_offset) return Fail(Bad(index, last_name_, "chunk without an offset"));
     Range& r = ranges_.emplace_back();
     r.begin = c.offset;
     r.entry = *open_;
@@ -465,21 +457,21 @@ class EntryBuilder {
     if (e.chunks.size() == 1 && e.chunks[0].digest.empty()) e.chunks[0].digest = e.digest;
     for (size_t i = 0; i < e.chunks.size(); ++i) {
       if (e.chunks[i].encoding != ChunkEncoding::kZeros && e.chunks[i].digest.empty())
-        return std::unexpected(Bad(last_record_ + i, last_name_, "chunk without a digest"));
+        return Fail(Bad(last_record_ + i, last_name_, "chunk without a digest"));
     }
     uint64_t expect = 0;
     for (const Chunk& ch : e.chunks) {
       if (ch.file_offset != expect || ch.size == 0)
-        return std::unexpected(
+        return Fail(
             Bad(last_record_, last_name_,
                 "chunks do not tile the file (gap or overlap at " + std::to_string(expect) + ")"));
       expect += ch.size;
       if (expect > e.size) break;
     }
     if (expect != e.size)
-      return std::unexpected(Bad(last_record_, last_name_,
-                                 "chunk sizes add up to " + std::to_string(expect) +
-                                     ", not the file size " + std::to_string(e.size)));
+      return Fail(Bad(last_record_, last_name_,
+                      "chunk sizes add up to " + std::to_string(expect) + ", not the file size " +
+                          std::to_string(e.size)));
     return Ok();
   }
 
@@ -866,9 +858,9 @@ Result<TocIndex> ParseTocStream(const TocTextSource& next, TocFormat format, uin
       // No kParseValidateEncodingFlag: checking UTF-8 byte by byte was 16% of a cold mount's
       // CPU, and names are bytes here as in tar (the TOC itself is verified by its digest).
       reader.Parse<rapidjson::kParseStopWhenDoneFlag>(in, handler);
-  if (in.error) return std::unexpected(*in.error);
-  if (in.token_too_long) return std::unexpected(handler.PendingTooLong());
-  if (handler.error) return std::unexpected(*handler.error);
+  if (in.error) return Fail(*in.error);
+  if (in.token_too_long) return Fail(handler.PendingTooLong());
+  if (handler.error) return Fail(*handler.error);
   if (!ok) {
     return Fail(EBADMSG, std::string("TOC is not valid JSON: ") +
                              rapidjson::GetParseError_En(ok.Code()) + " at byte " +

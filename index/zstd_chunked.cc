@@ -260,7 +260,7 @@ class AheadDecompressor {
       const size_t slot = released_ % kSlots;
       return std::string_view(buffers_[slot].data(), lengths_[slot]);
     }
-    if (error_) return std::unexpected(*error_);
+    if (error_) return Fail(*error_);
     return std::string_view();
   }
 

@@ -22,7 +22,8 @@ TEST(Rfc3339, ParsesZonesFractionsAndSeparators) {
 }
 
 TEST(Rfc3339, RefusesWhatIsNotATime) {
-  EXPECT_EQ(Show("2021-02-03T04:05:06"), "error 74: RFC 3339 time without a zone");
+  EXPECT_EQ(Show("2021-02-03T04:05:06"), "error 74: bad RFC 3339 time \"2021-02-03T04:05:06\"");
+  EXPECT_EQ(Show("2021-02-03T04:05:06.5"), "error 74: RFC 3339 time without a zone");
   EXPECT_EQ(Show("2021-02-03T04:05:06.Z"), "error 74: bad RFC 3339 fraction");
   EXPECT_EQ(Show("2021-02-03T04:05:06+0200"), "error 74: bad RFC 3339 zone");
   EXPECT_EQ(Show("2021-13-03T04:05:06Z"), "error 74: bad RFC 3339 time \"2021-13-03T04:05:06Z\"");

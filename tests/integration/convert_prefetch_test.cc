@@ -21,8 +21,8 @@
 #include "tests/harness/subprocess.h"
 #include "tests/harness/tree_walk.h"
 #include "tests/integration/layout_image.h"
-#include "tools/image/image_transport.h"
 #include "tools/convert/tar_reorder.h"
+#include "tools/image/image_transport.h"
 
 #ifndef HOIST_BINARY
 #error "HOIST_BINARY must name the hoist executable"

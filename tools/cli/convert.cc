@@ -12,8 +12,8 @@
 
 #include "base/file_util.h"
 #include "index/tar_path.h"
-#include "tools/convert/convert_image.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/convert/convert_image.h"
 
 namespace hoist {
 namespace {

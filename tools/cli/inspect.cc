@@ -2,9 +2,9 @@
 #include <cstdio>
 
 #include "tools/cli/json_out.h"
-#include "tools/image/local_store.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/local_store.h"
 
 namespace hoist {
 namespace {

@@ -24,9 +24,9 @@
 
 #include "base/file_util.h"
 #include "index/layer_index.h"
+#include "tools/cli/verbs.h"
 #include "tools/image/docker_archive.h"
 #include "tools/image/local_store.h"
-#include "tools/cli/verbs.h"
 
 namespace hoist {
 namespace {

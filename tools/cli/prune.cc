@@ -20,8 +20,8 @@
 
 #include "fusefs/local_image.h"
 #include "fusefs/mount_options.h"
-#include "tools/image/local_store.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/local_store.h"
 
 namespace hoist {
 namespace {

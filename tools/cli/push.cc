@@ -1,12 +1,13 @@
 // hoist push SRC [DST]: copies an image byte for byte (same digests) to DST (default:
 // docker://SRC). SRC is a local image (`hoist images`) when it names one and carries no transport
-// prefix, else any transport of tools/image/image_transport.h (docker://, oci:, docker-archive:, dir:).
-// Blobs the destination has, or can cross-mount from the source's repository, are not uploaded.
+// prefix, else any transport of tools/image/image_transport.h (docker://, oci:, docker-archive:,
+// dir:). Blobs the destination has, or can cross-mount from the source's repository, are not
+// uploaded.
 #include <cstdio>
 
-#include "tools/image/local_store.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/local_store.h"
 
 namespace hoist {
 namespace {

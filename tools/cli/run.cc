@@ -35,9 +35,9 @@
 #include "base/file_util.h"
 #include "base/log.h"
 #include "fusefs/stats_file.h"
-#include "tools/runtime/bundle.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/runtime/bundle.h"
 
 namespace hoist {
 namespace {

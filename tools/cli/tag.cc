@@ -6,10 +6,10 @@
 //     registries the blobs are copied (streamed).
 #include <cstdio>
 
-#include "tools/image/image_impl.h"
-#include "tools/image/local_store.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_impl.h"
+#include "tools/image/local_store.h"
 
 namespace hoist {
 namespace {

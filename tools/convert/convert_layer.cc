@@ -10,8 +10,8 @@
 #include "fusefs/merged_view.h"
 #include "index/zstd_chunked.h"
 #include "tools/convert/convert_encoder.h"
-#include "tools/image/image_manifest.h"
 #include "tools/convert/tar_reorder.h"
+#include "tools/image/image_manifest.h"
 
 namespace hoist {
 namespace {

@@ -11,9 +11,9 @@
 //
 // With a prefetch list (options.prefetch non-empty) the tar is first spooled, uncompressed, to
 // an unlinked file in the work dir (checked against the config's diff_id), then fed to the
-// writer reordered so that the listed entries come first (tools/convert/tar_reorder.h). The output's
-// diff_id then differs from the source's (LayerOutcome::diff_id); a layer holding no listed
-// path is streamed from the spool unchanged and keeps its diff_id.
+// writer reordered so that the listed entries come first (tools/convert/tar_reorder.h). The
+// output's diff_id then differs from the source's (LayerOutcome::diff_id); a layer holding no
+// listed path is streamed from the spool unchanged and keeps its diff_id.
 //
 // Thread-safety: ConvertLayer may run for several layers at once (the source must allow
 // concurrent OpenBlob). Errors: EIO for corrupt compressed data, a truncated tar, a digest or

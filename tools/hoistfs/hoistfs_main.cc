@@ -35,7 +35,9 @@ constexpr char kReady[] = "ready\n";
 
 // The readiness pipe to the parent: if the parent is gone there is nobody to tell, so a failed
 // write is dropped on purpose.
-void TellParent(int fd, const std::string& s) { (void)WriteAll(fd, s, "the readiness pipe"); }
+void TellParent(int fd, const std::string& s) {
+  (void)hoist::WriteAll(fd, s, "the readiness pipe");
+}
 
 // Parent side: waits for the child's verdict.
 int AwaitReadiness(int fd, pid_t child) {

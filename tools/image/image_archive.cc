@@ -1,7 +1,7 @@
 // docker-archive:FILE[:REF] — a `docker save` / `skopeo copy ... docker-archive:` tar as a
 // convert source. The archive (decompressed into the work dir first when it is gzip/zstd) is
-// scanned once (tools/image/docker_archive.h); the image is the only one in manifest.json or the one
-// whose RepoTags holds REF. Each layer member is read once here to learn its digest, size,
+// scanned once (tools/image/docker_archive.h); the image is the only one in manifest.json or the
+// one whose RepoTags holds REF. Each layer member is read once here to learn its digest, size,
 // compression and diff_id (checked against the config); the source then serves a synthesised OCI
 // manifest whose layers point at the members (media type from the actual compression) and whose
 // config is the archive's config bytes unchanged. Blobs are read from the archive with pread.
