@@ -145,7 +145,7 @@ Result<std::vector<Entry>> ParseEstargzToc(std::string_view compressed_toc_membe
   if (!member) return std::unexpected(member.error().Context("eStargz TOC member"));
   const TarMember* m = *member;
   if (!m) return Fail(EBADMSG, "eStargz TOC member holds no tar entry");
-  if (m->entry.path != kEstargzTocName || m->entry.type != EntryType::kRegular)
+  if (m->entry.path != kEstargzTocName || m->entry.type != EntryType::kRegular || m->is_sparse)
     return Fail(EBADMSG, "eStargz TOC member holds \"" + m->raw_name.substr(0, 100) +
                              "\", not the regular file " + kEstargzTocName);
   std::string json(static_cast<size_t>(m->payload_size), '\0');

@@ -10,7 +10,14 @@
 // - tar headers, pax data and padding between payloads go into the frames in between;
 // - the TOC lists every tar member (entries in tar order; chunk entries follow their file),
 //   with offset/endOffset for every chunk; paths in options.prefetch get "hoist.prefetch":true;
-// - the tar-split (JSON lines, tar-split format) lets a reader rebuild the exact tar.
+// - the tar-split (JSON lines, tar-split format) lets a reader rebuild the exact tar;
+// - a PAX sparse member (tar_reader.h) gets the TOC entry of its expanded file: name and size
+//   are the real ones, its data segments are chunked as above at their file offsets, its holes
+//   are "zeros" chunks with no offsets (no frame), its digest is of the expanded content (left
+//   out if the holes exceed 1 GiB). The stream keeps its bytes: the 1.0 map blocks go with the
+//   headers, the stored data in chunk frames. Its stored data goes into the tar-split as raw
+//   segments (a file record would copy the expanded file): at most 64 MiB of it per layer,
+//   else ENOTSUP.
 // See index/FORMATS.md.
 //
 // Threads: with options.threads > 1, frames are compressed by a pool of that many workers while
