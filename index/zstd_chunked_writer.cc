@@ -23,9 +23,8 @@ namespace {
 constexpr uint64_t kMaxMetaFrame = 1 << 20;
 constexpr uint64_t kMaxZeroChunk = 16 << 20;
 // Sparse files: holes up to this many bytes are hashed into the file digest (beyond, the TOC
-// entry has no digest); stored data put inline into the tar-split, per layer.
+// entry has no digest).
 constexpr uint64_t kMaxHashedHoles = uint64_t{1} << 30;
-constexpr uint64_t kMaxSparseInline = 64 << 20;
 
 std::array<uint64_t, 256> MakeGear() {
   std::array<uint64_t, 256> g{};
@@ -459,11 +458,11 @@ Status Writer::SparsePayload(TarReader& reader, const TarMember& m) {
   for (const SparseSegment& seg : m.sparse) {
     hole(seg.offset);
     sparse_inline_ += seg.length;
-    if (sparse_inline_ > kMaxSparseInline)
+    if (sparse_inline_ > opt_.max_sparse_inline)
       return Fail(ENOTSUP, "tar entry " + QuoteName(m.raw_name) + " at byte " +
                                std::to_string(m.header_offset) + ": PAX sparse data over " +
-                               std::to_string(kMaxSparseInline >> 20) +
-                               " MiB in one layer is not supported by convert");
+                               std::to_string(opt_.max_sparse_inline) +
+                               " bytes in one layer is not supported by convert");
     data.clear();
     sparse_data_ = &data;
     Status st = ChunkPayload(reader, seg.length);

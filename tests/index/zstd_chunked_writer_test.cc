@@ -215,6 +215,33 @@ TEST_P(SparseWriterTest, TocDescribesTheExpandedFilesAndTheTarIsKept) {
   Sh("rm -rf " + dir);
 }
 
+// The sparse data a layer may put into its tar-split is capped: past it, one line, ENOTSUP.
+TEST(SparseWriterCap, RefusesSparseDataOverTheInlineCap) {
+  const std::string dir = testing::MakeTempDir();
+  ASSERT_EQ(Sh("cd " + dir +
+               " && truncate -s 1M a && head -c 8192 /dev/urandom | dd of=a conv=notrunc"
+               " status=none && cp a b && tar --format=posix --sparse -cf l.tar a b"),
+            0);
+  const std::string tar = Slurp(dir + "/l.tar");
+  ZstdChunkedWriterOptions opt;
+  opt.max_sparse_inline = 12000;  // a's 8192 bytes fit, b's do not
+  auto r = WriteZstdChunked(
+      MemoryReader(tar), [](std::string_view) -> Status { return Ok(); }, opt);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ENOTSUP);
+  TarReader reader(MemoryReader(tar));
+  ASSERT_TRUE(reader.Next());
+  auto b = reader.Next();
+  ASSERT_TRUE(b && *b);
+  EXPECT_EQ(r.error().message(),
+            "tar entry \"b\" at byte " + std::to_string((*b)->header_offset) +
+                ": PAX sparse data over 12000 bytes in one layer is not supported by convert");
+  opt.max_sparse_inline = 16384;
+  EXPECT_TRUE(WriteZstdChunked(
+      MemoryReader(tar), [](std::string_view) -> Status { return Ok(); }, opt));
+  Sh("rm -rf " + dir);
+}
+
 INSTANTIATE_TEST_SUITE_P(Versions, SparseWriterTest, ::testing::Values("0.0", "0.1", "1.0"),
                          [](const auto& info) {
                            std::string n = info.param;
