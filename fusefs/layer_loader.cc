@@ -286,50 +286,80 @@ Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob, uint64
     HOIST_ASSIGN_OR_RETURN(const TarMember* member, tar.Next());
     if (member == nullptr) break;
     Entry entry = member->entry;
-    if (entry.type == EntryType::kRegular && member->payload_size > 0) {
+    if (entry.type == EntryType::kRegular && entry.size > 0) {
+      // The file is its data segments (one for a plain member; a PAX sparse member's map) with
+      // kZeros chunks for the holes between them; the digest covers the expanded content.
+      std::vector<SparseSegment> whole_file;
+      if (!member->is_sparse)
+        whole_file.push_back(SparseSegment{0, member->payload_size, member->payload_offset});
+      const std::vector<SparseSegment>& segments = member->is_sparse ? member->sparse : whole_file;
       Sha256 whole;
       Sha256 piece;
-      uint64_t done = 0;
-      uint64_t chunk_start = 0;
-      auto close_chunk = [&](uint64_t end) {
+      // A hole too large to hash at index time leaves the (optional) file digest empty.
+      const bool hash_holes = entry.size - member->payload_size <= (uint64_t{1} << 30);
+      uint64_t file_pos = 0;
+      auto add_hole = [&](uint64_t end) {
+        if (end == file_pos) return;
         Chunk c;
-        c.file_offset = chunk_start;
-        c.size = end - chunk_start;
-        if (format == LayerFormat::kTar) {
-          c.encoding = ChunkEncoding::kRaw;
-          c.blob_offset = member->payload_offset + chunk_start;
-          c.blob_length = c.size;
-          c.digest = Digest::FromSha256(piece.Final());
-          piece.Reset();
-        } else {
-          c.encoding = ChunkEncoding::kStream;
-          c.inner_offset = member->payload_offset + chunk_start;
+        c.file_offset = file_pos;
+        c.size = end - file_pos;
+        c.encoding = ChunkEncoding::kZeros;
+        entry.chunks.push_back(c);
+        static const std::string kZeroBuf(1 << 16, '\0');
+        for (uint64_t left = hash_holes ? c.size : 0; left > 0;) {
+          const size_t n = static_cast<size_t>(std::min<uint64_t>(left, kZeroBuf.size()));
+          whole.Update(std::string_view(kZeroBuf.data(), n));
+          left -= n;
         }
-        entry.chunks.push_back(std::move(c));
-        chunk_start = end;
+        file_pos = end;
       };
-      while (done < member->payload_size) {
-        HOIST_ASSIGN_OR_RETURN(size_t n, tar.ReadPayload(buf.data(), buf.size()));
-        if (n == 0) return Fail(EBADMSG, "tar member " + entry.path + " is truncated");
-        size_t at = 0;
-        while (at < n) {
-          // For plain tar, cut raw chunks at raw_chunk boundaries.
-          size_t take = n - at;
-          if (format == LayerFormat::kTar)
-            take = static_cast<size_t>(
-                std::min<uint64_t>(take, chunk_start + raw_chunk - (done + at)));
-          std::string_view part(buf.data() + at, take);
-          whole.Update(part);
-          if (format == LayerFormat::kTar) piece.Update(part);
-          at += take;
-          if (format == LayerFormat::kTar && done + at == chunk_start + raw_chunk)
-            close_chunk(done + at);
+      for (const SparseSegment& seg : segments) {
+        add_hole(seg.offset);
+        uint64_t done = 0;
+        uint64_t chunk_start = 0;
+        auto close_chunk = [&](uint64_t end) {
+          Chunk c;
+          c.file_offset = seg.offset + chunk_start;
+          c.size = end - chunk_start;
+          if (format == LayerFormat::kTar) {
+            c.encoding = ChunkEncoding::kRaw;
+            c.blob_offset = seg.payload_offset + chunk_start;
+            c.blob_length = c.size;
+            c.digest = Digest::FromSha256(piece.Final());
+            piece.Reset();
+          } else {
+            c.encoding = ChunkEncoding::kStream;
+            c.inner_offset = seg.payload_offset + chunk_start;
+          }
+          entry.chunks.push_back(std::move(c));
+          chunk_start = end;
+        };
+        while (done < seg.length) {
+          const size_t want =
+              static_cast<size_t>(std::min<uint64_t>(buf.size(), seg.length - done));
+          HOIST_ASSIGN_OR_RETURN(size_t n, tar.ReadPayload(buf.data(), want));
+          if (n == 0) return Fail(EBADMSG, "tar member " + entry.path + " is truncated");
+          size_t at = 0;
+          while (at < n) {
+            // For plain tar, cut raw chunks at raw_chunk boundaries.
+            size_t take = n - at;
+            if (format == LayerFormat::kTar)
+              take = static_cast<size_t>(
+                  std::min<uint64_t>(take, chunk_start + raw_chunk - (done + at)));
+            std::string_view part(buf.data() + at, take);
+            whole.Update(part);
+            if (format == LayerFormat::kTar) piece.Update(part);
+            at += take;
+            if (format == LayerFormat::kTar && done + at == chunk_start + raw_chunk)
+              close_chunk(done + at);
+          }
+          done += n;
         }
-        done += n;
+        if (chunk_start < seg.length) close_chunk(seg.length);
+        file_pos = seg.offset + seg.length;
       }
-      if (chunk_start < member->payload_size) close_chunk(member->payload_size);
-      entry.size = member->payload_size;
-      entry.digest = Digest::FromSha256(whole.Final());
+      add_hole(entry.size);
+      if (!member->is_sparse || hash_holes) entry.digest = Digest::FromSha256(whole.Final());
     }
     index.entries.push_back(std::move(entry));
   }

@@ -209,7 +209,7 @@ Result<std::vector<Entry>> ParseEstargzToc(std::string_view compressed_toc_membe
   if (!member) return member_error(member.error());
   const TarMember* m = *member;
   if (!m) return Fail(EBADMSG, "eStargz TOC member holds no tar entry");
-  if (m->entry.path != kEstargzTocName || m->entry.type != EntryType::kRegular)
+  if (m->entry.path != kEstargzTocName || m->entry.type != EntryType::kRegular || m->is_sparse)
     return Fail(EBADMSG, "eStargz TOC member holds \"" + m->raw_name.substr(0, 100) +
                              "\", not the regular file " + kEstargzTocName);
   const uint64_t json_size = m->payload_size;

@@ -126,8 +126,13 @@ Result<int64_t> ParseTarNumber(std::string_view f, bool allow_negative) {
   return static_cast<int64_t>(v);
 }
 
-Result<std::map<std::string, std::string>> ParsePaxRecords(std::string_view data) {
-  std::map<std::string, std::string> out;
+namespace {
+
+using PaxList = std::vector<std::pair<std::string, std::string>>;
+
+// The records in stream order (GNU sparse 0.0 repeats keys, so order matters there).
+Result<PaxList> ParsePaxRecordList(std::string_view data) {
+  PaxList out;
   while (!data.empty()) {
     // Some writers pad the pax payload with NULs; stop there.
     if (data[0] == '\0' && AllZero(data.data(), data.size())) break;
@@ -142,9 +147,124 @@ Result<std::map<std::string, std::string>> ParsePaxRecords(std::string_view data
     rec.remove_suffix(1);
     size_t eq = rec.find('=');
     if (eq == std::string_view::npos || eq == 0) return Fail(EBADMSG, "pax record without key");
-    out[std::string(rec.substr(0, eq))] = std::string(rec.substr(eq + 1));
+    out.emplace_back(std::string(rec.substr(0, eq)), std::string(rec.substr(eq + 1)));
     data.remove_prefix(len);
   }
+  return out;
+}
+
+enum class SparseFormat { kNone, k0x, k1x0 };
+
+// Which PAX sparse format the records describe, decided as Go's archive/tar decides it.
+SparseFormat SparseFormatOf(const std::map<std::string, std::string>& recs) {
+  auto get = [&](const char* k) {
+    auto it = recs.find(k);
+    return it == recs.end() ? std::string_view() : std::string_view(it->second);
+  };
+  std::string_view major = get("GNU.sparse.major"), minor = get("GNU.sparse.minor");
+  if (major == "0" && (minor == "0" || minor == "1")) return SparseFormat::k0x;
+  if (major == "1" && minor == "0") return SparseFormat::k1x0;
+  if (!major.empty() || !minor.empty()) return SparseFormat::kNone;  // unknown: a plain file
+  if (!get("GNU.sparse.map").empty()) return SparseFormat::k0x;
+  return SparseFormat::kNone;
+}
+
+using SparsePairs = std::vector<std::pair<uint64_t, uint64_t>>;  // (offset, length)
+
+// Format 0.0 / 0.1: GNU.sparse.numblocks and GNU.sparse.map="off,len,off,len,...".
+Result<SparsePairs> ParseSparseMap0x(const std::map<std::string, std::string>& recs) {
+  auto nb = recs.find("GNU.sparse.numblocks");
+  if (nb == recs.end()) return Fail(EBADMSG, "sparse map without GNU.sparse.numblocks");
+  auto count = ParsePaxUint(nb->second);
+  if (!count) return Fail(EBADMSG, "bad GNU.sparse.numblocks");
+  if (*count > kMaxSparseSegments)
+    return Fail(EFBIG, "sparse map of " + std::to_string(*count) + " segments is over the cap of " +
+                           std::to_string(kMaxSparseSegments));
+  auto m = recs.find("GNU.sparse.map");
+  std::string_view map = m == recs.end() ? std::string_view() : std::string_view(m->second);
+  SparsePairs out;
+  std::vector<uint64_t> nums;
+  while (!map.empty()) {
+    if (nums.size() >= 2 * *count)
+      return Fail(EBADMSG, "GNU.sparse.map does not match GNU.sparse.numblocks");
+    size_t comma = map.find(',');
+    auto v = ParsePaxUint(map.substr(0, comma));
+    if (!v) return Fail(EBADMSG, "bad number in GNU.sparse.map");
+    nums.push_back(*v);
+    if (comma == std::string_view::npos) break;
+    map.remove_prefix(comma + 1);
+    if (map.empty()) return Fail(EBADMSG, "bad number in GNU.sparse.map");
+  }
+  if (nums.size() != 2 * *count)
+    return Fail(EBADMSG, "GNU.sparse.map does not match GNU.sparse.numblocks");
+  for (size_t i = 0; i < nums.size(); i += 2) out.emplace_back(nums[i], nums[i + 1]);
+  return out;
+}
+
+// Go's rules: offsets increase, segments do not overlap and end within the real size.
+Status ValidateSparse(const SparsePairs& pairs, uint64_t real_size) {
+  uint64_t prev_end = 0;
+  for (const auto& [off, len] : pairs) {
+    if (off > real_size || len > real_size - off)
+      return Fail(EBADMSG, "sparse segment at " + std::to_string(off) + "+" + std::to_string(len) +
+                               " ends beyond the real size " + std::to_string(real_size));
+    if (off < prev_end)
+      return Fail(EBADMSG,
+                  "sparse segments out of order or overlapping at offset " + std::to_string(off));
+    prev_end = off + len;
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> ParsePaxRecords(std::string_view data) {
+  HOIST_ASSIGN_OR_RETURN(PaxList list, ParsePaxRecordList(data));
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : list) out[std::move(k)] = std::move(v);
+  return out;
+}
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> TarReader::ReadSparseMap1x0(
+    uint64_t stored_size, uint64_t* map_bytes) {
+  // Decimal numbers, each ended by '\n': the count, then offset and length per segment; the
+  // map fills whole 512-byte blocks at the start of the data.
+  std::string text;
+  size_t pos = 0;
+  auto next_number = [&]() -> Result<uint64_t> {
+    for (;;) {
+      size_t nl = text.find('\n', pos);
+      if (nl != std::string::npos) {
+        auto v = ParsePaxUint(std::string_view(text).substr(pos, nl - pos));
+        if (!v || nl - pos > 20) return Fail(Corrupt(position_, "bad number in the sparse map"));
+        pos = nl + 1;
+        return *v;
+      }
+      if (text.size() - pos > 20) return Fail(Corrupt(position_, "bad number in the sparse map"));
+      if (text.size() + kBlock > stored_size)
+        return Fail(Corrupt(position_, "sparse map runs past the member's data"));
+      const uint64_t at = position_;
+      char block[kBlock];
+      HOIST_ASSIGN_OR_RETURN(size_t got, ReadUpTo(block, kBlock));
+      if (got < kBlock) return Fail(Corrupt(at + got, "truncated sparse map"));
+      raw_header_.append(block, kBlock);
+      text.append(block, kBlock);
+    }
+  };
+  HOIST_ASSIGN_OR_RETURN(uint64_t count, next_number());
+  if (count > kMaxSparseSegments)
+    return Fail(Error(EFBIG, Corrupt(position_, "sparse map of " + std::to_string(count) +
+                                                    " segments is over the cap of " +
+                                                    std::to_string(kMaxSparseSegments))
+                                 .message()));
+  SparsePairs out;
+  out.reserve(static_cast<size_t>(count));
+  for (uint64_t i = 0; i < count; ++i) {
+    HOIST_ASSIGN_OR_RETURN(uint64_t off, next_number());
+    HOIST_ASSIGN_OR_RETURN(uint64_t len, next_number());
+    out.emplace_back(off, len);
+  }
+  *map_bytes = text.size();
   return out;
 }
 
@@ -222,6 +342,7 @@ Result<const TarMember*> TarReader::Next() {
   member_.header_offset = start;
 
   std::map<std::string, std::string> pax;
+  std::vector<std::string> sparse00;  // GNU.sparse.offset/numbytes values, in stream order
   bool have_pax = false;
   std::string long_name, long_link;
   bool have_long_name = false, have_long_link = false;
@@ -282,12 +403,26 @@ Result<const TarMember*> TarReader::Next() {
       raw_header_ += data;
       data.resize(size);
       if (type == 'x' || type == 'g') {
-        auto recs = ParsePaxRecords(data);
+        auto recs = ParsePaxRecordList(data);
         if (!recs) return Fail(Corrupt(block_at, recs.error().message()));
         for (auto& [k, v] : *recs) {
-          if (k.starts_with("GNU.sparse."))
+          if (type == 'g' && k.starts_with("GNU.sparse."))
             return Fail(
-                Error(ENOTSUP, Corrupt(block_at, "GNU sparse files are not supported").message()));
+                Error(ENOTSUP,
+                      Corrupt(block_at, "GNU sparse records in a global header are not supported")
+                          .message()));
+          if (k == "GNU.sparse.offset" || k == "GNU.sparse.numbytes") {
+            // Format 0.0: offset/numbytes pairs in order, gathered into a map as Go does.
+            const bool want_offset = sparse00.size() % 2 == 0;
+            if ((k == "GNU.sparse.offset") != want_offset || v.find(',') != std::string::npos)
+              return Fail(Corrupt(block_at, "GNU.sparse.offset/numbytes records out of order"));
+            if (sparse00.size() >= 2 * kMaxSparseSegments)
+              return Fail(Error(
+                  EFBIG, Corrupt(block_at, "sparse map over the cap of " +
+                                               std::to_string(kMaxSparseSegments) + " segments")
+                             .message()));
+            sparse00.push_back(v);
+          }
         }
         if (type == 'g') {
           for (auto& [k, v] : *recs) global_pax_[k] = v;
@@ -310,6 +445,11 @@ Result<const TarMember*> TarReader::Next() {
     }
 
     // The main header.
+    if (!sparse00.empty()) {
+      std::string joined;
+      for (const std::string& v : sparse00) joined += (joined.empty() ? "" : ",") + v;
+      pax["GNU.sparse.map"] = std::move(joined);
+    }
     if (type == 'S')
       return Fail(
           Error(ENOTSUP, Corrupt(block_at, "GNU sparse files are not supported").message()));
@@ -331,6 +471,11 @@ Result<const TarMember*> TarReader::Next() {
     (void)have_pax;
     if (auto it = recs.find("path"); it != recs.end() && !it->second.empty()) name = it->second;
     if (auto it = recs.find("linkpath"); it != recs.end() && !it->second.empty()) link = it->second;
+    const SparseFormat sparse_format = SparseFormatOf(recs);
+    if (sparse_format != SparseFormat::kNone) {
+      if (auto it = recs.find("GNU.sparse.name"); it != recs.end() && !it->second.empty())
+        name = it->second;
+    }
     member_.raw_name = name;
     member_.raw_link = link;
     if (!known) {
@@ -392,6 +537,20 @@ Result<const TarMember*> TarReader::Next() {
       }
     }
     if (size > (uint64_t{1} << 62)) return Fail(Corrupt(start, "absurd size"));
+    uint64_t real_size = size;
+    if (sparse_format != SparseFormat::kNone) {
+      const bool regular =
+          type == '0' || type == '7' || (type == '\0' && !(!name.empty() && name.back() == '/'));
+      if (!regular)
+        return Fail(Corrupt(start, "GNU sparse records on a member that is not a file"));
+      auto it = recs.find("GNU.sparse.size");
+      if (it == recs.end()) it = recs.find("GNU.sparse.realsize");
+      if (it != recs.end()) {
+        auto r = ParsePaxUint(it->second);
+        if (!r || *r > (uint64_t{1} << 62)) return Fail(Corrupt(start, "bad sparse real size"));
+        real_size = *r;
+      }
+    }
 
     switch (type) {
       case '1':
@@ -437,6 +596,36 @@ Result<const TarMember*> TarReader::Next() {
     const bool has_payload = !IsHeaderOnly(type) && e.type == EntryType::kRegular;
     member_.payload_size = has_payload ? size : 0;
     e.size = member_.payload_size;
+    if (sparse_format != SparseFormat::kNone) {
+      SparsePairs pairs;
+      uint64_t map_bytes = 0;
+      if (sparse_format == SparseFormat::k1x0) {
+        HOIST_ASSIGN_OR_RETURN(pairs, ReadSparseMap1x0(size, &map_bytes));
+      } else {
+        auto parsed = ParseSparseMap0x(recs);
+        if (!parsed)
+          return Fail(
+              Error(parsed.error().code(), Corrupt(start, parsed.error().message()).message()));
+        pairs = std::move(*parsed);
+      }
+      if (Status v = ValidateSparse(pairs, real_size); !v)
+        return Fail(Corrupt(start, v.error().message()));
+      const uint64_t stored = size - map_bytes;
+      uint64_t at = position_, total = 0;
+      member_.is_sparse = true;
+      for (const auto& [off, len] : pairs) {
+        total += len;  // no overflow: each len <= real_size <= 2^62, count <= 2^18
+        if (len == 0) continue;
+        member_.sparse.push_back(SparseSegment{off, len, at});
+        at += len;
+      }
+      if (total != stored)
+        return Fail(Corrupt(start, "sparse map holds " + std::to_string(total) +
+                                       " data bytes but the member stores " +
+                                       std::to_string(stored)));
+      member_.payload_size = stored;
+      e.size = real_size;
+    }
     member_.header_length = position_ - start;
     member_.payload_offset = position_;
     member_.padding = PaddingFor(member_.payload_size);

@@ -6,15 +6,24 @@
 // mtime with fractional seconds, SCHILY.xattr.*, LIBARCHIVE.xattr.*), GNU (long name 'L', long
 // link 'K', base-256 numbers), old v7 headers; typeflags 0 \0 7 1 2 3 4 5 6. End of archive is
 // a zero block followed by a zero block or by EOF; EOF at a block boundary is also accepted.
+// PAX sparse files (GNU tar --sparse --format=pax; GNU.sparse.* records, formats 0.0, 0.1 and
+// 1.0) are read as Go's archive/tar (umoci, containerd) reads them: the member is the expanded
+// file (GNU.sparse.name, real size from GNU.sparse.size / GNU.sparse.realsize) and
+// TarMember::sparse maps its data segments; holes read as zeros. A GNU.sparse.major/minor pair
+// other than 0.0, 0.1, 1.0 makes a plain file, as in Go. Sparse maps must have offsets that
+// increase without overlap, segments within the real size, at most kMaxSparseSegments entries,
+// and data lengths that add up to the bytes the member stores.
 // Rejected (with an error naming the member and its byte offset): bad checksums, truncated
-// members, GNU sparse ('S' and GNU.sparse.* pax keys: ENOTSUP), other typeflags, malformed pax
+// members, old GNU sparse ('S') and GNU.sparse.* in a global header (ENOTSUP), bad sparse maps
+// (EBADMSG; over the segment cap EFBIG), other typeflags, malformed pax
 // records, numbers that do not parse or overflow, metadata over the cap (EFBIG), names that
 // CleanEntryPath rejects (EINVAL / ENAMETOOLONG), a zero block followed by a non-zero block.
 // Corrupt or truncated data is EBADMSG; errors from the ReadCallback pass through.
 //
 // Byte accounting (for the zstd:chunked converter, which must reproduce the stream byte for
 // byte): every byte of the stream belongs to exactly one of a member's raw header (all its
-// metadata blocks, pax/L/K payloads included), its payload, its padding, or the trailer (from
+// metadata blocks, pax/L/K payloads included, and the sparse map blocks that start a format 1.0
+// sparse member's data), its payload, its padding, or the trailer (from
 // the end-of-archive block to EOF; this includes any global header not followed by a member).
 //
 // Thread-safety: one thread at a time. The TarMember pointer and string_views returned stay
@@ -25,12 +34,25 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 #include "index/byte_stream.h"
 #include "index/layer_index.h"
 
 namespace hoist {
+
+// One data segment of a sparse member: `length` bytes of the file from `offset` on are stored in
+// the tar stream at `payload_offset` (segments are stored back to back, in file order).
+struct SparseSegment {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t payload_offset = 0;
+  friend bool operator==(const SparseSegment&, const SparseSegment&) = default;
+};
+
+inline constexpr size_t kMaxSparseSegments = size_t{1} << 18;
 
 struct TarMember {
   Entry entry;                  // cleaned path, metadata; chunks and digest are left empty
@@ -42,6 +64,11 @@ struct TarMember {
   uint64_t payload_offset = 0;  // == header_offset + header_length
   uint64_t payload_size = 0;    // content bytes (0 for header-only types)
   uint64_t padding = 0;         // bytes after the payload up to the next 512-byte boundary
+  // PAX sparse members: entry.size is the real (expanded) size, the payload is the stored data
+  // segments back to back (payload_size is their sum), and this lists them in file order
+  // (zero-length segments left out). Everything not in a segment reads as zeros.
+  bool is_sparse = false;
+  std::vector<SparseSegment> sparse;
 };
 
 struct TarReaderOptions {
@@ -77,6 +104,9 @@ class TarReader {
 
  private:
   Result<size_t> ReadUpTo(char* buf, size_t n);  // loops until n bytes or EOF
+  // Reads a format 1.0 sparse map (appended to raw_header_) from a member storing stored_size.
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> ReadSparseMap1x0(uint64_t stored_size,
+                                                                      uint64_t* map_bytes);
   Error Corrupt(uint64_t offset, std::string_view what) const;
 
   ReadCallback source_;

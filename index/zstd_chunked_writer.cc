@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/rfc3339.h"
+#include "index/tar_path.h"
 #include "index/tar_reader.h"
 
 namespace hoist {
@@ -22,6 +23,9 @@ namespace {
 
 constexpr uint64_t kMaxMetaFrame = 1 << 20;
 constexpr uint64_t kMaxZeroChunk = 16 << 20;
+// Sparse files: holes up to this many bytes are hashed into the file digest (beyond, the TOC
+// entry has no digest).
+constexpr uint64_t kMaxHashedHoles = uint64_t{1} << 30;
 
 std::array<uint64_t, 256> MakeGear() {
   std::array<uint64_t, 256> g{};
@@ -180,6 +184,7 @@ class FramePipeline {
 struct PendingChunk {
   uint64_t file_offset = 0, size = 0, seq = 0;
   bool zeros = false;
+  bool hole = false;  // a sparse file's hole: no frame (a "zeros" chunk without offsets)
 };
 
 // A TOC entry waiting for the frames of its chunks to be written (their offsets are known only
@@ -190,6 +195,18 @@ struct PendingEntry {
   std::optional<Digest> file_digest;  // unset: the file is one chunk; use that chunk's digest
   std::vector<PendingChunk> chunks;
   bool closed = false;  // all chunks submitted
+  bool sparse = false;  // a PAX sparse member: the digest is file_digest or none
+
+  const PendingChunk* FirstFramed() const {
+    for (const PendingChunk& c : chunks)
+      if (!c.hole) return &c;
+    return nullptr;
+  }
+  const PendingChunk* LastFramed() const {
+    for (auto it = chunks.rbegin(); it != chunks.rend(); ++it)
+      if (!it->hole) return &*it;
+    return nullptr;
+  }
 };
 
 struct FrameDone {
@@ -285,7 +302,7 @@ class Writer {
     PendingEntry& pe = pending_.back();
     // The file digest is hashed here (producer) unless the file is a single chunk, whose
     // digest the worker computes anyway: each byte is hashed once per digest it belongs to.
-    if (!pe.chunks.empty() || !final) file_hash_.Update(data);
+    if (!pe.chunks.empty() || !final || pe.sparse) file_hash_.Update(data);
     PendingChunk c;
     c.file_offset = file_pos_;
     c.size = data.size();
@@ -300,6 +317,7 @@ class Writer {
     return Drain();
   }
   Status ChunkPayload(TarReader& reader, uint64_t size);
+  Status SparsePayload(TarReader& reader, const TarMember& m);
   Status FlushToc();
   void WriteTocEntry(const PendingEntry& pe);
   const FrameDone& Frame(uint64_t seq) const { return frames_[seq - frames_base_]; }
@@ -322,8 +340,10 @@ class Writer {
   uint64_t entries_ = 0, total_chunks_ = 0;
   uint64_t crc_ = 0;
   uint64_t next_seq_ = 0;
-  std::deque<PendingEntry> pending_;  // TOC entries not yet written, in tar order
-  std::deque<FrameDone> frames_;      // written frames from seq frames_base_ on
+  std::deque<PendingEntry> pending_;    // TOC entries not yet written, in tar order
+  std::deque<FrameDone> frames_;        // written frames from seq frames_base_ on
+  std::string* sparse_data_ = nullptr;  // while set, ChunkPayload appends the bytes it reads
+  uint64_t sparse_inline_ = 0;          // sparse data bytes put into the tar-split so far
   uint64_t frames_base_ = 0;
   FramePipeline pipe_;  // last: its workers stop before the state above goes away
 };
@@ -346,9 +366,12 @@ Status Writer::ChunkPayload(TarReader& reader, uint64_t size) {
   const uint64_t mask = mask_, min_chunk = min_chunk_, max_chunk = max_chunk_;
   const uint64_t* gear = gear_.data();
   while (left > 0) {
-    HOIST_ASSIGN_OR_RETURN(size_t n, reader.ReadPayload(buf.data(), buf.size()));
+    HOIST_ASSIGN_OR_RETURN(
+        size_t n,
+        reader.ReadPayload(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), left))));
     if (n == 0) return Fail(EBADMSG, "tar payload ended early");
     left -= n;
+    if (sparse_data_ != nullptr) sparse_data_->append(buf.data(), n);
     tar_hash_.Update(buf.data(), n);
     tar_size_ += n;
     crc_ = Crc64Iso(crc_, buf.data(), n);
@@ -408,19 +431,66 @@ Status Writer::ChunkPayload(TarReader& reader, uint64_t size) {
   return EmitChunk(cur, in_zeros, true);
 }
 
+// A PAX sparse member: the TOC entry is the expanded file (data segments chunked as usual at
+// their file offsets, holes as frameless "zeros" chunks, the digest of the expanded content);
+// the stored data bytes go into the tar-split as raw segments (a file record would make a
+// reader copy the expanded file), capped per layer.
+Status Writer::SparsePayload(TarReader& reader, const TarMember& m) {
+  PendingEntry& pe = pending_.back();
+  pe.sparse = true;
+  file_hash_.Reset();
+  const bool hash_holes = m.entry.size - m.payload_size <= kMaxHashedHoles;
+  std::string data;
+  auto hole = [&](uint64_t end) {
+    if (end == file_pos_) return;
+    PendingChunk c;
+    c.file_offset = file_pos_;
+    c.size = end - file_pos_;
+    c.zeros = c.hole = true;
+    pending_.back().chunks.push_back(c);
+    static const std::string kZeroBuf(1 << 16, '\0');
+    for (uint64_t left = hash_holes ? c.size : 0; left > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, kZeroBuf.size()));
+      file_hash_.Update(std::string_view(kZeroBuf.data(), n));
+      left -= n;
+    }
+    file_pos_ = end;
+  };
+  for (const SparseSegment& seg : m.sparse) {
+    hole(seg.offset);
+    sparse_inline_ += seg.length;
+    if (sparse_inline_ > opt_.max_sparse_inline)
+      return Fail(ENOTSUP, "tar entry " + QuoteName(m.raw_name) + " at byte " +
+                               std::to_string(m.header_offset) + ": PAX sparse data over " +
+                               std::to_string(opt_.max_sparse_inline) +
+                               " bytes in one layer is not supported by convert");
+    data.clear();
+    sparse_data_ = &data;
+    Status st = ChunkPayload(reader, seg.length);
+    sparse_data_ = nullptr;
+    HOIST_RETURN_IF_ERROR(st);
+    for (size_t at = 0; at < data.size(); at += kMaxMetaFrame)
+      WriteTarSplitSegment(std::string_view(data).substr(at, kMaxMetaFrame));
+  }
+  hole(m.entry.size);
+  if (hash_holes) pending_.back().file_digest = Digest::FromSha256(file_hash_.Final());
+  return Ok();
+}
+
 Status Writer::FlushToc() {
   while (!pending_.empty()) {
     const PendingEntry& pe = pending_.front();
     if (!pe.closed) break;
-    if (!pe.chunks.empty() && pe.chunks.back().seq >= frames_base_ + frames_.size()) break;
+    const PendingChunk* last = pe.LastFramed();
+    if (last != nullptr && last->seq >= frames_base_ + frames_.size()) break;
     WriteTocEntry(pe);
     pending_.pop_front();
   }
   // Forget written frames that no pending entry refers to.
   uint64_t keep_from = next_seq_;
   for (const PendingEntry& pe : pending_) {
-    if (!pe.chunks.empty()) {
-      keep_from = pe.chunks.front().seq;
+    if (const PendingChunk* first = pe.FirstFramed()) {
+      keep_from = first->seq;
       break;
     }
   }
@@ -478,8 +548,24 @@ void Writer::WriteTocEntry(const PendingEntry& pe) {
     toc_.Key(kTocPrefetchKey);
     toc_.Bool(true);
   }
-  const uint64_t file_end = pe.chunks.empty() ? 0 : Frame(pe.chunks.back().seq).end;
+  const PendingChunk* last_framed = pe.LastFramed();
+  const uint64_t file_end = last_framed == nullptr ? 0 : Frame(last_framed->seq).end;
   auto chunk_fields = [&](const PendingChunk& c, bool first) {
+    if (c.hole) {  // no bytes in the blob; the first record still says where the file ends
+      if (first && last_framed != nullptr) {
+        toc_.Key("endOffset");
+        toc_.Uint64(file_end);
+      }
+      if (c.file_offset) {
+        toc_.Key("chunkOffset");
+        toc_.Uint64(c.file_offset);
+      }
+      toc_.Key("chunkSize");
+      toc_.Uint64(c.size);
+      toc_.Key("chunkType");
+      toc_.String("zeros");
+      return;
+    }
     const FrameDone& f = Frame(c.seq);
     toc_.Key("offset");
     toc_.Uint64(f.offset);
@@ -499,8 +585,11 @@ void Writer::WriteTocEntry(const PendingEntry& pe) {
     }
   };
   if (e.type == EntryType::kRegular && !pe.chunks.empty()) {
-    toc_.Key("digest");
-    toc_.String((pe.file_digest ? *pe.file_digest : Frame(pe.chunks[0].seq).digest).str().c_str());
+    if (!pe.sparse || pe.file_digest) {
+      toc_.Key("digest");
+      toc_.String(
+          (pe.file_digest ? *pe.file_digest : Frame(pe.chunks[0].seq).digest).str().c_str());
+    }
     chunk_fields(pe.chunks[0], true);
   }
   toc_.EndObject();
@@ -571,7 +660,9 @@ Result<ZstdChunkedWriteResult> Writer::Run(ReadCallback tar_source) {
     pe.raw_name = m->raw_name;
     pe.raw_link = m->raw_link;
     file_pos_ = 0;
-    if (m->payload_size > 0) {
+    if (m->is_sparse) {
+      HOIST_RETURN_IF_ERROR(SparsePayload(reader, *m));
+    } else if (m->payload_size > 0) {
       file_hash_.Reset();
       HOIST_RETURN_IF_ERROR(ChunkPayload(reader, m->payload_size));
       PendingEntry& cur = pending_.back();  // (pe may have been written meanwhile? no: open)
@@ -581,7 +672,7 @@ Result<ZstdChunkedWriteResult> Writer::Run(ReadCallback tar_source) {
     crc_ = 0;
     pending_.back().closed = true;
     HOIST_RETURN_IF_ERROR(FlushToc());
-    WriteTarSplitFile(*m, crc);
+    if (!m->is_sparse) WriteTarSplitFile(*m, crc);
     HOIST_ASSIGN_OR_RETURN(std::string_view pad, reader.FinishMember());
     HOIST_RETURN_IF_ERROR(AddMeta(pad));
     pending_padding.assign(pad);

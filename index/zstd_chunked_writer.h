@@ -10,7 +10,14 @@
 // - tar headers, pax data and padding between payloads go into the frames in between;
 // - the TOC lists every tar member (entries in tar order; chunk entries follow their file),
 //   with offset/endOffset for every chunk; paths in options.prefetch get "hoist.prefetch":true;
-// - the tar-split (JSON lines, tar-split format) lets a reader rebuild the exact tar.
+// - the tar-split (JSON lines, tar-split format) lets a reader rebuild the exact tar;
+// - a PAX sparse member (tar_reader.h) gets the TOC entry of its expanded file: name and size
+//   are the real ones, its data segments are chunked as above at their file offsets, its holes
+//   are "zeros" chunks with no offsets (no frame), its digest is of the expanded content (left
+//   out if the holes exceed 1 GiB). The stream keeps its bytes: the 1.0 map blocks go with the
+//   headers, the stored data in chunk frames. Its stored data goes into the tar-split as raw
+//   segments (a file record would copy the expanded file): at most options.max_sparse_inline
+//   bytes of it per layer, else ENOTSUP.
 // See index/FORMATS.md.
 //
 // Threads: with options.threads > 1, frames are compressed by a pool of that many workers while
@@ -47,6 +54,7 @@ struct ZstdChunkedWriterOptions {
   uint64_t zero_run_min = 1024;       // zero runs this long or longer become "zeros" chunks
   std::vector<std::string> prefetch;  // cleaned paths to mark in the TOC (the caller reorders)
   int threads = 1;                    // compression workers; <= 1 compresses on the calling thread
+  uint64_t max_sparse_inline = 64 << 20;  // PAX sparse data put into the tar-split, per layer
 };
 
 struct ZstdChunkedWriteResult {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -371,6 +372,71 @@ TEST_F(LayerLoaderTest, AnUnusableStoredIndexIsRebuilt) {
   ASSERT_TRUE(third.has_value()) << third.error().message();
   ASSERT_EQ(third->origins.size(), 2u);
   for (LayerOrigin o : third->origins) EXPECT_EQ(o, LayerOrigin::kStore);
+}
+
+// A PAX sparse file (GNU tar 1.0) in a plain, gzip and zstd layer: data segments become chunks
+// at their stream offsets (raw ones cut at raw_chunk_bytes), holes kZeros chunks, the digest is
+// of the expanded file.
+TEST_F(LayerLoaderTest, IndexesPaxSparseFilesInEveryStreamFormat) {
+  const std::string stage = dir_ + "/sparse";
+  ASSERT_TRUE(MakeDirs(stage).has_value());
+  ASSERT_EQ(std::system(("cd " + stage +
+                         " && truncate -s 3M f && printf HEAD | dd of=f conv=notrunc status=none"
+                         " && head -c 150000 /dev/urandom | dd of=f bs=1000 seek=1000"
+                         " conv=notrunc status=none && truncate -s 1M allhole && tar"
+                         " --format=posix --sparse -cf ../sparse.tar f allhole")
+                            .c_str()),
+            0);
+  const std::string tar = *ReadFile(dir_ + "/sparse.tar");
+  const std::string want = *ReadFile(stage + "/f");
+  struct Case {
+    std::string blob;
+    std::string media_type;
+    LayerFormat format;
+  };
+  for (const Case& c :
+       {Case{tar, "application/vnd.oci.image.layer.v1.tar", LayerFormat::kTar},
+        Case{Gzip(tar), "application/vnd.oci.image.layer.v1.tar+gzip", LayerFormat::kTarGzip},
+        Case{Zstd(tar), "application/vnd.oci.image.layer.v1.tar+zstd", LayerFormat::kTarZstd}}) {
+    SCOPED_TRACE(c.media_type);
+    LayerLoaderOptions options;
+    options.raw_chunk_bytes = 65536;
+    auto index = IndexLayer(source_, Layer(c.blob, c.media_type), options, nullptr);
+    ASSERT_TRUE(index.has_value()) << index.error().message();
+    ASSERT_EQ(index->entries.size(), 2u);
+    const Entry& f = index->entries[0];
+    EXPECT_EQ(f.path, "f");
+    EXPECT_EQ(f.size, 3u << 20);
+    EXPECT_EQ(f.digest, Digest::Of(want));
+    std::string got;
+    size_t holes = 0, data = 0;
+    for (const Chunk& ch : f.chunks) {
+      EXPECT_EQ(ch.file_offset, got.size());
+      if (ch.encoding == ChunkEncoding::kZeros) {
+        ++holes;
+        got.append(ch.size, '\0');
+      } else if (c.format == LayerFormat::kTar) {
+        ++data;
+        EXPECT_EQ(ch.encoding, ChunkEncoding::kRaw);
+        EXPECT_LE(ch.size, 65536u);
+        const std::string bytes = tar.substr(ch.blob_offset, ch.size);
+        EXPECT_EQ(Digest::Of(bytes), ch.digest);
+        got += bytes;
+      } else {
+        ++data;
+        EXPECT_EQ(ch.encoding, ChunkEncoding::kStream);
+        got += tar.substr(ch.inner_offset, ch.size);
+      }
+    }
+    EXPECT_TRUE(got == want);
+    EXPECT_EQ(holes, 2u);  // between the segments and after the last one
+    EXPECT_GE(data, c.format == LayerFormat::kTar ? 4u : 2u);
+    const Entry& allhole = index->entries[1];
+    EXPECT_EQ(allhole.size, 1u << 20);
+    ASSERT_EQ(allhole.chunks.size(), 1u);
+    EXPECT_EQ(allhole.chunks[0].encoding, ChunkEncoding::kZeros);
+    EXPECT_EQ(allhole.digest, Digest::Of(std::string(1 << 20, '\0')));
+  }
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // libFuzzer target: TarReader over an in-memory archive (ustar, pax, GNU, v7). Every member is
 // visited; payloads are read for some members and skipped for others; the trailer is read.
 // Checks the byte accounting tar_reader.h promises: on a clean walk, raw headers + payloads +
-// padding + trailer add up to the whole input, member by member, with no gap.
+// padding + trailer add up to the whole input, member by member, with no gap; a PAX sparse
+// member's segments are in order, within its real size, stored back to back from the payload
+// offset, and add up to the payload.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -39,6 +41,19 @@ void Walk(std::string_view in) {
     FUZZ_CHECK(reader.raw_header().size() == m->header_length);
     FUZZ_CHECK(in.substr(m->header_offset, m->header_length) == reader.raw_header());
     FUZZ_CHECK(m->padding < 512 && (m->payload_size + m->padding) % 512 == 0);
+    if (m->is_sparse) {
+      FUZZ_CHECK(m->sparse.size() <= hoist::kMaxSparseSegments);
+      uint64_t end = 0, stored = m->payload_offset;
+      for (const hoist::SparseSegment& seg : m->sparse) {
+        FUZZ_CHECK(seg.length > 0 && seg.offset >= end && seg.payload_offset == stored);
+        FUZZ_CHECK(seg.length <= m->entry.size && seg.offset <= m->entry.size - seg.length);
+        end = seg.offset + seg.length;
+        stored += seg.length;
+      }
+      FUZZ_CHECK(stored == m->payload_offset + m->payload_size);
+    } else {
+      FUZZ_CHECK(m->sparse.empty());
+    }
     if (i % 2 == 0) {  // read this payload; skip the next one
       uint64_t got = 0;
       for (;;) {

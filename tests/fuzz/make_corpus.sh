@@ -38,6 +38,13 @@ done
 tar --format=gnu --owner=99999999:9 --group=0 --mtime=@0 -b 1 -C "$src" -cf "$tmp/b256.tar" d/f
 seed fuzz_tar_reader gnu-base256.tar <"$tmp/b256.tar"
 printf '30 mtime=1700000000.123456789\n' | seed fuzz_tar_reader pax-record.txt
+# PAX sparse members in the three formats (a hole first, data, a hole to the end).
+truncate -s 40000 "$tmp/sp" && printf DATA | dd of="$tmp/sp" bs=1 seek=20000 conv=notrunc status=none
+for v in 0.0 0.1 1.0; do
+  tar --format=pax --sparse --sparse-version=$v --mtime=@1700000000 --owner=0 --group=0 \
+    --numeric-owner -b 1 -C "$tmp" -cf "$tmp/sparse-$v.tar" sp
+  seed fuzz_tar_reader "pax-sparse-$v.tar" <"$tmp/sparse-$v.tar"
+done
 
 # --- an OCI image (umoci) converted to zstd:chunked by skopeo.
 cd "$tmp"

@@ -255,16 +255,206 @@ TEST(TarReader, RejectsBadChecksumNamingOffset) {
   EXPECT_EQ(p.error().message(), "tar at byte 512: header checksum mismatch");
 }
 
-TEST(TarReader, RejectsSparseAndUnknownTypes) {
+TEST(TarReader, RejectsOldGnuSparseAndUnknownTypes) {
   auto p = ParseAll(Header("s", 'S', 0));
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code(), ENOTSUP);
-  auto q = ParseAll(Pax(Rec("GNU.sparse.major", "1")) + Header("s", '0', 0));
-  ASSERT_FALSE(q);
-  EXPECT_EQ(q.error().code(), ENOTSUP);
+  EXPECT_EQ(p.error().message(), "tar at byte 0: GNU sparse files are not supported");
+  auto g =
+      ParseAll(Header("PaxHeaders/g", 'g', Rec("GNU.sparse.major", "1").size()) +
+               Rec("GNU.sparse.major", "1") + std::string(512 - 22, '\0') + Header("s", '0', 0));
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().code(), ENOTSUP);
+  EXPECT_EQ(g.error().message(),
+            "tar at byte 0: GNU sparse records in a global header are not supported");
   auto r = ParseAll(Header("v", 'V', 0));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message(), "tar entry \"v\" at byte 0: unsupported typeflag 'V'");
+}
+
+// The file a sparse member expands to: zeros with the data segments copied in.
+std::string Expand(const TarMember& m, const std::string& payload) {
+  if (!m.is_sparse) return payload;
+  std::string out(m.entry.size, '\0');
+  for (const SparseSegment& s : m.sparse)
+    out.replace(s.offset, s.length, payload.substr(s.payload_offset - m.payload_offset, s.length));
+  return out;
+}
+
+// A format 0.1 member "s" of real size `real` with map `map` storing `data`.
+std::string Sparse01(uint64_t real, const std::string& numblocks, const std::string& map,
+                     const std::string& data) {
+  std::string d = data;
+  d.resize((data.size() + 511) / 512 * 512, '\0');
+  return Pax(Rec("GNU.sparse.major", "0") + Rec("GNU.sparse.minor", "1") +
+             Rec("GNU.sparse.name", "s") + Rec("GNU.sparse.size", std::to_string(real)) +
+             Rec("GNU.sparse.numblocks", numblocks) + Rec("GNU.sparse.map", map)) +
+         Header("GNUSparseFile.1/s", '0', data.size()) + d;
+}
+
+std::string Repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+// A format 1.0 member "s" whose data starts with `map_text` (padded to 512) then `data`.
+std::string Sparse10(uint64_t real, const std::string& map_text, const std::string& data,
+                     uint64_t stored = UINT64_MAX) {
+  std::string m = map_text;
+  m.resize((m.size() + 511) / 512 * 512, '\0');
+  std::string body = m + data;
+  if (stored == UINT64_MAX) stored = body.size();
+  body.resize((body.size() + 511) / 512 * 512, '\0');
+  return Pax(Rec("GNU.sparse.major", "1") + Rec("GNU.sparse.minor", "0") +
+             Rec("GNU.sparse.name", "s") + Rec("GNU.sparse.realsize", std::to_string(real))) +
+         Header("GNUSparseFile.1/s", '0', stored) + body;
+}
+
+class GnuTarSparseTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GnuTarSparseTest, ExpandsLikeUmoci) {
+  const std::string dir = testing::MakeTempDir();
+  // mixed: data, hole, data, trailing hole; head_hole: starts with a hole; empty: all hole;
+  // dense: no hole at all.
+  ASSERT_EQ(Sh("cd " + dir +
+               " && truncate -s 3M mixed && printf HEAD | dd of=mixed conv=notrunc status=none"
+               " && printf MID | dd of=mixed bs=1 seek=1500000 conv=notrunc status=none"
+               " && truncate -s 1M head_hole && printf END | dd of=head_hole bs=1 seek=1000000"
+               " conv=notrunc status=none && truncate -s 2M empty"
+               " && head -c 10000 /dev/urandom > dense"
+               " && tar --format=posix --sparse --sparse-version=" +
+               GetParam() + " --numeric-owner -cf l.tar mixed head_hole empty dense"),
+            0);
+  std::string tar = Slurp(dir + "/l.tar");
+  auto p = ParseAll(tar);
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->rebuilt, tar);
+  for (std::string name : {"mixed", "head_hole", "empty", "dense"}) {
+    const TarMember* m = Find(*p, name);
+    ASSERT_NE(m, nullptr) << name;
+    EXPECT_EQ(m->raw_name, name);
+    EXPECT_EQ(m->entry.type, EntryType::kRegular);
+    const std::string want = Slurp(dir + "/" + name);
+    EXPECT_EQ(m->entry.size, want.size()) << name;
+    uint64_t stored = 0;
+    for (const SparseSegment& s : m->sparse) stored += s.length;
+    if (m->is_sparse) {
+      EXPECT_EQ(stored, m->payload_size) << name;
+    }
+    EXPECT_TRUE(Expand(*m, p->payloads[m - p->members.data()]) == want) << name;
+  }
+  const TarMember* mixed = Find(*p, "mixed");
+  EXPECT_TRUE(mixed->is_sparse);
+  ASSERT_FALSE(mixed->sparse.empty());
+  EXPECT_LT(mixed->sparse.back().offset + mixed->sparse.back().length, 3u << 20);  // end hole
+  const TarMember* head_hole = Find(*p, "head_hole");
+  EXPECT_TRUE(head_hole->is_sparse);
+  ASSERT_FALSE(head_hole->sparse.empty());
+  EXPECT_GT(head_hole->sparse.front().offset, 0u);  // starts with a hole
+  EXPECT_TRUE(Find(*p, "empty")->is_sparse);
+  EXPECT_LT(Find(*p, "mixed")->payload_size, 64u << 10);
+  EXPECT_TRUE(Find(*p, "empty")->sparse.empty());
+  EXPECT_EQ(Find(*p, "empty")->payload_size, 0u);
+  Sh("rm -rf " + dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, GnuTarSparseTest, ::testing::Values("0.0", "0.1", "1.0"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           n[1] = '_';
+                           return "v" + n;
+                         });
+
+TEST(TarReader, SparseFormat00KeepsRecordOrder) {
+  std::string tar = Pax(Rec("GNU.sparse.size", "20") + Rec("GNU.sparse.numblocks", "2") +
+                        Rec("GNU.sparse.offset", "2") + Rec("GNU.sparse.numbytes", "3") +
+                        Rec("GNU.sparse.offset", "10") + Rec("GNU.sparse.numbytes", "4")) +
+                    Header("z", '0', 7) + "abcdefg" + std::string(505, '\0');
+  auto p = ParseAll(tar);
+  ASSERT_TRUE(p) << p.error().message();
+  const TarMember& m = p->members[0];
+  EXPECT_EQ(m.entry.size, 20u);
+  EXPECT_EQ(Expand(m, p->payloads[0]), std::string("\0\0abc\0\0\0\0\0defg\0\0\0\0\0\0", 20));
+  auto bad = ParseAll(Pax(Rec("GNU.sparse.numbytes", "3")) + Header("z", '0', 0));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(),
+            "tar at byte 0: GNU.sparse.offset/numbytes records out of order");
+}
+
+TEST(TarReader, SparseFormat10ReadsTheMapBlocks) {
+  std::string tar = Sparse10(100, "2\n0\n3\n90\n2\n", "abcde");
+  auto p = ParseAll(tar);
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->rebuilt, tar);
+  const TarMember& m = p->members[0];
+  EXPECT_EQ(m.entry.path, "s");
+  EXPECT_EQ(m.header_length, 512u * 4);  // pax header + data, ustar header, one map block
+  EXPECT_EQ(m.payload_size, 5u);
+  EXPECT_EQ(m.padding, 507u);
+  ASSERT_EQ(m.sparse.size(), 2u);
+  EXPECT_EQ(m.sparse[1], (SparseSegment{90, 2, m.payload_offset + 3}));
+  std::string want(100, '\0');
+  want.replace(0, 3, "abc");
+  want.replace(90, 2, "de");
+  EXPECT_EQ(Expand(m, p->payloads[0]), want);
+  // An unknown version is a plain file, as Go's archive/tar reads it.
+  auto v2 = ParseAll(Pax(Rec("GNU.sparse.major", "2") + Rec("GNU.sparse.minor", "0") +
+                         Rec("GNU.sparse.name", "s")) +
+                     Header("raw", '0', 2) + "hi" + std::string(510, '\0'));
+  ASSERT_TRUE(v2) << v2.error().message();
+  EXPECT_EQ(v2->members[0].entry.path, "raw");
+  EXPECT_FALSE(v2->members[0].is_sparse);
+  EXPECT_EQ(v2->payloads[0], "hi");
+}
+
+TEST(TarReader, RejectsHostileSparseMaps) {
+  struct Case {
+    std::string tar;
+    int code;
+    std::string message;
+  };
+  const std::string at0 = "tar entry \"s\" at byte 0: ";
+  const std::vector<Case> cases = {
+      {Sparse01(100, "2", "50,10,40,5", std::string(15, 'x')), EBADMSG,
+       at0 + "sparse segments out of order or overlapping at offset 40"},
+      {Sparse01(100, "2", "0,10,5,5", std::string(15, 'x')), EBADMSG,
+       at0 + "sparse segments out of order or overlapping at offset 5"},
+      {Sparse01(100, "1", "90,20", std::string(20, 'x')), EBADMSG,
+       at0 + "sparse segment at 90+20 ends beyond the real size 100"},
+      {Sparse01(100, "1", "18446744073709551615,2", "xx"), EBADMSG,
+       at0 + "sparse segment at 18446744073709551615+2 ends beyond the real size 100"},
+      {Sparse01(100, "2", "0,1", "x"), EBADMSG,
+       at0 + "GNU.sparse.map does not match GNU.sparse.numblocks"},
+      {Sparse01(100, "1", "0,1,", "x"), EBADMSG, at0 + "bad number in GNU.sparse.map"},
+      {Sparse01(100, "1", "0,-1", "x"), EBADMSG, at0 + "bad number in GNU.sparse.map"},
+      {Sparse01(100, "1000000", "0,1", "x"), EFBIG,
+       at0 + "sparse map of 1000000 segments is over the cap of 262144"},
+      {Sparse01(100, "1", "0,10", std::string(15, 'x')), EBADMSG,
+       at0 + "sparse map holds 10 data bytes but the member stores 15"},
+      {Sparse10(100, "1\n0\n10\n", std::string(15, 'x')), EBADMSG,
+       at0 + "sparse map holds 10 data bytes but the member stores 15"},
+      // Map errors name the byte where the map reading stopped (pax 1024 + header 512 + block).
+      {Sparse10(100, "999999999\n", ""), EFBIG,
+       "tar entry \"s\" at byte 2048: sparse map of 999999999 segments is over the cap of "
+       "262144"},
+      {Sparse10(100, "1\nx\n1\n", "x"), EBADMSG,
+       "tar entry \"s\" at byte 2048: bad number in the sparse map"},
+      {Sparse10(100, std::string(600, '0'), ""), EBADMSG,
+       "tar entry \"s\" at byte 2048: bad number in the sparse map"},
+      {Sparse10(100, "1000\n" + Repeat("0\n0\n", 127), "", 512), EBADMSG,
+       "tar entry \"s\" at byte 2048: sparse map runs past the member's data"},
+      {Pax(Rec("GNU.sparse.major", "1") + Rec("GNU.sparse.minor", "0") +
+           Rec("GNU.sparse.name", "s")) +
+           Header("d", '5', 0),
+       EBADMSG, at0 + "GNU sparse records on a member that is not a file"},
+  };
+  for (const Case& c : cases) {
+    auto p = ParseAll(c.tar);
+    ASSERT_FALSE(p) << c.message;
+    EXPECT_EQ(p.error().code(), c.code) << c.message;
+    EXPECT_EQ(p.error().message(), c.message);
+  }
 }
 
 TEST(TarReader, RejectsTruncation) {

@@ -4,9 +4,11 @@
 
 #include <map>
 
+#include "base/file_util.h"
 #include "base/rfc3339.h"
 #include "index/chunk_codec.h"
 #include "index/tar_reader.h"
+#include "index/tar_split.h"
 #include "tests/index/format_test_util.h"
 
 namespace hoist {
@@ -135,6 +137,118 @@ TEST_F(WriterTest, TruncatedTarFailsNamingTheEntry) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), EBADMSG);
 }
+
+// PAX sparse members (made by the real GNU tar in each format): the stream is unchanged, the TOC
+// describes the expanded files (holes as "zeros" chunks without a frame), and the tar-split
+// rebuilds the exact tar.
+class SparseWriterTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SparseWriterTest, TocDescribesTheExpandedFilesAndTheTarIsKept) {
+  const std::string dir = testing::MakeTempDir();
+  ASSERT_EQ(Sh("cd " + dir +
+               " && truncate -s 3M mixed && head -c 300000 /dev/urandom | dd of=mixed"
+               " conv=notrunc status=none && printf MID | dd of=mixed bs=1 seek=1500000"
+               " conv=notrunc status=none && truncate -s 1M head_hole && printf END | dd"
+               " of=head_hole bs=1 seek=1000000 conv=notrunc status=none && truncate -s 2M empty"
+               " && head -c 5000 /dev/urandom > plain && tar --format=posix --sparse"
+               " --sparse-version=" +
+               GetParam() + " -cf l.tar plain mixed head_hole empty"),
+            0);
+  const std::string tar = Slurp(dir + "/l.tar");
+  std::string blob;
+  ZstdChunkedWriterOptions opt;
+  opt.chunk_target = 64 << 10;
+  auto r = WriteZstdChunked(
+      MemoryReader(tar),
+      [&](std::string_view d) -> Status {
+        blob.append(d);
+        return Ok();
+      },
+      opt);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->diff_id, Digest::Of(tar));
+  ASSERT_TRUE(WriteFileAtomic(dir + "/blob", blob).has_value());
+  ASSERT_EQ(Sh("zstd -q -d -c " + dir + "/blob | cmp - " + dir + "/l.tar"), 0);
+
+  auto ann = ParseZstdChunkedAnnotations(r->annotations);
+  ASSERT_TRUE(ann) << ann.error().message();
+  auto read = [&](uint64_t off, uint64_t len) -> Result<std::string> {
+    return blob.substr(off, len);
+  };
+  auto layer = LoadZstdChunkedLayer(read, blob.size(), r->blob_digest, *ann);
+  ASSERT_TRUE(layer) << layer.error().message();
+  std::map<std::string, std::string> contents;
+  size_t holes = 0;
+  for (const Entry& e : layer->index.entries) {
+    std::string rebuilt;
+    for (const Chunk& c : e.chunks) {
+      holes += c.encoding == ChunkEncoding::kZeros && c.blob_length == 0;
+      auto data = DecodeAndVerifyChunkBytes(c, blob.substr(c.blob_offset, c.blob_length), 1 << 26);
+      ASSERT_TRUE(data) << e.path << ": " << data.error().message();
+      rebuilt += *data;
+    }
+    contents[e.path] = rebuilt;
+    EXPECT_EQ(e.digest, Digest::Of(rebuilt)) << e.path;
+  }
+  ASSERT_EQ(contents.size(), 4u);
+  for (std::string name : {"plain", "mixed", "head_hole", "empty"}) {
+    EXPECT_TRUE(contents[name] == Slurp(dir + "/" + name)) << name;
+  }
+  EXPECT_GE(holes, 4u);  // mixed: two; head_hole: one at the start; empty: all of it
+
+  // The tar-split rebuilds the source from the expanded files.
+  const std::string ts =
+      blob.substr(layer->footer.tar_split->offset, layer->footer.tar_split->length);
+  std::vector<std::string> keep;
+  keep.reserve(10);
+  auto open = [&](std::string_view raw, uint64_t) -> Result<ReadCallback> {
+    keep.push_back(contents[std::string(raw)]);
+    return MemoryReader(keep.back());
+  };
+  std::string out;
+  auto stats = ReassembleTar(ts, layer->tar_split_digest, open, [&](std::string_view d) -> Status {
+    out.append(d);
+    return Ok();
+  });
+  ASSERT_TRUE(stats) << stats.error().message();
+  EXPECT_EQ(stats->files, 1u);  // "plain"; the sparse members' data is in segments
+  EXPECT_TRUE(out == tar);
+  Sh("rm -rf " + dir);
+}
+
+// The sparse data a layer may put into its tar-split is capped: past it, one line, ENOTSUP.
+TEST(SparseWriterCap, RefusesSparseDataOverTheInlineCap) {
+  const std::string dir = testing::MakeTempDir();
+  ASSERT_EQ(Sh("cd " + dir +
+               " && truncate -s 1M a && head -c 8192 /dev/urandom | dd of=a conv=notrunc"
+               " status=none && cp a b && tar --format=posix --sparse -cf l.tar a b"),
+            0);
+  const std::string tar = Slurp(dir + "/l.tar");
+  ZstdChunkedWriterOptions opt;
+  opt.max_sparse_inline = 12000;  // a's 8192 bytes fit, b's do not
+  auto r = WriteZstdChunked(
+      MemoryReader(tar), [](std::string_view) -> Status { return Ok(); }, opt);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ENOTSUP);
+  TarReader reader(MemoryReader(tar));
+  ASSERT_TRUE(reader.Next());
+  auto b = reader.Next();
+  ASSERT_TRUE(b && *b);
+  EXPECT_EQ(r.error().message(),
+            "tar entry \"b\" at byte " + std::to_string((*b)->header_offset) +
+                ": PAX sparse data over 12000 bytes in one layer is not supported by convert");
+  opt.max_sparse_inline = 16384;
+  EXPECT_TRUE(WriteZstdChunked(
+      MemoryReader(tar), [](std::string_view) -> Status { return Ok(); }, opt));
+  Sh("rm -rf " + dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, SparseWriterTest, ::testing::Values("0.0", "0.1", "1.0"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           n[1] = '_';
+                           return "v" + n;
+                         });
 
 TEST(WriterHelpers, Rfc3339AndCrc64) {
   EXPECT_EQ(FormatRfc3339(0, 0), "1970-01-01T00:00:00Z");

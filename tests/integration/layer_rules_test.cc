@@ -15,8 +15,10 @@
 //                     which is also containerd's.
 //   LowerHardlink     a hardlink to a file of a lower layer: containerd refuses it, so every
 //                     path of hoist refuses it with the same message.
-//   GnuSparse         old GNU sparse ('S', refused by umoci and containerd) and PAX sparse 1.0
-//                     (extracted by both; a known gap in hoist): every path refuses, same message.
+//   OldGnuSparse      old GNU sparse ('S', refused by umoci and containerd): every path refuses,
+//                     same message.
+//   PaxSparse         PAX sparse 0.0, 0.1 and 1.0 (expanded by umoci and containerd): every
+//                     path gives umoci's tree (checked exactly), which is also containerd's.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -347,36 +349,83 @@ TEST_F(LayerRulesTest, HardlinkToALowerLayerFileIsRefusedOnEveryPath) {
                          "this layer");
 }
 
-TEST_F(LayerRulesTest, GnuSparseFilesAreRefusedOnEveryPath) {
+TEST_F(LayerRulesTest, OldGnuSparseFilesAreRefusedOnEveryPath) {
   const std::string dir = NewDir("sparse-staging");
   Sh(dir,
      "truncate -s 3M sparse.bin; printf HEAD | dd of=sparse.bin conv=notrunc status=none;"
      "printf MID | dd of=sparse.bin bs=1 seek=1500000 conv=notrunc status=none;"
      "chmod 0644 sparse.bin;"
-     "tar --format=gnu --sparse --numeric-owner -cf ../old.tar sparse.bin;"
-     "tar --format=posix --sparse --sparse-version=1.0 --numeric-owner -cf ../pax.tar "
-     "sparse.bin");
-  for (const std::string kind : {"old", "pax"}) {
-    SCOPED_TRACE(kind);
+     "tar --format=gnu --sparse --numeric-owner -cf ../old.tar sparse.bin");
+  LayerSpec layer;
+  layer.tar_file = dir + "/../old.tar";
+  Tree umoci_tree;
+  std::string umoci_error;
+  harness::BuiltImage image = Publish("sparseold", {layer}, &umoci_tree, &umoci_error);
+  ASSERT_EQ(image.layers.size(), 1u);
+  // Type 'S' is refused by umoci (and containerd: "unhandled tar header type 83").
+  EXPECT_NE(umoci_error.find("unknown typeflag"), std::string::npos) << umoci_error;
+  const std::string message = ExpectEveryPathRefuses("sparseold");
+  EXPECT_EQ(message, "layer 1 of 1 (" + image.layers[0].digest.str() +
+                         "): tar at byte 0: GNU sparse files are not supported");
+}
+
+// PAX sparse members in the three formats GNU tar writes: umoci and containerd expand them
+// (holes read as zeros, the real name and size); every path of hoist shows exactly that tree.
+TEST_F(LayerRulesTest, PaxSparseFilesGiveUmocisTreeOnEveryPath) {
+  for (const std::string version : {"0.0", "0.1", "1.0"}) {
+    SCOPED_TRACE("sparse version " + version);
+    const std::string name = "sparse" + version.substr(0, 1) + version.substr(2, 1);
+    const std::string dir = NewDir("sparse-staging");
+    // mixed: data, a hole, data, a hole to the end; head_hole: a hole first; empty: all hole;
+    // dense: no hole (GNU tar stores it as a plain member).
+    Sh(dir,
+       "truncate -s 3M mixed; printf HEAD | dd of=mixed conv=notrunc status=none;"
+       "printf MID | dd of=mixed bs=1 seek=1500000 conv=notrunc status=none;"
+       "truncate -s 1M head_hole; printf END | dd of=head_hole bs=1 seek=1000000 conv=notrunc "
+       "status=none; truncate -s 2M empty; head -c 70000 /dev/urandom > dense;"
+       "chmod 0644 mixed head_hole empty; chmod 0755 dense;" +
+           kTar + "--sparse --sparse-version=" + version +
+           " -cf ../layer.tar mixed head_hole empty dense");
+    // The layer really holds PAX sparse members of this version.
+    Result<std::string> tar = ReadFile(dir + "/../layer.tar");
+    ASSERT_TRUE(tar.has_value()) << tar.error().message();
+    EXPECT_NE(tar->find(version == "0.0"   ? "GNU.sparse.offset="
+                        : version == "0.1" ? "GNU.sparse.map="
+                                           : "GNU.sparse.major=1"),
+              std::string::npos);
     LayerSpec layer;
-    layer.tar_file = dir + "/../" + kind + ".tar";
-    Tree umoci_tree;
+    layer.tar_file = dir + "/../layer.tar";
+    Tree want;
     std::string umoci_error;
-    harness::BuiltImage image = Publish("sparse" + kind, {layer}, &umoci_tree, &umoci_error);
+    harness::BuiltImage image = Publish(name, {layer}, &want, &umoci_error);
     ASSERT_EQ(image.layers.size(), 1u);
-    if (kind == "old") {
-      // Type 'S' is refused by umoci (and containerd: "unhandled tar header type 83").
-      EXPECT_NE(umoci_error.find("unknown typeflag"), std::string::npos) << umoci_error;
-    } else {
-      // PAX sparse is expanded by umoci and containerd; hoist does not read it yet (a known
-      // gap, docs/RELIABILITY.md) and refuses it the same way everywhere.
-      ASSERT_TRUE(umoci_error.empty()) << umoci_error;
-      EXPECT_EQ(umoci_tree["sparse.bin"].size, 3u << 20);
+    ASSERT_TRUE(umoci_error.empty()) << umoci_error;
+    for (const std::string file : {"mixed", "head_hole", "empty", "dense"}) {
+      Result<std::string> content = ReadFile(dir + "/" + file);
+      ASSERT_TRUE(content.has_value()) << content.error().message();
+      ASSERT_EQ(want.count(file), 1u) << file;
+      EXPECT_EQ(want[file].type, 'f') << file;
+      EXPECT_EQ(want[file].size, content->size()) << file;
+      EXPECT_EQ(want[file].sha, Digest::Of(*content).str()) << file;
+      EXPECT_EQ(want[file].mode, file == "dense" ? 0755u : 0644u) << file;
+      EXPECT_EQ(want[file].mtime_sec, 1700000000) << file;
     }
-    const std::string message = ExpectEveryPathRefuses("sparse" + kind);
-    EXPECT_EQ(message.rfind("layer 1 of 1 (" + image.layers[0].digest.str() + "): ", 0), 0u)
-        << message;
-    EXPECT_NE(message.find("GNU sparse files are not supported"), std::string::npos) << message;
+    EXPECT_EQ(want.size(), 4u);  // the four files: no GNUSparseFile.* names
+    {
+      // containerd's overlayfs snapshotter extracts the same tree.
+      auto cd = harness::PrivateContainerd::Start(NewDir("cd"));
+      ASSERT_TRUE(cd.has_value()) << cd.error().message();
+      const std::string ref = registry_->ImageRef(name + "/gz", "v1");
+      auto pulled = (*cd)->Pull(ref, /*plain_http=*/true);
+      ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+      const std::string mnt = NewDir("cd-mnt");
+      auto mounted = (*cd)->Mount(ref, mnt);
+      ASSERT_TRUE(mounted.has_value()) << mounted.error().message();
+      EXPECT_EQ(harness::CompareTrees(want, WalkOf(mnt), "containerd"), std::vector<std::string>{});
+      auto unmounted = (*cd)->Unmount(mnt);
+      EXPECT_TRUE(unmounted.has_value()) << unmounted.error().message();
+    }
+    ExpectEveryPathShows(name, want);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "index/tar_path.h"
 #include "index/tar_reader.h"
 
 namespace hoist {
@@ -38,6 +39,9 @@ Result<TarArchive> TarArchive::Scan(const std::string& path) {
       if (t.starts_with("./")) t = t.substr(2);
       mem.target = dir.empty() ? t : dir + "/" + t;
     } else if (m->entry.type == EntryType::kRegular) {
+      if (m->is_sparse)
+        return Fail(ENOTSUP, "archive member " + QuoteName(m->raw_name) +
+                                 " is a sparse file; archives of sparse files are not supported");
       mem.offset = m->payload_offset;
       mem.size = m->payload_size;
     } else {
