@@ -343,4 +343,12 @@ void ChildProcess::Terminate(std::chrono::milliseconds grace) {
   pid_ = -1;
 }
 
+CommandResult RunForResult(const std::vector<std::string>& argv, const CommandOptions& options) {
+  auto r = RunCommand(argv, options);
+  if (r) return *std::move(r);
+  CommandResult failed;
+  failed.stderr_text = r.error().message();
+  return failed;
+}
+
 }  // namespace hoist::harness

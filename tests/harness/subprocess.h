@@ -53,6 +53,12 @@ struct CommandResult {
 [[nodiscard]] Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                                const CommandOptions& options = {});
 
+// RunCommand for tests that assert on the outcome: a program that could not be run at all comes
+// back as a CommandResult with exit_code -1 and the reason in stderr_text, so ok() is false and
+// the reason shows in the test's failure message.
+CommandResult RunForResult(const std::vector<std::string>& argv,
+                           const CommandOptions& options = {});
+
 // Like RunCommand, but a non-zero exit, a signal or a timeout is an error (EIO, or ETIMEDOUT)
 // whose one-line message names the command and quotes the last line(s) of its stderr.
 // Returns the captured stdout.

@@ -48,13 +48,7 @@ constexpr char kTarSplitKey[] = "io.github.containers.zstd-chunked.tarsplit-posi
 CommandResult RunHoist(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {HOIST_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto r = harness::RunCommand(argv, {.timeout = std::chrono::minutes(5)});
-  if (!r) {
-    CommandResult failed;
-    failed.stderr_text = r.error().message();
-    return failed;
-  }
-  return *r;
+  return harness::RunForResult(argv, {.timeout = std::chrono::minutes(5)});
 }
 
 Result<rapidjson::Document> ParseJson(const std::string& text) {

@@ -41,13 +41,7 @@ CommandResult RunHoist(std::vector<std::string> args, std::vector<std::string> e
   CommandOptions options;
   options.timeout = std::chrono::minutes(5);
   options.env = std::move(env);
-  auto r = harness::RunCommand(args, options);
-  if (!r) {
-    CommandResult failed;
-    failed.stderr_text = r.error().message();
-    return failed;
-  }
-  return *r;
+  return harness::RunForResult(args, options);
 }
 
 int Lines(const std::string& s) {

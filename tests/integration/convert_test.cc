@@ -57,13 +57,7 @@ CommandResult RunHoist(const std::vector<std::string>& args) {
   argv.insert(argv.end(), args.begin(), args.end());
   CommandOptions options;
   options.timeout = std::chrono::minutes(5);
-  auto r = harness::RunCommand(argv, options);
-  if (!r) {
-    CommandResult failed;
-    failed.stderr_text = r.error().message();
-    return failed;
-  }
-  return *r;
+  return harness::RunForResult(argv, options);
 }
 
 // skopeo copy between two transports (registries on loopback, no TLS).

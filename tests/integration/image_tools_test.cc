@@ -78,13 +78,7 @@ CommandResult RunProgram(const std::vector<std::string>& argv,
   o.timeout = std::chrono::seconds(180);
   o.env = env;
   o.stdin_data = stdin_data;
-  auto r = harness::RunCommand(argv, o);
-  if (!r) {
-    CommandResult failed;
-    failed.stderr_text = r.error().message();
-    return failed;
-  }
-  return *r;
+  return harness::RunForResult(argv, o);
 }
 
 CommandResult Hoist(const std::vector<std::string>& args, const std::vector<std::string>& env = {},

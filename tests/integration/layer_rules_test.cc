@@ -58,13 +58,7 @@ CommandResult RunProgram(const std::vector<std::string>& argv, const std::string
   harness::CommandOptions o;
   o.timeout = std::chrono::seconds(180);
   o.cwd = cwd;
-  auto r = harness::RunCommand(argv, o);
-  if (!r) {
-    CommandResult failed;
-    failed.stderr_text = r.error().message();
-    return failed;
-  }
-  return *r;
+  return harness::RunForResult(argv, o);
 }
 
 // Runs a shell script in `dir` (staging files for GNU tar); fails the test on error.

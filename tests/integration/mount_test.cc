@@ -79,13 +79,7 @@ CommandResult RunCmd(const std::vector<std::string>& argv,
                      std::chrono::seconds timeout = std::chrono::seconds(180)) {
   CommandOptions options;
   options.timeout = timeout;
-  auto r = harness::RunCommand(argv, options);
-  if (!r) {
-    CommandResult failed;
-    failed.stderr_text = r.error().message();
-    return failed;
-  }
-  return *r;
+  return harness::RunForResult(argv, options);
 }
 
 bool ProcessAlive(int64_t pid) {

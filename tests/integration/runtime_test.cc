@@ -91,13 +91,7 @@ CommandResult Exec(const std::vector<std::string>& argv, const std::string& stdi
   CommandOptions options;
   options.timeout = timeout;
   options.stdin_data = stdin_data;
-  auto r = harness::RunCommand(argv, options);
-  if (!r) {
-    CommandResult failed;
-    failed.stderr_text = r.error().message();
-    return failed;
-  }
-  return *r;
+  return harness::RunForResult(argv, options);
 }
 
 std::string Describe(const CommandResult& r) {
