@@ -48,6 +48,7 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
@@ -163,9 +164,7 @@ class ImageToolsTest : public ::testing::Test {
     cache_ = NewDir("cache");
   }
   void TearDown() override {
-    for (const std::string& mp : mounts_) {
-      if (IsMounted(mp)) (void)RunProgram({"fusermount3", "-u", mp});
-    }
+    mounts_.UnmountAll();
     if (!registry_->running()) (void)registry_->Start();
   }
 
@@ -179,19 +178,12 @@ class ImageToolsTest : public ::testing::Test {
 
   CommandResult Hoistfs(const std::string& image, const std::string& mp,
                         const std::vector<std::string>& extra = {}) {
-    mounts_.push_back(mp);
-    std::vector<std::string> argv = {HOISTFS_BINARY, "--cache", cache_};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(image);
-    argv.push_back(mp);
-    return RunProgram(argv);
+    return mounts_.Mount(image, mp, cache_, extra);
   }
 
   void Unmount(const std::string& mp) {
-    CommandResult r = RunProgram({"fusermount3", "-u", mp});
+    CommandResult r = mounts_.Unmount(mp);
     EXPECT_TRUE(r.ok()) << r.stderr_text;
-    for (int i = 0; i < 100 && IsMounted(mp); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
   std::string ImagesJson() {
@@ -207,7 +199,7 @@ class ImageToolsTest : public ::testing::Test {
   static Tree* reference_;
   static int counter_;
   std::string cache_;
-  std::vector<std::string> mounts_;
+  harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
 
 std::string* ImageToolsTest::setup_error_ = nullptr;

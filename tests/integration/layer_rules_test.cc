@@ -33,6 +33,7 @@
 #include "base/file_util.h"
 #include "base/status.h"
 #include "tests/harness/containerd.h"
+#include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
@@ -114,9 +115,7 @@ class LayerRulesTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
   void TearDown() override {
-    for (const std::string& mp : mounts_) {
-      if (harness::IsMounted(mp)) (void)RunProgram({"fusermount3", "-u", mp});
-    }
+    mounts_.UnmountAll();
     if (!registry_->running()) (void)registry_->Start();
   }
 
@@ -135,18 +134,11 @@ class LayerRulesTest : public ::testing::Test {
   }
   CommandResult Hoistfs(const std::string& image, const std::string& mp, const std::string& cache,
                         const std::vector<std::string>& extra = {}) {
-    mounts_.push_back(mp);
-    std::vector<std::string> argv = {HOISTFS_BINARY, "--cache", cache};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    argv.push_back(image);
-    argv.push_back(mp);
-    return RunProgram(argv);
+    return mounts_.Mount(image, mp, cache, extra);
   }
   void Unmount(const std::string& mp) {
-    CommandResult r = RunProgram({"fusermount3", "-u", mp});
+    CommandResult r = mounts_.Unmount(mp);
     EXPECT_TRUE(r.ok()) << r.stderr_text;
-    for (int i = 0; i < 100 && harness::IsMounted(mp); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
   // Builds the layout from `layers`, pushes it as gzip to `name`/gz and returns umoci's unpack
@@ -232,7 +224,7 @@ class LayerRulesTest : public ::testing::Test {
   static std::string* work_;
   static harness::TestRegistry* registry_;
   static int counter_;
-  std::vector<std::string> mounts_;
+  harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
 
 std::string* LayerRulesTest::setup_error_ = nullptr;
