@@ -39,6 +39,7 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "base/process.h"
 #include "fetcher/registry.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/stats_file.h"
@@ -80,14 +81,6 @@ CommandResult RunCmd(const std::vector<std::string>& argv,
   CommandOptions options;
   options.timeout = timeout;
   return harness::RunForResult(argv, options);
-}
-
-bool ProcessAlive(int64_t pid) {
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  const size_t paren = stat->rfind(')');
-  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z' &&
-         (*stat)[paren + 2] != 'X';
 }
 
 std::string StatePath(const std::string& mountpoint) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/file_util.h"
+#include "base/process.h"
 #include "fusefs/mount.h"
 #include "fusefs/stats_file.h"
 #include "tools/cli/registry_flags.h"
@@ -70,17 +71,6 @@ int RunAndWait(const std::vector<std::string>& args) {
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-// True while `pid` exists and is not a zombie.
-bool ProcessAlive(int64_t pid) {
-  if (pid <= 0) return false;
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  const size_t paren = stat->rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat->size()) return false;
-  const char state = (*stat)[paren + 2];
-  return state != 'Z' && state != 'X';
 }
 
 int RunMount(const MountArgs& a) {

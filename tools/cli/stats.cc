@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/file_util.h"
+#include "base/process.h"
 #include "fusefs/mount.h"
 #include "fusefs/stats_file.h"
 #include "tools/cli/verbs.h"
@@ -18,14 +19,6 @@ struct StatsArgs {
   bool json = false;
   std::string state_dir;
 };
-
-bool Alive(int64_t pid) {
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  const size_t paren = stat->rfind(')');
-  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z' &&
-         (*stat)[paren + 2] != 'X';
-}
 
 int RunStats(const StatsArgs& a) {
   auto canonical = CanonicalMountpointNoFollow(a.mountpoint);
@@ -45,7 +38,7 @@ int RunStats(const StatsArgs& a) {
   }
   const MountStatsSnapshot& s = state->stats;
   std::printf("mountpoint        %s%s\n", state->mountpoint.c_str(),
-              Alive(state->pid) ? "" : "  (not mounted: last state of the ended daemon)");
+              ProcessAlive(state->pid) ? "" : "  (not mounted: last state of the ended daemon)");
   std::printf("image             %s\n", state->image.c_str());
   std::printf("pid               %lld\n", static_cast<long long>(state->pid));
   std::printf("requests          %llu\n", static_cast<unsigned long long>(s.requests));

@@ -22,6 +22,7 @@
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/mountinfo.h"
+#include "base/process.h"
 #include "base/root_dir.h"
 #include "base/scoped_fd.h"
 #include "fusefs/mount.h"
@@ -128,16 +129,6 @@ Result<std::string> AbsoluteBundlePath(const std::string& dir) {
 bool IsMounted(const std::string& target) {
   auto mounts = MountsUnder(target);
   return mounts && std::find(mounts->begin(), mounts->end(), target) != mounts->end();
-}
-
-bool ProcessAlive(int64_t pid) {
-  if (pid <= 0) return false;
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  const size_t paren = stat->rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat->size()) return false;
-  const char state = (*stat)[paren + 2];
-  return state != 'Z' && state != 'X';
 }
 
 // Unmounts `target` if it is mounted. A busy mount is retried for a while (a runtime that just
