@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/digest.h"
+#include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -18,21 +19,12 @@
 namespace hoist {
 namespace {
 
+using harness::RunHoist;
+
 using harness::BuildOciImage;
 using harness::FileSpec;
 using harness::RunCommand;
 using harness::TestRegistry;
-
-harness::CommandResult Hoist(const std::vector<std::string>& args,
-                             const std::vector<std::string>& env = {}) {
-  std::vector<std::string> argv = {HOIST_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  harness::CommandOptions opts;
-  opts.env = env;
-  auto r = RunCommand(argv, opts);
-  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message());
-  return r ? *r : harness::CommandResult{};
-}
 
 rapidjson::Document ParseJson(const std::string& text) {
   rapidjson::Document d;
@@ -92,7 +84,7 @@ std::string* CliTest::layout_ = nullptr;
 
 TEST_F(CliTest, InspectMatchesSkopeoInspect) {
   std::string ref = registry_->ImageRef("cli/app", "v1");
-  auto mine = Hoist({"inspect", ref});
+  auto mine = RunHoist({"inspect", ref});
   ASSERT_TRUE(mine.ok()) << mine.stderr_text;
   auto theirs = RunCommand({"skopeo", "inspect", "--tls-verify=false", "docker://" + ref});
   ASSERT_TRUE(theirs.has_value() && theirs->ok()) << (theirs ? theirs->stderr_text : "");
@@ -128,21 +120,21 @@ TEST_F(CliTest, InspectMatchesSkopeoInspect) {
 
 TEST_F(CliTest, InspectRawAndConfigAreExactBytes) {
   std::string ref = registry_->ImageRef("cli/app", "v2");
-  auto raw = Hoist({"inspect", "--raw", ref});
+  auto raw = RunHoist({"inspect", "--raw", ref});
   ASSERT_TRUE(raw.ok()) << raw.stderr_text;
   EXPECT_EQ(raw.stdout_text, image_->manifest);
-  auto config = Hoist({"inspect", "--config", ref});
+  auto config = RunHoist({"inspect", "--config", ref});
   ASSERT_TRUE(config.ok()) << config.stderr_text;
   EXPECT_EQ(config.stdout_text, image_->config);
   // By digest too.
-  auto by_digest = Hoist(
+  auto by_digest = RunHoist(
       {"inspect", "--raw", registry_->host_port() + "/cli/app@" + image_->manifest_digest.str()});
   ASSERT_TRUE(by_digest.ok()) << by_digest.stderr_text;
   EXPECT_EQ(by_digest.stdout_text, image_->manifest);
 }
 
 TEST_F(CliTest, TagsAndSearch) {
-  auto tags = Hoist({"tags", registry_->host_port() + "/cli/app"});
+  auto tags = RunHoist({"tags", registry_->host_port() + "/cli/app"});
   ASSERT_TRUE(tags.ok()) << tags.stderr_text;
   // As the registry lists them (crane ls and skopeo list-tags do not sort either).
   std::vector<std::string> lines;
@@ -152,24 +144,26 @@ TEST_F(CliTest, TagsAndSearch) {
   }
   std::sort(lines.begin(), lines.end());
   EXPECT_EQ(lines, (std::vector<std::string>{"stable", "v1", "v2"}));
-  auto all = Hoist({"search", "--registry", registry_->host_port()});
+  auto all = RunHoist({"search", "--registry", registry_->host_port()});
   ASSERT_TRUE(all.ok()) << all.stderr_text;
   EXPECT_EQ(all.stdout_text,
             registry_->host_port() + "/cli/app\n" + registry_->host_port() + "/cli/other\n");
-  auto some = Hoist({"search", "oth", "--registry", registry_->host_port()});
+  auto some = RunHoist({"search", "oth", "--registry", registry_->host_port()});
   ASSERT_TRUE(some.ok()) << some.stderr_text;
   EXPECT_EQ(some.stdout_text, registry_->host_port() + "/cli/other\n");
 }
 
 TEST_F(CliTest, BadInputGivesOneLineAndNonZeroExit) {
-  ExpectOneLineError(Hoist({"inspect", "BAD//ref"}), "inspect", "invalid reference \"BAD//ref\"");
-  ExpectOneLineError(Hoist({"inspect", registry_->ImageRef("cli/app", "nope")}), "inspect", "404");
-  ExpectOneLineError(Hoist({"inspect", registry_->ImageRef("cli/missing", "v1")}), "inspect",
+  ExpectOneLineError(RunHoist({"inspect", "BAD//ref"}), "inspect",
+                     "invalid reference \"BAD//ref\"");
+  ExpectOneLineError(RunHoist({"inspect", registry_->ImageRef("cli/app", "nope")}), "inspect",
+                     "404");
+  ExpectOneLineError(RunHoist({"inspect", registry_->ImageRef("cli/missing", "v1")}), "inspect",
                      "cli/missing");
-  ExpectOneLineError(Hoist({"tags", registry_->host_port() + "/cli/missing"}), "tags", "404");
+  ExpectOneLineError(RunHoist({"tags", registry_->host_port() + "/cli/missing"}), "tags", "404");
   // Nothing listens on port 1: a connect error, after retries, still one line.
-  ExpectOneLineError(Hoist({"inspect", "127.0.0.1:1/x/y:z"}), "inspect", "127.0.0.1:1");
-  ExpectOneLineError(Hoist({"inspect", "--platform", "linux", registry_->ImageRef("cli/app")}),
+  ExpectOneLineError(RunHoist({"inspect", "127.0.0.1:1/x/y:z"}), "inspect", "127.0.0.1:1");
+  ExpectOneLineError(RunHoist({"inspect", "--platform", "linux", registry_->ImageRef("cli/app")}),
                      "inspect", "linux");
 }
 
@@ -199,12 +193,12 @@ TEST(CliAuthTest, BasicAuthUsesDockerConfigAndRejectsWrongPassword) {
   };
   std::string ref = (*reg)->ImageRef("auth/app", "latest");
   write_config((*reg)->user() + ":" + (*reg)->password());
-  auto ok = Hoist({"inspect", "--raw", ref}, {"DOCKER_CONFIG=" + dir});
+  auto ok = RunHoist({"inspect", "--raw", ref}, {"DOCKER_CONFIG=" + dir});
   ASSERT_TRUE(ok.ok()) << ok.stderr_text;
   EXPECT_EQ(ok.stdout_text, img->manifest);
 
   write_config((*reg)->user() + ":wrong");
-  ExpectOneLineError(Hoist({"inspect", ref}, {"DOCKER_CONFIG=" + dir}), "inspect", "401");
+  ExpectOneLineError(RunHoist({"inspect", ref}, {"DOCKER_CONFIG=" + dir}), "inspect", "401");
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "base/digest.h"
 #include "base/file_util.h"
 #include "fetcher/manifest.h"
+#include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -37,6 +38,8 @@
 namespace hoist {
 namespace {
 
+using harness::RunHoist;
+
 using harness::CommandResult;
 using harness::FileSpec;
 using harness::LayerSpec;
@@ -44,12 +47,6 @@ using harness::LayerSpec;
 constexpr char kChecksumKey[] = "io.github.containers.zstd-chunked.manifest-checksum";
 constexpr char kTocPosKey[] = "io.github.containers.zstd-chunked.manifest-position";
 constexpr char kTarSplitKey[] = "io.github.containers.zstd-chunked.tarsplit-position";
-
-CommandResult RunHoist(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {HOIST_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return harness::RunForResult(argv, {.timeout = std::chrono::minutes(5)});
-}
 
 Result<rapidjson::Document> ParseJson(const std::string& text) {
   rapidjson::Document doc;

@@ -13,6 +13,7 @@
 #include "base/digest.h"
 #include "base/file_util.h"
 #include "fetcher/manifest.h"
+#include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -26,6 +27,8 @@
 namespace hoist {
 namespace {
 
+using harness::RunHoist;
+
 using testutil::DecompressedDigest;
 using testutil::LayoutImage;
 using testutil::ReadLayoutImage;
@@ -35,14 +38,6 @@ using harness::CommandResult;
 using harness::FileSpec;
 using harness::LayerCompression;
 using harness::LayerSpec;
-
-CommandResult RunHoist(std::vector<std::string> args, std::vector<std::string> env = {}) {
-  args.insert(args.begin(), HOIST_BINARY);
-  CommandOptions options;
-  options.timeout = std::chrono::minutes(5);
-  options.env = std::move(env);
-  return harness::RunForResult(args, options);
-}
 
 int Lines(const std::string& s) {
   int n = 0;

@@ -20,6 +20,7 @@
 #include "index/byte_stream.h"
 #include "index/tar_reader.h"
 #include "index/zstd_chunked.h"
+#include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -34,6 +35,8 @@
 
 namespace hoist {
 namespace {
+
+using harness::RunHoist;
 
 using testutil::DecompressedDigest;
 using testutil::LayoutImage;
@@ -50,14 +53,6 @@ std::string MakeTempDir() {
   std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/hoist-convert-test-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) return {};
   return templ;
-}
-
-CommandResult RunHoist(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {HOIST_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  CommandOptions options;
-  options.timeout = std::chrono::minutes(5);
-  return harness::RunForResult(argv, options);
 }
 
 // skopeo copy between two transports (registries on loopback, no TLS).

@@ -48,6 +48,7 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
@@ -65,6 +66,8 @@
 namespace hoist {
 namespace {
 
+using harness::RunHoist;
+
 using harness::IsMounted;
 
 using harness::CommandOptions;
@@ -80,13 +83,6 @@ CommandResult RunProgram(const std::vector<std::string>& argv,
   o.env = env;
   o.stdin_data = stdin_data;
   return harness::RunForResult(argv, o);
-}
-
-CommandResult Hoist(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
-                    const std::string& stdin_data = "") {
-  std::vector<std::string> argv = {HOIST_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunProgram(argv, env, stdin_data);
 }
 
 void ExpectOneLineError(const CommandResult& r, const std::string& verb,
@@ -144,8 +140,8 @@ class ImageToolsTest : public ::testing::Test {
     image_ = new harness::BuiltImage(*img);
     if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("tools/gz", "v1")); !s)
       return fail(s.error().message());
-    CommandResult c = Hoist({"convert", "-q", registry_->DockerRef("tools/gz", "v1"),
-                             registry_->DockerRef("tools/zc", "v1")});
+    CommandResult c = RunHoist({"convert", "-q", registry_->DockerRef("tools/gz", "v1"),
+                                registry_->DockerRef("tools/zc", "v1")});
     if (!c.ok()) return fail("hoist convert: " + c.stderr_text);
     auto unpack = harness::RunChecked(
         {"umoci", "unpack", "--image", *work_ + "/layout:v1", *work_ + "/bundle"});
@@ -187,7 +183,7 @@ class ImageToolsTest : public ::testing::Test {
   }
 
   std::string ImagesJson() {
-    CommandResult r = Hoist({"images", "--json", CacheFlag()});
+    CommandResult r = RunHoist({"images", "--json", CacheFlag()});
     EXPECT_TRUE(r.ok()) << r.stderr_text;
     return r.stdout_text;
   }
@@ -212,7 +208,7 @@ int ImageToolsTest::counter_ = 0;
 TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
   for (const std::string repo : {"tools/gz", "tools/zc"}) {
     SCOPED_TRACE(repo);
-    CommandResult p = Hoist({"pull", CacheFlag(), Ref(repo)});
+    CommandResult p = RunHoist({"pull", CacheFlag(), Ref(repo)});
     ASSERT_TRUE(p.ok()) << p.stderr_text;
     EXPECT_EQ(p.stdout_text.rfind("Pulled " + Ref(repo) + " sha256:", 0), 0u) << p.stdout_text;
   }
@@ -273,27 +269,27 @@ TEST_F(ImageToolsTest, InsecureRegistryFlagReachesAPlainHttpRegistryOffLoopback)
 
   // Without the flag: https is tried, refused, one line, nothing pushed.
   CommandResult no =
-      Hoist({"convert", "-q", r.DockerRef("ins/gz", "v1"), r.DockerRef("ins/zc", "v1")});
+      RunHoist({"convert", "-q", r.DockerRef("ins/gz", "v1"), r.DockerRef("ins/zc", "v1")});
   EXPECT_EQ(no.exit_code, 1) << no.stderr_text;
   EXPECT_EQ(std::count(no.stderr_text.begin(), no.stderr_text.end(), '\n'), 1) << no.stderr_text;
   CommandResult absent =
       RunProgram({"skopeo", "inspect", "--raw", "--tls-verify=false", r.DockerRef("ins/zc", "v1")});
   EXPECT_FALSE(absent.ok());
 
-  CommandResult conv =
-      Hoist({"convert", "-q", insecure, r.DockerRef("ins/gz", "v1"), r.DockerRef("ins/zc", "v1")});
+  CommandResult conv = RunHoist(
+      {"convert", "-q", insecure, r.DockerRef("ins/gz", "v1"), r.DockerRef("ins/zc", "v1")});
   ASSERT_TRUE(conv.ok()) << conv.stderr_text;
-  CommandResult pull = Hoist({"pull", "-q", CacheFlag(), insecure, r.ImageRef("ins/gz", "v1")});
+  CommandResult pull = RunHoist({"pull", "-q", CacheFlag(), insecure, r.ImageRef("ins/gz", "v1")});
   ASSERT_TRUE(pull.ok()) << pull.stderr_text;
-  CommandResult tag = Hoist({"tag", "--remote", CacheFlag(), insecure, r.ImageRef("ins/zc", "v1"),
-                             r.ImageRef("ins/other", "v2")});
+  CommandResult tag = RunHoist({"tag", "--remote", CacheFlag(), insecure,
+                                r.ImageRef("ins/zc", "v1"), r.ImageRef("ins/other", "v2")});
   ASSERT_TRUE(tag.ok()) << tag.stderr_text;
-  CommandResult push = Hoist(
+  CommandResult push = RunHoist(
       {"push", CacheFlag(), insecure, r.ImageRef("ins/gz", "v1"), r.DockerRef("ins/pushed", "v1")});
   ASSERT_TRUE(push.ok()) << push.stderr_text;
   const std::string archive = NewDir("ins-save") + "/out.tar";
   CommandResult save =
-      Hoist({"save", CacheFlag(), insecure, "-o", archive, r.ImageRef("ins/other", "v2")});
+      RunHoist({"save", CacheFlag(), insecure, "-o", archive, r.ImageRef("ins/other", "v2")});
   ASSERT_TRUE(save.ok()) << save.stderr_text;
   auto in_archive = harness::RunChecked(
       {"skopeo", "inspect", "docker-archive:" + archive + ":" + r.ImageRef("ins/other", "v2")});
@@ -312,8 +308,8 @@ TEST_F(ImageToolsTest, InsecureRegistryFlagReachesAPlainHttpRegistryOffLoopback)
 }
 
 TEST_F(ImageToolsTest, ImagesListsAndRmRemovesAllOrNothing) {
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
   rapidjson::Document d = ParseJson(ImagesJson());
   ASSERT_TRUE(d.IsArray());
   ASSERT_EQ(d.Size(), 2u);
@@ -327,11 +323,11 @@ TEST_F(ImageToolsTest, ImagesListsAndRmRemovesAllOrNothing) {
   EXPECT_TRUE(d[1]["LastUsed"].IsString());
 
   const std::string before = ImagesJson();
-  CommandResult r = Hoist({"rm", CacheFlag(), Ref("tools/gz"), Ref("tools/unknown")});
+  CommandResult r = RunHoist({"rm", CacheFlag(), Ref("tools/gz"), Ref("tools/unknown")});
   ExpectOneLineError(r, "rm", "no such local image: " + Ref("tools/unknown"));
   EXPECT_EQ(ImagesJson(), before);
 
-  r = Hoist({"rm", CacheFlag(), Ref("tools/gz")});
+  r = RunHoist({"rm", CacheFlag(), Ref("tools/gz")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text, "Untagged: " + Ref("tools/gz") + "\n");
   d = ParseJson(ImagesJson());
@@ -342,7 +338,7 @@ TEST_F(ImageToolsTest, ImagesListsAndRmRemovesAllOrNothing) {
 TEST_F(ImageToolsTest, TagAcrossRepositoriesMountsBlobsWithoutUpload) {
   const uint64_t mark = registry_->LogMark();
   const std::string dst = registry_->ImageRef("tools/tagged", "t2");
-  CommandResult r = Hoist({"tag", "--remote", CacheFlag(), Ref("tools/gz"), dst});
+  CommandResult r = RunHoist({"tag", "--remote", CacheFlag(), Ref("tools/gz"), dst});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   auto reqs = registry_->Requests(mark);
   ASSERT_TRUE(reqs.has_value()) << reqs.error().message();
@@ -367,15 +363,15 @@ TEST_F(ImageToolsTest, TagAcrossRepositoriesMountsBlobsWithoutUpload) {
 
   // Within one repository: a manifest PUT only.
   const uint64_t mark2 = registry_->LogMark();
-  r = Hoist({"tag", "--remote", Ref("tools/gz"), registry_->ImageRef("tools/gz", "again")});
+  r = RunHoist({"tag", "--remote", Ref("tools/gz"), registry_->ImageRef("tools/gz", "again")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   reqs = registry_->Requests(mark2);
   ASSERT_TRUE(reqs.has_value());
   for (const auto& q : *reqs) EXPECT_EQ(q.uri.find("/blobs/"), std::string::npos) << q.uri;
 
   // Locally: a new reference to the same manifest, nothing in the registry.
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
-  r = Hoist({"tag", CacheFlag(), Ref("tools/gz"), "localname:v9"});
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  r = RunHoist({"tag", CacheFlag(), Ref("tools/gz"), "localname:v9"});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   rapidjson::Document imgs = ParseJson(ImagesJson());
   ASSERT_EQ(imgs.Size(), 2u);
@@ -385,9 +381,9 @@ TEST_F(ImageToolsTest, TagAcrossRepositoriesMountsBlobsWithoutUpload) {
 }
 
 TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
   const std::string dst = registry_->ImageRef("pushed/copy", "v1");
-  CommandResult r = Hoist({"push", CacheFlag(), Ref("tools/gz"), dst});
+  CommandResult r = RunHoist({"push", CacheFlag(), Ref("tools/gz"), dst});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   auto inspect =
       harness::RunChecked({"skopeo", "inspect", "--tls-verify=false", "docker://" + dst});
@@ -399,7 +395,7 @@ TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
     EXPECT_EQ(std::string(d["Layers"][i].GetString()), image_->layers[i].digest.str());
   }
 
-  r = Hoist({"history", "--json", CacheFlag(), Ref("tools/gz")});
+  r = RunHoist({"history", "--json", CacheFlag(), Ref("tools/gz")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   rapidjson::Document h = ParseJson(r.stdout_text);
   ASSERT_TRUE(h.IsArray());
@@ -413,21 +409,21 @@ TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
   EXPECT_EQ(ids[1], image_->layers[0].digest.str());
 
   // inspect learns local images: one the registry does not have (404) comes from the store.
-  ASSERT_TRUE(Hoist({"tag", CacheFlag(), Ref("tools/gz"), Ref("tools/localonly")}).ok());
-  r = Hoist({"inspect", CacheFlag(), Ref("tools/localonly")});
+  ASSERT_TRUE(RunHoist({"tag", CacheFlag(), Ref("tools/gz"), Ref("tools/localonly")}).ok());
+  r = RunHoist({"inspect", CacheFlag(), Ref("tools/localonly")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   rapidjson::Document in = ParseJson(r.stdout_text);
   EXPECT_EQ(std::string(in["Digest"].GetString()), image_->manifest_digest.str());
   EXPECT_EQ(std::string(in["Name"].GetString()), registry_->host_port() + "/tools/localonly");
   ASSERT_EQ(in["RepoTags"].Size(), 1u);
   EXPECT_EQ(std::string(in["RepoTags"][0].GetString()), "v1");
-  r = Hoist({"inspect", "--local", "--raw", CacheFlag(), Ref("tools/gz")});
+  r = RunHoist({"inspect", "--local", "--raw", CacheFlag(), Ref("tools/gz")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text, image_->manifest);
-  r = Hoist({"inspect", "--local", CacheFlag(), Ref("tools/nowhere")});
+  r = RunHoist({"inspect", "--local", CacheFlag(), Ref("tools/nowhere")});
   ExpectOneLineError(r, "inspect", "no such local image");
 
-  r = Hoist({"history", CacheFlag(), Ref("tools/never")});
+  r = RunHoist({"history", CacheFlag(), Ref("tools/never")});
   ExpectOneLineError(r, "history", "404");
 }
 
@@ -446,18 +442,18 @@ TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
   const std::string wrong = "not-the-password-123";
 
   // Before login the registry refuses us.
-  CommandResult r = Hoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
+  CommandResult r = RunHoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
   ExpectOneLineError(r, "history", "401");
 
-  r = Hoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env, wrong + "\n");
+  r = RunHoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env, wrong + "\n");
   ExpectOneLineError(r, "login", "refused");
   EXPECT_EQ(r.stderr_text.find(wrong), std::string::npos);
   EXPECT_EQ(r.stdout_text.find(wrong), std::string::npos);
   struct stat st {};
   EXPECT_NE(::stat(config.c_str(), &st), 0) << "config.json written after a refused login";
 
-  r = Hoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env,
-            reg.password() + "\n");
+  r = RunHoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env,
+               reg.password() + "\n");
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text.find(reg.password()), std::string::npos);
   EXPECT_EQ(r.stderr_text.find(reg.password()), std::string::npos);
@@ -472,33 +468,33 @@ TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
             Base64Encode(reg.user() + ":" + reg.password()));
 
   // Later commands use it.
-  r = Hoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
+  r = RunHoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
   EXPECT_TRUE(r.ok()) << r.stderr_text;
-  r = Hoist({"pull", "-q", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
+  r = RunHoist({"pull", "-q", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
   EXPECT_TRUE(r.ok()) << r.stderr_text;
 
-  r = Hoist({"logout", reg.host_port()}, env);
+  r = RunHoist({"logout", reg.host_port()}, env);
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   text = ReadFile(config);
   ASSERT_TRUE(text.has_value());
   cfg = ParseJson(*text);
   EXPECT_FALSE(cfg.HasMember("auths") && cfg["auths"].HasMember(reg.host_port().c_str()));
-  r = Hoist({"history", CacheFlag(), "--log-level=off", reg.ImageRef("private/img", "v1")}, env);
+  r = RunHoist({"history", CacheFlag(), "--log-level=off", reg.ImageRef("private/img", "v1")}, env);
   // The pulled image is local now, so history still works; the registry refuses us again:
   EXPECT_TRUE(r.ok()) << r.stderr_text;
-  r = Hoist(
+  r = RunHoist(
       {"tag", "--remote", reg.ImageRef("private/img", "v1"), reg.ImageRef("private/img", "v2")},
       env);
   ExpectOneLineError(r, "tag", "401");
 }
 
 TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
   const std::string mp = NewDir("mp");
   CommandResult m = Hoistfs(Ref("tools/zc"), mp, {"-o", "prefetch=none"});
   ASSERT_TRUE(m.ok()) << m.stderr_text;
   const uint64_t keep = 64 << 10;
-  CommandResult r = Hoist({"prune", CacheFlag(), "--keep-bytes", std::to_string(keep)});
+  CommandResult r = RunHoist({"prune", CacheFlag(), "--keep-bytes", std::to_string(keep)});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   const size_t at = r.stdout_text.find("Cache: ");
   ASSERT_NE(at, std::string::npos) << r.stdout_text;
@@ -509,8 +505,8 @@ TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
   Unmount(mp);
 
   // Without references everything goes; with --all the chunks of local images too.
-  ASSERT_TRUE(Hoist({"rm", CacheFlag(), Ref("tools/zc")}).ok());
-  r = Hoist({"prune", CacheFlag()});
+  ASSERT_TRUE(RunHoist({"rm", CacheFlag(), Ref("tools/zc")}).ok());
+  r = RunHoist({"prune", CacheFlag()});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_NE(r.stdout_text.find("Cache: 0 bytes in 0 chunks."), std::string::npos) << r.stdout_text;
 }
@@ -520,7 +516,7 @@ TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
 // no longer give) and stays up; the next command sets the file aside with one warning line and
 // works on an empty store.
 TEST_F(ImageToolsTest, DamagedCacheNeverStopsAMountOrACommand) {
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
   const std::string mp = NewDir("mp");
   CommandResult m = Hoistfs(Ref("tools/zc"), mp, {"-o", "prefetch=none"});
   ASSERT_TRUE(m.ok()) << m.stderr_text;
@@ -553,7 +549,7 @@ TEST_F(ImageToolsTest, DamagedCacheNeverStopsAMountOrACommand) {
     }
     return n;
   };
-  CommandResult r = Hoist({"images", "--json", CacheFlag()});
+  CommandResult r = RunHoist({"images", "--json", CacheFlag()});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(r.stdout_text, "[]\n");
   EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
@@ -564,12 +560,12 @@ TEST_F(ImageToolsTest, DamagedCacheNeverStopsAMountOrACommand) {
   EXPECT_EQ(aside_count(), 1);
 
   // Pulled again, then the whole file zeroed: prune --all starts afresh too.
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
   EXPECT_NE(ImagesJson(), "[]\n");
   auto bytes = ReadFile(data);
   ASSERT_TRUE(bytes.has_value());
   ASSERT_TRUE(WriteFileAtomic(data, std::string(bytes->size(), '\0')));
-  r = Hoist({"prune", "--all", CacheFlag()});
+  r = RunHoist({"prune", "--all", CacheFlag()});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_NE(r.stdout_text.find("Cache: 0 bytes in 0 chunks."), std::string::npos) << r.stdout_text;
   EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
@@ -579,7 +575,7 @@ TEST_F(ImageToolsTest, DamagedCacheNeverStopsAMountOrACommand) {
   EXPECT_EQ(aside_count(), 2);
 
   // And the store works again.
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/zc")}).ok());
   const std::string mp2 = NewDir("mp");
   m = Hoistfs(Ref("tools/zc"), mp2, {"-o", "prefetch=none"});
   ASSERT_TRUE(m.ok()) << m.stderr_text;
@@ -606,7 +602,7 @@ TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
   ASSERT_TRUE(WriteFileAtomic(dir + "/garbage.tar", std::string(4096, 'x')));
   for (const std::string bad : {"truncated.tar", "flipped.tar", "garbage.tar", "missing.tar"}) {
     SCOPED_TRACE(bad);
-    CommandResult r = Hoist({"load", CacheFlag(), "-i", dir + "/" + bad});
+    CommandResult r = RunHoist({"load", CacheFlag(), "-i", dir + "/" + bad});
     ExpectOneLineError(r, "load", "");
     EXPECT_EQ(ImagesJson(), before);
     struct stat st {};
@@ -617,7 +613,7 @@ TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
         << "a failed load left a layer file behind";
   }
 
-  CommandResult r = Hoist({"load", CacheFlag(), "-i", archive});
+  CommandResult r = RunHoist({"load", CacheFlag(), "-i", archive});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text.rfind("Loaded image: docker.io/example/loaded:v1 sha256:", 0), 0u)
       << r.stdout_text;
@@ -631,7 +627,7 @@ TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
   // And it can be pushed: the layers are the archive's uncompressed tars, so their digests are
   // the image's diff_ids.
   const std::string dst = registry_->ImageRef("loaded/pushed", "v1");
-  r = Hoist({"push", CacheFlag(), "example/loaded:v1", dst});
+  r = RunHoist({"push", CacheFlag(), "example/loaded:v1", dst});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   auto inspect =
       harness::RunChecked({"skopeo", "inspect", "--tls-verify=false", "docker://" + dst});
@@ -651,11 +647,11 @@ TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
 // blob for a diff_id when the registry has one, else it re-gzips with its own compressor, so the
 // compressed digests are not asserted.)
 TEST_F(ImageToolsTest, SaveDockerArchiveIsReadAndPushedBackBySkopeo) {
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
-  ASSERT_TRUE(Hoist({"tag", CacheFlag(), Ref("tools/gz"), "example/second:v2"}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  ASSERT_TRUE(RunHoist({"tag", CacheFlag(), Ref("tools/gz"), "example/second:v2"}).ok());
   const std::string archive = NewDir("save") + "/out.tar";
   // Two tags of the local image plus the converted one straight from the registry.
-  CommandResult r = Hoist(
+  CommandResult r = RunHoist(
       {"save", CacheFlag(), "-o", archive, Ref("tools/gz"), "example/second:v2", Ref("tools/zc")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   for (const std::string& name :
@@ -694,36 +690,36 @@ TEST_F(ImageToolsTest, SaveDockerArchiveIsReadAndPushedBackBySkopeo) {
 
   // oci-archive: the blobs as they are; skopeo reads it and hoist loads it back.
   const std::string oci = NewDir("save") + "/out-oci.tar";
-  r = Hoist({"save", CacheFlag(), "--format", "oci-archive", "-o", oci, Ref("tools/gz")});
+  r = RunHoist({"save", CacheFlag(), "--format", "oci-archive", "-o", oci, Ref("tools/gz")});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   auto oinspect = harness::RunChecked({"skopeo", "inspect", "oci-archive:" + oci});
   ASSERT_TRUE(oinspect.has_value()) << oinspect.error().message();
   rapidjson::Document od = ParseJson(*oinspect);
   EXPECT_EQ(std::string(od["Digest"].GetString()), image_->manifest_digest.str());
   const std::string other_cache = NewDir("cache");
-  r = Hoist({"load", "--cache=" + other_cache, "-i", oci});
+  r = RunHoist({"load", "--cache=" + other_cache, "-i", oci});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text,
             "Loaded image: " + Ref("tools/gz") + " " + image_->manifest_digest.str() + "\n");
 
   // Bad input: an unknown image writes nothing.
   const std::string never = NewDir("save") + "/never.tar";
-  r = Hoist({"save", CacheFlag(), "-o", never, Ref("tools/gz"), Ref("tools/absent")});
+  r = RunHoist({"save", CacheFlag(), "-o", never, Ref("tools/gz"), Ref("tools/absent")});
   ExpectOneLineError(r, "save", "404");
   struct stat st {};
   EXPECT_NE(::stat(never.c_str(), &st), 0);
 }
 
 TEST_F(ImageToolsTest, BadInputLeavesTheStoreAsBefore) {
-  ASSERT_TRUE(Hoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
+  ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
   const std::string before = ImagesJson();
-  CommandResult r = Hoist({"pull", CacheFlag(), Ref("tools/absent")});
+  CommandResult r = RunHoist({"pull", CacheFlag(), Ref("tools/absent")});
   ExpectOneLineError(r, "pull", "404");
   EXPECT_EQ(ImagesJson(), before);
-  r = Hoist({"pull", CacheFlag(), "UPPER/case:tag!"});
+  r = RunHoist({"pull", CacheFlag(), "UPPER/case:tag!"});
   ExpectOneLineError(r, "pull", "UPPER/case:tag!");
   EXPECT_EQ(ImagesJson(), before);
-  r = Hoist({"prune", CacheFlag(), "--keep-bytes", "lots"});
+  r = RunHoist({"prune", CacheFlag(), "--keep-bytes", "lots"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(ImagesJson(), before);
 
@@ -739,15 +735,15 @@ TEST_F(ImageToolsTest, BadInputLeavesTheStoreAsBefore) {
     EXPECT_EQ(last_line.rfind("hoist pull: ", 0), 0u) << r.stderr_text;
     EXPECT_EQ(r.stderr_text.find("hoist pull: "), r.stderr_text.rfind("hoist pull: "));
   };
-  r = Hoist({"pull", "--cache=" + tiny, Ref("tools/gz")});
+  r = RunHoist({"pull", "--cache=" + tiny, Ref("tools/gz")});
   expect_full_disk_error(r);
-  r = Hoist({"images", "--json", "--cache=" + tiny});
+  r = RunHoist({"images", "--json", "--cache=" + tiny});
   if (r.ok()) {
     EXPECT_EQ(r.stdout_text, "[]\n");
   }
-  r = Hoist({"pull", "--cache=" + tiny, Ref("tools/zc")});
+  r = RunHoist({"pull", "--cache=" + tiny, Ref("tools/zc")});
   expect_full_disk_error(r);
-  r = Hoist({"images", "--json", "--cache=" + tiny});
+  r = RunHoist({"images", "--json", "--cache=" + tiny});
   if (r.ok()) {
     EXPECT_EQ(r.stdout_text, "[]\n");
   }

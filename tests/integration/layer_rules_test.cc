@@ -33,6 +33,7 @@
 #include "base/file_util.h"
 #include "base/status.h"
 #include "tests/harness/containerd.h"
+#include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
@@ -49,6 +50,8 @@
 
 namespace hoist {
 namespace {
+
+using harness::RunHoist;
 
 using harness::CommandResult;
 using harness::FileSpec;
@@ -127,11 +130,6 @@ class LayerRulesTest : public ::testing::Test {
   static std::string Ref(const std::string& repo) { return registry_->ImageRef(repo, "v1"); }
   static std::string DockerRef(const std::string& repo) { return registry_->DockerRef(repo, "v1"); }
 
-  CommandResult Hoist(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {HOIST_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunProgram(argv);
-  }
   CommandResult Hoistfs(const std::string& image, const std::string& mp, const std::string& cache,
                         const std::vector<std::string>& extra = {}) {
     return mounts_.Mount(image, mp, cache, extra);
@@ -176,7 +174,7 @@ class LayerRulesTest : public ::testing::Test {
     }
     {
       SCOPED_TRACE("convert, then mount");
-      CommandResult c = Hoist({"convert", "-q", DockerRef(gz), DockerRef(zc)});
+      CommandResult c = RunHoist({"convert", "-q", DockerRef(gz), DockerRef(zc)});
       ASSERT_TRUE(c.ok()) << c.stderr_text;
       const std::string mp = NewDir("mp");
       CommandResult m = Hoistfs(Ref(zc), mp, NewDir("cache"));
@@ -188,7 +186,7 @@ class LayerRulesTest : public ::testing::Test {
       SCOPED_TRACE("pull, then mount offline");
       const std::string cache = NewDir("cache");
       for (const std::string& repo : {gz, zc}) {
-        CommandResult p = Hoist({"pull", "-q", "--cache=" + cache, Ref(repo)});
+        CommandResult p = RunHoist({"pull", "-q", "--cache=" + cache, Ref(repo)});
         ASSERT_TRUE(p.ok()) << p.stderr_text;
       }
       registry_->Stop();
@@ -210,13 +208,13 @@ class LayerRulesTest : public ::testing::Test {
     const std::string mount_error =
         OneLineError(Hoistfs(Ref(gz), NewDir("mp"), NewDir("cache")), "hoistfs: ");
     const std::string convert_error = OneLineError(
-        Hoist({"convert", "-q", DockerRef(gz), DockerRef(name + "/zc")}), "hoist convert: ");
-    const std::string pull_error =
-        OneLineError(Hoist({"pull", "-q", "--cache=" + NewDir("cache"), Ref(gz)}), "hoist pull: ");
+        RunHoist({"convert", "-q", DockerRef(gz), DockerRef(name + "/zc")}), "hoist convert: ");
+    const std::string pull_error = OneLineError(
+        RunHoist({"pull", "-q", "--cache=" + NewDir("cache"), Ref(gz)}), "hoist pull: ");
     EXPECT_EQ(convert_error, mount_error);
     EXPECT_EQ(pull_error, mount_error);
     // Nothing was written for the refused conversion.
-    EXPECT_FALSE(Hoist({"inspect", Ref(name + "/zc")}).ok());
+    EXPECT_FALSE(RunHoist({"inspect", Ref(name + "/zc")}).ok());
     return mount_error;
   }
 
