@@ -10,6 +10,9 @@
                               the root entries ctr-remote adds (stargz.index.json and the
                               prefetch landmarks), which hoist hides by design (index/estargz.h)
 
+  golden.py merged ROOTFS      prints the tree of an unpacked image (umoci unpack's rootfs),
+                              sorted by path, one line per file (format below)
+
 This file is the independent side of the golden test: it reads tars with Python's tarfile and
 nothing of hoist. A tree line is space-separated:
 
@@ -20,13 +23,19 @@ hardlink, char, block or fifo; MODE is the permission bits in octal (4 digits, s
 SIZE and SHA256 are the content's (0 and "-" for everything but files); LINK is the symlink
 target or the hardlink's target path ("-" if none); MTIME is seconds; XATTRS is "-" or the
 entry's xattrs sorted by name as NAME=HEXVALUE joined by ",". Paths and link targets hold no
-spaces (the source layers are built so).
+spaces (the source layers are built so). A merged line is
+
+  PATH TYPE MODE UID GID SIZE SHA256 LINK MTIME NLINK XATTRS
+
+with the root as ".", SIZE the content's for files, the target's length for symlinks and 0 for
+directories, and NLINK the link count (2 + subdirectories for a directory).
 """
 
 import hashlib
 import io
 import json
 import os
+import stat
 import sys
 import tarfile
 
@@ -126,7 +135,15 @@ def layer2():
         member("etc/hello2", tarfile.REGTYPE, 0o644, data=b"hello again\n"),
         member("private/", tarfile.DIRTYPE, 0o700, 1000, 1001),
         member("private/.wh..wh..opq", tarfile.REGTYPE, 0o644),  # opaque: layer 1's entries go
-        member("private/new.txt", tarfile.REGTYPE, 0o600, 1000, 1001, b"new in layer 2\n"),
+        member(
+            "private/new.txt",
+            tarfile.REGTYPE,
+            0o600,
+            1000,
+            1001,
+            b"new in layer 2\n",
+            xattrs={"user.layer": "2"},
+        ),
     ]
 
 
@@ -245,6 +262,47 @@ def tree_lines(layer, path, hide_stargz):
     return lines
 
 
+def merged_lines(rootfs):
+    """The unpacked image under ROOTFS (umoci unpack's rootfs), sorted by path."""
+    lines = []
+    for dirpath, dirnames, filenames in os.walk(rootfs):
+        names = [os.path.join(dirpath, n) for n in dirnames + filenames]
+        if dirpath == rootfs:
+            names.append(rootfs)
+        for full in names:
+            st = os.lstat(full)
+            rel = os.path.relpath(full, rootfs)
+            kind = {
+                stat.S_IFREG: "file",
+                stat.S_IFDIR: "dir",
+                stat.S_IFLNK: "symlink",
+                stat.S_IFCHR: "char",
+                stat.S_IFBLK: "block",
+                stat.S_IFIFO: "fifo",
+            }[stat.S_IFMT(st.st_mode)]
+            size, sha, link = 0, "-", "-"
+            if kind == "file":
+                with open(full, "rb") as f:
+                    data = f.read()
+                size, sha = len(data), "sha256:" + hashlib.sha256(data).hexdigest()
+            elif kind == "symlink":
+                link = os.readlink(full)
+                size = len(os.fsencode(link))
+            xattrs = sorted(
+                (n, os.getxattr(full, n, follow_symlinks=False).hex())
+                for n in os.listxattr(full, follow_symlinks=False)
+            )
+            xa = ",".join(f"{k}={v}" for k, v in xattrs) or "-"
+            lines.append(
+                (
+                    rel,
+                    f"{rel} {kind} {stat.S_IMODE(st.st_mode):04o} {st.st_uid} {st.st_gid} {size} "
+                    f"{sha} {link} {int(st.st_mtime)} {st.st_nlink} {xa}",
+                )
+            )
+    return [line for _, line in sorted(lines)]
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "layers":
         cmd_layers(argv[2])
@@ -257,6 +315,10 @@ def main(argv):
         for i, path in enumerate(args):
             for line in tree_lines(i + 1, path, hide):
                 print(line)
+        return 0
+    if len(argv) == 3 and argv[1] == "merged":
+        for line in merged_lines(argv[2]):
+            print(line)
         return 0
     sys.stderr.write(__doc__)
     return 2

@@ -4,16 +4,22 @@
 // digest, TOC parse), every regular file is read by decoding and verifying its chunks from the
 // blob as the read path does (DecodeAndVerifyChunkBytes), and the result must equal tree.txt,
 // which golden.py wrote from the producer's blobs with Python's tarfile, field for field and in
-// order. A flipped byte in the TOC or in a chunk, and a wrong TOC digest, must be refused with an
+// order. The merged view of the two layers must equal merged.txt, umoci's unpack of the source
+// image. A flipped byte in the TOC or in a chunk, and a wrong TOC digest, must be refused with an
 // error naming what failed.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/digest.h"
@@ -23,6 +29,7 @@
 #include "fetcher/manifest.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/layer_loader.h"
+#include "fusefs/merged_view.h"
 #include "index/chunk_codec.h"
 #include "index/estargz.h"
 #include "index/layer_index.h"
@@ -152,7 +159,8 @@ Result<std::string> ReadContent(BlobSource& source, const Digest& blob, const En
   return content;
 }
 
-// One line of tree.txt (format: tests/golden/golden.py).
+// One line of tree.txt (format: tests/golden/golden.py). `content` is what the chunks of a
+// regular file decoded to (ReadContent checked that its size is e.size).
 std::string TreeLine(size_t layer, const Entry& e, const std::string& content) {
   const bool file = e.type == EntryType::kRegular;
   char mode[8];
@@ -167,8 +175,7 @@ std::string TreeLine(size_t layer, const Entry& e, const std::string& content) {
   }
   std::ostringstream line;
   line << layer << " " << e.path << " " << TypeName(e.type) << " " << mode << " " << e.uid << " "
-       << e.gid << " " << (file ? content.size() : 0) << " "
-       << (file ? Digest::Of(content).str() : "-") << " "
+       << e.gid << " " << e.size << " " << (file ? Digest::Of(content).str() : "-") << " "
        << (e.link_name.empty() ? "-" : e.link_name) << " " << e.mtime_sec << " "
        << (xattrs.empty() ? "-" : xattrs);
   return line.str();
@@ -231,6 +238,85 @@ TEST_P(GoldenTest, EveryLayerReadsBackAsTheGoldenTree) {
   for (size_t i = 0; i < std::max(want.size(), got.size()); ++i) {
     EXPECT_EQ(i < got.size() ? got[i] : "(none)", i < want.size() ? want[i] : "(none)")
         << "tree line " << i + 1;
+  }
+}
+
+// The image as the mount shows it: the merged view of the two layers, every file read through
+// its backing entry's chunks, must equal merged.txt, umoci's unpack of the source image (the
+// whiteout and the opaque marker applied; etc/hello.hard outlives its whited-out target).
+TEST_P(GoldenTest, TheMergedViewEqualsUmocisUnpack) {
+  auto golden = ReadFile(std::string(HOIST_GOLDEN_DIR) + "/merged.txt");
+  ASSERT_TRUE(golden.has_value()) << golden.error().message();
+  std::vector<std::shared_ptr<const LayerIndex>> layers;
+  for (const Descriptor& layer : image_.manifest.layers) {
+    auto index = Index(layer);
+    ASSERT_TRUE(index.has_value()) << index.error().message();
+    layers.push_back(std::make_shared<const LayerIndex>(std::move(*index)));
+  }
+  auto view = MergedView::Build(layers);
+  ASSERT_TRUE(view.has_value()) << view.error().message();
+  std::vector<std::pair<std::string, std::string>> got;  // (path, line)
+  std::vector<std::pair<std::string, InodeNumber>> todo = {{".", kRootInode}};
+  while (!todo.empty()) {
+    const auto [path, ino] = todo.back();
+    todo.pop_back();
+    auto st = view->GetAttr(ino);
+    ASSERT_TRUE(st.has_value()) << path << ": " << st.error().message();
+    std::string type = "?", sha = "-", link = "-";
+    uint64_t size = 0;
+    if (S_ISDIR(st->st_mode)) {
+      type = "dir";
+      auto dir = view->OpenDir(ino);
+      ASSERT_TRUE(dir.has_value()) << path << ": " << dir.error().message();
+      for (uint64_t i = 2; i < dir->size(); ++i) {
+        const DirEntry child = (*dir)[i];
+        todo.emplace_back(
+            path == "." ? std::string(child.name) : path + "/" + std::string(child.name),
+            child.ino);
+      }
+    } else if (S_ISREG(st->st_mode)) {
+      type = "file";
+      auto file = view->OpenFile(ino);
+      ASSERT_TRUE(file.has_value()) << path << ": " << file.error().message();
+      auto content = ReadContent(image_.source, file->index->layer_digest, *file->entry);
+      ASSERT_TRUE(content.has_value()) << path << ": " << content.error().message();
+      size = content->size();
+      sha = Digest::Of(*content).str();
+    } else if (S_ISLNK(st->st_mode)) {
+      type = "symlink";
+      auto target = view->ReadLink(ino);
+      ASSERT_TRUE(target.has_value()) << path << ": " << target.error().message();
+      link = std::string(*target);
+      size = link.size();
+    }
+    EXPECT_EQ(S_ISDIR(st->st_mode) ? 0 : static_cast<uint64_t>(st->st_size), size) << path;
+    auto names = view->ListXattr(ino);
+    ASSERT_TRUE(names.has_value()) << path << ": " << names.error().message();
+    std::vector<std::string> xattrs;
+    for (size_t at = 0; at < names->size();) {
+      const std::string name = names->c_str() + at;
+      at += name.size() + 1;
+      auto value = view->GetXattr(ino, name);
+      ASSERT_TRUE(value.has_value()) << path << ": " << name << ": " << value.error().message();
+      xattrs.push_back(name + "=" + HexEncode(value->data(), value->size()));
+    }
+    std::sort(xattrs.begin(), xattrs.end());
+    std::string joined;
+    for (const std::string& x : xattrs) joined += (joined.empty() ? "" : ",") + x;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st->st_mode & 07777));
+    std::ostringstream line;
+    line << path << " " << type << " " << mode << " " << st->st_uid << " " << st->st_gid << " "
+         << size << " " << sha << " " << link << " " << st->st_mtim.tv_sec << " " << st->st_nlink
+         << " " << (joined.empty() ? "-" : joined);
+    got.emplace_back(path, line.str());
+  }
+  std::sort(got.begin(), got.end());
+  const std::vector<std::string> want = Lines(*golden);
+  ASSERT_FALSE(want.empty());
+  for (size_t i = 0; i < std::max(want.size(), got.size()); ++i) {
+    EXPECT_EQ(i < got.size() ? got[i].second : "(none)", i < want.size() ? want[i] : "(none)")
+        << "merged line " << i + 1;
   }
 }
 

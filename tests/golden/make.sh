@@ -5,7 +5,8 @@
 #   tests/golden/make.sh
 #
 # 1. golden.py builds two deterministic uncompressed layers (the same bytes on every run) and an
-#    OCI layout of them.
+#    OCI layout of them; `umoci unpack` of that image gives merged.txt, the tree every
+#    producer's image must merge to.
 # 2. Each producer converts the source image and pushes it to a real registry
 #    (tests/harness/registry.sh):
 #      skopeo-zstd-chunked      skopeo copy --dest-compress-format zstd:chunked
@@ -23,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 die() { echo "make.sh: $*" >&2; exit 1; }
 
-for tool in skopeo ctr ctr-remote containerd docker-registry curl jq python3 zstd gzip sha256sum; do
+for tool in skopeo ctr ctr-remote containerd docker-registry umoci curl jq python3 zstd gzip sha256sum; do
   command -v "$tool" >/dev/null || die "$tool is not installed (run scripts/setup.sh)"
 done
 [[ $(id -u) == 0 ]] || die "run as root (containerd needs it)"
@@ -41,6 +42,9 @@ trap 'echo "make.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 # 1. The source layers.
 python3 "$here/golden.py" layers "$work/src"
 python3 "$here/golden.py" tree "$work/src/layer1.tar" "$work/src/layer2.tar" >"$work/src/tree.txt"
+# The merged image as umoci extracts it (whiteouts and the opaque marker applied).
+umoci unpack --image "$work/src/layout:t" "$work/bundle" >/dev/null
+python3 "$here/golden.py" merged "$work/bundle/rootfs" >"$here/merged.txt"
 
 # 2. The registry and the conversions.
 addr=$("$repo/tests/harness/registry.sh" start "$work/reg")
