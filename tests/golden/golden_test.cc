@@ -188,6 +188,7 @@ class GoldenTest : public ::testing::TestWithParam<Producer> {
     ASSERT_TRUE(image.has_value()) << image.error().message();
     image_ = std::move(*image);
     ASSERT_EQ(image_.manifest.layers.size(), 2u);
+    EXPECT_EQ(image_.config.diff_ids.size(), 2u);  // the producer's config parses and agrees
   }
 
   Result<LayerIndex> Index(const Descriptor& layer, LayerOrigin* origin = nullptr) {
@@ -337,7 +338,6 @@ struct TocRange {
 // (ctr-remote's zstd:chunked carries both, and each is checked on its own).
 TEST_P(GoldenTest, AWrongTocDigestAnnotationIsRefused) {
   const Descriptor& original = image_.manifest.layers[0];
-  const std::string blob = image_.source.Get(original.digest);
   int checked = 0;
   for (const char* key :
        {kAnnotationStargzTocDigest, "io.containers.zstd-chunked.manifest-checksum"}) {
@@ -400,11 +400,11 @@ TEST_P(GoldenTest, AFlippedTocByteIsRefused) {
 }
 
 // A byte of data/random.bin flipped in the blob. The chunk's sha256 from the TOC is what must
-// catch it: the content is incompressible, so the zstd producers store it as it is (a raw
+// catch it. The content is incompressible, so the zstd producers store it as it is (a raw
 // block) and the flip decodes to wrong bytes; skopeo's whole-chunk frames also carry a content
-// checksum that is checked first, so the test then recomputes it and only the TOC digest is
-// left to catch the flip. ctr-remote's eStargz codes it with Huffman codes
-// together with the tar header, so there the middle byte of the chunk is flipped.
+// checksum, which is checked first, so the test then recomputes it and only the TOC digest is
+// left to catch the flip. ctr-remote's eStargz does not store it as it is (deflate codes it
+// with the tar header in one block), so there the middle byte of the chunk is flipped.
 TEST_P(GoldenTest, AFlippedChunkByteFailsItsDigest) {
   const Descriptor& layer = image_.manifest.layers[0];
   const Entry e = Find(0, "data/random.bin");
@@ -412,11 +412,10 @@ TEST_P(GoldenTest, AFlippedChunkByteFailsItsDigest) {
   const Chunk& c = e.chunks[0];
   auto content = ReadContent(image_.source, layer.digest, e);
   ASSERT_TRUE(content.has_value()) << content.error().message();
-  const std::string original = image_.source.Get(layer.digest);
   const std::string prefix = "chunk " + c.digest.str() + " (blob range [" +
                              std::to_string(c.blob_offset) + ", +" + std::to_string(c.blob_length) +
                              ")): ";
-  std::string blob = original;
+  std::string blob = image_.source.Get(layer.digest);
   const size_t stored = blob.find(*content, c.blob_offset);
   if (GetParam().encoding == ChunkEncoding::kGzipMember) {
     ASSERT_EQ(stored, std::string::npos) << "eStargz now stores the content as it is";
