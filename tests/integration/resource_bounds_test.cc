@@ -37,6 +37,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/harness/wait.h"
 #include "tests/index/toc_bomb_util.h"
 
 #ifndef HOISTFS_BINARY
@@ -336,7 +337,9 @@ TEST_F(ResourceBoundsTest, ALayerWhoseBlobIsOverTheQuotaFailsItsReadsAndKeepsNot
   }
   auto state = ReadMountStateFile(StateFileForCanonicalMountpoint(mp, DefaultStateDir()));
   ASSERT_TRUE(state.has_value()) << state.error().message();
-  EXPECT_TRUE(DeletedFileSizes(state->pid, cache + "/tmp").empty());
+  // The fetch thread gives up the file as it ends, just after the reads are failed: wait for it.
+  EXPECT_TRUE(
+      harness::WaitUntil([&] { return DeletedFileSizes(state->pid, cache + "/tmp").empty(); }));
   auto log = ReadFile(cache + "/hoistfs.log");
   ASSERT_TRUE(log.has_value());
   EXPECT_NE(log->find("neither its decompressed stream nor its " +
