@@ -1,30 +1,22 @@
 #include "fetcher/credentials.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 
 #include "base/digest.h"
 #include "base/file_util.h"
-#include "base/scoped_fd.h"
+#include "base/spawn.h"
 #include "rapidjson/document.h"
 #include "rapidjson/prettywriter.h"
 #include "rapidjson/stringbuffer.h"
-
-extern char** environ;
 
 namespace hoist {
 namespace {
 
 constexpr std::string_view kDockerHubKey = "https://index.docker.io/v1/";
 constexpr int kHelperTimeoutMs = 30000;
+// More than any real answer; a longer one is cut there and fails to parse.
+constexpr size_t kMaxHelperOutput = 1 << 20;
 
 bool IsDockerHub(std::string_view host) {
   return host == "docker.io" || host == "index.docker.io" || host == "registry-1.docker.io";
@@ -199,73 +191,19 @@ Result<Credential> RunCredentialHelper(std::string_view helper, std::string_view
   if (helper.empty() || helper.find('/') != std::string_view::npos) {
     return Fail(EINVAL, "bad credential helper name \"" + std::string(helper) + "\"");
   }
-  int in_pipe[2], out_pipe[2];
-  if (pipe2(in_pipe, O_CLOEXEC) != 0) return Fail(ErrnoError("pipe"));
-  ScopedFd in_read(in_pipe[0]), in_write(in_pipe[1]);
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return Fail(ErrnoError("pipe"));
-  ScopedFd out_read(out_pipe[0]), out_write(out_pipe[1]);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_read.get(), 0);
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
-  char* argv[] = {program.data(), const_cast<char*>("get"), nullptr};
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return Fail(ErrnoError("running " + program, rc));
-  in_read.Reset();
-  out_write.Reset();
-
-  // The helper reads one line; write it, then close stdin.
-  std::string input = std::string(server_url) + "\n";
-  {
-    // A helper that exits without reading must not kill us with SIGPIPE: block it on this
-    // thread for the write and swallow a pending one.
-    sigset_t pipe_set, old_set;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-    ssize_t wrote = write(in_write.get(), input.data(), input.size());
-    if (wrote < 0 && errno == EPIPE) {
-      timespec zero{0, 0};
-      sigtimedwait(&pipe_set, nullptr, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
-  }
-  in_write.Reset();
-
-  std::string output;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHelperTimeoutMs);
-  bool timed_out = false;
-  while (true) {
-    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    deadline - std::chrono::steady_clock::now())
-                                    .count());
-    if (left <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p{out_read.get(), POLLIN, 0};
-    int n = poll(&p, 1, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      timed_out = n == 0;
-      break;
-    }
-    char buf[4096];
-    ssize_t got = read(out_read.get(), buf, sizeof(buf));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    output.append(buf, static_cast<size_t>(got));
-    if (output.size() > (1 << 20)) break;
-  }
-  if (timed_out) kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) return Fail(ETIMEDOUT, program + " get: timed out");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Credential{};
+  // The helper reads one line on stdin and answers on stdout; its stderr stays ours.
+  SpawnOptions spawn;
+  spawn.search_path = true;
+  spawn.stdin_to = Stdio::Pipe();
+  spawn.stdout_to = Stdio::Capture();
+  auto run = RunAndCapture({program, "get"}, spawn,
+                           {.stdin_data = std::string(server_url) + "\n",
+                            .max_capture = kMaxHelperOutput,
+                            .timeout = std::chrono::milliseconds(kHelperTimeoutMs)});
+  if (!run) return Fail(run.error().code(), "running " + run.error().message());
+  if (run->timed_out) return Fail(ETIMEDOUT, program + " get: timed out");
+  if (!run->status.ok()) return Credential{};
+  const std::string& output = run->stdout_text;
 
   rapidjson::Document doc;
   doc.Parse(output.data(), output.size());

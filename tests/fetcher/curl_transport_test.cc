@@ -3,13 +3,14 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <thread>
 
 #include "base/file_util.h"
+#include "base/spawn.h"
+#include "tests/harness/wait.h"
 
 namespace hoist {
 namespace {
@@ -85,26 +86,25 @@ class CurlTransportTest : public testing::Test {
     dir_ = new std::string(tmpl);
     ASSERT_TRUE(WriteFileAtomic(*dir_ + "/server.py", kServer));
     std::string port_file = *dir_ + "/port";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execlp("python3", "python3", (*dir_ + "/server.py").c_str(), port_file.c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {
-      auto port = ReadFile(port_file);
-      if (port && !port->empty()) {
-        base_ = new std::string("http://127.0.0.1:" + *port);
-        return;
-      }
-      usleep(50000);
-    }
-    FAIL() << "test HTTP server did not start";
+    SpawnOptions o;
+    o.search_path = true;
+    o.stdin_to = Stdio::Null();
+    auto server = Spawn({"python3", *dir_ + "/server.py", port_file}, o);
+    ASSERT_TRUE(server) << server.error().message();
+    server_ = new Process(std::move(*server));
+    std::string port;
+    ASSERT_TRUE(harness::WaitUntil([&] {
+      port = ReadFile(port_file).value_or("");
+      return !port.empty();
+    })) << "test HTTP server did not start";
+    base_ = new std::string("http://127.0.0.1:" + port);
   }
   static void TearDownTestSuite() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
+    if (server_ != nullptr) {
+      (void)server_->Signal(SIGTERM);
+      (void)server_->Wait();
     }
+    delete server_;
     if (dir_) (void)RemoveTree(*dir_);
     delete dir_;
     delete base_;
@@ -122,7 +122,7 @@ class CurlTransportTest : public testing::Test {
     return transport_->RoundTrip(req);
   }
 
-  static inline pid_t pid_ = -1;
+  static inline Process* server_ = nullptr;
   static inline std::string* dir_ = nullptr;
   static inline std::string* base_ = nullptr;
   std::unique_ptr<HttpTransport> transport_;

@@ -28,12 +28,14 @@
 #include "fusefs/stats_file.h"
 #include "fusefs/stream_layer.h"
 #include "index/store.h"
+#include "tests/harness/wait.h"
 
 namespace hoist {
 namespace {
 
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
+using harness::WaitUntil;
 
 class TempDir {
  public:
@@ -162,6 +164,7 @@ class FakeBlobSource : public BlobSource {
     ranges_.push_back(ByteRange{offset, length});
     if (silent_ && offset >= silent_from_ && (silent_blob_.empty() || silent_blob_ == blob.str())) {
       blocked_++;
+      max_blocked_ = std::max(max_blocked_, blocked_);
       cv_.wait(lock, [this] { return !silent_; });
       blocked_--;
       if (release_error_) return Fail(EIO, "connection reset by peer");
@@ -210,6 +213,11 @@ class FakeBlobSource : public BlobSource {
     std::lock_guard<std::mutex> lock(mu_);
     return blocked_;
   }
+  // The most reads ever blocked at once.
+  int max_blocked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return max_blocked_;
+  }
   void SetFailAll(bool v) {
     std::lock_guard<std::mutex> lock(mu_);
     fail_all_ = v;
@@ -245,6 +253,7 @@ class FakeBlobSource : public BlobSource {
   std::map<std::string, std::string> blobs_;
   int requests_ = 0;
   int blocked_ = 0;
+  int max_blocked_ = 0;
   std::vector<ByteRange> ranges_;
   bool fail_all_ = false;
   bool silent_ = false;
@@ -374,9 +383,7 @@ TEST_F(ReadPathTest, SequentialReadAheadFetchesTheNextChunksInTheSameRequest) {
   ByteRange r = source_.ranges()[0];
   EXPECT_EQ(r.offset + r.length, e.chunks[4].blob_offset + e.chunks[4].blob_length);
   // The read-ahead chunks are verified and cached after chunk 0 is served: wait for them.
-  for (int i = 0; i < 500 && !*store_->chunks().Contains(e.chunks[4].digest); ++i) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  ASSERT_TRUE(WaitUntil([&] { return *store_->chunks().Contains(e.chunks[4].digest); }));
   for (int k = 1; k <= 4; ++k) {
     auto got = ReadFile(t.index, e, k * (64 << 10), 64 << 10);
     ASSERT_TRUE(got);
@@ -385,9 +392,7 @@ TEST_F(ReadPathTest, SequentialReadAheadFetchesTheNextChunksInTheSameRequest) {
   // Chunks 1..4 came from the cache. Reading chunk 3 left less than half a window ahead, so one
   // more request topped the window up to 512 KiB (chunks 5..7).
   EXPECT_EQ(stats_.Snapshot().cache_hits, 4u);
-  for (int i = 0; i < 500 && source_.requests() < 2; ++i) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  ASSERT_TRUE(WaitUntil([&] { return source_.requests() >= 2; }));
   ASSERT_EQ(source_.requests(), 2);
   ByteRange r2 = source_.ranges()[1];
   EXPECT_EQ(r2.offset, e.chunks[5].blob_offset);
@@ -426,9 +431,8 @@ TEST_F(ReadPathTest, NeighbourReadAheadBringsTheFilesAfterASmallFile) {
   EXPECT_EQ(source_.ranges()[0].offset, f0);
   EXPECT_EQ(source_.ranges()[0].offset + source_.ranges()[0].length, blob_end("f3"));
   // The neighbours are verified and cached after f0 is served: wait for the last one.
-  for (int i = 0; i < 500 && !*store_->chunks().Contains(t.entry("f3").chunks[0].digest); ++i) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  ASSERT_TRUE(
+      WaitUntil([&] { return *store_->chunks().Contains(t.entry("f3").chunks[0].digest); }));
   for (const char* path : {"f1", "f2", "f3"}) read_whole(path);
   EXPECT_EQ(source_.requests(), 1);
   EXPECT_EQ(stats_.Snapshot().cache_hits, 3u);
@@ -439,9 +443,7 @@ TEST_F(ReadPathTest, NeighbourReadAheadBringsTheFilesAfterASmallFile) {
   EXPECT_EQ(source_.ranges()[1].offset + source_.ranges()[1].length, blob_end("f5"));
   // A chunk of a file larger than the window: that chunk alone.
   ASSERT_TRUE(ReadFile(t.index, t.entry("big"), 0, 100));
-  for (int i = 0; i < 500 && source_.requests() < 3; ++i) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  ASSERT_TRUE(WaitUntil([&] { return source_.requests() >= 3; }));
   ASSERT_EQ(source_.requests(), 3);
   EXPECT_EQ(source_.ranges()[2].offset, t.entry("big").chunks[0].blob_offset);
   EXPECT_EQ(source_.ranges()[2].length, t.entry("big").chunks[0].blob_length);
@@ -469,9 +471,8 @@ TEST_F(ReadPathTest, NeighbourReadAheadAlsoBringsTheFilesJustBefore) {
   EXPECT_EQ(source_.ranges()[0].offset, start("f1"));
   EXPECT_EQ(source_.ranges()[0].offset + source_.ranges()[0].length,
             last.blob_offset + last.blob_length);
-  for (int i = 0; i < 500 && !*store_->chunks().Contains(t.entry("f1").chunks[0].digest); ++i) {
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  ASSERT_TRUE(
+      WaitUntil([&] { return *store_->chunks().Contains(t.entry("f1").chunks[0].digest); }));
   EXPECT_TRUE(*store_->chunks().Contains(t.entry("f1").chunks[0].digest));
   EXPECT_FALSE(*store_->chunks().Contains(t.entry("f0").chunks[0].digest));
 }
@@ -551,9 +552,8 @@ TEST_F(ReadPathTest, SilentSourceFailsWithinTheBoundThenRecovers) {
   // The registry "comes back" by resetting the stuck connection: the fetch fails, and the next
   // read fetches again and succeeds.
   source_.Release(/*error=*/true);
-  for (int i = 0; i < 100 && source_.blocked() > 0; ++i)
-    std::this_thread::sleep_for(milliseconds(10));
-  std::this_thread::sleep_for(milliseconds(50));
+  // The failed fetch is over (its flight completed) once no on-demand fetch is in flight.
+  ASSERT_TRUE(WaitUntil([&] { return reader_->OnDemandIdleFor() > std::chrono::nanoseconds(0); }));
   auto again = ReadFile(t.index, e, 0, 100);
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_EQ(*again, t.content["a"].substr(0, 100));
@@ -726,8 +726,10 @@ TEST_F(ReadPathTest, PrefetchHonoursTheBandwidthCapAndStopsPromptly) {
   auto layer2 = std::make_shared<const LayerIndex>(t2.index);
   po.bandwidth_bytes_per_sec = 64 << 10;
   Prefetcher slow(reader_.get(), {layer2}, po);
+  const uint64_t before = stats_.Snapshot().prefetch_bytes;
   slow.Start();
-  std::this_thread::sleep_for(milliseconds(300));
+  // Its first request (free) is done; the second waits ~4 s for 256 KiB of tokens at 64 KiB/s.
+  ASSERT_TRUE(WaitUntil([&] { return stats_.Snapshot().prefetch_bytes > before; }));
   auto s0 = SteadyClock::now();
   slow.Stop();
   EXPECT_LT(SteadyClock::now() - s0, milliseconds(300));
@@ -751,15 +753,13 @@ TEST_F(ReadPathTest, WholeImagePrefetchYieldsToOnDemandReadsUpToABound) {
     }
     return true;
   };
-  for (milliseconds yield_max : {milliseconds(5000), milliseconds(100)}) {
+  // 60 s: far longer than the test holds the read, so only a pass that does not yield sends.
+  for (milliseconds yield_max : {milliseconds(60000), milliseconds(100)}) {
     SCOPED_TRACE("yield_max " + std::to_string(yield_max.count()) + " ms");
     source_.SetSilent(0, busy.index.layer_digest.str());
     Result<std::string> got = std::string();
     std::thread reader([&] { got = ReadFile(busy.index, busy.entry("r"), 0, 100); });
-    for (int i = 0; i < 400 && source_.blocked() == 0; ++i) {
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    ASSERT_EQ(source_.blocked(), 1);
+    ASSERT_TRUE(WaitUntil([&] { return source_.blocked() == 1; }));
     const int before = source_.requests();
     prefetcher_ = std::make_unique<Prefetcher>(
         reader_.get(), bg_layer,
@@ -767,14 +767,17 @@ TEST_F(ReadPathTest, WholeImagePrefetchYieldsToOnDemandReadsUpToABound) {
             .mode = PrefetchMode::kAll, .yield_quiet = milliseconds(20), .yield_max = yield_max});
     prefetcher_->Start();
     if (yield_max > milliseconds(1000)) {
-      // The read is still blocked: the pass has not sent a request.
+      // The pass is running, and while the read is blocked it sends nothing. (An absence needs
+      // a window to be seen in; 300 ms of it, far inside yield_max, whatever the machine's
+      // load: a correct pass cannot fail this.)
+      ASSERT_TRUE(WaitUntil([&] { return stats_.Snapshot().prefetch_state == "all"; }));
       std::this_thread::sleep_for(milliseconds(300));
       EXPECT_EQ(source_.requests(), before);
       EXPECT_FALSE(all_local());
       source_.Release();
     } else {
       // It gives up waiting after 100 ms and completes while the read is still blocked.
-      ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(5000)));
+      ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(30000)));
       EXPECT_EQ(source_.blocked(), 1);
       EXPECT_TRUE(all_local());
       source_.Release();
@@ -782,7 +785,7 @@ TEST_F(ReadPathTest, WholeImagePrefetchYieldsToOnDemandReadsUpToABound) {
     reader.join();
     ASSERT_TRUE(got) << got.error().message();
     EXPECT_EQ(*got, busy.content["r"].substr(0, 100));
-    ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(5000)));
+    ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(30000)));
     EXPECT_TRUE(all_local());
     prefetcher_.reset();
     // The next round starts from an empty cache for `bg`, and `r` is cached: use a new store.
@@ -812,10 +815,7 @@ TEST_F(ReadPathTest, OnDemandReadsDoNotQueueBehindPrefetch) {
       reader_.get(), std::vector{std::make_shared<const LayerIndex>(slow.index)},
       PrefetcherOptions{.mode = PrefetchMode::kAll});
   prefetcher_->Start();
-  for (int i = 0; i < 200 && source_.blocked() == 0; ++i) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  ASSERT_EQ(source_.blocked(), 1);
+  ASSERT_TRUE(WaitUntil([&] { return source_.blocked() == 1; }));
   auto t0 = SteadyClock::now();
   auto got = ReadFile(fast.index, fast.entry("f"), 0, 100);
   EXPECT_LT(SteadyClock::now() - t0, milliseconds(500));
@@ -982,16 +982,19 @@ TEST_F(ReadPathTest, PriorityPrefetchKeepsSeveralRequestsInFlight) {
   ASSERT_EQ(po.priority_requests, 4);
   prefetcher_ = std::make_unique<Prefetcher>(reader_.get(), std::vector{layer}, po);
   prefetcher_->Start();
-  auto deadline = SteadyClock::now() + milliseconds(5000);
-  while (source_.blocked() < 4 && SteadyClock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  std::this_thread::sleep_for(milliseconds(100));
-  EXPECT_EQ(source_.blocked(), 4);
+  ASSERT_TRUE(WaitUntil([&] { return source_.blocked() >= 4; }));
   const uint64_t cold_start = t.entry("cold").chunks.front().blob_offset;
   for (const ByteRange& r : source_.ranges()) EXPECT_LT(r.offset, cold_start);
   source_.Release();
-  ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(10000)));
+  ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(30000)));
+  // Never more than four at once (every read was held until the release, so a fifth would have
+  // been counted), and every hot request came before the first cold one.
+  EXPECT_EQ(source_.max_blocked(), 4);
+  const std::vector<ByteRange> ranges = source_.ranges();
+  size_t hot = 0;
+  while (hot < ranges.size() && ranges[hot].offset < cold_start) ++hot;
+  EXPECT_EQ(hot, t.entry("hot").chunks.size());
+  for (size_t i = hot; i < ranges.size(); ++i) EXPECT_GE(ranges[i].offset, cold_start) << i;
   for (const Chunk& c : t.entry("hot").chunks) EXPECT_TRUE(*store_->chunks().Contains(c.digest));
   for (const Chunk& c : t.entry("cold").chunks) EXPECT_TRUE(*store_->chunks().Contains(c.digest));
 }

@@ -1,35 +1,61 @@
 #include "tests/harness/hoistfs_mounts.h"
 
-#include <chrono>
-#include <thread>
+#include <algorithm>
 
+#include "base/process.h"
+#include "fusefs/stats_file.h"
 #include "tests/harness/mountinfo.h"
+#include "tests/harness/wait.h"
 
 namespace hoist::harness {
 
 CommandResult HoistfsMounts::Mount(const std::string& image, const std::string& mp,
-                                   const std::string& cache,
-                                   const std::vector<std::string>& extra) {
-  mount_points_.push_back(mp);
-  std::vector<std::string> argv = {binary_, "--cache", cache};
+                                   const std::string& cache, const std::vector<std::string>& extra,
+                                   const HoistfsCommand& command) {
+  Track(mp);
+  std::vector<std::string> argv = command.wrapper;
+  argv.insert(argv.end(), {binary_, "--cache", cache});
   argv.insert(argv.end(), extra.begin(), extra.end());
   argv.push_back(image);
   argv.push_back(mp);
-  return RunForResult(argv, {.timeout = std::chrono::seconds(180)});
+  return RunForResult(argv, {.timeout = command.timeout});
 }
 
-CommandResult HoistfsMounts::Unmount(const std::string& mp) {
-  CommandResult r = RunForResult({"fusermount3", "-u", mp});
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (r.ok() && IsMounted(mp) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+void HoistfsMounts::Track(const std::string& mp) {
+  if (std::find(mount_points_.begin(), mount_points_.end(), mp) == mount_points_.end()) {
+    mount_points_.push_back(mp);
   }
-  return r;
+}
+
+Status HoistfsMounts::Unmount(const std::string& mp) {
+  // Test mount points are made canonical (mkdtemp under /tmp); the path is not touched, which
+  // could hang on a stuck daemon.
+  int64_t pid = 0;
+  if (auto state = ReadMountStateFile(StateFileForCanonicalMountpoint(mp, DefaultStateDir()))) {
+    pid = state->pid;
+  }
+  CommandResult r = RunForResult({"fusermount3", "-u", mp});
+  if (!r.ok()) {
+    (void)RunForResult({"fusermount3", "-u", "-z", mp});
+    std::string err = r.stderr_text;
+    while (!err.empty() && err.back() == '\n') err.pop_back();
+    return Fail(EIO, "fusermount3 -u " + mp + " failed (" + r.Describe() + "): " + err);
+  }
+  if (!WaitUntil([&] { return !IsMounted(mp); }, kGenerousDeadline,
+                 std::chrono::milliseconds(10))) {
+    return Fail(EBUSY, mp + " is still mounted after fusermount3 -u");
+  }
+  if (!WaitUntil([&] { return !ProcessAlive(pid); }, kGenerousDeadline,
+                 std::chrono::milliseconds(10))) {
+    return Fail(EBUSY,
+                "hoistfs (pid " + std::to_string(pid) + ") still running after unmounting " + mp);
+  }
+  return Ok();
 }
 
 void HoistfsMounts::UnmountAll() {
   for (const std::string& mp : mount_points_) {
-    if (IsMounted(mp)) (void)RunForResult({"fusermount3", "-u", mp});
+    if (IsMounted(mp)) (void)Unmount(mp);
   }
 }
 

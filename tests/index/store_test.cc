@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/file_util.h"
+#include "tests/harness/wait.h"
 #include "tests/index/store_test_util.h"
 
 namespace hoist {
@@ -386,9 +387,7 @@ TEST_P(ChunkCacheTest, HitsAreWrittenInBatchesNotPerRead) {
   EXPECT_EQ(cache.Stats()->batches, batches);
   EXPECT_EQ(order(), (std::vector<Digest>{Digest::Of(a), Digest::Of(b)}));
   // After the flush interval, one txn records them all.
-  for (int i = 0; i < 50 && cache.Stats()->batches == batches; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ASSERT_TRUE(harness::WaitUntil([&] { return cache.Stats()->batches != batches; }));
   EXPECT_EQ(cache.Stats()->batches, batches + 1);
   EXPECT_EQ(order(), (std::vector<Digest>{Digest::Of(b), Digest::Of(a)}));
   EXPECT_EQ(cache.Stats()->hits, 100u);

@@ -13,6 +13,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/harness/wait.h"
 #include "tests/index/ctr_remote_util.h"
 
 namespace hoist {
@@ -71,11 +72,18 @@ TEST_P(CtrRemoteMountTest, MountedTreeEqualsTheSourceLayer) {
 
   EXPECT_EQ(*ReadFile(mnt + "/etc/motd"), "hello from ctr-remote\n");
   // One small file read: far less than the blob was fetched (the layer is lazy, not streamed).
-  ::sleep(2);  // the state file is written every second
-  std::string stats = RunOk({HOIST_BINARY, "stats", "--json", mnt});
-  auto at = stats.find("\"bytes_fetched\":");
-  ASSERT_NE(at, std::string::npos) << stats;
-  uint64_t fetched = std::strtoull(stats.c_str() + at + 16, nullptr, 10);
+  // The state file is written every second: wait until it counts the read.
+  std::string stats;
+  uint64_t fetched = 0;
+  EXPECT_TRUE(harness::WaitUntil(
+      [&] {
+        stats = RunOk({HOIST_BINARY, "stats", "--json", mnt});
+        const size_t at = stats.find("\"bytes_fetched\":");
+        fetched = at == std::string::npos ? 0 : std::strtoull(stats.c_str() + at + 16, nullptr, 10);
+        return fetched > 0;
+      },
+      harness::kGenerousDeadline, std::chrono::milliseconds(200)))
+      << stats;
   EXPECT_LT(fetched, out->blob.size() / 2) << stats;
 
   EXPECT_EQ(*ReadFile(mnt + "/data/big.bin"), harness::PatternBytes(5, 0, 700000));

@@ -178,8 +178,8 @@ class ImageToolsTest : public ::testing::Test {
   }
 
   void Unmount(const std::string& mp) {
-    CommandResult r = mounts_.Unmount(mp);
-    EXPECT_TRUE(r.ok()) << r.stderr_text;
+    Status s = mounts_.Unmount(mp);
+    EXPECT_TRUE(s) << s.error().message();
   }
 
   std::string ImagesJson() {

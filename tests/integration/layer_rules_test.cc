@@ -135,8 +135,8 @@ class LayerRulesTest : public ::testing::Test {
     return mounts_.Mount(image, mp, cache, extra);
   }
   void Unmount(const std::string& mp) {
-    CommandResult r = mounts_.Unmount(mp);
-    EXPECT_TRUE(r.ok()) << r.stderr_text;
+    Status s = mounts_.Unmount(mp);
+    EXPECT_TRUE(s) << s.error().message();
   }
 
   // Builds the layout from `layers`, pushes it as gzip to `name`/gz and returns umoci's unpack

@@ -43,11 +43,13 @@
 #include "fetcher/registry.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/stats_file.h"
+#include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/tree_walk.h"
+#include "tests/harness/wait.h"
 
 #ifndef HOISTFS_BINARY
 #error "HOISTFS_BINARY must name the hoistfs executable"
@@ -94,14 +96,13 @@ Result<MountStateFile> ReadState(const std::string& mountpoint) {
 // Polls the state file until `pred` holds (or the timeout).
 bool WaitState(const std::string& mountpoint,
                const std::function<bool(const MountStateFile&)>& pred,
-               std::chrono::milliseconds timeout) {
-  const auto deadline = SteadyClock::now() + timeout;
-  while (SteadyClock::now() < deadline) {
-    auto s = ReadState(mountpoint);
-    if (s && pred(*s)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
+               std::chrono::milliseconds timeout = harness::kGenerousDeadline) {
+  return harness::WaitUntil(
+      [&] {
+        auto s = ReadState(mountpoint);
+        return s && pred(*s);
+      },
+      timeout, std::chrono::milliseconds(100));
 }
 
 // Reads a whole file; errno on failure.
@@ -173,11 +174,7 @@ class MountTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
 
-  void TearDown() override {
-    for (const std::string& mp : mounts_) {
-      if (IsMounted(mp)) (void)Unmount(mp);
-    }
-  }
+  void TearDown() override { mounts_.UnmountAll(); }
 
   static std::string Ref(const std::string& repo, const std::string& tag = "v1") {
     return registry_->ImageRef(repo, tag);
@@ -217,31 +214,18 @@ class MountTest : public ::testing::Test {
     return d;
   }
 
-  // Runs hoistfs IMAGE MP -o cache=...,<opts>; remembers MP for cleanup.
+  // Runs hoistfs --cache CACHE -o log_file=...,<opts> IMAGE MP (harness::HoistfsMounts, which
+  // remembers MP for cleanup).
   CommandResult Hoistfs(const std::string& image, const std::string& mp, const std::string& cache,
                         const std::string& opts = "") {
-    mounts_.push_back(mp);
     // The daemon's log goes next to its cache (kept with the work dir on failure).
-    std::string o = "cache=" + cache + ",log_file=" + cache + "/hoistfs.log,log_level=info" +
-                    (opts.empty() ? "" : "," + opts);
-    return RunCmd({HOISTFS_BINARY, "-o", o, image, mp}, std::chrono::seconds(120));
+    std::string o =
+        "log_file=" + cache + "/hoistfs.log,log_level=info" + (opts.empty() ? "" : "," + opts);
+    return mounts_.Mount(image, mp, cache, {"-o", o}, {.timeout = std::chrono::seconds(120)});
   }
 
-  // fusermount3 -u, then wait for the daemon (pid from the state file) to be gone.
-  static Status Unmount(const std::string& mp) {
-    int64_t pid = 0;
-    if (auto s = ReadState(mp)) pid = s->pid;
-    CommandResult r = RunCmd({"fusermount3", "-u", mp});
-    if (!r.ok()) {
-      (void)RunCmd({"fusermount3", "-u", "-z", mp});
-      return Fail(EIO, "fusermount3 -u " + mp + ": " + r.stderr_text);
-    }
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-    while (pid > 0 && ProcessAlive(pid) && SteadyClock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (pid > 0 && ProcessAlive(pid)) return Fail(EBUSY, "hoistfs still running after unmount");
-    return Ok();
-  }
+  // fusermount3 -u, then wait until the mount and the daemon (pid from the state file) are gone.
+  Status Unmount(const std::string& mp) { return mounts_.Unmount(mp); }
 
   // Mounts `image` (asserting success) with a fresh cache unless one is given.
   void MountOk(const std::string& image, const std::string& mp, const std::string& cache,
@@ -256,7 +240,7 @@ class MountTest : public ::testing::Test {
   static harness::TestRegistry* registry_;
   static RegistryClient* client_;
   static Descriptor* lazy_layer_;
-  std::vector<std::string> mounts_;
+  harness::HoistfsMounts mounts_{HOISTFS_BINARY};
   static int counter_;
 };
 
@@ -397,9 +381,7 @@ TEST_F(MountTest, ReadingOneSmallFileFetchesUnderTwoPercentOfTheLayer) {
   const uint64_t layer_size = static_cast<uint64_t>(lazy_layer_->size);
   ASSERT_GT(layer_size, 45ull << 20);
   const uint64_t budget = layer_size / 50;
-  ASSERT_TRUE(WaitState(
-      mp, [](const MountStateFile& s) { return s.stats.bytes_fetched > 0; },
-      std::chrono::seconds(5)));
+  ASSERT_TRUE(WaitState(mp, [](const MountStateFile& s) { return s.stats.bytes_fetched > 0; }));
   auto state = ReadState(mp);
   ASSERT_TRUE(state.has_value());
   EXPECT_GT(state->stats.bytes_fetched, 0u);
@@ -522,9 +504,7 @@ TEST_F(MountTest, ChunkCorruptedInRegistryStorageIsNeverServed) {
   auto good = ReadAllFile(mp + "/c0");
   ASSERT_TRUE(good.has_value()) << good.error().message();
   EXPECT_TRUE(*good == harness::PatternBytes(11, 0, 1 << 20));
-  ASSERT_TRUE(WaitState(
-      mp, [](const MountStateFile& s) { return s.stats.digest_mismatches > 0; },
-      std::chrono::seconds(5)));
+  ASSERT_TRUE(WaitState(mp, [](const MountStateFile& s) { return s.stats.digest_mismatches > 0; }));
   ASSERT_TRUE(Unmount(mp).has_value());
 }
 
@@ -684,7 +664,7 @@ TEST_F(MountTest, BadInputFailsBeforeMountingWithOneLine) {
 TEST_F(MountTest, MountCommandAndHoistUmount) {
   const std::string mp = NewDir("mount8-mnt");
   const std::string cache = NewDir("mount8-cache");
-  mounts_.push_back(mp);
+  mounts_.Track(mp);
   CommandOptions options;
   options.timeout = std::chrono::seconds(60);
   auto r = harness::RunCommand(
@@ -726,15 +706,13 @@ TEST_F(MountTest, SigtermUnmountsCleanlyAndWritesTheStateFile) {
   const std::string mp = NewDir("term-mnt");
   MountOk(Ref("lazy/img"), mp, NewDir("term-cache"), "prefetch=all,bandwidth=1m");
   ASSERT_TRUE(ReadAllFile(mp + "/small.txt").has_value());
-  ASSERT_TRUE(WaitState(
-      mp, [](const MountStateFile& s) { return s.pid > 0; }, std::chrono::seconds(5)));
+  ASSERT_TRUE(WaitState(mp, [](const MountStateFile& s) { return s.pid > 0; }));
   auto state = ReadState(mp);
   ASSERT_TRUE(state.has_value());
   ASSERT_EQ(::kill(static_cast<pid_t>(state->pid), SIGTERM), 0);
   const auto start = SteadyClock::now();
-  while (ProcessAlive(state->pid) && SteadyClock::now() - start < std::chrono::seconds(10))
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_FALSE(ProcessAlive(state->pid));
+  EXPECT_TRUE(harness::WaitUntil([&] { return !ProcessAlive(state->pid); },
+                                 harness::kGenerousDeadline, std::chrono::milliseconds(10)));
   // The prefetcher (rate-limited, far from done) stopped promptly.
   EXPECT_LT(SteadyClock::now() - start, std::chrono::seconds(3));
   EXPECT_FALSE(IsMounted(mp));

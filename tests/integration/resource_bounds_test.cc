@@ -32,10 +32,12 @@
 #include "fetcher/registry.h"
 #include "fusefs/stats_file.h"
 #include "index/zstd_chunked.h"
+#include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/harness/wait.h"
 #include "tests/index/toc_bomb_util.h"
 
 #ifndef HOISTFS_BINARY
@@ -90,11 +92,7 @@ class ResourceBoundsTest : public ::testing::Test {
     delete work_;
   }
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
-  void TearDown() override {
-    for (const std::string& mp : mounts_) {
-      if (harness::IsMounted(mp)) (void)harness::RunCommand({"fusermount3", "-u", mp});
-    }
-  }
+  void TearDown() override { mounts_.UnmountAll(); }
 
   std::string NewDir(const std::string& name) {
     std::string d = *work_ + "/" + name;
@@ -143,12 +141,10 @@ class ResourceBoundsTest : public ::testing::Test {
   // this process has just built 200 MB strings. `rss_kib` gets hoistfs's ru_maxrss.
   CommandResult HoistfsForeground(const std::string& image, const std::string& mp,
                                   const std::string& cache, long* rss_kib) {
-    mounts_.push_back(mp);
     const std::string rss_file = cache + "/max-rss";
-    CommandResult r =
-        harness::RunForResult({"time", "-f", "%M", "-o", rss_file, HOISTFS_BINARY, "-f", "-o",
-                               "cache=" + cache + ",prefetch=none,log_level=error", image, mp},
-                              {.timeout = std::chrono::seconds(300)});
+    CommandResult r = mounts_.Mount(
+        image, mp, cache, {"-f", "-o", "prefetch=none,log_level=error"},
+        {.wrapper = {"time", "-f", "%M", "-o", rss_file}, .timeout = std::chrono::seconds(300)});
     *rss_kib = 0;
     if (auto text = ReadFile(rss_file)) {
       // The last line (GNU time writes "Command exited with non-zero status 1" first).
@@ -181,7 +177,7 @@ class ResourceBoundsTest : public ::testing::Test {
   static std::string* work_;
   static harness::TestRegistry* registry_;
   static RegistryClient* client_;
-  std::vector<std::string> mounts_;
+  harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
 
 std::string* ResourceBoundsTest::setup_error_ = nullptr;
@@ -268,12 +264,10 @@ TEST_F(ResourceBoundsTest, AnUnconvertedLayerOverTheQuotaReadsBackWithinItsStrea
 
   const std::string mp = NewDir("stream-mnt");
   const std::string cache = NewDir("stream-cache");
-  mounts_.push_back(mp);
-  auto r = harness::RunCommand({HOISTFS_BINARY, "-o",
-                                "cache=" + cache + ",cache_size=4m,prefetch=none,log_level=info," +
-                                    "log_file=" + cache + "/hoistfs.log",
-                                registry_->ImageRef("stream/gz", "v1"), mp});
-  ASSERT_TRUE(r.has_value() && r->ok()) << (r ? r->stderr_text : r.error().message());
+  CommandResult r = mounts_.Mount(
+      registry_->ImageRef("stream/gz", "v1"), mp, cache,
+      {"-o", "cache_size=4m,prefetch=none,log_level=info,log_file=" + cache + "/hoistfs.log"});
+  ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
   ASSERT_TRUE(harness::IsMounted(mp));
 
   auto got = ReadFile(mp + "/big.bin");
@@ -307,7 +301,8 @@ TEST_F(ResourceBoundsTest, AnUnconvertedLayerOverTheQuotaReadsBackWithinItsStrea
   EXPECT_NE(log->find("keeping its " + std::to_string(image->layers[0].size) + "-byte blob"),
             std::string::npos)
       << *log;
-  EXPECT_TRUE(harness::RunCommand({"fusermount3", "-u", mp}).has_value());
+  Status unmounted = mounts_.Unmount(mp);
+  EXPECT_TRUE(unmounted) << unmounted.error().message();
 }
 
 }  // namespace
@@ -327,12 +322,10 @@ TEST_F(ResourceBoundsTest, ALayerWhoseBlobIsOverTheQuotaFailsItsReadsAndKeepsNot
                   .has_value());
   const std::string mp = NewDir("nospace-mnt");
   const std::string cache = NewDir("nospace-cache");
-  mounts_.push_back(mp);
-  auto r = harness::RunCommand({HOISTFS_BINARY, "-o",
-                                "cache=" + cache + ",cache_size=4m,prefetch=none,log_level=info," +
-                                    "log_file=" + cache + "/hoistfs.log",
-                                registry_->ImageRef("stream/nospace", "v1"), mp});
-  ASSERT_TRUE(r.has_value() && r->ok()) << (r ? r->stderr_text : r.error().message());
+  CommandResult r = mounts_.Mount(
+      registry_->ImageRef("stream/nospace", "v1"), mp, cache,
+      {"-o", "cache_size=4m,prefetch=none,log_level=info,log_file=" + cache + "/hoistfs.log"});
+  ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
   ASSERT_TRUE(harness::IsMounted(mp));
   struct stat st {};
   ASSERT_EQ(::stat((mp + "/rand.bin").c_str(), &st), 0);
@@ -344,14 +337,17 @@ TEST_F(ResourceBoundsTest, ALayerWhoseBlobIsOverTheQuotaFailsItsReadsAndKeepsNot
   }
   auto state = ReadMountStateFile(StateFileForCanonicalMountpoint(mp, DefaultStateDir()));
   ASSERT_TRUE(state.has_value()) << state.error().message();
-  EXPECT_TRUE(DeletedFileSizes(state->pid, cache + "/tmp").empty());
+  // The fetch thread gives up the file as it ends, just after the reads are failed: wait for it.
+  EXPECT_TRUE(
+      harness::WaitUntil([&] { return DeletedFileSizes(state->pid, cache + "/tmp").empty(); }));
   auto log = ReadFile(cache + "/hoistfs.log");
   ASSERT_TRUE(log.has_value());
   EXPECT_NE(log->find("neither its decompressed stream nor its " +
                       std::to_string(image->layers[0].size) + "-byte blob fits in the 4194304"),
             std::string::npos)
       << *log;
-  EXPECT_TRUE(harness::RunCommand({"fusermount3", "-u", mp}).has_value());
+  Status unmounted = mounts_.Unmount(mp);
+  EXPECT_TRUE(unmounted) << unmounted.error().message();
 }
 
 }  // namespace

@@ -2,14 +2,11 @@
 //   PATH) with the flags turned into -o options; returns once the mount is ready.
 // hoist umount MOUNTPOINT: `fusermount3 -u MOUNTPOINT`, then waits (up to --wait seconds) for
 //   the daemon named in the mount's state file to finish its clean exit (final stats write).
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <climits>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +14,7 @@
 
 #include "base/file_util.h"
 #include "base/process.h"
+#include "base/spawn.h"
 #include "fusefs/mount.h"
 #include "fusefs/stats_file.h"
 #include "tools/cli/registry_flags.h"
@@ -52,25 +50,22 @@ std::string SelfDir() {
   return path.substr(0, path.rfind('/'));
 }
 
-// Runs argv (PATH lookup), waits, returns the exit code (128 + signal if killed, 127 if exec
-// failed).
+// Runs argv (PATH lookup) with our stdio, waits, returns the exit code (128 + signal if killed,
+// 127 if it could not be started).
 int RunAndWait(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return 127;
-  if (pid == 0) {
-    ::execvp(argv[0], argv.data());
-    std::fprintf(stderr, "hoist: cannot run %s: %s\n", argv[0], std::strerror(errno));
-    ::_exit(127);
+  SpawnOptions spawn;
+  spawn.search_path = true;
+  auto child = Spawn(args, spawn);
+  if (!child) {
+    std::fprintf(stderr, "hoist: cannot run %s\n", child.error().message().c_str());
+    return 127;
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  auto status = child->Wait();
+  if (!status) {
+    std::fprintf(stderr, "hoist: %s\n", status.error().message().c_str());
+    return 127;
   }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return status->ShellCode();
 }
 
 int RunMount(const MountArgs& a) {

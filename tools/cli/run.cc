@@ -16,17 +16,14 @@
 //     failed start; without --rm the bundle stays, mounted, for `hoist bundle --remove DIR`.
 //   - bundles live in --bundle DIR, else <bundle root>/<ID>: /var/lib/hoist/bundles for root,
 //     else $XDG_RUNTIME_DIR/hoist/bundles, else /tmp/hoist-<uid>/bundles.
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -34,6 +31,7 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/spawn.h"
 #include "fusefs/stats_file.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
@@ -196,33 +194,23 @@ long long Millis(Clock::duration d) {
 // runtime exits. Returns its exit code (128+N if it died of signal N).
 int RunRuntime(const std::vector<std::string>& args, const sigset_t& forward,
                const sigset_t& old_mask) {
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    std::fprintf(stderr, "hoist run: fork: %s\n", std::strerror(errno));
-    return kStartFailed;
-  }
-  if (pid == 0) {
-    ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-    ::execv(argv[0], argv.data());
-    std::fprintf(stderr, "hoist run: cannot run %s: %s\n", argv[0], std::strerror(errno));
-    ::_exit(127);
+  SpawnOptions spawn;  // stdio passed through
+  spawn.signal_mask = old_mask;
+  auto child = Spawn(args, spawn);
+  if (!child) {
+    std::fprintf(stderr, "hoist run: cannot run %s\n", child.error().message().c_str());
+    // Out of processes or memory: hoist could not start it. Anything else: exec failed.
+    const int err = child.error().code();
+    return err == EAGAIN || err == ENOMEM ? kStartFailed : 127;
   }
   while (true) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      return 128 + WTERMSIG(status);
-    }
-    if (r < 0 && errno != EINTR) return kStartFailed;
+    auto ended = child->TryWait();
+    if (!ended) return kStartFailed;
+    if (*ended) return (*ended)->ShellCode();
     siginfo_t info;
     const timespec tick{0, 20 * 1000 * 1000};
     const int sig = ::sigtimedwait(&forward, &info, &tick);
-    if (sig > 0 && info.si_code != SI_KERNEL) ::kill(pid, sig);
+    if (sig > 0 && info.si_code != SI_KERNEL) (void)child->Signal(sig);
   }
 }
 
@@ -285,18 +273,12 @@ int RunRun(const RunArgs& a) {
   const auto t_exited = Clock::now();
   if (code == 127 || code == 128 + SIGKILL) {
     // The runtime did not run, or died without cleaning up: drop its container state.
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-      const int null_fd = ::open("/dev/null", O_RDWR);
-      for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) ::dup2(null_fd, fd);
-      ::execl(runtime->c_str(), runtime->c_str(), "delete", "--force", id.c_str(), nullptr);
-      ::_exit(127);
-    }
-    if (pid > 0) {
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }
+    SpawnOptions quiet;
+    quiet.stdin_to = Stdio::Null();
+    quiet.stdout_to = Stdio::Null();
+    quiet.stderr_to = Stdio::Null();
+    quiet.signal_mask = old_mask;
+    if (auto del = Spawn({*runtime, "delete", "--force", id}, quiet)) (void)del->Wait();
   }
   if (a.rm) {
     if (!remove() && code == 0) code = 1;

@@ -1,11 +1,9 @@
 #include "tools/runtime/bundle.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <rapidjson/document.h>
@@ -15,7 +13,6 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <cstring>
 #include <ctime>
 #include <thread>
 
@@ -25,6 +22,7 @@
 #include "base/process.h"
 #include "base/root_dir.h"
 #include "base/scoped_fd.h"
+#include "base/spawn.h"
 #include "fusefs/mount.h"
 #include "fusefs/stats_file.h"
 #include "tools/runtime/runtime_spec.h"
@@ -172,60 +170,6 @@ Status UnmountAll(const BundleState& state) {
 
 Status WriteState(const std::string& dir, const BundleState& state) {
   return WriteFileAtomic(dir + "/" + kStateName, StateToJson(state), 0644);
-}
-
-struct CommandOutcome {
-  int exit_code = 0;
-  std::string stderr_text;
-};
-
-// Runs argv (execvp) with stdin/stdout on /dev/null and stderr captured, and waits for it.
-Result<CommandOutcome> RunCapturingStderr(const std::vector<std::string>& args) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Fail(ErrnoError("pipe"));
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int err = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return Fail(ErrnoError("fork", err));
-  }
-  if (pid == 0) {
-    // The daemon must see SIGTERM & co. even if the caller (hoist run) blocks them.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    const int null_fd = ::open("/dev/null", O_RDWR);
-    if (null_fd >= 0) {
-      ::dup2(null_fd, STDIN_FILENO);
-      ::dup2(null_fd, STDOUT_FILENO);
-    }
-    ::dup2(fds[1], STDERR_FILENO);
-    ::execvp(argv[0], argv.data());
-    const std::string msg = std::string("cannot run ") + argv[0] + ": " + std::strerror(errno);
-    if (::write(STDERR_FILENO, msg.data(), msg.size()) < 0) {
-    }
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  CommandOutcome out;
-  char buf[4096];
-  while (true) {
-    const ssize_t n = ::read(fds[0], buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (out.stderr_text.size() < (64 << 10)) out.stderr_text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return out;
 }
 
 // The last non-empty line of `text`, without a "hoistfs: " prefix.
@@ -461,10 +405,21 @@ class BundleBuilder {
     HOIST_RETURN_IF_ERROR(Record("fuse.hoistfs", mountpoint));
 
     const auto start = std::chrono::steady_clock::now();
-    HOIST_ASSIGN_OR_RETURN(CommandOutcome r, RunCapturingStderr(argv));
-    if (r.exit_code != 0) {
-      const std::string line = LastLine(r.stderr_text);
-      return Fail(r.exit_code == 127 ? ENOENT : EIO,
+    // stdin and stdout on /dev/null, stderr (the daemon's one-line error) captured. The daemon
+    // gets an empty signal mask: it must see SIGTERM & co. even if the caller (hoist run) blocks
+    // them.
+    SpawnOptions spawn;
+    spawn.search_path = true;
+    spawn.stdin_to = Stdio::Null();
+    spawn.stdout_to = Stdio::Null();
+    spawn.stderr_to = Stdio::Capture();
+    auto r = RunAndCapture(argv, spawn, {.max_capture = 64 << 10});
+    if (!r) {
+      return Fail(r.error().code(), "mounting " + o_.image + ": cannot run " + r.error().message());
+    }
+    if (!r->status.ok()) {
+      const std::string line = LastLine(r->stderr_text);
+      return Fail(r->status.ShellCode() == 127 ? ENOENT : EIO,
                   "mounting " + o_.image + ": " + (line.empty() ? "hoistfs failed" : line));
     }
     hoistfs_mountpoint_ = mountpoint;
