@@ -15,7 +15,8 @@
 //       of the original gzip image exactly.
 //   HoistfsLayersMode
 //       the same through the `hoistfs --layers` binary: directories listed lowest first, the
-//       overlay equals umoci's tree, `fusermount3 -u` ends the daemon.
+//       overlay equals umoci's tree, `fusermount3 -u` ends the daemon; a gzip image fails with
+//       exit 1 and one line, nothing mounted.
 //   EstargzLayerStacksOverAZstdChunkedLayer
 //       a ctr-remote eStargz layer (whiteouts, opaque dir, hardlinks) added by layer digest,
 //       stacked over a layer of another image: equals umoci's unpack of the gzip image.
@@ -405,6 +406,16 @@ TEST_F(LayerStoreTest, HoistfsLayersMode) {
   harness::CommandResult u = mounts_.Unmount(mp);
   EXPECT_TRUE(u.ok()) << u.stderr_text;
   EXPECT_FALSE(harness::IsMounted(mp));
+
+  // An image with a layer that cannot be lazy: exit 1, one line naming the layer, no mount.
+  const std::string gz_mp = NewDir("layers-gz-mnt");
+  harness::CommandResult gz = mounts_.Mount(registry_->ImageRef("ls/gz", "v1"), gz_mp,
+                                            NewDir("layers-gz-cache"), {"--layers"});
+  EXPECT_EQ(gz.exit_code, 1) << gz.Describe();
+  EXPECT_EQ(gz.stderr_text, "hoistfs: layer " + image_->layers[0].digest.str() +
+                                ": application/vnd.oci.image.layer.v1.tar+gzip without a TOC "
+                                "(not zstd:chunked or eStargz): it can only be read whole\n");
+  EXPECT_FALSE(harness::IsMounted(gz_mp));
 }
 
 TEST_F(LayerStoreTest, EstargzLayerStacksOverAZstdChunkedLayer) {
