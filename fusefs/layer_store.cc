@@ -445,6 +445,13 @@ bool LayerStore::Serving() const {
   return loop_.joinable() && !loop_done_;
 }
 
+bool LayerStore::WaitPrefetched(const Digest& layer_digest,
+                                std::chrono::milliseconds timeout) const {
+  auto layer = FindName(layer_digest.hex());
+  if (layer == nullptr || layer->prefetcher == nullptr) return false;
+  return layer->prefetcher->WaitDone(timeout);
+}
+
 std::string LayerStore::LayerPath(const Digest& layer_digest) const {
   return mountpoint_ + "/" + layer_digest.hex();
 }

@@ -64,6 +64,7 @@
 // EINVAL for a layer that breaks the layer rules.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -106,6 +107,12 @@ class LayerStore {
   // first: what to stack as lowerdir=<last>:...:<first>. On an error, the layers this call added
   // are removed again. For `hoistfs --layers` and tests.
   [[nodiscard]] Result<std::vector<std::string>> AddImage(std::string_view image_ref);
+
+  // Waits until the layer's prefetcher (options.prefetch) has made everything it asks for
+  // local. True then; false at the timeout, for a layer not in the store, or with prefetch none.
+  // The store-wide MountStats add up the layers' fetches, but their image_bytes/local_bytes are
+  // not per layer (each layer's scan sets them); use this for one layer's state.
+  bool WaitPrefetched(const Digest& layer_digest, std::chrono::milliseconds timeout) const;
 
   // "<mountpoint>/<hex>" whether or not the layer is in the store.
   std::string LayerPath(const Digest& layer_digest) const;

@@ -17,6 +17,9 @@
 //       the same through the `hoistfs --layers` binary: directories listed lowest first, the
 //       overlay equals umoci's tree, `fusermount3 -u` ends the daemon; a gzip image fails with
 //       exit 1 and one line, nothing mounted.
+//   PrefetchedLayersServeEveryByteWithTheRegistryStopped
+//       with -o prefetch=all each layer's prefetcher makes it local; with the registry stopped
+//       the overlay still equals umoci's tree (every byte read from the verified cache).
 //   EstargzLayerStacksOverAZstdChunkedLayer
 //       a ctr-remote eStargz layer (whiteouts, opaque dir, hardlinks) added by layer digest,
 //       stacked over a layer of another image: equals umoci's unpack of the gzip image.
@@ -416,6 +419,24 @@ TEST_F(LayerStoreTest, HoistfsLayersMode) {
                                 ": application/vnd.oci.image.layer.v1.tar+gzip without a TOC "
                                 "(not zstd:chunked or eStargz): it can only be read whole\n");
   EXPECT_FALSE(harness::IsMounted(gz_mp));
+}
+
+TEST_F(LayerStoreTest, PrefetchedLayersServeEveryByteWithTheRegistryStopped) {
+  LayerStore& store = StartStore("all");
+  auto dirs = store.AddImage(registry_->ImageRef("ls/hoist", "v1"));
+  ASSERT_TRUE(dirs.has_value()) << dirs.error().message();
+  auto client = RegistryClient::CreateDefault();
+  ASSERT_TRUE(client.has_value());
+  auto image = (*client)->Resolve(*Reference::Parse(registry_->ImageRef("ls/hoist", "v1")));
+  ASSERT_TRUE(image.has_value()) << image.error().message();
+  for (const Descriptor& d : image->manifest.layers)
+    ASSERT_TRUE(store.WaitPrefetched(d.digest, std::chrono::seconds(120))) << d.digest.str();
+  registry_->Stop();
+  const std::string target = Overlay(*dirs);
+  auto got = WalkTree(target);  // reads every byte
+  ASSERT_TRUE(registry_->Start().has_value());
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  EXPECT_EQ(Diffs(*umoci_tree_, *got, "overlay of the prefetched store"), "");
 }
 
 TEST_F(LayerStoreTest, EstargzLayerStacksOverAZstdChunkedLayer) {
