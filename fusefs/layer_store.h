@@ -10,9 +10,11 @@
 //   (*store)->RemoveLayer(layer_digest);
 //
 // Layout: <mountpoint>/<64 hex digits of the layer's sha256>/... . The name depends on the digest
-// only, so it is the same after a restart. Overlayfs takes at most one page of mount options:
-// about 55 such absolute paths; to stack more, mount from the store's directory with relative
-// lowerdirs (containerd does), or bind the directories to shorter paths.
+// only, so it is the same after a restart. Overlayfs takes at most one page (4 KiB) of mount
+// options, and each absolute path is the mountpoint's length + 66 bytes: about 40 layers with a
+// 30-byte mountpoint. Relative to the store's directory (containerd compacts long lowerdir
+// lists that way) a layer takes 65 bytes, about 60 layers; for more, bind the directories to
+// shorter paths.
 //
 // AddLayer(image_ref, layer_digest, manifest_digest):
 //   1. The image: `image_ref` ("host/repo:tag", "host/repo@sha256:...", docker.io names
