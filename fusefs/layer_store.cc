@@ -378,6 +378,10 @@ Status LayerStore::Build() {
     loop_done_ = true;
     loop_cv_.notify_all();
   });
+  const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
+  stats_writer_ = std::make_unique<StatsFileWriter>(
+      &stats_, StateFileForCanonicalMountpoint(mountpoint_, state_dir), mountpoint_, "layers",
+      o.stats_interval);
   HOIST_LOG(kInfo) << "layer store mounted at " << mountpoint_;
   return Ok();
 }
@@ -428,6 +432,7 @@ void LayerStore::Teardown() {
     by_name_.clear();
     by_slot_.clear();  // stops the prefetchers, before the reader goes
   }
+  stats_writer_.reset();  // final state-file write
   reader_.reset();
   source_.reset();
   store_.reset();

@@ -39,15 +39,17 @@
 //
 // File contents: one ChunkReader for all layers (the same read path as a hoistfs mount: host
 // chunk cache, single-flight, coalesced Range reads, verification, -o timeout), blob requests
-// routed to the source of the layer's image. MountStats for the whole store.
+// routed to the source of the layer's image. MountStats for the whole store, written every
+// stats_interval to the mountpoint's state file (stats_file.h), so `hoist stats MNT` shows the
+// store's counters (image "layers").
 //
 // Options used (MountOptions, mount_options.h): mountpoint, cache_dir, cache_size, timeout,
 // insecure_registries, platform, offline, prefetch, bandwidth, allow_other, suid, max_threads,
-// fuse_debug (the process's log level is the caller's). The FUSE options are those of
-// FuseMountOptionString (ro, nodev, default_permissions, nosuid unless suid) with fsname
-// "hoist:layers". The snapshotter wants allow_other (containers run as other users) and suid: a
-// bind mount of one layer keeps the store's nosuid (overlayfs itself ignores its lower layers'
-// mount flags).
+// fuse_debug, state_dir, stats_interval (the process's log level is the caller's). The FUSE options
+// are those of FuseMountOptionString (ro, nodev, default_permissions, nosuid unless suid) with
+// fsname "hoist:layers". The snapshotter wants allow_other (containers run as other users) and
+// suid: a bind mount of one layer keeps the store's nosuid (overlayfs itself ignores its lower
+// layers' mount flags).
 //
 // Inodes: the store's root is 1; layer slot S (counted from 1, never reused) numbers its view
 // inode i as (S << 32) | i, so an inode number never changes meaning (forget is a no-op, as in
@@ -88,6 +90,7 @@
 #include "fusefs/mount_options.h"
 #include "fusefs/mount_stats.h"
 #include "fusefs/prefetcher.h"
+#include "fusefs/stats_file.h"
 #include "index/store.h"
 
 namespace hoist {
@@ -163,6 +166,7 @@ class LayerStore {
   std::thread loop_;
   mutable std::mutex loop_mu_;
   std::condition_variable loop_cv_;
+  std::unique_ptr<StatsFileWriter> stats_writer_;
   bool loop_done_ = false;  // GUARDED_BY(loop_mu_)
 
   mutable std::shared_mutex mu_;

@@ -404,6 +404,21 @@ TEST_F(LayerStoreTest, HoistfsLayersMode) {
   auto got = WalkTree(target);
   ASSERT_TRUE(got.has_value()) << got.error().message();
   EXPECT_EQ(Diffs(*umoci_tree_, *got, "overlay of hoistfs --layers"), "");
+  // `hoist stats` reads the store's state file: the bytes just read were fetched (the file is
+  // rewritten every second; wait for the condition, at most 10 s).
+  auto fetched = [](const std::string& json) -> uint64_t {
+    auto at = json.find("\"bytes_fetched\":");
+    return at == std::string::npos ? 0 : std::strtoull(json.c_str() + at + 16, nullptr, 10);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string stats;
+  while (std::chrono::steady_clock::now() < deadline) {
+    stats = harness::RunForResult({HOIST_BINARY, "stats", "--json", mp}).stdout_text;
+    if (fetched(stats) >= (3u << 20)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(stats.find("\"image\":\"layers\""), std::string::npos) << stats;
+  EXPECT_GE(fetched(stats), 3u << 20) << stats;
   ASSERT_EQ(::umount2(target.c_str(), 0), 0);
   overlays_.clear();
   harness::CommandResult u = mounts_.Unmount(mp);
