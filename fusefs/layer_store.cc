@@ -401,15 +401,19 @@ void LayerStore::Teardown() {
       fuse_session_unmount(session_);
     } else {
       // Only our own mount is unmounted: after an unmount from outside, something else may
-      // already be mounted on the same path. Out of the namespace at once; a layer still
-      // stacked in an overlay keeps the superblock, so the connection is also aborted: every
-      // request then fails and the loop ends.
+      // already be mounted on the same path. MNT_FORCE first: FUSE aborts the connection on a
+      // forced unmount (umount_begin) even when the unmount itself then fails because an
+      // overlay still stacks a layer; every request then fails and the loop ends. Then
+      // MNT_DETACH takes it out of the namespace whatever holds it.
       if (ConnectionOf(mountpoint_) == connection_ &&
+          ::umount2(mountpoint_.c_str(), MNT_FORCE) != 0 &&
           ::umount2(mountpoint_.c_str(), MNT_DETACH) != 0) {
         HOIST_LOG(kWarning) << "layer store: umount " << mountpoint_ << ": "
                             << std::strerror(errno);
       }
-      // Gone already when the unmount destroyed the superblock: nothing to abort then.
+      // Unmounted from outside while something (an overlay) still holds the superblock: only
+      // the fusectl abort file can end the connection (if fusectl is mounted; it is gone
+      // already when the superblock went).
       int fd = ::open(("/sys/fs/fuse/connections/" + connection_ + "/abort").c_str(),
                       O_WRONLY | O_CLOEXEC);
       if (fd >= 0) {

@@ -55,9 +55,12 @@
 // inode i as (S << 32) | i, so an inode number never changes meaning (forget is a no-op, as in
 // the merged mount). The root lists the layers in the order they were added.
 //
-// Lifetime: the destructor unmounts (lazily: a layer still stacked in an overlay keeps its
-// mount alive but every request fails ENOTCONN), ends the FUSE connection, joins the threads
-// and tears down in reverse order. Start installs no signal handlers: the caller owns signals.
+// Lifetime: the destructor unmounts with MNT_FORCE, which ends the FUSE connection even while
+// an overlay still stacks a layer (that overlay's uncached requests then fail ENOTCONN), joins
+// the threads and tears down in reverse order. Known gap: if the store was unmounted from
+// outside while an overlay still holds it, only /sys/fs/fuse/connections (fusectl, when
+// mounted) can end the connection; without it the destructor waits until the overlay goes.
+// Start installs no signal handlers: the caller owns signals.
 //
 // Thread-safety: AddLayer, RemoveLayer, LayerPath and layer_count may be called from any number
 // of threads at once; FUSE requests run concurrently with them. Start and the destructor are

@@ -20,6 +20,10 @@
 //   PrefetchedLayersServeEveryByteWithTheRegistryStopped
 //       with -o prefetch=all each layer's prefetcher makes it local; with the registry stopped
 //       the overlay still equals umoci's tree (every byte read from the verified cache).
+//   RemovalAndTeardownUnderAMountedOverlay
+//       a layer removed while stacked fails what the kernel had not looked up (ESTALE); the
+//       store destroyed under a mounted overlay returns, its mount is gone, and the overlay's
+//       uncached reads fail (ENOTCONN) instead of hanging.
 //   EstargzLayerStacksOverAZstdChunkedLayer
 //       a ctr-remote eStargz layer (whiteouts, opaque dir, hardlinks) added by layer digest,
 //       stacked over a layer of another image: equals umoci's unpack of the gzip image.
@@ -452,6 +456,38 @@ TEST_F(LayerStoreTest, PrefetchedLayersServeEveryByteWithTheRegistryStopped) {
   ASSERT_TRUE(registry_->Start().has_value());
   ASSERT_TRUE(got.has_value()) << got.error().message();
   EXPECT_EQ(Diffs(*umoci_tree_, *got, "overlay of the prefetched store"), "");
+}
+
+TEST_F(LayerStoreTest, RemovalAndTeardownUnderAMountedOverlay) {
+  LayerStore& store = StartStore();
+  auto dirs = store.AddImage(registry_->ImageRef("ls/hoist", "v1"));
+  ASSERT_TRUE(dirs.has_value()) << dirs.error().message();
+  const std::string target = Overlay(*dirs);
+  EXPECT_EQ(*ReadFile(target + "/etc/passwd"), "root:x:0:0::/root:/bin/bash\n");
+  // The top layer goes while the overlay stacks it: what the kernel has not looked up fails
+  // with ESTALE (from the store) instead of serving anything stale.
+  auto client = RegistryClient::CreateDefault();
+  ASSERT_TRUE(client.has_value());
+  auto image = (*client)->Resolve(*Reference::Parse(registry_->ImageRef("ls/hoist", "v1")));
+  ASSERT_TRUE(image.has_value()) << image.error().message();
+  ASSERT_TRUE(store.RemoveLayer(image->manifest.layers[2].digest).has_value());
+  struct stat st {};
+  EXPECT_EQ(::lstat((target + "/etc/alias").c_str(), &st), -1);
+  EXPECT_EQ(errno, ESTALE);
+  // overlayfs asks every layer, top first, so the removed top layer fails the lower paths too:
+  // the snapshotter removes only layers no mounted overlay uses.
+  EXPECT_EQ(::lstat((target + "/home/user/notes").c_str(), &st), -1);
+  EXPECT_EQ(errno, ESTALE);
+  // The store goes while the overlay is still mounted: the destructor returns (the FUSE
+  // connection is aborted), the store's mount is gone, the overlay's uncached reads fail.
+  const std::string mountpoint = store.mountpoint();
+  store_.reset();
+  EXPECT_FALSE(harness::IsMounted(mountpoint));
+  auto gone = ReadFile(target + "/bin/su");
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_EQ(gone.error().code(), ENOTCONN) << gone.error().message();
+  EXPECT_EQ(::umount2(target.c_str(), 0), 0) << std::strerror(errno);
+  overlays_.clear();
 }
 
 TEST_F(LayerStoreTest, EstargzLayerStacksOverAZstdChunkedLayer) {
