@@ -504,7 +504,9 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
     if (auto it = images_.find(key); it != images_.end()) return it->second;
   }
   HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, options_));
-  if (!resolved.warning.empty()) HOIST_LOG(kWarning) << key << ": " << resolved.warning;
+  if (!resolved.warning.empty()) {
+    HOIST_LOG(kWarning) << key << ": " << resolved.warning;
+  }
   auto image = std::make_shared<Image>();
   image->image = std::move(resolved.image);
   image->source = std::move(resolved.source);
