@@ -36,6 +36,8 @@
 // RemoveLayer(layer_digest): drops one reference; at zero the directory disappears (the kernel's
 //   cached name is invalidated), its prefetcher stops, and its inodes answer ESTALE. ENOENT for
 //   a layer the store does not hold. Requests already running on the layer finish first.
+//   Remove only layers no mounted overlay stacks: overlayfs asks every layer of a lookup, so
+//   every uncached path of such an overlay then fails with ESTALE.
 //
 // File contents: one ChunkReader for all layers (the same read path as a hoistfs mount: host
 // chunk cache, single-flight, coalesced Range reads, verification, -o timeout), blob requests
@@ -62,13 +64,12 @@
 // mounted) can end the connection; without it the destructor waits until the overlay goes.
 // Start installs no signal handlers: the caller owns signals.
 //
-// Thread-safety: AddLayer, RemoveLayer, LayerPath and layer_count may be called from any number
-// of threads at once; FUSE requests run concurrently with them. Start and the destructor are
-// not concurrent with anything.
-// Errors: one line naming what failed; Start: the mountpoint's (CheckMountpoint), the store's,
-// EIO when mounting fails. AddLayer: EINVAL (bad reference or digest), the registry's error,
-// ENOENT (no such layer in the image), ENOTSUP (not lazy), the TOC's (EBADMSG, EIO, EPERM),
-// EINVAL for a layer that breaks the layer rules.
+// Thread-safety: AddLayer, AddImage, RemoveLayer, WaitPrefetched, LayerPath and layer_count may
+// be called from any number of threads at once; FUSE requests run concurrently with them. Start and
+// the destructor are not concurrent with anything. Errors: one line naming what failed; Start: the
+// mountpoint's (CheckMountpoint), the store's, EIO when mounting fails. AddLayer: EINVAL (bad
+// reference or digest), the registry's error, ENOENT (no such layer in the image), ENOTSUP (not
+// lazy), the TOC's (EBADMSG, EIO, EPERM), EINVAL for a layer that breaks the layer rules.
 #pragma once
 
 #include <chrono>
