@@ -41,6 +41,7 @@ std::vector<MountInfoEntry> ParseMountInfo(std::string_view text) {
     while (dash < fields.size() && fields[dash] != "-") ++dash;
     if (fields.size() < 6) continue;
     MountInfoEntry e;
+    e.dev = std::string(fields[2]);
     e.root = UnescapeMountInfo(fields[3]);
     e.mount_point = UnescapeMountInfo(fields[4]);
     e.options = std::string(fields[5]);

@@ -16,6 +16,7 @@
 namespace hoist {
 
 struct MountInfoEntry {
+  std::string dev;          // "major:minor" of the filesystem (a FUSE connection's id is minor)
   std::string root;         // the root of the mount within its filesystem
   std::string mount_point;  // absolute, decoded
   std::string options;      // per-mount options ("ro,nodev,relatime")

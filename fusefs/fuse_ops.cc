@@ -16,12 +16,18 @@ FuseOpsContext& Ctx(fuse_req_t req) {
   return *static_cast<FuseOpsContext*>(fuse_req_userdata(req));
 }
 
+ViewRequest View(fuse_req_t req) {
+  const FuseOpsContext& ctx = Ctx(req);
+  return ViewRequest{.view = ctx.view, .slot = 0, .reader = ctx.reader, .failures = ctx.failures};
+}
+
 void ReplyError(fuse_req_t req, const Error& error) { fuse_reply_err(req, FuseErrno(error)); }
 
-Result<fuse_entry_param> EntryFor(const MergedView& view, InodeNumber ino) {
-  HOIST_ASSIGN_OR_RETURN(struct stat st, view.GetAttr(ino));
+Result<fuse_entry_param> EntryFor(const ViewRequest& v, InodeNumber ino) {
+  HOIST_ASSIGN_OR_RETURN(struct stat st, v.view->GetAttr(ino));
   fuse_entry_param e{};
-  e.ino = ino;
+  e.ino = v.ToFuse(ino);
+  st.st_ino = e.ino;
   e.generation = 0;
   e.attr = st;
   e.attr_timeout = kCacheSeconds;
@@ -29,124 +35,38 @@ Result<fuse_entry_param> EntryFor(const MergedView& view, InodeNumber ino) {
   return e;
 }
 
-void OpInit(void* /*userdata*/, fuse_conn_info* conn) {
-  // Must equal the max_read mount option (mount.cc passes -o max_read=kMaxRead).
-  conn->max_read = kMaxRead;
-  // libfuse derives max_pages (the largest request the kernel sends) from max_write.
-  conn->max_write = kMaxRead;
-  // The kernel offers its limit; ask for up to kMaxRead of it.
-  conn->max_readahead = std::min(conn->max_readahead, kMaxRead);
-  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
-  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: attributes are free here
-  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
-  conn->want &= ~FUSE_CAP_SPLICE_WRITE;  // not measured to help; a copy from our buffer is cheap
-}
-
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  const MergedView& view = *Ctx(req).view;
-  auto ino = view.Lookup(parent, name);
-  if (!ino) return ReplyError(req, ino.error());
-  auto e = EntryFor(view, *ino);
-  if (!e) return ReplyError(req, e.error());
-  fuse_reply_entry(req, &*e);
+  ViewLookup(req, View(req), parent, name);
 }
 
 void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
 void OpForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  auto st = Ctx(req).view->GetAttr(ino);
-  if (!st) return ReplyError(req, st.error());
-  fuse_reply_attr(req, &*st, kCacheSeconds);
+  ViewGetattr(req, View(req), ino);
 }
 
-void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
-  auto target = Ctx(req).view->ReadLink(ino);
-  if (!target) return ReplyError(req, target.error());
-  fuse_reply_readlink(req, target->data());  // NUL-terminated (merged_view.h)
-}
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) { ViewReadlink(req, View(req), ino); }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  const int acc = fi->flags & O_ACCMODE;
-  if (acc == O_WRONLY || acc == O_RDWR || (fi->flags & (O_TRUNC | O_APPEND | O_CREAT)))
-    return (void)fuse_reply_err(req, EROFS);
-  auto file = Ctx(req).view->OpenFile(ino);
-  if (!file) return ReplyError(req, file.error());
-  fi->keep_cache = 1;
-  fi->fh = 0;
-  fuse_reply_open(req, fi);
+  ViewOpen(req, View(req), ino, fi);
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  FuseOpsContext& ctx = Ctx(req);
-  auto file = ctx.view->OpenFile(ino);
-  if (!file) return ReplyError(req, file.error());
-  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
-  const uint64_t offset = static_cast<uint64_t>(off);
-  if (offset >= file->entry->size || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
-  size = static_cast<size_t>(std::min<uint64_t>(size, file->entry->size - offset));
-  size = std::min<size_t>(size, size_t{16} << 20);
-  if (ctx.failures != nullptr) {
-    if (int err = ctx.failures->RecentFailure(ino, offset); err != 0)
-      return (void)fuse_reply_err(req, err);
-  }
-  thread_local std::vector<char> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  auto n =
-      ctx.reader->Read(*file->index, *file->entry, offset, std::span<char>(buffer.data(), size));
-  if (!n) {
-    HOIST_LOG(kWarning) << "read of inode " << ino << " at " << offset << ": "
-                        << n.error().message();
-    if (ctx.failures != nullptr) ctx.failures->Record(ino, offset, size, FuseErrno(n.error()));
-    return ReplyError(req, n.error());
-  }
-  fuse_reply_buf(req, buffer.data(), *n);
+  ViewRead(req, View(req), ino, size, off);
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto listing = Ctx(req).view->OpenDir(ino);
-  if (!listing) return ReplyError(req, listing.error());
-  fi->keep_cache = 1;
-  fi->cache_readdir = 1;
-  fi->fh = 0;
-  fuse_reply_open(req, fi);
-}
-
-// readdir and readdirplus: entries from `off` on, each with next offset off + 1.
-void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
-  const MergedView& view = *Ctx(req).view;
-  auto listing = view.OpenDir(ino);
-  if (!listing) return ReplyError(req, listing.error());
-  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
-  std::vector<char> buf(size);
-  size_t used = 0;
-  for (uint64_t pos = static_cast<uint64_t>(off); pos < listing->size(); ++pos) {
-    const DirEntry d = (*listing)[pos];
-    size_t need = 0;
-    const off_t next = static_cast<off_t>(pos + 1);
-    if (plus) {
-      auto e = EntryFor(view, d.ino);
-      if (!e) return ReplyError(req, e.error());
-      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, d.name.data(), &*e, next);
-    } else {
-      struct stat st {};
-      st.st_ino = d.ino;
-      st.st_mode = d.type;
-      need = fuse_add_direntry(req, buf.data() + used, size - used, d.name.data(), &st, next);
-    }
-    if (need > size - used) break;
-    used += need;
-  }
-  fuse_reply_buf(req, buf.data(), used);
+  ViewOpendir(req, View(req), ino, fi);
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  ReadDir(req, ino, size, off, false);
+  ViewReadDir(req, View(req), ino, size, off, false);
 }
 void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  ReadDir(req, ino, size, off, true);
+  ViewReadDir(req, View(req), ino, size, off, true);
 }
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
@@ -156,19 +76,11 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  auto value = Ctx(req).view->GetXattr(ino, name);
-  if (!value) return ReplyError(req, value.error());
-  if (size == 0) return (void)fuse_reply_xattr(req, value->size());
-  if (size < value->size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, value->data(), value->size());
+  ViewGetxattr(req, View(req), ino, name, size);
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  auto names = Ctx(req).view->ListXattr(ino);
-  if (!names) return ReplyError(req, names.error());
-  if (size == 0) return (void)fuse_reply_xattr(req, names->size());
-  if (size < names->size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, names->data(), names->size());
+  ViewListxattr(req, View(req), ino, size);
 }
 
 // Write-type operations: the filesystem is read-only.
@@ -199,35 +111,23 @@ void RoFallocate(fuse_req_t req, fuse_ino_t, int, off_t, off_t, fuse_file_info*)
 
 fuse_lowlevel_ops MakeOps() {
   fuse_lowlevel_ops ops{};
-  ops.init = OpInit;
+  SetReadOnlyOps(ops);
+  ops.init = HoistFuseInit;
   ops.lookup = OpLookup;
   ops.forget = OpForget;
   ops.forget_multi = OpForgetMulti;
   ops.getattr = OpGetattr;
-  ops.setattr = RoSetattr;
   ops.readlink = OpReadlink;
-  ops.mknod = RoMknod;
-  ops.mkdir = RoMkdir;
-  ops.unlink = RoUnlink;
-  ops.rmdir = RoUnlink;
-  ops.symlink = RoSymlink;
-  ops.rename = RoRename;
-  ops.link = RoLink;
   ops.open = OpOpen;
   ops.read = OpRead;
-  ops.write = RoWrite;
   ops.release = OpRelease;
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
   ops.readdirplus = OpReaddirplus;
   ops.releasedir = OpReleasedir;
   ops.statfs = OpStatfs;
-  ops.setxattr = RoSetxattr;
   ops.getxattr = OpGetxattr;
   ops.listxattr = OpListxattr;
-  ops.removexattr = RoRemovexattr;
-  ops.create = RoCreate;
-  ops.fallocate = RoFallocate;
   return ops;
 }
 
@@ -252,6 +152,156 @@ int ReadFailureMemo::RecentFailure(uint64_t ino, uint64_t offset) {
   const int err = f.err;
   failures_.erase(it);  // one-shot: only the kernel's immediate retry is answered
   return err;
+}
+
+void HoistFuseInit(void* /*userdata*/, fuse_conn_info* conn) {
+  // Must equal the max_read mount option (mount.cc passes -o max_read=kMaxRead).
+  conn->max_read = kMaxRead;
+  // libfuse derives max_pages (the largest request the kernel sends) from max_write.
+  conn->max_write = kMaxRead;
+  // The kernel offers its limit; ask for up to kMaxRead of it.
+  conn->max_readahead = std::min(conn->max_readahead, kMaxRead);
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: attributes are free here
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  conn->want &= ~FUSE_CAP_SPLICE_WRITE;  // not measured to help; a copy from our buffer is cheap
+}
+
+void ViewLookup(fuse_req_t req, const ViewRequest& v, InodeNumber parent, const char* name) {
+  auto ino = v.view->Lookup(parent, name);
+  if (!ino) return ReplyError(req, ino.error());
+  auto e = EntryFor(v, *ino);
+  if (!e) return ReplyError(req, e.error());
+  fuse_reply_entry(req, &*e);
+}
+
+void ViewGetattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino) {
+  auto st = v.view->GetAttr(ino);
+  if (!st) return ReplyError(req, st.error());
+  st->st_ino = v.ToFuse(ino);
+  fuse_reply_attr(req, &*st, kCacheSeconds);
+}
+
+void ViewReadlink(fuse_req_t req, const ViewRequest& v, InodeNumber ino) {
+  auto target = v.view->ReadLink(ino);
+  if (!target) return ReplyError(req, target.error());
+  fuse_reply_readlink(req, target->data());  // NUL-terminated (merged_view.h)
+}
+
+void ViewOpen(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_info* fi) {
+  const int acc = fi->flags & O_ACCMODE;
+  if (acc == O_WRONLY || acc == O_RDWR || (fi->flags & (O_TRUNC | O_APPEND | O_CREAT)))
+    return (void)fuse_reply_err(req, EROFS);
+  auto file = v.view->OpenFile(ino);
+  if (!file) return ReplyError(req, file.error());
+  fi->keep_cache = 1;
+  fi->fh = 0;
+  fuse_reply_open(req, fi);
+}
+
+void ViewRead(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off) {
+  auto file = v.view->OpenFile(ino);
+  if (!file) return ReplyError(req, file.error());
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  const uint64_t offset = static_cast<uint64_t>(off);
+  if (offset >= file->entry->size || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
+  size = static_cast<size_t>(std::min<uint64_t>(size, file->entry->size - offset));
+  size = std::min<size_t>(size, size_t{16} << 20);
+  const uint64_t fuse_ino = v.ToFuse(ino);
+  if (v.failures != nullptr) {
+    if (int err = v.failures->RecentFailure(fuse_ino, offset); err != 0)
+      return (void)fuse_reply_err(req, err);
+  }
+  thread_local std::vector<char> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  auto n = v.reader->Read(*file->index, *file->entry, offset, std::span<char>(buffer.data(), size));
+  if (!n) {
+    HOIST_LOG(kWarning) << "read of inode " << fuse_ino << " at " << offset << ": "
+                        << n.error().message();
+    if (v.failures != nullptr) v.failures->Record(fuse_ino, offset, size, FuseErrno(n.error()));
+    return ReplyError(req, n.error());
+  }
+  fuse_reply_buf(req, buffer.data(), *n);
+}
+
+void ViewOpendir(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_info* fi) {
+  auto listing = v.view->OpenDir(ino);
+  if (!listing) return ReplyError(req, listing.error());
+  fi->keep_cache = 1;
+  fi->cache_readdir = 1;
+  fi->fh = 0;
+  fuse_reply_open(req, fi);
+}
+
+// readdir and readdirplus: entries from `off` on, each with next offset off + 1.
+void ViewReadDir(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off,
+                 bool plus) {
+  auto listing = v.view->OpenDir(ino);
+  if (!listing) return ReplyError(req, listing.error());
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (uint64_t pos = static_cast<uint64_t>(off); pos < listing->size(); ++pos) {
+    const DirEntry d = (*listing)[pos];
+    size_t need = 0;
+    const off_t next = static_cast<off_t>(pos + 1);
+    // ".." of a view's root is the mount's root.
+    const uint64_t fuse_ino = (pos == 1 && ino == kRootInode) ? kRootInode : v.ToFuse(d.ino);
+    if (plus && pos >= 2) {
+      auto e = EntryFor(v, d.ino);
+      if (!e) return ReplyError(req, e.error());
+      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, d.name.data(), &*e, next);
+    } else if (plus) {
+      // "." and "..": the kernel takes no attributes from these.
+      fuse_entry_param e{};
+      e.attr.st_ino = fuse_ino;
+      e.attr.st_mode = d.type;
+      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, d.name.data(), &e, next);
+    } else {
+      struct stat st {};
+      st.st_ino = fuse_ino;
+      st.st_mode = d.type;
+      need = fuse_add_direntry(req, buf.data() + used, size - used, d.name.data(), &st, next);
+    }
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void ReplyXattrValue(fuse_req_t req, std::string_view value, size_t size) {
+  if (size == 0) return (void)fuse_reply_xattr(req, value.size());
+  if (size < value.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, value.data(), value.size());
+}
+
+void ViewGetxattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino, const char* name,
+                  size_t size) {
+  auto value = v.view->GetXattr(ino, name);
+  if (!value) return ReplyError(req, value.error());
+  ReplyXattrValue(req, *value, size);
+}
+
+void ViewListxattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size) {
+  auto names = v.view->ListXattr(ino);
+  if (!names) return ReplyError(req, names.error());
+  ReplyXattrValue(req, *names, size);
+}
+
+void SetReadOnlyOps(fuse_lowlevel_ops& ops) {
+  ops.setattr = RoSetattr;
+  ops.mknod = RoMknod;
+  ops.mkdir = RoMkdir;
+  ops.unlink = RoUnlink;
+  ops.rmdir = RoUnlink;
+  ops.symlink = RoSymlink;
+  ops.rename = RoRename;
+  ops.link = RoLink;
+  ops.write = RoWrite;
+  ops.setxattr = RoSetxattr;
+  ops.removexattr = RoRemovexattr;
+  ops.create = RoCreate;
+  ops.fallocate = RoFallocate;
 }
 
 int FuseErrno(const Error& error) {

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 
 #include "fusefs/chunk_reader.h"
@@ -68,6 +69,44 @@ struct FuseOpsContext {
 
 // The operation table; pass a FuseOpsContext* as fuse_session_new's userdata.
 const fuse_lowlevel_ops& HoistFuseOps();
+
+// ---- Per-view handlers, shared with the layer store (layer_store.h) ----
+// A FUSE mount may serve several views: the layer store numbers the inodes of the view in slot
+// S (S >= 1) as (S << kViewSlotShift) | view inode, and its own root is 1. Slot 0 is the identity
+// (the merged mount: FUSE inode = view inode). The ".." of a view's root is FUSE inode 1 either
+// way. Each handler replies to `req` exactly once; `ino`/`parent` are view inode numbers.
+inline constexpr int kViewSlotShift = 32;
+
+struct ViewRequest {
+  const MergedView* view = nullptr;
+  uint64_t slot = 0;
+  ChunkReader* reader = nullptr;
+  ReadFailureMemo* failures = nullptr;  // optional
+
+  uint64_t ToFuse(InodeNumber ino) const {
+    return slot == 0 ? ino : (slot << kViewSlotShift) | ino;
+  }
+};
+
+// The libfuse init callback every hoist session uses (max_read, readdirplus, async read).
+void HoistFuseInit(void* userdata, fuse_conn_info* conn);
+
+void ViewLookup(fuse_req_t req, const ViewRequest& v, InodeNumber parent, const char* name);
+void ViewGetattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino);
+void ViewReadlink(fuse_req_t req, const ViewRequest& v, InodeNumber ino);
+void ViewOpen(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_info* fi);
+void ViewRead(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off);
+void ViewOpendir(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_info* fi);
+void ViewReadDir(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off,
+                 bool plus);
+void ViewGetxattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino, const char* name,
+                  size_t size);
+void ViewListxattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size);
+// Replies to getxattr/listxattr with `value` under the size-query and ERANGE rules.
+void ReplyXattrValue(fuse_req_t req, std::string_view value, size_t size);
+
+// The read-only write-type handlers (EROFS), for any hoist operation table.
+void SetReadOnlyOps(fuse_lowlevel_ops& ops);
 
 // The errno fuse_reply_err gets for an error (timeouts become EIO; never 0).
 int FuseErrno(const Error& error);

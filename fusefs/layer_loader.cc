@@ -235,6 +235,20 @@ Result<std::optional<ZstdChunkedAnnotations>> ChunkedAnnotations(const Descripto
 
 }  // namespace
 
+Status CheckLazyLayer(const Descriptor& layer) {
+  if (EndsWith(layer.media_type, "gzip")) {
+    auto estargz = ParseEstargzAnnotations(layer.annotations);
+    if (estargz) return Ok();
+    if (estargz.error().code() != ENOENT) return Fail(estargz.error());
+  }
+  HOIST_ASSIGN_OR_RETURN(std::optional<ZstdChunkedAnnotations> chunked, ChunkedAnnotations(layer));
+  if (chunked) return Ok();
+  std::string kind = layer.media_type.empty() ? "no media type" : layer.media_type;
+  return Fail(ENOTSUP,
+              "layer " + layer.digest.str() + ": " + kind +
+                  " without a TOC (not zstd:chunked or eStargz): it can only be read whole");
+}
+
 const char* LayerOriginName(LayerOrigin origin) {
   switch (origin) {
     case LayerOrigin::kStore:

@@ -99,6 +99,12 @@ struct LoadedLayers {
 // returned: the store is a cache). For LayerLoaderOptions::defer_store.
 void StoreFreshIndexes(Store& store, const LoadedLayers& loaded);
 
+// Whether `layer` can be served lazily through a TOC: eStargz (a gzip layer with the
+// containerd.io/snapshot/stargz/toc.digest annotation) or zstd:chunked (annotations as in step 3).
+// Ok, or ENOTSUP with a one-line reason ("layer sha256:...: plain tar+gzip without a TOC: it can
+// only be read whole"), or the annotation parser's error (EBADMSG) for lying annotations.
+[[nodiscard]] Status CheckLazyLayer(const Descriptor& layer);
+
 // The unconverted format a media type names (tar / tar+gzip / tar+zstd), EINVAL otherwise.
 [[nodiscard]] Result<LayerFormat> StreamFormatForMediaType(std::string_view media_type);
 

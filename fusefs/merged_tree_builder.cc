@@ -17,6 +17,14 @@
 //
 // The same builder, run on one layer alone, is CheckLayerRules: every rule is per layer, so the
 // one code path decides for the mount, `hoist convert` and `hoist pull`.
+//
+// TreeMode::kLayer (one layer, as an overlayfs lower layer): pass 1 deletes nothing (there is
+// nothing below), pass 2 is the same, and a third pass represents the markers, again whatever
+// their tar order: ".wh.<name>" becomes a whiteout inode <name> (a 0/0 character device) unless
+// the layer itself has <name>: a non-directory there already hides the lower one, a directory is
+// flagged opaque (it must not merge with the lower one it replaces, as overlayfs does when a
+// directory is removed and made again); ".wh..wh..opq" flags its directory opaque. A marker
+// whose directory the layer later replaced with a non-directory is dropped with it.
 #include <algorithm>
 #include <cerrno>
 #include <functional>
@@ -54,6 +62,7 @@ struct BuildInode {
   uint32_t layer = kSynthesizedLayer;
   uint32_t entry = 0;
   EntryType type = EntryType::kDirectory;
+  uint8_t flags = 0;  // kInodeWhiteout, kInodeOpaque (TreeMode::kLayer)
 };
 
 // (parent node, name) -> node, open addressing with linear probing and tombstones.
@@ -146,8 +155,9 @@ bool IsKnownType(EntryType type) {
 class TreeBuilder {
  public:
   // `labelled`: errors start with the layer's LayerLabel; otherwise the caller names the layer.
-  TreeBuilder(std::span<const std::shared_ptr<const LayerIndex>> layers, bool labelled)
-      : layers_(layers), labelled_(labelled), table_(nodes_, ExpectedNodes(layers)) {
+  TreeBuilder(std::span<const std::shared_ptr<const LayerIndex>> layers, bool labelled,
+              TreeMode mode = TreeMode::kMerged)
+      : layers_(layers), labelled_(labelled), mode_(mode), table_(nodes_, ExpectedNodes(layers)) {
     // Every entry adds at most one node and one inode (implicit parents are few in real images).
     nodes_.reserve(ExpectedNodes(layers));
     inodes_.reserve(ExpectedNodes(layers));
@@ -173,7 +183,7 @@ class TreeBuilder {
                                "entry " + QuotePath(entry.path) + " has unknown type " +
                                    std::to_string(static_cast<int>(entry.type))));
       }
-      ApplyDeletion(*name);
+      if (mode_ == TreeMode::kMerged) ApplyDeletion(*name);
     }
     // Pass 2: the layer's own entries, in tar order.
     cache_valid_ = false;
@@ -182,6 +192,14 @@ class TreeBuilder {
       Result<EntryName> name = ClassifyEntryPath(layer.entries[i].path);
       if (!name) return Fail(LayerError(l, name.error()));  // not reached: checked in pass 1
       HOIST_RETURN_IF_ERROR(ApplyEntry(l, i, *name));
+    }
+    if (mode_ == TreeMode::kLayer) {
+      // Pass 3: the markers as overlayfs reads them (see the file comment).
+      for (uint32_t i = 0; i < layer.entries.size(); ++i) {
+        Result<EntryName> name = ClassifyEntryPath(layer.entries[i].path);
+        if (!name) return Fail(LayerError(l, name.error()));  // not reached: checked in pass 1
+        HOIST_RETURN_IF_ERROR(ApplyOverlayMarker(l, i, *name));
+      }
     }
     if (duplicates_ > 0 && labelled_) {
       HOIST_LOG(kWarning) << LayerName(l) << ": " << duplicates_
@@ -211,8 +229,8 @@ class TreeBuilder {
     return labelled_ ? error.Context(LayerName(l)) : error;
   }
 
-  uint32_t NewInode(uint32_t layer, uint32_t entry, EntryType type) {
-    inodes_.push_back(BuildInode{.layer = layer, .entry = entry, .type = type});
+  uint32_t NewInode(uint32_t layer, uint32_t entry, EntryType type, uint8_t flags = 0) {
+    inodes_.push_back(BuildInode{.layer = layer, .entry = entry, .type = type, .flags = flags});
     return static_cast<uint32_t>(inodes_.size() - 1);
   }
 
@@ -322,6 +340,31 @@ class TreeBuilder {
     return node;
   }
 
+  // TreeMode::kLayer, pass 3: a whiteout or opaque marker as overlayfs reads a lower layer.
+  Status ApplyOverlayMarker(uint32_t l, uint32_t i, const EntryName& name) {
+    if (name.kind != EntryNameKind::kWhiteout && name.kind != EntryNameKind::kOpaque) return Ok();
+    // Pass 2 made the marker's directory; a later entry of the layer may have replaced it with a
+    // non-directory, which drops the marker as an extractor would.
+    const uint32_t dir = FindPath(name.parent);
+    if (dir == kNoNode || !nodes_[dir].is_dir) return Ok();
+    if (name.kind == EntryNameKind::kOpaque) {
+      inodes_[nodes_[dir].inode].flags |= kInodeOpaque;
+      return Ok();
+    }
+    const uint32_t existing = table_.Find(dir, name.target);
+    if (existing == kNoNode) {
+      HOIST_ASSIGN_OR_RETURN(
+          uint32_t unused,
+          AddNode(l, dir, name.target, NewInode(l, i, EntryType::kCharDevice, kInodeWhiteout),
+                  /*is_dir=*/false));
+      (void)unused;
+    } else if (nodes_[existing].is_dir) {
+      inodes_[nodes_[existing].inode].flags |= kInodeOpaque;
+    }
+    // Else a non-directory of this layer (or a whiteout repeated) already hides the lower name.
+    return Ok();
+  }
+
   Status ApplyEntry(uint32_t l, uint32_t i, const EntryName& name) {
     const Entry& entry = layers_[l]->entries[i];
     if (name.kind == EntryNameKind::kSkip) return Ok();
@@ -403,6 +446,7 @@ class TreeBuilder {
 
   std::span<const std::shared_ptr<const LayerIndex>> layers_;
   const bool labelled_;
+  const TreeMode mode_;
   std::vector<Node> nodes_;
   std::vector<BuildInode> inodes_;
   ChildTable table_;
@@ -430,7 +474,8 @@ Result<MergedTree> TreeBuilder::Freeze() const {
     tree.inodes.push_back(InodeRecord{.layer = b.layer,
                                       .entry = b.entry,
                                       .parent = nodes_[node].is_dir ? parent_ino : 0,
-                                      .type = b.type});
+                                      .type = b.type,
+                                      .flags = b.flags});
     if (b.type == EntryType::kRegular) {
       uint64_t size = layers_[b.layer]->entries[b.entry].size;
       tree.content_blocks += size / kStatfsBlockSize + (size % kStatfsBlockSize != 0);
@@ -485,13 +530,16 @@ Result<MergedTree> TreeBuilder::Freeze() const {
 
 }  // namespace
 
-Result<MergedTree> BuildMergedTree(std::span<const std::shared_ptr<const LayerIndex>> layers) {
+Result<MergedTree> BuildMergedTree(std::span<const std::shared_ptr<const LayerIndex>> layers,
+                                   TreeMode mode) {
   if (layers.size() >= kNoLayer) return Fail(EOVERFLOW, "merged view: too many layers");
+  if (mode == TreeMode::kLayer && layers.size() != 1)
+    return Fail(EINVAL, "layer view: exactly one layer, not " + std::to_string(layers.size()));
   for (size_t l = 0; l < layers.size(); ++l) {
     if (layers[l] == nullptr)
       return Fail(EINVAL, "merged view: " + LayerLabel(l, layers.size(), "") + " is null");
   }
-  TreeBuilder builder(layers, /*labelled=*/true);
+  TreeBuilder builder(layers, /*labelled=*/true, mode);
   for (uint32_t l = 0; l < layers.size(); ++l) HOIST_RETURN_IF_ERROR(builder.ApplyLayer(l));
   return builder.Freeze();
 }

@@ -53,6 +53,12 @@ Result<MergedView> MergedView::Build(std::vector<std::shared_ptr<const LayerInde
   return MergedView(std::move(layers), std::move(tree));
 }
 
+Result<MergedView> MergedView::BuildLayer(std::shared_ptr<const LayerIndex> layer) {
+  std::vector<std::shared_ptr<const LayerIndex>> layers = {std::move(layer)};
+  HOIST_ASSIGN_OR_RETURN(MergedTree tree, BuildMergedTree(layers, TreeMode::kLayer));
+  return MergedView(std::move(layers), std::move(tree));
+}
+
 const InodeRecord* MergedView::Record(InodeNumber ino) const {
   if (ino == 0 || ino > tree_.inodes.size()) return nullptr;
   return &tree_.inodes[ino - 1];
@@ -107,6 +113,18 @@ Result<struct stat> MergedView::GetAttr(InodeNumber ino) const {
     st.st_mode = S_IFDIR | kSynthesizedDirMode;
     return st;
   }
+  if (record->flags & kInodeWhiteout) {
+    // overlayfs's whiteout: a character device 0/0; owner and mtime of the marker.
+    st.st_mode = S_IFCHR;
+    st.st_uid = entry->uid;
+    st.st_gid = entry->gid;
+    st.st_mtim.tv_sec = entry->mtime_sec;
+    st.st_mtim.tv_nsec = std::min<uint32_t>(entry->mtime_nsec, 999'999'999);
+    st.st_atim = st.st_mtim;
+    st.st_ctim = st.st_mtim;
+    st.st_rdev = makedev(0, 0);
+    return st;
+  }
   st.st_mode = FileTypeBits(record->type) | (entry->mode & 07777);
   st.st_uid = entry->uid;
   st.st_gid = entry->gid;
@@ -150,6 +168,8 @@ Result<std::string_view> MergedView::ReadLink(InodeNumber ino) const {
 Result<std::string_view> MergedView::GetXattr(InodeNumber ino, std::string_view name) const {
   const InodeRecord* record = Record(ino);
   if (record == nullptr) return Stale();
+  if ((record->flags & kInodeOpaque) && name == kOverlayOpaqueXattr) return std::string_view("y");
+  if (record->flags & kInodeWhiteout) return Fail(ENODATA, "no such xattr");
   const Entry* entry = BackingEntry(*record);
   if (entry != nullptr && !IsHiddenXattr(name)) {
     for (auto it = entry->xattrs.rbegin(); it != entry->xattrs.rend(); ++it) {
@@ -163,8 +183,12 @@ Result<std::string> MergedView::ListXattr(InodeNumber ino) const {
   const InodeRecord* record = Record(ino);
   if (record == nullptr) return Stale();
   std::string list;
+  if (record->flags & kInodeOpaque) {
+    list.append(kOverlayOpaqueXattr);
+    list.push_back('\0');
+  }
   const Entry* entry = BackingEntry(*record);
-  if (entry == nullptr) return list;
+  if (entry == nullptr || (record->flags & kInodeWhiteout)) return list;
   const std::vector<Xattr>& xattrs = entry->xattrs;
   for (size_t i = 0; i < xattrs.size(); ++i) {
     const std::string& name = xattrs[i].name;

@@ -35,6 +35,29 @@
 //     (xattr_policy.h); everything else passes, security.capability included.
 // An error for a layer fails the whole Build (EINVAL; message names layer, digest and entry).
 //
+// Layer views (BuildLayer): ONE layer as kernel overlayfs reads a lower layer, for stacking
+// layers with `mount -t overlay -o lowerdir=...` (the remote snapshotter, layer_store.h). The
+// same builder and the same rules (a layer refused here is refused by Build and CheckLayerRules,
+// with the same message), the layer's own entries as above, and the markers represented instead
+// of applied, whatever their tar order:
+//   - ".wh.<name>" is a character device <name> with device number 0/0 (overlayfs's whiteout),
+//     permission bits 0, owner and mtime of the marker entry, no xattrs, nlink 1 (containerd's
+//     overlayfs applier makes the same with mknod and chown). If the layer itself has <name>, a
+//     non-directory there already hides the lower <name> (no device), and a directory there is
+//     made opaque (it replaces, not merges with, the lower one).
+//   - "<dir>/.wh..wh..opq" is hidden and makes <dir> opaque: GetXattr(<dir>,
+//     "trusted.overlay.opaque") is "y" and ListXattr lists that name. This is the ONLY
+//     trusted.overlay.* / user.overlay.* attribute a layer view shows: the layer's own are hidden
+//     as in the merged view (xattr_policy.h), because overlayfs acts on them (redirect, metacopy,
+//     origin, whiteout, opaque) and an image must not steer the overlay beyond what the OCI
+//     markers say. A layer-supplied "trusted.overlay.opaque" therefore has no effect; only the
+//     marker makes a directory opaque. (Rootless overlayfs with userxattr reads user.overlay.*:
+//     not synthesised.)
+//   - An opaque root ("/.wh..wh..opq") is flagged like any directory, but overlayfs does not
+//     read opaqueness on a layer's root: stacked, such a layer does not hide the layers below.
+//   - AUFS ".wh..wh.*" metadata is skipped, as in the merged view.
+// Regular files are read through OpenFile exactly as in the merged view (FileRef::layer is 0).
+//
 // Attributes (GetAttr): st_mode = file type | (Entry::mode & 07777), so setuid/setgid/sticky
 // bits are kept (the mount's nosuid neutralises them); st_nlink as above, directories 2 + number
 // of subdirectories; uid, gid as stored; st_size: regular = Entry::size, symlink = length of the
@@ -116,6 +139,9 @@ class MergedView {
   // Error: EINVAL (ENAMETOOLONG, EOVERFLOW) for a layer that breaks the rules above.
   [[nodiscard]] static Result<MergedView> Build(
       std::vector<std::shared_ptr<const LayerIndex>> layers);
+
+  // The layer view of `layer` ("Layer views" above). Errors: as Build (EINVAL for null).
+  [[nodiscard]] static Result<MergedView> BuildLayer(std::shared_ptr<const LayerIndex> layer);
 
   MergedView(MergedView&&) noexcept = default;
   MergedView& operator=(MergedView&&) noexcept = default;

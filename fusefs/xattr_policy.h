@@ -6,12 +6,18 @@
 // used as an overlay lower layer. Everything else passes unchanged, including
 // security.capability (file capabilities are part of the image; the mount is nosuid).
 //
+// A layer view (merged_view.h, "Layer views") shows one more: kOverlayOpaqueXattr = "y" on the
+// directories an OCI opaque marker made opaque. It is synthesised by the view, never taken from
+// the layer (a layer-supplied trusted.overlay.opaque stays hidden).
+//
 // Pure function; thread-safe.
 #pragma once
 
 #include <string_view>
 
 namespace hoist {
+
+inline constexpr std::string_view kOverlayOpaqueXattr = "trusted.overlay.opaque";
 
 bool IsHiddenXattr(std::string_view name);
 

@@ -5,6 +5,9 @@
 // is found again by Lookup, has the type its inode has, and is never a ".wh." marker; directory
 // nlink is 2 + subdirectories; regular files open with chunks that cover them; symlinks read;
 // every listed xattr is readable and no overlay xattr is visible; unknown inodes are ESTALE.
+// Each layer is also built alone as a layer view (MergedView::BuildLayer): it builds exactly
+// when CheckLayerRules passes (same message), and is walked the same way, except that the one
+// overlay xattr it may show is trusted.overlay.opaque = "y", on directories only.
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -78,7 +81,7 @@ hoist::Entry MakeEntry(FuzzInput& in) {
   return e;
 }
 
-void Walk(const hoist::MergedView& view) {
+void Walk(const hoist::MergedView& view, bool layer_view) {
   const uint64_t count = view.inode_count();
   FUZZ_CHECK(count >= 1);
   FUZZ_CHECK(!view.GetAttr(0).has_value() && view.GetAttr(0).error().code() == ESTALE);
@@ -93,8 +96,13 @@ void Walk(const hoist::MergedView& view) {
       size_t end = xattrs->find('\0', pos);
       FUZZ_CHECK(end != std::string::npos);
       std::string_view name(xattrs->data() + pos, end - pos);
-      FUZZ_CHECK(!name.starts_with("trusted.overlay.") && !name.starts_with("user.overlay."));
-      FUZZ_CHECK(view.GetXattr(ino, name).has_value());
+      auto value = view.GetXattr(ino, name);
+      FUZZ_CHECK(value.has_value());
+      if (layer_view && name == "trusted.overlay.opaque") {
+        FUZZ_CHECK(S_ISDIR(st->st_mode) && *value == "y");
+      } else {
+        FUZZ_CHECK(!name.starts_with("trusted.overlay.") && !name.starts_with("user.overlay."));
+      }
       pos = end + 1;
     }
     if (S_ISDIR(st->st_mode)) {
@@ -153,15 +161,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // layers fails CheckLayerRules alone, with that message under the lowest such layer's label
   // (what convert and pull rely on to refuse what the mount refuses, the same way).
   std::optional<hoist::Error> want;
-  for (size_t l = 0; l < layers.size() && !want; ++l) {
+  for (size_t l = 0; l < layers.size(); ++l) {
     auto checked = hoist::CheckLayerRules(*layers[l]);
-    if (!checked) want = checked.error().Context(hoist::LayerLabel(l, layers.size(), ""));
+    if (!checked && !want) want = checked.error().Context(hoist::LayerLabel(l, layers.size(), ""));
+    // The layer view: built by the same rules, labelled as layer 1 of 1.
+    auto single = hoist::MergedView::BuildLayer(layers[l]);
+    if (single.has_value() != checked.has_value()) __builtin_trap();
+    if (!single) {
+      if (single.error().message() !=
+          checked.error().Context(hoist::LayerLabel(0, 1, "")).message())
+        __builtin_trap();
+      continue;
+    }
+    Walk(*single, /*layer_view=*/true);
   }
   auto view = hoist::MergedView::Build(std::move(layers));
   if (view.has_value() != !want.has_value()) __builtin_trap();
   if (!view && view.error().message() != want->message()) __builtin_trap();
   if (!view) return 0;
-  Walk(*view);
+  Walk(*view, /*layer_view=*/false);
   for (const std::string& p : paths) (void)view->LookupPath(p);
   return 0;
 }

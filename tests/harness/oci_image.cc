@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -111,6 +112,10 @@ Status CreateEntry(const FileSpec& f, const std::string& staging) {
     }
     case FileSpec::Type::kFifo:
       if (::mkfifo(full.c_str(), 0644) != 0) return Fail(ErrnoError("mkfifo " + full));
+      return Ok();
+    case FileSpec::Type::kCharDevice:
+      if (::mknod(full.c_str(), S_IFCHR | 0600, makedev(f.dev_major, f.dev_minor)) != 0)
+        return Fail(ErrnoError("mknod " + full));
       return Ok();
   }
   return Ok();
@@ -433,6 +438,16 @@ FileSpec FileSpec::Fifo(std::string path, mode_t mode) {
   f.type = Type::kFifo;
   f.path = std::move(path);
   f.mode = mode;
+  return f;
+}
+
+FileSpec FileSpec::CharDevice(std::string path, unsigned major, unsigned minor, mode_t mode) {
+  FileSpec f;
+  f.type = Type::kCharDevice;
+  f.path = std::move(path);
+  f.mode = mode;
+  f.dev_major = major;
+  f.dev_minor = minor;
   return f;
 }
 

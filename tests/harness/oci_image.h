@@ -37,7 +37,7 @@
 namespace hoist::harness {
 
 struct FileSpec {
-  enum class Type { kFile, kDir, kSymlink, kHardlink, kFifo };
+  enum class Type { kFile, kDir, kSymlink, kHardlink, kFifo, kCharDevice };
 
   Type type = Type::kFile;
   std::string path;           // relative, "a/b/c"
@@ -50,6 +50,8 @@ struct FileSpec {
   gid_t gid = 0;
   int64_t mtime = 1700000000;                 // seconds since the epoch
   std::map<std::string, std::string> xattrs;  // e.g. {"user.k", "v"}, {"security.capability", ..}
+  unsigned dev_major = 0;                     // kCharDevice
+  unsigned dev_minor = 0;
 
   static FileSpec File(std::string path, std::string content, mode_t mode = 0644);
   // A file of `size` deterministic pseudo-random bytes (PatternBytes(seed, ...)).
@@ -58,6 +60,8 @@ struct FileSpec {
   static FileSpec Symlink(std::string path, std::string target);
   static FileSpec Hardlink(std::string path, std::string existing_path);
   static FileSpec Fifo(std::string path, mode_t mode = 0644);
+  // A character device node (mknod; the tests run as root).
+  static FileSpec CharDevice(std::string path, unsigned major, unsigned minor, mode_t mode = 0666);
   // "a/b" -> the empty file "a/.wh.b", which hides a/b of lower layers.
   static FileSpec Whiteout(const std::string& path);
   // "a" -> the empty file "a/.wh..wh..opq": directory a is opaque.

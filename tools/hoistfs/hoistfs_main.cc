@@ -1,6 +1,11 @@
 // hoistfs: the FUSE daemon, one process per mount.
 //
 //   hoistfs [-f] [-d] [--cache DIR] [-o opt,...] IMAGE MOUNTPOINT
+//   hoistfs --layers [--mount-per-layer] [...] IMAGE MOUNTPOINT
+//
+// --layers: not the merged image but every layer as an overlayfs lower layer, at
+// MOUNTPOINT/<hex of the layer digest>/ (the layer store, fusefs/layer_store.h;
+// tools/hoistfs/layers_mode.h). Same options and readiness.
 //
 // Option syntax is mount.fuse's, so `mount -t fuse.hoistfs IMAGE /mnt -o opts` and fstab lines
 // (`IMAGE /mnt fuse.hoistfs prefetch=all,timeout=10 0 0`) work: mount(8) runs mount.fuse3, which
@@ -27,6 +32,7 @@
 #include "base/log.h"
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
+#include "tools/hoistfs/layers_mode.h"
 #include "tools/hoistfs/sd_notify.h"
 
 namespace {
@@ -111,6 +117,12 @@ int main(int argc, char** argv) {
       ->take_all();
   app.add_option("--cache", cache_flag, "the host store directory (env HOIST_CACHE)");
   app.add_flag("--offline", options.offline, "no registry: mount the image from the local store");
+  bool layers = false;
+  bool mount_per_layer = false;
+  app.add_flag("--layers", layers,
+               "mount every layer as an overlayfs lower layer at MOUNTPOINT/<layer digest hex>");
+  app.add_flag("--mount-per-layer", mount_per_layer,
+               "with --layers: one FUSE mount per layer (for benchmarks)");
   app.add_option("image", options.image, "the image reference (registry/repo:tag or @digest)")
       ->required();
   app.add_option("mountpoint", options.mountpoint, "an empty directory")->required();
@@ -127,6 +139,10 @@ int main(int argc, char** argv) {
   }
   if (!cache_flag.empty()) options.cache_dir = cache_flag;
   if (options.fuse_debug) options.foreground = true;
+  if (mount_per_layer && !layers) {
+    std::fprintf(stderr, "hoistfs: --mount-per-layer needs --layers\n");
+    return 1;
+  }
   // Later chdir("/") must not change what a relative mountpoint or cache means.
   auto absolute = [](std::string& path) {
     if (path.empty() || path[0] == '/') return;
@@ -157,6 +173,21 @@ int main(int argc, char** argv) {
     ::close(fds[0]);
     ready_fd = fds[1];
     Detach(options.log_file);
+  }
+
+  if (layers) {
+    hoist::LogLevel level;
+    if (!hoist::ParseLogLevel(options.log_level, &level)) {
+      const std::string line = "hoistfs: unknown log level \"" + options.log_level + "\"\n";
+      if (ready_fd >= 0) {
+        TellParent(ready_fd, line);
+      } else {
+        std::fputs(line.c_str(), stderr);
+      }
+      return 1;
+    }
+    hoist::SetLogLevel(level);
+    return hoist::RunLayerStoreDaemon(options, mount_per_layer, ready_fd);
   }
 
   auto mount = hoist::Mount::Create(options);

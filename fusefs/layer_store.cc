@@ -1,0 +1,627 @@
+#include "fusefs/layer_store.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "base/file_util.h"
+#include "base/log.h"
+#include "base/mountinfo.h"
+#include "fetcher/reference.h"
+#include "fusefs/layer_loader.h"
+#include "fusefs/layer_path.h"
+#include "fusefs/local_image.h"
+#include "fusefs/mount.h"
+
+namespace hoist {
+
+// Blob reads routed to the source of the image each layer came from.
+class LayerStore::RoutingSource : public BlobSource {
+ public:
+  void Route(const Digest& blob, std::shared_ptr<BlobSource> source) {
+    std::unique_lock lock(mu_);
+    routes_.try_emplace(blob, std::move(source));
+  }
+  void Unroute(const Digest& blob) {
+    std::unique_lock lock(mu_);
+    routes_.erase(blob);
+  }
+  Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override {
+    HOIST_ASSIGN_OR_RETURN(std::shared_ptr<BlobSource> source, Find(blob));
+    return source->ReadAt(blob, offset, length);
+  }
+  std::vector<Result<std::string>> ReadRanges(const Digest& blob,
+                                              std::span<const ByteRange> ranges) override {
+    auto source = Find(blob);
+    if (!source) return std::vector<Result<std::string>>(ranges.size(), Fail(source.error()));
+    return (*source)->ReadRanges(blob, ranges);
+  }
+  Result<uint64_t> Size(const Digest& blob) override {
+    HOIST_ASSIGN_OR_RETURN(std::shared_ptr<BlobSource> source, Find(blob));
+    return source->Size(blob);
+  }
+
+ private:
+  Result<std::shared_ptr<BlobSource>> Find(const Digest& blob) {
+    std::shared_lock lock(mu_);
+    auto it = routes_.find(blob);
+    if (it == routes_.end()) return Fail(EIO, "blob " + blob.str() + ": not a layer of the store");
+    return it->second;
+  }
+  std::shared_mutex mu_;
+  std::map<Digest, std::shared_ptr<BlobSource>> routes_;  // GUARDED_BY(mu_)
+};
+
+struct LayerStore::Image {
+  ResolvedImage image;
+  std::shared_ptr<BlobSource> source;
+};
+
+LayerStore::Layer::~Layer() {
+  if (prefetcher) prefetcher->Stop();
+}
+
+namespace {
+
+constexpr uint64_t kViewInodeMask = (uint64_t{1} << kViewSlotShift) - 1;
+constexpr size_t kMaxRememberedImages = 64;
+constexpr unsigned kRootMode = 0755;
+
+LayerStore& StoreOf(fuse_req_t req) { return *static_cast<LayerStore*>(fuse_req_userdata(req)); }
+
+void ReplyError(fuse_req_t req, const Error& error) { fuse_reply_err(req, FuseErrno(error)); }
+
+// The layer serving FUSE inode `ino` (not the root) and the request for its view; nullptr (and
+// ESTALE replied) when the layer is gone.
+std::shared_ptr<const LayerStore::Layer> Resolve(fuse_req_t req, fuse_ino_t ino, ViewRequest* v,
+                                                 InodeNumber* view_ino) {
+  LayerStore& store = StoreOf(req);
+  auto layer = store.FindSlot(ino >> kViewSlotShift);
+  if (layer == nullptr) {
+    fuse_reply_err(req, ESTALE);
+    return nullptr;
+  }
+  *v = ViewRequest{.view = &layer->view,
+                   .slot = layer->slot,
+                   .reader = store.reader(),
+                   .failures = store.failures()};
+  *view_ino = ino & kViewInodeMask;
+  return layer;
+}
+
+struct stat RootAttr(const LayerStore& store) {
+  struct stat st {};
+  st.st_ino = kRootInode;
+  st.st_mode = S_IFDIR | kRootMode;
+  st.st_nlink = static_cast<nlink_t>(2 + store.layer_count());
+  st.st_blksize = 4096;
+  return st;
+}
+
+Result<fuse_entry_param> LayerRootEntry(const LayerStore::Layer& layer) {
+  HOIST_ASSIGN_OR_RETURN(struct stat st, layer.view.GetAttr(kRootInode));
+  fuse_entry_param e{};
+  e.ino = (layer.slot << kViewSlotShift) | kRootInode;
+  st.st_ino = e.ino;
+  e.attr = st;
+  // RemoveLayer invalidates the name, so it may be cached as long as any other entry.
+  e.attr_timeout = kCacheSeconds;
+  e.entry_timeout = kCacheSeconds;
+  return e;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (parent == kRootInode) {
+    auto layer = StoreOf(req).FindName(name);
+    if (layer == nullptr) return (void)fuse_reply_err(req, ENOENT);
+    auto e = LayerRootEntry(*layer);
+    if (!e) return ReplyError(req, e.error());
+    return (void)fuse_reply_entry(req, &*e);
+  }
+  ViewRequest v;
+  InodeNumber ino;
+  if (auto layer = Resolve(req, parent, &v, &ino)) ViewLookup(req, v, ino, name);
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
+void OpForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  if (ino == kRootInode) {
+    struct stat st = RootAttr(StoreOf(req));
+    return (void)fuse_reply_attr(req, &st, 0);  // nlink changes with every layer
+  }
+  ViewRequest v;
+  InodeNumber view_ino;
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewGetattr(req, v, view_ino);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  if (ino == kRootInode) return (void)fuse_reply_err(req, EINVAL);
+  ViewRequest v;
+  InodeNumber view_ino;
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewReadlink(req, v, view_ino);
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino == kRootInode) return (void)fuse_reply_err(req, EISDIR);
+  ViewRequest v;
+  InodeNumber view_ino;
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewOpen(req, v, view_ino, fi);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  if (ino == kRootInode) return (void)fuse_reply_err(req, EISDIR);
+  ViewRequest v;
+  InodeNumber view_ino;
+  // `layer` keeps the view (and its index) alive while the read runs.
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewRead(req, v, view_ino, size, off);
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino == kRootInode) {
+    fi->keep_cache = 0;  // layers come and go
+    fi->cache_readdir = 0;
+    fi->fh = 0;
+    return (void)fuse_reply_open(req, fi);
+  }
+  ViewRequest v;
+  InodeNumber view_ino;
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewOpendir(req, v, view_ino, fi);
+}
+
+// The root's listing: "." (offset 0), ".." (1), then each layer in slot order, the entry of the
+// layer in slot S carrying next offset S + 2, so a listing resumes correctly whatever was added
+// or removed in between.
+void RootReadDir(fuse_req_t req, size_t size, off_t off, bool plus) {
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  LayerStore& store = StoreOf(req);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  auto add = [&](const char* name, const fuse_entry_param& e, off_t next) {
+    size_t need = plus
+                      ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, next)
+                      : fuse_add_direntry(req, buf.data() + used, size - used, name, &e.attr, next);
+    if (need > size - used) return false;
+    used += need;
+    return true;
+  };
+  fuse_entry_param dot{};
+  dot.attr.st_ino = kRootInode;
+  dot.attr.st_mode = S_IFDIR;
+  if (off < 1 && !add(".", dot, 1)) return (void)fuse_reply_buf(req, buf.data(), used);
+  if (off < 2 && !add("..", dot, 2)) return (void)fuse_reply_buf(req, buf.data(), used);
+  uint64_t after = off >= 2 ? static_cast<uint64_t>(off) - 2 : 0;
+  while (true) {
+    auto batch = store.ListAfter(after, 64);
+    if (batch.empty()) break;
+    for (const auto& layer : batch) {
+      fuse_entry_param e{};
+      if (plus) {
+        auto entry = LayerRootEntry(*layer);
+        if (!entry) return ReplyError(req, entry.error());
+        e = *entry;
+      } else {
+        e.attr.st_ino = (layer->slot << kViewSlotShift) | kRootInode;
+        e.attr.st_mode = S_IFDIR;
+      }
+      if (!add(layer->name.c_str(), e, static_cast<off_t>(layer->slot + 2)))
+        return (void)fuse_reply_buf(req, buf.data(), used);
+      after = layer->slot;
+    }
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  if (ino == kRootInode) return RootReadDir(req, size, off, plus);
+  ViewRequest v;
+  InodeNumber view_ino;
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewReadDir(req, v, view_ino, size, off, plus);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  ReadDir(req, ino, size, off, false);
+}
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  ReadDir(req, ino, size, off, true);
+}
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
+  if (ino != kRootInode) {
+    if (auto layer = StoreOf(req).FindSlot(ino >> kViewSlotShift)) {
+      struct statvfs st = layer->view.StatFs();
+      return (void)fuse_reply_statfs(req, &st);
+    }
+  }
+  struct statvfs st {};
+  st.f_bsize = kStatfsBlockSize;
+  st.f_frsize = kStatfsBlockSize;
+  st.f_files = 1 + StoreOf(req).layer_count();
+  st.f_namemax = kMaxNameLength;
+  st.f_flag = ST_RDONLY;
+  fuse_reply_statfs(req, &st);
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (ino == kRootInode) return (void)fuse_reply_err(req, ENODATA);
+  ViewRequest v;
+  InodeNumber view_ino;
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewGetxattr(req, v, view_ino, name, size);
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  if (ino == kRootInode) return ReplyXattrValue(req, "", size);
+  ViewRequest v;
+  InodeNumber view_ino;
+  if (auto layer = Resolve(req, ino, &v, &view_ino)) ViewListxattr(req, v, view_ino, size);
+}
+
+const fuse_lowlevel_ops& LayerStoreOps() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o{};
+    SetReadOnlyOps(o);
+    o.init = HoistFuseInit;
+    o.lookup = OpLookup;
+    o.forget = OpForget;
+    o.forget_multi = OpForgetMulti;
+    o.getattr = OpGetattr;
+    o.readlink = OpReadlink;
+    o.open = OpOpen;
+    o.read = OpRead;
+    o.release = OpRelease;
+    o.opendir = OpOpendir;
+    o.readdir = OpReaddir;
+    o.readdirplus = OpReaddirplus;
+    o.releasedir = OpReleasedir;
+    o.statfs = OpStatfs;
+    o.getxattr = OpGetxattr;
+    o.listxattr = OpListxattr;
+    return o;
+  }();
+  return ops;
+}
+
+// The FUSE connection number of the mount at `mountpoint` (the minor of its device), "" if the
+// mount table does not show it.
+std::string ConnectionOf(const std::string& mountpoint) {
+  auto table = ReadMountInfo();
+  if (!table) return "";
+  std::string dev;
+  for (const MountInfoEntry& e : *table) {
+    if (e.mount_point == mountpoint) dev = e.dev;  // the last one is on top
+  }
+  const size_t colon = dev.find(':');
+  return colon == std::string::npos ? "" : dev.substr(colon + 1);
+}
+
+}  // namespace
+
+LayerStore::LayerStore(MountOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<LayerStore>> LayerStore::Start(const MountOptions& options) {
+  std::unique_ptr<LayerStore> store(new LayerStore(options));
+  if (Status s = store->Build(); !s) {
+    store->Teardown();
+    return Fail(s.error());
+  }
+  return store;
+}
+
+Status LayerStore::Build() {
+  const MountOptions& o = options_;
+  HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+
+  RegistryOptions ro;
+  ro.insecure_registries = o.insecure_registries;
+  if (!o.platform.empty()) {
+    HOIST_ASSIGN_OR_RETURN(ro.platform, Platform::Parse(o.platform));
+  }
+  ro.request_timeout = o.timeout;
+  ro.retry.total_budget = o.timeout;
+  HOIST_ASSIGN_OR_RETURN(client_, RegistryClient::CreateDefault(ro));
+
+  HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(o.cache_dir));
+  StoreOptions so;
+  if (o.cache_size > 0) so.cache.quota_bytes = o.cache_size;
+  {
+    auto store = Store::Open(cache_dir, so);
+    if (!store) return Fail(store.error().Context("opening the cache " + cache_dir));
+    store_ = std::move(*store);
+  }
+
+  source_ = std::make_unique<RoutingSource>();
+  ChunkReaderOptions reader_options;
+  reader_options.timeout = o.timeout;
+  // No StreamLayers: only lazy layers (zstd:chunked, eStargz) are admitted.
+  reader_ = std::make_unique<ChunkReader>(source_.get(), &store_->chunks(), &stats_, reader_options,
+                                          nullptr);
+
+  MountOptions fuse_options = o;
+  fuse_options.image = "layers";
+  std::vector<std::string> args = {"hoistfs", "-o", FuseMountOptionString(fuse_options)};
+  if (o.fuse_debug) args.push_back("-d");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  session_ = fuse_session_new(&fargs, &LayerStoreOps(), sizeof(fuse_lowlevel_ops), this);
+  fuse_opt_free_args(&fargs);
+  if (session_ == nullptr) return Fail(EINVAL, "fuse_session_new failed (bad FUSE options)");
+  HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+  if (fuse_session_mount(session_, mountpoint_.c_str()) != 0)
+    return Fail(EIO, "mounting on " + mountpoint_ + " failed (is /dev/fuse available?)");
+  mounted_ = true;
+  connection_ = ConnectionOf(mountpoint_);
+
+  loop_ = std::thread([this] {
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    if (config != nullptr) {
+      fuse_loop_cfg_set_clone_fd(config, 0);
+      fuse_loop_cfg_set_max_threads(config, options_.max_threads);
+      fuse_loop_cfg_set_idle_threads(config, 8);
+      const int rc = fuse_session_loop_mt(session_, config);
+      fuse_loop_cfg_destroy(config);
+      HOIST_LOG(kInfo) << "layer store " << mountpoint_ << ": FUSE loop ended (" << rc << ")";
+    } else {
+      HOIST_LOG(kError) << "layer store " << mountpoint_ << ": fuse_loop_cfg_create failed";
+    }
+    std::lock_guard lock(loop_mu_);
+    loop_done_ = true;
+    loop_cv_.notify_all();
+  });
+  const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
+  stats_writer_ = std::make_unique<StatsFileWriter>(
+      &stats_, StateFileForCanonicalMountpoint(mountpoint_, state_dir), mountpoint_, "layers",
+      o.stats_interval);
+  HOIST_LOG(kInfo) << "layer store mounted at " << mountpoint_;
+  return Ok();
+}
+
+void LayerStore::Teardown() {
+  bool loop_running = false;
+  {
+    std::lock_guard lock(loop_mu_);
+    loop_running = loop_.joinable() && !loop_done_;
+  }
+  // A loop that ended saw its connection go (ENODEV): nothing is ours to unmount or abort any
+  // more, and the connection's number may already belong to another mount.
+  if (mounted_ && loop_running) {
+    if (connection_.empty()) {
+      // The mount table did not show our connection: libfuse's own unmount (which checks the
+      // connection first).
+      fuse_session_unmount(session_);
+    } else {
+      // Only our own mount is unmounted: after an unmount from outside, something else may
+      // already be mounted on the same path. MNT_FORCE first: FUSE aborts the connection on a
+      // forced unmount (umount_begin) even when the unmount itself then fails because an
+      // overlay still stacks a layer; every request then fails and the loop ends. Then
+      // MNT_DETACH takes it out of the namespace whatever holds it.
+      if (ConnectionOf(mountpoint_) == connection_ &&
+          ::umount2(mountpoint_.c_str(), MNT_FORCE) != 0 &&
+          ::umount2(mountpoint_.c_str(), MNT_DETACH) != 0) {
+        HOIST_LOG(kWarning) << "layer store: umount " << mountpoint_ << ": "
+                            << std::strerror(errno);
+      }
+      // Unmounted from outside while something (an overlay) still holds the superblock: only
+      // the fusectl abort file can end the connection (if fusectl is mounted; it is gone
+      // already when the superblock went).
+      int fd = ::open(("/sys/fs/fuse/connections/" + connection_ + "/abort").c_str(),
+                      O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        (void)!::write(fd, "1", 1);
+        ::close(fd);
+      }
+    }
+  }
+  mounted_ = false;
+  if (loop_.joinable()) loop_.join();
+  if (session_ != nullptr) {
+    // The loop ended because the connection went, so this only closes the device and frees the
+    // session's copy of the mountpoint (libfuse sees POLLERR and unmounts nothing).
+    fuse_session_unmount(session_);
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+  }
+  {
+    std::unique_lock lock(mu_);
+    by_name_.clear();
+    by_slot_.clear();  // stops the prefetchers, before the reader goes
+  }
+  stats_writer_.reset();  // final state-file write
+  reader_.reset();
+  source_.reset();
+  store_.reset();
+  {
+    std::lock_guard lock(images_mu_);
+    images_.clear();
+  }
+  client_.reset();
+}
+
+LayerStore::~LayerStore() { Teardown(); }
+
+bool LayerStore::Serving() const {
+  std::lock_guard lock(loop_mu_);
+  return loop_.joinable() && !loop_done_;
+}
+
+bool LayerStore::WaitPrefetched(const Digest& layer_digest,
+                                std::chrono::milliseconds timeout) const {
+  auto layer = FindName(layer_digest.hex());
+  if (layer == nullptr || layer->prefetcher == nullptr) return false;
+  return layer->prefetcher->WaitDone(timeout);
+}
+
+std::string LayerStore::LayerPath(const Digest& layer_digest) const {
+  return mountpoint_ + "/" + layer_digest.hex();
+}
+
+size_t LayerStore::layer_count() const {
+  std::shared_lock lock(mu_);
+  return by_slot_.size();
+}
+
+std::shared_ptr<const LayerStore::Layer> LayerStore::FindSlot(uint64_t slot) const {
+  std::shared_lock lock(mu_);
+  auto it = by_slot_.find(slot);
+  return it == by_slot_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const LayerStore::Layer> LayerStore::FindName(std::string_view name) const {
+  std::shared_lock lock(mu_);
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<const LayerStore::Layer>> LayerStore::ListAfter(uint64_t after,
+                                                                            size_t max) const {
+  std::vector<std::shared_ptr<const Layer>> out;
+  std::shared_lock lock(mu_);
+  for (auto it = by_slot_.upper_bound(after); it != by_slot_.end() && out.size() < max; ++it)
+    out.push_back(it->second);
+  return out;
+}
+
+Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
+    std::string_view image_ref, const Digest& manifest_digest) {
+  auto parsed = Reference::Parse(image_ref);
+  if (!parsed) return Fail(parsed.error().Context("image reference"));
+  Reference ref = *parsed;
+  if (!manifest_digest.empty()) ref = ref.WithDigest(manifest_digest);
+  const bool pinned = !ref.digest.empty();
+  const std::string key = ref.String();
+  if (pinned) {
+    std::lock_guard lock(images_mu_);
+    if (auto it = images_.find(key); it != images_.end()) return it->second;
+  }
+  HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, options_));
+  if (!resolved.warning.empty()) {
+    HOIST_LOG(kWarning) << key << ": " << resolved.warning;
+  }
+  auto image = std::make_shared<Image>();
+  image->image = std::move(resolved.image);
+  image->source = std::move(resolved.source);
+  if (pinned) {
+    std::lock_guard lock(images_mu_);
+    if (images_.size() >= kMaxRememberedImages) images_.clear();
+    images_.emplace(key, image);
+  }
+  return std::shared_ptr<const Image>(std::move(image));
+}
+
+Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view image_ref,
+                                                            const Digest& layer_digest,
+                                                            const Digest& manifest_digest) {
+  HOIST_ASSIGN_OR_RETURN(std::shared_ptr<const Image> image,
+                         ResolveImage(image_ref, manifest_digest));
+  const std::vector<Descriptor>& layers = image->image.manifest.layers;
+  auto it = std::find_if(layers.begin(), layers.end(),
+                         [&](const Descriptor& d) { return d.digest == layer_digest; });
+  if (it == layers.end()) {
+    return Fail(ENOENT, "image " + std::string(image_ref) + " has no layer " + layer_digest.str());
+  }
+  HOIST_RETURN_IF_ERROR(CheckLazyLayer(*it));
+  LayerLoaderOptions loader_options;
+  HOIST_ASSIGN_OR_RETURN(LoadedLayers loaded, LoadLayers(*image->source, store_.get(),
+                                                         std::span(&*it, 1), loader_options));
+  std::shared_ptr<const LayerIndex> index = loaded.layers.at(0);
+  auto view = MergedView::BuildLayer(index);
+  if (!view) return Fail(view.error());
+  auto layer = std::make_shared<Layer>(std::move(*view));
+  layer->digest = layer_digest;
+  layer->name = layer_digest.hex();
+  layer->index = index;
+  source_->Route(layer_digest, image->source);
+  if (options_.prefetch != PrefetchMode::kNone) {
+    PrefetcherOptions po;
+    po.mode = options_.prefetch;
+    po.bandwidth_bytes_per_sec = options_.bandwidth_bytes_per_sec;
+    layer->prefetcher = std::make_unique<Prefetcher>(
+        reader_.get(), std::vector<std::shared_ptr<const LayerIndex>>{index}, po);
+    layer->prefetcher->Start();
+  }
+  HOIST_LOG(kInfo) << "layer " << layer_digest.str() << " of " << image_ref << ": index from "
+                   << LayerOriginName(loaded.origins.at(0)) << ", " << layer->view.inode_count()
+                   << " inodes";
+  return layer;
+}
+
+Result<std::string> LayerStore::AddLayer(std::string_view image_ref, const Digest& layer_digest,
+                                         const Digest& manifest_digest) {
+  if (layer_digest.empty()) return Fail(EINVAL, "AddLayer: no layer digest");
+  const std::string name = layer_digest.hex();
+  const std::string path = LayerPath(layer_digest);
+  {
+    std::unique_lock lock(mu_);
+    while (true) {
+      if (auto it = by_name_.find(name); it != by_name_.end()) {
+        ++it->second->refs;
+        return path;
+      }
+      if (!loading_.contains(name)) break;
+      loaded_cv_.wait(lock);
+    }
+    loading_.insert(name);
+  }
+  auto layer = Load(image_ref, layer_digest, manifest_digest);
+  std::unique_lock lock(mu_);
+  loading_.erase(name);
+  loaded_cv_.notify_all();
+  if (!layer) return Fail(layer.error());
+  (*layer)->slot = next_slot_++;
+  (*layer)->refs = 1;
+  by_slot_.emplace((*layer)->slot, *layer);
+  by_name_.emplace(name, *layer);
+  return path;
+}
+
+Result<std::vector<std::string>> LayerStore::AddImage(std::string_view image_ref) {
+  HOIST_ASSIGN_OR_RETURN(std::shared_ptr<const Image> image, ResolveImage(image_ref, Digest()));
+  const Digest pinned = image->image.manifest_bytes.digest;
+  std::vector<std::string> dirs;
+  std::vector<Digest> added;
+  for (const Descriptor& d : image->image.manifest.layers) {
+    auto dir = AddLayer(image_ref, d.digest, pinned);
+    if (!dir) {
+      for (const Digest& a : added) (void)RemoveLayer(a);
+      return Fail(dir.error());
+    }
+    added.push_back(d.digest);
+    dirs.push_back(*dir);
+  }
+  return dirs;
+}
+
+Status LayerStore::RemoveLayer(const Digest& layer_digest) {
+  const std::string name = layer_digest.hex();
+  std::shared_ptr<Layer> gone;
+  {
+    std::unique_lock lock(mu_);
+    auto it = by_name_.find(name);
+    if (it == by_name_.end())
+      return Fail(ENOENT, "RemoveLayer: layer " + layer_digest.str() + " is not in the store");
+    if (--it->second->refs > 0) return Ok();
+    gone = it->second;
+    by_slot_.erase(gone->slot);
+    by_name_.erase(it);
+  }
+  if (gone->prefetcher) gone->prefetcher->Stop();
+  source_->Unroute(layer_digest);
+  if (session_ != nullptr) {
+    // The kernel may have the name cached for a day; ENOENT here means it had not.
+    (void)fuse_lowlevel_notify_inval_entry(session_, kRootInode, name.data(), name.size());
+  }
+  HOIST_LOG(kInfo) << "layer " << layer_digest.str() << " removed from the store";
+  return Ok();
+}
+
+}  // namespace hoist

@@ -1,0 +1,201 @@
+// LayerStore: ONE read-only FUSE mount whose root holds a directory per layer, each directory the
+// layer's view as an overlayfs lower layer (MergedView::BuildLayer, merged_view.h "Layer
+// views"), for containerd's remote snapshotter (tools/snapshotter/) to stack with kernel
+// overlayfs. Layers are added and removed while the mount serves.
+//
+//   MountOptions options;  options.mountpoint = "/var/lib/hoist-snapshotter/store";
+//   auto store = LayerStore::Start(options);            // mounted, serving on its own threads
+//   Result<std::string> dir = (*store)->AddLayer("registry/repo:tag", layer_digest, manifest);
+//   // *dir == "<mountpoint>/<hex of the layer digest>"; stack: lowerdir=<dirN>:...:<dir1>
+//   (*store)->RemoveLayer(layer_digest);
+//
+// Layout: <mountpoint>/<64 hex digits of the layer's sha256>/... . The name depends on the digest
+// only, so it is the same after a restart. Overlayfs takes at most one page (4 KiB) of mount
+// options, and each absolute path is the mountpoint's length + 66 bytes: about 40 layers with a
+// 30-byte mountpoint. Relative to the store's directory (containerd compacts long lowerdir
+// lists that way) a layer takes 65 bytes, about 60 layers; for more, bind the directories to
+// shorter paths.
+//
+// AddLayer(image_ref, layer_digest, manifest_digest):
+//   1. The image: `image_ref` ("host/repo:tag", "host/repo@sha256:...", docker.io names
+//      normalised), pinned to `manifest_digest` when that is not empty (the repository's manifest
+//      by digest, so a moved tag cannot change what is served). Resolved like a hoistfs mount
+//      (local_image.h ResolveMountImage: the registry with credentials from the docker config,
+//      the local store when the registry cannot be reached or options.offline). An image pinned
+//      by digest is resolved once and remembered (a few dozen at most).
+//   2. The layer: the manifest's descriptor with `layer_digest` (ENOENT if it has none), which
+//      must be lazy: zstd:chunked or eStargz (CheckLazyLayer, layer_loader.h). Any other layer
+//      fails with ENOTSUP and a line saying why: the snapshotter then lets containerd download
+//      and unpack it.
+//   3. Its index: from the host store (LMDB) when known, else its TOC read and verified and
+//      the index stored (layer_loader.h). Then its layer view, and (options.prefetch) a
+//      Prefetcher of its own.
+//   A layer already in the store (any image) is not loaded again: AddLayer counts a reference
+//   and returns the same directory; its blobs keep coming from the repository of the image that
+//   added it first. Concurrent AddLayers of one digest load it once (the others wait).
+// RemoveLayer(layer_digest): drops one reference; at zero the directory disappears (the kernel's
+//   cached name is invalidated), its prefetcher stops, and its inodes answer ESTALE. ENOENT for
+//   a layer the store does not hold. Requests already running on the layer finish first.
+//   Remove only layers no mounted overlay stacks: overlayfs asks every layer of a lookup, so
+//   every uncached path of such an overlay then fails with ESTALE.
+//
+// File contents: one ChunkReader for all layers (the same read path as a hoistfs mount: host
+// chunk cache, single-flight, coalesced Range reads, verification, -o timeout), blob requests
+// routed to the source of the layer's image. MountStats for the whole store, written every
+// stats_interval to the mountpoint's state file (stats_file.h), so `hoist stats MNT` shows the
+// store's counters (image "layers").
+//
+// Options used (MountOptions, mount_options.h): mountpoint, cache_dir, cache_size, timeout,
+// insecure_registries, platform, offline, prefetch, bandwidth, allow_other, suid, max_threads,
+// fuse_debug, state_dir, stats_interval (the process's log level is the caller's). The FUSE options
+// are those of FuseMountOptionString (ro, nodev, default_permissions, nosuid unless suid) with
+// fsname "hoist:layers". The snapshotter wants allow_other (containers run as other users) and
+// suid: a bind mount of one layer keeps the store's nosuid (overlayfs itself ignores its lower
+// layers' mount flags).
+//
+// Inodes: the store's root is 1; layer slot S (counted from 1, never reused) numbers its view
+// inode i as (S << 32) | i, so an inode number never changes meaning (forget is a no-op, as in
+// the merged mount). The root lists the layers in the order they were added.
+//
+// Lifetime: the destructor unmounts with MNT_FORCE, which ends the FUSE connection even while
+// an overlay still stacks a layer (that overlay's uncached requests then fail ENOTCONN), joins
+// the threads and tears down in reverse order. Known gap: if the store was unmounted from
+// outside while an overlay still holds it, only /sys/fs/fuse/connections (fusectl, when
+// mounted) can end the connection; without it the destructor waits until the overlay goes.
+// Start installs no signal handlers: the caller owns signals.
+//
+// Thread-safety: AddLayer, AddImage, RemoveLayer, WaitPrefetched, LayerPath and layer_count may
+// be called from any number of threads at once; FUSE requests run concurrently with them. Start and
+// the destructor are not concurrent with anything. Errors: one line naming what failed; Start: the
+// mountpoint's (CheckMountpoint), the store's, EIO when mounting fails. AddLayer: EINVAL (bad
+// reference or digest), the registry's error, ENOENT (no such layer in the image), ENOTSUP (not
+// lazy), the TOC's (EBADMSG, EIO, EPERM), EINVAL for a layer that breaks the layer rules.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/status.h"
+#include "fetcher/registry.h"
+#include "fusefs/chunk_reader.h"
+#include "fusefs/fuse_ops.h"
+#include "fusefs/merged_view.h"
+#include "fusefs/mount_options.h"
+#include "fusefs/mount_stats.h"
+#include "fusefs/prefetcher.h"
+#include "fusefs/stats_file.h"
+#include "index/store.h"
+
+namespace hoist {
+
+class LayerStore {
+ public:
+  // Resolves nothing yet: opens the host store, mounts the empty root and starts serving.
+  [[nodiscard]] static Result<std::unique_ptr<LayerStore>> Start(const MountOptions& options);
+  ~LayerStore();
+  LayerStore(const LayerStore&) = delete;
+  LayerStore& operator=(const LayerStore&) = delete;
+
+  // See the file comment. Returns the layer's directory, "<mountpoint>/<hex>".
+  [[nodiscard]] Result<std::string> AddLayer(std::string_view image_ref, const Digest& layer_digest,
+                                             const Digest& manifest_digest = Digest());
+  [[nodiscard]] Status RemoveLayer(const Digest& layer_digest);
+
+  // Every layer of `image_ref` (AddLayer of each, pinned to the manifest resolved once), lowest
+  // first: what to stack as lowerdir=<last>:...:<first>. On an error, the layers this call added
+  // are removed again. For `hoistfs --layers` and tests.
+  [[nodiscard]] Result<std::vector<std::string>> AddImage(std::string_view image_ref);
+
+  // Waits until the layer's prefetcher (options.prefetch) has made everything it asks for
+  // local. True then; false at the timeout, for a layer not in the store, or with prefetch none.
+  // The store-wide MountStats add up the layers' fetches, but their image_bytes/local_bytes are
+  // not per layer (each layer's scan sets them); use this for one layer's state.
+  bool WaitPrefetched(const Digest& layer_digest, std::chrono::milliseconds timeout) const;
+
+  // "<mountpoint>/<hex>" whether or not the layer is in the store.
+  std::string LayerPath(const Digest& layer_digest) const;
+  // Layers currently served.
+  size_t layer_count() const;
+  const std::string& mountpoint() const { return mountpoint_; }
+  const MountStats& stats() const { return stats_; }
+
+  // False once the FUSE loop has ended (the mount was unmounted from outside, e.g.
+  // `fusermount3 -u`). For `hoistfs --layers`, which polls it between signals.
+  bool Serving() const;
+
+  // The FUSE handlers (layer_store.cc) reach the store through the session's userdata.
+  struct Layer;
+  std::shared_ptr<const Layer> FindSlot(uint64_t slot) const;
+  std::shared_ptr<const Layer> FindName(std::string_view name) const;
+  // Layers with slot > after, in slot order, at most `max`.
+  std::vector<std::shared_ptr<const Layer>> ListAfter(uint64_t after, size_t max) const;
+  ChunkReader* reader() const { return reader_.get(); }
+  ReadFailureMemo* failures() { return &read_failures_; }
+
+ private:
+  class RoutingSource;
+  struct Image;
+  explicit LayerStore(MountOptions options);
+  Status Build();
+  void Teardown();
+  // Steps 1-3 of AddLayer, outside the lock.
+  Result<std::shared_ptr<Layer>> Load(std::string_view image_ref, const Digest& layer_digest,
+                                      const Digest& manifest_digest);
+  Result<std::shared_ptr<const Image>> ResolveImage(std::string_view image_ref,
+                                                    const Digest& manifest_digest);
+
+  const MountOptions options_;
+  std::string mountpoint_;  // canonical
+  std::string connection_;  // the FUSE connection's number (/sys/fs/fuse/connections/N)
+
+  std::unique_ptr<RegistryClient> client_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<RoutingSource> source_;
+  MountStats stats_;
+  std::unique_ptr<ChunkReader> reader_;
+  ReadFailureMemo read_failures_;
+  fuse_session* session_ = nullptr;
+  bool mounted_ = false;
+  std::thread loop_;
+  mutable std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  std::unique_ptr<StatsFileWriter> stats_writer_;
+  bool loop_done_ = false;  // GUARDED_BY(loop_mu_)
+
+  mutable std::shared_mutex mu_;
+  uint64_t next_slot_ = 1;                                              // GUARDED_BY(mu_)
+  std::map<uint64_t, std::shared_ptr<Layer>> by_slot_;                  // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<Layer>, std::less<>> by_name_;  // GUARDED_BY(mu_)
+  std::set<std::string> loading_;                                       // GUARDED_BY(mu_)
+  std::condition_variable_any loaded_cv_;  // signalled when loading_ shrinks
+
+  std::mutex images_mu_;
+  std::map<std::string, std::shared_ptr<const Image>> images_;  // GUARDED_BY(images_mu_)
+};
+
+// One layer of the store. Immutable once published, except `refs` (guarded by the store's mu_).
+struct LayerStore::Layer {
+  uint64_t slot = 0;
+  Digest digest;
+  std::string name;  // hex of the digest, NUL-terminated in .c_str() for readdir
+  std::shared_ptr<const LayerIndex> index;
+  MergedView view;
+  std::unique_ptr<Prefetcher> prefetcher;
+  int refs = 0;
+
+  Layer(MergedView v) : view(std::move(v)) {}  // NOLINT
+  ~Layer();
+};
+
+}  // namespace hoist
