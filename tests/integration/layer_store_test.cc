@@ -425,8 +425,8 @@ TEST_F(LayerStoreTest, HoistfsLayersMode) {
   EXPECT_GE(fetched(stats), 3u << 20) << stats;
   ASSERT_EQ(::umount2(target.c_str(), 0), 0);
   overlays_.clear();
-  harness::CommandResult u = mounts_.Unmount(mp);
-  EXPECT_TRUE(u.ok()) << u.stderr_text;
+  Status u = mounts_.Unmount(mp);
+  EXPECT_TRUE(u.has_value()) << u.error().message();
   EXPECT_FALSE(harness::IsMounted(mp));
 
   // An image with a layer that cannot be lazy: exit 1, one line naming the layer, no mount.
