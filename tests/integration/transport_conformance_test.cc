@@ -11,7 +11,7 @@
 // Per transport (one TEST_P case each), every producer that can write it puts the image in:
 //   oci:             skopeo copy; hoist push
 //   oci-archive:     skopeo copy; hoist push; hoist save --format oci-archive
-//   docker-archive:  skopeo copy; hoist save
+//   docker-archive:  skopeo copy (and that archive gzip-compressed); hoist save
 //   docker://        skopeo copy (the source push); hoist push (from the source's OCI layout)
 //   local store      hoist pull; hoist load of skopeo's oci-archive
 //   dir:             the directory umoci unpacked (no hoist writer: dir: is a source only)
@@ -306,6 +306,11 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
                /*preserve_digests=*/false);
         copies.push_back(
             {"skopeo copy", "docker-archive:" + Path("skopeo.tar"), Keeps::kConfigUncompressed});
+        // The same archive gzip-compressed (read through a decompressed, unlinked scratch copy).
+        Produce(
+            {"sh", "-c", "gzip -c -- \"$0\" > \"$1\"", Path("skopeo.tar"), Path("skopeo.tar.gz")});
+        copies.push_back({"skopeo copy | gzip", "docker-archive:" + Path("skopeo.tar.gz"),
+                          Keeps::kConfigUncompressed});
         Produce({HOIST_BINARY, "save", "--cache", NewDir("save-cache"), "-o", Path("hoist.tar"),
                  registry_->ImageRef("conform/src", "v1")});
         copies.push_back(

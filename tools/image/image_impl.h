@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "tools/image/image_transport.h"
@@ -36,6 +37,13 @@ Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string
 // ("oci:DIR:TAG"). EINVAL for a malformed index or several entries and no tag, ENOENT for none.
 Result<Descriptor> SelectLayoutEntry(std::string_view index_bytes, const std::string& tag,
                                      const std::string& where, std::string_view syntax);
+
+// A plain tar path for the archive `file`: `file` itself, or, when it is gzip/zstd, a
+// decompressed copy in a scratch file of `work_dir` ($TMPDIR or /tmp when empty) that is unlinked
+// at once and named "/proc/self/fd/N": it exists exactly as long as `*scratch` stays open, so
+// nothing is left behind and concurrent readers never share a name.
+Result<std::string> PlainArchive(const std::string& file, const std::string& work_dir,
+                                 ScopedFd* scratch);
 
 // Stores a blob as the file `final_path` (the OCI layout destination, the local store's blob
 // files): reads `reader` to the end into a temporary file beside it (".tmp-<name>-XXXXXX", which

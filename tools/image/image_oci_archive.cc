@@ -8,7 +8,7 @@
 // that table, never a path on the host. index.json and manifests are read up to 8 MiB (EFBIG
 // beyond), a config blob up to its descriptor's size, and a blob member whose size differs from
 // its descriptor's is refused (EIO) before it is read. A gzip/zstd-compressed archive is first
-// decompressed into an unlinked file in the work dir (removed when the source closes).
+// decompressed into an unlinked file in the work dir (PlainArchive; gone when the source closes).
 //
 // Destination: the image is written as an OCI layout (tools/image/image_oci.cc) into a private
 // directory beside FILE (".<name>.hoist-tmp-XXXXXX"); Commit tars it (oci-layout, index.json,
@@ -227,6 +227,24 @@ std::string ParentDir(const std::string& path) {
 
 }  // namespace
 
+Result<std::string> PlainArchive(const std::string& file, const std::string& work_dir,
+                                 ScopedFd* scratch) {
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<FileReader> head_reader, FileReader::Open(file));
+  std::string head(4, '\0');
+  HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(*head_reader, head.data(), head.size()));
+  head.resize(got);
+  if (DetectCompression(head) == Compression::kNone) return file;
+  const char* tmp = ::getenv("TMPDIR");
+  const std::string dir = !work_dir.empty() ? work_dir : tmp != nullptr && *tmp ? tmp : "/tmp";
+  std::string templ = dir + "/hoist-archive-XXXXXX";
+  *scratch = ScopedFd(::mkostemp(templ.data(), O_CLOEXEC));
+  if (!scratch->valid()) return Fail(ErrnoError("creating a scratch file in " + dir));
+  ::unlink(templ.c_str());
+  const std::string path = "/proc/self/fd/" + std::to_string(scratch->get());
+  HOIST_RETURN_IF_ERROR(UncompressedArchive(file, path));
+  return path;
+}
+
 Result<std::unique_ptr<ImageSource>> NewOciArchiveSource(const std::string& file,
                                                          const std::string& tag,
                                                          const SourceOptions& options) {
@@ -237,30 +255,10 @@ Result<std::unique_ptr<ImageSource>> NewOciArchiveSource(const std::string& file
   if (S_ISDIR(st.st_mode)) {
     return fail(Error{EISDIR, file + " is a directory, not an archive (use oci:" + file + ")"});
   }
-  // A compressed archive is decompressed once into an unlinked file; the archive is then read
-  // through /proc/self/fd, so nothing is left behind however the source ends.
-  auto head_reader = FileReader::Open(file);
-  if (!head_reader) return fail(head_reader.error());
-  std::string head(4, '\0');
-  auto got = ReadFull(**head_reader, head.data(), head.size());
-  if (!got) return fail(got.error());
-  head.resize(*got);
-  std::string path = file;
   ScopedFd spool;
-  if (DetectCompression(head) != Compression::kNone) {
-    const char* tmp = ::getenv("TMPDIR");
-    std::string dir = !options.work_dir.empty() ? options.work_dir
-                      : tmp != nullptr && *tmp  ? tmp
-                                                : "/tmp";
-    std::string templ = dir + "/hoist-oci-archive-XXXXXX";
-    spool = ScopedFd(::mkostemp(templ.data(), O_CLOEXEC));
-    if (!spool.valid()) return fail(ErrnoError("creating a scratch file in " + dir));
-    ::unlink(templ.c_str());
-    path = "/proc/self/fd/" + std::to_string(spool.get());
-    auto plain = UncompressedArchive(file, path);
-    if (!plain) return fail(plain.error());
-  }
-  auto archive = TarArchive::Scan(path);
+  auto path = PlainArchive(file, options.work_dir, &spool);
+  if (!path) return fail(path.error());
+  auto archive = TarArchive::Scan(*path);
   if (!archive) return fail(archive.error());
   return std::unique_ptr<ImageSource>(
       new OciArchiveSource(file, tag, std::move(spool), std::move(*archive)));
