@@ -9,10 +9,11 @@
 // (conform/src:v1) with skopeo --preserve-digests. The expected tree is `umoci unpack` of it.
 //
 // Per transport (one TEST_P case each), every producer that can write it puts the image in:
-//   oci:             skopeo copy; hoist push
-//   oci-archive:     skopeo copy; hoist push; hoist save --format oci-archive
+//   oci:             skopeo copy; hoist push; hoist convert
+//   oci-archive:     skopeo copy; hoist push; hoist save --format oci-archive; hoist convert
 //   docker-archive:  skopeo copy (and that archive gzip-compressed); hoist save
-//   docker://        skopeo copy (the source push); hoist push (from the source's OCI layout)
+//   docker://        skopeo copy (the source push); hoist push and hoist convert (from the
+//                    source's OCI layout)
 //   local store      hoist pull; hoist load of skopeo's oci-archive
 //   dir:             the directory umoci unpacked (no hoist writer: dir: is a source only)
 // and every copy is read back through hoist: the transport's ImageSource in this process (the
@@ -25,7 +26,9 @@
 //   - manifest: the source's exact bytes and digest (oci:, oci-archive:, docker://, local store).
 //     Exception docker-archive: the archive has no manifest and stores layers uncompressed; hoist
 //     serves a synthesised OCI manifest whose layer i is the uncompressed tar (digest = diff_id i,
-//     media type ...layer.v1.tar). Exception dir: a new one-layer image (its own config).
+//     media type ...layer.v1.tar). Exception hoist convert: the same tars re-encoded as
+//     zstd:chunked (media type ...tar+zstd), so a new manifest. Exception dir: a new one-layer
+//     image (its own config).
 //   - config: the source's exact bytes (every transport but dir:), so the same diff_ids.
 //   - layers: each blob, decompressed, hashes to its diff_id; where the manifest is kept the
 //     blob itself hashes to the manifest's layer digest.
@@ -97,6 +100,7 @@ void PrintTo(Transport t, std::ostream* os) { *os << TransportName(t); }
 enum class Keeps {
   kManifest,            // manifest bytes, config bytes, layer blobs
   kConfigUncompressed,  // docker-archive: config bytes; layers stored as uncompressed tars
+  kConfigConverted,     // hoist convert: config bytes; layers re-encoded as zstd:chunked
   kTree,                // dir: the tree only
 };
 
@@ -288,6 +292,9 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
         Produce({HOIST_BINARY, "push", SourceRef(), "oci:" + Path("hoist") + ":v1"});
         copies.push_back({"hoist push", "oci:" + Path("hoist") + ":v1"});
         SkopeoReads("oci:" + Path("hoist") + ":v1");
+        Produce({HOIST_BINARY, "convert", "-q", SourceRef(), "oci:" + Path("convert") + ":v1"});
+        copies.push_back(
+            {"hoist convert", "oci:" + Path("convert") + ":v1", Keeps::kConfigConverted});
         break;
       case Transport::kOciArchive:
         Skopeo("oci-archive:" + Path("skopeo.tar") + ":v1");
@@ -298,6 +305,10 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
         Produce({HOIST_BINARY, "save", "--cache", NewDir("save-cache"), "--format", "oci-archive",
                  "-o", Path("hoist-save.tar"), registry_->ImageRef("conform/src", "v1")});
         copies.push_back({"hoist save", "oci-archive:" + Path("hoist-save.tar") + ":v1"});
+        Produce({HOIST_BINARY, "convert", "-q", SourceRef(),
+                 "oci-archive:" + Path("convert.tar") + ":v1"});
+        copies.push_back({"hoist convert", "oci-archive:" + Path("convert.tar") + ":v1",
+                          Keeps::kConfigConverted});
         SkopeoReads("oci-archive:" + Path("hoist-push.tar") + ":v1");
         SkopeoReads("oci-archive:" + Path("hoist-save.tar") + ":v1");
         break;
@@ -321,6 +332,10 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
         Produce({HOIST_BINARY, "push", source_->OciRef(),
                  registry_->DockerRef("conform/hoist-push", "v1")});
         copies.push_back({"hoist push", registry_->DockerRef("conform/hoist-push", "v1")});
+        Produce({HOIST_BINARY, "convert", "-q", source_->OciRef(),
+                 registry_->DockerRef("conform/hoist-convert", "v1")});
+        copies.push_back({"hoist convert", registry_->DockerRef("conform/hoist-convert", "v1"),
+                          Keeps::kConfigConverted});
         break;
       case Transport::kLocalStore: {
         const std::string pulled = NewDir("pull-cache");
@@ -397,6 +412,10 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
       if (c.keeps == Keeps::kManifest) {
         EXPECT_EQ(layer.digest, source_->layers[i].digest);
         EXPECT_EQ(layer.media_type, source_->layers[i].media_type);
+      }
+      if (c.keeps == Keeps::kConfigConverted) {
+        // The same tar, re-encoded: only the compression differs.
+        EXPECT_EQ(layer.media_type, kMediaTypeOciLayerZstd);
       }
       if (c.keeps == Keeps::kConfigUncompressed) {
         // The documented exception: the archive holds each layer as its uncompressed tar.
