@@ -14,7 +14,7 @@
 //   docker-archive:  skopeo copy (and that archive gzip-compressed); hoist save
 //   docker://        skopeo copy (the source push); hoist push and hoist convert (from the
 //                    source's OCI layout)
-//   local store      hoist pull; hoist load of skopeo's oci-archive
+//   local store      hoist pull; hoist load of skopeo's oci-archive and of its docker-archive
 //   dir:             the directory umoci unpacked (no hoist writer: dir: is a source only)
 // and every copy is read back through hoist: the transport's ImageSource in this process (the
 // manifest, the config blob, and every layer blob decompressed and hashed), `hoist inspect --raw`
@@ -26,7 +26,8 @@
 //   - manifest: the source's exact bytes and digest (oci:, oci-archive:, docker://, local store).
 //     Exception docker-archive: the archive has no manifest and stores layers uncompressed; hoist
 //     serves a synthesised OCI manifest whose layer i is the uncompressed tar (digest = diff_id i,
-//     media type ...layer.v1.tar). Exception hoist convert: the same tars re-encoded as
+//     media type ...layer.v1.tar); `hoist load` of one keeps the same layers under a Docker v2
+//     manifest (...rootfs.diff.tar). Exception hoist convert: the same tars re-encoded as
 //     zstd:chunked (media type ...tar+zstd), so a new manifest. Exception dir: a new one-layer
 //     image (its own config).
 //   - config: the source's exact bytes (every transport but dir:), so the same diff_ids.
@@ -110,6 +111,10 @@ struct Copy {
   std::string name;      // hoist's name for it: "oci:/dir:v1", a local image name, ...
   Keeps keeps = Keeps::kManifest;
   std::string cache;  // the local store's cache dir (kLocalStore only)
+  // kConfigUncompressed: the media type of the uncompressed layers (hoist load keeps a
+  // docker-archive as a Docker v2 image, the docker-archive: source serves OCI types).
+  std::string uncompressed_type = std::string(kMediaTypeOciLayerTar);
+  std::string manifest_type = std::string(kMediaTypeOciManifest);
 };
 
 CommandResult RunTool(const std::vector<std::string>& argv) {
@@ -350,6 +355,16 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
         Produce({HOIST_BINARY, "load", "-q", "--cache", loaded, "-i", archive});
         copies.push_back(
             {"hoist load", "localhost/local-store-skopeo:v1", Keeps::kManifest, loaded});
+        // A docker-archive loaded: a Docker v2 manifest of the uncompressed layers it holds.
+        const std::string docker_archive = *work_ + "/local-store-skopeo-docker.tar";
+        Skopeo("docker-archive:" + docker_archive + ":conform/loaded:v1",
+               /*preserve_digests=*/false);
+        const std::string loaded_docker = NewDir("load-docker-cache");
+        Produce({HOIST_BINARY, "load", "-q", "--cache", loaded_docker, "-i", docker_archive});
+        copies.push_back({"hoist load (docker-archive)", "conform/loaded:v1",
+                          Keeps::kConfigUncompressed, loaded_docker,
+                          "application/vnd.docker.image.rootfs.diff.tar",
+                          std::string(kMediaTypeDockerManifest)});
         break;
       }
       case Transport::kDir:
@@ -383,6 +398,9 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
       EXPECT_EQ(top->bytes, source_->manifest);
       EXPECT_EQ(top->digest, source_->manifest_digest);
       EXPECT_EQ(top->media_type, kMediaTypeOciManifest);
+    }
+    if (c.keeps == Keeps::kConfigUncompressed) {
+      EXPECT_EQ(top->media_type, c.manifest_type);
     }
     EXPECT_EQ(top->digest, Digest::Of(top->bytes));
     auto parsed = ParseImageManifest(top->bytes, top->media_type);
@@ -420,7 +438,7 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
       if (c.keeps == Keeps::kConfigUncompressed) {
         // The documented exception: the archive holds each layer as its uncompressed tar.
         EXPECT_EQ(layer.digest, cfg->diff_ids[i]);
-        EXPECT_EQ(layer.media_type, kMediaTypeOciLayerTar);
+        EXPECT_EQ(layer.media_type, c.uncompressed_type);
       }
     }
   }
