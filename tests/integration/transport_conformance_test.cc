@@ -731,6 +731,24 @@ TEST_F(OciArchiveTest, OversizedAndMismatchedMembersAreRefused) {
   EXPECT_EQ(top.error().message(), tar + " is not an OCI archive (no oci-layout member)");
 }
 
+// The member table is kept in memory, so an archive of more than 65536 files is refused at once
+// (one line), whatever it holds.
+TEST_F(OciArchiveTest, MemberCountIsCapped) {
+  const std::string tar = dir_ + "/many.tar";
+  ASSERT_TRUE(harness::RunChecked({"python3", "-c",
+                                   "import io, sys, tarfile\n"
+                                   "with tarfile.open(sys.argv[1], 'w') as t:\n"
+                                   "    for i in range(65537):\n"
+                                   "        t.addfile(tarfile.TarInfo('f%d' % i), io.BytesIO())\n",
+                                   tar})
+                  .has_value());
+  auto source = OpenArchive("oci-archive:" + tar);
+  ASSERT_FALSE(source.has_value());
+  EXPECT_EQ(source.error().code(), EFBIG);
+  EXPECT_EQ(source.error().message(),
+            "oci-archive:" + tar + ": the archive has more than 65536 members");
+}
+
 // A write that fails (a blob of the source is missing) leaves neither the archive nor the private
 // directory; one that succeeds leaves exactly the archive. gzip- and zstd-compressed archives read
 // like plain ones.
