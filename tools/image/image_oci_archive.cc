@@ -13,9 +13,9 @@
 // Destination: the image is written as an OCI layout (tools/image/image_oci.cc) into a private
 // directory beside FILE (".<name>.hoist-tmp-XXXXXX"); Commit tars it (oci-layout, index.json,
 // blobs/, blobs/sha256/, the blobs sorted by name) into that directory, fsyncs it and renames it
-// over FILE. The private directory is removed whatever happens (Commit, Abort, destruction), so
-// FILE is either untouched or the whole new archive. An existing FILE is replaced (one image per
-// archive, like skopeo).
+// over FILE. The private directory is removed whatever happens (Commit, Abort, destruction; only
+// a process killed outright leaves it), so FILE is either untouched or the whole new archive. An
+// existing FILE is replaced (one image per archive, like skopeo).
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
