@@ -297,7 +297,14 @@ TEST(ImageNameTest, ParsesSkopeoTransports) {
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->path, "busybox");
   EXPECT_EQ(ParseImageName("oci:/x:").error().code(), EINVAL);
-  EXPECT_EQ(ParseImageName("oci-archive:/x.tar").error().code(), ENOTSUP);
+  auto d = ParseImageName("oci-archive:/x.tar:v2");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->transport, ImageName::Transport::kOciArchive);
+  EXPECT_EQ(d->path, "/x.tar");
+  EXPECT_EQ(d->tag, "v2");
+  EXPECT_EQ(d->ToString(), "oci-archive:/x.tar:v2");
+  EXPECT_EQ(ParseImageName("oci-archive:/x.tar:").error().code(), EINVAL);
+  EXPECT_EQ(ParseImageName("docker-daemon:x:y").error().code(), ENOTSUP);
   EXPECT_EQ(ParseImageName("docker://").error().code(), EINVAL);
 }
 

@@ -119,8 +119,10 @@ Status Run(const ConvertFlags& f) {
   WorkDir work;
   std::string parent = f.work_dir;
   if (parent.empty()) {
-    // Next to an oci: destination, converted layers are renamed into place instead of copied.
-    if (dst_name.transport == ImageName::Transport::kOci) {
+    // Next to an oci: (or oci-archive:) destination, converted layers are renamed into place
+    // instead of copied.
+    if (dst_name.transport == ImageName::Transport::kOci ||
+        dst_name.transport == ImageName::Transport::kOciArchive) {
       parent = ParentDir(dst_name.path);
     } else {
       const char* tmp = ::getenv("TMPDIR");
@@ -173,9 +175,11 @@ void RegisterConvert(CLI::App& app, VerbRunner* run) {
   CLI::App* cmd = app.add_subcommand(
       "convert", "Convert an image to zstd:chunked (lazily mountable), layer by layer");
   cmd->add_option("SRC", flags->source,
-                  "source: docker://REF (default), oci:DIR[:TAG], docker-archive:FILE, dir:ROOTFS")
+                  "source: docker://REF (default), oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+                  "docker-archive:FILE, dir:ROOTFS")
       ->required();
-  cmd->add_option("DST", flags->destination, "destination: docker://REF or oci:DIR[:TAG]")
+  cmd->add_option("DST", flags->destination,
+                  "destination: docker://REF, oci:DIR[:TAG] or oci-archive:FILE[:TAG]")
       ->required();
   cmd->add_option("--platform", flags->platform,
                   "convert only this platform of a multi-platform image (os/arch[/variant]); "

@@ -1,6 +1,13 @@
-// hoist inspect [--raw|--config] IMAGE: what `skopeo inspect` prints, for a registry image.
+// hoist inspect [--raw|--config] IMAGE: what `skopeo inspect` prints, for a registry image (or a
+// local one). IMAGE may also name another transport (oci:DIR[:TAG], oci-archive:FILE[:TAG],
+// docker-archive:FILE[:REF], dir:ROOTFS), read through its ImageSource: --raw prints the top
+// manifest or index as the transport gives it, --config the config of the host platform's image,
+// and the JSON has the transport name as Name and no RepoTags.
+#include <stdlib.h>
+
 #include <cstdio>
 
+#include "base/file_util.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
@@ -19,12 +26,12 @@ struct InspectArgs {
   std::string cache;
 };
 
-std::string InspectJson(const ResolvedImage& img, const ManifestBytes& top,
+std::string InspectJson(const std::string& name, const ResolvedImage& img, const ManifestBytes& top,
                         const std::vector<std::string>& tags) {
   JsonOut j;
   auto& w = j.w();
   w.StartObject();
-  j.KeyString("Name", img.reference.Name());
+  j.KeyString("Name", name);
   j.KeyString("Digest", top.digest.str());
   j.Key("RepoTags");
   j.StringList(tags);
@@ -98,12 +105,49 @@ std::optional<int> InspectLocal(const InspectArgs& a, std::optional<Error>* erro
       }
     }
   }
-  std::string out = InspectJson(img, img.manifest_bytes, tags);
+  std::string out = InspectJson(img.reference.Name(), img, img.manifest_bytes, tags);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
 
-int RunInspect(const InspectArgs& a) {
+// A scratch directory (dir: spools its layer there), removed when inspect ends.
+struct ScratchDir {
+  std::string path;
+  ~ScratchDir() {
+    if (!path.empty()) (void)RemoveTree(path);
+  }
+};
+
+Status InspectTransport(const InspectArgs& a, const ImageName& name) {
+  ScratchDir scratch;
+  const char* tmp = ::getenv("TMPDIR");
+  std::string templ = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/hoist-inspect-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) return Fail(ErrnoError("mkdtemp " + templ));
+  scratch.path = templ;
+  SourceOptions options;
+  options.work_dir = scratch.path;
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, OpenImageSource(name, options));
+  HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
+  if (a.raw) {
+    std::fwrite(top.bytes.data(), 1, top.bytes.size(), stdout);
+    return Ok();
+  }
+  HOIST_ASSIGN_OR_RETURN(RawManifest m, SelectManifest(*source, Platform::Host()));
+  ResolvedImage img;
+  HOIST_ASSIGN_OR_RETURN(img.manifest, ParseImageManifest(m.bytes, m.media_type));
+  HOIST_ASSIGN_OR_RETURN(std::string config, source->ReadBlob(img.manifest.config));
+  if (a.config) {
+    std::fwrite(config.data(), 1, config.size(), stdout);
+    return Ok();
+  }
+  HOIST_ASSIGN_OR_RETURN(img.config, ParseImageConfig(config));
+  std::string out =
+      InspectJson(source->name(), img, ManifestBytes{top.media_type, top.digest, top.bytes}, {});
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return Ok();
+}
+
+int RunInspectReference(const InspectArgs& a) {
   auto ref = Reference::Parse(a.image);
   if (!ref) return ReportError("inspect", ref.error().message());
   if (a.local) {
@@ -141,9 +185,26 @@ int RunInspect(const InspectArgs& a) {
     if (!t) return ReportError("inspect", t.error().message());
     tags = std::move(*t);
   }
-  std::string out = InspectJson(*img, top, tags);
+  std::string out = InspectJson(img->reference.Name(), *img, top, tags);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
+}
+
+int RunInspect(const InspectArgs& a) {
+  auto name = ParseImageName(a.image);
+  if (!name) return ReportError("inspect", name.error().message());
+  if (name->transport != ImageName::Transport::kDocker) {
+    if (a.local) return ReportError("inspect", "--local names a local image, not " + a.image);
+    Status st = InspectTransport(a, *name);
+    if (!st) return ReportError("inspect", st.error().message());
+    return 0;
+  }
+  if (a.image.starts_with("docker://")) {
+    InspectArgs registry_only = a;
+    registry_only.image = name->path;
+    return RunInspectReference(registry_only);
+  }
+  return RunInspectReference(a);
 }
 
 }  // namespace
@@ -152,7 +213,9 @@ void RegisterInspect(CLI::App& app, VerbRunner* run) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* sub = app.add_subcommand("inspect", "Show an image's manifest, config and layers");
   args->registry.Add(sub);
-  sub->add_option("IMAGE", args->image, "Image reference (registry/repo:tag or @digest)")
+  sub->add_option("IMAGE", args->image,
+                  "Image reference (registry/repo:tag or @digest), or oci:DIR[:TAG], "
+                  "oci-archive:FILE[:TAG], docker-archive:FILE[:REF], dir:ROOTFS")
       ->required();
   auto* raw = sub->add_flag("--raw", args->raw, "Print the manifest (or index) bytes as served");
   sub->add_flag("--config", args->config, "Print the image config bytes")->excludes(raw);

@@ -25,9 +25,9 @@
 #include "base/file_util.h"
 #include "base/scoped_fd.h"
 #include "index/layer_index.h"
-#include "index/tar_writer.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/archive_writer.h"
 #include "tools/image/image_impl.h"
 #include "tools/image/local_store.h"
 
@@ -59,54 +59,6 @@ class Json {
  private:
   rapidjson::StringBuffer buf_;
   rapidjson::Writer<rapidjson::StringBuffer> w_;
-};
-
-class ArchiveWriter {
- public:
-  explicit ArchiveWriter(int fd) : fd_(fd), tar_([this](std::string_view d) { return Out(d); }) {}
-
-  Status File(const std::string& path, std::string_view data) {
-    HOIST_RETURN_IF_ERROR(Header(path, EntryType::kRegular, data.size(), ""));
-    HOIST_RETURN_IF_ERROR(tar_.WritePayload(data));
-    return Ok();
-  }
-  Status Symlink(const std::string& path, const std::string& target) {
-    return Header(path, EntryType::kSymlink, 0, target);
-  }
-  Status Dir(const std::string& path) { return Header(path, EntryType::kDirectory, 0, ""); }
-  // A member of `size` bytes read from `reader` (must deliver exactly `size`).
-  Status Stream(const std::string& path, uint64_t size, ByteReader& reader) {
-    HOIST_RETURN_IF_ERROR(Header(path, EntryType::kRegular, size, ""));
-    std::string buf(1 << 20, '\0');
-    uint64_t done = 0;
-    while (true) {
-      HOIST_ASSIGN_OR_RETURN(size_t n, reader.Read(buf.data(), buf.size()));
-      if (n == 0) break;
-      done += n;
-      if (done > size) return Fail(EIO, path + ": more bytes than the declared size");
-      HOIST_RETURN_IF_ERROR(tar_.WritePayload(std::string_view(buf.data(), n)));
-    }
-    if (done != size) {
-      return Fail(EIO,
-                  path + ": " + std::to_string(done) + " bytes, expected " + std::to_string(size));
-    }
-    return Ok();
-  }
-  Status Finish() { return tar_.Finish(); }
-
- private:
-  Status Header(const std::string& path, EntryType type, uint64_t size, const std::string& link) {
-    TarWriteEntry e;
-    e.entry.path = path;
-    e.entry.type = type;
-    e.entry.mode = type == EntryType::kDirectory ? 0755 : 0644;
-    e.entry.size = size;
-    e.entry.link_name = link;
-    return tar_.WriteHeader(e);
-  }
-  Status Out(std::string_view d) { return WriteAll(fd_, d, "the archive"); }
-  int fd_;
-  TarWriter tar_;
 };
 
 Result<SaveImage> OpenForSave(LocalStore& local, const std::string& text,

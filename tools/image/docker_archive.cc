@@ -13,6 +13,8 @@ namespace hoist {
 namespace {
 
 constexpr uint64_t kMaxSmallMember = 8 << 20;
+// Real archives hold a few entries per image; the member table is kept in memory.
+constexpr size_t kMaxMembers = 1 << 16;
 
 }  // namespace
 
@@ -24,6 +26,9 @@ Result<TarArchive> TarArchive::Scan(const std::string& path) {
   while (true) {
     HOIST_ASSIGN_OR_RETURN(const TarMember* m, tar.Next());
     if (m == nullptr) break;
+    if (a.members_.size() >= kMaxMembers) {
+      return Fail(EFBIG, "the archive has more than " + std::to_string(kMaxMembers) + " members");
+    }
     Member mem;
     if (m->entry.type == EntryType::kSymlink) {
       mem.symlink = true;

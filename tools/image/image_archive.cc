@@ -1,5 +1,6 @@
 // docker-archive:FILE[:REF] — a `docker save` / `skopeo copy ... docker-archive:` tar as a
-// convert source. The archive (decompressed into the work dir first when it is gzip/zstd) is
+// convert source. The archive (decompressed into an unlinked scratch file of the work dir first
+// when it is gzip/zstd, tools/image/image_impl.h PlainArchive) is
 // scanned once (tools/image/docker_archive.h); the image is the only one in manifest.json or the
 // one whose RepoTags holds REF. Each layer member is read once here to learn its digest, size,
 // compression and diff_id (checked against the config); the source then serves a synthesised OCI
@@ -45,8 +46,8 @@ std::string NormalizeRef(std::string r) {
 
 class DockerArchiveSource : public ImageSource {
  public:
-  DockerArchiveSource(std::string name, TarArchive archive)
-      : name_(std::move(name)), archive_(std::move(archive)) {}
+  DockerArchiveSource(std::string name, ScopedFd spool, TarArchive archive)
+      : name_(std::move(name)), spool_(std::move(spool)), archive_(std::move(archive)) {}
 
   std::string name() const override { return name_; }
 
@@ -149,6 +150,7 @@ class DockerArchiveSource : public ImageSource {
   }
 
   std::string name_;
+  ScopedFd spool_;  // the decompressed copy (unlinked), or invalid
   TarArchive archive_;
   std::map<std::string, std::string> members_;  // digest -> member name
   RawManifest manifest_;
@@ -178,16 +180,15 @@ Result<std::unique_ptr<ImageSource>> NewDockerArchiveSource(const std::string& s
   struct stat st;
   if (::stat(file.c_str(), &st) != 0) return fail(ErrnoError("stat " + file));
   if (S_ISDIR(st.st_mode)) return fail(Error{EISDIR, file + " is a directory, not an archive"});
-  std::string scratch =
-      (options.work_dir.empty() ? std::string("/tmp") : options.work_dir) + "/docker-archive.tar";
-  auto path = UncompressedArchive(file, scratch);
+  ScopedFd spool;
+  auto path = PlainArchive(file, options.work_dir, &spool);
   if (!path) return fail(path.error());
   auto archive = TarArchive::Scan(*path);
   if (!archive) return fail(archive.error());
   if (!archive->Has("manifest.json")) {
     return fail(Error{EINVAL, "not a docker-archive (no manifest.json)"});
   }
-  auto source = std::make_unique<DockerArchiveSource>(name, std::move(*archive));
+  auto source = std::make_unique<DockerArchiveSource>(name, std::move(spool), std::move(*archive));
   if (Status st2 = source->Init(ref); !st2) return fail(st2.error());
   return std::unique_ptr<ImageSource>(std::move(source));
 }

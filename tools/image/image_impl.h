@@ -4,7 +4,9 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "tools/image/image_transport.h"
@@ -14,6 +16,12 @@ namespace hoist {
 Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& dir, const std::string& tag);
 Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& dir,
                                                             const std::string& tag);
+// oci-archive:FILE[:TAG]: a tar of an OCI image layout (tools/image/image_oci_archive.cc).
+Result<std::unique_ptr<ImageSource>> NewOciArchiveSource(const std::string& file,
+                                                         const std::string& tag,
+                                                         const SourceOptions& options);
+Result<std::unique_ptr<ImageDestination>> NewOciArchiveDestination(const std::string& file,
+                                                                   const std::string& tag);
 Result<std::unique_ptr<ImageSource>> NewDockerArchiveSource(const std::string& file,
                                                             const SourceOptions& options);
 Result<std::unique_ptr<ImageSource>> NewDirSource(const std::string& rootfs,
@@ -23,6 +31,19 @@ Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& referenc
                                                      RegistryOptions registry = {});
 Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string& reference,
                                                                RegistryOptions registry = {});
+
+// The entry of an OCI layout's index.json that `tag` names (its ref.name annotation), or the only
+// entry when `tag` is empty. `where` names the layout in errors, `syntax` is how to name one image
+// ("oci:DIR:TAG"). EINVAL for a malformed index or several entries and no tag, ENOENT for none.
+Result<Descriptor> SelectLayoutEntry(std::string_view index_bytes, const std::string& tag,
+                                     const std::string& where, std::string_view syntax);
+
+// A plain tar path for the archive `file`: `file` itself, or, when it is gzip/zstd, a
+// decompressed copy in a scratch file of `work_dir` ($TMPDIR or /tmp when empty) that is unlinked
+// at once and named "/proc/self/fd/N": it exists exactly as long as `*scratch` stays open, so
+// nothing is left behind and concurrent readers never share a name.
+Result<std::string> PlainArchive(const std::string& file, const std::string& work_dir,
+                                 ScopedFd* scratch);
 
 // Stores a blob as the file `final_path` (the OCI layout destination, the local store's blob
 // files): reads `reader` to the end into a temporary file beside it (".tmp-<name>-XXXXXX", which

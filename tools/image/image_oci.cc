@@ -56,29 +56,10 @@ class OciSource : public ImageSource {
     HOIST_ASSIGN_OR_RETURN(std::optional<std::string> index_bytes,
                            layout_.ReadRegularFile("index.json", kMaxLayoutJsonBytes));
     if (!index_bytes) return Fail(ENOENT, dir_ + " is not an OCI image layout (no index.json)");
-    auto index = ParseImageIndex(*index_bytes, kMediaTypeOciIndex);
-    if (!index) return Fail(index.error().Context(dir_ + "/index.json"));
-    const Descriptor* found = nullptr;
-    int candidates = 0;
-    for (const auto& e : index->manifests) {
-      auto ref = e.annotations.find(std::string(kRefNameAnnotation));
-      if (tag_.empty()) {
-        ++candidates;
-        found = &e;
-      } else if (ref != e.annotations.end() && ref->second == tag_) {
-        found = &e;
-      }
-    }
-    if (tag_.empty() && candidates > 1) {
-      return Fail(EINVAL, dir_ + " holds " + std::to_string(candidates) +
-                              " images; name one with oci:DIR:TAG");
-    }
-    if (found == nullptr) {
-      return Fail(ENOENT, tag_.empty() ? dir_ + " holds no image"
-                                       : "no image tagged \"" + tag_ + "\" in " + dir_);
-    }
-    HOIST_ASSIGN_OR_RETURN(RawManifest m, Manifest(found->digest));
-    HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(found->media_type, m.bytes));
+    HOIST_ASSIGN_OR_RETURN(Descriptor found,
+                           SelectLayoutEntry(*index_bytes, tag_, dir_, "oci:DIR:TAG"));
+    HOIST_ASSIGN_OR_RETURN(RawManifest m, Manifest(found.digest));
+    HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(found.media_type, m.bytes));
     return m;
   }
 
@@ -263,6 +244,32 @@ class OciDestination : public ImageDestination {
 };
 
 }  // namespace
+
+Result<Descriptor> SelectLayoutEntry(std::string_view index_bytes, const std::string& tag,
+                                     const std::string& where, std::string_view syntax) {
+  auto index = ParseImageIndex(index_bytes, kMediaTypeOciIndex);
+  if (!index) return Fail(index.error().Context(where + "/index.json"));
+  const Descriptor* found = nullptr;
+  int candidates = 0;
+  for (const auto& e : index->manifests) {
+    auto ref = e.annotations.find(std::string(kRefNameAnnotation));
+    if (tag.empty()) {
+      ++candidates;
+      found = &e;
+    } else if (ref != e.annotations.end() && ref->second == tag) {
+      found = &e;
+    }
+  }
+  if (tag.empty() && candidates > 1) {
+    return Fail(EINVAL, where + " holds " + std::to_string(candidates) + " images; name one with " +
+                            std::string(syntax));
+  }
+  if (found == nullptr) {
+    return Fail(ENOENT, tag.empty() ? where + " holds no image"
+                                    : "no image tagged \"" + tag + "\" in " + where);
+  }
+  return *found;
+}
 
 Status ImageDestination::PutBlobFile(const Descriptor& blob, const std::string& path) {
   HOIST_ASSIGN_OR_RETURN(auto reader, FileReader::Open(path));

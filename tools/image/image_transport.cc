@@ -10,6 +10,8 @@ std::string ImageName::ToString() const {
       return "docker://" + path;
     case Transport::kOci:
       return "oci:" + path + (tag.empty() ? "" : ":" + tag);
+    case Transport::kOciArchive:
+      return "oci-archive:" + path + (tag.empty() ? "" : ":" + tag);
     case Transport::kDockerArchive:
       return "docker-archive:" + path;
     case Transport::kDir:
@@ -27,9 +29,11 @@ Result<ImageName> ParseImageName(const std::string& text) {
   };
   if (strip("docker://")) {
     n.transport = ImageName::Transport::kDocker;
-  } else if (strip("oci:")) {
-    n.transport = ImageName::Transport::kOci;
-    // oci:DIR[:TAG]: like skopeo, the first ':' separates the tag (DIR cannot hold one).
+  } else if (strip("oci:") || strip("oci-archive:")) {
+    n.transport =
+        text.starts_with("oci:") ? ImageName::Transport::kOci : ImageName::Transport::kOciArchive;
+    // oci:DIR[:TAG], oci-archive:FILE[:TAG]: like skopeo, the first ':' separates the tag (the
+    // path cannot hold one).
     if (auto colon = n.path.find(':'); colon != std::string::npos) {
       n.tag = n.path.substr(colon + 1);
       n.path.resize(colon);
@@ -40,11 +44,12 @@ Result<ImageName> ParseImageName(const std::string& text) {
   } else if (strip("dir:")) {
     n.transport = ImageName::Transport::kDir;
   } else {
-    for (std::string_view t : {"oci-archive:", "docker-daemon:", "containers-storage:"}) {
+    for (std::string_view t : {"docker-daemon:", "containers-storage:"}) {
       if (text.starts_with(t)) {
         return Fail(ENOTSUP,
                     "\"" + text + "\": transport " + std::string(t.substr(0, t.size() - 1)) +
-                        " is not supported (use docker://, oci:, docker-archive: or dir:)");
+                        " is not supported (use docker://, oci:, oci-archive:, docker-archive: or "
+                        "dir:)");
       }
     }
     n.transport = ImageName::Transport::kDocker;
@@ -61,6 +66,8 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageName& name,
       return NewDockerSource(name.path, options.registry);
     case ImageName::Transport::kOci:
       return NewOciSource(name.path, name.tag);
+    case ImageName::Transport::kOciArchive:
+      return NewOciArchiveSource(name.path, name.tag, options);
     case ImageName::Transport::kDockerArchive:
       return NewDockerArchiveSource(name.path, options);
     case ImageName::Transport::kDir:
@@ -76,11 +83,15 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageName& 
       return NewDockerDestination(name.path, registry);
     case ImageName::Transport::kOci:
       return NewOciDestination(name.path, name.tag);
+    case ImageName::Transport::kOciArchive:
+      return NewOciArchiveDestination(name.path, name.tag);
     case ImageName::Transport::kDockerArchive:
     case ImageName::Transport::kDir:
       break;
   }
-  return Fail(ENOTSUP, name.ToString() + ": only docker:// and oci: are supported as destinations");
+  return Fail(ENOTSUP, name.ToString() +
+                           ": only docker://, oci: and oci-archive: are supported as destinations "
+                           "(hoist save writes docker-archives)");
 }
 
 }  // namespace hoist

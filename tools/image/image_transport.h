@@ -1,8 +1,18 @@
 // Image transports for `hoist convert`, with skopeo's syntax:
 //   docker://REF        a registry (the default when a name has no transport prefix)
 //   oci:DIR[:TAG]       an OCI image layout directory
-//   docker-archive:FILE what `docker save` writes (legacy layer.tar archives and OCI-style ones)
+//   oci-archive:FILE[:TAG]  a tar of an OCI image layout (what skopeo, buildah and
+//                       `hoist save --format oci-archive` write); read in place, never extracted
+//   docker-archive:FILE what `docker save` writes (legacy layer.tar archives and OCI-style ones;
+//                       source only)
 //   dir:ROOTFS          a one-layer image built from a directory (source only)
+//
+// What each transport keeps (checked by tests/integration/transport_conformance_test.cc):
+// docker://, oci:, oci-archive: and the local store give back the manifest bytes, config bytes and
+// layer blobs they were given. docker-archive: keeps the config bytes (so the diff_ids) but not
+// the manifest: its layers are stored uncompressed and the source serves a manifest synthesised
+// from them (OCI media types, layer digests of the stored members). dir: is a new one-layer image
+// of the directory (its own config); only the tree it shows is the directory's.
 //
 // An ImageSource yields the top-level manifest (or index), child manifests by digest, small
 // blobs (configs) and a stream for each layer blob. An ImageDestination receives blobs, then
@@ -38,10 +48,10 @@ struct RawManifest {
 };
 
 struct ImageName {
-  enum class Transport { kDocker, kOci, kDockerArchive, kDir };
+  enum class Transport { kDocker, kOci, kOciArchive, kDockerArchive, kDir };
   Transport transport = Transport::kDocker;
-  std::string path;  // docker: the reference; oci/docker-archive/dir: the file system path
-  std::string tag;   // oci: the ref.name (may be empty)
+  std::string path;  // docker: the reference; others: the file system path
+  std::string tag;   // oci, oci-archive: the ref.name (may be empty)
   std::string ToString() const;
 };
 
@@ -87,14 +97,16 @@ class ImageDestination {
   // Stores a manifest. `top_level` marks the one the destination name (tag) refers to; it is
   // always put last. Child manifests of an index are stored by digest only.
   virtual Status PutManifest(const RawManifest& manifest, bool top_level) = 0;
-  // Makes the image visible (oci: writes index.json, moves a new layout into place).
+  // Makes the image visible (oci: writes index.json, moves a new layout into place; oci-archive:
+  // writes the whole archive and renames it over FILE).
   virtual Status Commit() = 0;
   // Removes what was written and not committed, where the transport allows it.
   virtual void Abort() = 0;
 };
 
 struct SourceOptions {
-  std::string work_dir;  // scratch space (dir: spools its tar here)
+  std::string work_dir;  // scratch space (dir: spools its tar here; compressed archives are
+                         // decompressed here)
   // dir: config fields.
   std::vector<std::string> cmd;
   std::vector<std::string> entrypoint;
