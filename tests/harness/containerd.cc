@@ -10,17 +10,20 @@
 
 namespace hoist::harness {
 
-Result<std::unique_ptr<PrivateContainerd>> PrivateContainerd::Start(const std::string& dir) {
+Result<std::unique_ptr<PrivateContainerd>> PrivateContainerd::Start(
+    const std::string& dir, const PrivateContainerdOptions& options) {
   HOIST_RETURN_IF_ERROR(RequirePrograms({"containerd", "ctr"}));
   auto cd = std::unique_ptr<PrivateContainerd>(new PrivateContainerd());
   cd->dir_ = dir;
   cd->socket_ = dir + "/state/containerd.sock";
+  cd->snapshotter_ = options.snapshotter;
   const std::string config = "version = 2\nroot = \"" + dir + "/root\"\nstate = \"" + dir +
                              "/state\"\n"
                              "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
                              "[grpc]\n  address = \"" +
                              cd->socket_ + "\"\n[ttrpc]\n  address = \"" + cd->socket_ +
-                             ".ttrpc\"\n[debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n";
+                             ".ttrpc\"\n[debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n" +
+                             options.extra_config;
   HOIST_RETURN_IF_ERROR(WriteFileAtomic(dir + "/config.toml", config));
   ChildProcess::Options opts;
   opts.stdout_path = dir + "/containerd.log";
@@ -66,6 +69,7 @@ Result<std::string> PrivateContainerd::Ctr(const std::vector<std::string>& args,
 
 Status PrivateContainerd::Pull(const std::string& ref, bool plain_http) {
   std::vector<std::string> args = {"image", "pull"};
+  if (!snapshotter_.empty()) args.push_back("--snapshotter=" + snapshotter_);
   if (plain_http) args.push_back("--plain-http");
   args.push_back(ref);
   HOIST_RETURN_IF_ERROR(Ctr(args));

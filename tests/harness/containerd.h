@@ -9,6 +9,12 @@
 //   ... walk dir + "/mnt" ...
 //   (*cd)->Unmount(dir + "/mnt");                             // ctr image unmount --rm
 //
+// Options: `extra_config` is appended to the generated config.toml (e.g. a proxy snapshot plugin:
+// `[proxy_plugins.hoist]\n  type = "snapshot"\n  address = "/path/sock"\n`); `snapshotter`,
+// when set, is passed as `--snapshotter` to Pull. (Mount cannot take one: ctr 1.6's
+// `image mount` reads only a global --snapshotter that ctr does not have, so it always uses
+// overlayfs; mount a snapshotter's view with `ctr snapshots view --target` instead.)
+//
 // Lifetime: the destructor unmounts every target that Mount mounted and Unmount did not (with
 // `ctr image unmount --rm`, falling back to a lazy umount2), then terminates containerd (SIGTERM,
 // then SIGKILL) — also when the test failed halfway. It does not remove `dir`.
@@ -26,11 +32,17 @@
 
 namespace hoist::harness {
 
+struct PrivateContainerdOptions {
+  std::string extra_config;
+  std::string snapshotter;
+};
+
 class PrivateContainerd {
  public:
   // REQUIRES: `dir` exists and is short enough for a unix socket path (< 80 bytes).
   // containerd's log goes to dir + "/containerd.log".
-  [[nodiscard]] static Result<std::unique_ptr<PrivateContainerd>> Start(const std::string& dir);
+  [[nodiscard]] static Result<std::unique_ptr<PrivateContainerd>> Start(
+      const std::string& dir, const PrivateContainerdOptions& options = {});
 
   ~PrivateContainerd();
   PrivateContainerd(const PrivateContainerd&) = delete;
@@ -59,6 +71,7 @@ class PrivateContainerd {
 
   std::string dir_;
   std::string socket_;
+  std::string snapshotter_;
   ChildProcess child_;
   std::vector<std::string> mounted_;
 };
