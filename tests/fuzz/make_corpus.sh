@@ -224,6 +224,17 @@ index.docker.io/library/alpine
 Registry.Example.COM/Foo
 EOF
 i=0
+# containerd filters (hoist-snapshotter List requests): what its GC, metadata layer and ctr send.
+while IFS= read -r line; do i=$((i + 1)); printf '%s' "$line" | seed fuzz_snapshot_filter "f$i"; done <<'EOF'
+labels."containerd.io/snapshot.ref"==sha256:4b8ff392a12ed9ea17784bd3c9a8b1fa3299cac44aca35a85c90c5e3c7afacdc,parent=="default/2/sha256:ab"
+kind==committed
+labels."containerd.io/gc.root"
+name~=^default/,kind!=view
+name~=/a\/b|c/
+parent=="esc\"aped\x41\u00e9\101"
+name == spaced , kind==active
+EOF
+i=0
 while IFS= read -r line; do i=$((i + 1)); printf '%s' "$line" | seed fuzz_http_headers "h$i"; done <<'EOF'
 bytes 0-499/1234
 bytes 100-100/*

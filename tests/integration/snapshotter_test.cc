@@ -404,5 +404,39 @@ TEST_F(SnapshotterContainerdTest, LazySeamWithFakeSource) {
   EXPECT_TRUE(Exists(tree));  // the source's tree is the source's to delete
 }
 
+// systemd/hoist-snapshotter.service passes `systemd-analyze verify` with the built binary as
+// /usr/local/bin/hoist-snapshotter (bind-mounted in a private mount namespace); the check fails
+// for a unit whose program is missing.
+TEST(SnapshotterUnitFile, SystemdAnalyzeVerifies) {
+  ASSERT_TRUE(harness::RequirePrograms({"systemd-analyze", "unshare"}).has_value());
+  char templ[] = "/tmp/hoist-snap-unit-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ, bin = dir + "/bin", units = dir + "/units";
+  ASSERT_TRUE(MakeDirs(bin).has_value());
+  ASSERT_TRUE(MakeDirs(units).has_value());
+  ASSERT_EQ(::symlink(SNAPSHOTTER_BINARY, (bin + "/hoist-snapshotter").c_str()), 0);
+  auto text = ReadFile(std::string(HOIST_SOURCE_DIR) + "/systemd/hoist-snapshotter.service");
+  ASSERT_TRUE(text.has_value()) << text.error().message();
+  ASSERT_TRUE(WriteFileAtomic(units + "/hoist-snapshotter.service", *text).has_value());
+  auto verify = [&] {
+    return RunTool({"unshare", "--mount", "--propagation", "private", "sh", "-euc",
+                    "mount --bind " + bin + " /usr/local/bin\ncd " + units +
+                        "\nsystemd-analyze verify hoist-snapshotter.service\n"});
+  };
+  CommandResult r = verify();
+  EXPECT_EQ(r.exit_code, 0) << r.Describe() << ": " << r.stderr_text;
+  EXPECT_EQ(r.stderr_text, "");
+  std::string broken = *text;
+  const size_t at = broken.find("/usr/local/bin/hoist-snapshotter ");
+  ASSERT_NE(at, std::string::npos);
+  broken.replace(at, 32, "/usr/local/bin/hoist-snapshotterx");
+  ASSERT_TRUE(WriteFileAtomic(units + "/hoist-snapshotter.service", broken).has_value());
+  r = verify();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.stderr_text.find("/usr/local/bin/hoist-snapshotterx"), std::string::npos)
+      << r.stderr_text;
+  (void)RemoveTree(dir);
+}
+
 }  // namespace
 }  // namespace hoist

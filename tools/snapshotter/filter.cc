@@ -5,7 +5,7 @@
 namespace hoist {
 namespace {
 
-constexpr size_t kMaxPatternBytes = 1024;
+constexpr size_t kMaxPatternBytes = 256;
 
 // Tokens; non-negative values are a character the scanner did not expect.
 constexpr int kEof = -1;
@@ -238,6 +238,11 @@ class Parser {
       if (sel.value.size() > kMaxPatternBytes) {
         return Err(v.pos,
                    "regular expression longer than " + std::to_string(kMaxPatternBytes) + " bytes");
+      }
+      // Counted repetition multiplies std::regex's automaton ("(a{99}){99}"): refused, so no
+      // request can make the daemon build a huge one.
+      if (sel.value.find('{') != std::string::npos) {
+        return Err(v.pos, "counted repetition ({n,m}) is not supported in ~= patterns");
       }
       try {
         sel.re = std::make_shared<const std::regex>(sel.value, std::regex::ECMAScript);

@@ -17,7 +17,8 @@
 // `name~=^default/`, `labels."containerd.io/gc.root"`.
 //
 // Differences from containerd, documented in docs/ARCHITECTURE.md: "~=" uses std::regex
-// (ECMAScript) rather than Go's RE2 syntax, and a pattern longer than 1024 bytes is refused;
+// (ECMAScript) rather than Go's RE2 syntax, and a pattern longer than 256 bytes or with a "{"
+// (counted repetition, which multiplies std::regex's automaton) is refused;
 // bytes >= 0x80 are taken as value characters without UTF-8 validation (containerd refuses
 // invalid UTF-8). A "~=" pattern that does not compile matches nothing, as in containerd.
 //
