@@ -20,6 +20,7 @@
 #include "base/file_util.h"
 #include "index/snapshot_meta.h"
 #include "tools/snapshotter/filter.h"
+#include "tools/snapshotter/filter_regex.h"
 #include "tools/snapshotter/snapshotter.h"
 
 namespace hoist {
@@ -104,6 +105,45 @@ TEST(SnapshotFilterTest, OperatorsPresenceAndAny) {
   EXPECT_TRUE(Matches({""}, fields));
   EXPECT_TRUE(Matches({"name == default/1/x"}, fields));  // spaces around the operator
   EXPECT_FALSE(Matches({"name~=("}, fields));             // bad pattern matches nothing
+  EXPECT_FALSE(Matches({"name~=(d)\\1*e"}, fields));      // no backreferences (as RE2)
+  EXPECT_FALSE(Matches({"name~=t{2}"}, fields));          // no counted repetition
+  auto long_pattern = Filter::ParseAll({"name~=" + std::string(257, 'a')});
+  ASSERT_FALSE(long_pattern.has_value());
+  EXPECT_EQ(long_pattern.error().code(), EINVAL);
+}
+
+TEST(SnapshotFilterTest, RegexSubsetMatchesAsRe2) {
+  struct Case {
+    std::string pattern, text;
+    bool match;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"abc", "xxabcxx", true},     {"^abc", "xabc", false},
+           {"abc$", "abcx", false},      {"^$", "", true},
+           {"a.c", "a\nc", false},       {"a.c", "abc", true},
+           {"colou?r", "color", true},   {"colou?r", "colouur", false},
+           {"ab*c", "ac", true},         {"ab+c", "ac", false},
+           {"(ab)+$", "xabab", true},    {"^(?:a|bc)+$", "abca", true},
+           {"^(a|bc)+$", "abcb", false}, {"[a-c]x", "bx", true},
+           {"[^a-c]x", "bx", false},     {"[]a]", "]", true},
+           {"\\d+\\.\\d", "v1.2", true}, {"^\\w+$", "a_1", true},
+           {"^\\w+$", "a-1", false},     {"\\s", "a b", true},
+           {"a|", "zzz", true},          {"(|a)b", "b", true},
+           {"a*?b", "aab", true},        {"[\\d-]+", "1-2", true},
+       }) {
+    auto re = FilterRegex::Compile(c.pattern);
+    ASSERT_TRUE(re.has_value()) << c.pattern;
+    EXPECT_EQ(re->Search(c.text), c.match) << c.pattern << " on " << c.text;
+  }
+  for (const char* bad :
+       {"(", ")", "a**", "a{2}", "[a", "(?i)a", "\\b", "\\1", "*a", "[[:alpha:]]", "[z-a]"}) {
+    EXPECT_FALSE(FilterRegex::Compile(bad).has_value()) << bad;
+  }
+  EXPECT_FALSE(FilterRegex::Compile(std::string(257, 'a')).has_value());
+  // Patterns that make backtracking engines explode are linear here.
+  auto nested = FilterRegex::Compile("(a*)*(b|a+)+c");
+  ASSERT_TRUE(nested.has_value());
+  EXPECT_FALSE(nested->Search(std::string(4096, 'a')));
 }
 
 TEST(SnapshotFilterTest, QuotedEscapes) {

@@ -239,15 +239,10 @@ class Parser {
         return Err(v.pos,
                    "regular expression longer than " + std::to_string(kMaxPatternBytes) + " bytes");
       }
-      // Counted repetition multiplies std::regex's automaton ("(a{99}){99}"): refused, so no
-      // request can make the daemon build a huge one.
-      if (sel.value.find('{') != std::string::npos) {
-        return Err(v.pos, "counted repetition ({n,m}) is not supported in ~= patterns");
-      }
-      try {
-        sel.re = std::make_shared<const std::regex>(sel.value, std::regex::ECMAScript);
-      } catch (const std::regex_error&) {
-        sel.re = nullptr;  // matches nothing, as containerd's failed regexp.Compile
+      // A pattern outside FilterRegex's syntax matches nothing, as containerd's failed
+      // regexp.Compile.
+      if (auto re = FilterRegex::Compile(sel.value)) {
+        sel.re = std::make_shared<const FilterRegex>(std::move(*re));
       }
     }
     return sel;
@@ -311,7 +306,7 @@ bool MatchSelectors(const std::vector<Filter::Selector>& all, const FieldLookup&
         ok = v.value_or("") != sel.value;
         break;
       case Filter::Op::kMatches:
-        ok = sel.re != nullptr && std::regex_search(v.value_or(""), *sel.re);
+        ok = sel.re != nullptr && sel.re->Search(v.value_or(""));
         break;
     }
     if (!ok) return false;

@@ -16,11 +16,11 @@
 // (containerd's metadata layer after a remote snapshotter's ALREADY_EXISTS), `kind==committed`,
 // `name~=^default/`, `labels."containerd.io/gc.root"`.
 //
-// Differences from containerd, documented in docs/ARCHITECTURE.md: "~=" uses std::regex
-// (ECMAScript) rather than Go's RE2 syntax, and a pattern longer than 256 bytes or with a "{"
-// (counted repetition, which multiplies std::regex's automaton) is refused;
-// bytes >= 0x80 are taken as value characters without UTF-8 validation (containerd refuses
-// invalid UTF-8). A "~=" pattern that does not compile matches nothing, as in containerd.
+// Differences from containerd, documented in docs/ARCHITECTURE.md: "~=" patterns are matched by
+// FilterRegex (filter_regex.h: a linear-time subset of RE2's syntax, on bytes); a pattern longer
+// than 256 bytes is refused (EINVAL); bytes >= 0x80 are taken as value characters without UTF-8
+// validation (containerd refuses invalid UTF-8). A "~=" pattern that does not compile matches
+// nothing, as in containerd.
 //
 // Errors: EINVAL with containerd's message shape: "filters: parse error: [before >|x|< after]:
 // what". Thread-safety: a parsed Filter is immutable and may be shared.
@@ -29,12 +29,12 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/status.h"
+#include "tools/snapshotter/filter_regex.h"
 
 namespace hoist {
 
@@ -48,7 +48,7 @@ class Filter {
     std::vector<std::string> field_path;
     Op op = Op::kPresent;
     std::string value;
-    std::shared_ptr<const std::regex> re;  // kMatches; null if the pattern did not compile
+    std::shared_ptr<const FilterRegex> re;  // kMatches; null if the pattern did not compile
   };
 
   // Parses filter strings; the result matches if any of them matches (all if none).
