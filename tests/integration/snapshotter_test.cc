@@ -404,6 +404,48 @@ TEST_F(SnapshotterContainerdTest, LazySeamWithFakeSource) {
   EXPECT_TRUE(Exists(tree));  // the source's tree is the source's to delete
 }
 
+// Bad flags and unusable paths: one line naming the problem, exit 1; a second daemon on a live
+// socket is refused, a stale socket (left by kill -9) is taken over.
+TEST(SnapshotterFlags, BadInputIsOneLineError) {
+  char templ[] = "/tmp/hoist-snap-flags-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ, sock = dir + "/s.sock", root = dir + "/root";
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{}, "--address is required"},
+           {{"--address", "rel.sock", "--root", root},
+            "--address must be an absolute socket path, not 'rel.sock'"},
+           {{"--address", sock, "--root", "rel"},
+            "the snapshotter root must be an absolute path, not 'rel'"},
+           {{"--address", sock, "--root", root, "--log-level", "loud"},
+            "unknown --log-level 'loud'"},
+           {{"--address", "/etc/hostname", "--root", root},
+            "/etc/hostname exists and is not a socket"},
+       }) {
+    std::vector<std::string> argv = {SNAPSHOTTER_BINARY};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    CommandResult r = RunTool(argv);
+    EXPECT_EQ(r.exit_code, 1) << c.message;
+    EXPECT_EQ(r.stderr_text, "hoist-snapshotter: " + c.message + "\n");
+  }
+  SnapshotterProcess first;
+  auto started = first.Start(SNAPSHOTTER_BINARY, root, sock, dir + "/first.log");
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  CommandResult second = RunTool({SNAPSHOTTER_BINARY, "--address", sock, "--root", dir + "/r2"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_EQ(second.stderr_text, "hoist-snapshotter: another process is serving " + sock + "\n");
+  first.Kill();  // the socket file stays behind
+  EXPECT_TRUE(Exists(sock));
+  auto again = first.Restart();
+  EXPECT_TRUE(again.has_value()) << again.error().message();
+  first.Stop();
+  EXPECT_FALSE(Exists(sock));  // a clean stop removes it
+  (void)RemoveTree(dir);
+}
+
 // systemd/hoist-snapshotter.service passes `systemd-analyze verify` with the built binary as
 // /usr/local/bin/hoist-snapshotter (bind-mounted in a private mount namespace); the check fails
 // for a unit whose program is missing.
