@@ -271,4 +271,8 @@ for i in range(300): sys.stdout.write(" key%04d\n value%04d%s\n" % (i, i, "x" * 
 sys.stdout.write("DATA=END\n")' | mdb_load -s chunks "$tmp/lmdb2"
 seed fuzz_lmdb_header table.mdb <"$tmp/lmdb2/data.mdb"
 
+# --- hoist-cri configs: first byte 0 = pod, 1 = container.
+printf '\0{"metadata": {"name": "p", "uid": "u", "namespace": "n"}, "log_directory": "/l", "linux": {"security_context": {"namespace_options": {"network": "NODE", "pid": 1}, "run_as_user": 0}}, "labels": {"a": "b"}}' | seed fuzz_cri_spec pod
+printf '\1{"metadata": {"name": "c"}, "image": {"image": "r/i:v1"}, "command": ["/bin/cat"], "args": ["x"], "envs": [{"key": "K", "value": "V"}], "log_path": "c.log", "linux": {"security_context": {"privileged": true}}}' | seed fuzz_cri_spec ctr
+
 echo "corpus: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1)"
