@@ -12,13 +12,18 @@
 //                              Prepare calls of a CRI pull carry cri.layer-digest (the
 //                              snapshotter names it in its log lines), layer 1 is served lazily
 //                              and its blob is never downloaded; the container still runs.
-//   BadInputIsOneLineError     hoist-cri's errors: one line, exit 1 (125 for `run`).
+//   BadInputIsOneLineError     hoist-cri's errors: one line, exit 1 (125 for `run`); no socket
+//                              or a socket nobody listens on is an answer at once.
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <regex>
 #include <string>
 #include <thread>
@@ -477,26 +482,38 @@ TEST(CriClientFlags, BadInputIsOneLineError) {
       WriteFileAtomic(dir + "/good.json", "{\"metadata\": {\"name\": \"c\"}, \"image\": \"x\"}")
           .has_value());
   const std::string none = dir + "/none.sock";
+  // A socket file nobody listens on (as a stopped containerd leaves behind).
+  const std::string stale = dir + "/stale.sock";
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, stale.c_str(), sizeof(addr.sun_path) - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ::close(fd);
+  }
   struct Case {
     std::vector<std::string> args;
     int code;
     std::string message;
   };
   for (const Case& c : std::vector<Case>{
-           {{"--address", none, "--timeout", "1", "version"},
+           {{"--address", none, "version"},
             1,
-            "no CRI server answers on " + none},
+            "no CRI server answers on " + none + ": No such file or directory"},
+           {{"--address", stale, "version"},
+            1,
+            "no CRI server answers on " + stale + ": Connection refused"},
            {{"--address", "rel.sock", "version"},
             1,
             "the CRI address must be an absolute socket path or unix:///path, not 'rel.sock'"},
-           {{"--address", none, "--timeout", "1", "run", dir + "/good.json", "--pod",
-             dir + "/pod.json"},
+           {{"--address", none, "run", dir + "/good.json", "--pod", dir + "/pod.json"},
             125,
-            "no CRI server answers on " + none},
-           {{"--address", "unix://" + none, "--timeout", "1", "run", dir + "/good.json", "--pod",
-             dir + "/pod.json"},
+            "no CRI server answers on " + none + ": No such file or directory"},
+           {{"--address", "unix://" + stale, "run", dir + "/good.json", "--pod", dir + "/pod.json"},
             125,
-            "no CRI server answers on " + none},
+            "no CRI server answers on " + stale + ": Connection refused"},
            {{"version", "extra"}, 1, "The following argument was not expected: extra"},
            // Configs are checked before anything is sent (the socket is never reached).
            {{"--address", none, "run", dir + "/bad.json", "--pod", dir + "/pod.json"},

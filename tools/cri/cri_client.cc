@@ -1,8 +1,13 @@
 #include "tools/cri/cri_client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "cri_subset.grpc.pb.h"
 
@@ -177,6 +182,24 @@ Result<std::unique_ptr<CriClient>> CriClient::Connect(const std::string& address
   if (path.empty() || path[0] != '/') {
     return Fail(EINVAL, "the CRI address must be an absolute socket path or unix:///path, not '" +
                             address + "'");
+  }
+  // A plain connect first: a missing socket or one nobody listens on is an answer at once (gRPC
+  // would retry until the deadline).
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return Fail(ENAMETOOLONG, "the CRI socket path " + path + " is too long");
+  }
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Fail(ErrnoError("socket"));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) {
+      return Fail(ECONNREFUSED, "no CRI server answers on " + path + ": " + std::strerror(err));
+    }
   }
   auto impl = std::make_unique<Impl>();
   impl->timeout = timeout;
