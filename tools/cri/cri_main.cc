@@ -232,26 +232,26 @@ int Main(int argc, char** argv) {
   inspect->add_option("ID", id)->required();
   auto* wait = app.add_subcommand("wait", "wait for a container to exit; prints its exit code");
   wait->add_option("ID", id)->required();
-  auto* runc = app.add_subcommand("run", "pull, run the pod and the container, print its log");
-  runc->add_option("CTR.json", run.container_file)->required();
-  runc->add_option("--pod", run.pod_file, "the pod's config")->required();
-  runc->add_flag("--timing", run.timing, "print phase durations on stderr");
-  runc->add_flag("--keep", run.keep, "keep the container and the pod");
+  auto* run_cmd = app.add_subcommand("run", "pull, run the pod and the container, print its log");
+  run_cmd->add_option("CTR.json", run.container_file)->required();
+  run_cmd->add_option("--pod", run.pod_file, "the pod's config")->required();
+  run_cmd->add_flag("--timing", run.timing, "print phase durations on stderr");
+  run_cmd->add_flag("--keep", run.keep, "keep the container and the pod");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "hoist-cri: %s\n", e.what());
-    return runc->parsed() ? kRunFailed : 1;
+    return run_cmd->parsed() ? kRunFailed : 1;
   }
-  const int fail_code = runc->parsed() ? kRunFailed : 1;
+  const int fail_code = run_cmd->parsed() ? kRunFailed : 1;
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   // Configs are read and checked before connecting: bad input never reaches the runtime.
   PodSpec pod;
   ContainerSpec ctr;
   Status loaded = Ok();
-  if (runc->parsed()) {
+  if (run_cmd->parsed()) {
     loaded = LoadRunConfigs(run, &pod, &ctr);
   } else if (create->parsed()) {
     auto p = LoadPod(pod_file);
@@ -313,7 +313,7 @@ int Main(int argc, char** argv) {
     std::printf("%d\n", r->exit_code);
     return 0;
   }
-  if (runc->parsed()) return Run(c, run, &pod, &ctr, timeout);
+  if (run_cmd->parsed()) return Run(c, run, &pod, &ctr, timeout);
   Status s = Ok();
   if (start->parsed()) s = c.StartContainer(id);
   if (stop->parsed()) s = c.StopContainer(id, grace);
