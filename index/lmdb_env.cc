@@ -21,8 +21,9 @@
 namespace hoist {
 namespace {
 
-constexpr const char* kTableNames[] = {"meta",      "layers", "chunk_meta", "chunk_body",
-                                       "chunk_lru", "refs",   "blobs"};
+constexpr const char* kTableNames[] = {"meta",       "layers",    "chunk_meta",
+                                       "chunk_body", "chunk_lru", "refs",
+                                       "blobs",      "snapshots", "snapshot_children"};
 static_assert(std::size(kTableNames) == static_cast<size_t>(Table::kCount));
 
 }  // namespace

@@ -70,6 +70,9 @@ enum class Table : int {
   kChunkLru,   // u64 BE lru seq + raw chunk digest (32) -> "" (eviction order)
   kRefs,       // image reference name -> "sha256:..." manifest digest
   kBlobs,      // raw digest (32) -> manifest/config bytes
+  // hoist-snapshotter's own environment (snapshot_meta.h); empty in the hoist store.
+  kSnapshots,         // snapshot key -> EncodeSnapshotRecord record
+  kSnapshotChildren,  // u64 BE parent id + u64 BE child id -> child key
   kCount,
 };
 

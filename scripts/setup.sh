@@ -10,6 +10,9 @@ PACKAGES=(
   libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev liblmdb-dev lmdb-utils
   libxxhash-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   rapidjson-dev libcli11-dev
+  # hoist-snapshotter: gRPC, protobuf, containerd's snapshots API protos and gogo.proto
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
   # tests and demo: real registry, real producers, real runtimes
   docker-registry skopeo umoci runc containerd stargz-snapshotter
   apache2-utils openssl python3 curl jq zstd gzip tar coreutils util-linux

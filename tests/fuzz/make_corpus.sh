@@ -224,6 +224,17 @@ index.docker.io/library/alpine
 Registry.Example.COM/Foo
 EOF
 i=0
+# containerd filters (hoist-snapshotter List requests): what its GC, metadata layer and ctr send.
+while IFS= read -r line; do i=$((i + 1)); printf '%s' "$line" | seed fuzz_snapshot_filter "f$i"; done <<'EOF'
+labels."containerd.io/snapshot.ref"==sha256:4b8ff392a12ed9ea17784bd3c9a8b1fa3299cac44aca35a85c90c5e3c7afacdc,parent=="default/2/sha256:ab"
+kind==committed
+labels."containerd.io/gc.root"
+name~=^default/,kind!=view
+name~=/a\/b|c/
+parent=="esc\"aped\x41\u00e9\101"
+name == spaced , kind==active
+EOF
+i=0
 while IFS= read -r line; do i=$((i + 1)); printf '%s' "$line" | seed fuzz_http_headers "h$i"; done <<'EOF'
 bytes 0-499/1234
 bytes 100-100/*
@@ -259,5 +270,9 @@ sys.stdout.write("VERSION=3\nformat=print\ntype=btree\nHEADER=END\n")
 for i in range(300): sys.stdout.write(" key%04d\n value%04d%s\n" % (i, i, "x" * 40))
 sys.stdout.write("DATA=END\n")' | mdb_load -s chunks "$tmp/lmdb2"
 seed fuzz_lmdb_header table.mdb <"$tmp/lmdb2/data.mdb"
+
+# --- hoist-cri configs: first byte 0 = pod, 1 = container.
+printf '\0{"metadata": {"name": "p", "uid": "u", "namespace": "n"}, "log_directory": "/l", "linux": {"security_context": {"namespace_options": {"network": "NODE", "pid": 1}, "run_as_user": 0}}, "labels": {"a": "b"}}' | seed fuzz_cri_spec pod
+printf '\1{"metadata": {"name": "c"}, "image": {"image": "r/i:v1"}, "command": ["/bin/cat"], "args": ["x"], "envs": [{"key": "K", "value": "V"}], "log_path": "c.log", "linux": {"security_context": {"privileged": true}}}' | seed fuzz_cri_spec ctr
 
 echo "corpus: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1)"

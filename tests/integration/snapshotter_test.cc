@@ -1,0 +1,484 @@
+// hoist-snapshotter as containerd's proxy snapshot plugin, against REAL parts: a private
+// containerd 1.6 (tests/harness/containerd.h) with `[proxy_plugins.hoist]`, the real
+// hoist-snapshotter binary, a real registry, real runc (`ctr run`), real umoci. Runs as root;
+// missing tools FAIL the suite, never skip it.
+//
+//   PullRunTreeRestartAndGc  `ctr image pull --snapshotter hoist`; `ctr run` prints exact
+//                            output; the rootfs (ctr image mount) equals `umoci unpack` exactly;
+//                            kill -9 + restart of the snapshotter, then `ctr run` works again;
+//                            `ctr image rm --sync` (GC) leaves no snapshot, no mount, no
+//                            directory.
+//   LazySeamWithFakeSource   the seam, with a FAKE RemoteLayerSource (fake-remote-snapshotter)
+//                            that serves layer 1 from a pre-extracted tree: Prepare answers
+//                            ALREADY_EXISTS, containerd records the remote snapshot and never
+//                            downloads that layer's blob, `ctr run` and the exact tree hold.
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/file_util.h"
+#include "base/mountinfo.h"
+#include "base/status.h"
+#include "tests/harness/containerd.h"
+#include "tests/harness/oci_image.h"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_registry.h"
+#include "tests/harness/tree_walk.h"
+
+#ifndef SNAPSHOTTER_BINARY
+#error "SNAPSHOTTER_BINARY must name the hoist-snapshotter executable"
+#endif
+#ifndef FAKE_REMOTE_SNAPSHOTTER_BINARY
+#error "FAKE_REMOTE_SNAPSHOTTER_BINARY must name the fake-remote-snapshotter executable"
+#endif
+
+namespace hoist {
+namespace {
+
+using harness::CommandResult;
+using harness::FileSpec;
+using harness::LayerSpec;
+using Tree = std::map<std::string, harness::TreeNode>;
+
+constexpr char kRunOutput[] = "from layer 1\nfrom layer 2\nnew\n";
+
+CommandResult RunTool(const std::vector<std::string>& argv) {
+  return harness::RunForResult(argv, {.timeout = std::chrono::seconds(180)});
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool SocketAnswers(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::vector<std::string> DirEntries(const std::string& dir) {
+  std::vector<std::string> out;
+  CommandResult r = RunTool({"ls", "-A", dir});
+  std::string line;
+  for (char c : r.stdout_text) {
+    if (c == '\n') {
+      out.push_back(line);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  return out;
+}
+
+// One running hoist-snapshotter (the real binary, or the fake-source one).
+class SnapshotterProcess {
+ public:
+  Status Start(const std::string& binary, const std::string& root, const std::string& socket,
+               const std::string& log, const std::vector<std::string>& env = {}) {
+    binary_ = binary;
+    root_ = root;
+    socket_ = socket;
+    log_ = log;
+    env_ = env;
+    return Restart();
+  }
+  Status Restart() {
+    harness::ChildProcess::Options o;
+    o.stdout_path = log_;
+    o.stderr_path = log_;
+    o.env = env_;
+    HOIST_ASSIGN_OR_RETURN(
+        child_, harness::ChildProcess::Start(
+                    {binary_, "--address", socket_, "--root", root_, "--log-level", "debug"}, o));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!SocketAnswers(socket_)) {
+      if (!child_.Running()) return Fail(EIO, "hoist-snapshotter exited; see " + log_);
+      if (std::chrono::steady_clock::now() > deadline) {
+        return Fail(ETIMEDOUT, "hoist-snapshotter did not answer on " + socket_);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return Ok();
+  }
+  void Kill() { child_.Kill(); }
+  void Stop() { child_.Terminate(); }
+  harness::ChildProcess& child() { return child_; }
+
+ private:
+  std::string binary_, root_, socket_, log_;
+  std::vector<std::string> env_;
+  harness::ChildProcess child_;
+};
+
+std::string ProxyConfig(const std::string& socket) {
+  return "[proxy_plugins]\n  [proxy_plugins.hoist]\n    type = \"snapshot\"\n    address = \"" +
+         socket + "\"\n";
+}
+
+class SnapshotterContainerdTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setup_error_ = new std::string();
+    auto fail = [](const std::string& e) { *setup_error_ = e; };
+    if (::geteuid() != 0) return fail("the snapshotter tests must run as root");
+    if (auto s = harness::RequirePrograms({"containerd", "ctr", "ctr-remote", "runc", "skopeo",
+                                           "umoci", "docker-registry", "tar"});
+        !s) {
+      return fail(s.error().message());
+    }
+    char templ[] = "/tmp/hoist-snap-XXXXXX";
+    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
+    work_ = new std::string(templ);
+    auto reg = harness::TestRegistry::Launch();
+    if (!reg) return fail(reg.error().message());
+    registry_ = reg->release();
+
+    auto busybox = ReadFile("/bin/busybox");
+    if (!busybox) return fail(busybox.error().message());
+    std::vector<FileSpec> base = {FileSpec::Dir("bin"),
+                                  FileSpec::File("bin/busybox", *busybox, 0755)};
+    for (const char* applet : {"sh", "cat", "ls", "echo"}) {
+      base.push_back(FileSpec::Symlink(std::string("bin/") + applet, "busybox"));
+    }
+    base.push_back(FileSpec::File("etc/hello", "from layer 1\n"));
+    base.push_back(FileSpec::File("etc/gone", "removed by layer 2\n"));
+    base.push_back(FileSpec::File("data/old", "hidden by the opaque dir\n").Owner(7, 8));
+    base.push_back(FileSpec::Dir("tmp", 01777));
+    for (const char* dir : {"proc", "dev", "sys"}) base.push_back(FileSpec::Dir(dir));
+    std::vector<FileSpec> top = {
+        FileSpec::File("etc/hello2", "from layer 2\n", 0640).Xattr("user.origin", "layer2"),
+        FileSpec::Hardlink("etc/hello2-link", "etc/hello2"),
+        FileSpec::Whiteout("etc/gone"),
+        FileSpec::Opaque("data"),
+        FileSpec::File("data/new", "new\n"),
+        FileSpec::Symlink("link", "etc/hello2"),
+    };
+    layout_ = new std::string(*work_ + "/layout");
+    auto image = harness::BuildOciImage(*layout_, {LayerSpec(base), LayerSpec(top)},
+                                        {.tag = "v1", .cmd = {"/bin/sh"}});
+    if (!image) return fail(image.error().message());
+    image_ = new harness::BuiltImage(*image);
+    if (auto p = harness::PushOciLayout(image->OciRef(), registry_->DockerRef("snap/img", "v1"));
+        !p) {
+      return fail(p.error().message());
+    }
+    CommandResult u =
+        RunTool({"umoci", "unpack", "--image", *layout_ + ":v1", *work_ + "/umoci-bundle"});
+    if (!u.ok()) return fail("umoci unpack: " + u.stderr_text);
+    auto tree = harness::WalkTree(*work_ + "/umoci-bundle/rootfs");
+    if (!tree) return fail(tree.error().message());
+    umoci_tree_ = new Tree(std::move(*tree));
+  }
+
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+    const char* keep = std::getenv("HOIST_TEST_KEEP");
+    if (work_ != nullptr && (keep == nullptr || *keep != '1')) (void)RemoveTree(*work_);
+  }
+
+  void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
+
+  std::string NewDir(const std::string& name) {
+    std::string d = *work_ + "/" + name;
+    EXPECT_TRUE(MakeDirs(d).has_value());
+    return d;
+  }
+  static std::string Ref() { return registry_->ImageRef("snap/img", "v1"); }
+
+  // `ctr run --snapshotter hoist --rm REF ID cat ...`: the exact output.
+  static void ExpectRunPrints(harness::PrivateContainerd& cd, const std::string& id) {
+    auto out = cd.Ctr({"run", "--snapshotter=hoist", "--rm", Ref(), id, "/bin/cat", "/etc/hello",
+                       "/etc/hello2", "/data/new"});
+    ASSERT_TRUE(out.has_value()) << out.error().message();
+    EXPECT_EQ(*out, kRunOutput);
+  }
+
+  // The image's rootfs through the snapshotter equals umoci's unpack: a container's active
+  // snapshot (`ctr container create`; referenced by the container, so containerd's GC leaves it
+  // alone, unlike a bare view), mounted with the command `ctr snapshots mounts` prints for the
+  // snapshotter's mounts (ctr 1.6's `image mount` cannot pick a snapshotter), walked, unmounted
+  // and removed with the container.
+  void ExpectExactTree(harness::PrivateContainerd& cd, const std::string& mnt,
+                       const std::string& lowerdirs) {
+    ASSERT_TRUE(MakeDirs(mnt).has_value());
+    auto c = cd.Ctr({"container", "create", "--snapshotter=hoist", Ref(), "tree-c"});
+    ASSERT_TRUE(c.has_value()) << c.error().message();
+    auto cmd = cd.Ctr({"snapshots", "--snapshotter=hoist", "mounts", mnt, "tree-c"});
+    ASSERT_TRUE(cmd.has_value()) << cmd.error().message();
+    // An overlay whose lower layers are the image's trees, newest first.
+    EXPECT_TRUE(cmd->starts_with("mount -t overlay overlay " + mnt + " -o ")) << *cmd;
+    EXPECT_TRUE(cmd->ends_with(",lowerdir=" + lowerdirs + "\n")) << *cmd;
+    CommandResult m = RunTool({"sh", "-c", *cmd});
+    ASSERT_TRUE(m.ok()) << *cmd << ": " << m.stderr_text;
+    auto got = harness::WalkTree(mnt);
+    EXPECT_EQ(::umount(mnt.c_str()), 0) << std::strerror(errno);
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_EQ(harness::CompareTrees(*umoci_tree_, *got), std::vector<std::string>{});
+    auto rm = cd.Ctr({"container", "rm", "tree-c"});
+    ASSERT_TRUE(rm.has_value()) << rm.error().message();
+  }
+
+  // After a restart of the snapshotter, containerd's gRPC channel to it reconnects on its own
+  // backoff (at most 3 s apart in containerd 1.6): wait until a call goes through.
+  static void WaitUntilServed(harness::PrivateContainerd& cd) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      CommandResult r =
+          RunTool({"ctr", "-a", cd.socket(), "snapshots", "--snapshotter=hoist", "ls"});
+      if (r.ok()) return;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << r.stderr_text;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  // `ctr snapshots --snapshotter hoist ls` without its header line.
+  static std::vector<std::string> SnapshotLines(harness::PrivateContainerd& cd) {
+    auto out = cd.Ctr({"snapshots", "--snapshotter=hoist", "ls"});
+    EXPECT_TRUE(out.has_value()) << out.error().message();
+    std::vector<std::string> lines;
+    std::string line;
+    for (char c : out.value_or("")) {
+      if (c != '\n') {
+        line += c;
+        continue;
+      }
+      if (!line.starts_with("KEY")) lines.push_back(line);
+      line.clear();
+    }
+    return lines;
+  }
+
+  // Image removal with GC: no snapshot left, no mount under the work dir, no snapshot dirs.
+  void ExpectRemovedCompletely(harness::PrivateContainerd& cd, const std::string& sn_root) {
+    auto rm = cd.Ctr({"image", "rm", "--sync", Ref()});
+    ASSERT_TRUE(rm.has_value()) << rm.error().message();
+    EXPECT_EQ(SnapshotLines(cd), std::vector<std::string>{});
+    EXPECT_EQ(DirEntries(sn_root + "/snapshots"), std::vector<std::string>{});
+    auto mounts = MountPointsUnder(*work_);
+    ASSERT_TRUE(mounts.has_value());
+    EXPECT_EQ(*mounts, std::vector<std::string>{});
+  }
+
+  static std::string* setup_error_;
+  static std::string* work_;
+  static std::string* layout_;
+  static harness::TestRegistry* registry_;
+  static harness::BuiltImage* image_;
+  static Tree* umoci_tree_;
+};
+
+std::string* SnapshotterContainerdTest::setup_error_ = nullptr;
+std::string* SnapshotterContainerdTest::work_ = nullptr;
+std::string* SnapshotterContainerdTest::layout_ = nullptr;
+harness::TestRegistry* SnapshotterContainerdTest::registry_ = nullptr;
+harness::BuiltImage* SnapshotterContainerdTest::image_ = nullptr;
+Tree* SnapshotterContainerdTest::umoci_tree_ = nullptr;
+
+TEST_F(SnapshotterContainerdTest, PullRunTreeRestartAndGc) {
+  const std::string dir = NewDir("plain");
+  const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
+  SnapshotterProcess sn;
+  auto started = sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log");
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+  auto cd = harness::PrivateContainerd::Start(
+      dir + "/cd", {.extra_config = ProxyConfig(sock), .snapshotter = "hoist"});
+  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+
+  auto pulled = (*cd)->Pull(Ref(), /*plain_http=*/true);
+  ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+  // Two committed layers, named by their chain IDs, the top one on the base.
+  const std::string chain1 = image_->layers[0].diff_id.str();
+  const std::string chain2 = Digest::Of(chain1 + " " + image_->layers[1].diff_id.str()).str();
+  auto lines = SnapshotLines(**cd);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(lines[0].starts_with(chain1 + " ")) << lines[0];
+  EXPECT_NE(lines[0].find("Committed"), std::string::npos) << lines[0];
+  EXPECT_TRUE(lines[1].starts_with(chain2 + " " + chain1 + " ")) << lines[1];
+  EXPECT_EQ(DirEntries(sn_root + "/snapshots").size(), 2u);
+
+  ExpectRunPrints(**cd, "c1");
+  ExpectExactTree(**cd, dir + "/mnt", sn_root + "/snapshots/2/fs:" + sn_root + "/snapshots/1/fs");
+
+  // kill -9, then a restart: containers of the already pulled image still start.
+  sn.Kill();
+  auto restarted = sn.Restart();
+  ASSERT_TRUE(restarted.has_value()) << restarted.error().message();
+  WaitUntilServed(**cd);
+  ExpectRunPrints(**cd, "c2");
+  EXPECT_EQ(SnapshotLines(**cd).size(), 2u);  // the run's active snapshot is gone again
+
+  ExpectRemovedCompletely(**cd, sn_root);
+  EXPECT_TRUE(sn.child().Running());
+}
+
+TEST_F(SnapshotterContainerdTest, LazySeamWithFakeSource) {
+  const std::string dir = NewDir("seam");
+  const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
+  const std::string layers = NewDir("seam/layers");
+  // Layer 1, pre-extracted as an overlay lower layer (it has no whiteouts, so GNU tar's
+  // extraction is exactly that), under its chain ID.
+  const std::string chain1 = image_->layers[0].diff_id.str();
+  const std::string chain2 = Digest::Of(chain1 + " " + image_->layers[1].diff_id.str()).str();
+  std::string name = chain1;
+  name[name.find(':')] = '-';
+  const std::string tree = layers + "/" + name;
+  ASSERT_TRUE(MakeDirs(tree).has_value());
+  CommandResult x = RunTool({"tar", "-xpzf", image_->layers[0].blob_path, "--numeric-owner",
+                             "--xattrs", "--xattrs-include=*", "-C", tree});
+  ASSERT_TRUE(x.ok()) << x.stderr_text;
+
+  SnapshotterProcess sn;
+  auto started = sn.Start(FAKE_REMOTE_SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log",
+                          {"HOIST_FAKE_LAYER_DIR=" + layers});
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+  auto cd = harness::PrivateContainerd::Start(
+      dir + "/cd", {.extra_config = ProxyConfig(sock), .snapshotter = "hoist"});
+  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+
+  // `ctr-remote image rpull` is the non-CRI client of containerd's remote-snapshot protocol (it
+  // passes containerd.io/snapshot.ref and stargz's labels, and fetches a layer only when the
+  // snapshotter did not serve it). Plain `ctr image pull` of containerd 1.6 fetches every blob
+  // and passes no labels, so no remote snapshotter can be lazy with it.
+  auto pulled = harness::RunChecked({"ctr-remote", "-a", (*cd)->socket(), "image", "rpull",
+                                     "--plain-http", "--snapshotter=hoist", Ref()},
+                                    {.timeout = std::chrono::seconds(180)});
+  ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+  // containerd recorded layer 1 as the snapshotter's remote snapshot...
+  auto info = (*cd)->Ctr({"snapshots", "--snapshotter=hoist", "info", chain1});
+  ASSERT_TRUE(info.has_value()) << info.error().message();
+  EXPECT_NE(info->find("\"containerd.io/snapshot/remote\": \"remote snapshot\""), std::string::npos)
+      << *info;
+  EXPECT_NE(info->find("\"Kind\": \"Committed\""), std::string::npos) << *info;
+  auto info2 = (*cd)->Ctr({"snapshots", "--snapshotter=hoist", "info", chain2});
+  ASSERT_TRUE(info2.has_value()) << info2.error().message();
+  EXPECT_EQ(info2->find("\"containerd.io/snapshot/remote\":"), std::string::npos) << *info2;
+  // ...and never downloaded its blob; layer 2 was downloaded and unpacked as usual.
+  auto content = (*cd)->Ctr({"content", "ls", "-q"});
+  ASSERT_TRUE(content.has_value()) << content.error().message();
+  EXPECT_EQ(content->find(image_->layers[0].digest.str()), std::string::npos) << *content;
+  EXPECT_NE(content->find(image_->layers[1].digest.str()), std::string::npos) << *content;
+  // Only layer 2 has a directory of its own.
+  EXPECT_EQ(DirEntries(sn_root + "/snapshots").size(), 1u);
+  auto log = ReadFile(dir + "/snapshotter.log");
+  ASSERT_TRUE(log.has_value());
+  EXPECT_NE(log->find("layer " + chain1 + " (" + image_->layers[0].digest.str() +
+                      "): mounted lazily from " + tree),
+            std::string::npos)
+      << *log;
+
+  ExpectRunPrints(**cd, "c1");
+  // Layer 1's lowerdir is the source's tree; layer 2's is the snapshotter's own (id 2: the
+  // remote snapshot took id 1).
+  ExpectExactTree(**cd, dir + "/mnt", sn_root + "/snapshots/2/fs:" + tree);
+
+  // Restart: the source is asked again for the remote layer; containers still start.
+  sn.Kill();
+  auto restarted = sn.Restart();
+  ASSERT_TRUE(restarted.has_value()) << restarted.error().message();
+  WaitUntilServed(**cd);
+  ExpectRunPrints(**cd, "c2");
+
+  ExpectRemovedCompletely(**cd, sn_root);
+  EXPECT_TRUE(Exists(tree));  // the source's tree is the source's to delete
+}
+
+// Bad flags and unusable paths: one line naming the problem, exit 1; a second daemon on a live
+// socket is refused, a stale socket (left by kill -9) is taken over.
+TEST(SnapshotterFlags, BadInputIsOneLineError) {
+  char templ[] = "/tmp/hoist-snap-flags-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ, sock = dir + "/s.sock", root = dir + "/root";
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{}, "--address is required"},
+           {{"--address", "rel.sock", "--root", root},
+            "--address must be an absolute socket path, not 'rel.sock'"},
+           {{"--address", sock, "--root", "rel"},
+            "the snapshotter root must be an absolute path, not 'rel'"},
+           {{"--address", sock, "--root", root, "--log-level", "loud"},
+            "unknown --log-level 'loud'"},
+           {{"--address", "/etc/hostname", "--root", root},
+            "/etc/hostname exists and is not a socket"},
+       }) {
+    std::vector<std::string> argv = {SNAPSHOTTER_BINARY};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    CommandResult r = RunTool(argv);
+    EXPECT_EQ(r.exit_code, 1) << c.message;
+    EXPECT_EQ(r.stderr_text, "hoist-snapshotter: " + c.message + "\n");
+  }
+  SnapshotterProcess first;
+  auto started = first.Start(SNAPSHOTTER_BINARY, root, sock, dir + "/first.log");
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  CommandResult second = RunTool({SNAPSHOTTER_BINARY, "--address", sock, "--root", dir + "/r2"});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_EQ(second.stderr_text, "hoist-snapshotter: another process is serving " + sock + "\n");
+  first.Kill();  // the socket file stays behind
+  EXPECT_TRUE(Exists(sock));
+  auto again = first.Restart();
+  EXPECT_TRUE(again.has_value()) << again.error().message();
+  first.Stop();
+  EXPECT_FALSE(Exists(sock));  // a clean stop removes it
+  (void)RemoveTree(dir);
+}
+
+// systemd/hoist-snapshotter.service passes `systemd-analyze verify` with the built binary as
+// /usr/local/bin/hoist-snapshotter (bind-mounted in a private mount namespace); the check fails
+// for a unit whose program is missing.
+TEST(SnapshotterUnitFile, SystemdAnalyzeVerifies) {
+  ASSERT_TRUE(harness::RequirePrograms({"systemd-analyze", "unshare"}).has_value());
+  char templ[] = "/tmp/hoist-snap-unit-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ, bin = dir + "/bin", units = dir + "/units";
+  ASSERT_TRUE(MakeDirs(bin).has_value());
+  ASSERT_TRUE(MakeDirs(units).has_value());
+  ASSERT_EQ(::symlink(SNAPSHOTTER_BINARY, (bin + "/hoist-snapshotter").c_str()), 0);
+  auto text = ReadFile(std::string(HOIST_SOURCE_DIR) + "/systemd/hoist-snapshotter.service");
+  ASSERT_TRUE(text.has_value()) << text.error().message();
+  ASSERT_TRUE(WriteFileAtomic(units + "/hoist-snapshotter.service", *text).has_value());
+  auto verify = [&] {
+    return RunTool({"unshare", "--mount", "--propagation", "private", "sh", "-euc",
+                    "mount --bind " + bin + " /usr/local/bin\ncd " + units +
+                        "\nsystemd-analyze verify hoist-snapshotter.service\n"});
+  };
+  CommandResult r = verify();
+  EXPECT_EQ(r.exit_code, 0) << r.Describe() << ": " << r.stderr_text;
+  EXPECT_EQ(r.stderr_text, "");
+  std::string broken = *text;
+  const size_t at = broken.find("/usr/local/bin/hoist-snapshotter ");
+  ASSERT_NE(at, std::string::npos);
+  broken.replace(at, 32, "/usr/local/bin/hoist-snapshotterx");
+  ASSERT_TRUE(WriteFileAtomic(units + "/hoist-snapshotter.service", broken).has_value());
+  r = verify();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.stderr_text.find("/usr/local/bin/hoist-snapshotterx"), std::string::npos)
+      << r.stderr_text;
+  (void)RemoveTree(dir);
+}
+
+}  // namespace
+}  // namespace hoist

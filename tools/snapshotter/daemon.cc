@@ -1,0 +1,120 @@
+#include "tools/snapshotter/daemon.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "base/file_util.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "tools/snapshotter/grpc_service.h"
+
+namespace hoist {
+namespace {
+
+// Makes `path` free for a new socket: absent is fine, a socket nobody answers on is removed.
+Status ClaimSocketPath(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return Fail(ENAMETOOLONG, "socket path " + path + " is longer than " +
+                                  std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
+  }
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0)
+    HOIST_RETURN_IF_ERROR(MakeDirs(path.substr(0, slash), 0755));
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Ok();
+    return Fail(ErrnoError("stat of " + path));
+  }
+  if (!S_ISSOCK(st.st_mode)) return Fail(EEXIST, path + " exists and is not a socket");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Fail(ErrnoError("socket"));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::close(fd);
+  if (rc == 0) return Fail(EADDRINUSE, "another process is serving " + path);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Fail(ErrnoError("removing the stale socket " + path));
+  }
+  return Ok();
+}
+
+}  // namespace
+
+int SnapshotterMain(int argc, char** argv, std::shared_ptr<RemoteLayerSource> remote) {
+  CLI::App app{"hoist-snapshotter: containerd's snapshots API (a proxy snapshot plugin)",
+               "hoist-snapshotter"};
+  std::string address, root, cache, log_level = "info";
+  app.add_option("--address", address, "unix socket to serve on")->required();
+  app.add_option("--root", root, "directory for snapshots and their metadata")->required();
+  app.add_option("--cache", cache, "hoist store for lazy layers (default: as hoist)");
+  app.add_option("--log-level", log_level, "debug, info, warn, error or off");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "hoist-snapshotter: %s\n", e.what());
+    return 1;
+  }
+  LogLevel level;
+  if (!ParseLogLevel(log_level, &level)) {
+    std::fprintf(stderr, "hoist-snapshotter: unknown --log-level '%s'\n", log_level.c_str());
+    return 1;
+  }
+  SetLogLevel(level);
+  if (address.empty() || address[0] != '/') {
+    std::fprintf(stderr, "hoist-snapshotter: --address must be an absolute socket path, not '%s'\n",
+                 address.c_str());
+    return 1;
+  }
+
+  // Signals are taken synchronously by this thread; block them before gRPC starts threads.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto sn = Snapshotter::Open({.root = root, .remote = remote});
+  if (!sn) {
+    std::fprintf(stderr, "hoist-snapshotter: %s\n", sn.error().message().c_str());
+    return 1;
+  }
+  if (Status s = ClaimSocketPath(address); !s) {
+    std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
+    return 1;
+  }
+  SnapshotsService service(sn->get());
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + address, grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    std::fprintf(stderr, "hoist-snapshotter: cannot serve on %s\n", address.c_str());
+    return 1;
+  }
+  HOIST_LOG(kInfo) << "serving containerd snapshots on " << address << ", root " << (*sn)->root()
+                   << (remote ? ", lazy layers on"
+                              : ", no lazy layer source: every layer is ordinary");
+  int sig = 0;
+  while (sigwait(&stop_signals, &sig) != 0) {
+  }
+  HOIST_LOG(kInfo) << "stopping on signal " << sig;
+  server->Shutdown();
+  server->Wait();
+  (void)::unlink(address.c_str());  // best effort: a stale socket is replaced at the next start
+  return 0;
+}
+
+}  // namespace hoist
