@@ -575,6 +575,18 @@ TEST_F(SnapshotterTest, RemoteSourceServesLayerAsCommittedSnapshot) {
       (std::vector<std::string>{"sha256:chain1"}));
   EXPECT_EQ(SnapshotDirs(), std::vector<std::string>{});  // no directory of its own
 
+  // Served before: the same chain on the same parent answers ALREADY_EXISTS again; on another
+  // parent (containerd could not find it by its filter) it is an ordinary snapshot.
+  auto again = sn_->Prepare("default/7/extract sha256:chain1", "", labels);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code(), EEXIST);
+  ASSERT_TRUE(sn_->Prepare("p0", "", {}).has_value());
+  ASSERT_TRUE(sn_->Commit("other-base", "p0", {}).has_value());
+  auto other_parent = sn_->Prepare("ns2/1/extract sha256:chain1", "other-base", labels);
+  ASSERT_TRUE(other_parent.has_value()) << other_parent.error().message();
+  ASSERT_TRUE(sn_->Remove("ns2/1/extract sha256:chain1").has_value());
+  ASSERT_TRUE(sn_->Remove("other-base").has_value());
+
   // A layer the source cannot serve falls back to the ordinary path.
   auto o = sn_->Prepare("default/2/extract sha256:chain2", "sha256:chain1",
                         {{kLabelSnapshotRef, "sha256:chain2"}});

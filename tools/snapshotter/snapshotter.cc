@@ -163,10 +163,19 @@ bool Snapshotter::TryRemote(const std::string& key, const std::string& parent,
   Result<SnapshotRecord> r =
       id ? meta_->CreateRemote(req.chain_id, parent, remote_labels, *path, *id)
          : Result<SnapshotRecord>(Fail(id.error()));
-  if (r || r.error().code() == EEXIST) {
+  if (r) {
     HOIST_LOG(kInfo) << DescribeLayer(req) << ": mounted lazily from " << *path << " (for " << key
                      << ")";
     return true;
+  }
+  if (r.error().code() == EEXIST) {
+    // Served before: containerd looks it up by the chain ID label and the parent, so it answers
+    // only for the same parent (another parent, e.g. from another namespace: the ordinary path).
+    Result<SnapshotRecord> existing = meta_->Get(req.chain_id);
+    if (existing && existing->info.parent == parent && !existing->remote_path.empty()) {
+      HOIST_LOG(kInfo) << DescribeLayer(req) << ": already served lazily (for " << key << ")";
+      return true;
+    }
   }
   HOIST_LOG(kWarning) << DescribeLayer(req)
                       << ": recording the lazy snapshot failed, containerd unpacks it: "
