@@ -387,6 +387,12 @@ TEST_F(SnapshotterContainerdTest, LazySeamWithFakeSource) {
                       "): mounted lazily from " + tree),
             std::string::npos)
       << *log;
+  // Layer 2: one line saying why it was not lazy, then the ordinary path.
+  EXPECT_NE(log->find("layer " + chain2 + " (" + image_->layers[1].digest.str() +
+                      "): not lazy, containerd unpacks it: no pre-extracted tree at " + layers +
+                      "/sha256-" + chain2.substr(7) + "\n"),
+            std::string::npos)
+      << *log;
 
   ExpectRunPrints(**cd, "c1");
   // Layer 1's lowerdir is the source's tree; layer 2's is the snapshotter's own (id 2: the
