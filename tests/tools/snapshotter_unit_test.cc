@@ -352,6 +352,26 @@ TEST_F(SnapshotMetaStoreTest, RecordsSurviveReopen) {
   EXPECT_GT((*m)->NewId().value_or(0), before);  // ids are never reused
 }
 
+TEST_F(SnapshotMetaStoreTest, DamagedFileIsSetAsideAndTheStoreStartsEmpty) {
+  MustCreate(SnapshotKind::kActive, "a", "");
+  meta_.reset();
+  // A text file where data.mdb was: set aside at open, one warning, an empty store.
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/meta/data.mdb", std::string(20000, 'x')).has_value());
+  auto m = SnapshotMeta::Open(dir_ + "/meta");
+  ASSERT_TRUE(m.has_value()) << m.error().message();
+  EXPECT_TRUE((*m)->set_aside_at_open().starts_with(dir_ + "/meta/data.mdb.damaged-"))
+      << (*m)->set_aside_at_open();
+  EXPECT_TRUE(Exists((*m)->set_aside_at_open()));
+  auto all = (*m)->List();
+  ASSERT_TRUE(all.has_value()) << all.error().message();
+  EXPECT_TRUE(all->empty());
+  EXPECT_EQ((*m)->Get("a").error().code(), ENOENT);
+  // The fresh store works.
+  auto id = (*m)->NewId();
+  ASSERT_TRUE(id.has_value());
+  EXPECT_TRUE((*m)->Create(SnapshotKind::kActive, "a", "", {}, *id).has_value());
+}
+
 // ---- the Snapshotter ----
 
 class FakeSource : public RemoteLayerSource {

@@ -101,11 +101,6 @@ Result<std::unique_ptr<Snapshotter>> Snapshotter::Open(const SnapshotterOptions&
   HOIST_RETURN_IF_ERROR(MakeDirs(s->root_, 0700));
   HOIST_RETURN_IF_ERROR(MakeDirs(s->root_ + "/snapshots", 0700));
   HOIST_ASSIGN_OR_RETURN(s->meta_, SnapshotMeta::Open(s->root_ + "/metadata"));
-  if (!s->meta_->set_aside_at_open().empty()) {
-    HOIST_LOG(kError) << "snapshot metadata was damaged and set aside as "
-                      << s->meta_->set_aside_at_open()
-                      << "; containerd's snapshots of this snapshotter are lost";
-  }
   struct stat st;
   s->index_off_ = ::stat("/sys/module/overlay/parameters/index", &st) == 0;
 
