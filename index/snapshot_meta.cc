@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/log.h"
 #include "index/lmdb_env.h"
 
 namespace hoist {
@@ -199,7 +200,13 @@ Result<std::unique_ptr<SnapshotMeta>> SnapshotMeta::Open(const std::string& dir)
   LmdbEnvOptions options;
   options.map_size = 1ull << 30;
   options.max_readers = 126;
+  options.log_set_aside = false;  // the line below says what is lost
   HOIST_ASSIGN_OR_RETURN(meta->env_, LmdbEnv::Open(dir, options));
+  if (!meta->env_->set_aside_at_open().empty()) {
+    HOIST_LOG(kWarning) << meta->env_->SetAsideMessage(
+        "the snapshot records are lost: containerd's images on this snapshotter must be "
+        "removed and pulled again");
+  }
   HOIST_ASSIGN_OR_RETURN(auto txn, meta->env_->BeginWrite());
   HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kMeta, kSchemaKey));
   if (v) {

@@ -19,7 +19,8 @@
 //   EIO     a record that fails to decode (damage); others as LmdbEnv.
 //
 // Durability: every write is forced to disk (LmdbEnv::Sync) before it returns: snapshot records
-// cannot be refetched. A damaged data file is set aside by LmdbEnv at Open (one warning line).
+// cannot be refetched. A damaged data file is set aside by LmdbEnv at Open and the store starts
+// empty (one warning line saying the records are lost).
 // Thread-safety: every method is thread-safe; each is one LMDB transaction. Open a directory at
 // most once per process.
 #pragma once

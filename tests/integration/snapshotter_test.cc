@@ -12,10 +12,12 @@
 //                            that serves layer 1 from a pre-extracted tree: Prepare answers
 //                            ALREADY_EXISTS, containerd records the remote snapshot and never
 //                            downloads that layer's blob, `ctr run` and the exact tree hold.
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -329,7 +331,13 @@ TEST_F(SnapshotterContainerdTest, PullRunTreeRestartAndGc) {
   EXPECT_EQ(SnapshotLines(**cd).size(), 2u);  // the run's active snapshot is gone again
 
   ExpectRemovedCompletely(**cd, sn_root);
-  EXPECT_TRUE(sn.child().Running());
+  // SIGTERM: a clean exit 0 (the ASan build would exit non-zero on a leak or error report).
+  ASSERT_TRUE(sn.child().Running());
+  sn.Stop();
+  ASSERT_TRUE(sn.child().wait_status().has_value());
+  const int ws = *sn.child().wait_status();
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "wait status " << ws;
+  EXPECT_FALSE(Exists(sock));
 }
 
 TEST_F(SnapshotterContainerdTest, LazySeamWithFakeSource) {
@@ -385,6 +393,12 @@ TEST_F(SnapshotterContainerdTest, LazySeamWithFakeSource) {
   ASSERT_TRUE(log.has_value());
   EXPECT_NE(log->find("layer " + chain1 + " (" + image_->layers[0].digest.str() +
                       "): mounted lazily from " + tree),
+            std::string::npos)
+      << *log;
+  // Layer 2: one line saying why it was not lazy, then the ordinary path.
+  EXPECT_NE(log->find("layer " + chain2 + " (" + image_->layers[1].digest.str() +
+                      "): not lazy, containerd unpacks it: no pre-extracted tree at " + layers +
+                      "/sha256-" + chain2.substr(7) + "\n"),
             std::string::npos)
       << *log;
 
@@ -443,6 +457,36 @@ TEST(SnapshotterFlags, BadInputIsOneLineError) {
   EXPECT_TRUE(again.has_value()) << again.error().message();
   first.Stop();
   EXPECT_FALSE(Exists(sock));  // a clean stop removes it
+  (void)RemoveTree(dir);
+}
+
+// Readiness for systemd's Type=notify: READY=1 arrives on $NOTIFY_SOCKET, and by then the
+// daemon's socket answers.
+TEST(SnapshotterFlags, NotifiesSystemdWhenServing) {
+  char templ[] = "/tmp/hoist-snap-notify-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ, notify = dir + "/notify.sock", sock = dir + "/s.sock";
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, notify.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+  harness::ChildProcess::Options o;
+  o.env = {"NOTIFY_SOCKET=" + notify};
+  o.stderr_path = dir + "/log";
+  auto child = harness::ChildProcess::Start(
+      {SNAPSHOTTER_BINARY, "--address", sock, "--root", dir + "/root"}, o);
+  ASSERT_TRUE(child.has_value()) << child.error().message();
+  pollfd pfd{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 60000), 1) << "no notification within 60 s";
+  char buf[256];
+  const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  ::close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "READY=1");
+  EXPECT_TRUE(SocketAnswers(sock));
+  child->Terminate();
   (void)RemoveTree(dir);
 }
 

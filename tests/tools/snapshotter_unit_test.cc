@@ -352,6 +352,26 @@ TEST_F(SnapshotMetaStoreTest, RecordsSurviveReopen) {
   EXPECT_GT((*m)->NewId().value_or(0), before);  // ids are never reused
 }
 
+TEST_F(SnapshotMetaStoreTest, DamagedFileIsSetAsideAndTheStoreStartsEmpty) {
+  MustCreate(SnapshotKind::kActive, "a", "");
+  meta_.reset();
+  // A text file where data.mdb was: set aside at open, one warning, an empty store.
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/meta/data.mdb", std::string(20000, 'x')).has_value());
+  auto m = SnapshotMeta::Open(dir_ + "/meta");
+  ASSERT_TRUE(m.has_value()) << m.error().message();
+  EXPECT_TRUE((*m)->set_aside_at_open().starts_with(dir_ + "/meta/data.mdb.damaged-"))
+      << (*m)->set_aside_at_open();
+  EXPECT_TRUE(Exists((*m)->set_aside_at_open()));
+  auto all = (*m)->List();
+  ASSERT_TRUE(all.has_value()) << all.error().message();
+  EXPECT_TRUE(all->empty());
+  EXPECT_EQ((*m)->Get("a").error().code(), ENOENT);
+  // The fresh store works.
+  auto id = (*m)->NewId();
+  ASSERT_TRUE(id.has_value());
+  EXPECT_TRUE((*m)->Create(SnapshotKind::kActive, "a", "", {}, *id).has_value());
+}
+
 // ---- the Snapshotter ----
 
 class FakeSource : public RemoteLayerSource {
@@ -574,6 +594,18 @@ TEST_F(SnapshotterTest, RemoteSourceServesLayerAsCommittedSnapshot) {
           sn_->List({R"(labels."containerd.io/snapshot.ref"==sha256:chain1,parent=="")"}).value()),
       (std::vector<std::string>{"sha256:chain1"}));
   EXPECT_EQ(SnapshotDirs(), std::vector<std::string>{});  // no directory of its own
+
+  // Served before: the same chain on the same parent answers ALREADY_EXISTS again; on another
+  // parent (containerd could not find it by its filter) it is an ordinary snapshot.
+  auto again = sn_->Prepare("default/7/extract sha256:chain1", "", labels);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code(), EEXIST);
+  ASSERT_TRUE(sn_->Prepare("p0", "", {}).has_value());
+  ASSERT_TRUE(sn_->Commit("other-base", "p0", {}).has_value());
+  auto other_parent = sn_->Prepare("ns2/1/extract sha256:chain1", "other-base", labels);
+  ASSERT_TRUE(other_parent.has_value()) << other_parent.error().message();
+  ASSERT_TRUE(sn_->Remove("ns2/1/extract sha256:chain1").has_value());
+  ASSERT_TRUE(sn_->Remove("other-base").has_value());
 
   // A layer the source cannot serve falls back to the ordinary path.
   auto o = sn_->Prepare("default/2/extract sha256:chain2", "sha256:chain1",

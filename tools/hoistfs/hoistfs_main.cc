@@ -30,10 +30,10 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/sd_notify.h"
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
 #include "tools/hoistfs/layers_mode.h"
-#include "tools/hoistfs/sd_notify.h"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include "fetcher/registry.h"
 #include "fusefs/layer_store.h"
 #include "fusefs/local_image.h"
-#include "tools/hoistfs/sd_notify.h"
+#include "base/sd_notify.h"
 
 namespace hoist {
 namespace {

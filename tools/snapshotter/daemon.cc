@@ -13,6 +13,7 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/sd_notify.h"
 #include "base/status.h"
 #include "tools/snapshotter/grpc_service.h"
 
@@ -103,6 +104,10 @@ int SnapshotterMain(int argc, char** argv, std::shared_ptr<RemoteLayerSource> re
   if (!server) {
     std::fprintf(stderr, "hoist-snapshotter: cannot serve on %s\n", address.c_str());
     return 1;
+  }
+  // systemd (Type=notify): ready once the socket serves. Not under systemd: nothing to do.
+  if (Status s = SdNotify("READY=1"); !s) {
+    HOIST_LOG(kWarning) << "telling systemd we are ready failed: " << s.error().message();
   }
   HOIST_LOG(kInfo) << "serving containerd snapshots on " << address << ", root " << (*sn)->root()
                    << (remote ? ", lazy layers on"

@@ -7,7 +7,8 @@
 // created; a stale socket left by a killed daemon is replaced; a live one is an error), with
 // snapshots under DIR (snapshotter.h). --cache names the hoist store for the lazy layer source
 // (the same resolution as every hoist tool; unused while no source is configured). Logs go to
-// stderr, one line per event. SIGTERM, SIGINT and SIGHUP stop it cleanly (in-flight calls
+// stderr, one line per event. Under systemd it sends READY=1 to $NOTIFY_SOCKET once the socket
+// serves (base/sd_notify.h). SIGTERM, SIGINT and SIGHUP stop it cleanly (in-flight calls
 // finish, the socket is removed); exit 0. A bad flag or a start-up failure is one line on
 // stderr and exit 1.
 #pragma once

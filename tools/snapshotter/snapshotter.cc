@@ -101,11 +101,6 @@ Result<std::unique_ptr<Snapshotter>> Snapshotter::Open(const SnapshotterOptions&
   HOIST_RETURN_IF_ERROR(MakeDirs(s->root_, 0700));
   HOIST_RETURN_IF_ERROR(MakeDirs(s->root_ + "/snapshots", 0700));
   HOIST_ASSIGN_OR_RETURN(s->meta_, SnapshotMeta::Open(s->root_ + "/metadata"));
-  if (!s->meta_->set_aside_at_open().empty()) {
-    HOIST_LOG(kError) << "snapshot metadata was damaged and set aside as "
-                      << s->meta_->set_aside_at_open()
-                      << "; containerd's snapshots of this snapshotter are lost";
-  }
   struct stat st;
   s->index_off_ = ::stat("/sys/module/overlay/parameters/index", &st) == 0;
 
@@ -163,10 +158,19 @@ bool Snapshotter::TryRemote(const std::string& key, const std::string& parent,
   Result<SnapshotRecord> r =
       id ? meta_->CreateRemote(req.chain_id, parent, remote_labels, *path, *id)
          : Result<SnapshotRecord>(Fail(id.error()));
-  if (r || r.error().code() == EEXIST) {
+  if (r) {
     HOIST_LOG(kInfo) << DescribeLayer(req) << ": mounted lazily from " << *path << " (for " << key
                      << ")";
     return true;
+  }
+  if (r.error().code() == EEXIST) {
+    // Served before: containerd looks it up by the chain ID label and the parent, so it answers
+    // only for the same parent (another parent, e.g. from another namespace: the ordinary path).
+    Result<SnapshotRecord> existing = meta_->Get(req.chain_id);
+    if (existing && existing->info.parent == parent && !existing->remote_path.empty()) {
+      HOIST_LOG(kInfo) << DescribeLayer(req) << ": already served lazily (for " << key << ")";
+      return true;
+    }
   }
   HOIST_LOG(kWarning) << DescribeLayer(req)
                       << ": recording the lazy snapshot failed, containerd unpacks it: "

@@ -1,8 +1,8 @@
 // SdNotify: systemd's readiness protocol (sd_notify(3)) without libsystemd: one datagram with
 // newline-separated "KEY=VALUE" assignments sent to the AF_UNIX socket named by
 // $NOTIFY_SOCKET (a path, or "@name" for the abstract namespace). hoistfs -f sends "READY=1"
-// once its mount is usable, so `Type=notify` units (systemd/hoistfs@.service) start their
-// dependents only then.
+// once its mount is usable, hoist-snapshotter once its socket serves, so `Type=notify` units
+// (systemd/hoistfs@.service, systemd/hoist-snapshotter.service) start their dependents only then.
 //
 // Thread-safety: reentrant (reads the environment, opens and closes its own socket).
 // Errors: none when NOTIFY_SOCKET is unset or empty (not under systemd: nothing to do);

@@ -1,4 +1,4 @@
-#include "tools/hoistfs/sd_notify.h"
+#include "base/sd_notify.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
