@@ -48,7 +48,7 @@ log "building $BIN (GOPATH mode, go $(go env GOVERSION))"
 start=$(date +%s.%N)
 (
   cd "$HERE"
-  export GO111MODULE=off GOFLAGS= GOPATH="$HERE/gopath:/usr/share/gocode" GOCACHE="$OUT/go-build"
+  export GO111MODULE=off GOFLAGS='' GOPATH="$HERE/gopath:/usr/share/gocode" GOCACHE="$OUT/go-build"
   nice go build -p 2 -trimpath -o "$BIN.tmp" ./main.go
 ) || die "go build failed (see above)"
 mv "$BIN.tmp" "$BIN"
