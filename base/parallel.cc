@@ -2,25 +2,26 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace hoist {
 
 Status ParallelFor(size_t n, size_t threads, const std::function<Status(size_t)>& body) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
-  std::mutex mu;
-  std::optional<Error> first;  // guarded by mu
+  Mutex mu;
+  std::optional<Error> first;  // guarded by mu (a local: not annotatable), read after the joins
   auto work = [&] {
     while (!failed.load(std::memory_order_acquire)) {
       const size_t i = next.fetch_add(1);
       if (i >= n) return;
       Status s = body(i);
       if (!s) {
-        std::lock_guard<std::mutex> lock(mu);
+        MutexLock lock(mu);
         if (!first) first = s.error();
         failed.store(true, std::memory_order_release);
       }

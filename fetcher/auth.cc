@@ -91,13 +91,13 @@ Result<std::optional<std::string>> RegistryAuth::Authorize(std::string_view orig
                                                            const std::vector<std::string>& scopes) {
   EndpointState state;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = endpoints_.find(origin);
     if (it != endpoints_.end()) state = it->second;
   }
   if (!state.probed) {
     HOIST_ASSIGN_OR_RETURN(state, Probe(origin));
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     endpoints_[std::string(origin)] = state;
   }
   return HeaderFor(state, registry, scopes, /*force_new=*/false);
@@ -131,7 +131,7 @@ Result<std::optional<std::string>> RegistryAuth::Reauthorize(std::string_view or
     HOIST_ASSIGN_OR_RETURN(state, Probe(origin));
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     endpoints_[std::string(origin)] = state;
   }
   return HeaderFor(state, registry, std::move(wanted), /*force_new=*/true);
@@ -155,7 +155,7 @@ Result<std::optional<std::string>> RegistryAuth::HeaderFor(const EndpointState& 
   std::string key =
       challenge.Param("realm") + "\n" + challenge.Param("service") + "\n" + JoinScopes(scopes, ' ');
   if (!force_new) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = tokens_.find(key);
     if (it != tokens_.end() && clock_->Now() + options_.refresh_margin < it->second.expires) {
       return std::optional<std::string>("Bearer " + it->second.value);
@@ -164,7 +164,7 @@ Result<std::optional<std::string>> RegistryAuth::HeaderFor(const EndpointState& 
   HOIST_ASSIGN_OR_RETURN(Token token, FetchToken(challenge, cred, scopes));
   std::string header = "Bearer " + token.value;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     tokens_[key] = std::move(token);
   }
   return std::optional<std::string>(std::move(header));

@@ -26,12 +26,12 @@
 
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "fetcher/credentials.h"
 #include "fetcher/http.h"
@@ -94,9 +94,9 @@ class RegistryAuth {
   Clock* clock_;
   RegistryAuthOptions options_;
 
-  std::mutex mu_;
-  std::map<std::string, EndpointState, std::less<>> endpoints_;  // GUARDED_BY(mu_)
-  std::map<std::string, Token, std::less<>> tokens_;             // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::map<std::string, EndpointState, std::less<>> endpoints_ HOIST_GUARDED_BY(mu_);
+  std::map<std::string, Token, std::less<>> tokens_ HOIST_GUARDED_BY(mu_);
 };
 
 }  // namespace hoist

@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "base/log.h"
+#include "base/mutex.h"
 
 namespace hoist {
 namespace {
@@ -196,7 +196,7 @@ class CurlTransport : public HttpTransport {
 
   ~CurlTransport() override {
     {
-      std::lock_guard lock(pool_mu_);
+      MutexLock lock(pool_mu_);
       idle_.clear();
     }
     if (share_) curl_share_cleanup(share_);
@@ -300,16 +300,18 @@ class CurlTransport : public HttpTransport {
   }
 
  private:
-  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
-    static_cast<CurlTransport*>(user)->share_mu_[static_cast<size_t>(data) % kLocks].lock();
+  // curl takes and gives back a share lock in two separate callbacks: not checkable.
+  static void Lock(CURL*, curl_lock_data data, curl_lock_access,
+                   void* user) HOIST_NO_THREAD_SAFETY_ANALYSIS {
+    static_cast<CurlTransport*>(user)->share_mu_[static_cast<size_t>(data) % kLocks].Lock();
   }
-  static void Unlock(CURL*, curl_lock_data data, void* user) {
-    static_cast<CurlTransport*>(user)->share_mu_[static_cast<size_t>(data) % kLocks].unlock();
+  static void Unlock(CURL*, curl_lock_data data, void* user) HOIST_NO_THREAD_SAFETY_ANALYSIS {
+    static_cast<CurlTransport*>(user)->share_mu_[static_cast<size_t>(data) % kLocks].Unlock();
   }
 
   EasyHandle Acquire() {
     {
-      std::lock_guard lock(pool_mu_);
+      MutexLock lock(pool_mu_);
       if (!idle_.empty()) {
         EasyHandle h = std::move(idle_.back());
         idle_.pop_back();
@@ -320,16 +322,16 @@ class CurlTransport : public HttpTransport {
   }
 
   void Release(EasyHandle h) {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(pool_mu_);
     if (idle_.size() < options_.max_idle_handles) idle_.push_back(std::move(h));
   }
 
   static constexpr size_t kLocks = CURL_LOCK_DATA_LAST;
   CurlTransportOptions options_;
   CURLSH* share_ = nullptr;
-  std::mutex share_mu_[kLocks];
-  std::mutex pool_mu_;
-  std::vector<EasyHandle> idle_;  // GUARDED_BY(pool_mu_)
+  Mutex share_mu_[kLocks];
+  Mutex pool_mu_;
+  std::vector<EasyHandle> idle_ HOIST_GUARDED_BY(pool_mu_);
 };
 
 }  // namespace

@@ -25,7 +25,7 @@ Result<std::string> RegistryBlobSource::ReadAt(const Digest& blob, uint64_t offs
   if (offset + length < offset) return Fail(EINVAL, what + ": range overflows");
   std::string cached;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = redirects_.find(blob);
     if (it != redirects_.end()) cached = it->second;
   }
@@ -34,7 +34,7 @@ Result<std::string> RegistryBlobSource::ReadAt(const Digest& blob, uint64_t offs
     auto data = ReadVia(blob, cached, /*cached_url=*/true, offset, length, &refused);
     if (data || refused == 0) return data;
     // The signed URL expired (or went away): resolve the redirect again.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (redirects_[blob] == cached) redirects_.erase(blob);
   }
   int refused = 0;
@@ -137,7 +137,7 @@ Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::s
   if (out.size() != length) {
     return Fail(EIO, what + ": got " + std::to_string(out.size()) + " bytes");
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (total) sizes_[blob] = *total;
   if (!cached_url && call.final_url != url) redirects_[blob] = call.final_url;
   return out;
@@ -159,7 +159,7 @@ std::vector<Result<std::string>> RegistryBlobSource::ReadRanges(const Digest& bl
 
 Result<uint64_t> RegistryBlobSource::Size(const Digest& blob) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = sizes_.find(blob);
     if (it != sizes_.end()) return it->second;
   }
@@ -178,7 +178,7 @@ Result<uint64_t> RegistryBlobSource::Size(const Digest& blob) {
   auto parsed = ParseDecimal(*cl);
   if (!parsed) return Fail(EIO, call.what + ": bad Content-Length \"" + *cl + "\"");
   uint64_t size = *parsed;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   sizes_[blob] = size;
   return size;
 }

@@ -18,11 +18,11 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "fetcher/blob_source.h"
 #include "fetcher/reference.h"
 
@@ -47,9 +47,9 @@ class RegistryBlobSource : public BlobSource {
   std::shared_ptr<RegistryCore> core_;
   Reference repository_;
 
-  std::mutex mu_;
-  std::map<Digest, std::string> redirects_;  // GUARDED_BY(mu_)
-  std::map<Digest, uint64_t> sizes_;         // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::map<Digest, std::string> redirects_ HOIST_GUARDED_BY(mu_);
+  std::map<Digest, uint64_t> sizes_ HOIST_GUARDED_BY(mu_);
 };
 
 }  // namespace hoist

@@ -107,7 +107,7 @@ Error RegistryCore::StatusError(const HttpResponse& response, std::string_view w
 std::chrono::milliseconds RegistryCore::RetryDelay(int retry, const HttpResponse* response) {
   double r;
   {
-    std::lock_guard lock(rng_mu_);
+    MutexLock lock(rng_mu_);
     r = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   }
   std::chrono::milliseconds delay = BackoffDelay(options_.retry, retry, r);

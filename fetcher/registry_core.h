@@ -8,12 +8,12 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "fetcher/auth.h"
 #include "fetcher/credentials.h"
@@ -87,8 +87,8 @@ class RegistryCore {
   Clock* clock_;
   RegistryAuth auth_;
 
-  std::mutex rng_mu_;
-  std::minstd_rand rng_;  // GUARDED_BY(rng_mu_)
+  Mutex rng_mu_;
+  std::minstd_rand rng_ HOIST_GUARDED_BY(rng_mu_);
 };
 
 // Parses a decimal header value (Content-Length, OCI-Chunk-Min-Length); nullopt if malformed.

@@ -5,7 +5,7 @@
 namespace hoist {
 
 bool ByteBudget::TryTake(uint64_t bytes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (bytes > total_ - used_) return false;
   used_ += bytes;
   return true;
@@ -13,18 +13,18 @@ bool ByteBudget::TryTake(uint64_t bytes) {
 
 uint64_t ByteBudget::Take(uint64_t bytes) {
   bytes = std::min(bytes, total_);
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return bytes <= total_ - used_; });
+  MutexLock lock(mu_);
+  while (bytes > total_ - used_) cv_.Wait(mu_);
   used_ += bytes;
   return bytes;
 }
 
 void ByteBudget::Give(uint64_t bytes) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     used_ -= std::min(bytes, used_);
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 BudgetLease& BudgetLease::operator=(BudgetLease&& other) noexcept {

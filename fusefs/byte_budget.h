@@ -9,9 +9,9 @@
 // Ownership: a lease borrows its budget, which must outlive it.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
+
+#include "base/mutex.h"
 
 namespace hoist {
 
@@ -23,7 +23,7 @@ class ByteBudget {
 
   uint64_t total() const { return total_; }
   uint64_t used() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return used_;
   }
   // Takes `bytes` if they are free now (true); otherwise takes nothing (false).
@@ -35,9 +35,9 @@ class ByteBudget {
 
  private:
   const uint64_t total_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t used_ = 0;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;
+  uint64_t used_ HOIST_GUARDED_BY(mu_) = 0;
 };
 
 class BudgetLease {

@@ -290,7 +290,7 @@ void ChunkReader::AddNeighbors(const LayerIndex& layer, const Entry& entry,
 std::pair<uint64_t, uint64_t> ChunkReader::ReadaheadWindow(const Entry& entry, uint64_t offset,
                                                            uint64_t end) {
   if (options_.readahead_bytes == 0) return {0, 0};
-  std::lock_guard<std::mutex> lock(seq_mu_);
+  MutexLock lock(seq_mu_);
   if (seq_.size() > 4096) seq_.clear();  // bounded: forget old files
   SeqState& s = seq_[&entry];
   const bool sequential = offset == 0 || offset == s.next_offset;

@@ -48,13 +48,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "base/digest.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "fetcher/blob_source.h"
 #include "fusefs/fetch_pool.h"
@@ -165,8 +165,8 @@ class ChunkReader {
     uint64_t next_offset = 0;      // where the last read of the file ended
     uint64_t readahead_until = 0;  // file offset read-ahead was issued up to
   };
-  std::mutex seq_mu_;
-  std::unordered_map<const Entry*, SeqState> seq_;  // GUARDED_BY(seq_mu_)
+  Mutex seq_mu_;
+  std::unordered_map<const Entry*, SeqState> seq_ HOIST_GUARDED_BY(seq_mu_);
 
   FetchPool pool_;  // last: its threads stop first
 };

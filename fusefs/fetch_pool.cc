@@ -14,11 +14,11 @@ FetchPool::FetchPool(int threads) {
 FetchPool::~FetchPool() {
   std::deque<Task> dropped;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
     dropped.swap(queue_);
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   for (Task& t : dropped) {
     if (t.cancel) t.cancel();
   }
@@ -27,10 +27,10 @@ FetchPool::~FetchPool() {
 
 bool FetchPool::Submit(std::function<void()> run, std::function<void()> cancel) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!stop_) {
       queue_.push_back(Task{std::move(run), std::move(cancel)});
-      cv_.notify_one();
+      cv_.NotifyOne();
       return true;
     }
   }
@@ -42,8 +42,8 @@ void FetchPool::Loop() {
   while (true) {
     Task task;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      while (!stop_ && queue_.empty()) cv_.Wait(mu_);
       if (stop_) return;
       task = std::move(queue_.front());
       queue_.pop_front();

@@ -8,12 +8,12 @@
 // network delays this until the BlobSource's own timeout).
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace hoist {
 
@@ -33,12 +33,12 @@ class FetchPool {
     std::function<void()> run;
     std::function<void()> cancel;
   };
-  void Loop();
+  void Loop() HOIST_EXCLUDES(mu_);
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> queue_;  // GUARDED_BY(mu_)
-  bool stop_ = false;       // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<Task> queue_ HOIST_GUARDED_BY(mu_);
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

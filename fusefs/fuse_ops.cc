@@ -134,13 +134,13 @@ fuse_lowlevel_ops MakeOps() {
 }  // namespace
 
 void ReadFailureMemo::Record(uint64_t ino, uint64_t offset, uint64_t length, int err) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (failures_.size() > 4096) failures_.clear();
   failures_[ino] = Failure{offset, length, err, std::chrono::steady_clock::now()};
 }
 
 int ReadFailureMemo::RecentFailure(uint64_t ino, uint64_t offset) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = failures_.find(ino);
   if (it == failures_.end()) return 0;
   const Failure& f = it->second;

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "base/mutex.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/merged_view.h"
 #include "fusefs/mount_stats.h"
@@ -56,8 +57,8 @@ class ReadFailureMemo {
     std::chrono::steady_clock::time_point when;
   };
   const std::chrono::milliseconds window_;
-  std::mutex mu_;
-  std::unordered_map<uint64_t, Failure> failures_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::unordered_map<uint64_t, Failure> failures_ HOIST_GUARDED_BY(mu_);
 };
 
 struct FuseOpsContext {

@@ -69,7 +69,7 @@ LocalBlobSource::LocalBlobSource(std::string cache_dir, std::unique_ptr<BlobSour
     : cache_dir_(std::move(cache_dir)), fallback_(std::move(fallback)) {}
 
 std::shared_ptr<ScopedFd> LocalBlobSource::Open(const Digest& blob) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = files_.find(blob);
   if (it != files_.end()) return it->second;
   const std::string path = LocalBlobPath(cache_dir_, blob);

@@ -24,11 +24,11 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "base/digest.h"
+#include "base/mutex.h"
 #include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/blob_source.h"
@@ -63,8 +63,8 @@ class LocalBlobSource : public BlobSource {
 
   const std::string cache_dir_;
   std::unique_ptr<BlobSource> fallback_;
-  std::mutex mu_;
-  std::map<Digest, std::shared_ptr<ScopedFd>> files_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::map<Digest, std::shared_ptr<ScopedFd>> files_ HOIST_GUARDED_BY(mu_);
 };
 
 struct MountImage {

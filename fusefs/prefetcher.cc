@@ -33,8 +33,7 @@ void TokenBucket::Refill() {
   balance_ = std::min(rate_, balance_ + secs * rate_);
 }
 
-bool TokenBucket::Acquire(uint64_t bytes, std::unique_lock<std::mutex>& lock,
-                          std::condition_variable& cv, const bool& stopped) {
+bool TokenBucket::Acquire(uint64_t bytes, Mutex& mu, CondVar& cv, const bool& stopped) {
   if (rate_ <= 0) return !stopped;
   while (true) {
     if (stopped) return false;
@@ -44,8 +43,8 @@ bool TokenBucket::Acquire(uint64_t bytes, std::unique_lock<std::mutex>& lock,
       return true;
     }
     auto wait = std::chrono::duration<double>(-balance_ / rate_);
-    cv.wait_for(lock, std::chrono::duration_cast<std::chrono::microseconds>(wait) +
-                          std::chrono::microseconds(100));
+    cv.WaitFor(mu, std::chrono::duration_cast<std::chrono::microseconds>(wait) +
+                       std::chrono::microseconds(100));
   }
 }
 
@@ -59,7 +58,7 @@ Prefetcher::Prefetcher(ChunkReader* reader, std::vector<std::shared_ptr<const La
 Prefetcher::~Prefetcher() { Stop(); }
 
 void Prefetcher::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (started_ || stop_) return;
   started_ = true;
   thread_ = std::thread([this] { Run(); });
@@ -67,28 +66,32 @@ void Prefetcher::Start() {
 
 void Prefetcher::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
 PrefetchProgress Prefetcher::Progress() const {
   MountStatsSnapshot s = reader_->stats()->Snapshot();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return PrefetchProgress{s.image_bytes, s.local_bytes, failed_groups_, done_};
 }
 
 bool Prefetcher::WaitDone(std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [this] { return done_ || stop_; });
+  MutexLock lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done_ && !stop_ && cv_.WaitUntil(mu_, deadline)) {
+  }
   return done_;
 }
 
 bool Prefetcher::Sleep(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stop_; });
+  MutexLock lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + d;
+  while (!stop_ && cv_.WaitUntil(mu_, deadline)) {
+  }
   return !stop_;
 }
 
@@ -123,7 +126,7 @@ void Prefetcher::Scan() {
     auto present = cache->Contains(items[i].chunk->digest);
     if (present && *present) local += items[i].chunk->size;
     if (i % 4096 == 0) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (stop_) return;
     }
   }
@@ -157,7 +160,7 @@ uint64_t Prefetcher::Pass(bool marked_only) {
     failed += FetchGroups(layer->layer_digest, groups,
                           marked_only ? std::max(options_.priority_requests, 1) : 1,
                           /*yield=*/!marked_only);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stop_) break;
   }
   return failed;
@@ -183,8 +186,8 @@ uint64_t Prefetcher::FetchGroups(const Digest& layer, const std::vector<std::vec
                       uint64_t span = 0;
                       for (const Chunk& c : groups[i]) span += c.blob_length;
                       {
-                        std::unique_lock<std::mutex> lock(mu_);
-                        if (!bucket_.Acquire(span, lock, cv_, stop_)) {
+                        MutexLock lock(mu_);
+                        if (!bucket_.Acquire(span, mu_, cv_, stop_)) {
                           return Fail(ECANCELED, "stopped");
                         }
                       }
@@ -207,9 +210,9 @@ void Prefetcher::Run() {
   Scan();
   if (options_.mode == PrefetchMode::kNone) {
     stats->SetPrefetchState("none");
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     done_ = true;
-    cv_.notify_all();
+    cv_.NotifyAll();
     return;
   }
   std::vector<StreamLayer*> streams;
@@ -262,7 +265,7 @@ void Prefetcher::Run() {
       }
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       failed_groups_ = failed;
       if (stop_) break;
       if (failed == 0 && streams_done) {
@@ -271,7 +274,7 @@ void Prefetcher::Run() {
         HOIST_LOG(kInfo) << "prefetch done: " << now.local_bytes << " of " << now.image_bytes
                          << " bytes local";
         done_ = true;
-        cv_.notify_all();
+        cv_.NotifyAll();
         break;
       }
     }
@@ -279,9 +282,9 @@ void Prefetcher::Run() {
                      << options_.retry_delay.count() << " ms";
     if (!Sleep(options_.retry_delay)) break;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   stats->SetPrefetchState(done_ ? "done" : "stopped");
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 }  // namespace hoist

@@ -25,14 +25,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "fusefs/chunk_reader.h"
 #include "index/layer_index.h"
@@ -71,10 +70,9 @@ struct PrefetchProgress {
 class TokenBucket {
  public:
   explicit TokenBucket(uint64_t bytes_per_sec);
-  // REQUIRES: `lock` holds the mutex guarding `stopped`; `cv` is notified when it changes.
+  // `mu` guards `stopped`; `cv` is notified when it changes.
   // Returns false (taking nothing) if `stopped` is or becomes true while waiting.
-  bool Acquire(uint64_t bytes, std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
-               const bool& stopped);
+  bool Acquire(uint64_t bytes, Mutex& mu, CondVar& cv, const bool& stopped) HOIST_REQUIRES(mu);
 
  private:
   void Refill();
@@ -110,19 +108,19 @@ class Prefetcher {
   // Waits as PrefetcherOptions::yield_quiet says; false if stopped meanwhile.
   bool YieldToReads();
   void Scan();
-  bool Sleep(std::chrono::milliseconds d);  // false if stopped
+  bool Sleep(std::chrono::milliseconds d) HOIST_EXCLUDES(mu_);  // false if stopped
 
   ChunkReader* reader_;
   const std::vector<std::shared_ptr<const LayerIndex>> layers_;
   const PrefetcherOptions options_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  bool stop_ = false;           // GUARDED_BY(mu_)
-  bool done_ = false;           // GUARDED_BY(mu_)
-  bool started_ = false;        // GUARDED_BY(mu_)
-  uint64_t failed_groups_ = 0;  // GUARDED_BY(mu_)
-  TokenBucket bucket_;          // used with mu_
+  mutable Mutex mu_;
+  mutable CondVar cv_;
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
+  bool done_ HOIST_GUARDED_BY(mu_) = false;
+  bool started_ HOIST_GUARDED_BY(mu_) = false;
+  uint64_t failed_groups_ HOIST_GUARDED_BY(mu_) = 0;
+  TokenBucket bucket_ HOIST_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -15,10 +15,11 @@
 #pragma once
 
 #include <future>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
+
+#include "base/mutex.h"
 
 namespace hoist {
 
@@ -33,7 +34,7 @@ class SingleFlight {
   };
 
   Joined Join(const std::string& key) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = flights_.find(key);
     if (it != flights_.end()) return Joined{it->second.future, false};
     std::promise<T> promise;
@@ -46,7 +47,7 @@ class SingleFlight {
   void Complete(const std::string& key, T value) {
     std::promise<T> promise;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       auto it = flights_.find(key);
       if (it == flights_.end()) return;
       promise = std::move(it->second.promise);
@@ -56,7 +57,7 @@ class SingleFlight {
   }
 
   size_t size() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return flights_.size();
   }
 
@@ -65,8 +66,8 @@ class SingleFlight {
     std::promise<T> promise;
     Future future;
   };
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Flight> flights_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Flight> flights_ HOIST_GUARDED_BY(mu_);
 };
 
 }  // namespace hoist

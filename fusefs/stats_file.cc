@@ -115,10 +115,10 @@ StatsFileWriter::StatsFileWriter(const MountStats* stats, std::string path, std:
 
 StatsFileWriter::~StatsFileWriter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   thread_.join();
   if (auto s = WriteNow(); !s) {
     HOIST_LOG(kWarning) << "writing mount state file: " << s.error().message();
@@ -136,16 +136,18 @@ Status StatsFileWriter::WriteNow() {
 }
 
 void StatsFileWriter::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   bool warned = false;
   while (!stop_) {
-    lock.unlock();
+    lock.Unlock();
     if (auto s = WriteNow(); !s && !warned) {
       HOIST_LOG(kWarning) << "writing mount state file: " << s.error().message();
       warned = true;
     }
-    lock.lock();
-    cv_.wait_for(lock, interval_, [this] { return stop_; });
+    lock.Lock();
+    const auto deadline = std::chrono::steady_clock::now() + interval_;
+    while (!stop_ && cv_.WaitUntil(mu_, deadline)) {
+    }
   }
 }
 

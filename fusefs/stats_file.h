@@ -13,13 +13,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "fusefs/mount_stats.h"
 
@@ -69,13 +68,13 @@ class StatsFileWriter {
   const std::string& path() const { return path_; }
 
  private:
-  void Loop();
+  void Loop() HOIST_EXCLUDES(mu_);
   const MountStats* stats_;
   const std::string path_, mountpoint_, image_;
   const std::chrono::milliseconds interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -262,15 +262,15 @@ StreamLayer::StreamLayer(BlobSource* source, Digest blob, uint64_t blob_size, La
 
 StreamLayer::~StreamLayer() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void StreamLayer::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (running_ || verified_ || stop_ || no_space_) return;
   if (thread_.joinable()) thread_.join();  // the previous run has finished (running_ is false)
   running_ = true;
@@ -280,14 +280,14 @@ void StreamLayer::Start() {
 
 bool StreamLayer::Adopt(VerifiedStream stream) {
   if (!stream.file) return false;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (running_ || verified_ || stop_ || blob_bytes_ > 0) return false;
   file_ = std::move(stream.file);
   adopted_space_ = std::move(stream.space);
   stream_bytes_ = stream.bytes;
   blob_bytes_ = blob_size_;
   verified_ = true;
-  cv_.notify_all();
+  cv_.NotifyAll();
   return true;
 }
 
@@ -304,19 +304,19 @@ void StreamLayer::ResetLocked() {
 
 void StreamLayer::Run() {
   auto finish = [this](std::optional<Error> error) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     running_ = false;
     if (error) {
       HOIST_LOG(kWarning) << "full fetch of layer " << blob_.str() << ": " << error->message();
       last_error_ = std::move(error);
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
   };
   uint64_t blob_bytes, stream_bytes, blob_size;
   std::shared_ptr<ScopedFd> file;
   bool keep_blob;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     keep_blob = keep_blob_;
     if (space_.budget() == nullptr) space_ = BudgetLease(options_.space, 0);
     if (!file_) {
@@ -324,7 +324,7 @@ void StreamLayer::Run() {
       if (!fd) {
         running_ = false;
         last_error_ = fd.error();
-        cv_.notify_all();
+        cv_.NotifyAll();
         return;
       }
       file_ = std::make_shared<ScopedFd>(std::move(*fd));
@@ -338,13 +338,13 @@ void StreamLayer::Run() {
     auto size = source_->Size(blob_);
     if (!size) return finish(size.error().Context("layer " + blob_.str()));
     blob_size = *size;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     blob_size_ = blob_size;
   }
   const int fd = file->get();
   while (blob_bytes < blob_size) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (stop_) {
         running_ = false;
         return;
@@ -361,13 +361,13 @@ void StreamLayer::Run() {
     if (!data) return finish(data.error());
     sha_.Update(*data);
     auto take_space = [&](uint64_t bytes) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       return space_.TryGrow(bytes);
     };
     if (keep_blob) {
       // The compressed blob as it is (see "Disk" in stream_layer.h).
       if (!take_space(n)) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         ResetLocked();
         running_ = false;
         no_space_ = true;
@@ -377,13 +377,13 @@ void StreamLayer::Run() {
                            std::to_string(options_.space->total()) +
                            " bytes of stream space (cache_size); its files cannot be read");
         HOIST_LOG(kError) << last_error_->message();
-        cv_.notify_all();
+        cv_.NotifyAll();
         return;
       }
       if (Status wrote = PWriteAll(fd, *data, blob_bytes, "the layer stream file"); !wrote)
         return finish(wrote.error());
       blob_bytes += n;
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       blob_bytes_ = blob_bytes;
       continue;
     }
@@ -405,7 +405,7 @@ void StreamLayer::Run() {
     if (out_of_space) {
       // Start again, keeping the compressed blob instead (one more fetch of the blob).
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         HOIST_LOG(kWarning) << "layer " << blob_.str() << ": its decompressed stream passes the "
                             << options_.space->total()
                             << " bytes of stream space (cache_size); keeping its " << blob_size
@@ -417,25 +417,25 @@ void StreamLayer::Run() {
       return Run();
     }
     if (!fed) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       ResetLocked();
       running_ = false;
       last_error_ = fed.error().Context("decompressing layer " + blob_.str());
       HOIST_LOG(kError) << last_error_->message();
-      cv_.notify_all();
+      cv_.NotifyAll();
       return;
     }
     blob_bytes += n;
     stream_bytes = written;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       blob_bytes_ = blob_bytes;
       stream_bytes_ = stream_bytes;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
   Digest got = Digest::FromSha256(sha_.Final());
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   running_ = false;
   if (got != blob_ || (!keep_blob && !decoder_->finished())) {
     std::string why = got != blob_ ? "digest mismatch (got " + got.str() + ")"
@@ -450,7 +450,7 @@ void StreamLayer::Run() {
                      << (keep_blob ? blob_bytes_ : stream_bytes_)
                      << (keep_blob ? " compressed" : "") << " bytes), verified";
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 Status StreamLayer::VerifyEntry(const Entry& entry, int fd) {
@@ -478,12 +478,12 @@ Result<size_t> StreamLayer::Read(const Entry& entry, const Chunk& chunk, uint64_
   const uint64_t end = begin + out.size();
   const uint64_t entry_end = std::max(EntryStreamEnd(entry), end);
   Start();
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
     if (verified_ && keep_blob_) {
       std::shared_ptr<ScopedFd> file = file_;
       const uint64_t blob_size = blob_size_;
-      lock.unlock();
+      lock.Unlock();
       return ReadFromBlob(std::move(file), blob_size, begin, out);
     }
     if (verified_ && stream_bytes_ >= end) break;
@@ -491,9 +491,9 @@ Result<size_t> StreamLayer::Read(const Entry& entry, const Chunk& chunk, uint64_
     if (stream_bytes_ >= entry_end && !entry.digest.empty()) {
       if (verified_entries_.count(&entry)) break;
       std::shared_ptr<ScopedFd> file = file_;
-      lock.unlock();  // the bytes below stream_bytes_ never change in this file
+      lock.Unlock();  // the bytes below stream_bytes_ never change in this file
       Status ok = VerifyEntry(entry, file->get());
-      lock.lock();
+      lock.Lock();
       if (ok) {
         verified_entries_.insert(&entry);
         break;
@@ -505,21 +505,21 @@ Result<size_t> StreamLayer::Read(const Entry& entry, const Chunk& chunk, uint64_
       if (last_error_) return Fail(last_error_->Context("layer " + blob_.str() + " full fetch"));
       return Fail(EIO, "layer " + blob_.str() + ": full fetch stopped");
     }
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    if (!cv_.WaitUntil(mu_, deadline)) {
       return Fail(ETIMEDOUT, "timed out waiting for bytes [" + std::to_string(begin) + ", " +
                                  std::to_string(end) + ") of layer " + blob_.str() + " (" +
                                  std::to_string(stream_bytes_) + " bytes arrived)");
     }
   }
   std::shared_ptr<ScopedFd> file = file_;
-  lock.unlock();
+  lock.Unlock();
   HOIST_RETURN_IF_ERROR(PReadAll(file->get(), out, begin));
   return out.size();
 }
 
 Result<size_t> StreamLayer::ReadFromBlob(std::shared_ptr<ScopedFd> file, uint64_t blob_size,
                                          uint64_t begin, std::span<char> out) {
-  std::lock_guard<std::mutex> lock(cursor_mu_);
+  MutexLock lock(cursor_mu_);
   if (!cursor_ || cursor_->file() != file.get() || cursor_->position() > begin)
     cursor_ = std::make_unique<BlobCursor>(format_, std::move(file), blob_size);
   auto shorter = [&] {
@@ -543,7 +543,7 @@ Result<size_t> StreamLayer::ReadFromBlob(std::shared_ptr<ScopedFd> file, uint64_
 }
 
 StreamProgress StreamLayer::Progress() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return StreamProgress{blob_size_, blob_bytes_, stream_bytes_, running_, verified_, last_error_};
 }
 
@@ -553,7 +553,7 @@ StreamLayers::StreamLayers(BlobSource* source, MountStats* stats, StreamLayerOpt
 StreamLayers::~StreamLayers() = default;
 
 StreamLayer* StreamLayers::Get(const LayerIndex& layer) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = layers_[layer.layer_digest];
   if (!slot) {
     slot = std::make_unique<StreamLayer>(source_, layer.layer_digest, layer.blob_size, layer.format,

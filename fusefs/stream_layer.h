@@ -42,11 +42,9 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -55,6 +53,7 @@
 #include <thread>
 
 #include "base/digest.h"
+#include "base/mutex.h"
 #include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/blob_source.h"
@@ -131,38 +130,38 @@ class StreamLayer {
   // Read() once the kept compressed blob is verified (see "Disk").
   Result<size_t> ReadFromBlob(std::shared_ptr<ScopedFd> file, uint64_t blob_size, uint64_t begin,
                               std::span<char> out);
-  // Discards everything fetched so far (after a digest mismatch). REQUIRES: mu_ held.
-  void ResetLocked();
+  // Discards everything fetched so far (after a digest mismatch).
+  void ResetLocked() HOIST_REQUIRES(mu_);
   // sha256 of the entry's content read back from the file. REQUIRES: it has all arrived.
   Status VerifyEntry(const Entry& entry, int fd);
 
   BlobSource* source_;
   const Digest blob_;
-  uint64_t blob_size_;
+  uint64_t blob_size_ HOIST_GUARDED_BY(mu_);  // 0 until known
   const LayerFormat format_;
   MountStats* stats_;
   const StreamLayerOptions options_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable Mutex mu_;
+  CondVar cv_;
   // The stream file. Replaced (never truncated) after a failed verification, so a reader still
   // holding the old one reads what it verified.
-  std::shared_ptr<ScopedFd> file_;              // GUARDED_BY(mu_)
-  uint64_t blob_bytes_ = 0;                     // GUARDED_BY(mu_)
-  uint64_t stream_bytes_ = 0;                   // GUARDED_BY(mu_)
-  bool running_ = false;                        // GUARDED_BY(mu_)
-  bool verified_ = false;                       // GUARDED_BY(mu_)
-  bool stop_ = false;                           // GUARDED_BY(mu_)
-  std::optional<Error> last_error_;             // GUARDED_BY(mu_)
-  std::set<const Entry*> verified_entries_;     // GUARDED_BY(mu_)
-  BudgetLease space_;                           // GUARDED_BY(mu_) what file_ takes from `space`
-  std::shared_ptr<BudgetLease> adopted_space_;  // GUARDED_BY(mu_) an adopted file's share
-  bool keep_blob_ = false;                      // GUARDED_BY(mu_) file_ holds the compressed blob
-  bool no_space_ = false;                       // GUARDED_BY(mu_) not even the blob fits: EIO
-  std::mutex cursor_mu_;                        // serializes reads from a kept blob
-  std::unique_ptr<BlobCursor> cursor_;          // GUARDED_BY(cursor_mu_)
-  std::unique_ptr<Decoder> decoder_;            // used by the fetch thread only
-  Sha256 sha_;                                  // used by the fetch thread only
+  std::shared_ptr<ScopedFd> file_ HOIST_GUARDED_BY(mu_);
+  uint64_t blob_bytes_ HOIST_GUARDED_BY(mu_) = 0;
+  uint64_t stream_bytes_ HOIST_GUARDED_BY(mu_) = 0;
+  bool running_ HOIST_GUARDED_BY(mu_) = false;
+  bool verified_ HOIST_GUARDED_BY(mu_) = false;
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
+  std::optional<Error> last_error_ HOIST_GUARDED_BY(mu_);
+  std::set<const Entry*> verified_entries_ HOIST_GUARDED_BY(mu_);
+  BudgetLease space_ HOIST_GUARDED_BY(mu_);  // what file_ takes from `space`
+  std::shared_ptr<BudgetLease> adopted_space_ HOIST_GUARDED_BY(mu_);  // an adopted file's share
+  bool keep_blob_ HOIST_GUARDED_BY(mu_) = false;  // file_ holds the compressed blob
+  bool no_space_ HOIST_GUARDED_BY(mu_) = false;   // not even the blob fits: EIO
+  Mutex cursor_mu_;                               // serializes reads from a kept blob
+  std::unique_ptr<BlobCursor> cursor_ HOIST_GUARDED_BY(cursor_mu_);
+  std::unique_ptr<Decoder> decoder_;  // used by the fetch thread only
+  Sha256 sha_;                        // used by the fetch thread only
   std::thread thread_;
 };
 
@@ -186,8 +185,8 @@ class StreamLayers {
   BlobSource* source_;
   MountStats* stats_;
   const StreamLayerOptions options_;
-  std::mutex mu_;
-  std::map<Digest, std::unique_ptr<StreamLayer>> layers_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::map<Digest, std::unique_ptr<StreamLayer>> layers_ HOIST_GUARDED_BY(mu_);
 };
 
 }  // namespace hoist

@@ -235,11 +235,11 @@ ChunkCache::ChunkCache(const LmdbEnv* env, const ChunkCacheOptions& options)
 
 ChunkCache::~ChunkCache() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
     ++flush_requested_;
   }
-  work_cv_.notify_all();
+  work_cv_.NotifyAll();
   writer_.join();
 }
 
@@ -284,7 +284,7 @@ Result<ChunkCache::Lookup> ChunkCache::LookupAndCopy(
 
 void ChunkCache::Enqueue(Op op, bool wake) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (op.kind == OpKind::kTouch) {
       ++queued_touches_;
       // The first touch lets an idle writer arm its flush timer; a full buffer flushes now.
@@ -292,7 +292,7 @@ void ChunkCache::Enqueue(Op op, bool wake) {
     }
     queue_.push_back(std::move(op));
   }
-  if (wake) work_cv_.notify_one();
+  if (wake) work_cv_.NotifyOne();
 }
 
 void ChunkCache::RecordHit(const std::string& key) {
@@ -305,7 +305,7 @@ Result<std::optional<std::string>> ChunkCache::Get(const Digest& digest) {
   std::string key = KeyOf(digest);
   std::shared_ptr<const std::string> queued;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = pending_.find(key);
     if (it != pending_.end()) queued = it->second;
   }
@@ -363,7 +363,7 @@ Result<std::optional<size_t>> ChunkCache::Read(const Digest& digest, uint64_t of
   };
   std::shared_ptr<const std::string> queued;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = pending_.find(key);
     if (it != pending_.end()) queued = it->second;
   }
@@ -385,7 +385,7 @@ Result<bool> ChunkCache::Contains(const Digest& digest) {
   if (digest.empty()) return Fail(EINVAL, "chunk cache: empty digest");
   std::string key = KeyOf(digest);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (pending_.contains(key)) return true;
   }
   HOIST_ASSIGN_OR_RETURN(LmdbEnv::ReadTxn txn, env_->BeginRead());
@@ -401,7 +401,7 @@ Status ChunkCache::Put(const Digest& digest, std::string_view verified_bytes) {
   }
   std::string key = KeyOf(digest);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (pending_.contains(key)) {
       dedup_.fetch_add(1, std::memory_order_relaxed);
       return Ok();
@@ -429,8 +429,8 @@ Status ChunkCache::Put(const Digest& digest, std::string_view verified_bytes) {
   }
   auto bytes = std::make_shared<const std::string>(verified_bytes);
   {
-    std::unique_lock lock(mu_);
-    done_cv_.wait(lock, [&] { return pending_bytes_ <= options_.max_pending_bytes || stop_; });
+    MutexLock lock(mu_);
+    while (pending_bytes_ > options_.max_pending_bytes && !stop_) done_cv_.Wait(mu_);
     if (!pending_.emplace(key, bytes).second) {
       dedup_.fetch_add(1, std::memory_order_relaxed);
       return Ok();
@@ -438,20 +438,20 @@ Status ChunkCache::Put(const Digest& digest, std::string_view verified_bytes) {
     pending_bytes_ += bytes->size();
     queue_.push_back(Op{OpKind::kPut, key, bytes});
   }
-  work_cv_.notify_one();
+  work_cv_.NotifyOne();
   return Ok();
 }
 
 Status ChunkCache::Flush() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   uint64_t target = ++flush_requested_;
-  work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return flush_done_ >= target; });
+  work_cv_.NotifyOne();
+  while (flush_done_ < target) done_cv_.Wait(mu_);
   return Ok();
 }
 
 void ChunkCache::WriterLoop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   auto next_touch_flush = std::chrono::steady_clock::now() + options_.access_flush_interval;
   while (true) {
     bool has_work = queue_.size() > queued_touches_;
@@ -461,15 +461,15 @@ void ChunkCache::WriterLoop() {
                                 std::chrono::steady_clock::now() >= next_touch_flush);
     if (!has_work && !flush && !touches_due && !stop_) {
       if (queued_touches_ > 0) {
-        work_cv_.wait_until(lock, next_touch_flush);
+        work_cv_.WaitUntil(mu_, next_touch_flush);
       } else {
-        work_cv_.wait(lock);
+        work_cv_.Wait(mu_);
       }
       continue;
     }
     if (queue_.empty() && stop_) {
       flush_done_ = flush_requested_;
-      done_cv_.notify_all();
+      done_cv_.NotifyAll();
       break;
     }
     uint64_t flush_target = flush_requested_;
@@ -483,7 +483,7 @@ void ChunkCache::WriterLoop() {
       queue_.pop_front();
     }
     bool drained = queue_.empty();
-    lock.unlock();
+    lock.Unlock();
 
     bool had_puts = false;
     if (!batch.empty()) {
@@ -492,7 +492,7 @@ void ChunkCache::WriterLoop() {
     }
     if (had_puts) EvictToWatermarks();
 
-    lock.lock();
+    lock.Lock();
     for (const Op& op : batch) {
       if (op.kind != OpKind::kPut) continue;
       auto it = pending_.find(op.key);
@@ -501,7 +501,7 @@ void ChunkCache::WriterLoop() {
     }
     if (drained) flush_done_ = std::max(flush_done_, flush_target);
     next_touch_flush = std::chrono::steady_clock::now() + options_.access_flush_interval;
-    done_cv_.notify_all();
+    done_cv_.NotifyAll();
   }
 }
 
@@ -804,7 +804,7 @@ Result<ChunkCacheStats> ChunkCache::Stats() const {
   s.read_errors = read_errors_.load();
   s.batches = batches_.load();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     s.pending_bytes = pending_bytes_;
   }
   return s;

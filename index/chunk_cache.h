@@ -39,12 +39,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -54,6 +52,7 @@
 #include <vector>
 
 #include "base/digest.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "index/lmdb_env.h"
 
@@ -156,8 +155,8 @@ class ChunkCache {
   };
   struct Counters;
 
-  void WriterLoop();
-  void Enqueue(Op op, bool wake);
+  void WriterLoop() HOIST_EXCLUDES(mu_);
+  void Enqueue(Op op, bool wake) HOIST_EXCLUDES(mu_);
   // Applies a batch in one txn, with ENOSPC handling; splits it if it cannot fit whole.
   void CommitBatch(std::vector<Op>& ops);
   Status ApplyOps(LmdbEnv::WriteTxn& txn, const std::vector<Op>& ops, size_t begin, size_t end,
@@ -179,16 +178,17 @@ class ChunkCache {
   const LmdbEnv* env_;
   const ChunkCacheOptions options_;
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // writer waits for work
-  std::condition_variable done_cv_;  // Put (back-pressure) and Flush wait for the writer
-  std::deque<Op> queue_;             // GUARDED_BY(mu_)
-  std::unordered_map<std::string, std::shared_ptr<const std::string>> pending_;  // GUARDED_BY(mu_)
-  uint64_t pending_bytes_ = 0;                                                   // GUARDED_BY(mu_)
-  size_t queued_touches_ = 0;                                                    // GUARDED_BY(mu_)
-  uint64_t flush_requested_ = 0;                                                 // GUARDED_BY(mu_)
-  uint64_t flush_done_ = 0;                                                      // GUARDED_BY(mu_)
-  bool stop_ = false;                                                            // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar work_cv_;  // writer waits for work
+  CondVar done_cv_;  // Put (back-pressure) and Flush wait for the writer
+  std::deque<Op> queue_ HOIST_GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::shared_ptr<const std::string>> pending_
+      HOIST_GUARDED_BY(mu_);
+  uint64_t pending_bytes_ HOIST_GUARDED_BY(mu_) = 0;
+  size_t queued_touches_ HOIST_GUARDED_BY(mu_) = 0;
+  uint64_t flush_requested_ HOIST_GUARDED_BY(mu_) = 0;
+  uint64_t flush_done_ HOIST_GUARDED_BY(mu_) = 0;
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, corrupt_{0}, puts_{0}, dedup_{0}, dropped_{0},
       map_full_retries_{0}, batches_{0}, read_errors_{0};

@@ -365,7 +365,7 @@ void LmdbEnv::MarkDamaged(std::string_view what) const {
                                  ? std::string("data.mdb was truncated under a running process")
                                  : std::string(what);
   {
-    std::lock_guard lock(damage_mu_);
+    MutexLock lock(damage_mu_);
     if (!damage_reason_.empty()) return;
     damage_reason_ = reason;
   }
@@ -382,12 +382,12 @@ void LmdbEnv::MarkDamaged(std::string_view what) const {
 Error LmdbEnv::DamagedError() const {
   std::string reason;
   {
-    std::lock_guard lock(damage_mu_);
+    MutexLock lock(damage_mu_);
     reason = damage_reason_;
   }
   if (reason.empty()) {
     MarkDamaged("data.mdb was truncated under a running process");
-    std::lock_guard lock(damage_mu_);
+    MutexLock lock(damage_mu_);
     reason = damage_reason_;
   }
   return Error(EIO, "cache " + dir_ + " is damaged (" + reason + ")");
@@ -407,7 +407,7 @@ bool LmdbEnv::InMap(const MDB_val& v) const {
 
 LmdbEnv::~LmdbEnv() {
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(pool_mu_);
     for (MDB_txn* txn : pool_) mdb_txn_abort(txn);
     pool_.clear();
   }
@@ -420,7 +420,7 @@ Result<LmdbEnv::ReadTxn> LmdbEnv::BeginRead() const {
   if (damaged()) return Fail(DamagedError());
   MDB_txn* txn = nullptr;
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(pool_mu_);
     if (!pool_.empty()) {
       txn = pool_.back();
       pool_.pop_back();
@@ -443,7 +443,7 @@ Result<LmdbEnv::ReadTxn> LmdbEnv::BeginRead() const {
 
 void LmdbEnv::ReturnReadTxn(MDB_txn* txn) const {
   mdb_txn_reset(txn);
-  std::lock_guard lock(pool_mu_);
+  MutexLock lock(pool_mu_);
   if (pool_.size() < kMaxPooledReadTxns) {
     pool_.push_back(txn);
     return;

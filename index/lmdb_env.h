@@ -41,13 +41,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 
 namespace hoist {
@@ -214,12 +214,12 @@ class LmdbEnv {
   int fault_slot_ = -1;  // map_fault_guard registration
   std::atomic<uint64_t> map_faults_{0};
   mutable std::atomic<bool> damaged_{false};
-  mutable std::mutex damage_mu_;
-  mutable std::string damage_reason_;  // guarded by damage_mu_
+  mutable Mutex damage_mu_;
+  mutable std::string damage_reason_ HOIST_GUARDED_BY(damage_mu_);
 
   static constexpr size_t kMaxPooledReadTxns = 64;
-  mutable std::mutex pool_mu_;
-  mutable std::vector<MDB_txn*> pool_;  // reset read txns, guarded by pool_mu_
+  mutable Mutex pool_mu_;
+  mutable std::vector<MDB_txn*> pool_ HOIST_GUARDED_BY(pool_mu_);  // reset read txns
 };
 
 // Drops the whole pages of a value read from the map out of this process's resident set, once

@@ -8,7 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <mutex>
+
+#include "base/mutex.h"
 
 namespace hoist {
 namespace {
@@ -24,10 +25,10 @@ struct Range {
 };
 
 Range g_ranges[kMaxMappedRanges];
-std::mutex g_register_mu;  // serialises Register/Unregister (never taken in a handler)
+Mutex g_register_mu;  // serialises Register/Unregister (never taken in a handler)
 struct sigaction g_previous_bus {};
 struct sigaction g_previous_segv {};
-bool g_installed = false;                  // guarded by g_register_mu
+bool g_installed HOIST_GUARDED_BY(g_register_mu) = false;
 std::atomic<uintptr_t> g_page_size{4096};  // sysconf is not async-signal-safe
 thread_local int t_slot = -1;              // the map use this thread is in
 thread_local int t_depth = 0;
@@ -100,7 +101,7 @@ void OnFault(int sig, siginfo_t* info, void* context) {
 
 int RegisterMappedRange(uintptr_t begin, uintptr_t end, std::atomic<uint64_t>* faults,
                         const std::string& marker_path, const std::string& marker_text) {
-  std::lock_guard lock(g_register_mu);
+  MutexLock lock(g_register_mu);
   if (!g_installed) {
     g_page_size.store(static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE)), std::memory_order_relaxed);
     struct sigaction sa {};
@@ -135,7 +136,7 @@ int RegisterMappedRange(uintptr_t begin, uintptr_t end, std::atomic<uint64_t>* f
 
 void UnregisterMappedRange(int slot) {
   if (slot < 0 || slot >= kMaxMappedRanges) return;
-  std::lock_guard lock(g_register_mu);
+  MutexLock lock(g_register_mu);
   Range& r = g_ranges[slot];
   r.begin.store(0, std::memory_order_release);
   r.end.store(0, std::memory_order_release);

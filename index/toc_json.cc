@@ -749,7 +749,7 @@ class TocHandler {
 // string still being read shows, and the stream below checks it (see PieceStream::Fill).
 class TokenBufferAllocator {
  public:
-  static const bool kNeedFree = true;
+  [[maybe_unused]] static const bool kNeedFree = true;  // RapidJSON's Allocator concept
   void* Malloc(size_t size) {
     capacity_ = size;
     return size == 0 ? nullptr : std::malloc(size);

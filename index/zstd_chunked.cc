@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <condition_variable>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <thread>
+
+#include "base/mutex.h"
 
 namespace hoist {
 namespace {
@@ -237,10 +237,10 @@ class AheadDecompressor {
   }
   ~AheadDecompressor() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
     thread_.join();
   }
   AheadDecompressor(const AheadDecompressor&) = delete;
@@ -248,13 +248,13 @@ class AheadDecompressor {
 
   // The next piece, valid until the next call; empty at the end.
   Result<std::string_view> Next() {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     if (reading_) {
       ++released_;
       reading_ = false;
-      cv_.notify_all();
+      cv_.NotifyAll();
     }
-    cv_.wait(lock, [&] { return published_ > released_ || done_; });
+    while (published_ <= released_ && !done_) cv_.Wait(mu_);
     if (published_ > released_) {
       reading_ = true;
       const size_t slot = released_ % kSlots;
@@ -266,7 +266,7 @@ class AheadDecompressor {
 
   // Bytes of text decoded so far (all of it once Next has returned the end).
   uint64_t produced() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return produced_;
   }
 
@@ -274,16 +274,16 @@ class AheadDecompressor {
   static constexpr size_t kSlots = 4;
   static constexpr size_t kPieceSize = 256 << 10;
 
-  void Run() {
+  void Run() HOIST_EXCLUDES(mu_) {
     for (size_t piece = 0;; ++piece) {
       {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || piece - released_ < kSlots; });
+        MutexLock lock(mu_);
+        while (!stop_ && piece - released_ >= kSlots) cv_.Wait(mu_);
         if (stop_) return;
       }
       // The slot is the reader's no more: decode into it without the lock.
       Result<size_t> n = stream_.Next(buffers_[piece % kSlots]);
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       produced_ = stream_.produced();
       if (n && *n > 0) {
         lengths_[piece % kSlots] = *n;
@@ -292,7 +292,7 @@ class AheadDecompressor {
         if (!n) error_ = n.error();
         done_ = true;
       }
-      cv_.notify_all();
+      cv_.NotifyAll();
       if (done_) return;
     }
   }
@@ -300,15 +300,15 @@ class AheadDecompressor {
   CappedZstdStream stream_;  // used by the thread only
   std::array<std::string, kSlots> buffers_;
   std::array<size_t, kSlots> lengths_{};
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  size_t published_ = 0;        // GUARDED_BY(mu_) pieces decoded
-  size_t released_ = 0;         // GUARDED_BY(mu_) pieces the reader is done with
-  bool reading_ = false;        // GUARDED_BY(mu_) the reader holds piece `released_`
-  uint64_t produced_ = 0;       // GUARDED_BY(mu_)
-  bool done_ = false;           // GUARDED_BY(mu_) no more pieces: the end, or error_
-  bool stop_ = false;           // GUARDED_BY(mu_)
-  std::optional<Error> error_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;
+  size_t published_ HOIST_GUARDED_BY(mu_) = 0;  // pieces decoded
+  size_t released_ HOIST_GUARDED_BY(mu_) = 0;   // pieces the reader is done with
+  bool reading_ HOIST_GUARDED_BY(mu_) = false;  // the reader holds piece `released_`
+  uint64_t produced_ HOIST_GUARDED_BY(mu_) = 0;
+  bool done_ HOIST_GUARDED_BY(mu_) = false;  // no more pieces: the end, or error_
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
+  std::optional<Error> error_ HOIST_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -5,15 +5,14 @@
 #include <zstd.h>
 
 #include <array>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 
+#include "base/mutex.h"
 #include "base/rfc3339.h"
 #include "index/tar_path.h"
 #include "index/tar_reader.h"
@@ -95,10 +94,10 @@ class FramePipeline {
   }
   ~FramePipeline() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
     }
-    work_cv_.notify_all();
+    work_cv_.NotifyAll();
     for (auto& t : workers_) t.join();
   }
 
@@ -116,10 +115,10 @@ class FramePipeline {
       return;
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       todo_.push_back(raw);
     }
-    work_cv_.notify_one();
+    work_cv_.NotifyOne();
   }
 
   // The oldest frame once it is compressed; nullptr if it is not done and !wait (or none).
@@ -127,9 +126,9 @@ class FramePipeline {
     if (inflight_.empty()) return nullptr;
     FrameJob* front = inflight_.front().get();
     if (!workers_.empty()) {
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (!front->done && !wait) return nullptr;
-      done_cv_.wait(lock, [front] { return front->done; });
+      while (!front->done) done_cv_.Wait(mu_);
     }
     std::unique_ptr<FrameJob> job = std::move(inflight_.front());
     inflight_.pop_front();
@@ -148,23 +147,23 @@ class FramePipeline {
     }
     std::string().swap(job.input);
   }
-  void WorkerLoop() {
+  void WorkerLoop() HOIST_EXCLUDES(mu_) {
     CCtxPtr cctx = NewCCtx();
     for (;;) {
       FrameJob* job;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        work_cv_.wait(lock, [this] { return stop_ || !todo_.empty(); });
+        MutexLock lock(mu_);
+        while (!stop_ && todo_.empty()) work_cv_.Wait(mu_);
         if (stop_) return;
         job = todo_.front();
         todo_.pop_front();
       }
       Run(cctx.get(), *job);
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(mu_);
         job->done = true;
       }
-      done_cv_.notify_all();
+      done_cv_.NotifyAll();
     }
   }
 
@@ -172,10 +171,10 @@ class FramePipeline {
   const size_t max_frames_, max_bytes_;
   CCtxPtr inline_cctx_{nullptr, ZSTD_freeCCtx};
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
-  std::deque<FrameJob*> todo_;  // guarded by mu_
-  bool stop_ = false;           // guarded by mu_
+  Mutex mu_;
+  CondVar work_cv_, done_cv_;
+  std::deque<FrameJob*> todo_ HOIST_GUARDED_BY(mu_);
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
   // Producer-only state.
   std::deque<std::unique_ptr<FrameJob>> inflight_;
   size_t inflight_bytes_ = 0;

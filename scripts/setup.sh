@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   cmake ninja-build g++ pkg-config clang libclang-rt-14-dev clang-format
-  clang-16 libclang-rt-16-dev  # fuzz build (tests/fuzz: std::expected needs clang >= 16)
+  clang-16 libclang-rt-16-dev  # fuzz build and thread-safety lane (std::expected: clang >= 16)
   libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev liblmdb-dev lmdb-utils
   libxxhash-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   rapidjson-dev libcli11-dev

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (idempotent), checks formatting, builds with
-# ASan+UBSan and -Werror, runs the unit tests, then every integration test (real registry, real
-# FUSE, real runc), then runs each fuzz target briefly. Usage: scripts/test.sh [ctest args...]
+# ASan+UBSan and -Werror, checks the lock annotations with clang, runs the unit tests, then every
+# integration test (real registry, real FUSE, real runc), then runs each fuzz target briefly.
+# Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,6 +24,11 @@ fi
 echo "== build (ASan+UBSan, -Werror) in $build"
 ninja -C "$build" -j"$(nproc)"
 
+# Lane 3: lock rules, checked by clang's thread-safety analysis in a build of its own
+# (scripts/thread-safety.sh: clang 16, -Wthread-safety -Werror, build-tsa).
+echo "== thread-safety (clang)"
+bash scripts/thread-safety.sh
+
 # FUSE must be there for the integration tests; say so loudly if it is not.
 if [ ! -c /dev/fuse ]; then
   echo "WARNING: /dev/fuse is missing: FUSE integration tests will FAIL, not skip." >&2
@@ -32,7 +38,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export HOIST_BUILD_DIR=$build
 
-# Lane 3: unit tests first, so a broken unit fails in minutes; lane 4: the integration tests
+# Lane 4: unit tests first, so a broken unit fails in minutes; lane 5: the integration tests
 # (real registry, FUSE, runc, containerd; label "integration").
 passed=0
 failed=0

@@ -17,10 +17,10 @@
 
 #include <atomic>
 #include <cstdio>
-#include <mutex>
 #include <set>
 #include <thread>
 
+#include "base/mutex.h"
 #include "base/parallel.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/layer_loader.h"
@@ -57,7 +57,7 @@ class Progress {
  private:
   void Draw(bool last) {
     if (!enabled_) return;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     const uint64_t d = done_.load();
     const int pct = total_ == 0 ? 100 : static_cast<int>(d * 100 / total_);
     std::fprintf(stderr, "\rpulling %s: %s / %s (%d%%)   ", name_.c_str(), HumanSize(d).c_str(),
@@ -69,7 +69,7 @@ class Progress {
   uint64_t total_;
   bool enabled_;
   std::atomic<uint64_t> done_{0};
-  std::mutex mu_;
+  Mutex mu_;  // one line drawn at a time
 };
 
 // Counts bytes through a reader for the progress display.

@@ -7,12 +7,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <map>
-#include <mutex>
 #include <thread>
 
+#include "base/mutex.h"
 #include "base/parallel.h"
 #include "index/layer_index.h"
 #include "tools/convert/convert_layer.h"
@@ -77,19 +76,25 @@ class ProgressDisplay {
   }
   ~ProgressDisplay() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
     thread_.join();
     Draw();
     std::fputc('\n', stderr);
   }
 
  private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_; })) Draw();
+  void Run() HOIST_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    while (true) {
+      const auto deadline = SteadyClock::now() + std::chrono::milliseconds(200);
+      while (!stop_ && cv_.WaitUntil(mu_, deadline)) {
+      }
+      if (stop_) return;
+      Draw();
+    }
   }
   void Draw() {
     uint64_t in = 0, out = 0;
@@ -108,9 +113,9 @@ class ProgressDisplay {
   const std::vector<std::unique_ptr<LayerJob>>& jobs_;
   uint64_t total_ = 0;
   SteadyClock::time_point start_ = SteadyClock::now();
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

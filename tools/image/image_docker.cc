@@ -7,12 +7,11 @@
 // The destination pushes blobs with HEAD first, then a cross-repository mount when the source is
 // another repository of the same registry, then a chunked upload; manifests go last, the tagged
 // one at the very end, so a failed conversion never makes the tag point anywhere new.
-#include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <mutex>
 #include <thread>
 
+#include "base/mutex.h"
 #include "fetcher/registry.h"
 #include "tools/image/image_impl.h"
 #include "tools/image/image_manifest.h"
@@ -31,16 +30,16 @@ class FetchReader : public ByteReader {
   }
   ~FetchReader() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       closed_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
     thread_.join();
   }
 
   Result<size_t> Read(char* buf, size_t n) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !chunks_.empty() || done_; });
+    MutexLock lock(mu_);
+    while (chunks_.empty() && !done_) cv_.Wait(mu_);
     if (chunks_.empty()) {
       if (!status_) return Fail(status_.error());
       return 0;
@@ -55,12 +54,12 @@ class FetchReader : public ByteReader {
       chunks_.pop_front();
       front_pos_ = 0;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
     return take;
   }
 
  private:
-  void Run() {
+  void Run() HOIST_EXCLUDES(mu_) {
     uint64_t seen = 0;  // bytes of the current attempt
     Status st = client_->FetchBlob(
         repo_, digest_,
@@ -68,40 +67,40 @@ class FetchReader : public ByteReader {
           // After a restart, skip what the reader already has (the blob is content-addressed).
           uint64_t skip = 0;
           {
-            std::lock_guard<std::mutex> lock(mu_);
+            MutexLock lock(mu_);
             uint64_t have = delivered_ + buffered_;
             if (seen < have) skip = std::min<uint64_t>(have - seen, chunk.size());
           }
           seen += chunk.size();
           chunk.remove_prefix(skip);
           if (chunk.empty()) return Ok();
-          std::unique_lock<std::mutex> lock(mu_);
-          cv_.wait(lock, [&] { return buffered_ < kMaxBuffered || closed_; });
+          MutexLock lock(mu_);
+          while (buffered_ >= kMaxBuffered && !closed_) cv_.Wait(mu_);
           if (closed_) return Fail(ECANCELED, "blob stream closed");
           chunks_.emplace_back(chunk);
           buffered_ += chunk.size();
-          cv_.notify_all();
+          cv_.NotifyAll();
           return Ok();
         },
         [&] { seen = 0; });
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     status_ = st;
     done_ = true;
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
 
   RegistryClient* client_;
   Reference repo_;
   Digest digest_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> chunks_;
-  size_t front_pos_ = 0;
-  uint64_t buffered_ = 0;
-  uint64_t delivered_ = 0;
-  bool done_ = false;
-  bool closed_ = false;
-  Status status_;
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::string> chunks_ HOIST_GUARDED_BY(mu_);
+  size_t front_pos_ HOIST_GUARDED_BY(mu_) = 0;
+  uint64_t buffered_ HOIST_GUARDED_BY(mu_) = 0;
+  uint64_t delivered_ HOIST_GUARDED_BY(mu_) = 0;
+  bool done_ HOIST_GUARDED_BY(mu_) = false;
+  bool closed_ HOIST_GUARDED_BY(mu_) = false;
+  Status status_ HOIST_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -14,10 +14,10 @@
 #include <rapidjson/writer.h>
 
 #include <cstdio>
-#include <mutex>
 #include <vector>
 
 #include "base/file_util.h"
+#include "base/mutex.h"
 #include "base/root_dir.h"
 #include "base/scoped_fd.h"
 #include "tools/image/image_impl.h"
@@ -223,13 +223,13 @@ class OciDestination : public ImageDestination {
       (void)RemoveTree(root_);
       return;
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& p : added_) ::unlink(p.c_str());
   }
 
  private:
   void Added(const std::string& path) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     added_.push_back(path);
   }
 
@@ -239,8 +239,8 @@ class OciDestination : public ImageDestination {
   bool fresh_;
   bool committed_ = false;
   std::optional<RawManifest> top_;
-  std::mutex mu_;
-  std::vector<std::string> added_;
+  Mutex mu_;
+  std::vector<std::string> added_ HOIST_GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -210,10 +210,10 @@ ReadAheadReader::ReadAheadReader(std::unique_ptr<ByteReader> inner, size_t buffe
 
 ReadAheadReader::~ReadAheadReader() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   thread_.join();
 }
 
@@ -221,8 +221,8 @@ void ReadAheadReader::Loop() {
   for (;;) {
     Buffer b;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || ready_.size() < depth_; });
+      MutexLock lock(mu_);
+      while (!stop_ && ready_.size() >= depth_) cv_.Wait(mu_);
       if (stop_) break;
       if (!spare_.empty()) {
         b = std::move(spare_.back());
@@ -231,7 +231,7 @@ void ReadAheadReader::Loop() {
     }
     if (!b.data) b.data = std::make_unique<char[]>(buffer_size_);
     auto got = inner_->Read(b.data.get(), buffer_size_);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!got) {
       error_ = got.error();
       break;
@@ -239,18 +239,18 @@ void ReadAheadReader::Loop() {
     if (*got == 0) break;
     b.size = *got;
     ready_.push_back(std::move(b));
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   end_ = true;
-  cv_.notify_all();
+  cv_.NotifyAll();
 }
 
 Result<size_t> ReadAheadReader::Read(char* buf, size_t n) {
   if (n == 0) return 0;
   if (pos_ == current_.size) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return !ready_.empty() || end_; });
+    MutexLock lock(mu_);
+    while (ready_.empty() && !end_) cv_.Wait(mu_);
     if (ready_.empty()) {
       if (error_) return Fail(*error_);
       return 0;
@@ -259,7 +259,7 @@ Result<size_t> ReadAheadReader::Read(char* buf, size_t n) {
     current_ = std::move(ready_.front());
     ready_.pop_front();
     pos_ = 0;
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
   size_t take = std::min(n, current_.size - pos_);
   std::memcpy(buf, current_.data.get() + pos_, take);

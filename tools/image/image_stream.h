@@ -12,11 +12,9 @@
 // (the message says which), the errno of the failed system call otherwise.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +22,7 @@
 #include <vector>
 
 #include "base/digest.h"
+#include "base/mutex.h"
 #include "base/scoped_fd.h"
 #include "base/status.h"
 
@@ -120,20 +119,20 @@ class ReadAheadReader : public ByteReader {
     std::unique_ptr<char[]> data;
     size_t size = 0;
   };
-  void Loop();
+  void Loop() HOIST_EXCLUDES(mu_);
 
   std::unique_ptr<ByteReader> inner_;  // used by the thread only
   const size_t buffer_size_, depth_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Buffer> ready_;    // filled, in order (guarded by mu_)
-  std::vector<Buffer> spare_;   // consumed, for reuse (guarded by mu_)
-  std::optional<Error> error_;  // guarded by mu_
-  bool end_ = false;            // the thread is done with inner_ (guarded by mu_)
-  bool stop_ = false;           // guarded by mu_
-  Buffer current_;              // consumer only
-  size_t pos_ = 0;              // consumer only
-  std::thread thread_;          // last: started once the state above exists
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<Buffer> ready_ HOIST_GUARDED_BY(mu_);   // filled, in order
+  std::vector<Buffer> spare_ HOIST_GUARDED_BY(mu_);  // consumed, for reuse
+  std::optional<Error> error_ HOIST_GUARDED_BY(mu_);
+  bool end_ HOIST_GUARDED_BY(mu_) = false;  // the thread is done with inner_
+  bool stop_ HOIST_GUARDED_BY(mu_) = false;
+  Buffer current_;      // consumer only
+  size_t pos_ = 0;      // consumer only
+  std::thread thread_;  // last: started once the state above exists
 };
 
 enum class Compression { kNone, kGzip, kZstd };
