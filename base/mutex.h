@@ -17,12 +17,18 @@
 //
 // Cost: that of the std types they wrap: every method is an inline forward, and a MutexLock is a
 // reference and a bool, as a std::unique_lock is.
-// Thread-safety: Mutex and CondVar are thread-safe; a MutexLock belongs to the thread that made it.
+// SharedMutex (std::shared_mutex) is a reader/writer lock: WriterLock holds it exclusively,
+// ReaderLock shared; a member HOIST_GUARDED_BY a SharedMutex may be read under either and written
+// only under WriterLock. SharedCondVar waits on a SharedMutex held exclusively.
+//
+// Thread-safety: Mutex, SharedMutex and the condition variables are thread-safe; a MutexLock,
+// WriterLock or ReaderLock belongs to the thread that made it.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 
 #include "base/thread_annotations.h"
 
@@ -104,6 +110,67 @@ class CondVar {
 
  private:
   std::condition_variable cv_;
+};
+
+class HOIST_CAPABILITY("mutex") SharedMutex {
+ public:
+  SharedMutex() = default;
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+
+  void Lock() HOIST_ACQUIRE() { mu_.lock(); }
+  void Unlock() HOIST_RELEASE() { mu_.unlock(); }
+  void LockShared() HOIST_ACQUIRE_SHARED() { mu_.lock_shared(); }
+  void UnlockShared() HOIST_RELEASE_SHARED() { mu_.unlock_shared(); }
+
+ private:
+  friend class SharedCondVar;
+  std::shared_mutex mu_;
+};
+
+// Holds a SharedMutex exclusively from construction to destruction.
+class HOIST_SCOPED_CAPABILITY WriterLock {
+ public:
+  explicit WriterLock(SharedMutex& mu) HOIST_ACQUIRE(mu) : mu_(mu) { mu_.Lock(); }
+  ~WriterLock() HOIST_RELEASE() { mu_.Unlock(); }
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  SharedMutex& mu_;
+};
+
+// Holds a SharedMutex shared from construction to destruction.
+class HOIST_SCOPED_CAPABILITY ReaderLock {
+ public:
+  explicit ReaderLock(SharedMutex& mu) HOIST_ACQUIRE_SHARED(mu) : mu_(mu) { mu_.LockShared(); }
+  ~ReaderLock() HOIST_RELEASE() { mu_.UnlockShared(); }
+  ReaderLock(const ReaderLock&) = delete;
+  ReaderLock& operator=(const ReaderLock&) = delete;
+
+ private:
+  SharedMutex& mu_;
+};
+
+// A condition variable for a SharedMutex held exclusively (std::condition_variable_any).
+class SharedCondVar {
+ public:
+  SharedCondVar() = default;
+  SharedCondVar(const SharedCondVar&) = delete;
+  SharedCondVar& operator=(const SharedCondVar&) = delete;
+
+  // Releases `mu` while blocked; holds it (exclusively) again on return. May wake spuriously.
+  void Wait(SharedMutex& mu) HOIST_REQUIRES(mu) {
+    std::unique_lock<std::shared_mutex> lock(mu.mu_, std::adopt_lock);
+    cv_.wait(lock);
+    lock.release();  // still held: the caller's
+  }
+
+  void NotifyOne() { cv_.notify_one(); }
+  void NotifyAll() { cv_.notify_all(); }
+
+ private:
+  std::condition_variable_any cv_;
 };
 
 }  // namespace hoist

@@ -25,11 +25,11 @@ namespace hoist {
 class LayerStore::RoutingSource : public BlobSource {
  public:
   void Route(const Digest& blob, std::shared_ptr<BlobSource> source) {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     routes_.try_emplace(blob, std::move(source));
   }
   void Unroute(const Digest& blob) {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     routes_.erase(blob);
   }
   Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override {
@@ -49,13 +49,13 @@ class LayerStore::RoutingSource : public BlobSource {
 
  private:
   Result<std::shared_ptr<BlobSource>> Find(const Digest& blob) {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     auto it = routes_.find(blob);
     if (it == routes_.end()) return Fail(EIO, "blob " + blob.str() + ": not a layer of the store");
     return it->second;
   }
-  std::shared_mutex mu_;
-  std::map<Digest, std::shared_ptr<BlobSource>> routes_;  // GUARDED_BY(mu_)
+  SharedMutex mu_;
+  std::map<Digest, std::shared_ptr<BlobSource>> routes_ HOIST_GUARDED_BY(mu_);
 };
 
 struct LayerStore::Image {
@@ -374,9 +374,8 @@ Status LayerStore::Build() {
     } else {
       HOIST_LOG(kError) << "layer store " << mountpoint_ << ": fuse_loop_cfg_create failed";
     }
-    std::lock_guard lock(loop_mu_);
+    MutexLock lock(loop_mu_);
     loop_done_ = true;
-    loop_cv_.notify_all();
   });
   const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
   stats_writer_ = std::make_unique<StatsFileWriter>(
@@ -389,7 +388,7 @@ Status LayerStore::Build() {
 void LayerStore::Teardown() {
   bool loop_running = false;
   {
-    std::lock_guard lock(loop_mu_);
+    MutexLock lock(loop_mu_);
     loop_running = loop_.joinable() && !loop_done_;
   }
   // A loop that ended saw its connection go (ENODEV): nothing is ours to unmount or abort any
@@ -432,7 +431,7 @@ void LayerStore::Teardown() {
     session_ = nullptr;
   }
   {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     by_name_.clear();
     by_slot_.clear();  // stops the prefetchers, before the reader goes
   }
@@ -441,7 +440,7 @@ void LayerStore::Teardown() {
   source_.reset();
   store_.reset();
   {
-    std::lock_guard lock(images_mu_);
+    MutexLock lock(images_mu_);
     images_.clear();
   }
   client_.reset();
@@ -450,7 +449,7 @@ void LayerStore::Teardown() {
 LayerStore::~LayerStore() { Teardown(); }
 
 bool LayerStore::Serving() const {
-  std::lock_guard lock(loop_mu_);
+  MutexLock lock(loop_mu_);
   return loop_.joinable() && !loop_done_;
 }
 
@@ -466,18 +465,18 @@ std::string LayerStore::LayerPath(const Digest& layer_digest) const {
 }
 
 size_t LayerStore::layer_count() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return by_slot_.size();
 }
 
 std::shared_ptr<const LayerStore::Layer> LayerStore::FindSlot(uint64_t slot) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = by_slot_.find(slot);
   return it == by_slot_.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<const LayerStore::Layer> LayerStore::FindName(std::string_view name) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
 }
@@ -485,7 +484,7 @@ std::shared_ptr<const LayerStore::Layer> LayerStore::FindName(std::string_view n
 std::vector<std::shared_ptr<const LayerStore::Layer>> LayerStore::ListAfter(uint64_t after,
                                                                             size_t max) const {
   std::vector<std::shared_ptr<const Layer>> out;
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   for (auto it = by_slot_.upper_bound(after); it != by_slot_.end() && out.size() < max; ++it)
     out.push_back(it->second);
   return out;
@@ -500,7 +499,7 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
   const bool pinned = !ref.digest.empty();
   const std::string key = ref.String();
   if (pinned) {
-    std::lock_guard lock(images_mu_);
+    MutexLock lock(images_mu_);
     if (auto it = images_.find(key); it != images_.end()) return it->second;
   }
   HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, options_));
@@ -511,7 +510,7 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
   image->image = std::move(resolved.image);
   image->source = std::move(resolved.source);
   if (pinned) {
-    std::lock_guard lock(images_mu_);
+    MutexLock lock(images_mu_);
     if (images_.size() >= kMaxRememberedImages) images_.clear();
     images_.emplace(key, image);
   }
@@ -561,21 +560,21 @@ Result<std::string> LayerStore::AddLayer(std::string_view image_ref, const Diges
   const std::string name = layer_digest.hex();
   const std::string path = LayerPath(layer_digest);
   {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     while (true) {
       if (auto it = by_name_.find(name); it != by_name_.end()) {
         ++it->second->refs;
         return path;
       }
       if (!loading_.contains(name)) break;
-      loaded_cv_.wait(lock);
+      loaded_cv_.Wait(mu_);
     }
     loading_.insert(name);
   }
   auto layer = Load(image_ref, layer_digest, manifest_digest);
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   loading_.erase(name);
-  loaded_cv_.notify_all();
+  loaded_cv_.NotifyAll();
   if (!layer) return Fail(layer.error());
   (*layer)->slot = next_slot_++;
   (*layer)->refs = 1;
@@ -605,7 +604,7 @@ Status LayerStore::RemoveLayer(const Digest& layer_digest) {
   const std::string name = layer_digest.hex();
   std::shared_ptr<Layer> gone;
   {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     auto it = by_name_.find(name);
     if (it == by_name_.end())
       return Fail(ENOENT, "RemoveLayer: layer " + layer_digest.str() + " is not in the store");

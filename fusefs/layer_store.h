@@ -73,19 +73,17 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "base/digest.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "fusefs/chunk_reader.h"
@@ -168,20 +166,19 @@ class LayerStore {
   fuse_session* session_ = nullptr;
   bool mounted_ = false;
   std::thread loop_;
-  mutable std::mutex loop_mu_;
-  std::condition_variable loop_cv_;
+  mutable Mutex loop_mu_;
   std::unique_ptr<StatsFileWriter> stats_writer_;
-  bool loop_done_ = false;  // GUARDED_BY(loop_mu_)
+  bool loop_done_ HOIST_GUARDED_BY(loop_mu_) = false;
 
-  mutable std::shared_mutex mu_;
-  uint64_t next_slot_ = 1;                                              // GUARDED_BY(mu_)
-  std::map<uint64_t, std::shared_ptr<Layer>> by_slot_;                  // GUARDED_BY(mu_)
-  std::map<std::string, std::shared_ptr<Layer>, std::less<>> by_name_;  // GUARDED_BY(mu_)
-  std::set<std::string> loading_;                                       // GUARDED_BY(mu_)
-  std::condition_variable_any loaded_cv_;  // signalled when loading_ shrinks
+  mutable SharedMutex mu_;
+  uint64_t next_slot_ HOIST_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, std::shared_ptr<Layer>> by_slot_ HOIST_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<Layer>, std::less<>> by_name_ HOIST_GUARDED_BY(mu_);
+  std::set<std::string> loading_ HOIST_GUARDED_BY(mu_);
+  SharedCondVar loaded_cv_;  // signalled when loading_ shrinks
 
-  std::mutex images_mu_;
-  std::map<std::string, std::shared_ptr<const Image>> images_;  // GUARDED_BY(images_mu_)
+  Mutex images_mu_;
+  std::map<std::string, std::shared_ptr<const Image>> images_ HOIST_GUARDED_BY(images_mu_);
 };
 
 // One layer of the store. Immutable once published, except `refs` (guarded by the store's mu_).

@@ -153,7 +153,7 @@ bool Snapshotter::TryRemote(const std::string& key, const std::string& parent,
   }
   SnapshotLabels remote_labels = labels;
   remote_labels[kLabelRemote] = kRemoteLabelValue;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Result<uint64_t> id = meta_->NewId();
   Result<SnapshotRecord> r =
       id ? meta_->CreateRemote(req.chain_id, parent, remote_labels, *path, *id)
@@ -196,7 +196,7 @@ Result<std::vector<SnapshotMount>> Snapshotter::View(const std::string& key,
 Result<std::vector<SnapshotMount>> Snapshotter::Create(SnapshotKind kind, const std::string& key,
                                                        const std::string& parent,
                                                        const SnapshotLabels& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   HOIST_ASSIGN_OR_RETURN(uint64_t id, meta_->NewId());
   std::string td = root_ + "/snapshots/new-XXXXXX";
   if (::mkdtemp(td.data()) == nullptr) {
@@ -272,7 +272,7 @@ Result<std::vector<SnapshotMount>> Snapshotter::Mounts(const std::string& key) {
 
 Status Snapshotter::Commit(const std::string& name, const std::string& key,
                            const SnapshotLabels& labels) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   HOIST_ASSIGN_OR_RETURN(SnapshotRecord r, meta_->Get(key));
   SnapshotUsage usage;
   if (r.info.kind == SnapshotKind::kActive) {
@@ -282,7 +282,7 @@ Status Snapshotter::Commit(const std::string& name, const std::string& key,
 }
 
 Status Snapshotter::Remove(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   HOIST_ASSIGN_OR_RETURN(SnapshotRecord r, meta_->Remove(key));
   if (!r.remote_path.empty() && remote_) remote_->Forget(r.info.name, r.remote_path);
   // As containerd's overlay snapshotter (synchronous removal): the record is gone, so a failure
@@ -325,7 +325,7 @@ Result<SnapshotUsage> Snapshotter::Usage(const std::string& key) {
 }
 
 Status Snapshotter::Cleanup() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return CleanupLocked();
 }
 

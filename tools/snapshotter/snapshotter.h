@@ -26,10 +26,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "index/snapshot_meta.h"
 #include "tools/snapshotter/remote_layer_source.h"
@@ -94,14 +94,14 @@ class Snapshotter {
   // The remote path for Prepare: true if a remote snapshot was recorded (answer EEXIST).
   bool TryRemote(const std::string& key, const std::string& parent, const SnapshotLabels& labels);
   Result<std::vector<SnapshotMount>> MountsOf(const SnapshotRecord& r);
-  Status CleanupLocked();
+  Status CleanupLocked() HOIST_REQUIRES(mu_);
   std::string SnapshotDir(uint64_t id) const;
 
   std::string root_;
   std::unique_ptr<SnapshotMeta> meta_;
   std::shared_ptr<RemoteLayerSource> remote_;
   bool index_off_ = false;
-  std::mutex mu_;  // directory-changing operations
+  Mutex mu_;  // held by directory-changing operations
 };
 
 // containerd's du (continuity fs.DiskUsage): distinct inodes under `path` and the sum of their
