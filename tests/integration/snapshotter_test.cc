@@ -23,6 +23,10 @@
 //                            a new container starts; GC leaves no snapshot and no layer dir;
 //                            SIGTERM unmounts the store.
 //   LazyEstargzByCtrRemote   the same for the image converted to eStargz by ctr-remote.
+//   CredentialsAreReadAnewFromTheDockerConfig
+//                            a basic-auth registry: without an entry in the daemon's docker
+//                            config the layers fall back (one line each); an entry written
+//                            while the daemon runs makes the next pull lazy.
 //   MixedGzipAndZstdChunked  an image of a gzip layer and a zstd:chunked layer: the gzip layer
 //                            falls back (one log line saying why) and containerd downloads and
 //                            unpacks it; the other is a remote snapshot from the store (though
@@ -707,6 +711,80 @@ json.dump(mi, open(m + "/index.json", "w"))
   EXPECT_EQ(DirEntries(sn_root + "/snapshots"), std::vector<std::string>{"1"});
   ExpectRunPrints(**cd, "c1", ref);
   ExpectExactTree(**cd, dir + "/mnt", l2 + ":" + sn_root + "/snapshots/1/fs", ref);
+  ExpectRemovedCompletely(**cd, sn_root, ref);
+  ExpectCleanStop(sn, sock);
+}
+
+// Credentials come from the daemon's docker config and are read at each resolve: a registry
+// with basic auth, the config first without an entry (the layers fall back, one line each),
+// then with one, written while the daemon runs: the next pull is lazy, without a restart.
+TEST_F(SnapshotterContainerdTest, CredentialsAreReadAnewFromTheDockerConfig) {
+  const std::string dir = NewDir("creds");
+  const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
+  auto auth = harness::TestRegistry::Launch({.auth = harness::RegistryAuthMode::kBasic});
+  ASSERT_TRUE(auth.has_value()) << auth.error().message();
+  CommandResult copy =
+      RunTool({"skopeo", "copy", "--src-tls-verify=false", registry_->DockerRef("snap/zstd", "v1"),
+               "oci:" + dir + "/layout:v1"});
+  ASSERT_TRUE(copy.ok()) << copy.stderr_text;
+  ASSERT_TRUE(harness::PushOciLayout("oci:" + dir + "/layout:v1",
+                                     (*auth)->DockerRef("snap/zstd", "v1"),
+                                     {.creds = (*auth)->skopeo_creds()})
+                  .has_value());
+  const std::string ref = (*auth)->ImageRef("snap/zstd", "v1");
+  const std::vector<Digest> layers = LayerDigests(registry_->ImageRef("snap/zstd", "v1"));
+  ASSERT_EQ(layers.size(), 2u);
+
+  const std::string docker_config = NewDir("creds/docker");
+  ASSERT_TRUE(WriteFileAtomic(docker_config + "/config.json", "{\"auths\": {}}\n").has_value());
+  SnapshotterProcess sn;
+  auto started =
+      sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log",
+               {"DOCKER_CONFIG=" + docker_config, "REGISTRY_AUTH_FILE="}, {"--prefetch", "none"});
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+  auto cd = harness::PrivateContainerd::Start(
+      dir + "/cd", {.extra_config = ProxyConfig(sock), .snapshotter = "hoist"});
+  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+  auto rpull = [&] {
+    auto pulled =
+        harness::RunChecked({"ctr-remote", "-a", (*cd)->socket(), "image", "rpull", "--plain-http",
+                             "--user", (*auth)->skopeo_creds(), "--snapshotter=hoist", ref},
+                            {.timeout = std::chrono::seconds(180)});
+    ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+  };
+
+  // No credentials for the registry: both layers fall back, containerd (given --user) unpacks.
+  rpull();
+  auto log = ReadFile(dir + "/snapshotter.log");
+  ASSERT_TRUE(log.has_value());
+  for (const Digest& d : layers) {
+    EXPECT_NE(log->find(" (" + d.str() + "): not lazy, containerd unpacks it: " +
+                        (*auth)->host_port() + "/snap/zstd: manifest v1: 401 Unauthorized"),
+              std::string::npos)
+        << *log;
+  }
+  EXPECT_EQ(log->find("mounted lazily"), std::string::npos) << *log;
+  ExpectRunPrints(**cd, "c1", ref);
+  auto rm = (*cd)->Ctr({"image", "rm", "--sync", ref});
+  ASSERT_TRUE(rm.has_value()) << rm.error().message();
+  EXPECT_EQ(SnapshotLines(**cd), std::vector<std::string>{});
+
+  // `docker login` while the daemon runs: the next pull is lazy.
+  ASSERT_TRUE(WriteFileAtomic(docker_config + "/config.json",
+                              "{\"auths\": {\"" + (*auth)->host_port() + "\": {\"auth\": \"" +
+                                  Base64Encode((*auth)->skopeo_creds()) + "\"}}}\n")
+                  .has_value());
+  rpull();
+  log = ReadFile(dir + "/snapshotter.log");
+  ASSERT_TRUE(log.has_value());
+  for (const Digest& d : layers) {
+    EXPECT_NE(log->find(" (" + d.str() + "): mounted lazily from " + sn_root + "/layers/" +
+                        std::string(d.hex()) + " "),
+              std::string::npos)
+        << *log;
+  }
+  ExpectRunPrints(**cd, "c2", ref);
   ExpectRemovedCompletely(**cd, sn_root, ref);
   ExpectCleanStop(sn, sock);
 }
