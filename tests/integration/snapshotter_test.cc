@@ -418,6 +418,12 @@ TEST_F(SnapshotterContainerdTest, PullRunTreeRestartAndGc) {
   EXPECT_TRUE(lines[1].starts_with(chain2 + " " + chain1 + " ")) << lines[1];
   EXPECT_EQ(DirEntries(sn_root + "/snapshots").size(), 2u);
 
+  // `ctr image pull` of containerd 1.6 Prepares without containerd.io/snapshot.ref: the lazy
+  // source is never asked, every layer is ordinary.
+  auto log = ReadFile(dir + "/snapshotter.log");
+  ASSERT_TRUE(log.has_value());
+  EXPECT_EQ(log->find("lazily"), std::string::npos) << *log;
+  EXPECT_EQ(log->find("not lazy"), std::string::npos) << *log;
   ExpectRunPrints(**cd, "c1");
   ExpectExactTree(**cd, dir + "/mnt", sn_root + "/snapshots/2/fs:" + sn_root + "/snapshots/1/fs");
 
@@ -562,6 +568,12 @@ TEST_F(SnapshotterContainerdTest, LazyZstdChunkedThroughTheLayerStore) {
   ExpectExactTree(**cd, dir + "/mnt", l2 + ":" + l1, ref);
   // Whatever the pull and the runs read came by Range requests.
   ExpectOnlyRangeReads(mark, layers);
+  // `hoist stats` finds the store's state file.
+  CommandResult stats = RunTool({HOIST_BINARY, "stats", sn_root + "/layers"});
+  ASSERT_TRUE(stats.ok()) << stats.stderr_text;
+  EXPECT_TRUE(stats.stdout_text.starts_with("mountpoint        " + sn_root +
+                                            "/layers\nimage             layers\n"))
+      << stats.stdout_text;
 
   // kill -9: the store's FUSE connection dies with the process; the restart detaches the dead
   // mount, mounts a new store on the same path and adds the layers again.
@@ -807,6 +819,8 @@ TEST(SnapshotterFlags, BadInputIsOneLineError) {
             "the snapshotter root must be an absolute path, not 'rel'"},
            {{"--address", sock, "--root", root, "--log-level", "loud"},
             "unknown --log-level 'loud'"},
+           {{"--address", sock, "--root", root, "--prefetch", "sometimes"},
+            "--prefetch sometimes: expected none, priority or all"},
            {{"--address", "/etc/hostname", "--root", root},
             "/etc/hostname exists and is not a socket"},
        }) {

@@ -15,7 +15,10 @@ int main(int argc, char** argv) {
         o.insecure_registries = config.insecure_registries;
         if (!config.prefetch.empty()) {
           auto mode = hoist::ParsePrefetchMode(config.prefetch);
-          if (!mode) return hoist::Fail(mode.error().Context("--prefetch"));
+          if (!mode) {
+            return hoist::Fail(
+                EINVAL, "--prefetch " + config.prefetch + ": expected none, priority or all");
+          }
           o.prefetch = *mode;
         }
         HOIST_ASSIGN_OR_RETURN(std::shared_ptr<hoist::LayerStoreSource> source,
