@@ -12,6 +12,11 @@
 //                              Prepare calls of a CRI pull carry cri.layer-digest (the
 //                              snapshotter names it in its log lines), layer 1 is served lazily
 //                              and its blob is never downloaded; the container still runs.
+//   ZstdChunkedImageIsLazy     the REAL lazy source: the image as zstd:chunked (`hoist convert`)
+//                              pulled through CRI: both layers "mounted lazily" from the
+//                              snapshotter's layer store (by the CRI labels), no layer blob in
+//                              containerd's content store; the gzip sandbox image falls back;
+//                              the container's log is exact.
 //   BadInputIsOneLineError     hoist-cri's errors: one line, exit 1 (125 for `run`); no socket
 //                              or a socket nobody listens on is an answer at once.
 #include <sys/socket.h>
@@ -33,6 +38,8 @@
 #include "base/file_util.h"
 #include "base/mountinfo.h"
 #include "base/status.h"
+#include "fetcher/reference.h"
+#include "fetcher/registry.h"
 #include "tests/harness/containerd.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
@@ -40,6 +47,9 @@
 
 #ifndef SNAPSHOTTER_BINARY
 #error "SNAPSHOTTER_BINARY must name the hoist-snapshotter executable"
+#endif
+#ifndef HOIST_BINARY
+#error "HOIST_BINARY must name the hoist executable"
 #endif
 #ifndef FAKE_REMOTE_SNAPSHOTTER_BINARY
 #error "FAKE_REMOTE_SNAPSHOTTER_BINARY must name the fake-remote-snapshotter executable"
@@ -206,7 +216,8 @@ class CriTest : public ::testing::Test {
   }
 
   // pod.json (host network, logs under dir/logs) and ctr.json (prints both layers' lines).
-  static void WriteConfigs(const std::string& dir, const std::string& name) {
+  static void WriteConfigs(const std::string& dir, const std::string& name,
+                           const std::string& image = ImageRef()) {
     ASSERT_TRUE(WriteFileAtomic(dir + "/pod.json",
                                 "{\"metadata\": {\"name\": \"" + name + "\", \"uid\": \"uid-" +
                                     name +
@@ -220,7 +231,7 @@ class CriTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomic(dir + "/ctr.json",
                                 "{\"metadata\": {\"name\": \"printer\"},\n"
                                 " \"image\": {\"image\": \"" +
-                                    ImageRef() +
+                                    image +
                                     "\"},\n"
                                     " \"command\": [\"/bin/cat\", \"/etc/one\", \"/etc/two\"],\n"
                                     " \"log_path\": \"printer.log\"}\n")
@@ -462,6 +473,46 @@ TEST_F(CriTest, CriLabelsReachTheSeam) {
   // The container reads layer 1 from the source's tree.
   WriteConfigs(dir, "seam");
   ExpectRunPrintsLog(**cd, dir);
+  ExpectNothingLeft(**cd);
+}
+
+TEST_F(CriTest, ZstdChunkedImageIsLazy) {
+  const std::string dir = NewDir("zstd");
+  const std::string ref = registry_->ImageRef("cri/zstd", "v1");
+  CommandResult conv =
+      RunTool({HOIST_BINARY, "convert", "-q", registry_->DockerRef("cri/img", "v1"),
+               registry_->DockerRef("cri/zstd", "v1")});
+  ASSERT_TRUE(conv.ok()) << conv.stderr_text;
+  auto client = RegistryClient::CreateDefault();
+  ASSERT_TRUE(client.has_value());
+  auto image = (*client)->Resolve(*Reference::Parse(ref));
+  ASSERT_TRUE(image.has_value()) << image.error().message();
+  ASSERT_EQ(image->manifest.layers.size(), 2u);
+
+  Snapshotter sn;
+  auto started = sn.Start(SNAPSHOTTER_BINARY, dir);
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  auto cd = StartContainerd(dir + "/cd", sn);
+  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+  WriteConfigs(dir, "zstd", ref);
+  ExpectRunPrintsLog(**cd, dir);
+
+  auto log = ReadFile(sn.log());
+  ASSERT_TRUE(log.has_value());
+  auto content = (*cd)->Ctr({"-n", "k8s.io", "content", "ls", "-q"});
+  ASSERT_TRUE(content.has_value()) << content.error().message();
+  for (const Descriptor& d : image->manifest.layers) {
+    EXPECT_NE(log->find(" (" + d.digest.str() + "): mounted lazily from " + dir +
+                        "/sn-root/layers/" + std::string(d.digest.hex()) + " "),
+              std::string::npos)
+        << *log;
+    EXPECT_EQ(content->find(d.digest.str()), std::string::npos) << *content;
+  }
+  // The sandbox image is gzip: one line saying why, then containerd's unpack.
+  EXPECT_NE(
+      log->find(" (" + pause_->layers[0].digest.str() + "): not lazy, containerd unpacks it: "),
+      std::string::npos)
+      << *log;
   ExpectNothingLeft(**cd);
 }
 

@@ -1,7 +1,7 @@
 // hoist-snapshotter with a FAKE RemoteLayerSource in its seam, for the seam test of
-// tests/integration/snapshotter_test.cc (the real binary has no source yet). A layer counts as
-// lazy when a pre-extracted tree exists at $HOIST_FAKE_LAYER_DIR/<chain id, ':' as '-'>; any
-// other layer gets the real answer "not lazy" and is unpacked by containerd. Everything else is
+// tests/integration/snapshotter_test.cc (the real binary's source is the layer store). A layer
+// counts as lazy when a pre-extracted tree exists at $HOIST_FAKE_LAYER_DIR/<chain id, ':' as '-'>;
+// any other layer gets the real answer "not lazy" and is unpacked by containerd. Everything else is
 // the real daemon (tools/snapshotter/daemon.h).
 #include <sys/stat.h>
 
@@ -39,5 +39,8 @@ int main(int argc, char** argv) {
   const char* dir = std::getenv("HOIST_FAKE_LAYER_DIR");
   std::shared_ptr<hoist::RemoteLayerSource> source;
   if (dir != nullptr && *dir != '\0') source = std::make_shared<PreExtractedLayers>(dir);
-  return hoist::SnapshotterMain(argc, argv, source);
+  return hoist::SnapshotterMain(
+      argc, argv,
+      [source](const hoist::DaemonConfig&)
+          -> hoist::Result<std::shared_ptr<hoist::RemoteLayerSource>> { return source; });
 }

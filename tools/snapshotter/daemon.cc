@@ -51,13 +51,18 @@ Status ClaimSocketPath(const std::string& path) {
 
 }  // namespace
 
-int SnapshotterMain(int argc, char** argv, std::shared_ptr<RemoteLayerSource> remote) {
+int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   CLI::App app{"hoist-snapshotter: containerd's snapshots API (a proxy snapshot plugin)",
                "hoist-snapshotter"};
-  std::string address, root, cache, log_level = "info";
+  std::string address, root, log_level = "info";
+  DaemonConfig config;
   app.add_option("--address", address, "unix socket to serve on")->required();
   app.add_option("--root", root, "directory for snapshots and their metadata")->required();
-  app.add_option("--cache", cache, "hoist store for lazy layers (default: as hoist)");
+  app.add_option("--cache", config.cache, "hoist store for lazy layers (default: ROOT/cache)");
+  app.add_option("--insecure-registry", config.insecure_registries,
+                 "plain-http registry HOST[:PORT] (repeatable; loopback ones always are)");
+  app.add_option("--prefetch", config.prefetch,
+                 "background fetch of lazy layers: none, priority or all (default all)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
   try {
     app.parse(argc, argv);
@@ -87,13 +92,35 @@ int SnapshotterMain(int argc, char** argv, std::shared_ptr<RemoteLayerSource> re
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  if (root.empty() || root[0] != '/') {
+    std::fprintf(stderr,
+                 "hoist-snapshotter: the snapshotter root must be an absolute path, not '%s'\n",
+                 root.c_str());
+    return 1;
+  }
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  config.root = root;
+  if (config.cache.empty()) config.cache = root + "/cache";
+  if (Status s = ClaimSocketPath(address); !s) {
+    std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
+    return 1;
+  }
+  std::shared_ptr<RemoteLayerSource> remote;
+  if (factory) {
+    if (Status s = MakeDirs(root, 0700); !s) {
+      std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
+      return 1;
+    }
+    auto made = factory(config);
+    if (!made) {
+      std::fprintf(stderr, "hoist-snapshotter: %s\n", made.error().message().c_str());
+      return 1;
+    }
+    remote = std::move(*made);
+  }
   auto sn = Snapshotter::Open({.root = root, .remote = remote});
   if (!sn) {
     std::fprintf(stderr, "hoist-snapshotter: %s\n", sn.error().message().c_str());
-    return 1;
-  }
-  if (Status s = ClaimSocketPath(address); !s) {
-    std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
     return 1;
   }
   SnapshotsService service(sn->get());
@@ -119,6 +146,8 @@ int SnapshotterMain(int argc, char** argv, std::shared_ptr<RemoteLayerSource> re
   server->Shutdown();
   server->Wait();
   (void)::unlink(address.c_str());  // best effort: a stale socket is replaced at the next start
+  sn->reset();
+  remote.reset();  // the lazy source's store unmounts here
   return 0;
 }
 

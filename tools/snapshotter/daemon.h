@@ -1,24 +1,44 @@
 // The hoist-snapshotter daemon's main, shared by the real binary and by test builds that plug a
 // fake RemoteLayerSource into the seam:
 //
-//   hoist-snapshotter --address SOCKET --root DIR [--cache DIR] [--log-level LEVEL]
+//   hoist-snapshotter --address SOCKET --root DIR [--cache DIR] [--insecure-registry HOST]...
+//                     [--prefetch none|priority|all] [--log-level LEVEL]
 //
 // Serves containerd.services.snapshots.v1.Snapshots on the unix socket SOCKET (its directory is
 // created; a stale socket left by a killed daemon is replaced; a live one is an error), with
-// snapshots under DIR (snapshotter.h). --cache names the hoist store for the lazy layer source
-// (the same resolution as every hoist tool; unused while no source is configured). Logs go to
+// snapshots under DIR (snapshotter.h). The lazy layer source is made by `factory` from the
+// DaemonConfig (after the flags are checked and the stop signals blocked, before the snapshotter
+// opens, so its threads inherit the mask and restored snapshots can be resolved); a factory error
+// is one line and exit 1. --cache (default DIR/cache), --insecure-registry and --prefetch are the
+// source's (the real one: layer_store_source.h). At a stop the snapshotter, then the source, is
+// destroyed (the real source's store unmounts). Logs go to
 // stderr, one line per event. Under systemd it sends READY=1 to $NOTIFY_SOCKET once the socket
 // serves (base/sd_notify.h). SIGTERM, SIGINT and SIGHUP stop it cleanly (in-flight calls
 // finish, the socket is removed); exit 0. A bad flag or a start-up failure is one line on
 // stderr and exit 1.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "base/status.h"
 #include "tools/snapshotter/remote_layer_source.h"
 
 namespace hoist {
 
-int SnapshotterMain(int argc, char** argv, std::shared_ptr<RemoteLayerSource> remote);
+struct DaemonConfig {
+  std::string root;   // absolute, no trailing slash
+  std::string cache;  // --cache, or root + "/cache"
+  std::vector<std::string> insecure_registries;
+  std::string prefetch;  // as given ("" = the default)
+};
+
+// Makes the lazy layer source; a null pointer means none (every layer is ordinary).
+using RemoteSourceFactory =
+    std::function<Result<std::shared_ptr<RemoteLayerSource>>(const DaemonConfig&)>;
+
+int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory);
 
 }  // namespace hoist

@@ -29,7 +29,8 @@
 //   containerd.io/snapshot/remote/stargz.reference   image reference      (ctr-remote rpull)
 //   containerd.io/snapshot/remote/stargz.digest      this layer's digest  (ctr-remote rpull)
 //   containerd.io/snapshot/remote/stargz.layers      comma-separated layer digests
-// Plain `ctr image pull` sends only containerd.io/snapshot.ref.
+// Plain `ctr image pull` of containerd 1.6 sends none of them, not even containerd.io/snapshot.ref
+// (PullRunTreeRestartAndGc: the source is never asked).
 //
 // Thread-safety: Resolve and Forget may be called from several gRPC threads at once.
 #pragma once

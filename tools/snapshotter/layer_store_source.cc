@@ -1,0 +1,105 @@
+#include "tools/snapshotter/layer_store_source.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "base/file_util.h"
+#include "base/log.h"
+#include "fusefs/mount_options.h"
+
+namespace hoist {
+
+Status DetachDeadMounts(const std::string& path) {
+  for (int i = 0; i < 64; ++i) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 || errno != ENOTCONN) return Ok();
+    if (::umount2(path.c_str(), MNT_DETACH) != 0) {
+      return Fail(ErrnoError("detaching the dead layer store mount at " + path));
+    }
+    HOIST_LOG(kInfo) << "detached the dead layer store mount at " << path
+                     << " (left by an earlier run)";
+  }
+  return Fail(EBUSY, "more than 64 dead mounts are stacked on " + path);
+}
+
+Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
+    const LayerStoreSourceOptions& options) {
+  HOIST_RETURN_IF_ERROR(DetachDeadMounts(options.mountpoint));
+  HOIST_RETURN_IF_ERROR(MakeDirs(options.mountpoint, 0755));
+  if (!options.cache_dir.empty()) HOIST_RETURN_IF_ERROR(MakeDirs(options.cache_dir, 0700));
+  MountOptions mo;
+  mo.mountpoint = options.mountpoint;
+  mo.cache_dir = options.cache_dir;
+  mo.insecure_registries = options.insecure_registries;
+  mo.prefetch = options.prefetch;
+  mo.allow_other = true;
+  mo.suid = true;
+  mo.state_dir = options.state_dir;
+  auto store = LayerStore::Start(mo);
+  if (!store) return Fail(store.error().Context("starting the layer store"));
+  return std::shared_ptr<LayerStoreSource>(new LayerStoreSource(std::move(*store)));
+}
+
+Result<std::string> LayerStoreSource::Resolve(const RemoteLayerRequest& request) {
+  const std::string image_ref = request.ImageRef();
+  if (image_ref.empty()) {
+    return Fail(EINVAL,
+                "no image reference label (plain `ctr image pull` sends none: pull with "
+                "`ctr-remote image rpull` or through the CRI plugin)");
+  }
+  const std::string digest_text = request.LayerDigest();
+  if (digest_text.empty()) return Fail(EINVAL, "no layer digest label");
+  auto digest = Digest::Parse(digest_text);
+  if (!digest) return Fail(digest.error().Context("layer digest label"));
+  Digest manifest;
+  if (auto it = request.labels.find(kLabelCriManifestDigest);
+      it != request.labels.end() && !it->second.empty()) {
+    auto m = Digest::Parse(it->second);
+    if (!m) return Fail(m.error().Context("manifest digest label"));
+    manifest = *m;
+  }
+  {
+    MutexLock lock(mu_);
+    // One chain ID, one layer: the same content may come in another compression (another
+    // digest), but the snapshot is recorded once per chain ID.
+    if (auto it = chains_.find(request.chain_id); it != chains_.end()) {
+      return store_->LayerPath(it->second);
+    }
+  }
+  HOIST_ASSIGN_OR_RETURN(std::string dir, store_->AddLayer(image_ref, *digest, manifest));
+  MutexLock lock(mu_);
+  auto [it, inserted] = chains_.emplace(request.chain_id, *digest);
+  if (!inserted) {
+    // Another thread resolved the same chain meanwhile: keep one reference per chain ID.
+    (void)store_->RemoveLayer(*digest);
+    return store_->LayerPath(it->second);
+  }
+  return dir;
+}
+
+void LayerStoreSource::Forget(const std::string& chain_id, const std::string& path) {
+  Digest digest;
+  {
+    MutexLock lock(mu_);
+    auto it = chains_.find(chain_id);
+    if (it == chains_.end()) {
+      HOIST_LOG(kWarning) << "layer " << chain_id << ": removed, but no layer of the store ("
+                          << path << ") was held for it";
+      return;
+    }
+    digest = it->second;
+    chains_.erase(it);
+  }
+  if (Status s = store_->RemoveLayer(digest); !s) {
+    HOIST_LOG(kWarning) << "layer " << chain_id << ": " << s.error().message();
+  }
+}
+
+size_t LayerStoreSource::chain_count() const {
+  MutexLock lock(mu_);
+  return chains_.size();
+}
+
+}  // namespace hoist
