@@ -12,11 +12,11 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/sd_notify.h"
 #include "fetcher/reference.h"
 #include "fetcher/registry.h"
 #include "fusefs/layer_store.h"
 #include "fusefs/local_image.h"
-#include "base/sd_notify.h"
 
 namespace hoist {
 namespace {

@@ -11,7 +11,8 @@
 // Thread-safety: a scanned TarArchive is immutable; Open/Read may be called from several threads.
 // Lifetime: readers returned by Open own their file descriptor and do not reference the archive.
 // Errors: EINVAL for a missing member or a malformed manifest.json, EFBIG for a "small" member
-// over 8 MiB or an archive of more than 65536 (kept) members, EIO for a truncated or corrupt tar/compressed stream, the OS errno otherwise.
+// over 8 MiB or an archive of more than 65536 (kept) members, EIO for a truncated or corrupt
+// tar/compressed stream, the OS errno otherwise.
 #pragma once
 
 #include <cstdint>
