@@ -38,6 +38,17 @@ Result<std::unique_ptr<ImageDestination>> NewDockerDestination(const std::string
 Result<Descriptor> SelectLayoutEntry(std::string_view index_bytes, const std::string& tag,
                                      const std::string& where, std::string_view syntax);
 
+// The manifest with `digest`, read through source.ReadBlob (size unknown), with the media type its
+// bytes declare. For sources that keep manifests as blobs (oci:, oci-archive:).
+Result<RawManifest> ManifestFromBlob(ImageSource& source, const Digest& digest);
+
+// The top manifest of an OCI layout whose index.json is `index_bytes`: the entry `tag` names
+// (SelectLayoutEntry, same arguments), read with ManifestFromBlob, typed by the entry's media type
+// when its bytes do not say.
+Result<RawManifest> LayoutTopManifest(ImageSource& source, std::string_view index_bytes,
+                                      const std::string& tag, const std::string& where,
+                                      std::string_view syntax);
+
 // A plain tar path for the archive `file`: `file` itself, or, when it is gzip/zstd, a
 // decompressed copy in a scratch file of `work_dir` ($TMPDIR or /tmp when empty) that is unlinked
 // at once and named "/proc/self/fd/N": it exists exactly as long as `*scratch` stays open, so

@@ -56,20 +56,11 @@ class OciSource : public ImageSource {
     HOIST_ASSIGN_OR_RETURN(std::optional<std::string> index_bytes,
                            layout_.ReadRegularFile("index.json", kMaxLayoutJsonBytes));
     if (!index_bytes) return Fail(ENOENT, dir_ + " is not an OCI image layout (no index.json)");
-    HOIST_ASSIGN_OR_RETURN(Descriptor found,
-                           SelectLayoutEntry(*index_bytes, tag_, dir_, "oci:DIR:TAG"));
-    HOIST_ASSIGN_OR_RETURN(RawManifest m, Manifest(found.digest));
-    HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(found.media_type, m.bytes));
-    return m;
+    return LayoutTopManifest(*this, *index_bytes, tag_, dir_, "oci:DIR:TAG");
   }
 
   Result<RawManifest> Manifest(const Digest& digest) override {
-    Descriptor b;
-    b.digest = digest;
-    b.size = -1;
-    HOIST_ASSIGN_OR_RETURN(std::string bytes, ReadBlob(b));
-    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", bytes));
-    return RawManifest{std::move(bytes), std::move(type), digest};
+    return ManifestFromBlob(*this, digest);
   }
 
   Result<std::string> ReadBlob(const Descriptor& blob) override {
@@ -244,6 +235,24 @@ class OciDestination : public ImageDestination {
 };
 
 }  // namespace
+
+Result<RawManifest> ManifestFromBlob(ImageSource& source, const Digest& digest) {
+  Descriptor b;
+  b.digest = digest;
+  b.size = -1;
+  HOIST_ASSIGN_OR_RETURN(std::string bytes, source.ReadBlob(b));
+  HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", bytes));
+  return RawManifest{std::move(bytes), std::move(type), digest};
+}
+
+Result<RawManifest> LayoutTopManifest(ImageSource& source, std::string_view index_bytes,
+                                      const std::string& tag, const std::string& where,
+                                      std::string_view syntax) {
+  HOIST_ASSIGN_OR_RETURN(Descriptor found, SelectLayoutEntry(index_bytes, tag, where, syntax));
+  HOIST_ASSIGN_OR_RETURN(RawManifest m, ManifestFromBlob(source, found.digest));
+  HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(found.media_type, m.bytes));
+  return m;
+}
 
 Result<Descriptor> SelectLayoutEntry(std::string_view index_bytes, const std::string& tag,
                                      const std::string& where, std::string_view syntax) {

@@ -60,20 +60,11 @@ class OciArchiveSource : public ImageSource {
     }
     auto index_bytes = archive_.Read("index.json");
     if (!index_bytes) return Fail(index_bytes.error().Context(file_));
-    HOIST_ASSIGN_OR_RETURN(Descriptor found,
-                           SelectLayoutEntry(*index_bytes, tag_, file_, "oci-archive:FILE:TAG"));
-    HOIST_ASSIGN_OR_RETURN(RawManifest m, Manifest(found.digest));
-    HOIST_ASSIGN_OR_RETURN(m.media_type, ManifestMediaType(found.media_type, m.bytes));
-    return m;
+    return LayoutTopManifest(*this, *index_bytes, tag_, file_, "oci-archive:FILE:TAG");
   }
 
   Result<RawManifest> Manifest(const Digest& digest) override {
-    Descriptor b;
-    b.digest = digest;
-    b.size = -1;
-    HOIST_ASSIGN_OR_RETURN(std::string bytes, ReadBlob(b));
-    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", bytes));
-    return RawManifest{std::move(bytes), std::move(type), digest};
+    return ManifestFromBlob(*this, digest);
   }
 
   Result<std::string> ReadBlob(const Descriptor& blob) override {
