@@ -171,7 +171,7 @@ check_remote() {  # DIR: every one of the NLAYERS committed snapshots is remote
   [ "$lazy" -ge "$NLAYERS" ] || die "the snapshotter logged $lazy 'mounted lazily' lines, expected $NLAYERS"
 }
 
-printf 'round\tload1\tcold_pull_s\trss_start_kb\trss_kb\thwm_kb\trss_find_kb\trss_read_kb\trss_end_kb\thwm_end_kb\tthreads\n' >"$WORK/runs.tsv"
+printf 'round\tload1\tcold_pull_s\trss_start_kb\trss_kb\thwm_kb\trss_find_kb\trss_read_kb\trss_end_kb\thwm_end_kb\tthreads\tanon_kb\tfile_kb\tanon_read_kb\tfile_read_kb\n' >"$WORK/runs.tsv"
 printf 'round\trep\tload1\tcached_s\tpresent_s\n' >"$WORK/prepare.tsv"
 for round in $(seq "$RUNS"); do
   dir=$WORK/r$round
@@ -192,6 +192,8 @@ for round in $(seq "$RUNS"); do
   [ "$wholeb" = 0 ] || die "the registry sent $wholeb layer blobs whole during the pulls"
   rss=$(status_kb "$SN_PID" VmRSS)
   hwm=$(status_kb "$SN_PID" VmHWM)
+  anon=$(status_kb "$SN_PID" RssAnon)
+  file=$(status_kb "$SN_PID" RssFile)
   layers_dir=$dir/sn-root/layers
   nd=$(find "$layers_dir" -mindepth 1 -maxdepth 1 | wc -l)
   [ "$nd" -ge "$NLAYERS" ] || die "the layer store shows $nd layer directories, expected $NLAYERS"
@@ -199,6 +201,8 @@ for round in $(seq "$RUNS"); do
   rssf=$(status_kb "$SN_PID" VmRSS)
   find "$layers_dir" -type f -exec cat {} + >/dev/null
   rssr=$(status_kb "$SN_PID" VmRSS)
+  anonr=$(status_kb "$SN_PID" RssAnon)
+  filer=$(status_kb "$SN_PID" RssFile)
   threads=$(status_kb "$SN_PID" Threads)
   log "  cold pull of $IMAGES images $(printf %.2f "$cold") s ($anyb layer-blob reads, none whole); VmRSS $rss kB, VmHWM $hwm kB; after find $rssf kB, after reading all $rssr kB"
 
@@ -221,8 +225,8 @@ for round in $(seq "$RUNS"); do
   check_remote "$dir"
   rsse=$(status_kb "$SN_PID" VmRSS)
   hwme=$(status_kb "$SN_PID" VmHWM)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load0" "$cold" "$rss0" "$rss" "$hwm" "$rssf" "$rssr" \
-    "$rsse" "$hwme" "$threads" >>"$WORK/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$load0" "$cold" "$rss0" "$rss" "$hwm" \
+    "$rssf" "$rssr" "$rsse" "$hwme" "$threads" "$anon" "$file" "$anonr" "$filer" >>"$WORK/runs.tsv"
   bench_stop_pid "$CTD_PID"
   bench_stop_pid "$SN_PID"
   PIDS=()
@@ -246,8 +250,10 @@ printf 'Machine: %s cores, %s; load average (1 min) before each round: %s, befor
   "$(loads "$WORK/prepare.tsv" load1)" "$(containerd --version | awk '{print $3}')" "$SNAP" \
   "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 printf '| hoist-snapshotter, %s lazy layers of %s images | median (MB) | per run (MB) |\n|---|---|---|\n' "$NLAYERS" "$IMAGES"
-for f in rss_start_kb:"VmRSS at start, no layer" rss_kb:"VmRSS after the pulls" hwm_kb:"VmHWM after the pulls" rss_find_kb:"VmRSS after find over every layer" \
-         rss_read_kb:"VmRSS after reading every file" \
+for f in rss_start_kb:"VmRSS at start, no layer" rss_kb:"VmRSS after the pulls" \
+         anon_kb:"  of which RssAnon" file_kb:"  of which RssFile (mapped files: LMDB, binary)" hwm_kb:"VmHWM after the pulls" rss_find_kb:"VmRSS after find over every layer" \
+         rss_read_kb:"VmRSS after reading every file" anon_read_kb:"  of which RssAnon" \
+         file_read_kb:"  of which RssFile" \
          rss_end_kb:"VmRSS after the cached-Prepare runs (all layers removed and served again)" \
          hwm_end_kb:"VmHWM at the end"; do
   printf '| %s | %s | %s |\n' "${f#*:}" "$(mb "$(col "$WORK/runs.tsv" "${f%%:*}")")" \
