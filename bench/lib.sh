@@ -1,4 +1,5 @@
 # bench/lib.sh: helpers shared by the bench/ scripts (source it; bash only).
+# shellcheck shell=bash disable=SC2034
 #
 #   bench_find_bin NAME            -> path of a built hoist/hoistfs (HOIST/HOISTFS env, else build dirs)
 #   bench_python_layout CACHE      -> builds once and prints CACHE/layout: the debootstrap bookworm +
@@ -9,6 +10,16 @@
 #   bench_drop_caches              -> sync; echo 3 > /proc/sys/vm/drop_caches
 #   bench_median JSON NAME         -> hyperfine median (s) of command NAME in an --export-json file
 #   bench_median_list v1 v2 ...    -> median of numbers
+#   bench_stop_pid PID             -> SIGTERM, up to 10 s, then SIGKILL; reaps it
+#   bench_umount_under DIR         -> unmounts every mount below DIR, deepest first
+#   bench_start_containerd DIR     -> a containerd 1.6 of its own in DIR (root, state, socket,
+#                                     config; CRI disabled), extra config on stdin; sets CTD_PID,
+#                                     CTD_SOCK
+#   bench_start_snapshotter KIND BIN DIR [ARG...]
+#                                  -> a snapshotter daemon (KIND: stargz|hoist) on DIR/sn.sock
+#                                     with root DIR/sn-root (hoist: cache DIR/sn-cache), log
+#                                     DIR/snapshotter.log; sets SN_PID, SN_SOCK
+#   bench_proxy_plugin NAME SOCK   -> the containerd config lines registering a snapshot proxy
 #
 # Everything needs root (debootstrap, drop_caches, chroot, FUSE mounts).
 
@@ -126,4 +137,56 @@ bench_python_layout() {  # CACHE
   echo $(( $(stat -c %s "$cache/build/l1.tar") + $(stat -c %s "$cache/build/l2.tar") )) >"$cache/tar-bytes"
   rm -rf "$cache/build"
   echo "$layout"
+}
+
+bench_stop_pid() {  # PID
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+bench_umount_under() {  # DIR
+  { grep -o " $1/[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" || true
+  done
+}
+
+# Returns 1 with one line on stderr when the socket does not appear within 20 s.
+bench_start_containerd() {  # DIR  (extra config on stdin)
+  local dir=$1 i
+  mkdir -p "$dir"
+  CTD_SOCK=$dir/ctd.sock
+  {
+    printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\n' "$dir" "$dir"
+    printf 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' "$CTD_SOCK"
+    cat
+  } >"$dir/containerd.toml"
+  containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
+  CTD_PID=$!
+  for i in $(seq 200); do [ -S "$CTD_SOCK" ] && return 0; sleep 0.1; done
+  echo "containerd did not open $CTD_SOCK within 20 s: $(tail -c 300 "$dir/containerd.log")" >&2
+  return 1
+}
+
+bench_start_snapshotter() {  # KIND BIN DIR [ARG...]
+  local kind=$1 bin=$2 dir=$3 i
+  shift 3
+  mkdir -p "$dir"
+  SN_SOCK=$dir/sn.sock
+  case $kind in
+    stargz) "$bin" --address "$SN_SOCK" --root "$dir/sn-root" "$@" >"$dir/snapshotter.log" 2>&1 & ;;
+    hoist) "$bin" --address "$SN_SOCK" --root "$dir/sn-root" --cache "$dir/sn-cache" "$@" \
+             >"$dir/snapshotter.log" 2>&1 & ;;
+    *) echo "bench_start_snapshotter: unknown kind $kind" >&2; return 1 ;;
+  esac
+  SN_PID=$!
+  for i in $(seq 200); do [ -S "$SN_SOCK" ] && return 0; sleep 0.1; done
+  echo "$kind snapshotter did not open $SN_SOCK within 20 s: $(tail -c 300 "$dir/snapshotter.log")" >&2
+  return 1
+}
+
+bench_proxy_plugin() {  # NAME SOCK
+  printf '[proxy_plugins.%s]\n  type = "snapshot"\n  address = "%s"\n' "$1" "$2"
 }

@@ -95,18 +95,8 @@ WORK=$(mktemp -d /tmp/hoist-pr-XXXXXX)  # short: unix socket paths live under it
 REGDIR=$CACHE/pull_run/registry
 mkdir -p "$REGDIR"
 CASE_PIDS=()
-stop_pid() {  # PID: SIGTERM, up to 10 s, then SIGKILL; reaps it
-  local pid=$1 i
-  kill "$pid" 2>/dev/null || return 0
-  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-umount_under() {  # DIR: every mount below DIR, deepest first
-  { grep -o " $1/[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do
-    umount "$m" 2>/dev/null || umount -l "$m" || true
-  done
-}
+stop_pid() { bench_stop_pid "$@"; }
+umount_under() { bench_umount_under "$@"; }
 cleanup() {
   local p
   for p in "${CASE_PIDS[@]}"; do stop_pid "$p"; done
@@ -127,36 +117,22 @@ has_tag() {
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$REG/v2/bench/py/manifests/$1"
 }
 
-# A containerd of our own in DIR; extra config on stdin. Sets CTD_PID and CTD_SOCK.
+# A containerd of our own in DIR (bench/lib.sh); extra config on stdin. Sets CTD_PID and CTD_SOCK.
 start_containerd() {  # DIR
-  local dir=$1 i
-  mkdir -p "$dir"
-  CTD_SOCK=$dir/ctd.sock
-  {
-    printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\n' "$dir" "$dir"
-    printf 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' "$CTD_SOCK"
-    cat
-  } >"$dir/containerd.toml"
-  containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
-  CTD_PID=$!
+  local ok=0
+  bench_start_containerd "$1" || ok=1
   CASE_PIDS+=("$CTD_PID")
-  for i in $(seq 200); do [ -S "$CTD_SOCK" ] && return 0; sleep 0.1; done
-  die "containerd did not open $CTD_SOCK within 20 s: $(tail -c 300 "$dir/containerd.log")"
+  [ "$ok" = 0 ] || die "containerd did not start (the line above)"
 }
 
 # A snapshotter daemon: NAME (stargz|hoist) DIR; sets SN_PID, SN_SOCK.
 start_snapshotter() {
-  local name=$1 dir=$2 i
-  SN_SOCK=$dir/sn.sock
-  case $name in
-    stargz) "$STARGZ" --address "$SN_SOCK" --root "$dir/sn-root" >"$dir/snapshotter.log" 2>&1 & ;;
-    hoist) "$SNAP" --address "$SN_SOCK" --root "$dir/sn-root" --cache "$dir/sn-cache" \
-             >"$dir/snapshotter.log" 2>&1 & ;;
-  esac
-  SN_PID=$!
+  local bin=$STARGZ
+  [ "$1" = hoist ] && bin=$SNAP
+  local ok=0
+  bench_start_snapshotter "$1" "$bin" "$2" || ok=1
   CASE_PIDS+=("$SN_PID")
-  for i in $(seq 200); do [ -S "$SN_SOCK" ] && return 0; sleep 0.1; done
-  die "$name snapshotter did not open $SN_SOCK within 20 s: $(tail -c 300 "$dir/snapshotter.log")"
+  [ "$ok" = 0 ] || die "the $1 snapshotter did not start (the line above)"
 }
 
 if ! has_tag gz; then
@@ -209,7 +185,7 @@ run_case() {  # NAME DIR
   mkdir -p "$dir"
   if [ -n "$sn" ]; then
     start_snapshotter "$sn" "$dir"
-    extra=$(printf '[proxy_plugins.%s]\n  type = "snapshot"\n  address = "%s"\n' "$sn" "$SN_SOCK")
+    extra=$(bench_proxy_plugin "$sn" "$SN_SOCK")
   fi
   start_containerd "$dir" <<<"$extra"
   bench_drop_caches
