@@ -61,6 +61,7 @@ class LayerStore::RoutingSource : public BlobSource {
 struct LayerStore::Image {
   ResolvedImage image;
   std::shared_ptr<BlobSource> source;
+  std::chrono::steady_clock::time_point resolved_at;
 };
 
 LayerStore::Layer::~Layer() {
@@ -491,16 +492,20 @@ std::vector<std::shared_ptr<const LayerStore::Layer>> LayerStore::ListAfter(uint
 }
 
 Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
-    std::string_view image_ref, const Digest& manifest_digest) {
+    std::string_view image_ref, const Digest& manifest_digest, bool fresh) {
   auto parsed = Reference::Parse(image_ref);
   if (!parsed) return Fail(parsed.error().Context("image reference"));
   Reference ref = *parsed;
   if (!manifest_digest.empty()) ref = ref.WithDigest(manifest_digest);
   const bool pinned = !ref.digest.empty();
   const std::string key = ref.String();
-  if (pinned) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!fresh) {
     MutexLock lock(images_mu_);
-    if (auto it = images_.find(key); it != images_.end()) return it->second;
+    if (auto it = images_.find(key);
+        it != images_.end() && (pinned || now - it->second->resolved_at < options_.tag_reuse)) {
+      return it->second;
+    }
   }
   HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, options_));
   if (!resolved.warning.empty()) {
@@ -509,10 +514,11 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
   auto image = std::make_shared<Image>();
   image->image = std::move(resolved.image);
   image->source = std::move(resolved.source);
-  if (pinned) {
+  image->resolved_at = now;
+  {
     MutexLock lock(images_mu_);
     if (images_.size() >= kMaxRememberedImages) images_.clear();
-    images_.emplace(key, image);
+    images_.insert_or_assign(key, image);
   }
   return std::shared_ptr<const Image>(std::move(image));
 }
@@ -521,11 +527,19 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
                                                             const Digest& layer_digest,
                                                             const Digest& manifest_digest) {
   HOIST_ASSIGN_OR_RETURN(std::shared_ptr<const Image> image,
-                         ResolveImage(image_ref, manifest_digest));
-  const std::vector<Descriptor>& layers = image->image.manifest.layers;
-  auto it = std::find_if(layers.begin(), layers.end(),
-                         [&](const Descriptor& d) { return d.digest == layer_digest; });
-  if (it == layers.end()) {
+                         ResolveImage(image_ref, manifest_digest, /*fresh=*/false));
+  auto find_layer = [&] {
+    const std::vector<Descriptor>& layers = image->image.manifest.layers;
+    return std::find_if(layers.begin(), layers.end(),
+                        [&](const Descriptor& d) { return d.digest == layer_digest; });
+  };
+  auto it = find_layer();
+  if (it == image->image.manifest.layers.end() && manifest_digest.empty()) {
+    // A tag reused from an earlier resolution may have moved since: ask the registry again.
+    HOIST_ASSIGN_OR_RETURN(image, ResolveImage(image_ref, manifest_digest, /*fresh=*/true));
+    it = find_layer();
+  }
+  if (it == image->image.manifest.layers.end()) {
     return Fail(ENOENT, "image " + std::string(image_ref) + " has no layer " + layer_digest.str());
   }
   HOIST_RETURN_IF_ERROR(CheckLazyLayer(*it));
@@ -584,7 +598,8 @@ Result<std::string> LayerStore::AddLayer(std::string_view image_ref, const Diges
 }
 
 Result<std::vector<std::string>> LayerStore::AddImage(std::string_view image_ref) {
-  HOIST_ASSIGN_OR_RETURN(std::shared_ptr<const Image> image, ResolveImage(image_ref, Digest()));
+  HOIST_ASSIGN_OR_RETURN(std::shared_ptr<const Image> image,
+                         ResolveImage(image_ref, Digest(), /*fresh=*/true));
   const Digest pinned = image->image.manifest_bytes.digest;
   std::vector<std::string> dirs;
   std::vector<Digest> added;

@@ -22,7 +22,9 @@
 //      by digest, so a moved tag cannot change what is served). Resolved like a hoistfs mount
 //      (local_image.h ResolveMountImage: the registry with credentials from the docker config,
 //      the local store when the registry cannot be reached or options.offline). An image pinned
-//      by digest is resolved once and remembered (a few dozen at most).
+//      by digest is resolved once and remembered (a few dozen at most). One named by tag is
+//      reused for options.tag_reuse (10 s), so the Prepare calls of one pull resolve it once; a
+//      reused tag whose manifest lacks `layer_digest` is resolved again (the tag may have moved).
 //   2. The layer: the manifest's descriptor with `layer_digest` (ENOENT if it has none), which
 //      must be lazy: zstd:chunked or eStargz (CheckLazyLayer, layer_loader.h). Any other layer
 //      fails with ENOTSUP and a line saying why: the snapshotter then lets containerd download
@@ -47,11 +49,11 @@
 //
 // Options used (MountOptions, mount_options.h): mountpoint, cache_dir, cache_size, timeout,
 // insecure_registries, platform, offline, prefetch, bandwidth, allow_other, suid, max_threads,
-// fuse_debug, state_dir, stats_interval (the process's log level is the caller's). The FUSE options
-// are those of FuseMountOptionString (ro, nodev, default_permissions, nosuid unless suid) with
-// fsname "hoist:layers". The snapshotter wants allow_other (containers run as other users) and
-// suid: a bind mount of one layer keeps the store's nosuid (overlayfs itself ignores its lower
-// layers' mount flags).
+// fuse_debug, state_dir, stats_interval, tag_reuse (the process's log level is the caller's). The
+// FUSE options are those of FuseMountOptionString (ro, nodev, default_permissions, nosuid unless
+// suid) with fsname "hoist:layers". The snapshotter wants allow_other (containers run as other
+// users) and suid: a bind mount of one layer keeps the store's nosuid (overlayfs itself ignores its
+// lower layers' mount flags).
 //
 // Inodes: the store's root is 1; layer slot S (counted from 1, never reused) numbers its view
 // inode i as (S << 32) | i, so an inode number never changes meaning (forget is a no-op, as in
@@ -150,8 +152,9 @@ class LayerStore {
   // Steps 1-3 of AddLayer, outside the lock.
   Result<std::shared_ptr<Layer>> Load(std::string_view image_ref, const Digest& layer_digest,
                                       const Digest& manifest_digest);
+  // `fresh`: ask the registry even when a resolution of the same tag is still being reused.
   Result<std::shared_ptr<const Image>> ResolveImage(std::string_view image_ref,
-                                                    const Digest& manifest_digest);
+                                                    const Digest& manifest_digest, bool fresh);
 
   const MountOptions options_;
   std::string mountpoint_;  // canonical

@@ -63,6 +63,8 @@ struct MountOptions {
   bool offline = false;   // mount from the local store only (fusefs/local_image.h)
   std::string state_dir;  // "" = DefaultStateDir()
   std::chrono::milliseconds stats_interval{1000};
+  // Layer store only (layer_store.h): how long a resolution of an image named by tag is reused.
+  std::chrono::milliseconds tag_reuse{10000};
   unsigned max_threads = 64;  // FUSE worker threads
 };
 

@@ -204,8 +204,10 @@ class LayerStoreTest : public ::testing::Test {
   }
 
   // The store mounted in this process, on a fresh directory with a fresh cache.
-  LayerStore& StartStore(const std::string& prefetch = "none") {
+  LayerStore& StartStore(const std::string& prefetch = "none",
+                         std::chrono::milliseconds tag_reuse = std::chrono::seconds(10)) {
     MountOptions options;
+    options.tag_reuse = tag_reuse;
     options.mountpoint = NewDir("store");
     options.cache_dir = NewDir("cache");
     options.prefetch = *ParsePrefetchMode(prefetch);
@@ -591,6 +593,46 @@ TEST_F(LayerStoreTest, AddRemoveAndRefusals) {
   ASSERT_TRUE(back.has_value()) << back.error().message();
   EXPECT_EQ(*back, top);
   EXPECT_EQ(*ReadFile(top + "/a/sub"), "a file where a dir was\n");
+}
+
+// The Prepare calls of one pull name the image by tag (ctr-remote's labels carry no manifest
+// digest): the store resolves the tag once and reuses it for the pull's other layers, and
+// resolves it again when the reused manifest lacks the layer asked for (the tag moved).
+TEST_F(LayerStoreTest, ATagIsReusedForAPullAndResolvedAgainWhenItMoved) {
+  // A reuse window no slow machine outlasts: what is tested is which manifest serves.
+  LayerStore& store = StartStore("none", std::chrono::minutes(10));
+  const std::string moving = registry_->ImageRef("ls/moving", "v1");
+  harness::CommandResult copy = harness::RunForResult(
+      {"skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+       registry_->DockerRef("ls/hoist", "v1"), registry_->DockerRef("ls/moving", "v1")});
+  ASSERT_TRUE(copy.ok()) << copy.stderr_text;
+  auto client = RegistryClient::CreateDefault();
+  ASSERT_TRUE(client.has_value());
+  auto image = (*client)->Resolve(*Reference::Parse(moving));
+  ASSERT_TRUE(image.has_value()) << image.error().message();
+  const std::vector<Descriptor>& layers = image->manifest.layers;
+  ASSERT_EQ(layers.size(), 3u);
+  auto first = store.AddLayer(moving, layers[0].digest);
+  ASSERT_TRUE(first.has_value()) << first.error().message();
+
+  // The tag moves to the gzip image (the old blobs stay in the repository).
+  auto pushed = harness::PushOciLayout(image_->OciRef(), registry_->DockerRef("ls/moving", "v1"));
+  ASSERT_TRUE(pushed.has_value()) << pushed.error().message();
+  // The pull goes on with the manifest it started with: its layers are still served.
+  for (size_t i = 1; i < 3; ++i) {
+    auto dir = store.AddLayer(moving, layers[i].digest);
+    ASSERT_TRUE(dir.has_value()) << dir.error().message();
+    EXPECT_EQ(*dir, store.mountpoint() + "/" + layers[i].digest.hex());
+  }
+  // A layer the reused manifest lacks: the tag is resolved again, and the gzip layer is found
+  // there and refused for what it is (no TOC), not as missing.
+  auto gz = store.AddLayer(moving, image_->layers[0].digest);
+  ASSERT_FALSE(gz.has_value());
+  EXPECT_EQ(gz.error().code(), ENOTSUP) << gz.error().message();
+  // And a layer neither manifest has is missing.
+  auto none = store.AddLayer(moving, Digest::Of("no such layer"));
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().code(), ENOENT) << none.error().message();
 }
 
 }  // namespace
