@@ -94,6 +94,7 @@ using harness::LayerSpec;
 using Tree = std::map<std::string, harness::TreeNode>;
 
 constexpr char kRunOutput[] = "from layer 1\nfrom layer 2\nnew\n";
+constexpr char kPython[] = "python3 -c 'print(40+2)'";
 
 CommandResult RunTool(const std::vector<std::string>& argv) {
   return harness::RunForResult(argv, {.timeout = std::chrono::seconds(180)});
@@ -289,6 +290,19 @@ class SnapshotterContainerdTest : public ::testing::Test {
     py_layout_ = new std::string(layout);
   }
 
+  // The python image as zstd:chunked by skopeo, straight from the OCI layout into the repository
+  // snap/py-skopeo, which holds no gzip copy of its layers (skopeo reuses a blob the
+  // destination has, or its blob-info cache knows, instead of converting it). Idempotent.
+  static void PushPythonBySkopeo() {
+    ASSERT_NO_FATAL_FAILURE(BuildPythonLayout());
+    CommandResult copy =
+        RunTool({"skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-compress",
+                 "--dest-compress-format", "zstd:chunked", "oci:" + *py_layout_ + ":py",
+                 registry_->DockerRef("snap/py-skopeo", "v1")});
+    ASSERT_TRUE(copy.ok()) << copy.stderr_text;
+  }
+  static std::string PythonBySkopeoRef() { return registry_->ImageRef("snap/py-skopeo", "v1"); }
+
   // `ctr-remote image convert --oci FLAGS` of the OCI layout `layout` (tag `tag`), imported into
   // a containerd of its own under work_/conv_dir, then pushed to the registry as `ref`.
   void ConvertByCtrRemote(const std::string& conv_dir, const std::string& layout,
@@ -368,7 +382,7 @@ class SnapshotterContainerdTest : public ::testing::Test {
       EXPECT_EQ(content->find(d.str()), std::string::npos) << *content;
     }
 
-    EXPECT_EQ(RunOutput(**cd, "py", ref, "python3 -c 'print(40+2)'"), "42\n");
+    EXPECT_EQ(RunOutput(**cd, "py", ref, kPython), "42\n");
     ExpectOnlyRangeReads(mark, layers);
     ExpectRemovedCompletely(**cd, sn_root, ref);
     ExpectCleanStop(sn, sock);
@@ -916,17 +930,10 @@ TEST_F(SnapshotterContainerdTest, CredentialsAreReadAnewFromTheDockerConfig) {
   ExpectCleanStop(sn, sock);
 }
 
-// The python image as zstd:chunked by skopeo, straight from the OCI layout into a repository
-// that has never held its layers (skopeo reuses a blob the destination has, or its blob-info
-// cache knows, instead of converting it), pulled and run lazily.
+// The python image as zstd:chunked by skopeo (PushPythonBySkopeo), pulled and run lazily.
 TEST_F(SnapshotterContainerdTest, LazyPythonZstdChunkedBySkopeo) {
-  ASSERT_NO_FATAL_FAILURE(BuildPythonLayout());
-  CommandResult copy =
-      RunTool({"skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-compress",
-               "--dest-compress-format", "zstd:chunked", "oci:" + *py_layout_ + ":py",
-               registry_->DockerRef("snap/py-skopeo", "v1")});
-  ASSERT_TRUE(copy.ok()) << copy.stderr_text;
-  ExpectLazyPythonRun("py-skopeo", registry_->ImageRef("snap/py-skopeo", "v1"));
+  ASSERT_NO_FATAL_FAILURE(PushPythonBySkopeo());
+  ExpectLazyPythonRun("py-skopeo", PythonBySkopeoRef());
 }
 
 // The python image as zstd:chunked by `ctr-remote image convert --zstdchunked`, pulled and run
@@ -950,7 +957,9 @@ TEST_F(SnapshotterContainerdTest, LazyPythonZstdChunkedByCtrRemote) {
 TEST_F(SnapshotterContainerdTest, TwoNamesOnOneBackendLoseEachOthersSnapshots) {
   const std::string dir = NewDir("names-one");
   const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
-  const std::string zref = registry_->ImageRef("snap/zstd", "v1");
+  // Two images with no layer in common (one image's config would keep both names' snapshots).
+  const std::string py_ref = PythonBySkopeoRef();
+  ASSERT_NO_FATAL_FAILURE(PushPythonBySkopeo());
   SnapshotterProcess sn;
   auto started = sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log", {},
                           {"--prefetch", "none"});
@@ -960,11 +969,11 @@ TEST_F(SnapshotterContainerdTest, TwoNamesOnOneBackendLoseEachOthersSnapshots) {
       dir + "/cd",
       {.extra_config = ProxyConfig({{"hoist", sock}, {"hoist2", sock}}), .snapshotter = "hoist"});
   ASSERT_TRUE(cd.has_value()) << cd.error().message();
-  // The gzip image, unpacked, under "hoist"; the zstd:chunked one, lazy, under "hoist2". (No
+  // The gzip image, unpacked, under "hoist"; the zstd:chunked python one, lazy, under "hoist2". (No
   // container runs before the removal: removing its snapshot would start the same GC.)
   auto pulled = (*cd)->Pull(Ref(), /*plain_http=*/true);
   ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
-  RemotePull(**cd, zref, "hoist2");
+  RemotePull(**cd, py_ref, "hoist2");
   EXPECT_EQ(SnapshotLines(**cd, "hoist").size(), 2u);
   EXPECT_EQ(SnapshotLines(**cd, "hoist2").size(), 2u);
   EXPECT_EQ(DirEntries(sn_root + "/snapshots").size(), 2u);
@@ -976,11 +985,11 @@ TEST_F(SnapshotterContainerdTest, TwoNamesOnOneBackendLoseEachOthersSnapshots) {
   EXPECT_EQ(SnapshotLines(**cd, "hoist2"), std::vector<std::string>{});
   EXPECT_EQ(DirEntries(sn_root + "/snapshots"), std::vector<std::string>{});
   EXPECT_EQ(DirEntries(sn_root + "/layers"), std::vector<std::string>{});
-  const std::string run = RunOutput(**cd, "c1", zref, "cat /etc/hello", "hoist2");
+  const std::string run = RunOutput(**cd, "c1", py_ref, kPython, "hoist2");
   EXPECT_TRUE(run.starts_with("<ctr run: ")) << run;
   EXPECT_NE(run.find("not found"), std::string::npos) << run;
 
-  auto rm2 = (*cd)->Ctr({"image", "rm", "--sync", zref});
+  auto rm2 = (*cd)->Ctr({"image", "rm", "--sync", py_ref});
   ASSERT_TRUE(rm2.has_value()) << rm2.error().message();
   ExpectCleanStop(sn, sock);
 }
@@ -991,7 +1000,9 @@ TEST_F(SnapshotterContainerdTest, TwoNamesOnTwoDaemonsKeepEachOthersSnapshots) {
   const std::string dir = NewDir("names-two");
   const std::string root1 = dir + "/root1", sock1 = dir + "/sn1.sock";
   const std::string root2 = dir + "/root2", sock2 = dir + "/sn2.sock";
-  const std::string zref = registry_->ImageRef("snap/zstd", "v1");
+  // Two images with no layer in common (one image's config would keep both names' snapshots).
+  const std::string py_ref = PythonBySkopeoRef();
+  ASSERT_NO_FATAL_FAILURE(PushPythonBySkopeo());
   SnapshotterProcess sn1, sn2;
   auto started =
       sn1.Start(SNAPSHOTTER_BINARY, root1, sock1, dir + "/sn1.log", {}, {"--prefetch", "none"});
@@ -1006,9 +1017,9 @@ TEST_F(SnapshotterContainerdTest, TwoNamesOnTwoDaemonsKeepEachOthersSnapshots) {
   ASSERT_TRUE(cd.has_value()) << cd.error().message();
   auto pulled = (*cd)->Pull(Ref(), /*plain_http=*/true);
   ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
-  RemotePull(**cd, zref, "hoist2");
+  RemotePull(**cd, py_ref, "hoist2");
   ExpectRunPrints(**cd, "c1", Ref(), "hoist");
-  ExpectRunPrints(**cd, "c2", zref, "hoist2");
+  EXPECT_EQ(RunOutput(**cd, "c2", py_ref, kPython, "hoist2"), "42\n");
   const std::vector<std::string> lines2 = SnapshotLines(**cd, "hoist2");
   EXPECT_EQ(lines2.size(), 2u);
   EXPECT_EQ(DirEntries(root2 + "/layers").size(), 2u);
@@ -1020,14 +1031,14 @@ TEST_F(SnapshotterContainerdTest, TwoNamesOnTwoDaemonsKeepEachOthersSnapshots) {
   EXPECT_EQ(DirEntries(root1 + "/snapshots"), std::vector<std::string>{});
   EXPECT_EQ(SnapshotLines(**cd, "hoist2"), lines2);
   EXPECT_EQ(DirEntries(root2 + "/layers").size(), 2u);
-  ExpectRunPrints(**cd, "c3", zref, "hoist2");
+  EXPECT_EQ(RunOutput(**cd, "c3", py_ref, kPython, "hoist2"), "42\n");
 
   // "hoist2"'s GC: its own go, "hoist"'s (pulled again) stay and its image runs.
   pulled = (*cd)->Pull(Ref(), /*plain_http=*/true);
   ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
   const std::vector<std::string> lines1 = SnapshotLines(**cd, "hoist");
   EXPECT_EQ(lines1.size(), 2u);
-  rm = (*cd)->Ctr({"image", "rm", "--sync", zref});
+  rm = (*cd)->Ctr({"image", "rm", "--sync", py_ref});
   ASSERT_TRUE(rm.has_value()) << rm.error().message();
   EXPECT_EQ(SnapshotLines(**cd, "hoist2"), std::vector<std::string>{});
   EXPECT_EQ(DirEntries(root2 + "/layers"), std::vector<std::string>{});
