@@ -2,10 +2,10 @@
 // real hoistfs, images converted by the real `hoist convert`, and the REAL runc. Runs as root;
 // a missing runc, skopeo or /dev/fuse makes the tests FAIL, never skip.
 //
-// The image: busybox-static (sh, cat, id, ...) plus the host's dynamically linked python3.11
-// with the shared libraries ldd names, its loader, and the few stdlib files `python3 -c` needs
-// (os.py as the prefix landmark, encodings/). Tags: "py" (the image), "user" (same layers,
-// User "app" and WorkingDir /home/app/work, which the image lacks), "nocmd" (no command).
+// The image: tests/harness/python_image.h's (busybox-static plus the host's python3.11 with its
+// libraries and minimal stdlib), with /etc/passwd, /etc/group and /home/app. Tags: "py" (the
+// image), "user" (same layers, User "app" and WorkingDir /home/app/work, which the image lacks),
+// "nocmd" (no command).
 //
 //   Python          hoist run IMG python3 -c 'print(40+2)' prints 42, exit 0, nothing else
 //   ExitCodes       sh -c 'exit 7' -> 7, exit 255 -> 255, false -> 1
@@ -46,7 +46,6 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +54,7 @@
 #include "base/mountinfo.h"
 #include "fusefs/stats_file.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/python_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tools/runtime/bundle.h"
@@ -118,56 +118,11 @@ std::string MountOptionsOf(const std::string& target) {
   return "";
 }
 
-Result<FileSpec> HostFile(const std::string& host_path, const std::string& image_path,
-                          mode_t mode) {
-  HOIST_ASSIGN_OR_RETURN(std::string content, ReadFile(host_path));
-  return FileSpec::File(image_path, std::move(content), mode);
-}
-
-// busybox + python3.11 with its libraries (from ldd), loader and minimal stdlib.
+// The python image (tests/harness/python_image.h) with users for UserAndWorkdir.
 Result<std::vector<LayerSpec>> BuildLayers() {
-  std::vector<FileSpec> base;
-  base.push_back(FileSpec::Dir("bin"));
-  HOIST_ASSIGN_OR_RETURN(FileSpec busybox, HostFile("/bin/busybox", "bin/busybox", 0755));
-  base.push_back(std::move(busybox));
-  for (const char* applet : {"sh", "cat", "id", "pwd", "ls", "echo", "test", "sleep", "kill"}) {
-    base.push_back(FileSpec::Symlink(std::string("bin/") + applet, "busybox"));
-  }
-  base.push_back(FileSpec::File("etc/passwd", kPasswd));
-  base.push_back(FileSpec::File("etc/group", kGroup));
-  base.push_back(FileSpec::Dir("home/app").Owner(1000, 1000));
-  base.push_back(FileSpec::Dir("tmp", 01777));
-  for (const char* dir : {"proc", "dev", "sys"}) base.push_back(FileSpec::Dir(dir));
-
-  std::vector<FileSpec> py;
-  HOIST_ASSIGN_OR_RETURN(FileSpec python,
-                         HostFile("/usr/bin/python3.11", "usr/bin/python3.11", 0755));
-  py.push_back(std::move(python));
-  py.push_back(FileSpec::Symlink("usr/bin/python3", "python3.11"));
-  HOIST_ASSIGN_OR_RETURN(std::string ldd, harness::RunChecked({"ldd", "/usr/bin/python3.11"}));
-  std::istringstream lines(ldd);
-  std::string line;
-  while (std::getline(lines, line)) {
-    // "\tlibm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x...)" or "\t/lib64/ld-linux... (0x..)"
-    std::istringstream f(line);
-    std::string a, b, c;
-    f >> a >> b >> c;
-    std::string path = b == "=>" ? c : a;
-    if (path.empty() || path[0] != '/') continue;
-    HOIST_ASSIGN_OR_RETURN(FileSpec lib, HostFile(path, path.substr(1), 0755));
-    py.push_back(std::move(lib));
-  }
-  HOIST_ASSIGN_OR_RETURN(FileSpec os_py,
-                         HostFile("/usr/lib/python3.11/os.py", "usr/lib/python3.11/os.py", 0644));
-  py.push_back(std::move(os_py));
-  py.push_back(FileSpec::Dir("usr/lib/python3.11/lib-dynload"));
-  for (const char* name : {"__init__.py", "aliases.py", "utf_8.py", "ascii.py", "latin_1.py"}) {
-    HOIST_ASSIGN_OR_RETURN(FileSpec f,
-                           HostFile(std::string("/usr/lib/python3.11/encodings/") + name,
-                                    std::string("usr/lib/python3.11/encodings/") + name, 0644));
-    py.push_back(std::move(f));
-  }
-  return std::vector<LayerSpec>{LayerSpec(std::move(base)), LayerSpec(std::move(py))};
+  return harness::PythonImageLayers({FileSpec::File("etc/passwd", kPasswd),
+                                     FileSpec::File("etc/group", kGroup),
+                                     FileSpec::Dir("home/app").Owner(1000, 1000)});
 }
 
 class RuntimeTest : public ::testing::Test {

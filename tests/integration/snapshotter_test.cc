@@ -32,6 +32,19 @@
 //                            unpacks it; the other is a remote snapshot from the store (though
 //                            containerd 1.6 downloads every blob above one it must unpack);
 //                            run and exact tree hold.
+//   LazyPythonZstdChunkedBySkopeo, LazyPythonZstdChunkedByCtrRemote
+//                            the python image (tests/harness/python_image.h) as zstd:chunked by
+//                            `skopeo copy --dest-compress-format zstd:chunked` and by
+//                            `ctr-remote image convert --zstdchunked`: rpull and run lazily
+//                            (ExpectLazyPythonRun: every layer a remote snapshot, no layer blob
+//                            in the content store, only Range reads of layer blobs), and
+//                            `python3 -c 'print(40+2)'` prints exactly "42\n".
+//   TwoNamesOnOneBackendLoseEachOthersSnapshots
+//                            one daemon under two plugin names: containerd's GC of one name
+//                            removes the other name's snapshots (the documented limit).
+//   TwoNamesOnTwoDaemonsKeepEachOthersSnapshots
+//                            two daemons, two roots, two names: each name's GC leaves the
+//                            other's snapshots intact and both images still run.
 #include <poll.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -57,6 +70,7 @@
 #include "fetcher/registry.h"
 #include "tests/harness/containerd.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/python_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/tree_walk.h"
@@ -80,6 +94,7 @@ using harness::LayerSpec;
 using Tree = std::map<std::string, harness::TreeNode>;
 
 constexpr char kRunOutput[] = "from layer 1\nfrom layer 2\nnew\n";
+constexpr char kPython[] = "python3 -c 'print(40+2)'";
 
 CommandResult RunTool(const std::vector<std::string>& argv) {
   return harness::RunForResult(argv, {.timeout = std::chrono::seconds(180)});
@@ -159,10 +174,16 @@ class SnapshotterProcess {
   harness::ChildProcess child_;
 };
 
-std::string ProxyConfig(const std::string& socket) {
-  return "[proxy_plugins]\n  [proxy_plugins.hoist]\n    type = \"snapshot\"\n    address = \"" +
-         socket + "\"\n";
+// `[proxy_plugins]` with one snapshot plugin per {name, socket}.
+std::string ProxyConfig(const std::vector<std::pair<std::string, std::string>>& plugins) {
+  std::string out = "[proxy_plugins]\n";
+  for (const auto& [name, socket] : plugins) {
+    out += "  [proxy_plugins." + name + "]\n    type = \"snapshot\"\n    address = \"" + socket +
+           "\"\n";
+  }
+  return out;
 }
+std::string ProxyConfig(const std::string& socket) { return ProxyConfig({{"hoist", socket}}); }
 
 class SnapshotterContainerdTest : public ::testing::Test {
  protected:
@@ -240,23 +261,138 @@ class SnapshotterContainerdTest : public ::testing::Test {
   }
   static std::string Ref() { return registry_->ImageRef("snap/img", "v1"); }
 
+  // The layer descriptors of `ref`'s manifest, lowest first.
+  static std::vector<Descriptor> LayerDescriptors(const std::string& ref) {
+    auto client = RegistryClient::CreateDefault();
+    EXPECT_TRUE(client.has_value());
+    if (!client) return {};
+    auto image = (*client)->Resolve(*Reference::Parse(ref));
+    EXPECT_TRUE(image.has_value()) << image.error().message();
+    if (!image) return {};
+    return image->manifest.layers;
+  }
   // The layer digests of `ref`'s manifest, lowest first.
   static std::vector<Digest> LayerDigests(const std::string& ref) {
     std::vector<Digest> out;
-    auto client = RegistryClient::CreateDefault();
-    EXPECT_TRUE(client.has_value());
-    if (!client) return out;
-    auto image = (*client)->Resolve(*Reference::Parse(ref));
-    EXPECT_TRUE(image.has_value()) << image.error().message();
-    if (!image) return out;
-    for (const Descriptor& d : image->manifest.layers) out.push_back(d.digest);
+    for (const Descriptor& d : LayerDescriptors(ref)) out.push_back(d.digest);
     return out;
   }
 
-  // `ctr-remote image rpull --plain-http --snapshotter hoist REF`: the remote-snapshot client.
-  static void RemotePull(harness::PrivateContainerd& cd, const std::string& ref) {
+  // The python image (tests/harness/python_image.h) as the OCI layout *py_layout_, tag "py";
+  // built at the first call.
+  static void BuildPythonLayout() {
+    if (py_layout_ != nullptr) return;
+    auto layers = harness::PythonImageLayers();
+    ASSERT_TRUE(layers.has_value()) << layers.error().message();
+    const std::string layout = *work_ + "/py-layout";
+    auto image = harness::BuildOciImage(layout, *layers, {.tag = "py", .cmd = {"python3"}});
+    ASSERT_TRUE(image.has_value()) << image.error().message();
+    py_layout_ = new std::string(layout);
+  }
+
+  // The python image as zstd:chunked by skopeo, straight from the OCI layout into the repository
+  // snap/py-skopeo, which holds no gzip copy of its layers (skopeo reuses a blob the
+  // destination has, or its blob-info cache knows, instead of converting it). Idempotent.
+  static void PushPythonBySkopeo() {
+    ASSERT_NO_FATAL_FAILURE(BuildPythonLayout());
+    CommandResult copy =
+        RunTool({"skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-compress",
+                 "--dest-compress-format", "zstd:chunked", "oci:" + *py_layout_ + ":py",
+                 registry_->DockerRef("snap/py-skopeo", "v1")});
+    ASSERT_TRUE(copy.ok()) << copy.stderr_text;
+  }
+  static std::string PythonBySkopeoRef() { return registry_->ImageRef("snap/py-skopeo", "v1"); }
+
+  // `ctr-remote image convert --oci FLAGS` of the OCI layout `layout` (tag `tag`), imported into
+  // a containerd of its own under work_/conv_dir, then pushed to the registry as `ref`.
+  void ConvertByCtrRemote(const std::string& conv_dir, const std::string& layout,
+                          const std::string& tag, const std::vector<std::string>& flags,
+                          const std::string& ref) {
+    const std::string conv = NewDir(conv_dir);
+    auto converter = harness::PrivateContainerd::Start(conv);
+    ASSERT_TRUE(converter.has_value()) << converter.error().message();
+    CommandResult t = RunTool({"tar", "-C", layout, "-cf", conv + "/img.tar", "."});
+    ASSERT_TRUE(t.ok()) << t.stderr_text;
+    // The layout's tag is appended to the base name.
+    const std::string base = registry_->host_port() + "/snap/conv-src";
+    auto imported =
+        (*converter)
+            ->Ctr({"images", "import", "--no-unpack", "--base-name", base, conv + "/img.tar"});
+    ASSERT_TRUE(imported.has_value()) << imported.error().message();
+    std::vector<std::string> argv = {"ctr-remote", "-a",      (*converter)->socket(),
+                                     "image",      "convert", "--oci"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back(base + ":" + tag);
+    argv.push_back(ref);
+    auto converted = harness::RunChecked(argv, {.timeout = std::chrono::seconds(180)});
+    ASSERT_TRUE(converted.has_value()) << converted.error().message();
+    auto pushed = (*converter)->Ctr({"images", "push", "--plain-http", ref});
+    ASSERT_TRUE(pushed.has_value()) << pushed.error().message();
+  }
+
+  // The zstd:chunked python image at `ref`, pulled by `ctr-remote image rpull` and run, all
+  // lazily: each layer is a remote snapshot served from the layer store (one "mounted lazily"
+  // line each, no fallback), containerd's content store has no layer blob, the registry served
+  // layer blobs only by Range; `python3 -c 'print(40+2)'` prints exactly "42\n"; GC then leaves
+  // no snapshot, layer or mount, and SIGTERM stops the daemon cleanly.
+  void ExpectLazyPythonRun(const std::string& name, const std::string& ref) {
+    const std::string dir = NewDir(name);
+    const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
+    std::vector<Digest> layers;
+    for (const Descriptor& d : LayerDescriptors(ref)) {
+      // A producer that reused a gzip blob instead of converting it would show here.
+      EXPECT_EQ(d.media_type, "application/vnd.oci.image.layer.v1.tar+zstd") << d.digest.str();
+      layers.push_back(d.digest);
+    }
+    ASSERT_EQ(layers.size(), 2u);
+    SnapshotterProcess sn;
+    auto started = sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log", {},
+                            {"--prefetch", "none"});
+    ASSERT_TRUE(started.has_value()) << started.error().message();
+    ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+    auto cd = harness::PrivateContainerd::Start(
+        dir + "/cd", {.extra_config = ProxyConfig(sock), .snapshotter = "hoist"});
+    ASSERT_TRUE(cd.has_value()) << cd.error().message();
+
+    const uint64_t mark = registry_->LogMark();
+    RemotePull(**cd, ref);
+    auto log = ReadFile(dir + "/snapshotter.log");
+    ASSERT_TRUE(log.has_value());
+    for (const Digest& d : layers) {
+      EXPECT_NE(log->find(" (" + d.str() + "): mounted lazily from " + sn_root + "/layers/" +
+                          std::string(d.hex()) + " "),
+                std::string::npos)
+          << *log;
+    }
+    EXPECT_EQ(log->find("not lazy"), std::string::npos) << *log;
+    EXPECT_EQ(DirEntries(sn_root + "/snapshots"), std::vector<std::string>{});
+    const std::vector<std::string> lines = SnapshotLines(**cd);
+    EXPECT_EQ(lines.size(), 2u);
+    for (const std::string& line : lines) {
+      auto info =
+          (*cd)->Ctr({"snapshots", "--snapshotter=hoist", "info", line.substr(0, line.find(' '))});
+      ASSERT_TRUE(info.has_value()) << info.error().message();
+      EXPECT_NE(info->find("\"containerd.io/snapshot/remote\": \"remote snapshot\""),
+                std::string::npos)
+          << *info;
+    }
+    auto content = (*cd)->Ctr({"content", "ls", "-q"});
+    ASSERT_TRUE(content.has_value()) << content.error().message();
+    for (const Digest& d : layers) {
+      EXPECT_EQ(content->find(d.str()), std::string::npos) << *content;
+    }
+
+    EXPECT_EQ(RunOutput(**cd, "py", ref, kPython), "42\n");
+    ExpectOnlyRangeReads(mark, layers);
+    ExpectRemovedCompletely(**cd, sn_root, ref);
+    ExpectCleanStop(sn, sock);
+  }
+
+  // `ctr-remote image rpull --plain-http --snapshotter NAME REF`: the remote-snapshot client.
+  static void RemotePull(harness::PrivateContainerd& cd, const std::string& ref,
+                         const std::string& snapshotter = "hoist") {
     auto pulled = harness::RunChecked({"ctr-remote", "-a", cd.socket(), "image", "rpull",
-                                       "--plain-http", "--snapshotter=hoist", ref},
+                                       "--plain-http", "--snapshotter=" + snapshotter, ref},
                                       {.timeout = std::chrono::seconds(180)});
     ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
   }
@@ -282,16 +418,25 @@ class SnapshotterContainerdTest : public ::testing::Test {
   // the output of a short-lived task now and then under load (containerd issue 770's race), and
   // that must not fail a test about the snapshotter.
   static void ExpectRunPrints(harness::PrivateContainerd& cd, const std::string& id,
-                              const std::string& ref = Ref()) {
+                              const std::string& ref = Ref(),
+                              const std::string& snapshotter = "hoist") {
+    EXPECT_EQ(RunOutput(cd, id, ref, "cat /etc/hello /etc/hello2 /data/new", snapshotter),
+              kRunOutput);
+  }
+
+  // `ctr run --snapshotter NAME --rm REF ID /bin/sh -c 'COMMAND > /out/result'`: the result
+  // file's bytes, or "<...>" saying what failed.
+  static std::string RunOutput(harness::PrivateContainerd& cd, const std::string& id,
+                               const std::string& ref, const std::string& command,
+                               const std::string& snapshotter = "hoist") {
     const std::string out_dir = *work_ + "/run-out-" + id + "-" + std::to_string(++run_count_);
-    ASSERT_TRUE(MakeDirs(out_dir).has_value());
-    auto out = cd.Ctr({"run", "--snapshotter=hoist", "--rm", "--mount",
+    if (!MakeDirs(out_dir)) return "<mkdir " + out_dir + " failed>";
+    auto out = cd.Ctr({"run", "--snapshotter=" + snapshotter, "--rm", "--mount",
                        "type=bind,src=" + out_dir + ",dst=/out,options=rbind:rw", ref, id,
-                       "/bin/sh", "-c", "cat /etc/hello /etc/hello2 /data/new > /out/result"});
-    ASSERT_TRUE(out.has_value()) << out.error().message();
+                       "/bin/sh", "-c", command + " > /out/result"});
+    if (!out) return "<ctr run: " + out.error().message() + ">";
     auto result = ReadFile(out_dir + "/result");
-    ASSERT_TRUE(result.has_value()) << result.error().message();
-    EXPECT_EQ(*result, kRunOutput);
+    return result ? *result : "<" + result.error().message() + ">";
   }
 
   // The image's rootfs through the snapshotter equals umoci's unpack: a container's active
@@ -332,9 +477,10 @@ class SnapshotterContainerdTest : public ::testing::Test {
     }
   }
 
-  // `ctr snapshots --snapshotter hoist ls` without its header line.
-  static std::vector<std::string> SnapshotLines(harness::PrivateContainerd& cd) {
-    auto out = cd.Ctr({"snapshots", "--snapshotter=hoist", "ls"});
+  // `ctr snapshots --snapshotter NAME ls` without its header line.
+  static std::vector<std::string> SnapshotLines(harness::PrivateContainerd& cd,
+                                                const std::string& snapshotter = "hoist") {
+    auto out = cd.Ctr({"snapshots", "--snapshotter=" + snapshotter, "ls"});
     EXPECT_TRUE(out.has_value()) << out.error().message();
     std::vector<std::string> lines;
     std::string line;
@@ -383,6 +529,7 @@ class SnapshotterContainerdTest : public ::testing::Test {
   static std::string* setup_error_;
   static std::string* work_;
   static std::string* layout_;
+  static inline std::string* py_layout_ = nullptr;
   static harness::TestRegistry* registry_;
   static harness::BuiltImage* image_;
   static Tree* umoci_tree_;
@@ -598,25 +745,7 @@ TEST_F(SnapshotterContainerdTest, LazyEstargzByCtrRemote) {
   const std::string dir = NewDir("esgz");
   const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
   const std::string ref = registry_->ImageRef("snap/esgz", "v1");
-  {
-    const std::string conv = NewDir("esgz/conv");
-    auto converter = harness::PrivateContainerd::Start(conv);
-    ASSERT_TRUE(converter.has_value()) << converter.error().message();
-    CommandResult t = RunTool({"tar", "-C", *layout_, "-cf", conv + "/img.tar", "."});
-    ASSERT_TRUE(t.ok()) << t.stderr_text;
-    const std::string src = registry_->ImageRef("snap/src", "v1");
-    // The layout's tag (v1) is appended to the base name.
-    auto imported = (*converter)
-                        ->Ctr({"images", "import", "--no-unpack", "--base-name",
-                               registry_->host_port() + "/snap/src", conv + "/img.tar"});
-    ASSERT_TRUE(imported.has_value()) << imported.error().message();
-    auto converted = harness::RunChecked({"ctr-remote", "-a", (*converter)->socket(), "image",
-                                          "convert", "--oci", "--estargz", src, ref},
-                                         {.timeout = std::chrono::seconds(180)});
-    ASSERT_TRUE(converted.has_value()) << converted.error().message();
-    auto pushed = (*converter)->Ctr({"images", "push", "--plain-http", ref});
-    ASSERT_TRUE(pushed.has_value()) << pushed.error().message();
-  }
+  ASSERT_NO_FATAL_FAILURE(ConvertByCtrRemote("esgz/conv", *layout_, "v1", {"--estargz"}, ref));
   const std::vector<Digest> layers = LayerDigests(ref);
   ASSERT_EQ(layers.size(), 2u);
 
@@ -799,6 +928,134 @@ TEST_F(SnapshotterContainerdTest, CredentialsAreReadAnewFromTheDockerConfig) {
   ExpectRunPrints(**cd, "c2", ref);
   ExpectRemovedCompletely(**cd, sn_root, ref);
   ExpectCleanStop(sn, sock);
+}
+
+// The python image as zstd:chunked by skopeo (PushPythonBySkopeo), pulled and run lazily.
+TEST_F(SnapshotterContainerdTest, LazyPythonZstdChunkedBySkopeo) {
+  ASSERT_NO_FATAL_FAILURE(PushPythonBySkopeo());
+  ExpectLazyPythonRun("py-skopeo", PythonBySkopeoRef());
+}
+
+// The python image as zstd:chunked by `ctr-remote image convert --zstdchunked`, pulled and run
+// lazily.
+TEST_F(SnapshotterContainerdTest, LazyPythonZstdChunkedByCtrRemote) {
+  ASSERT_NO_FATAL_FAILURE(BuildPythonLayout());
+  const std::string ref = registry_->ImageRef("snap/py-ctr-remote", "v1");
+  ASSERT_NO_FATAL_FAILURE(
+      ConvertByCtrRemote("py-ctr-remote/conv", *py_layout_, "py", {"--zstdchunked"}, ref));
+  ExpectLazyPythonRun("py-ctr-remote", ref);
+}
+
+// containerd 1.6 garbage-collects per snapshotter NAME (metadata/snapshot.go, garbageCollect):
+// after a removal under a name, it walks that name's backend and removes every snapshot that
+// this name's metadata does not list. So ONE hoist-snapshotter registered under two names
+// (hoist, hoist2) is one backend under two sets of metadata, and removing an image under one
+// name deletes the other name's snapshots: the documented limit (one backend serves one plugin
+// name), shown exactly. `ctr image rm --sync` of the image pulled under "hoist" leaves "hoist2"
+// with containerd records whose snapshots are gone: its list is empty (containerd skips records
+// the backend does not know), its layers are gone from the store, its image no longer starts.
+TEST_F(SnapshotterContainerdTest, TwoNamesOnOneBackendLoseEachOthersSnapshots) {
+  const std::string dir = NewDir("names-one");
+  const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
+  // Two images with no layer in common (one image's config would keep both names' snapshots).
+  const std::string py_ref = PythonBySkopeoRef();
+  ASSERT_NO_FATAL_FAILURE(PushPythonBySkopeo());
+  SnapshotterProcess sn;
+  auto started = sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log", {},
+                          {"--prefetch", "none"});
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+  auto cd = harness::PrivateContainerd::Start(
+      dir + "/cd",
+      {.extra_config = ProxyConfig({{"hoist", sock}, {"hoist2", sock}}), .snapshotter = "hoist"});
+  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+  // The gzip image, unpacked, under "hoist"; the zstd:chunked python one, lazy, under "hoist2". (No
+  // container runs before the removal: removing its snapshot would start the same GC.)
+  auto pulled = (*cd)->Pull(Ref(), /*plain_http=*/true);
+  ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+  RemotePull(**cd, py_ref, "hoist2");
+  EXPECT_EQ(SnapshotLines(**cd, "hoist").size(), 2u);
+  EXPECT_EQ(SnapshotLines(**cd, "hoist2").size(), 2u);
+  EXPECT_EQ(DirEntries(sn_root + "/snapshots").size(), 2u);
+  EXPECT_EQ(DirEntries(sn_root + "/layers").size(), 2u);
+
+  auto rm = (*cd)->Ctr({"image", "rm", "--sync", Ref()});
+  ASSERT_TRUE(rm.has_value()) << rm.error().message();
+  EXPECT_EQ(SnapshotLines(**cd, "hoist"), std::vector<std::string>{});
+  EXPECT_EQ(SnapshotLines(**cd, "hoist2"), std::vector<std::string>{});
+  EXPECT_EQ(DirEntries(sn_root + "/snapshots"), std::vector<std::string>{});
+  EXPECT_EQ(DirEntries(sn_root + "/layers"), std::vector<std::string>{});
+  const std::string run = RunOutput(**cd, "c1", py_ref, kPython, "hoist2");
+  EXPECT_TRUE(run.starts_with("<ctr run: ")) << run;
+  EXPECT_NE(run.find("not found"), std::string::npos) << run;
+
+  auto rm2 = (*cd)->Ctr({"image", "rm", "--sync", py_ref});
+  ASSERT_TRUE(rm2.has_value()) << rm2.error().message();
+  ExpectCleanStop(sn, sock);
+}
+
+// The safe configuration: two daemons with two roots under two names. Each name's GC leaves the
+// other's snapshots as they were, and both images still run.
+TEST_F(SnapshotterContainerdTest, TwoNamesOnTwoDaemonsKeepEachOthersSnapshots) {
+  const std::string dir = NewDir("names-two");
+  const std::string root1 = dir + "/root1", sock1 = dir + "/sn1.sock";
+  const std::string root2 = dir + "/root2", sock2 = dir + "/sn2.sock";
+  // Two images with no layer in common (one image's config would keep both names' snapshots).
+  const std::string py_ref = PythonBySkopeoRef();
+  ASSERT_NO_FATAL_FAILURE(PushPythonBySkopeo());
+  SnapshotterProcess sn1, sn2;
+  auto started =
+      sn1.Start(SNAPSHOTTER_BINARY, root1, sock1, dir + "/sn1.log", {}, {"--prefetch", "none"});
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  started =
+      sn2.Start(SNAPSHOTTER_BINARY, root2, sock2, dir + "/sn2.log", {}, {"--prefetch", "none"});
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+  auto cd = harness::PrivateContainerd::Start(
+      dir + "/cd",
+      {.extra_config = ProxyConfig({{"hoist", sock1}, {"hoist2", sock2}}), .snapshotter = "hoist"});
+  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+  auto pulled = (*cd)->Pull(Ref(), /*plain_http=*/true);
+  ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+  RemotePull(**cd, py_ref, "hoist2");
+  ExpectRunPrints(**cd, "c1", Ref(), "hoist");
+  EXPECT_EQ(RunOutput(**cd, "c2", py_ref, kPython, "hoist2"), "42\n");
+  const std::vector<std::string> lines2 = SnapshotLines(**cd, "hoist2");
+  EXPECT_EQ(lines2.size(), 2u);
+  EXPECT_EQ(DirEntries(root2 + "/layers").size(), 2u);
+
+  // "hoist"'s GC: its own snapshots go, "hoist2"'s stay and its image runs.
+  auto rm = (*cd)->Ctr({"image", "rm", "--sync", Ref()});
+  ASSERT_TRUE(rm.has_value()) << rm.error().message();
+  EXPECT_EQ(SnapshotLines(**cd, "hoist"), std::vector<std::string>{});
+  EXPECT_EQ(DirEntries(root1 + "/snapshots"), std::vector<std::string>{});
+  EXPECT_EQ(SnapshotLines(**cd, "hoist2"), lines2);
+  EXPECT_EQ(DirEntries(root2 + "/layers").size(), 2u);
+  EXPECT_EQ(RunOutput(**cd, "c3", py_ref, kPython, "hoist2"), "42\n");
+
+  // "hoist2"'s GC: its own go, "hoist"'s (pulled again) stay and its image runs.
+  pulled = (*cd)->Pull(Ref(), /*plain_http=*/true);
+  ASSERT_TRUE(pulled.has_value()) << pulled.error().message();
+  const std::vector<std::string> lines1 = SnapshotLines(**cd, "hoist");
+  EXPECT_EQ(lines1.size(), 2u);
+  rm = (*cd)->Ctr({"image", "rm", "--sync", py_ref});
+  ASSERT_TRUE(rm.has_value()) << rm.error().message();
+  EXPECT_EQ(SnapshotLines(**cd, "hoist2"), std::vector<std::string>{});
+  EXPECT_EQ(DirEntries(root2 + "/layers"), std::vector<std::string>{});
+  EXPECT_EQ(DirEntries(root2 + "/snapshots"), std::vector<std::string>{});
+  EXPECT_EQ(SnapshotLines(**cd, "hoist"), lines1);
+  EXPECT_EQ(DirEntries(root1 + "/snapshots").size(), 2u);
+  ExpectRunPrints(**cd, "c4", Ref(), "hoist");
+
+  // The second daemon stops cleanly (exit 0, socket removed); then the first name's image goes
+  // completely and its daemon stops cleanly too.
+  sn2.Stop();
+  ASSERT_TRUE(sn2.child().wait_status().has_value());
+  const int ws = *sn2.child().wait_status();
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "wait status " << ws;
+  EXPECT_FALSE(Exists(sock2));
+  ExpectRemovedCompletely(**cd, root1, Ref());
+  ExpectCleanStop(sn1, sock1);
 }
 
 // Bad flags and unusable paths: one line naming the problem, exit 1; a second daemon on a live
