@@ -9,6 +9,7 @@
 // EINVAL for a malformed socket name; the socket call's errno otherwise.
 #pragma once
 
+#include <span>
 #include <string_view>
 
 #include "base/status.h"
@@ -16,5 +17,8 @@
 namespace hoist {
 
 [[nodiscard]] Status SdNotify(std::string_view state);
+
+// The same, with `fds` passed along as SCM_RIGHTS (FDSTORE=1: base/fd_store.h).
+[[nodiscard]] Status SdNotifyWithFds(std::string_view state, std::span<const int> fds);
 
 }  // namespace hoist
