@@ -159,4 +159,21 @@ Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& re
   return m;
 }
 
+Result<MountImage> HandedOverImage(RegistryClient& client, const Reference& ref,
+                                   const HandoffState& state, const MountOptions& options) {
+  HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(options.cache_dir));
+  MountImage m;
+  m.image.reference = ref;
+  m.image.manifest_bytes.media_type = state.manifest_media_type;
+  m.image.manifest_bytes.bytes = state.manifest;
+  m.image.manifest_bytes.digest = Digest::Of(state.manifest);
+  auto manifest = ParseImageManifest(state.manifest, state.manifest_media_type);
+  if (!manifest) return Fail(manifest.error().Context("the handed-over mount's manifest"));
+  m.image.manifest = std::move(*manifest);
+  m.from_local_store = state.from_local_store;
+  m.source = std::make_unique<LocalBlobSource>(
+      cache_dir, options.offline ? nullptr : client.OpenBlobSource(ref));
+  return m;
+}
+
 }  // namespace hoist

@@ -33,6 +33,7 @@
 #include "base/status.h"
 #include "fetcher/blob_source.h"
 #include "fetcher/registry.h"
+#include "fusefs/handoff_state.h"
 #include "fusefs/mount_options.h"
 #include "index/store.h"
 
@@ -78,5 +79,12 @@ struct MountImage {
 // needs the local copy; the mount opens it again later.
 [[nodiscard]] Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
                                                    const MountOptions& options);
+
+// A taken-over mount's image (mount.h, handoff_state.h): the manifest exactly as the state
+// holds it, parsed again; blobs as ResolveMountImage would read them. No registry request is
+// made here. The config is not needed by a mount and is left empty.
+[[nodiscard]] Result<MountImage> HandedOverImage(RegistryClient& client, const Reference& ref,
+                                                 const HandoffState& state,
+                                                 const MountOptions& options);
 
 }  // namespace hoist

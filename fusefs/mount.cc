@@ -2,9 +2,11 @@
 
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,11 +15,14 @@
 #include <sstream>
 #include <vector>
 
+#include "base/fd_store.h"
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/mountinfo.h"
+#include "base/spawn.h"
 #include "base/thread_priority.h"
 #include "fetcher/reference.h"
+#include "fusefs/fuse_handoff.h"
 #include "fusefs/local_image.h"
 
 namespace hoist {
@@ -29,6 +34,24 @@ Result<bool> IsMountPoint(const std::string& canonical) {
     if (e.mount_point == canonical) return true;
   }
   return false;
+}
+
+// Unmounts a mount this process took over (libfuse only unmounts what it mounted): lazily, as
+// libfuse does for root, unless the connection is already gone (POLLERR: unmounted or aborted).
+void UnmountTakenOver(const std::string& mountpoint, int fuse_fd) {
+  pollfd p{fuse_fd, 0, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) return;
+  if (::umount2(mountpoint.c_str(), MNT_DETACH) == 0) return;
+  if (errno == EPERM) {
+    SpawnOptions so;
+    so.search_path = true;
+    auto child = Spawn({"fusermount3", "-u", "-z", mountpoint}, so);
+    if (child) {
+      auto st = child->Wait();
+      if (st && st->ShellCode() == 0) return;
+    }
+  }
+  HOIST_LOG(kWarning) << "unmounting " << mountpoint << ": " << std::strerror(errno);
 }
 
 std::string RealPath(const std::string& path) {
@@ -76,17 +99,18 @@ Result<std::string> CanonicalMountpointNoFollow(const std::string& path) {
   return real_dir == "/" ? "/" + base : real_dir + "/" + base;
 }
 
-Result<std::unique_ptr<Mount>> Mount::Create(const MountOptions& options) {
+Result<std::unique_ptr<Mount>> Mount::Create(const MountOptions& options, MountHandoff* handoff) {
   std::unique_ptr<Mount> m(new Mount(options));
-  if (Status s = m->Build(); !s) {
+  if (Status s = m->Build(handoff); !s) {
     m->Teardown();
     return Fail(s.error());
   }
   return m;
 }
 
-Status Mount::Build() {
+Status Mount::Build(MountHandoff* handoff) {
   const MountOptions& o = options_;
+  takeover_ = handoff != nullptr;
   if (o.image.empty()) return Fail(EINVAL, "no image given");
   // Every thread started from here on (curl, LMDB writer, fetch pool, prefetcher, stats writer)
   // inherits a mask blocking the unmount signals, so they reach libfuse's threads (whose blocking
@@ -96,10 +120,23 @@ Status Mount::Build() {
   sigaddset(&unmount_signals, SIGTERM);
   sigaddset(&unmount_signals, SIGINT);
   sigaddset(&unmount_signals, SIGHUP);
+  sigaddset(&unmount_signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &unmount_signals, &saved_sigmask_);
   sigmask_saved_ = true;
-  // The mountpoint is checked first (cheap), and again right before mounting.
-  HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+  // The mountpoint is checked first (cheap), and again right before mounting. A taken-over
+  // mount is live and served by nobody until this process serves it: it is never touched, and
+  // the state names it.
+  if (takeover_) {
+    HOIST_ASSIGN_OR_RETURN(handoff_state_, ReadHandoffMemfd(handoff->state_fd.get()));
+    HOIST_ASSIGN_OR_RETURN(std::string asked, CanonicalMountpointNoFollow(o.mountpoint));
+    if (asked != handoff_state_.mountpoint)
+      return Fail(EINVAL, "the handed-over connection is the mount at " +
+                              handoff_state_.mountpoint + ", not " + asked);
+    mountpoint_ = handoff_state_.mountpoint;
+    previous_pid_ = handoff->previous_pid;
+  } else {
+    HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+  }
   // Phase timings for the "mount built" log line.
   const auto t0 = std::chrono::steady_clock::now();
   auto lap = [last = t0]() mutable {
@@ -126,12 +163,23 @@ Status Mount::Build() {
   // 2. The image: from the registry, or from the local store with -o offline or when the
   //    registry cannot be reached (fusefs/local_image.h).
   HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(o.image));
-  HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, o));
-  image_ = std::move(resolved.image);
-  warning_ = std::move(resolved.warning);
-
-  // 3. Its blobs (local blob files first, then the registry unless offline).
-  source_ = std::move(resolved.source);
+  if (takeover_) {
+    // Exactly the image the first daemon mounted, whatever the tag says now.
+    HOIST_ASSIGN_OR_RETURN(MountImage resolved, HandedOverImage(*client_, ref, handoff_state_, o));
+    image_ = std::move(resolved.image);
+    source_ = std::move(resolved.source);
+  } else {
+    HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, o));
+    image_ = std::move(resolved.image);
+    warning_ = std::move(resolved.warning);
+    // 3. Its blobs (local blob files first, then the registry unless offline).
+    source_ = std::move(resolved.source);
+    handoff_state_.reference = o.image;
+    handoff_state_.manifest_media_type = image_->manifest_bytes.media_type;
+    handoff_state_.manifest = image_->manifest_bytes.bytes;
+    handoff_state_.from_local_store = resolved.from_local_store;
+    handoff_state_.mountpoint = mountpoint_;
+  }
   const auto image_ms = lap();
 
   // 4. The host store.
@@ -192,7 +240,9 @@ Status Mount::Build() {
   // 8. State file path (computed while touching the mountpoint is still safe).
   const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
   state_file_ = StateFileForCanonicalMountpoint(mountpoint_, state_dir);
-  HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+  if (!takeover_) {
+    HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+  }
 
   // 9. The FUSE session.
   std::vector<std::string> args = {"hoistfs", "-o", FuseMountOptionString(o)};
@@ -207,10 +257,24 @@ Status Mount::Build() {
     return Fail(EIO, "installing the FUSE signal handlers failed");
   signal_handlers_ = true;
 
-  // 10. Mount.
-  if (fuse_session_mount(session_, mountpoint_.c_str()) != 0)
-    return Fail(EIO, "mounting on " + mountpoint_ + " failed (is /dev/fuse available?)");
-  mounted_ = true;
+  // 10. Mount, or take the connection over.
+  if (takeover_) {
+    fuse_fd_ = handoff->fuse_fd.Release();
+    if (Status s = ConnectionIo::Install(session_, fuse_fd_, {}); !s) {
+      ::close(fuse_fd_);
+      fuse_fd_ = -1;
+      return s;
+    }
+    // The state is stored only once INIT was recorded (OnInitRecorded), so it is there.
+    HOIST_RETURN_IF_ERROR(ReplayInit(session_, handoff_state_.init));
+  } else {
+    if (fuse_session_mount(session_, mountpoint_.c_str()) != 0)
+      return Fail(EIO, "mounting on " + mountpoint_ + " failed (is /dev/fuse available?)");
+    mounted_ = true;
+    fuse_fd_ = fuse_session_fd(session_);
+    HOIST_RETURN_IF_ERROR(ConnectionIo::Install(
+        session_, fuse_fd_, [this](std::string_view init) { OnInitRecorded(init); }));
+  }
   HOIST_LOG(kInfo) << "mount built in " << lap() + image_ms + store_ms + layers_ms + tree_ms
                    << " ms: image " << image_ms << " ms, cache " << store_ms
                    << " ms, layer indexes " << layers_ms << " ms, merged tree " << tree_ms
@@ -232,8 +296,52 @@ Status Mount::Build() {
   return Ok();
 }
 
-Status Mount::Run() {
-  if (session_ == nullptr || !mounted_) return Fail(EINVAL, "not mounted");
+void Mount::OnInitRecorded(std::string_view init) {
+  handoff_state_.init.assign(init);
+  if (FdStoreAvailable()) {
+    auto memfd = WriteHandoffMemfd(handoff_state_);
+    if (!memfd) {
+      HOIST_LOG(kWarning) << "this mount will not survive its daemon: " << memfd.error().message();
+    } else {
+      const int fds[] = {fuse_fd_};
+      const int state[] = {memfd->get()};
+      // The state first: a store holding a connection always has its state.
+      Status s = StoreFds(kStateFdName, state);
+      if (s) s = StoreFds(kFuseFdName, fds);
+      if (!s) {
+        HOIST_LOG(kWarning) << "this mount will not survive its daemon: " << s.error().message();
+      } else {
+        HOIST_LOG(kInfo) << "the FUSE connection is kept in the fd store";
+      }
+    }
+  }
+  if (!serving_announced_.exchange(true) && on_serving_) on_serving_();
+}
+
+void Mount::HandOver() {
+  handed_over_.store(true);
+  if (session_ != nullptr) fuse_session_exit(session_);
+}
+
+namespace {
+std::atomic<Mount*> g_handover_mount{nullptr};
+void HandoverSignalHandler(int) {
+  if (Mount* m = g_handover_mount.load()) m->HandOver();
+}
+}  // namespace
+
+void Mount::EnableHandoverSignal() {
+  g_handover_mount.store(this);
+  struct sigaction sa {};
+  sa.sa_handler = HandoverSignalHandler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: the loop's sem_wait must see EINTR
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+Status Mount::Run(std::function<void()> on_serving) {
+  if (session_ == nullptr || fuse_fd_ < 0) return Fail(EINVAL, "not mounted");
+  on_serving_ = std::move(on_serving);
   // Unblock (not restore): a daemon started with these signals blocked must still unmount on
   // SIGTERM/SIGINT/SIGHUP.
   if (sigmask_saved_) {
@@ -242,7 +350,23 @@ Status Mount::Run() {
     sigaddset(&unmount_signals, SIGTERM);
     sigaddset(&unmount_signals, SIGINT);
     sigaddset(&unmount_signals, SIGHUP);
+    sigaddset(&unmount_signals, SIGUSR1);
     pthread_sigmask(SIG_UNBLOCK, &unmount_signals, nullptr);
+  }
+  if (takeover_) {
+    // Requests the previous daemon read and never answered are queued again once it is gone.
+    resend_thread_ = std::thread([this] {
+      if (Status s = WaitForExit(previous_pid_); !s) {
+        HOIST_LOG(kWarning) << "waiting for the previous daemon: " << s.error().message();
+      }
+      if (Status s = NotifyResend(fuse_fd_); !s) {
+        HOIST_LOG(kWarning) << "requests the previous daemon held cannot be resent: "
+                            << s.error().message() << " (FUSE_NOTIFY_RESEND needs Linux 6.9)";
+      } else {
+        HOIST_LOG(kInfo) << "asked the kernel to resend the requests the previous daemon held";
+      }
+    });
+    if (!serving_announced_.exchange(true) && on_serving_) on_serving_();
   }
   fuse_loop_config* config = fuse_loop_cfg_create();
   if (config == nullptr) return Fail(ENOMEM, "fuse_loop_cfg_create failed");
@@ -265,9 +389,17 @@ void Mount::Teardown() {
                              .count()
                       << " ms";
   };
+  if (resend_thread_.joinable()) resend_thread_.join();
   if (session_ != nullptr) {
-    if (mounted_) fuse_session_unmount(session_);
+    if (handed_over_.load()) {
+      HOIST_LOG(kInfo) << "handed the mount over; not unmounting";
+    } else if (mounted_) {
+      fuse_session_unmount(session_);
+    } else if (takeover_ && fuse_fd_ >= 0) {
+      UnmountTakenOver(mountpoint_, fuse_fd_);
+    }
     mounted_ = false;
+    if (fuse_fd_ >= 0) ConnectionIo::Uninstall(fuse_fd_);
     if (signal_handlers_) fuse_remove_signal_handlers(session_);
     signal_handlers_ = false;
     fuse_session_destroy(session_);
@@ -279,7 +411,8 @@ void Mount::Teardown() {
   step("prefetcher");
   if (index_store_thread_.joinable()) index_store_thread_.join();
   step("index store");
-  stats_writer_.reset();  // final state-file write
+  if (handed_over_.load() && stats_writer_) stats_writer_->SkipFinalWrite();
+  stats_writer_.reset();  // final state-file write (unless the next daemon writes it now)
   step("stats writer");
   reader_.reset();
   streams_.reset();

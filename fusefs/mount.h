@@ -19,6 +19,18 @@
 //
 // The daemon never stats or reads its own mountpoint after step 10.
 //
+// Surviving the daemon (fuse_handoff.h, handoff_state.h, docs/ARCHITECTURE.md): every session
+// runs on ConnectionIo. A fresh mount records the kernel's INIT request, writes a HandoffState
+// memfd and, where a fd store exists (NOTIFY_SOCKET: systemd or hoist's supervisor), stores the
+// /dev/fuse fd and the memfd there ("hoistfs-fuse", "hoistfs-state") before it calls
+// `on_serving`. Created with a MountHandoff instead, the mount takes that connection over:
+// steps 2 and 8-10 become "the image as the state names it" and "replay INIT", nothing is
+// mounted and the mountpoint is never touched; once the previous daemon is gone, Run sends
+// FUSE_NOTIFY_RESEND so the requests it had read are answered here. Node ids are the view's
+// inode numbers, the same for the same layers in every process; file handles carry nothing.
+// HandOver() (async-signal-safe; SIGUSR1 with EnableHandoverSignal) ends Run without unmounting:
+// the next daemon serves the connection, this one exits.
+//
 // Thread-safety: Create, Run and the destructor are called from one thread. Run blocks in
 // fuse_session_loop_mt; libfuse's signal handlers (or `fusermount3 -u`) end it.
 // Errors: one line naming what failed ("mountpoint /x: not a directory", "layer 2 (sha256:..):
@@ -28,15 +40,19 @@
 
 #include <signal.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/fuse_ops.h"
+#include "fusefs/handoff_state.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/merged_view.h"
 #include "fusefs/mount_options.h"
@@ -56,16 +72,37 @@ namespace hoist {
 // realpath(dirname(path)) + "/" + basename(path).
 [[nodiscard]] Result<std::string> CanonicalMountpointNoFollow(const std::string& path);
 
+// A live connection handed to this process (LISTEN_FDS from the fd store).
+struct MountHandoff {
+  ScopedFd fuse_fd;
+  ScopedFd state_fd;       // the HandoffState memfd
+  pid_t previous_pid = 0;  // the daemon being replaced, if it may still be running (upgrade)
+};
+
+// The fd store names of a hoistfs mount's connection and state.
+inline constexpr char kFuseFdName[] = "hoistfs-fuse";
+inline constexpr char kStateFdName[] = "hoistfs-state";
+
 class Mount {
  public:
   // Steps 1-11 above. On error nothing is mounted and everything built so far is torn down.
-  [[nodiscard]] static Result<std::unique_ptr<Mount>> Create(const MountOptions& options);
+  // With `handoff`, the connection it carries is taken over (see above); its fds are consumed.
+  [[nodiscard]] static Result<std::unique_ptr<Mount>> Create(const MountOptions& options,
+                                                             MountHandoff* handoff = nullptr);
   ~Mount();
   Mount(const Mount&) = delete;
   Mount& operator=(const Mount&) = delete;
 
   // Serves requests until the filesystem is unmounted or a signal ends the session.
-  [[nodiscard]] Status Run();
+  // `on_serving` (may be empty) is called once, from some thread, when the connection is kept
+  // in the fd store (or there is none) and requests are being served: the moment to say ready.
+  [[nodiscard]] Status Run(std::function<void()> on_serving = {});
+
+  // Ends Run without unmounting. Async-signal-safe.
+  void HandOver();
+  // Installs a SIGUSR1 handler that calls HandOver() on this mount (one per process).
+  void EnableHandoverSignal();
+  bool taken_over() const { return takeover_; }
 
   const std::string& mountpoint() const { return mountpoint_; }
   const std::string& state_file() const { return state_file_; }
@@ -76,8 +113,9 @@ class Mount {
 
  private:
   explicit Mount(MountOptions options) : options_(std::move(options)) {}
-  Status Build();
+  Status Build(MountHandoff* handoff);
   void Teardown();
+  void OnInitRecorded(std::string_view init);
 
   const MountOptions options_;
   std::string mountpoint_;  // canonical
@@ -101,7 +139,15 @@ class Mount {
   FuseOpsContext ops_context_;
   fuse_session* session_ = nullptr;
   bool signal_handlers_ = false;
-  bool mounted_ = false;
+  bool mounted_ = false;    // by this process (libfuse unmounts it)
+  bool takeover_ = false;   // the connection was handed over to this process
+  int fuse_fd_ = -1;        // the session's fd (owned by the session)
+  pid_t previous_pid_ = 0;  // takeover: the daemon to outlive before FUSE_NOTIFY_RESEND
+  std::atomic<bool> handed_over_{false};
+  HandoffState handoff_state_;  // written to the state memfd once INIT is recorded
+  std::function<void()> on_serving_;
+  std::atomic<bool> serving_announced_{false};
+  std::thread resend_thread_;
   sigset_t saved_sigmask_{};  // the caller's mask before Build blocked the unmount signals
   bool sigmask_saved_ = false;
   std::unique_ptr<Prefetcher> prefetcher_;

@@ -42,6 +42,13 @@ Result<std::string> StateFileForMountpoint(const std::string& mountpoint,
   return StateFileForCanonicalMountpoint(buf, state_dir);
 }
 
+namespace {
+int64_t SupervisorPidFromEnv() {
+  const char* sup = std::getenv("HOIST_SUPERVISOR_PID");
+  return sup == nullptr ? 0 : std::strtoll(sup, nullptr, 10);
+}
+}  // namespace
+
 std::string MountStateToJson(const MountStateFile& state) {
   // The stats object, with the identity members added in front.
   rapidjson::Document doc;
@@ -52,6 +59,7 @@ std::string MountStateToJson(const MountStateFile& state) {
   out.AddMember("mountpoint", rapidjson::Value(state.mountpoint.c_str(), a), a);
   out.AddMember("image", rapidjson::Value(state.image.c_str(), a), a);
   out.AddMember("pid", rapidjson::Value(state.pid), a);
+  out.AddMember("supervisor_pid", rapidjson::Value(state.supervisor_pid), a);
   out.AddMember("updated_unix", rapidjson::Value(state.updated_unix), a);
   for (auto& m : doc.GetObject()) out.AddMember(m.name, m.value, a);
   rapidjson::StringBuffer buf;
@@ -85,6 +93,7 @@ Result<MountStateFile> MountStateFromJson(std::string_view json) {
   HOIST_RETURN_IF_ERROR(str("mountpoint", &state.mountpoint));
   HOIST_RETURN_IF_ERROR(str("image", &state.image));
   HOIST_RETURN_IF_ERROR(num("pid", &state.pid));
+  HOIST_RETURN_IF_ERROR(num("supervisor_pid", &state.supervisor_pid));
   HOIST_RETURN_IF_ERROR(num("updated_unix", &state.updated_unix));
   return state;
 }
@@ -111,6 +120,7 @@ StatsFileWriter::StatsFileWriter(const MountStats* stats, std::string path, std:
       mountpoint_(std::move(mountpoint)),
       image_(std::move(image)),
       interval_(interval),
+      supervisor_pid_(SupervisorPidFromEnv()),
       thread_([this] { Loop(); }) {}
 
 StatsFileWriter::~StatsFileWriter() {
@@ -120,6 +130,7 @@ StatsFileWriter::~StatsFileWriter() {
   }
   cv_.NotifyAll();
   thread_.join();
+  if (skip_final_write_.load()) return;
   if (auto s = WriteNow(); !s) {
     HOIST_LOG(kWarning) << "writing mount state file: " << s.error().message();
   }
@@ -130,6 +141,7 @@ Status StatsFileWriter::WriteNow() {
   state.mountpoint = mountpoint_;
   state.image = image_;
   state.pid = ::getpid();
+  state.supervisor_pid = supervisor_pid_;
   state.updated_unix = static_cast<int64_t>(::time(nullptr));
   state.stats = stats_->Snapshot();
   return WriteMountStateFile(path_, state);

@@ -6,12 +6,14 @@
 // daemon computes the path once at start-up, before mounting (realpath of the mountpoint is
 // safe then); `hoist stats` canonicalises the path it is given the same way.
 //
-// Content: MountStatsToJson members plus "mountpoint", "image", "pid" and "updated_unix". It is
+// Content: MountStatsToJson members plus "mountpoint", "image", "pid", "supervisor_pid" (from
+// $HOIST_SUPERVISOR_PID; 0 without a supervisor) and "updated_unix". It is
 // written atomically (WriteFileAtomic: temp file + rename), so a reader sees a whole file.
 //
 // Thread-safety: free functions are thread-safe; StatsFileWriter owns one thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -27,7 +29,8 @@ namespace hoist {
 struct MountStateFile {
   std::string mountpoint;  // canonical
   std::string image;
-  int64_t pid = 0;
+  int64_t pid = 0;             // the process serving the mount (the worker)
+  int64_t supervisor_pid = 0;  // its supervisor (tools/supervisor), 0 when there is none
   int64_t updated_unix = 0;
   MountStatsSnapshot stats;
 };
@@ -65,6 +68,9 @@ class StatsFileWriter {
   StatsFileWriter& operator=(const StatsFileWriter&) = delete;
 
   Status WriteNow();
+  // The process is handing the mount over to another one, which writes the file from now on:
+  // no final write at destruction.
+  void SkipFinalWrite() { skip_final_write_.store(true); }
   const std::string& path() const { return path_; }
 
  private:
@@ -75,6 +81,8 @@ class StatsFileWriter {
   Mutex mu_;
   CondVar cv_;
   bool stop_ HOIST_GUARDED_BY(mu_) = false;
+  std::atomic<bool> skip_final_write_{false};
+  const int64_t supervisor_pid_;  // before thread_: the thread reads it
   std::thread thread_;
 };
 

@@ -31,8 +31,10 @@ Status HoistfsMounts::Unmount(const std::string& mp) {
   // Test mount points are made canonical (mkdtemp under /tmp); the path is not touched, which
   // could hang on a stuck daemon.
   int64_t pid = 0;
+  int64_t supervisor = 0;
   if (auto state = ReadMountStateFile(StateFileForCanonicalMountpoint(mp, DefaultStateDir()))) {
     pid = state->pid;
+    supervisor = state->supervisor_pid;
   }
   CommandResult r = RunForResult({"fusermount3", "-u", mp});
   if (!r.ok()) {
@@ -49,6 +51,11 @@ Status HoistfsMounts::Unmount(const std::string& mp) {
                  std::chrono::milliseconds(10))) {
     return Fail(EBUSY,
                 "hoistfs (pid " + std::to_string(pid) + ") still running after unmounting " + mp);
+  }
+  if (!WaitUntil([&] { return !ProcessAlive(supervisor); }, kGenerousDeadline,
+                 std::chrono::milliseconds(10))) {
+    return Fail(EBUSY, "the hoistfs supervisor (pid " + std::to_string(supervisor) +
+                           ") still running after unmounting " + mp);
   }
   return Ok();
 }

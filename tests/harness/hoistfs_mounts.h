@@ -10,11 +10,11 @@
 // CommandResult (RunForResult), for the test to assert on. Track remembers a mount point that
 // was mounted another way (mount(8), `hoist mount`) so UnmountAll undoes it too.
 //
-// Unmount reads the daemon's pid from the mount's state file, runs `fusermount3 -u MP` (if that
-// fails: a lazy `fusermount3 -u -z MP` so nothing is left behind, and an error quoting
-// fusermount3), then waits until MP has left the mount table and the daemon has exited (its
-// final state-file write done). It waits on those conditions, never on a fixed sleep, with a
-// generous deadline (harness::kGenerousDeadline); past it: an error naming what is left.
+// Unmount reads the daemon's and its supervisor's pids from the mount's state file, runs
+// `fusermount3 -u MP` (if that fails: a lazy `fusermount3 -u -z MP` so nothing is left behind, and
+// an error quoting fusermount3), then waits until MP has left the mount table and the daemon has
+// exited (its final state-file write done). It waits on those conditions, never on a fixed sleep,
+// with a generous deadline (harness::kGenerousDeadline); past it: an error naming what is left.
 // Thread-safety: one test thread.
 #pragma once
 

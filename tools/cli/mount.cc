@@ -1,12 +1,21 @@
 // hoist mount [flags] IMAGE MOUNTPOINT: runs hoistfs (the binary next to `hoist`, else from
 //   PATH) with the flags turned into -o options; returns once the mount is ready.
 // hoist umount MOUNTPOINT: `fusermount3 -u MOUNTPOINT`, then waits (up to --wait seconds) for
-//   the daemon named in the mount's state file to finish its clean exit (final stats write).
+//   the daemon named in the mount's state file to finish its clean exit (final stats write),
+//   and for its supervisor. A dead mount (ENOTCONN: its daemon and supervisor are gone) is
+//   unmounted lazily. Works whether the daemon is serving, restarting or gone.
+// hoist upgrade MOUNTPOINT: hands the mount to a new daemon started from the hoistfs binary on
+//   disk now (SIGUSR2 to the supervisor; tools/supervisor), without a gap in service, and
+//   waits (up to --wait seconds) until the new daemon serves and the old one has exited.
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,6 +49,11 @@ struct MountArgs {
 struct UmountArgs {
   std::string mountpoint;
   int wait_seconds = 10;
+};
+
+struct UpgradeArgs {
+  std::string mountpoint;
+  int wait_seconds = 60;
 };
 
 std::string SelfDir() {
@@ -99,20 +113,73 @@ int RunMount(const MountArgs& a) {
   return RunAndWait(argv);
 }
 
+Result<MountStateFile> StateOf(const std::string& mountpoint) {
+  HOIST_ASSIGN_OR_RETURN(std::string canonical, CanonicalMountpointNoFollow(mountpoint));
+  return ReadMountStateFile(StateFileForCanonicalMountpoint(canonical, DefaultStateDir()));
+}
+
+// Polls `done` every 20 ms until it holds or `seconds` pass; true if it held.
+template <typename F>
+bool PollUntil(F done, int seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 int RunUmount(const UmountArgs& a) {
   int64_t pid = 0;
-  if (auto canonical = CanonicalMountpointNoFollow(a.mountpoint)) {
-    auto state = ReadMountStateFile(StateFileForCanonicalMountpoint(*canonical, DefaultStateDir()));
-    if (state) pid = state->pid;
+  int64_t supervisor = 0;
+  if (auto state = StateOf(a.mountpoint)) {
+    pid = state->pid;
+    supervisor = state->supervisor_pid;
   }
-  const int rc = RunAndWait({"fusermount3", "-u", a.mountpoint});
+  int rc = RunAndWait({"fusermount3", "-u", a.mountpoint});
+  if (rc != 0) {
+    // A dead mount (its daemon gone): fusermount3 -u refuses what it cannot stat; detach it.
+    struct stat st {};
+    if (::stat(a.mountpoint.c_str(), &st) != 0 && errno == ENOTCONN)
+      rc = RunAndWait({"fusermount3", "-u", "-z", a.mountpoint});
+  }
   if (rc != 0) return ReportError("umount", "fusermount3 -u " + a.mountpoint + " failed");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_seconds);
-  while (ProcessAlive(pid) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (ProcessAlive(pid))
-    return ReportError("umount",
-                       "unmounted, but hoistfs (pid " + std::to_string(pid) + ") is still running");
+  auto gone = [&] { return !ProcessAlive(pid) && !ProcessAlive(supervisor); };
+  if (!PollUntil(gone, a.wait_seconds)) {
+    const int64_t left = ProcessAlive(pid) ? pid : supervisor;
+    return ReportError(
+        "umount", "unmounted, but hoistfs (pid " + std::to_string(left) + ") is still running");
+  }
+  return 0;
+}
+
+int RunUpgrade(const UpgradeArgs& a) {
+  auto state = StateOf(a.mountpoint);
+  if (!state)
+    return ReportError("upgrade",
+                       a.mountpoint + ": not a hoist mount (" + state.error().message() + ")");
+  const int64_t old_pid = state->pid;
+  const int64_t supervisor = state->supervisor_pid;
+  if (supervisor <= 0 || !ProcessAlive(supervisor))
+    return ReportError("upgrade", a.mountpoint +
+                                      ": the mount has no supervisor (mounted with -f?); "
+                                      "restart its service instead");
+  if (::kill(static_cast<pid_t>(supervisor), SIGUSR2) != 0)
+    return ReportError("upgrade", "signalling the supervisor (pid " + std::to_string(supervisor) +
+                                      "): " + std::strerror(errno));
+  int64_t new_pid = 0;
+  auto done = [&] {
+    auto now = StateOf(a.mountpoint);
+    if (!now || now->pid == old_pid || !ProcessAlive(now->pid)) return false;
+    new_pid = now->pid;
+    return !ProcessAlive(old_pid);
+  };
+  if (!PollUntil(done, a.wait_seconds))
+    return ReportError("upgrade", a.mountpoint + ": no new daemon took over within " +
+                                      std::to_string(a.wait_seconds) +
+                                      " s (the old one keeps serving; see its log)");
+  std::printf("upgraded %s: pid %lld -> %lld\n", a.mountpoint.c_str(),
+              static_cast<long long>(old_pid), static_cast<long long>(new_pid));
   return 0;
 }
 
@@ -134,6 +201,15 @@ void RegisterMount(CLI::App& app, VerbRunner* run) {
   sub->add_flag("--allow-other", args->allow_other, "Let other users see the mount");
   sub->add_option("-o", args->extra, "More hoistfs -o options")->allow_extra_args(false);
   sub->callback([args, run] { *run = [args] { return RunMount(*args); }; });
+}
+
+void RegisterUpgrade(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<UpgradeArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "upgrade", "Hand a mount to a new hoistfs daemon (the binary on disk now) without a gap");
+  sub->add_option("MOUNTPOINT", args->mountpoint, "A hoist mount")->required();
+  sub->add_option("--wait", args->wait_seconds, "Seconds to wait for the new daemon (60)");
+  sub->callback([args, run] { *run = [args] { return RunUpgrade(*args); }; });
 }
 
 void RegisterUmount(CLI::App& app, VerbRunner* run) {

@@ -16,6 +16,7 @@ void RegisterTags(CLI::App& app, VerbRunner* run);
 void RegisterSearch(CLI::App& app, VerbRunner* run);
 void RegisterMount(CLI::App& app, VerbRunner* run);
 void RegisterUmount(CLI::App& app, VerbRunner* run);
+void RegisterUpgrade(CLI::App& app, VerbRunner* run);
 void RegisterStats(CLI::App& app, VerbRunner* run);
 void RegisterBundle(CLI::App& app, VerbRunner* run);
 void RegisterRun(CLI::App& app, VerbRunner* run);
@@ -37,6 +38,7 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterSearch(app, run);
   RegisterMount(app, run);
   RegisterUmount(app, run);
+  RegisterUpgrade(app, run);
   RegisterStats(app, run);
   RegisterBundle(app, run);
   RegisterRun(app, run);

@@ -153,8 +153,12 @@ Status Unmount(const std::string& target) {
 // clean exit. Keeps going after an error and returns the first one.
 Status UnmountAll(const BundleState& state) {
   int64_t daemon_pid = 0;
+  int64_t supervisor_pid = 0;
   if (!state.mount_state_file.empty()) {
-    if (auto ms = ReadMountStateFile(state.mount_state_file)) daemon_pid = ms->pid;
+    if (auto ms = ReadMountStateFile(state.mount_state_file)) {
+      daemon_pid = ms->pid;
+      supervisor_pid = ms->supervisor_pid;
+    }
   }
   Status first = Ok();
   for (auto it = state.mounts.rbegin(); it != state.mounts.rend(); ++it) {
@@ -162,7 +166,8 @@ Status UnmountAll(const BundleState& state) {
     if (!s && first) first = s;
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (ProcessAlive(daemon_pid) && std::chrono::steady_clock::now() < deadline) {
+  while ((ProcessAlive(daemon_pid) || ProcessAlive(supervisor_pid)) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return first;
