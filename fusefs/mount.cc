@@ -240,6 +240,14 @@ Status Mount::Build(MountHandoff* handoff) {
   // 8. State file path (computed while touching the mountpoint is still safe).
   const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
   state_file_ = StateFileForCanonicalMountpoint(mountpoint_, state_dir);
+  if (takeover_) {
+    // The counters go on from where the previous daemon last wrote them (up to one
+    // stats_interval is lost with a killed daemon).
+    if (auto earlier = ReadMountStateFile(state_file_);
+        earlier && earlier->mountpoint == mountpoint_) {
+      stats_.Carry(earlier->stats);
+    }
+  }
   if (!takeover_) {
     HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
   }
