@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "base/mountinfo.h"
 
 namespace hoist {
 namespace {
@@ -50,8 +51,7 @@ namespace {
 }  // namespace
 
 bool UnmountIfDead(const std::string& name, const std::string& mountpoint, const std::string& why) {
-  struct stat st;
-  if (::stat(mountpoint.c_str(), &st) == 0 || errno != ENOTCONN) return false;
+  if (!IsDeadFuseMount(mountpoint)) return false;
   if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
     const int err = errno;
     HOIST_LOG(kWarning) << name << ": " << why << "; unmounting the dead mount " << mountpoint
