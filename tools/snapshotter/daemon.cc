@@ -8,9 +8,11 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "base/fd_store.h"
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/sd_notify.h"
@@ -20,8 +22,10 @@
 namespace hoist {
 namespace {
 
-// Makes `path` free for a new socket: absent is fine, a socket nobody answers on is removed.
-Status ClaimSocketPath(const std::string& path) {
+// Makes `path` free for a new socket: absent is fine, a socket nobody answers on is removed. In
+// an upgrade (`replace`) the previous worker's live socket is removed too: it keeps serving the
+// connections it has, new ones reach this process.
+Status ClaimSocketPath(const std::string& path, bool replace) {
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return Fail(ENAMETOOLONG, "socket path " + path + " is longer than " +
                                   std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
@@ -35,6 +39,12 @@ Status ClaimSocketPath(const std::string& path) {
     return Fail(ErrnoError("stat of " + path));
   }
   if (!S_ISSOCK(st.st_mode)) return Fail(EEXIST, path + " exists and is not a socket");
+  if (replace) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Fail(ErrnoError("removing the previous worker's socket " + path));
+    }
+    return Ok();
+  }
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Fail(ErrnoError("socket"));
   sockaddr_un addr{};
@@ -47,6 +57,29 @@ Status ClaimSocketPath(const std::string& path) {
     return Fail(ErrnoError("removing the stale socket " + path));
   }
   return Ok();
+}
+
+pid_t PidFromEnv(const char* var) {
+  const char* v = std::getenv(var);
+  if (v == nullptr) return 0;
+  const long pid = std::strtol(v, nullptr, 10);
+  ::unsetenv(var);
+  return pid > 0 ? static_cast<pid_t>(pid) : 0;
+}
+
+// ROOT/snapshotter.pid: the pid of the process serving (the worker), for tests and operators.
+void WritePidFile(const std::string& root) {
+  if (Status s = WriteFileAtomic(root + "/snapshotter.pid", std::to_string(::getpid()) + "\n");
+      !s) {
+    HOIST_LOG(kWarning) << "writing " << root << "/snapshotter.pid: " << s.error().message();
+  }
+}
+
+void RemovePidFile(const std::string& root) {
+  auto text = ReadFile(root + "/snapshotter.pid");
+  if (text && *text == std::to_string(::getpid()) + "\n") {
+    (void)::unlink((root + "/snapshotter.pid").c_str());
+  }
 }
 
 }  // namespace
@@ -84,12 +117,18 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
     return 1;
   }
 
+  // What a fd store handed over (before any thread: this edits the environment).
+  config.inherited_fds = TakeListenFds();
+  config.previous_pid = PidFromEnv("HOIST_PREVIOUS_PID");
+
   // Signals are taken synchronously by this thread; block them before gRPC starts threads.
+  // SIGUSR1: hand over to the worker that replaces this one (an upgrade).
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGHUP);
+  sigaddset(&stop_signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   if (root.empty() || root[0] != '/') {
@@ -101,7 +140,7 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   config.root = root;
   if (config.cache.empty()) config.cache = root + "/cache";
-  if (Status s = ClaimSocketPath(address); !s) {
+  if (Status s = ClaimSocketPath(address, config.previous_pid > 0); !s) {
     std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
     return 1;
   }
@@ -136,13 +175,26 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   if (Status s = SdNotify("READY=1"); !s) {
     HOIST_LOG(kWarning) << "telling systemd we are ready failed: " << s.error().message();
   }
+  WritePidFile(root);
   HOIST_LOG(kInfo) << "serving containerd snapshots on " << address << ", root " << (*sn)->root()
                    << (remote ? ", lazy layers on"
                               : ", no lazy layer source: every layer is ordinary");
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }
+  if (sig == SIGUSR1) {
+    // The worker replacing this one serves from now on (its socket replaced ours, the layer
+    // store's connection is in the fd store and in that worker): finish the calls in flight and
+    // leave without unmounting anything. Requests this process read from the store's connection
+    // and did not answer are resent to the new worker once this process is gone.
+    HOIST_LOG(kInfo) << "handing over to the new worker";
+    server->Shutdown();
+    server->Wait();
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   HOIST_LOG(kInfo) << "stopping on signal " << sig;
+  RemovePidFile(root);
   server->Shutdown();
   server->Wait();
   (void)::unlink(address.c_str());  // best effort: a stale socket is replaced at the next start

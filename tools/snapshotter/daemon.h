@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fd_store.h"
 #include "base/status.h"
 #include "tools/snapshotter/remote_layer_source.h"
 
@@ -33,11 +34,16 @@ struct DaemonConfig {
   std::string cache;  // --cache, or root + "/cache"
   std::vector<std::string> insecure_registries;
   std::string prefetch;  // as given ("" = the default)
+  // Fds handed to this process by a fd store (LISTEN_FDS: systemd, or hoist's supervisor); the
+  // factory takes what it kept there (the layer store's connection).
+  std::vector<ListenFd> inherited_fds;
+  // An upgrade: the worker this one replaces (still running until this one is ready), or 0.
+  pid_t previous_pid = 0;
 };
 
 // Makes the lazy layer source; a null pointer means none (every layer is ordinary).
 using RemoteSourceFactory =
-    std::function<Result<std::shared_ptr<RemoteLayerSource>>(const DaemonConfig&)>;
+    std::function<Result<std::shared_ptr<RemoteLayerSource>>(DaemonConfig&)>;
 
 int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory);
 

@@ -25,9 +25,16 @@ Status DetachDeadMounts(const std::string& path) {
 }
 
 Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
-    const LayerStoreSourceOptions& options) {
-  HOIST_RETURN_IF_ERROR(DetachDeadMounts(options.mountpoint));
-  HOIST_RETURN_IF_ERROR(MakeDirs(options.mountpoint, 0755));
+    const LayerStoreSourceOptions& options, LayerStoreHandoff* handoff) {
+  if (handoff != nullptr && HandedOverConnectionIsDead(handoff->fuse_fd.get())) {
+    HOIST_LOG(kWarning) << "the handed-over layer store connection has ended; mounting a new store";
+    handoff = nullptr;
+  }
+  if (handoff == nullptr) {
+    // Never on a handed-over live mount: a stat would wait for this process to serve it.
+    HOIST_RETURN_IF_ERROR(DetachDeadMounts(options.mountpoint));
+    HOIST_RETURN_IF_ERROR(MakeDirs(options.mountpoint, 0755));
+  }
   if (!options.cache_dir.empty()) HOIST_RETURN_IF_ERROR(MakeDirs(options.cache_dir, 0700));
   MountOptions mo;
   mo.mountpoint = options.mountpoint;
@@ -37,7 +44,7 @@ Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
   mo.allow_other = true;
   mo.suid = true;
   mo.state_dir = options.state_dir;
-  auto store = LayerStore::Start(mo);
+  auto store = LayerStore::Start(mo, handoff);
   if (!store) return Fail(store.error().Context("starting the layer store"));
   return std::shared_ptr<LayerStoreSource>(new LayerStoreSource(std::move(*store)));
 }
@@ -78,6 +85,8 @@ Result<std::string> LayerStoreSource::Resolve(const RemoteLayerRequest& request)
   }
   return dir;
 }
+
+Status LayerStoreSource::Restored() { return store_->Serve(); }
 
 void LayerStoreSource::Forget(const std::string& chain_id, const std::string& path) {
   Digest digest;
