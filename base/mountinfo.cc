@@ -1,5 +1,9 @@
 #include "base/mountinfo.h"
 
+#include <sys/vfs.h>
+
+#include <cerrno>
+
 #include "base/file_util.h"
 
 namespace hoist {
@@ -69,6 +73,13 @@ Result<std::vector<std::string>> MountPointsUnder(const std::string& dir) {
     }
   }
   return out;
+}
+
+bool IsDeadFuseMount(const std::string& path) {
+  struct statfs st {};
+  if (::statfs(path.c_str(), &st) == 0) return false;
+  // ECONNABORTED: the kernel's word for a connection ended by an abort rather than a release.
+  return errno == ENOTCONN || errno == ECONNABORTED;
 }
 
 }  // namespace hoist

@@ -31,4 +31,11 @@ Result<std::vector<MountInfoEntry>> ReadMountInfo(const std::string& path = "/pr
 // The mount points at `dir` or below it, in table order (mount order).
 Result<std::vector<std::string>> MountPointsUnder(const std::string& dir);
 
+// True when `path` is a FUSE mount whose connection is gone (its daemon and every holder of its
+// /dev/fuse fd died): statfs(2) answers ENOTCONN (or ECONNABORTED). statfs, not stat: the kernel
+// answers stat of a dead mount from cached attributes (hoist caches them for a day) without asking
+// anyone, but always sends statfs, and a dead connection fails it at once. On a live mount whose
+// daemon is stuck, statfs waits like any request.
+bool IsDeadFuseMount(const std::string& path);
+
 }  // namespace hoist

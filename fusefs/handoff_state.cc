@@ -70,8 +70,12 @@ Result<HandoffState> HandoffStateFromJson(std::string_view json) {
   HOIST_RETURN_IF_ERROR(str("reference", &s.reference));
   HOIST_RETURN_IF_ERROR(str("manifest_media_type", &s.manifest_media_type));
   HOIST_RETURN_IF_ERROR(str("manifest", &manifest64));
-  HOIST_ASSIGN_OR_RETURN(s.init, Base64Decode(init64));
-  HOIST_ASSIGN_OR_RETURN(s.manifest, Base64Decode(manifest64));
+  auto init = Base64Decode(init64);
+  if (!init) return Fail(init.error().Context("handoff state: init"));
+  auto manifest = Base64Decode(manifest64);
+  if (!manifest) return Fail(manifest.error().Context("handoff state: manifest"));
+  s.init = std::move(*init);
+  s.manifest = std::move(*manifest);
   auto local = doc.FindMember("from_local_store");
   s.from_local_store = local != doc.MemberEnd() && local->value.IsBool() && local->value.GetBool();
   if (s.mountpoint.empty() || s.mountpoint[0] != '/')

@@ -70,7 +70,7 @@ Result<std::string> CheckMountpoint(const std::string& path) {
     if (err == ENOENT) return Fail(ENOENT, "mountpoint " + path + ": does not exist");
     if (err == ENOTCONN)
       return Fail(ENOTCONN, "mountpoint " + path +
-                                ": a dead FUSE mount is still there (run fusermount3 -u " + path +
+                                ": a dead FUSE mount is still there (run hoist umount " + path +
                                 ")");
     return Fail(ErrnoError("mountpoint " + path, err));
   }
@@ -78,8 +78,27 @@ Result<std::string> CheckMountpoint(const std::string& path) {
   std::string canonical = RealPath(path);
   if (canonical.empty()) return Fail(ErrnoError("mountpoint " + path + ": realpath"));
   HOIST_ASSIGN_OR_RETURN(bool busy, IsMountPoint(canonical));
+  if (busy && IsDeadFuseMount(canonical))
+    return Fail(ENOTCONN, "mountpoint " + path +
+                              ": a dead FUSE mount is still there (run hoist umount " + path + ")");
   if (busy) return Fail(EBUSY, "mountpoint " + path + ": already a mount point (busy)");
   return canonical;
+}
+
+Result<bool> DetachDeadMounts(const std::string& path) {
+  bool detached = false;
+  for (int i = 0; i < 64; ++i) {
+    // Not realpath: that would stat the dead mount itself.
+    auto no_follow = CanonicalMountpointNoFollow(path);
+    if (!no_follow) return detached;  // CheckMountpoint names the problem
+    const std::string& canonical = *no_follow;
+    HOIST_ASSIGN_OR_RETURN(bool busy, IsMountPoint(canonical));
+    if (!busy || !IsDeadFuseMount(canonical)) return detached;
+    if (::umount2(canonical.c_str(), MNT_DETACH) != 0)
+      return Fail(ErrnoError("detaching the dead FUSE mount at " + path));
+    detached = true;
+  }
+  return Fail(EBUSY, "mountpoint " + path + ": more than 64 dead mounts are stacked there");
 }
 
 Result<std::string> CanonicalMountpointNoFollow(const std::string& path) {
@@ -135,6 +154,10 @@ Status Mount::Build(MountHandoff* handoff) {
     mountpoint_ = handoff_state_.mountpoint;
     previous_pid_ = handoff->previous_pid;
   } else {
+    // A mount whose daemon, supervisor and reaper are gone: nothing can use it any more, so
+    // this mount replaces it (and says so).
+    HOIST_ASSIGN_OR_RETURN(bool detached, DetachDeadMounts(o.mountpoint));
+    if (detached) notice_ = "detached a dead FUSE mount left at " + o.mountpoint;
     HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
   }
   // Phase timings for the "mount built" log line.
@@ -240,6 +263,14 @@ Status Mount::Build(MountHandoff* handoff) {
   // 8. State file path (computed while touching the mountpoint is still safe).
   const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
   state_file_ = StateFileForCanonicalMountpoint(mountpoint_, state_dir);
+  if (takeover_) {
+    // The counters go on from where the previous daemon last wrote them (up to one
+    // stats_interval is lost with a killed daemon).
+    if (auto earlier = ReadMountStateFile(state_file_);
+        earlier && earlier->mountpoint == mountpoint_) {
+      stats_.Carry(earlier->stats);
+    }
+  }
   if (!takeover_) {
     HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
   }

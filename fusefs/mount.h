@@ -68,6 +68,10 @@ namespace hoist {
 // ENOTDIR, EBUSY (already a mount point), ENOTCONN (a dead FUSE mount), others from stat.
 [[nodiscard]] Result<std::string> CheckMountpoint(const std::string& path);
 
+// Lazily unmounts dead FUSE mounts (IsDeadFuseMount, base/mountinfo.h) stacked at `path`; true
+// if there was one. A path that does not resolve is left to CheckMountpoint.
+[[nodiscard]] Result<bool> DetachDeadMounts(const std::string& path);
+
 // The canonical mountpoint `hoist stats` uses without touching the mount itself:
 // realpath(dirname(path)) + "/" + basename(path).
 [[nodiscard]] Result<std::string> CanonicalMountpointNoFollow(const std::string& path);
@@ -108,8 +112,12 @@ class Mount {
   const std::string& state_file() const { return state_file_; }
   const LoadedLayers& layers() const { return layers_; }
   const MountStats& stats() const { return stats_; }
-  // Non-empty when the mount fell back to the local store because the registry failed.
-  const std::string& warning() const { return warning_; }
+  // Non-empty when the mount fell back to the local store because the registry failed, or
+  // replaced a dead mount: lines for the user.
+  std::string warning() const {
+    if (notice_.empty()) return warning_;
+    return warning_.empty() ? notice_ : warning_ + "\n" + notice_;
+  }
 
  private:
   explicit Mount(MountOptions options) : options_(std::move(options)) {}
@@ -121,6 +129,7 @@ class Mount {
   std::string mountpoint_;  // canonical
   std::string state_file_;
   std::string warning_;
+  std::string notice_;
 
   // In construction order (destroyed in reverse by Teardown).
   std::unique_ptr<RegistryClient> client_;

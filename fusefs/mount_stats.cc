@@ -73,6 +73,21 @@ void MountStats::SetPrefetchState(std::string_view state) {
   }
 }
 
+void MountStats::Carry(const MountStatsSnapshot& e) {
+  constexpr auto r = std::memory_order_relaxed;
+  requests_.fetch_add(e.requests, r);
+  bytes_.fetch_add(e.bytes_fetched, r);
+  prefetch_requests_.fetch_add(e.prefetch_requests, r);
+  prefetch_bytes_.fetch_add(e.prefetch_bytes, r);
+  hits_.fetch_add(e.cache_hits, r);
+  misses_.fetch_add(e.cache_misses, r);
+  zeros_.fetch_add(e.zero_chunks, r);
+  chunks_fetched_.fetch_add(e.chunks_fetched, r);
+  mismatches_.fetch_add(e.digest_mismatches, r);
+  timeouts_.fetch_add(e.timeouts, r);
+  errors_.fetch_add(e.errors, r);
+}
+
 MountStatsSnapshot MountStats::Snapshot() const {
   MountStatsSnapshot s;
   auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };

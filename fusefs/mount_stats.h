@@ -89,6 +89,11 @@ class MountStats {
 
   MountStatsSnapshot Snapshot() const;
 
+  // Adds the counters of `earlier` (a previous daemon of the same mount, from its state file):
+  // requests, bytes, prefetch, hits, misses, zero chunks, chunks fetched, mismatches, timeouts
+  // and errors. Not the latency histogram, image_bytes or local_bytes (measured anew).
+  void Carry(const MountStatsSnapshot& earlier);
+
  private:
   std::atomic<uint64_t> requests_{0}, bytes_{0}, prefetch_requests_{0}, prefetch_bytes_{0},
       hits_{0}, misses_{0}, zeros_{0}, chunks_fetched_{0}, mismatches_{0}, timeouts_{0}, errors_{0},

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/file_util.h"
+#include "base/mountinfo.h"
 #include "base/process.h"
 #include "base/spawn.h"
 #include "fusefs/mount.h"
@@ -139,9 +140,7 @@ int RunUmount(const UmountArgs& a) {
   int rc = RunAndWait({"fusermount3", "-u", a.mountpoint});
   if (rc != 0) {
     // A dead mount (its daemon gone): fusermount3 -u refuses what it cannot stat; detach it.
-    struct stat st {};
-    if (::stat(a.mountpoint.c_str(), &st) != 0 && errno == ENOTCONN)
-      rc = RunAndWait({"fusermount3", "-u", "-z", a.mountpoint});
+    if (IsDeadFuseMount(a.mountpoint)) rc = RunAndWait({"fusermount3", "-u", "-z", a.mountpoint});
   }
   if (rc != 0) return ReportError("umount", "fusermount3 -u " + a.mountpoint + " failed");
   auto gone = [&] { return !ProcessAlive(pid) && !ProcessAlive(supervisor); };

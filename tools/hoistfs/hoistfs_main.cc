@@ -1,4 +1,4 @@
-// hoistfs: the FUSE daemon, one process per mount.
+// hoistfs: the FUSE daemon of one mount.
 //
 //   hoistfs [-f] [-d] [--cache DIR] [-o opt,...] IMAGE MOUNTPOINT
 //   hoistfs --layers [--mount-per-layer] [...] IMAGE MOUNTPOINT
@@ -11,12 +11,19 @@
 // (`IMAGE /mnt fuse.hoistfs prefetch=all,timeout=10 0 0`) work: mount(8) runs mount.fuse3, which
 // runs `hoistfs IMAGE /mnt -o opts` (hoistfs must be in PATH). See fusefs/mount_options.h.
 //
-// Readiness: without -f the process forks at once (before any thread, LMDB environment or curl
-// handle exists); the child builds the mount and, once fuse_session_mount has succeeded, tells
-// the parent through a pipe. The parent exits 0 then, or 1 after printing the child's one-line
-// error, so `hoistfs IMG /mnt && ls /mnt` works. The child detaches (setsid, stdio to /dev/null
-// or -o log_file=) and serves until unmounted (`fusermount3 -u`, `hoist umount`) or signalled
-// (SIGTERM, SIGINT, SIGHUP: clean unmount). With -f everything happens in the foreground.
+// Processes. Without -f the command forks at once (before any thread, LMDB environment or curl
+// handle exists) and waits for the mount to be ready: it exits 0 then, or 1 after printing the
+// one-line error, so `hoistfs IMG /mnt && ls /mnt` works. The forked child detaches (setsid,
+// stdio to /dev/null or -o log_file=) and becomes the mount's supervisor (tools/supervisor):
+// it runs this binary again as the worker that builds and serves the mount, keeps the FUSE
+// connection in its fd store, and starts a new worker that takes the live connection over
+// when the worker dies (kill -9, crash) or on an upgrade (SIGUSR2 to the supervisor, `hoist
+// upgrade`). The worker's pid is the one in the state file (`hoist stats --json`).
+// With -f everything happens in this process: under systemd (Type=notify, NOTIFY_SOCKET) the
+// connection goes to the unit's fd store (FileDescriptorStoreMax=) and a restarted unit takes it
+// over; without a fd store the mount dies with the process.
+// Signals to the worker: SIGTERM, SIGINT, SIGHUP unmount cleanly; SIGUSR1 hands over (stop
+// serving, do not unmount, exit 0).
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/wait.h>
@@ -28,12 +35,15 @@
 #include <string>
 #include <vector>
 
+#include "base/fd_store.h"
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/sd_notify.h"
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
 #include "tools/hoistfs/layers_mode.h"
+#include "tools/supervisor/supervisor.h"
+#include "tools/supervisor/worker_env.h"
 
 namespace {
 
@@ -101,6 +111,16 @@ int main(int argc, char** argv) {
   // 32 MiB), after which the multi-MB buffers of indexing a layer (TOC, index record) come from
   // the heap and stay resident for the mount's lifetime once freed.
   mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  // A connection kept for this process by a fd store (systemd or the supervisor).
+  std::vector<hoist::ListenFd> inherited = hoist::TakeListenFds();
+  // A worker resolves relative arguments where the user ran hoistfs (the supervisor itself
+  // sits in "/").
+  if (const char* cwd = std::getenv("HOIST_ORIGINAL_CWD"); cwd != nullptr) {
+    if (::chdir(cwd) != 0) std::perror("hoistfs: chdir to the original directory");
+    ::unsetenv("HOIST_ORIGINAL_CWD");
+  }
+  // Started by the supervisor (the variable stays: the state file reports it).
+  const bool worker = std::getenv(hoist::kEnvSupervisorPid) != nullptr;
   hoist::MountOptions options;
   std::vector<std::string> option_lists;
   std::string cache_flag;
@@ -154,7 +174,12 @@ int main(int argc, char** argv) {
   absolute(options.log_file);
 
   int ready_fd = -1;
-  if (!options.foreground) {
+  int lifeline_fd = -1;  // held for the worker's whole life (the supervisor's reaper)
+  if (worker) {
+    ready_fd = hoist::InheritedFdFromEnv(hoist::kEnvReadyFd);
+    lifeline_fd = hoist::InheritedFdFromEnv(hoist::kEnvLifelineFd);
+    options.foreground = true;
+  } else if (!options.foreground) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
       std::perror("hoistfs: pipe");
@@ -173,6 +198,30 @@ int main(int argc, char** argv) {
     ::close(fds[0]);
     ready_fd = fds[1];
     Detach(options.log_file);
+    if (!layers) {
+      // The supervisor: this binary again, as the worker, with the same arguments.
+      char cwd[PATH_MAX];
+      std::string original_cwd = ::getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : "/";
+      char exe[PATH_MAX];
+      const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+      if (n <= 0) {
+        TellParent(ready_fd, "hoistfs: cannot find its own binary (/proc/self/exe)\n");
+        return 1;
+      }
+      hoist::SupervisorOptions so;
+      so.worker_argv.emplace_back(exe, static_cast<size_t>(n));
+      for (int i = 1; i < argc; ++i) so.worker_argv.emplace_back(argv[i]);
+      so.worker_env.push_back("HOIST_ORIGINAL_CWD=" + original_cwd);
+      so.ready_fd = ready_fd;
+      so.cleanup_mountpoint = options.mountpoint;
+      so.name = "hoistfs";
+      if (::chdir("/") != 0) {
+        // Not fatal: only keeps the supervisor from pinning a directory.
+      }
+      hoist::LogLevel level;
+      if (hoist::ParseLogLevel(options.log_level, &level)) hoist::SetLogLevel(level);
+      return hoist::RunSupervisor(so);
+    }
   }
 
   if (layers) {
@@ -190,7 +239,23 @@ int main(int argc, char** argv) {
     return hoist::RunLayerStoreDaemon(options, mount_per_layer, ready_fd);
   }
 
-  auto mount = hoist::Mount::Create(options);
+  hoist::MountHandoff handoff;
+  for (hoist::ListenFd& l : inherited) {
+    if (l.name == hoist::kFuseFdName) handoff.fuse_fd = std::move(l.fd);
+    if (l.name == hoist::kStateFdName) handoff.state_fd = std::move(l.fd);
+  }
+  inherited.clear();
+  const bool takeover = handoff.fuse_fd.valid() && handoff.state_fd.valid();
+  handoff.previous_pid = hoist::InheritedPidFromEnv(hoist::kEnvPreviousPid);
+  if (takeover) {
+    hoist::LogLevel level;
+    if (hoist::ParseLogLevel(options.log_level, &level)) hoist::SetLogLevel(level);
+    HOIST_LOG(kWarning) << "taking over the live mount at " << options.mountpoint
+                        << (handoff.previous_pid > 0
+                                ? " from pid " + std::to_string(handoff.previous_pid)
+                                : std::string());
+  }
+  auto mount = hoist::Mount::Create(options, takeover ? &handoff : nullptr);
   if (!mount) {
     const std::string line = "hoistfs: " + mount.error().message() + "\n";
     if (ready_fd >= 0) {
@@ -209,20 +274,25 @@ int main(int argc, char** argv) {
       std::fputs(line.c_str(), stderr);
     }
   }
-  HOIST_LOG(kInfo) << "mount ready: " << options.image << " at " << options.mountpoint;
-  if (ready_fd >= 0) {
-    TellParent(ready_fd, kReady);
-    ::close(ready_fd);
-  }
-  if (options.foreground) {
-    // Under systemd (Type=notify, hoistfs -f): the mount is ready. A no-op elsewhere.
-    if (auto s = hoist::SdNotify("READY=1"); !s)
-      std::fprintf(stderr, "hoistfs: %s\n", s.error().message().c_str());
-  }
   if (::chdir("/") != 0) {
     // Not fatal: only keeps the daemon from pinning a directory.
   }
-  hoist::Status run = (*mount)->Run();
+  (*mount)->EnableHandoverSignal();
+  // Ready once requests are served and the connection is kept where a fd store exists.
+  auto on_serving = [&] {
+    HOIST_LOG(kInfo) << "mount ready: " << options.image << " at " << options.mountpoint;
+    if (ready_fd >= 0) {
+      TellParent(ready_fd, kReady);
+      ::close(ready_fd);
+      ready_fd = -1;
+    }
+    // Under systemd (Type=notify) or the supervisor: the mount is ready. A no-op elsewhere.
+    if (auto s = hoist::SdNotify("READY=1"); !s) {
+      HOIST_LOG(kWarning) << s.error().message();
+    }
+  };
+  hoist::Status run = (*mount)->Run(on_serving);
+  (void)lifeline_fd;
   mount->reset();  // unmount, final state-file write, teardown in order
   if (!run) {
     std::fprintf(stderr, "hoistfs: %s\n", run.error().message().c_str());

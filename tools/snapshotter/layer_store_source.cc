@@ -7,22 +7,11 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/mountinfo.h"
+#include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
 
 namespace hoist {
-
-Status DetachDeadMounts(const std::string& path) {
-  for (int i = 0; i < 64; ++i) {
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0 || errno != ENOTCONN) return Ok();
-    if (::umount2(path.c_str(), MNT_DETACH) != 0) {
-      return Fail(ErrnoError("detaching the dead layer store mount at " + path));
-    }
-    HOIST_LOG(kInfo) << "detached the dead layer store mount at " << path
-                     << " (left by an earlier run)";
-  }
-  return Fail(EBUSY, "more than 64 dead mounts are stacked on " + path);
-}
 
 Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
     const LayerStoreSourceOptions& options, LayerStoreHandoff* handoff) {
@@ -32,7 +21,11 @@ Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
   }
   if (handoff == nullptr) {
     // Never on a handed-over live mount: a stat would wait for this process to serve it.
-    HOIST_RETURN_IF_ERROR(DetachDeadMounts(options.mountpoint));
+    HOIST_ASSIGN_OR_RETURN(bool detached, DetachDeadMounts(options.mountpoint));
+    if (detached) {
+      HOIST_LOG(kInfo) << "detached the dead layer store mount at " << options.mountpoint
+                       << " (left by an earlier run)";
+    }
     HOIST_RETURN_IF_ERROR(MakeDirs(options.mountpoint, 0755));
   }
   if (!options.cache_dir.empty()) HOIST_RETURN_IF_ERROR(MakeDirs(options.cache_dir, 0700));

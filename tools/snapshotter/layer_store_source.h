@@ -81,7 +81,4 @@ class LayerStoreSource : public RemoteLayerSource {
   std::map<std::string, Digest> chains_ HOIST_GUARDED_BY(mu_);  // chain ID -> its layer
 };
 
-// Detaches dead FUSE mounts stacked on `path` (stat answers ENOTCONN), at most 64. For Start.
-[[nodiscard]] Status DetachDeadMounts(const std::string& path);
-
 }  // namespace hoist
