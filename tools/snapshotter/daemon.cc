@@ -1,5 +1,6 @@
 #include "tools/snapshotter/daemon.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@
 #include "base/sd_notify.h"
 #include "base/status.h"
 #include "tools/snapshotter/grpc_service.h"
+#include "tools/supervisor/supervisor.h"
+#include "tools/supervisor/worker_env.h"
 
 namespace hoist {
 namespace {
@@ -59,14 +62,6 @@ Status ClaimSocketPath(const std::string& path, bool replace) {
   return Ok();
 }
 
-pid_t PidFromEnv(const char* var) {
-  const char* v = std::getenv(var);
-  if (v == nullptr) return 0;
-  const long pid = std::strtol(v, nullptr, 10);
-  ::unsetenv(var);
-  return pid > 0 ? static_cast<pid_t>(pid) : 0;
-}
-
 // ROOT/snapshotter.pid: the pid of the process serving (the worker), for tests and operators.
 void WritePidFile(const std::string& root) {
   if (Status s = WriteFileAtomic(root + "/snapshotter.pid", std::to_string(::getpid()) + "\n");
@@ -97,6 +92,9 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   app.add_option("--prefetch", config.prefetch,
                  "background fetch of lazy layers: none, priority or all (default all)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
+  bool no_supervisor = false;
+  app.add_flag("--no-supervisor", no_supervisor,
+               "one process, no fd store: a kill ends the layer store's mount (see daemon.h)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -117,9 +115,50 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
     return 1;
   }
 
+  if (root.empty() || root[0] != '/') {
+    std::fprintf(stderr,
+                 "hoist-snapshotter: the snapshotter root must be an absolute path, not '%s'\n",
+                 root.c_str());
+    return 1;
+  }
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+
+  // Checked here too, so the supervisor refuses what its worker would (one line, exit 1).
+  if (!config.prefetch.empty() && config.prefetch != "none" && config.prefetch != "priority" &&
+      config.prefetch != "all") {
+    std::fprintf(stderr, "hoist-snapshotter: --prefetch %s: expected none, priority or all\n",
+                 config.prefetch.c_str());
+    return 1;
+  }
+
+  // The process model: started by hoist's supervisor (a worker), by systemd (NOTIFY_SOCKET: its
+  // fd store keeps the layer store's connection), or with --no-supervisor, this process serves;
+  // otherwise it becomes the supervisor and runs this binary again as the worker.
+  const bool worker = std::getenv(kEnvSupervisorPid) != nullptr;
+  if (!worker && !no_supervisor && std::getenv("NOTIFY_SOCKET") == nullptr) {
+    char exe[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+      std::fprintf(stderr, "hoist-snapshotter: cannot find its own binary (/proc/self/exe)\n");
+      return 1;
+    }
+    if (Status s = ClaimSocketPath(address, /*replace=*/false); !s) {
+      std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
+      return 1;
+    }
+    SupervisorOptions so;
+    so.worker_argv.emplace_back(exe, static_cast<size_t>(n));
+    for (int i = 1; i < argc; ++i) so.worker_argv.emplace_back(argv[i]);
+    so.cleanup_mountpoint = root + "/layers";
+    so.name = "hoist-snapshotter";
+    return RunSupervisor(so);
+  }
   // What a fd store handed over (before any thread: this edits the environment).
   config.inherited_fds = TakeListenFds();
-  config.previous_pid = PidFromEnv("HOIST_PREVIOUS_PID");
+  config.previous_pid = InheritedPidFromEnv(kEnvPreviousPid);
+  // The supervisor's reaper waits for this end to close: held for the worker's whole life.
+  [[maybe_unused]] const int lifeline_fd = InheritedFdFromEnv(kEnvLifelineFd);
+  if (const int ready_fd = InheritedFdFromEnv(kEnvReadyFd); ready_fd >= 0) ::close(ready_fd);
 
   // Signals are taken synchronously by this thread; block them before gRPC starts threads.
   // SIGUSR1: hand over to the worker that replaces this one (an upgrade).
@@ -130,14 +169,6 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   sigaddset(&stop_signals, SIGHUP);
   sigaddset(&stop_signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  if (root.empty() || root[0] != '/') {
-    std::fprintf(stderr,
-                 "hoist-snapshotter: the snapshotter root must be an absolute path, not '%s'\n",
-                 root.c_str());
-    return 1;
-  }
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
   config.root = root;
   if (config.cache.empty()) config.cache = root + "/cache";
   if (Status s = ClaimSocketPath(address, config.previous_pid > 0); !s) {
