@@ -389,12 +389,10 @@ Status LayerStore::Build(LayerStoreHandoff* handoff) {
   const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
   if (takeover_) {
     fuse_fd_ = handoff->fuse_fd.Release();
-    if (Status s = ConnectionIo::Install(session_, fuse_fd_, {}); !s) {
-      ::close(fuse_fd_);
+    if (Status s = TakeOverConnection(session_, fuse_fd_, handoff_state_.init); !s) {
       fuse_fd_ = -1;
       return s;
     }
-    HOIST_RETURN_IF_ERROR(ReplayInit(session_, handoff_state_.init));
     // Ours to unmount at a stop (once serving), like a mount this process made.
     mounted_ = true;
     kept_ = true;
@@ -472,19 +470,8 @@ Status LayerStore::Serve() {
   if (!takeover_ || loop_.joinable()) return Ok();
   StartLoop();
   // Requests the previous process read and never answered are queued again once it is gone.
-  resend_thread_ = std::thread([this] {
-    if (Status s = WaitForExit(previous_pid_); !s) {
-      HOIST_LOG(kWarning) << "waiting for the previous layer store process: "
-                          << s.error().message();
-    }
-    if (Status s = NotifyResend(fuse_fd_); !s) {
-      HOIST_LOG(kWarning) << "layer store: requests the previous process held cannot be resent: "
-                          << s.error().message() << " (FUSE_NOTIFY_RESEND needs Linux 6.9)";
-    } else {
-      HOIST_LOG(kInfo) << "layer store: asked the kernel to resend the requests the previous "
-                          "process held";
-    }
-  });
+  resend_thread_ =
+      std::thread([this] { ResendAfterExit(previous_pid_, fuse_fd_, "the layer store"); });
   HOIST_LOG(kInfo) << "layer store at " << mountpoint_ << ": serving the taken-over connection, "
                    << layer_count() << " layers";
   return Ok();
