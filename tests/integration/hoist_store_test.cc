@@ -155,8 +155,10 @@ class StoreTest : public ::testing::Test {
     return *work_ + "/store/" + Base64Encode(ref) + "/" + key.str();
   }
 
-  // Every GET of a blob in `lazy` since `mark` was a Range request (206), and there was one.
-  static void ExpectOnlyRangeReads(uint64_t mark, const std::vector<Digest>& lazy) {
+  // Every GET of a blob in `lazy` since `mark` was a Range request (206), and (need_reads) there
+  // was one.
+  static void ExpectOnlyRangeReads(uint64_t mark, const std::vector<Digest>& lazy,
+                                   bool need_reads = true) {
     auto requests = registry_->Requests(mark);
     ASSERT_TRUE(requests.has_value()) << requests.error().message();
     std::map<std::string, int> ranged;
@@ -168,6 +170,7 @@ class StoreTest : public ::testing::Test {
         ++ranged[d.str()];
       }
     }
+    if (!need_reads) return;
     for (const Digest& d : lazy) EXPECT_GT(ranged[d.str()], 0) << d.str();
   }
 
@@ -281,7 +284,9 @@ json.dump(mi, open(m + "/index.json", "w"))
   CommandResult run = PodmanRunPython(ref);
   ASSERT_TRUE(run.ok()) << run.stderr_text;
   EXPECT_EQ(run.stdout_text, "42\n");
-  ExpectOnlyRangeReads(mark, {zstd});
+  // The zstd:chunked layer is the one PullRunRmiZstdChunked ran (its chunks may all be cached
+  // by now): never downloaded whole.
+  ExpectOnlyRangeReads(mark, {zstd}, /*need_reads=*/false);
   // The gzip layer is not in the store: podman downloaded it whole.
   EXPECT_EQ(StatErrno(KeyDir(ref, gzip)), ENOENT);
   auto requests = registry_->Requests(mark);
