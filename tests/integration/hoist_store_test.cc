@@ -341,7 +341,7 @@ TEST_F(StoreTest, HostilePathsAreEnoent) {
 TEST(StoreNamesTest, RefNamesAndKeys) {
   EXPECT_EQ(DecodeStoreRefName(Base64Encode("localhost:5000/a/b:c")).value_or(""),
             "localhost:5000/a/b:c");
-  EXPECT_FALSE(DecodeStoreRefName("bG9jYWxob3N0").has_value());  // unpadded
+  EXPECT_FALSE(DecodeStoreRefName("bG9jYWxob3N0Og").has_value());  // unpadded
   EXPECT_FALSE(DecodeStoreRefName("").has_value());
   EXPECT_FALSE(ParseStoreLayerKey("sha256:" + std::string(63, 'a')).has_value());
   EXPECT_TRUE(ParseStoreLayerKey("sha256:" + std::string(64, 'a')).has_value());
