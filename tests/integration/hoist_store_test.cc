@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -606,6 +607,33 @@ TEST_F(StoreTest, HostilePathsAreEnoent) {
   EXPECT_NE(::mkdir((root + b64 + "/x").c_str(), 0755), 0);
   (void)::rmdir(KeyDir(zstd_ref, zstd.manifest.layers[0].digest).c_str());  // the lookup's ref
   ExpectNoLayersServed();
+}
+
+// diff-size from ctr-remote's annotation: a decimal number, else EBADMSG; absent, nothing; and
+// where `info` puts it.
+TEST(StoreNamesTest, AnnotatedDiffSize) {
+  Descriptor layer;
+  layer.media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+  layer.digest = *Digest::Parse("sha256:" + std::string(64, 'a'));
+  layer.size = 10;
+  EXPECT_EQ(StoreAnnotatedDiffSize(layer).value(), std::nullopt);
+  for (const char* bad : {"", "12x", "-1", " 12", "99999999999999999999999"}) {
+    layer.annotations["io.containers.estargz.uncompressed-size"] = bad;
+    auto size = StoreAnnotatedDiffSize(layer);
+    ASSERT_FALSE(size.has_value()) << bad;
+    EXPECT_EQ(size.error().code(), EBADMSG) << bad;
+  }
+  layer.annotations["io.containers.estargz.uncompressed-size"] = "2004480";
+  EXPECT_EQ(StoreAnnotatedDiffSize(layer).value(), std::optional<uint64_t>(2004480));
+  const Digest diff_id = *Digest::Parse("sha256:" + std::string(64, 'b'));
+  EXPECT_EQ(StoreLayerInfo(layer, diff_id, 2004480),
+            "{\"compressed-diff-digest\":\"sha256:" + std::string(64, 'a') +
+                "\",\"compressed-size\":10,\"diff-digest\":\"sha256:" + std::string(64, 'b') +
+                "\",\"diff-size\":2004480,\"compression\":2}\n");
+  EXPECT_EQ(StoreLayerInfo(layer, diff_id),
+            "{\"compressed-diff-digest\":\"sha256:" + std::string(64, 'a') +
+                "\",\"compressed-size\":10,\"diff-digest\":\"sha256:" + std::string(64, 'b') +
+                "\",\"compression\":2}\n");
 }
 
 TEST(StoreNamesTest, RefNamesAndKeys) {
