@@ -64,13 +64,10 @@ Digest StoreTocDigest(const Descriptor& layer);
 // the `io.containers.estargz.uncompressed-size` annotation (ctr-remote's eStargz and
 // zstd:chunked). nullopt when absent; EBADMSG when present and not a decimal number.
 [[nodiscard]] Result<std::optional<uint64_t>> StoreAnnotatedDiffSize(const Descriptor& layer);
-// The uncompressed size a zstd:chunked tar-split describes (`compressed`: its zstd frame, as the
-// tarsplit-position annotation locates it): the sum of its segment and file sizes. The tar-split's
-// errors (tar_split.h), EFBIG past `max_uncompressed` JSON bytes.
-[[nodiscard]] Result<uint64_t> StoreTarSplitDiffSize(std::string_view compressed);
 // The `info` file: containers/storage's Layer JSON (compressed-diff-digest, compressed-size,
 // diff-digest, diff-size when known, compression, toc-digest when known). podman needs
-// diff-size for `podman save` to a docker-archive (the tar header of each layer).
+// diff-size for `podman save` to a docker-archive (the tar header of each layer); it is given
+// only when the manifest declares it (StoreAnnotatedDiffSize), never read from the layer.
 std::string StoreLayerInfo(const Descriptor& layer, const Digest& diff_id,
                            std::optional<uint64_t> diff_size = std::nullopt);
 
