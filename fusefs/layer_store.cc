@@ -526,6 +526,11 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
 Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view image_ref,
                                                             const Digest& layer_digest,
                                                             const Digest& manifest_digest) {
+  using Clock = std::chrono::steady_clock;
+  const auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+  };
+  const Clock::time_point t0 = Clock::now();
   HOIST_ASSIGN_OR_RETURN(std::shared_ptr<const Image> image,
                          ResolveImage(image_ref, manifest_digest, /*fresh=*/false));
   auto find_layer = [&] {
@@ -543,9 +548,11 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
     return Fail(ENOENT, "image " + std::string(image_ref) + " has no layer " + layer_digest.str());
   }
   HOIST_RETURN_IF_ERROR(CheckLazyLayer(*it));
+  const Clock::time_point t_resolved = Clock::now();
   LayerLoaderOptions loader_options;
   HOIST_ASSIGN_OR_RETURN(LoadedLayers loaded, LoadLayers(*image->source, store_.get(),
                                                          std::span(&*it, 1), loader_options));
+  const Clock::time_point t_indexed = Clock::now();
   std::shared_ptr<const LayerIndex> index = loaded.layers.at(0);
   auto view = MergedView::BuildLayer(index);
   if (!view) return Fail(view.error());
@@ -564,7 +571,9 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
   }
   HOIST_LOG(kInfo) << "layer " << layer_digest.str() << " of " << image_ref << ": index from "
                    << LayerOriginName(loaded.origins.at(0)) << ", " << layer->view.inode_count()
-                   << " inodes";
+                   << " inodes (image " << ms(t0, t_resolved) << " ms, index "
+                   << ms(t_resolved, t_indexed) << " ms, view " << ms(t_indexed, Clock::now())
+                   << " ms)";
   return layer;
 }
 
