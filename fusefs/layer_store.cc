@@ -73,6 +73,12 @@ namespace {
 constexpr uint64_t kViewInodeMask = (uint64_t{1} << kViewSlotShift) - 1;
 constexpr size_t kMaxRememberedImages = 64;
 constexpr unsigned kRootMode = 0755;
+// The whole-layer prefetch (options.prefetch all) waits this long after the layer is added, and
+// then before each request until on-demand fetches have been quiet for kWholeLayerPrefetchQuiet
+// (at most kWholeLayerPrefetchYieldMax per request).
+constexpr std::chrono::milliseconds kWholeLayerPrefetchDelay{2000};
+constexpr std::chrono::milliseconds kWholeLayerPrefetchQuiet{1000};
+constexpr std::chrono::milliseconds kWholeLayerPrefetchYieldMax{5000};
 
 LayerStore& StoreOf(fuse_req_t req) { return *static_cast<LayerStore*>(fuse_req_userdata(req)); }
 
@@ -565,6 +571,11 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
     PrefetcherOptions po;
     po.mode = options_.prefetch;
     po.bandwidth_bytes_per_sec = options_.bandwidth_bytes_per_sec;
+    // A container usually starts right after its pull: its reads go first (docs/BENCHMARKS.md,
+    // "Where hoist's pull-to-output time goes").
+    po.start_delay = kWholeLayerPrefetchDelay;
+    po.yield_quiet = kWholeLayerPrefetchQuiet;
+    po.yield_max = kWholeLayerPrefetchYieldMax;
     layer->prefetcher = std::make_unique<Prefetcher>(
         reader_.get(), std::vector<std::shared_ptr<const LayerIndex>>{index}, po);
     layer->prefetcher->Start();

@@ -31,7 +31,9 @@
 //      and unpack it.
 //   3. Its index: from the host store (LMDB) when known, else its TOC read and verified and
 //      the index stored (layer_loader.h). Then its layer view, and (options.prefetch) a
-//      Prefetcher of its own.
+//      Prefetcher of its own, whose whole-layer pass (prefetch all) starts 2 s after the layer
+//      is added and waits for 1 s without on-demand fetches (at most 5 s) before each request,
+//      so a container started right after the pull reads first (docs/BENCHMARKS.md).
 //   A layer already in the store (any image) is not loaded again: AddLayer counts a reference
 //   and returns the same directory; its blobs keep coming from the repository of the image that
 //   added it first. Concurrent AddLayers of one digest load it once (the others wait).
