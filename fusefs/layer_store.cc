@@ -13,6 +13,7 @@
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/mountinfo.h"
+#include "base/parallel.h"
 #include "fetcher/reference.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/layer_path.h"
@@ -73,6 +74,8 @@ namespace {
 constexpr uint64_t kViewInodeMask = (uint64_t{1} << kViewSlotShift) - 1;
 constexpr size_t kMaxRememberedImages = 64;
 constexpr unsigned kRootMode = 0755;
+constexpr size_t kMaxPreloadedNames = 4096;
+constexpr size_t kPreloadParallelism = 4;
 // The whole-layer prefetch (options.prefetch all) waits this long after the layer is added, and
 // then before each request until on-demand fetches have been quiet for kWholeLayerPrefetchQuiet
 // (at most kWholeLayerPrefetchYieldMax per request).
@@ -393,6 +396,12 @@ Status LayerStore::Build() {
 }
 
 void LayerStore::Teardown() {
+  {
+    // Preloads use the client and the host store: let them finish (each stops at its next layer).
+    MutexLock lock(preload_mu_);
+    stopping_ = true;
+    while (preloads_running_ > 0) preload_cv_.Wait(preload_mu_);
+  }
   bool loop_running = false;
   {
     MutexLock lock(loop_mu_);
@@ -633,6 +642,78 @@ Result<std::vector<std::string>> LayerStore::AddImage(std::string_view image_ref
     dirs.push_back(*dir);
   }
   return dirs;
+}
+
+void LayerStore::Preload(std::string_view image_ref, const std::vector<Digest>& layer_digests,
+                         const Digest& manifest_digest) {
+  std::vector<Digest> wanted;
+  {
+    WriterLock lock(mu_);
+    if (preloaded_.size() > kMaxPreloadedNames) preloaded_.clear();
+    for (const Digest& d : layer_digests) {
+      const std::string name = d.hex();
+      if (d.empty() || by_name_.contains(name) || loading_.contains(name) ||
+          !preloaded_.insert(name).second) {
+        continue;
+      }
+      loading_.insert(name);
+      wanted.push_back(d);
+    }
+  }
+  if (wanted.empty()) return;
+  // Here, not in the thread: the caller's AddLayer then reuses this resolution (one manifest GET).
+  auto image = ResolveImage(image_ref, manifest_digest, /*fresh=*/false);
+  {
+    MutexLock lock(preload_mu_);
+    ++preloads_running_;
+  }
+  std::thread([this, ref = std::string(image_ref), wanted, image] {
+    // Every name in `wanted` leaves loading_ once its own index is stored (or failed).
+    auto done = [this](const Digest& d) {
+      WriterLock lock(mu_);
+      loading_.erase(d.hex());
+      loaded_cv_.NotifyAll();
+    };
+    (void)ParallelFor(wanted.size(), kPreloadParallelism, [&](size_t i) -> Status {
+      const Digest& d = wanted[i];
+      bool stopping;
+      {
+        MutexLock lock(preload_mu_);
+        stopping = stopping_;
+      }
+      if (stopping || !image) {
+        done(d);
+        return Ok();
+      }
+      const std::vector<Descriptor>& layers = (*image)->image.manifest.layers;
+      auto it = std::find_if(layers.begin(), layers.end(),
+                             [&](const Descriptor& l) { return l.digest == d; });
+      Status s =
+          it == layers.end() ? Status(Fail(ENOENT, "not a layer of " + ref)) : CheckLazyLayer(*it);
+      if (s) {
+        LayerLoaderOptions o;
+        auto loaded = LoadLayers(*(*image)->source, store_.get(), std::span(&*it, 1), o);
+        if (!loaded) s = Fail(loaded.error());
+      }
+      if (!s) {
+        HOIST_LOG(kDebug) << "preload of layer " << d.str() << ": " << s.error().message();
+      }
+      done(d);
+      return Ok();
+    });
+    MutexLock lock(preload_mu_);
+    --preloads_running_;
+    preload_cv_.NotifyAll();
+  }).detach();
+}
+
+bool LayerStore::WaitPreloads(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(preload_mu_);
+  while (preloads_running_ > 0) {
+    if (!preload_cv_.WaitUntil(preload_mu_, deadline)) return preloads_running_ == 0;
+  }
+  return true;
 }
 
 Status LayerStore::RemoveLayer(const Digest& layer_digest) {
