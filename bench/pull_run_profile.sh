@@ -173,7 +173,21 @@ hoist_pull = [r for r in reqs if r[2] != "containerd" and r[0] < tr]
 for r in hoist_pull:
     rows.append(("    hoist %s %s (%d bytes), at +%s ms" % (r[3], r[4].split("/")[-2] + "/" + r[4].split("/")[-1][:19], r[5], ms(t0, r[0])), ms(r[0], r[1])))
 rows.append(("ctr run: rpull end to python3 first line", ms(tr, t1)))
+ctd_events = {}
+for line in open(d + "/containerd.log"):
+    m = re.search(r"time=\"([^\"]+)\".*topic=(/tasks/create|/tasks/start|/containers/create)", line)
+    if m and m.group(2) not in ctd_events:
+        ctd_events[m.group(2)] = iso(m.group(1))
+for topic, what in (("/containers/create", "container created (snapshot, spec)"),
+                    ("/tasks/create", "task created (shim, runc create)"),
+                    ("/tasks/start", "task started (runc start)")):
+    if topic in ctd_events:
+        rows.append(("  %s, at rpull end +" % what, ms(tr, ctd_events[topic])))
 reads = [(ts, l) for ts, l in sn if tr <= ts <= t1 and "FUSE read of" in l]
+exe = [ts for ts, l in reads if "FUSE read of usr/bin/python3" in l]
+if exe:
+    rows.append(("  python3 executable first read, at rpull end +", ms(tr, exe[0])))
+    rows.append(("  python3 first read to first line (its start through FUSE)", ms(exe[0], t1)))
 lat = sorted(int(re.search(r"(\d+) us$", l).group(1)) for _, l in reads)
 if reads:
     rows.append(("  first FUSE read after rpull end", ms(tr, reads[0][0])))
