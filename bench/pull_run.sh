@@ -7,6 +7,8 @@
 #               `ctr-remote image rpull --snapshotter stargz` + `ctr run --snapshotter stargz`
 #   hoist-estargz      hoist-snapshotter, the same eStargz image, rpull + run
 #   hoist-zstdchunked  hoist-snapshotter, the image made by `hoist convert` (zstd:chunked)
+#   hoist-zstdchunked-pl  the same, converted with `--prefetch-list bench/python_start.list`
+#               (the files python3's start reads, marked and first in their layer)
 #   base-estargz, base-zstdchunked  the same with --base-snapshotter PATH (another build, e.g.
 #               of the previous revision), to compare two revisions in one run
 #
@@ -88,7 +90,7 @@ CASES=(overlayfs stargz)
 SKIPPED=()
 if [ -n "$SNAP" ]; then
   CASES+=(hoist-estargz)
-  if [ -n "$HOIST" ]; then CASES+=(hoist-zstdchunked); else SKIPPED+=("hoist-zstdchunked: no hoist binary for \`hoist convert\`"); fi
+  if [ -n "$HOIST" ]; then CASES+=(hoist-zstdchunked hoist-zstdchunked-pl); else SKIPPED+=("hoist-zstdchunked: no hoist binary for \`hoist convert\`"); fi
 else
   SKIPPED+=("hoist-estargz, hoist-zstdchunked: no hoist-snapshotter binary (--snapshotter PATH)")
 fi
@@ -169,6 +171,12 @@ if [[ " ${CASES[*]} " == *"-zstdchunked "* ]] && ! has_tag zstdchunked; then
     >"$WORK/logs/setup-zstdchunked.log" 2>&1 \
     || die "hoist convert failed: $(tail -c 400 "$WORK/logs/setup-zstdchunked.log")"
 fi
+if [[ " ${CASES[*]} " == *" hoist-zstdchunked-pl "* ]] && ! has_tag zstdchunked-pl; then
+  log "converting to zstd:chunked with a prefetch list (once; kept in $REGDIR)"
+  "$HOIST" convert -q --prefetch-list "$ROOT/bench/python_start.list" "docker://$REG/bench/py:gz" \
+    "docker://$REG/bench/py:zstdchunked-pl" >"$WORK/logs/setup-zstdchunked-pl.log" 2>&1 \
+    || die "hoist convert --prefetch-list failed: $(tail -c 400 "$WORK/logs/setup-zstdchunked-pl.log")"
+fi
 manifest_bytes() {  # TAG -> sum of layer sizes
   curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
@@ -177,7 +185,7 @@ manifest_bytes() {  # TAG -> sum of layer sizes
 
 # ---------- 3. the cases, in rounds ----------
 PY=(python3 -c 'import json, sqlite3; print("python3 ok")')
-image_of() { case $1 in overlayfs) echo gz ;; stargz | *-estargz) echo estargz ;; *-zstdchunked) echo zstdchunked ;; esac; }
+image_of() { case $1 in overlayfs) echo gz ;; stargz | *-estargz) echo estargz ;; *-zstdchunked) echo zstdchunked ;; *-zstdchunked-pl) echo zstdchunked-pl ;; esac; }
 reg_bytes_since() {  # LINE -> bytes the registry sent in access.log lines after LINE
   awk -v n="$1" 'NR > n && $10 ~ /^[0-9]+$/ {s += $10} END {print s + 0}' "$REGDIR/access.log"
 }
@@ -257,6 +265,7 @@ label() { case $1 in
   stargz) echo "containerd-stargz-grpc: ctr-remote image rpull + ctr run, eStargz image" ;;
   hoist-estargz) echo "hoist-snapshotter: ctr-remote image rpull + ctr run, eStargz image" ;;
   hoist-zstdchunked) echo "hoist-snapshotter: ctr-remote image rpull + ctr run, hoist convert zstd:chunked image" ;;
+  hoist-zstdchunked-pl) echo "hoist-snapshotter: ctr-remote image rpull + ctr run, hoist convert --prefetch-list zstd:chunked image" ;;
   base-estargz) echo "base hoist-snapshotter (--base-snapshotter): eStargz image" ;;
   base-zstdchunked) echo "base hoist-snapshotter (--base-snapshotter): hoist convert zstd:chunked image" ;;
 esac; }

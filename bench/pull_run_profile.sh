@@ -214,7 +214,7 @@ for round in $(seq "$RUNS"); do
     dir=$WORK/r$round-$name
     mkdir -p "$dir"
     case $name in
-      hoist-estargz | hoist-zstdchunked)
+      hoist-estargz | hoist-zstdchunked*)
         ref=$REG/bench/py:${name#hoist-}
         start_hoist "$dir"
         start_containerd "$dir" <<<"$(bench_proxy_plugin hoist "$SN_SOCK")"
