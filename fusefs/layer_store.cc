@@ -661,19 +661,21 @@ void LayerStore::Preload(std::string_view image_ref, const std::vector<Digest>& 
     }
   }
   if (wanted.empty()) return;
-  // Here, not in the thread: the caller's AddLayer then reuses this resolution (one manifest GET).
-  auto image = ResolveImage(image_ref, manifest_digest, /*fresh=*/false);
   {
     MutexLock lock(preload_mu_);
     ++preloads_running_;
   }
-  std::thread([this, ref = std::string(image_ref), wanted, image] {
+  std::thread([this, ref = std::string(image_ref), wanted, manifest_digest] {
     // Every name in `wanted` leaves loading_ once its own index is stored (or failed).
     auto done = [this](const Digest& d) {
       WriterLock lock(mu_);
       loading_.erase(d.hex());
       loaded_cv_.NotifyAll();
     };
+    // In this thread, beside the caller's own resolution for its AddLayer (a second manifest and
+    // config GET when the image is not remembered yet): resolving first and then returning would
+    // make a caller wait twice as long when the registry does not answer.
+    auto image = ResolveImage(ref, manifest_digest, /*fresh=*/false);
     (void)ParallelFor(wanted.size(), kPreloadParallelism, [&](size_t i) -> Status {
       const Digest& d = wanted[i];
       bool stopping;

@@ -44,8 +44,8 @@
 //   whose labels list all its layers: containerd Prepares layers one after the other. A layer
 //   being preloaded counts as loading (an AddLayer of it waits, then reads the stored index); a
 //   digest is preloaded once per store (a second Preload of it does nothing). Failures are only
-//   logged (debug): the AddLayer that follows says what is wrong. Returns once the image is
-//   resolved (step 1, which the caller's AddLayer of the same image then reuses).
+//   logged (debug): the AddLayer that follows says what is wrong. Returns at once (the image is
+//   resolved in the background too, beside the caller's own AddLayer).
 // RemoveLayer(layer_digest): drops one reference; at zero the directory disappears (the kernel's
 //   cached name is invalidated), its prefetcher stops, and its inodes answer ESTALE. ENOENT for
 //   a layer the store does not hold. Requests already running on the layer finish first.
