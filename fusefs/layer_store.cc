@@ -647,13 +647,19 @@ Result<std::vector<std::string>> LayerStore::AddImage(std::string_view image_ref
 void LayerStore::Preload(std::string_view image_ref, const std::vector<Digest>& layer_digests,
                          const Digest& manifest_digest) {
   std::vector<Digest> wanted;
+  std::set<std::string> stored;  // indexes the host store has: their AddLayer reads them anyway
+  for (const Digest& d : layer_digests) {
+    if (auto has = d.empty() ? Result<bool>(false) : store_->HasLayerIndex(d); has && *has) {
+      stored.insert(d.hex());
+    }
+  }
   {
     WriterLock lock(mu_);
     if (preloaded_.size() > kMaxPreloadedNames) preloaded_.clear();
     for (const Digest& d : layer_digests) {
       const std::string name = d.hex();
-      if (d.empty() || by_name_.contains(name) || loading_.contains(name) ||
-          !preloaded_.insert(name).second) {
+      if (d.empty() || stored.contains(name) || by_name_.contains(name) ||
+          loading_.contains(name) || !preloaded_.insert(name).second) {
         continue;
       }
       loading_.insert(name);

@@ -38,14 +38,14 @@
 //   and returns the same directory; its blobs keep coming from the repository of the image that
 //   added it first. Concurrent AddLayers of one digest load it once (the others wait).
 // Preload(image_ref, layer_digests, manifest_digest): in the background, loads the index of each
-//   listed layer that is neither in the store nor loading (steps 1-3 up to storing the index in
-//   the host store; no directory, no reference, no prefetch), up to 4 at a time, so that the
-//   later AddLayers of those layers find their indexes local. For the first Prepare of an image,
-//   whose labels list all its layers: containerd Prepares layers one after the other. A layer
-//   being preloaded counts as loading (an AddLayer of it waits, then reads the stored index); a
-//   digest is preloaded once per store (a second Preload of it does nothing). Failures are only
-//   logged (debug): the AddLayer that follows says what is wrong. Returns at once (the image is
-//   resolved in the background too, beside the caller's own AddLayer).
+//   listed layer that is neither in the store, nor loading, nor in the host store already (steps
+//   1-3 up to storing the index in the host store; no directory, no reference, no prefetch), up to
+//   4 at a time, so that the later AddLayers of those layers find their indexes local. For the
+//   first Prepare of an image, whose labels list all its layers: containerd Prepares layers one
+//   after the other. A layer being preloaded counts as loading (an AddLayer of it waits, then reads
+//   the stored index); a digest is preloaded once per store (a second Preload of it does nothing).
+//   Failures are only logged (debug): the AddLayer that follows says what is wrong. Returns at once
+//   (the image is resolved in the background too, beside the caller's own AddLayer).
 // RemoveLayer(layer_digest): drops one reference; at zero the directory disappears (the kernel's
 //   cached name is invalidated), its prefetcher stops, and its inodes answer ESTALE. ENOENT for
 //   a layer the store does not hold. Requests already running on the layer finish first.
