@@ -104,14 +104,14 @@ start_containerd() {  # DIR  (extra config on stdin; containerd at debug level)
   [ "$ok" = 0 ] || die "containerd did not start"
 }
 start_hoist() {  # DIR: hoist-snapshotter with time-stamped stderr; sets SN_PID, SN_SOCK
-  local dir=$1 i
+  local dir=$1
   mkdir -p "$dir"
   SN_SOCK=$dir/sn.sock
   "$SNAP" --address "$SN_SOCK" --root "$dir/sn-root" --cache "$dir/sn-cache" "${SN_ARGS[@]}" \
     > >(python3 -u -c "$STAMP" >"$dir/snapshotter.log") 2>&1 &
   SN_PID=$!
   CASE_PIDS+=("$SN_PID")
-  for i in $(seq 200); do [ -S "$SN_SOCK" ] && return 0; sleep 0.1; done
+  for _ in $(seq 200); do [ -S "$SN_SOCK" ] && return 0; sleep 0.1; done
   die "hoist-snapshotter did not start: $(tail -c 300 "$dir/snapshotter.log")"
 }
 finish() {  # DIR
@@ -258,12 +258,13 @@ for round in $(seq "$RUNS"); do
   done
 done
 if [ "$(wc -l <"$WORK/prepulled.tsv")" -gt 1 ]; then
+  # shellcheck disable=SC2016
   printf '| pre-pulled image, `ctr run` to python3 first line, caches dropped | median (s) | per run (s) | load before |\n|---|---|---|---|\n'
   for name in overlayfs-prepulled hoist-prepulled; do
     vals=$(awk -F'\t' -v n="$name" '$2 == n {print $4}' "$WORK/prepulled.tsv")
     [ -n "$vals" ] || continue
     # shellcheck disable=SC2086
     printf '| %s | %.2f | %s | %s |\n' "$name" "$(bench_median_list $vals)" \
-      "$(echo $vals | sed 's/ /, /g')" "$(awk -F'\t' -v n="$name" '$2 == n {printf "%s%s", s, $3; s = ", "}' "$WORK/prepulled.tsv")"
+      "$(echo $vals | tr ' ' '\n' | paste -sd, | sed 's/,/, /g')" "$(awk -F'\t' -v n="$name" '$2 == n {printf "%s%s", s, $3; s = ", "}' "$WORK/prepulled.tsv")"
   done
 fi
