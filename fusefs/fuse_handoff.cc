@@ -12,6 +12,7 @@
 #include <map>
 #include <vector>
 
+#include "base/log.h"
 #include "base/mutex.h"
 #include "base/scoped_fd.h"
 
@@ -132,6 +133,27 @@ Status WaitForExit(pid_t pid) {
     if (errno != EINTR) return Fail(ErrnoError("poll on pidfd"));
   }
   return Ok();
+}
+
+Status TakeOverConnection(fuse_session* se, int fd, std::string_view init_request) {
+  if (Status s = ConnectionIo::Install(se, fd, {}); !s) {
+    ::close(fd);
+    return s;
+  }
+  return ReplayInit(se, init_request);
+}
+
+void ResendAfterExit(pid_t previous_pid, int fd, std::string_view who) {
+  if (Status s = WaitForExit(previous_pid); !s) {
+    HOIST_LOG(kWarning) << who << ": waiting for the previous process: " << s.error().message();
+  }
+  if (Status s = NotifyResend(fd); !s) {
+    HOIST_LOG(kWarning) << who << ": requests the previous process held cannot be resent: "
+                        << s.error().message() << " (FUSE_NOTIFY_RESEND needs Linux 6.9)";
+  } else {
+    HOIST_LOG(kInfo) << who
+                     << ": asked the kernel to resend the requests the previous process held";
+  }
 }
 
 }  // namespace hoist

@@ -62,4 +62,13 @@ class ConnectionIo {
 // Errors: pidfd_open's errno other than ESRCH.
 [[nodiscard]] Status WaitForExit(pid_t pid);
 
+// A taking-over process's whole setup of `se` on the inherited connection `fd`: ConnectionIo
+// (no recorder) and the replayed INIT. `fd` is the session's from here on, also on failure
+// (it is closed then).
+[[nodiscard]] Status TakeOverConnection(fuse_session* se, int fd, std::string_view init_request);
+
+// WaitForExit(previous_pid), then NotifyResend(fd), each outcome logged as one line naming
+// `who` ("the layer store", "the mount"). For a thread of a taking-over process.
+void ResendAfterExit(pid_t previous_pid, int fd, std::string_view who);
+
 }  // namespace hoist

@@ -1,6 +1,7 @@
 #include "fusefs/layer_store.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,11 +11,13 @@
 #include <cstring>
 #include <vector>
 
+#include "base/fd_store.h"
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/mountinfo.h"
 #include "base/parallel.h"
 #include "fetcher/reference.h"
+#include "fusefs/fuse_handoff.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/layer_path.h"
 #include "fusefs/local_image.h"
@@ -74,6 +77,7 @@ namespace {
 constexpr uint64_t kViewInodeMask = (uint64_t{1} << kViewSlotShift) - 1;
 constexpr size_t kMaxRememberedImages = 64;
 constexpr unsigned kRootMode = 0755;
+constexpr auto kInitWait = std::chrono::seconds(10);
 constexpr size_t kMaxPreloadedNames = 4096;
 constexpr size_t kPreloadParallelism = 4;
 // The whole-layer prefetch (options.prefetch all) waits this long after the layer is added, and
@@ -316,20 +320,45 @@ std::string ConnectionOf(const std::string& mountpoint) {
 
 }  // namespace
 
+bool HandedOverConnectionIsDead(int fuse_fd) {
+  pollfd p{fuse_fd, 0, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLNVAL)) != 0;
+}
+
 LayerStore::LayerStore(MountOptions options) : options_(std::move(options)) {}
 
-Result<std::unique_ptr<LayerStore>> LayerStore::Start(const MountOptions& options) {
+Result<std::unique_ptr<LayerStore>> LayerStore::Start(const MountOptions& options,
+                                                      LayerStoreHandoff* handoff) {
   std::unique_ptr<LayerStore> store(new LayerStore(options));
-  if (Status s = store->Build(); !s) {
+  if (Status s = store->Build(handoff); !s) {
     store->Teardown();
     return Fail(s.error());
   }
   return store;
 }
 
-Status LayerStore::Build() {
+Status LayerStore::Build(LayerStoreHandoff* handoff) {
   const MountOptions& o = options_;
-  HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+  takeover_ = handoff != nullptr;
+  if (takeover_) {
+    // The connection is live and served by nobody until this process serves it: the mountpoint
+    // is never touched; the state names it.
+    HOIST_ASSIGN_OR_RETURN(handoff_state_, ReadHandoffMemfd(handoff->state_fd.get()));
+    HOIST_ASSIGN_OR_RETURN(std::string asked, CanonicalMountpointNoFollow(o.mountpoint));
+    if (asked != handoff_state_.mountpoint) {
+      return Fail(EINVAL, "the handed-over connection is the layer store at " +
+                              handoff_state_.mountpoint + ", not " + asked);
+    }
+    mountpoint_ = handoff_state_.mountpoint;
+    previous_pid_ = handoff->previous_pid;
+    auto slots = SlotLog::Adopt(std::move(handoff->slots_fd));
+    if (!slots) return Fail(slots.error().Context("the handed-over layer slot log"));
+    slots_ = std::move(*slots);
+  } else {
+    HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
+    HOIST_ASSIGN_OR_RETURN(slots_, SlotLog::Create());
+    handoff_state_.mountpoint = mountpoint_;
+  }
 
   RegistryOptions ro;
   ro.insecure_registries = o.insecure_registries;
@@ -366,12 +395,98 @@ Status LayerStore::Build() {
   session_ = fuse_session_new(&fargs, &LayerStoreOps(), sizeof(fuse_lowlevel_ops), this);
   fuse_opt_free_args(&fargs);
   if (session_ == nullptr) return Fail(EINVAL, "fuse_session_new failed (bad FUSE options)");
+  const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
+  if (takeover_) {
+    fuse_fd_ = handoff->fuse_fd.Release();
+    if (Status s = TakeOverConnection(session_, fuse_fd_, handoff_state_.init); !s) {
+      fuse_fd_ = -1;
+      return s;
+    }
+    // Ours to unmount at a stop (once serving), like a mount this process made.
+    mounted_ = true;
+    kept_ = true;
+    connection_ = ConnectionOf(mountpoint_);
+    stats_writer_ = std::make_unique<StatsFileWriter>(
+        &stats_, StateFileForCanonicalMountpoint(mountpoint_, state_dir), mountpoint_, "layers",
+        o.stats_interval);
+    HOIST_LOG(kInfo) << "layer store at " << mountpoint_ << ": took the FUSE connection over ("
+                     << slots_->record_count() << " layer slots on record)";
+    return Ok();
+  }
   HOIST_ASSIGN_OR_RETURN(mountpoint_, CheckMountpoint(o.mountpoint));
   if (fuse_session_mount(session_, mountpoint_.c_str()) != 0)
     return Fail(EIO, "mounting on " + mountpoint_ + " failed (is /dev/fuse available?)");
   mounted_ = true;
   connection_ = ConnectionOf(mountpoint_);
+  fuse_fd_ = fuse_session_fd(session_);
+  HOIST_RETURN_IF_ERROR(ConnectionIo::Install(session_, fuse_fd_, [this](std::string_view init) {
+    MutexLock lock(init_mu_);
+    handoff_state_.init.assign(init);
+    init_recorded_ = true;
+    init_cv_.NotifyAll();
+  }));
+  StartLoop();
+  stats_writer_ = std::make_unique<StatsFileWriter>(
+      &stats_, StateFileForCanonicalMountpoint(mountpoint_, state_dir), mountpoint_, "layers",
+      o.stats_interval);
+  HOIST_LOG(kInfo) << "layer store mounted at " << mountpoint_;
+  KeepConnection();
+  return Ok();
+}
 
+void LayerStore::KeepConnection() {
+  {
+    const auto deadline = std::chrono::steady_clock::now() + kInitWait;
+    MutexLock lock(init_mu_);
+    while (!init_recorded_) {
+      if (!init_cv_.WaitUntil(init_mu_, deadline) && !init_recorded_) {
+        HOIST_LOG(kWarning) << "layer store " << mountpoint_
+                            << ": no FUSE INIT within 10 s; the store will not survive its process";
+        return;
+      }
+    }
+  }
+  if (!FdStoreAvailable()) return;
+  HandoffState state;
+  {
+    MutexLock lock(init_mu_);
+    state = handoff_state_;
+  }
+  auto memfd = WriteHandoffMemfd(state);
+  Status s = Ok();
+  if (!memfd) s = Fail(memfd.error());
+  if (s) {
+    // The state and the slots first: a store holding a connection always has both.
+    const int state_fds[] = {memfd->get()};
+    const int slot_fds[] = {slots_->fd()};
+    const int fuse_fds[] = {fuse_fd_};
+    s = StoreFds(kLayersStateFdName, state_fds);
+    if (s) s = StoreFds(kLayersSlotsFdName, slot_fds);
+    if (s) s = StoreFds(kLayersFuseFdName, fuse_fds);
+  }
+  if (!s) {
+    HOIST_LOG(kWarning) << "layer store " << mountpoint_
+                        << ": will not survive its process: " << s.error().message();
+    return;
+  }
+  kept_ = true;
+  HOIST_LOG(kInfo) << "layer store " << mountpoint_
+                   << ": the FUSE connection is kept in the fd store";
+}
+
+Status LayerStore::Serve() {
+  if (session_ == nullptr) return Fail(EINVAL, "the layer store is not set up");
+  if (!takeover_ || loop_.joinable()) return Ok();
+  StartLoop();
+  // Requests the previous process read and never answered are queued again once it is gone.
+  resend_thread_ =
+      std::thread([this] { ResendAfterExit(previous_pid_, fuse_fd_, "the layer store"); });
+  HOIST_LOG(kInfo) << "layer store at " << mountpoint_ << ": serving the taken-over connection, "
+                   << layer_count() << " layers";
+  return Ok();
+}
+
+void LayerStore::StartLoop() {
   loop_ = std::thread([this] {
     fuse_loop_config* config = fuse_loop_cfg_create();
     if (config != nullptr) {
@@ -387,12 +502,6 @@ Status LayerStore::Build() {
     MutexLock lock(loop_mu_);
     loop_done_ = true;
   });
-  const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;
-  stats_writer_ = std::make_unique<StatsFileWriter>(
-      &stats_, StateFileForCanonicalMountpoint(mountpoint_, state_dir), mountpoint_, "layers",
-      o.stats_interval);
-  HOIST_LOG(kInfo) << "layer store mounted at " << mountpoint_;
-  return Ok();
 }
 
 void LayerStore::Teardown() {
@@ -439,7 +548,9 @@ void LayerStore::Teardown() {
   }
   mounted_ = false;
   if (loop_.joinable()) loop_.join();
+  if (resend_thread_.joinable()) resend_thread_.join();
   if (session_ != nullptr) {
+    if (fuse_fd_ >= 0) ConnectionIo::Uninstall(fuse_fd_);
     // The loop ended because the connection went, so this only closes the device and frees the
     // session's copy of the mountpoint (libfuse sees POLLERR and unmounts nothing).
     fuse_session_unmount(session_);
@@ -538,6 +649,22 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
   return std::shared_ptr<const Image>(std::move(image));
 }
 
+Result<std::shared_ptr<const LayerStore::Image>> LayerStore::RecordedImage(
+    const SlotRecord& record) {
+  auto ref = Reference::Parse(record.reference);
+  if (!ref) return Fail(ref.error().Context("the recorded image of " + record.layer.str()));
+  HandoffState state;
+  state.reference = record.reference;
+  state.manifest_media_type = record.manifest_media_type;
+  state.manifest = record.manifest;
+  HOIST_ASSIGN_OR_RETURN(MountImage resolved, HandedOverImage(*client_, *ref, state, options_));
+  auto image = std::make_shared<Image>();
+  image->image = std::move(resolved.image);
+  image->source = std::move(resolved.source);
+  image->resolved_at = std::chrono::steady_clock::now();
+  return std::shared_ptr<const Image>(std::move(image));
+}
+
 Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view image_ref,
                                                             const Digest& layer_digest,
                                                             const Digest& manifest_digest) {
@@ -546,15 +673,22 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
     return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
   };
   const Clock::time_point t0 = Clock::now();
-  HOIST_ASSIGN_OR_RETURN(std::shared_ptr<const Image> image,
-                         ResolveImage(image_ref, manifest_digest, /*fresh=*/false));
+  // A layer this connection served before (this process or the one it took over from) comes
+  // from the image recorded with its slot: no registry request, and the same blobs as before.
+  std::optional<SlotRecord> recorded = slots_->Find(layer_digest);
+  std::shared_ptr<const Image> image;
+  if (recorded && !recorded->manifest.empty()) {
+    HOIST_ASSIGN_OR_RETURN(image, RecordedImage(*recorded));
+  } else {
+    HOIST_ASSIGN_OR_RETURN(image, ResolveImage(image_ref, manifest_digest, /*fresh=*/false));
+  }
   auto find_layer = [&] {
     const std::vector<Descriptor>& layers = image->image.manifest.layers;
     return std::find_if(layers.begin(), layers.end(),
                         [&](const Descriptor& d) { return d.digest == layer_digest; });
   };
   auto it = find_layer();
-  if (it == image->image.manifest.layers.end() && manifest_digest.empty()) {
+  if (it == image->image.manifest.layers.end() && manifest_digest.empty() && !recorded) {
     // A tag reused from an earlier resolution may have moved since: ask the registry again.
     HOIST_ASSIGN_OR_RETURN(image, ResolveImage(image_ref, manifest_digest, /*fresh=*/true));
     it = find_layer();
@@ -575,6 +709,15 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
   layer->digest = layer_digest;
   layer->name = layer_digest.hex();
   layer->index = index;
+  // The slot is on record before the layer is published (AddLayer), so a process taking the
+  // connection over knows every slot the kernel may have seen.
+  SlotRecord record{.layer = layer_digest,
+                    .reference = image->image.reference.String(),
+                    .manifest_media_type = image->image.manifest_bytes.media_type,
+                    .manifest = image->image.manifest_bytes.bytes};
+  auto slot = slots_->Assign(record);
+  if (!slot) return Fail(slot.error().Context("layer " + layer_digest.str()));
+  layer->slot = *slot;
   source_->Route(layer_digest, image->source);
   if (options_.prefetch != PrefetchMode::kNone) {
     PrefetcherOptions po;
@@ -619,7 +762,6 @@ Result<std::string> LayerStore::AddLayer(std::string_view image_ref, const Diges
   loading_.erase(name);
   loaded_cv_.NotifyAll();
   if (!layer) return Fail(layer.error());
-  (*layer)->slot = next_slot_++;
   (*layer)->refs = 1;
   by_slot_.emplace((*layer)->slot, *layer);
   by_name_.emplace(name, *layer);

@@ -66,9 +66,28 @@
 // users) and suid: a bind mount of one layer keeps the store's nosuid (overlayfs itself ignores its
 // lower layers' mount flags).
 //
-// Inodes: the store's root is 1; layer slot S (counted from 1, never reused) numbers its view
-// inode i as (S << 32) | i, so an inode number never changes meaning (forget is a no-op, as in
-// the merged mount). The root lists the layers in the order they were added.
+// Inodes: the store's root is 1; layer slot S (counted from 1, never given to another layer:
+// slot_log.h) numbers its view inode i as (S << 32) | i, so an inode number never changes meaning
+// (forget is a no-op, as in the merged mount), also across a takeover. A layer removed and added
+// again gets its old slot back (the same layer, the same inodes). The root lists the layers in
+// slot order.
+//
+// Surviving the process (fuse_handoff.h, slot_log.h; docs/ARCHITECTURE.md "The layer store's
+// handoff"): the session runs on ConnectionIo. A fresh Start waits (at most 10 s) until the
+// kernel's INIT request is recorded and, when a fd store exists (FdStoreAvailable: systemd or
+// hoist's supervisor), stores a HandoffState memfd ("layers-state"), the SlotLog memfd
+// ("layers-slots") and the /dev/fuse fd ("layers-fuse"), in that order, before it returns. Every
+// slot is recorded in the SlotLog before its layer is published. Start with a LayerStoreHandoff
+// takes such a connection over instead: nothing is mounted and the mountpoint is never touched (a
+// stat of it would wait for this very process), the recorded INIT is replayed, and the store does
+// NOT serve yet: the caller adds the layers it had (AddLayer gives each its recorded slot, and
+// builds its image from the recorded manifest: no registry request; the index comes from the host
+// store) and then calls Serve(). Until then the kernel queues every request, so none is answered
+// for a slot not restored yet. Serve starts the loop and, once the previous process is gone
+// (WaitForExit), sends FUSE_NOTIFY_RESEND so the requests it had read are answered here. A slot
+// the caller did not restore answers ESTALE (never another layer's data). There is no
+// in-process handover: a process giving the connection up (an upgrade) exits without destroying
+// the store; the connection lives on in the fd store and in the next process.
 //
 // Lifetime: the destructor unmounts with MNT_FORCE, which ends the FUSE connection even while
 // an overlay still stacks a layer (that overlay's uncached requests then fail ENOTCONN), joins
@@ -86,6 +105,8 @@
 // layer rules.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -98,23 +119,45 @@
 
 #include "base/digest.h"
 #include "base/mutex.h"
+#include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/fuse_ops.h"
+#include "fusefs/handoff_state.h"
 #include "fusefs/merged_view.h"
 #include "fusefs/mount_options.h"
 #include "fusefs/mount_stats.h"
 #include "fusefs/prefetcher.h"
+#include "fusefs/slot_log.h"
 #include "fusefs/stats_file.h"
 #include "index/store.h"
 
 namespace hoist {
 
+// A live connection handed to this process (LISTEN_FDS from the fd store).
+struct LayerStoreHandoff {
+  ScopedFd fuse_fd;
+  ScopedFd state_fd;       // the HandoffState memfd
+  ScopedFd slots_fd;       // the SlotLog memfd
+  pid_t previous_pid = 0;  // the process being replaced, if it may still be running (upgrade)
+};
+
+// The fd store names of the layer store's connection, state and slot log.
+inline constexpr char kLayersFuseFdName[] = "layers-fuse";
+inline constexpr char kLayersStateFdName[] = "layers-state";
+inline constexpr char kLayersSlotsFdName[] = "layers-slots";
+
+// True when the handed-over fuse fd's connection has ended (POLLERR: unmounted or aborted), so a
+// takeover is pointless and a fresh mount is needed.
+bool HandedOverConnectionIsDead(int fuse_fd);
+
 class LayerStore {
  public:
   // Resolves nothing yet: opens the host store, mounts the empty root and starts serving.
-  [[nodiscard]] static Result<std::unique_ptr<LayerStore>> Start(const MountOptions& options);
+  // With `handoff` (its fds are consumed): takes that connection over and waits for Serve().
+  [[nodiscard]] static Result<std::unique_ptr<LayerStore>> Start(
+      const MountOptions& options, LayerStoreHandoff* handoff = nullptr);
   ~LayerStore();
   LayerStore(const LayerStore&) = delete;
   LayerStore& operator=(const LayerStore&) = delete;
@@ -146,6 +189,14 @@ class LayerStore {
   const std::string& mountpoint() const { return mountpoint_; }
   const MountStats& stats() const { return stats_; }
 
+  // Starts serving a taken-over connection (see above). A fresh store serves from Start on;
+  // then, and on a second call, nothing happens.
+  [[nodiscard]] Status Serve();
+  bool taken_over() const { return takeover_; }
+  // True when the connection is kept in a fd store (fresh: stored by Start; taken over: it came
+  // from one).
+  bool kept() const { return kept_; }
+
   // False once the FUSE loop has ended (the mount was unmounted from outside, e.g.
   // `fusermount3 -u`). For `hoistfs --layers`, which polls it between signals.
   bool Serving() const;
@@ -163,11 +214,16 @@ class LayerStore {
   class RoutingSource;
   struct Image;
   explicit LayerStore(MountOptions options);
-  Status Build();
+  Status Build(LayerStoreHandoff* handoff);
+  // Fresh mount: waits for INIT, then keeps the connection in the fd store (if there is one).
+  void KeepConnection();
+  void StartLoop();
   void Teardown();
   // Steps 1-3 of AddLayer, outside the lock.
   Result<std::shared_ptr<Layer>> Load(std::string_view image_ref, const Digest& layer_digest,
                                       const Digest& manifest_digest);
+  // The image a slot record names, as recorded (no registry request).
+  Result<std::shared_ptr<const Image>> RecordedImage(const SlotRecord& record);
   // `fresh`: ask the registry even when a resolution of the same tag is still being reused.
   Result<std::shared_ptr<const Image>> ResolveImage(std::string_view image_ref,
                                                     const Digest& manifest_digest, bool fresh);
@@ -184,13 +240,22 @@ class LayerStore {
   ReadFailureMemo read_failures_;
   fuse_session* session_ = nullptr;
   bool mounted_ = false;
+  bool takeover_ = false;   // the connection was handed over to this process
+  bool kept_ = false;       // the connection is in a fd store
+  int fuse_fd_ = -1;        // the session's fd (owned by the session)
+  pid_t previous_pid_ = 0;  // takeover: the process to outlive before FUSE_NOTIFY_RESEND
+  HandoffState handoff_state_;
+  std::unique_ptr<SlotLog> slots_;
+  Mutex init_mu_;
+  CondVar init_cv_;
+  bool init_recorded_ HOIST_GUARDED_BY(init_mu_) = false;
+  std::thread resend_thread_;
   std::thread loop_;
   mutable Mutex loop_mu_;
   std::unique_ptr<StatsFileWriter> stats_writer_;
   bool loop_done_ HOIST_GUARDED_BY(loop_mu_) = false;
 
   mutable SharedMutex mu_;
-  uint64_t next_slot_ HOIST_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, std::shared_ptr<Layer>> by_slot_ HOIST_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<Layer>, std::less<>> by_name_ HOIST_GUARDED_BY(mu_);
   std::set<std::string> loading_ HOIST_GUARDED_BY(mu_);

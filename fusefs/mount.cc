@@ -290,14 +290,12 @@ Status Mount::Build(MountHandoff* handoff) {
 
   // 10. Mount, or take the connection over.
   if (takeover_) {
+    // The state is stored only once INIT was recorded (OnInitRecorded), so it is there.
     fuse_fd_ = handoff->fuse_fd.Release();
-    if (Status s = ConnectionIo::Install(session_, fuse_fd_, {}); !s) {
-      ::close(fuse_fd_);
+    if (Status s = TakeOverConnection(session_, fuse_fd_, handoff_state_.init); !s) {
       fuse_fd_ = -1;
       return s;
     }
-    // The state is stored only once INIT was recorded (OnInitRecorded), so it is there.
-    HOIST_RETURN_IF_ERROR(ReplayInit(session_, handoff_state_.init));
   } else {
     if (fuse_session_mount(session_, mountpoint_.c_str()) != 0)
       return Fail(EIO, "mounting on " + mountpoint_ + " failed (is /dev/fuse available?)");
@@ -386,17 +384,7 @@ Status Mount::Run(std::function<void()> on_serving) {
   }
   if (takeover_) {
     // Requests the previous daemon read and never answered are queued again once it is gone.
-    resend_thread_ = std::thread([this] {
-      if (Status s = WaitForExit(previous_pid_); !s) {
-        HOIST_LOG(kWarning) << "waiting for the previous daemon: " << s.error().message();
-      }
-      if (Status s = NotifyResend(fuse_fd_); !s) {
-        HOIST_LOG(kWarning) << "requests the previous daemon held cannot be resent: "
-                            << s.error().message() << " (FUSE_NOTIFY_RESEND needs Linux 6.9)";
-      } else {
-        HOIST_LOG(kInfo) << "asked the kernel to resend the requests the previous daemon held";
-      }
-    });
+    resend_thread_ = std::thread([this] { ResendAfterExit(previous_pid_, fuse_fd_, "the mount"); });
     if (!serving_announced_.exchange(true) && on_serving_) on_serving_();
   }
   fuse_loop_config* config = fuse_loop_cfg_create();

@@ -107,6 +107,7 @@ class Mount {
   // Installs a SIGUSR1 handler that calls HandOver() on this mount (one per process).
   void EnableHandoverSignal();
   bool taken_over() const { return takeover_; }
+  bool handed_over() const { return handed_over_.load(); }
 
   const std::string& mountpoint() const { return mountpoint_; }
   const std::string& state_file() const { return state_file_; }

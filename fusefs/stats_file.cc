@@ -120,8 +120,14 @@ StatsFileWriter::StatsFileWriter(const MountStats* stats, std::string path, std:
       mountpoint_(std::move(mountpoint)),
       image_(std::move(image)),
       interval_(interval),
-      supervisor_pid_(SupervisorPidFromEnv()),
-      thread_([this] { Loop(); }) {}
+      supervisor_pid_(SupervisorPidFromEnv()) {
+  // The first write before the constructor returns: a mount that says it is ready has its state
+  // file (hoist stats, hoist umount and hoist upgrade read it right away).
+  if (auto s = WriteNow(); !s) {
+    HOIST_LOG(kWarning) << "writing mount state file: " << s.error().message();
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
 
 StatsFileWriter::~StatsFileWriter() {
   {

@@ -18,6 +18,7 @@ PACKAGES=(
   apache2-utils openssl python3 curl jq zstd gzip tar coreutils util-linux
   busybox-static iproute2 procps psmisc
   systemd  # systemd-analyze verify of the unit files (tests/integration/runtime_test.cc)
+  podman containernetworking-plugins slirp4netns uidmap  # hoist-store (hoist_store_test)
   # benchmarks
   debootstrap hyperfine squashfuse squashfs-tools erofs-utils fuse-overlayfs time
   strace  # bench/mount start: the prefetch list of the files python3 opens

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   if (dir != nullptr && *dir != '\0') source = std::make_shared<PreExtractedLayers>(dir);
   return hoist::SnapshotterMain(
       argc, argv,
-      [source](const hoist::DaemonConfig&)
-          -> hoist::Result<std::shared_ptr<hoist::RemoteLayerSource>> { return source; });
+      [source](hoist::DaemonConfig&) -> hoist::Result<std::shared_ptr<hoist::RemoteLayerSource>> {
+        return source;
+      });
 }

@@ -28,13 +28,15 @@
 //   SystemdUnits    `systemd-analyze verify` passes on every unit in systemd/ (the built
 //                   binaries bound over /usr/local/bin in a private mount namespace), and
 //                   fails on a broken copy
-//   NotifyReady     hoistfs -f sends READY=1 to $NOTIFY_SOCKET once the mount is there
+//   NotifyReady     hoistfs -f stores its mount's state memfd and /dev/fuse fd (FDSTORE=1) and
+//                   then sends READY=1 to $NOTIFY_SOCKET, once the mount is there
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,8 +52,10 @@
 #include <thread>
 #include <vector>
 
+#include "base/fd_store.h"
 #include "base/file_util.h"
 #include "base/mountinfo.h"
+#include "fusefs/handoff_state.h"
 #include "fusefs/stats_file.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/python_image.h"
@@ -633,27 +637,42 @@ TEST_F(RuntimeTest, SystemdUnits) {
 }
 
 TEST_F(RuntimeTest, NotifyReady) {
-  const std::string sock_path = work_ + "/notify.sock";
   const std::string mnt = work_ + "/notify-mnt";
   ASSERT_TRUE(MakeDirs(mnt).has_value());
-  const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(sock, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, sock_path.c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(::bind(sock, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0);
+  auto listener = NotifyListener::Create("runtime-test");
+  ASSERT_TRUE(listener.has_value()) << listener.error().message();
   harness::ChildProcess::Options options;
-  options.env = {"NOTIFY_SOCKET=" + sock_path};
+  options.env = {"NOTIFY_SOCKET=" + listener->address()};
   auto child = harness::ChildProcess::Start(
       {HOISTFS_BINARY, "-f", "-o", "cache=" + cache_ + ",prefetch=none", py_image_, mnt}, options);
   ASSERT_TRUE(child.has_value()) << child.error().message();
-  pollfd pfd{sock, POLLIN, 0};
-  ASSERT_EQ(::poll(&pfd, 1, 60000), 1) << "no notification within 60 s";
-  char buf[256];
-  const ssize_t n = ::recv(sock, buf, sizeof(buf), 0);
-  ::close(sock);
-  ASSERT_GT(n, 0);
-  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "READY=1");
+  // Under a fd store (systemd's protocol), the connection's state and then the connection itself
+  // are stored before READY=1, so a crash right after READY can be survived.
+  std::vector<Notification> got;
+  while (got.empty() || got.back().text != "READY=1") {
+    pollfd pfd{listener->fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&pfd, 1, 60000), 1) << "no notification within 60 s";
+    auto n = listener->Receive();
+    ASSERT_TRUE(n.has_value()) << n.error().message();
+    got.push_back(std::move(*n));
+    ASSERT_LE(got.size(), 3u) << got.back().text;
+  }
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].text, "FDSTORE=1\nFDNAME=hoistfs-state");
+  ASSERT_EQ(got[0].fds.size(), 1u);
+  auto state = ReadHandoffMemfd(got[0].fds[0].get());
+  ASSERT_TRUE(state.has_value()) << state.error().message();
+  EXPECT_EQ(state->mountpoint, mnt);
+  EXPECT_EQ(state->reference, py_image_);
+  EXPECT_FALSE(state->init.empty());
+  EXPECT_EQ(got[1].text, "FDSTORE=1\nFDNAME=hoistfs-fuse");
+  ASSERT_EQ(got[1].fds.size(), 1u);
+  struct stat fuse_dev {};
+  ASSERT_EQ(::fstat(got[1].fds[0].get(), &fuse_dev), 0);
+  EXPECT_TRUE(S_ISCHR(fuse_dev.st_mode));
+  EXPECT_EQ(fuse_dev.st_rdev, makedev(10, 229)) << "the stored fd is /dev/fuse";
+  EXPECT_TRUE(got[2].fds.empty());
+  got.clear();  // our copies of the connection must not keep it alive after the unmount
   // Ready means mounted.
   EXPECT_EQ(MountsIn(mnt), std::vector<std::string>{mnt});
   EXPECT_EQ(ReadFile(mnt + "/etc/group").value_or(""), kGroup);

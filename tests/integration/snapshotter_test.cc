@@ -45,6 +45,7 @@
 //   TwoNamesOnTwoDaemonsKeepEachOthersSnapshots
 //                            two daemons, two roots, two names: each name's GC leaves the
 //                            other's snapshots intact and both images still run.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -164,7 +165,19 @@ class SnapshotterProcess {
     }
     return Ok();
   }
-  void Kill() { child_.Kill(); }
+  // SIGKILL to the daemon's process group (supervisor and worker), then waits until the worker
+  // (ROOT/snapshotter.pid, the supervisor's child, reaped by init) is gone: until then its
+  // socket may still answer and make Restart return early.
+  void Kill() {
+    auto pid_text = ReadFile(root_ + "/snapshotter.pid");
+    child_.Kill();
+    if (!pid_text) return;
+    const pid_t worker = static_cast<pid_t>(std::strtol(pid_text->c_str(), nullptr, 10));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (worker > 0 && ::kill(worker, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
   void Stop() { child_.Terminate(); }
   harness::ChildProcess& child() { return child_; }
 
@@ -673,8 +686,10 @@ TEST_F(SnapshotterContainerdTest, LazyZstdChunkedThroughTheLayerStore) {
   ASSERT_EQ(layers.size(), 2u);
   SnapshotterProcess sn;
   // No background prefetch: every byte the registry serves is one a reader asked for.
+  // One process (--no-supervisor): its kill -9 ends the store's connection, the path this test
+  // covers (SurvivesWorkerKillWithARunningContainer covers the supervised one).
   auto started = sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log", {},
-                          {"--prefetch", "none"});
+                          {"--prefetch", "none", "--no-supervisor"});
   ASSERT_TRUE(started.has_value()) << started.error().message();
   ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
   auto cd = harness::PrivateContainerd::Start(
@@ -736,6 +751,143 @@ TEST_F(SnapshotterContainerdTest, LazyZstdChunkedThroughTheLayerStore) {
       << *log;
   EXPECT_EQ(log->find("restoring the lazy tree failed"), std::string::npos) << *log;
 
+  ExpectRemovedCompletely(**cd, sn_root, ref);
+  ExpectCleanStop(sn, sock);
+}
+
+// The lines of `path` (empty when it cannot be read).
+std::vector<std::string> FileLines(const std::string& path) {
+  std::vector<std::string> out;
+  std::string line;
+  for (char c : ReadFile(path).value_or("")) {
+    if (c == '\n') {
+      out.push_back(line);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  return out;
+}
+
+// Waits (at most `timeout`) until `done()`; false at the deadline.
+template <class F>
+bool WaitFor(F done, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+void DropKernelCaches() {
+  ::sync();
+  const int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(::write(fd, "3\n", 2), 2) << std::strerror(errno);
+  ::close(fd);
+}
+
+// The supervised daemon (the default): a container runs on lazy layers and reads them in a loop;
+// the WORKER is killed with SIGKILL; the supervisor starts a new one that takes the layer store's
+// live connection over. The kernel's caches are dropped while nobody serves, so the container's
+// next reads and lookups wait for the new worker. The container keeps running, every iteration
+// of its loop (before, across and after the kill) read the exact bytes with no error, the loop
+// went on after the restart, and a NEW container of the same image starts.
+TEST_F(SnapshotterContainerdTest, SurvivesWorkerKillWithARunningContainer) {
+  const std::string dir = NewDir("survive");
+  const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
+  const std::string out = dir + "/out";
+  ASSERT_TRUE(MakeDirs(out).has_value());
+  const std::string ref = registry_->ImageRef("snap/zstd", "v1");
+  SnapshotterProcess sn;
+  auto started = sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log", {},
+                          {"--prefetch", "none"});
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+  auto cd = harness::PrivateContainerd::Start(
+      dir + "/cd", {.extra_config = ProxyConfig(sock), .snapshotter = "hoist"});
+  ASSERT_TRUE(cd.has_value()) << cd.error().message();
+  RemotePull(**cd, ref);
+
+  // Each iteration: "<n> <sha256 of three files of both layers> <sha256 of busybox>"; errors go
+  // to /out/err.
+  const std::string loop =
+      "i=0; while true; do i=$((i+1)); "
+      "a=$(cat /etc/hello /etc/hello2 /data/new | busybox sha256sum); "
+      "b=$(busybox sha256sum < /bin/busybox); "
+      "echo \"$i ${a%% *} ${b%% *}\" >> /out/log; busybox sleep 0.05; done 2>> /out/err";
+  auto run = (*cd)->Ctr({"run", "-d", "--snapshotter=hoist", "--mount",
+                         "type=bind,src=" + out + ",dst=/out,options=rbind:rw", ref, "reader",
+                         "/bin/sh", "-c", loop});
+  ASSERT_TRUE(run.has_value()) << run.error().message();
+  auto running = [&] {
+    auto tasks = (*cd)->Ctr({"task", "ls"});
+    return tasks.has_value() && tasks->find("RUNNING") != std::string::npos;
+  };
+  ASSERT_TRUE(
+      WaitFor([&] { return FileLines(out + "/log").size() >= 5; }, std::chrono::seconds(60)))
+      << ReadFile(out + "/err").value_or("");
+
+  auto pid_text = ReadFile(sn_root + "/snapshotter.pid");
+  ASSERT_TRUE(pid_text.has_value()) << pid_text.error().message();
+  const pid_t worker = static_cast<pid_t>(std::stol(*pid_text));
+  ASSERT_GT(worker, 0);
+  ASSERT_NE(worker, sn.child().pid());  // the worker, not the supervisor
+  const size_t before = FileLines(out + "/log").size();
+  ASSERT_EQ(::kill(worker, SIGKILL), 0) << std::strerror(errno);
+  DropKernelCaches();
+  // A new worker serves: its pid is on file and containerd's calls go through.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto now = ReadFile(sn_root + "/snapshotter.pid");
+        return now.has_value() && !now->empty() && std::stol(*now) != worker && SocketAnswers(sock);
+      },
+      std::chrono::seconds(60)));
+  WaitUntilServed(**cd);
+  DropKernelCaches();
+  // The container's loop went on past the kill.
+  EXPECT_TRUE(WaitFor([&] { return FileLines(out + "/log").size() >= before + 20; },
+                      std::chrono::seconds(60)))
+      << FileLines(out + "/log").size() << " lines, " << before << " before the kill";
+  EXPECT_TRUE(running()) << (*cd)->Ctr({"task", "ls"}).value_or("");
+
+  // Every iteration read exact bytes, none failed.
+  auto busybox = ReadFile("/bin/busybox");
+  ASSERT_TRUE(busybox.has_value());
+  const std::string files = Digest::Of("from layer 1\nfrom layer 2\nnew\n").hex();
+  const std::string bin = Digest::Of(*busybox).hex();
+  const std::vector<std::string> lines = FileLines(out + "/log");
+  ASSERT_FALSE(lines.empty());
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {  // the last line may be half written
+    EXPECT_EQ(lines[i], std::to_string(i + 1) + " " + files + " " + bin);
+  }
+  EXPECT_EQ(ReadFile(out + "/err").value_or("<unreadable>"), "");
+
+  auto log = ReadFile(dir + "/snapshotter.log");
+  ASSERT_TRUE(log.has_value());
+  EXPECT_NE(log->find("took the FUSE connection over (2 layer slots on record)"), std::string::npos)
+      << *log;
+  EXPECT_NE(log->find("serving the taken-over connection, 2 layers"), std::string::npos) << *log;
+  EXPECT_EQ(log->find("restoring the lazy tree failed"), std::string::npos) << *log;
+  EXPECT_EQ(log->find("detached the dead layer store mount"), std::string::npos) << *log;
+
+  // A new container of the same image starts and reads exactly.
+  ExpectRunPrints(**cd, "after", ref);
+
+  auto killed = (*cd)->Ctr({"task", "kill", "-s", "SIGKILL", "reader"});
+  ASSERT_TRUE(killed.has_value()) << killed.error().message();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto tasks = (*cd)->Ctr({"task", "ls"});
+        return tasks.has_value() && tasks->find("RUNNING") == std::string::npos;
+      },
+      std::chrono::seconds(30)));
+  auto task_rm = (*cd)->Ctr({"task", "rm", "reader"});
+  EXPECT_TRUE(task_rm.has_value()) << task_rm.error().message();
+  auto c_rm = (*cd)->Ctr({"container", "rm", "reader"});
+  ASSERT_TRUE(c_rm.has_value()) << c_rm.error().message();
   ExpectRemovedCompletely(**cd, sn_root, ref);
   ExpectCleanStop(sn, sock);
 }
@@ -1098,12 +1250,13 @@ TEST(SnapshotterFlags, BadInputIsOneLineError) {
   auto again = first.Restart();
   EXPECT_TRUE(again.has_value()) << again.error().message();
   first.Stop();
-  EXPECT_FALSE(Exists(sock));  // a clean stop removes it
+  EXPECT_FALSE(Exists(sock)) << ReadFile(dir + "/first.log").value_or("");  // a clean stop
   (void)RemoveTree(dir);
 }
 
 // Readiness for systemd's Type=notify: READY=1 arrives on $NOTIFY_SOCKET, and by then the
-// daemon's socket answers.
+// daemon's socket answers. Before it, the layer store's connection went to systemd's fd store
+// (FDSTORE=1: its state, its slot log, the FUSE fd, in that order).
 TEST(SnapshotterFlags, NotifiesSystemdWhenServing) {
   char templ[] = "/tmp/hoist-snap-notify-XXXXXX";
   ASSERT_NE(::mkdtemp(templ), nullptr);
@@ -1120,13 +1273,19 @@ TEST(SnapshotterFlags, NotifiesSystemdWhenServing) {
   auto child = harness::ChildProcess::Start(
       {SNAPSHOTTER_BINARY, "--address", sock, "--root", dir + "/root"}, o);
   ASSERT_TRUE(child.has_value()) << child.error().message();
-  pollfd pfd{fd, POLLIN, 0};
-  ASSERT_EQ(::poll(&pfd, 1, 60000), 1) << "no notification within 60 s";
-  char buf[256];
-  const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  std::vector<std::string> got;
+  while (got.empty() || got.back() != "READY=1") {
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&pfd, 1, 60000), 1) << "no notification within 60 s";
+    char buf[256];
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);  // the fds passed along are dropped
+    ASSERT_GT(n, 0);
+    got.emplace_back(buf, static_cast<size_t>(n));
+  }
   ::close(fd);
-  ASSERT_GT(n, 0);
-  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "READY=1");
+  EXPECT_EQ(got, (std::vector<std::string>{"FDSTORE=1\nFDNAME=layers-state",
+                                           "FDSTORE=1\nFDNAME=layers-slots",
+                                           "FDSTORE=1\nFDNAME=layers-fuse", "READY=1"}));
   EXPECT_TRUE(SocketAnswers(sock));
   child->Terminate();
   (void)RemoveTree(dir);

@@ -293,6 +293,14 @@ int main(int argc, char** argv) {
   };
   hoist::Status run = (*mount)->Run(on_serving);
   (void)lifeline_fd;
+  if (run && (*mount)->handed_over()) {
+    // The next daemon serves the mount and resends, once this process is gone, whatever it
+    // read and did not answer: leave now rather than after an orderly teardown (nothing is
+    // unmounted; the store's committed data is safe from an exit at any point).
+    HOIST_LOG(kInfo) << "handed the mount over; exiting";
+    std::fflush(nullptr);
+    ::_exit(0);
+  }
   mount->reset();  // unmount, final state-file write, teardown in order
   if (!run) {
     std::fprintf(stderr, "hoistfs: %s\n", run.error().message().c_str());

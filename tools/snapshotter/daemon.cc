@@ -1,5 +1,6 @@
 #include "tools/snapshotter/daemon.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -8,20 +9,26 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "base/fd_store.h"
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/sd_notify.h"
 #include "base/status.h"
 #include "tools/snapshotter/grpc_service.h"
+#include "tools/supervisor/supervisor.h"
+#include "tools/supervisor/worker_env.h"
 
 namespace hoist {
 namespace {
 
-// Makes `path` free for a new socket: absent is fine, a socket nobody answers on is removed.
-Status ClaimSocketPath(const std::string& path) {
+// Makes `path` free for a new socket: absent is fine, a socket nobody answers on is removed. In
+// an upgrade (`replace`) the previous worker's live socket is removed too: it keeps serving the
+// connections it has, new ones reach this process.
+Status ClaimSocketPath(const std::string& path, bool replace) {
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return Fail(ENAMETOOLONG, "socket path " + path + " is longer than " +
                                   std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
@@ -35,6 +42,12 @@ Status ClaimSocketPath(const std::string& path) {
     return Fail(ErrnoError("stat of " + path));
   }
   if (!S_ISSOCK(st.st_mode)) return Fail(EEXIST, path + " exists and is not a socket");
+  if (replace) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Fail(ErrnoError("removing the previous worker's socket " + path));
+    }
+    return Ok();
+  }
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Fail(ErrnoError("socket"));
   sockaddr_un addr{};
@@ -47,6 +60,21 @@ Status ClaimSocketPath(const std::string& path) {
     return Fail(ErrnoError("removing the stale socket " + path));
   }
   return Ok();
+}
+
+// ROOT/snapshotter.pid: the pid of the process serving (the worker), for tests and operators.
+void WritePidFile(const std::string& root) {
+  if (Status s = WriteFileAtomic(root + "/snapshotter.pid", std::to_string(::getpid()) + "\n");
+      !s) {
+    HOIST_LOG(kWarning) << "writing " << root << "/snapshotter.pid: " << s.error().message();
+  }
+}
+
+void RemovePidFile(const std::string& root) {
+  auto text = ReadFile(root + "/snapshotter.pid");
+  if (text && *text == std::to_string(::getpid()) + "\n") {
+    (void)::unlink((root + "/snapshotter.pid").c_str());
+  }
 }
 
 }  // namespace
@@ -64,6 +92,9 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   app.add_option("--prefetch", config.prefetch,
                  "background fetch of lazy layers: none, priority or all (default all)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
+  bool no_supervisor = false;
+  app.add_flag("--no-supervisor", no_supervisor,
+               "one process, no fd store: a kill ends the layer store's mount (see daemon.h)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -84,14 +115,6 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
     return 1;
   }
 
-  // Signals are taken synchronously by this thread; block them before gRPC starts threads.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
   if (root.empty() || root[0] != '/') {
     std::fprintf(stderr,
                  "hoist-snapshotter: the snapshotter root must be an absolute path, not '%s'\n",
@@ -99,9 +122,56 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
     return 1;
   }
   while (root.size() > 1 && root.back() == '/') root.pop_back();
+
+  // Checked here too, so the supervisor refuses what its worker would (one line, exit 1).
+  if (!config.prefetch.empty() && config.prefetch != "none" && config.prefetch != "priority" &&
+      config.prefetch != "all") {
+    std::fprintf(stderr, "hoist-snapshotter: --prefetch %s: expected none, priority or all\n",
+                 config.prefetch.c_str());
+    return 1;
+  }
+
+  // The process model: started by hoist's supervisor (a worker), by systemd (NOTIFY_SOCKET: its
+  // fd store keeps the layer store's connection), or with --no-supervisor, this process serves;
+  // otherwise it becomes the supervisor and runs this binary again as the worker.
+  const bool worker = std::getenv(kEnvSupervisorPid) != nullptr;
+  if (!worker && !no_supervisor && std::getenv("NOTIFY_SOCKET") == nullptr) {
+    char exe[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+      std::fprintf(stderr, "hoist-snapshotter: cannot find its own binary (/proc/self/exe)\n");
+      return 1;
+    }
+    if (Status s = ClaimSocketPath(address, /*replace=*/false); !s) {
+      std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
+      return 1;
+    }
+    SupervisorOptions so;
+    so.worker_argv.emplace_back(exe, static_cast<size_t>(n));
+    for (int i = 1; i < argc; ++i) so.worker_argv.emplace_back(argv[i]);
+    so.cleanup_mountpoint = root + "/layers";
+    so.name = "hoist-snapshotter";
+    return RunSupervisor(so);
+  }
+  // What a fd store handed over (before any thread: this edits the environment).
+  config.inherited_fds = TakeListenFds();
+  config.previous_pid = InheritedPidFromEnv(kEnvPreviousPid);
+  // The supervisor's reaper waits for this end to close: held for the worker's whole life.
+  [[maybe_unused]] const int lifeline_fd = InheritedFdFromEnv(kEnvLifelineFd);
+  if (const int ready_fd = InheritedFdFromEnv(kEnvReadyFd); ready_fd >= 0) ::close(ready_fd);
+
+  // Signals are taken synchronously by this thread; block them before gRPC starts threads.
+  // SIGUSR1: hand over to the worker that replaces this one (an upgrade).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  sigaddset(&stop_signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   config.root = root;
   if (config.cache.empty()) config.cache = root + "/cache";
-  if (Status s = ClaimSocketPath(address); !s) {
+  if (Status s = ClaimSocketPath(address, config.previous_pid > 0); !s) {
     std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
     return 1;
   }
@@ -136,13 +206,26 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   if (Status s = SdNotify("READY=1"); !s) {
     HOIST_LOG(kWarning) << "telling systemd we are ready failed: " << s.error().message();
   }
+  WritePidFile(root);
   HOIST_LOG(kInfo) << "serving containerd snapshots on " << address << ", root " << (*sn)->root()
                    << (remote ? ", lazy layers on"
                               : ", no lazy layer source: every layer is ordinary");
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }
+  if (sig == SIGUSR1) {
+    // The worker replacing this one serves from now on (its socket replaced ours, the layer
+    // store's connection is in the fd store and in that worker): finish the calls in flight and
+    // leave without unmounting anything. Requests this process read from the store's connection
+    // and did not answer are resent to the new worker once this process is gone.
+    HOIST_LOG(kInfo) << "handing over to the new worker";
+    server->Shutdown();
+    server->Wait();
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   HOIST_LOG(kInfo) << "stopping on signal " << sig;
+  RemovePidFile(root);
   server->Shutdown();
   server->Wait();
   (void)::unlink(address.c_str());  // best effort: a stale socket is replaced at the next start

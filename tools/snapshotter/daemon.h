@@ -2,7 +2,18 @@
 // fake RemoteLayerSource into the seam:
 //
 //   hoist-snapshotter --address SOCKET --root DIR [--cache DIR] [--insecure-registry HOST]...
-//                     [--prefetch none|priority|all] [--log-level LEVEL]
+//                     [--prefetch none|priority|all] [--log-level LEVEL] [--no-supervisor]
+//
+// Process model: without systemd (no NOTIFY_SOCKET) and without --no-supervisor the process
+// becomes hoist's supervisor (tools/supervisor/supervisor.h; cleanup mountpoint DIR/layers) and
+// runs this binary again as the worker, which does everything below; the supervisor keeps the
+// fds the worker stores and starts a new worker with them when it dies (kill -9) or on SIGUSR2
+// (upgrade). Under systemd, or with --no-supervisor, this process is the worker. The worker takes
+// LISTEN_FDS before any thread (DaemonConfig::inherited_fds; the real factory takes the layer
+// store's connection over from them), HOIST_PREVIOUS_PID (an upgrade: the old worker's live
+// socket is replaced), holds HOIST_LIFELINE_FD, writes its pid to DIR/snapshotter.pid once it
+// serves (removed at a clean stop), and on SIGUSR1 finishes its gRPC calls and exits 0 without
+// unmounting (the new worker serves the store's connection).
 //
 // Serves containerd.services.snapshots.v1.Snapshots on the unix socket SOCKET (its directory is
 // created; a stale socket left by a killed daemon is replaced; a live one is an error), with
@@ -23,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fd_store.h"
 #include "base/status.h"
 #include "tools/snapshotter/remote_layer_source.h"
 
@@ -33,11 +45,16 @@ struct DaemonConfig {
   std::string cache;  // --cache, or root + "/cache"
   std::vector<std::string> insecure_registries;
   std::string prefetch;  // as given ("" = the default)
+  // Fds handed to this process by a fd store (LISTEN_FDS: systemd, or hoist's supervisor); the
+  // factory takes what it kept there (the layer store's connection).
+  std::vector<ListenFd> inherited_fds;
+  // An upgrade: the worker this one replaces (still running until this one is ready), or 0.
+  pid_t previous_pid = 0;
 };
 
 // Makes the lazy layer source; a null pointer means none (every layer is ordinary).
 using RemoteSourceFactory =
-    std::function<Result<std::shared_ptr<RemoteLayerSource>>(const DaemonConfig&)>;
+    std::function<Result<std::shared_ptr<RemoteLayerSource>>(DaemonConfig&)>;
 
 int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory);
 

@@ -16,13 +16,20 @@
 namespace hoist {
 
 Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
-    const LayerStoreSourceOptions& options) {
-  HOIST_ASSIGN_OR_RETURN(bool detached, DetachDeadMounts(options.mountpoint));
-  if (detached) {
-    HOIST_LOG(kInfo) << "detached the dead layer store mount at " << options.mountpoint
-                     << " (left by an earlier run)";
+    const LayerStoreSourceOptions& options, LayerStoreHandoff* handoff) {
+  if (handoff != nullptr && HandedOverConnectionIsDead(handoff->fuse_fd.get())) {
+    HOIST_LOG(kWarning) << "the handed-over layer store connection has ended; mounting a new store";
+    handoff = nullptr;
   }
-  HOIST_RETURN_IF_ERROR(MakeDirs(options.mountpoint, 0755));
+  if (handoff == nullptr) {
+    // Never on a handed-over live mount: a stat would wait for this process to serve it.
+    HOIST_ASSIGN_OR_RETURN(bool detached, DetachDeadMounts(options.mountpoint));
+    if (detached) {
+      HOIST_LOG(kInfo) << "detached the dead layer store mount at " << options.mountpoint
+                       << " (left by an earlier run)";
+    }
+    HOIST_RETURN_IF_ERROR(MakeDirs(options.mountpoint, 0755));
+  }
   if (!options.cache_dir.empty()) HOIST_RETURN_IF_ERROR(MakeDirs(options.cache_dir, 0700));
   MountOptions mo;
   mo.mountpoint = options.mountpoint;
@@ -32,7 +39,7 @@ Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
   mo.allow_other = true;
   mo.suid = true;
   mo.state_dir = options.state_dir;
-  auto store = LayerStore::Start(mo);
+  auto store = LayerStore::Start(mo, handoff);
   if (!store) return Fail(store.error().Context("starting the layer store"));
   return std::shared_ptr<LayerStoreSource>(new LayerStoreSource(std::move(*store)));
 }
@@ -89,6 +96,8 @@ Result<std::string> LayerStoreSource::Resolve(const RemoteLayerRequest& request)
   }
   return dir;
 }
+
+Status LayerStoreSource::Restored() { return store_->Serve(); }
 
 void LayerStoreSource::Forget(const std::string& chain_id, const std::string& path) {
   Digest digest;

@@ -7,7 +7,13 @@
 // Start: creates the mountpoint; a dead FUSE mount left there by a killed daemon (stat answers
 // ENOTCONN) is detached first (MNT_DETACH, repeatedly: one per earlier kill), so a restart mounts
 // a NEW store on the same path; the layer directories are named by digest, so the paths the
-// snapshotter recorded stay valid once Resolve has added the layers again. The store is mounted
+// snapshotter recorded stay valid once Resolve has added the layers again. Where a fd store
+// exists (systemd's, or hoist's supervisor), the store keeps its connection there (layer_store.h)
+// and Start with the handed-over fds (a restart or an upgrade of the daemon) takes that live
+// mount over instead: the mountpoint is not touched, Resolve re-adds each layer at its old slot,
+// and Restored() (called by the snapshotter once every remote snapshot on record was resolved)
+// starts serving it, so running containers' overlays keep working. A handed-over connection that
+// has already ended (POLLERR) is dropped and a new store mounted as above. The store is mounted
 // with allow_other (containers run as other users) and suid (a single-layer bind mount keeps the
 // store's flags), read-only and nodev as every hoist mount.
 //
@@ -60,9 +66,10 @@ struct LayerStoreSourceOptions {
 class LayerStoreSource : public RemoteLayerSource {
  public:
   [[nodiscard]] static Result<std::shared_ptr<LayerStoreSource>> Start(
-      const LayerStoreSourceOptions& options);
+      const LayerStoreSourceOptions& options, LayerStoreHandoff* handoff = nullptr);
 
   Result<std::string> Resolve(const RemoteLayerRequest& request) override;
+  Status Restored() override;
   void Forget(const std::string& chain_id, const std::string& path) override;
 
   LayerStore& store() { return *store_; }

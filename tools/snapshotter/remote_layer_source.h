@@ -18,7 +18,9 @@
 // At start-up the snapshotter calls Resolve again for every remote snapshot it has on record
 // (with the labels the snapshot was recorded with), to restore the layer's directory after a
 // restart; a changed path is recorded, an error is logged and the snapshot's mounts keep the old
-// path (containerd sees the failure when it mounts).
+// path (containerd sees the failure when it mounts). Then it calls Restored() once, before it
+// serves anything: a source that took a live mount over starts answering it there, so no request
+// of a running container meets a layer that is not restored yet.
 //
 // The labels a source may read (all optional; absent ones are simply not there):
 //   containerd.io/snapshot.ref                       the chain ID (always set by containerd)
@@ -68,6 +70,9 @@ class RemoteLayerSource {
   virtual ~RemoteLayerSource() = default;
   // The directory holding the layer's tree (lazy), or why the layer is not served lazily.
   [[nodiscard]] virtual Result<std::string> Resolve(const RemoteLayerRequest& request) = 0;
+  // Every remote snapshot on record was resolved again (see above). An error fails the
+  // snapshotter's start. Default: nothing to do.
+  [[nodiscard]] virtual Status Restored() { return Ok(); }
   // The snapshot of `chain_id` (served from `path`) was removed. Default: nothing to do.
   virtual void Forget(const std::string& chain_id, const std::string& path) {
     (void)chain_id;

@@ -127,6 +127,7 @@ Result<std::unique_ptr<Snapshotter>> Snapshotter::Open(const SnapshotterOptions&
                         << " remote snapshots are on record but no remote layer source is "
                            "configured; their mounts will fail";
   }
+  if (s->remote_) HOIST_RETURN_IF_ERROR(s->remote_->Restored());
   return s;
 }
 

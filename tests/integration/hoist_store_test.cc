@@ -1,0 +1,351 @@
+// hoist-store (issue 15) with the real parts: Debian's podman (private storage.conf,
+// containers.conf and registries.conf; runc, cgroupfs), the real registry, the real hoist-store
+// and hoist binaries, real FUSE and overlayfs. Needs root and /dev/fuse.
+//
+// The suite builds the python image (tests/harness/python_image.h), pushes it gzip to py/gzip,
+// converts it with `hoist convert` to py/zstd (zstd:chunked), starts one hoist-store on
+// work/store (its layer views on work/store.layers) and one podman configuration whose
+// additionallayerstores names it.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/digest.h"
+#include "base/file_util.h"
+#include "fetcher/reference.h"
+#include "fetcher/registry.h"
+#include "tests/harness/oci_image.h"
+#include "tests/harness/python_image.h"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_registry.h"
+#include "tests/harness/wait.h"
+#include "tools/store/additional_store.h"
+
+namespace hoist {
+namespace {
+
+using harness::CommandResult;
+
+constexpr char kPython[] = "print(40+2)";
+
+CommandResult RunTool(const std::vector<std::string>& argv, std::vector<std::string> env = {}) {
+  return harness::RunForResult(argv, {.timeout = std::chrono::seconds(180), .env = std::move(env)});
+}
+
+bool Mounted(const std::string& path) {
+  auto info = ReadFile("/proc/self/mountinfo");
+  return info && info->find(" " + path + " ") != std::string::npos;
+}
+
+std::vector<std::string> DirEntries(const std::string& dir) {
+  CommandResult r = RunTool({"ls", "-A", dir});
+  std::vector<std::string> out;
+  size_t start = 0;
+  const std::string& s = r.stdout_text;
+  while (start < s.size()) {
+    const size_t end = s.find('\n', start);
+    out.push_back(s.substr(start, end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+int StatErrno(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 ? 0 : errno;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setup_error_ = new std::string();
+    auto fail = [](const std::string& why) { *setup_error_ = why; };
+    if (::geteuid() != 0) return fail("needs root (FUSE mounts, podman's overlay storage)");
+    if (!harness::HaveProgram("podman")) return fail("podman is not installed (scripts/setup.sh)");
+    char tmpl[] = "/tmp/hoist-store-test-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return fail("mkdtemp");
+    work_ = new std::string(tmpl);
+    auto reg = harness::TestRegistry::Launch({});
+    if (!reg) return fail(reg.error().message());
+    registry_ = reg->release();
+    auto layers = harness::PythonImageLayers();
+    if (!layers) return fail(layers.error().message());
+    layout_ = new std::string(*work_ + "/py-layout");
+    auto image = harness::BuildOciImage(*layout_, *layers, {.tag = "py", .cmd = {"python3"}});
+    if (!image) return fail(image.error().message());
+    if (auto p = harness::PushOciLayout(image->OciRef(), registry_->DockerRef("py/gzip", "v1")); !p)
+      return fail(p.error().message());
+    CommandResult conv =
+        RunTool({HOIST_BINARY, "convert", "-q", registry_->DockerRef("py/gzip", "v1"),
+                 registry_->DockerRef("py/zstd", "v1")});
+    if (!conv.ok()) return fail("hoist convert: " + conv.stderr_text);
+
+    // podman's private configuration.
+    const std::string& w = *work_;
+    for (const char* d : {"/store", "/graph", "/run", "/tmp"}) {
+      if (auto s = MakeDirs(w + d); !s) return fail(s.error().message());
+    }
+    const std::string storage =
+        "[storage]\ndriver = \"overlay\"\ngraphroot = \"" + w + "/graph\"\nrunroot = \"" + w +
+        "/run\"\n[storage.options]\nadditionallayerstores = [\"" + w + "/store:ref\"]\n";
+    const std::string containers =
+        "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n"
+        "tmp_dir = \"" +
+        w + "/tmp\"\n";
+    const std::string registries =
+        "[[registry]]\nlocation = \"" + registry_->host_port() + "\"\ninsecure = true\n";
+    for (auto [name, text] :
+         {std::pair{"/storage.conf", storage}, std::pair{"/containers.conf", containers},
+          std::pair{"/registries.conf", registries}}) {
+      if (auto s = WriteFileAtomic(w + name, text); !s) return fail(s.error().message());
+    }
+    // The daemon: forks, and returns once both mounts serve.
+    CommandResult started =
+        RunTool({HOIST_STORE_BINARY, "--cache", w + "/cache", "-o",
+                 "log_level=info,log_file=" + w +
+                     "/store.log,insecure_registry=" + registry_->host_port() + ",prefetch=none",
+                 w + "/store"});
+    if (!started.ok()) return fail("hoist-store: " + started.stderr_text);
+    if (!Mounted(w + "/store") || !Mounted(w + "/store.layers"))
+      return fail("hoist-store returned before mounting");
+  }
+
+  static void TearDownTestSuite() {
+    if (work_ != nullptr) {
+      (void)Podman({"system", "reset", "-f"});
+      // An unmount from outside ends the daemon, which then unmounts its layer views.
+      (void)RunTool({"umount", *work_ + "/store"});
+      EXPECT_TRUE(harness::WaitUntil([] { return !Mounted(*work_ + "/store.layers"); }));
+    }
+    delete registry_;
+    registry_ = nullptr;
+    const char* keep = std::getenv("HOIST_TEST_KEEP");
+    if (work_ != nullptr && (keep == nullptr || *keep != '1')) (void)RemoveTree(*work_);
+  }
+
+  void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
+
+  static CommandResult Podman(std::vector<std::string> args) {
+    args.insert(args.begin(), "podman");
+    const std::string& w = *work_;
+    return RunTool(args, {"CONTAINERS_STORAGE_CONF=" + w + "/storage.conf",
+                          "CONTAINERS_CONF=" + w + "/containers.conf",
+                          "CONTAINERS_REGISTRIES_CONF=" + w + "/registries.conf"});
+  }
+  static CommandResult PodmanRunPython(const std::string& ref) {
+    return Podman({"run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit",
+                   "nproc=1000:1000", ref, "python3", "-c", kPython});
+  }
+
+  static ResolvedImage Resolve(const std::string& ref) {
+    auto client = RegistryClient::CreateDefault();
+    EXPECT_TRUE(client.has_value());
+    auto image = (*client)->Resolve(*Reference::Parse(ref));
+    EXPECT_TRUE(image.has_value()) << image.error().message();
+    return image ? *image : ResolvedImage{};
+  }
+  static std::string KeyDir(const std::string& ref, const Digest& key) {
+    return *work_ + "/store/" + Base64Encode(ref) + "/" + key.str();
+  }
+
+  // Every GET of a blob in `lazy` since `mark` was a Range request (206), and (need_reads) there
+  // was one.
+  static void ExpectOnlyRangeReads(uint64_t mark, const std::vector<Digest>& lazy,
+                                   bool need_reads = true) {
+    auto requests = registry_->Requests(mark);
+    ASSERT_TRUE(requests.has_value()) << requests.error().message();
+    std::map<std::string, int> ranged;
+    for (const harness::RegistryRequest& r : *requests) {
+      if (!r.IsBlobGet()) continue;
+      for (const Digest& d : lazy) {
+        if (r.uri.find(d.str()) == std::string::npos) continue;
+        EXPECT_EQ(r.status, 206) << "whole-blob download of a lazy layer: " << r.uri;
+        ++ranged[d.str()];
+      }
+    }
+    if (!need_reads) return;
+    for (const Digest& d : lazy) EXPECT_GT(ranged[d.str()], 0) << d.str();
+  }
+
+  static void ExpectNoLayersServed() {
+    EXPECT_TRUE(harness::WaitUntil([] { return DirEntries(*work_ + "/store.layers").empty(); }))
+        << "still served: " << testing::PrintToString(DirEntries(*work_ + "/store.layers"));
+  }
+
+  static std::string* setup_error_;
+  static std::string* work_;
+  static std::string* layout_;
+  static harness::TestRegistry* registry_;
+};
+
+std::string* StoreTest::setup_error_ = nullptr;
+std::string* StoreTest::work_ = nullptr;
+std::string* StoreTest::layout_ = nullptr;
+harness::TestRegistry* StoreTest::registry_ = nullptr;
+
+// The hoist-converted (zstd:chunked) python image: pulled and run lazily through the store,
+// every layer by Range reads only; `info` is exact; rmi releases every layer.
+TEST_F(StoreTest, PullRunRmiZstdChunked) {
+  const std::string ref = registry_->ImageRef("py/zstd", "v1");
+  const ResolvedImage image = Resolve(ref);
+  ASSERT_EQ(image.manifest.layers.size(), 2u);
+  std::vector<Digest> layers;
+  for (const Descriptor& d : image.manifest.layers) layers.push_back(d.digest);
+  const uint64_t mark = registry_->LogMark();
+  CommandResult pull = Podman({"pull", "-q", ref});
+  ASSERT_TRUE(pull.ok()) << pull.stderr_text;
+  CommandResult run = PodmanRunPython(ref);
+  ASSERT_TRUE(run.ok()) << run.stderr_text;
+  EXPECT_EQ(run.stdout_text, "42\n");
+  ExpectOnlyRangeReads(mark, layers);
+
+  // What containers/storage read: info, the diff link into the layer store, blob's size.
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string dir = KeyDir(ref, layers[i]);
+    const Descriptor& d = image.manifest.layers[i];
+    const std::string toc = d.annotations.at("io.github.containers.zstd-chunked.manifest-checksum");
+    EXPECT_EQ(ReadFile(dir + "/info").value_or(""),
+              "{\"compressed-diff-digest\":\"" + d.digest.str() + "\",\"compressed-size\":" +
+                  std::to_string(d.size) + ",\"diff-digest\":\"" + image.config.diff_ids[i].str() +
+                  "\",\"compression\":4,\"toc-digest\":\"" + toc + "\"}\n");
+    char target[4096];
+    const ssize_t n = ::readlink((dir + "/diff").c_str(), target, sizeof(target));
+    ASSERT_GT(n, 0) << dir;
+    EXPECT_EQ(std::string(target, static_cast<size_t>(n)),
+              *work_ + "/store.layers/" + std::string(layers[i].hex()));
+    struct stat st;
+    ASSERT_EQ(::stat((dir + "/blob").c_str(), &st), 0);
+    EXPECT_EQ(st.st_size, d.size);
+    EXPECT_EQ(st.st_mode, S_IFREG | 0444u);
+    // The same layer by its TOC digest (newer containers/storage asks so).
+    EXPECT_EQ(ReadFile(KeyDir(ref, *Digest::Parse(toc)) + "/info").value_or(""),
+              ReadFile(dir + "/info").value_or("x"));
+    (void)::rmdir(KeyDir(ref, *Digest::Parse(toc)).c_str());  // the lookup's reference
+  }
+  // The layer's view through the store: busybox as the image has it.
+  struct stat st;
+  ASSERT_EQ(::stat((KeyDir(ref, layers[0]) + "/diff/bin/busybox").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode, S_IFREG | 0755u);
+  EXPECT_EQ(st.st_uid, 0u);
+
+  CommandResult rmi = Podman({"rmi", ref});
+  ASSERT_TRUE(rmi.ok()) << rmi.stderr_text;
+  ExpectNoLayersServed();
+}
+
+// One plain gzip layer (podman pulls it whole) under a zstd:chunked one (served lazily).
+TEST_F(StoreTest, MixedGzipAndZstdChunkedRuns) {
+  const std::string dir = *work_ + "/mixed";
+  const std::string ref = registry_->ImageRef("py/mixed", "v1");
+  CommandResult copy = RunTool({"skopeo", "copy", "-q", "--src-tls-verify=false",
+                                registry_->DockerRef("py/zstd", "v1"), "oci:" + dir + ":v1"});
+  ASSERT_TRUE(copy.ok()) << copy.stderr_text;
+  const std::string script = R"(
+import hashlib, json, shutil, sys
+m, g = sys.argv[1], sys.argv[2]
+def blob(l, d): return open(l + "/blobs/sha256/" + d[7:], "rb").read()
+def put(l, b):
+    d = "sha256:" + hashlib.sha256(b).hexdigest()
+    open(l + "/blobs/sha256/" + d[7:], "wb").write(b)
+    return d
+gi = json.load(open(g + "/index.json"))
+gm = json.loads(blob(g, gi["manifests"][0]["digest"]))
+gc = json.loads(blob(g, gm["config"]["digest"]))
+mi = json.load(open(m + "/index.json"))
+mm = json.loads(blob(m, mi["manifests"][0]["digest"]))
+mc = json.loads(blob(m, mm["config"]["digest"]))
+mm["layers"][0] = gm["layers"][0]
+mc["rootfs"]["diff_ids"][0] = gc["rootfs"]["diff_ids"][0]
+shutil.copy(g + "/blobs/sha256/" + gm["layers"][0]["digest"][7:], m + "/blobs/sha256/")
+cb = json.dumps(mc).encode()
+mm["config"]["digest"], mm["config"]["size"] = put(m, cb), len(cb)
+mb = json.dumps(mm).encode()
+mi["manifests"][0]["digest"], mi["manifests"][0]["size"] = put(m, mb), len(mb)
+json.dump(mi, open(m + "/index.json", "w"))
+)";
+  CommandResult mix = RunTool({"python3", "-c", script, dir, *layout_});
+  ASSERT_TRUE(mix.ok()) << mix.stderr_text;
+  ASSERT_TRUE(harness::PushOciLayout("oci:" + dir + ":v1", registry_->DockerRef("py/mixed", "v1")));
+  const ResolvedImage image = Resolve(ref);
+  ASSERT_EQ(image.manifest.layers.size(), 2u);
+  const Digest gzip = image.manifest.layers[0].digest;
+  const Digest zstd = image.manifest.layers[1].digest;
+
+  const uint64_t mark = registry_->LogMark();
+  CommandResult pull = Podman({"pull", "-q", ref});
+  ASSERT_TRUE(pull.ok()) << pull.stderr_text;
+  CommandResult run = PodmanRunPython(ref);
+  ASSERT_TRUE(run.ok()) << run.stderr_text;
+  EXPECT_EQ(run.stdout_text, "42\n");
+  // The zstd:chunked layer is the one PullRunRmiZstdChunked ran (its chunks may all be cached
+  // by now): never downloaded whole.
+  ExpectOnlyRangeReads(mark, {zstd}, /*need_reads=*/false);
+  // The gzip layer is not in the store: podman downloaded it whole.
+  EXPECT_EQ(StatErrno(KeyDir(ref, gzip)), ENOENT);
+  auto requests = registry_->Requests(mark);
+  ASSERT_TRUE(requests.has_value());
+  int whole = 0;
+  for (const harness::RegistryRequest& r : *requests)
+    whole += r.IsBlobGet() && r.uri.find(gzip.str()) != std::string::npos && r.status == 200;
+  EXPECT_EQ(whole, 1);
+  EXPECT_EQ(DirEntries(*work_ + "/store.layers"),
+            std::vector<std::string>{std::string(zstd.hex())});
+
+  CommandResult rmi = Podman({"rmi", ref});
+  ASSERT_TRUE(rmi.ok()) << rmi.stderr_text;
+  ExpectNoLayersServed();
+}
+
+// Names that are not a base64 reference or not a digest, and layers that cannot be lazy, are
+// ENOENT; none of them adds a layer.
+TEST_F(StoreTest, HostilePathsAreEnoent) {
+  const std::string root = *work_ + "/store/";
+  const std::string zstd_ref = registry_->ImageRef("py/zstd", "v1");
+  const std::string gzip_ref = registry_->ImageRef("py/gzip", "v1");
+  const ResolvedImage zstd = Resolve(zstd_ref);
+  const ResolvedImage gzip = Resolve(gzip_ref);
+  ASSERT_FALSE(zstd.manifest.layers.empty());
+  ASSERT_FALSE(gzip.manifest.layers.empty());
+  const std::string b64 = Base64Encode(zstd_ref);
+  const std::string layer = zstd.manifest.layers[0].digest.str();
+  for (const std::string& path : {
+           root + "not-base64!",
+           root + "...",
+           root + b64.substr(0, b64.size() - 1),     // truncated
+           root + Base64Encode("not a reference!"),  // base64 of garbage
+           root + b64 + "/not-a-digest",
+           root + b64 + "/sha256:" + std::string(64, 'g'),
+           root + b64 + "/" + layer.substr(0, layer.size() - 1),
+           root + b64 + "/SHA256:" + layer.substr(7),
+           root + b64 + "/sha256:" + std::string(64, '0'),  // not in the image
+           root + b64 + "/" + layer + "/other",
+           root + b64 + "/" + layer + "/use",
+           KeyDir(gzip_ref, gzip.manifest.layers[0].digest),  // plain gzip: not lazy
+           KeyDir(registry_->ImageRef("py/none", "v1"), zstd.manifest.layers[0].digest),
+       }) {
+    EXPECT_EQ(StatErrno(path), ENOENT) << path;
+  }
+  // Nothing can be made there but `use`.
+  EXPECT_NE(::mkdir((root + b64 + "/x").c_str(), 0755), 0);
+  (void)::rmdir(KeyDir(zstd_ref, zstd.manifest.layers[0].digest).c_str());  // the lookup's ref
+  ExpectNoLayersServed();
+}
+
+TEST(StoreNamesTest, RefNamesAndKeys) {
+  EXPECT_EQ(DecodeStoreRefName(Base64Encode("localhost:5000/a/b:c")).value_or(""),
+            "localhost:5000/a/b:c");
+  EXPECT_FALSE(DecodeStoreRefName("bG9jYWxob3N0Og").has_value());  // unpadded
+  EXPECT_FALSE(DecodeStoreRefName("").has_value());
+  EXPECT_FALSE(ParseStoreLayerKey("sha256:" + std::string(63, 'a')).has_value());
+  EXPECT_TRUE(ParseStoreLayerKey("sha256:" + std::string(64, 'a')).has_value());
+}
+
+}  // namespace
+}  // namespace hoist

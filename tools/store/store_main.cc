@@ -1,0 +1,194 @@
+// hoist-store: containers/storage's additional layer store (tools/store/additional_store.h) as
+// a daemon, for podman and CRI-O.
+//
+//   hoist-store [-f] [-d] [--cache DIR] [--layers-dir DIR] [-o opt,...] MOUNTPOINT
+//   storage.conf: [storage.options] additionallayerstores = ["MOUNTPOINT:ref"]
+//
+// The layer views are served by a LayerStore mounted on --layers-dir (default
+// "MOUNTPOINT.layers", created if missing); MOUNTPOINT/<base64 ref>/<key>/diff links into it.
+// Options are hoistfs's (fusefs/mount_options.h: timeout, prefetch, cache, cache_size,
+// insecure_registry, platform, log_level, log_file, ...); the layer store is always mounted
+// allow_other,suid like hoist-snapshotter's (containers run as other users).
+//
+// Processes: without -f the command forks, and exits 0 once both mounts serve (1 after printing
+// the one-line error); the child detaches (setsid, stdio to /dev/null or -o log_file=). With -f
+// it stays in the foreground and tells systemd READY=1 (Type=notify). Not supervised: a killed
+// daemon leaves both mounts dead (ENOTCONN) until it is started again (see docs/ARCHITECTURE.md
+// "hoist-store"). SIGTERM, SIGINT and SIGHUP unmount and end it; so does an unmount from
+// outside.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/file_util.h"
+#include "base/log.h"
+#include "base/sd_notify.h"
+#include "fusefs/mount_options.h"
+#include "tools/store/additional_store.h"
+
+namespace {
+
+constexpr char kReady[] = "ready\n";
+
+// Parent side: waits for the child's verdict.
+int AwaitReadiness(int fd, pid_t child) {
+  std::string msg;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    msg.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (msg == kReady) return 0;
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  std::fputs(
+      msg.empty() ? "hoist-store: the daemon exited before the store was ready\n" : msg.c_str(),
+      stderr);
+  return 1;
+}
+
+void Detach(const std::string& log_file) {
+  ::setsid();
+  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  int log_fd = -1;
+  if (!log_file.empty())
+    log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, STDIN_FILENO);
+    ::dup2(null_fd, STDOUT_FILENO);
+    ::dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO);
+  }
+  if (log_fd >= 0) ::close(log_fd);
+  if (null_fd > STDERR_FILENO) ::close(null_fd);
+}
+
+void Tell(int fd, const std::string& line) {
+  if (fd >= 0) {
+    (void)hoist::WriteAll(fd, line, "the readiness pipe");
+  } else if (line != kReady) {
+    std::fputs(line.c_str(), stderr);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hoist::MountOptions options;
+  std::vector<std::string> option_lists;
+  std::string cache_flag;
+  std::string layers_dir;
+  CLI::App app{"hoist-store: containers/storage's additional layer store, served lazily by hoist"};
+  app.add_flag("-f,--foreground", options.foreground, "stay in the foreground");
+  app.add_flag("-d,--debug", options.fuse_debug, "FUSE debug output (implies -f)");
+  app.add_option("-o", option_lists, "mount options, as hoistfs's")
+      ->allow_extra_args(false)
+      ->take_all();
+  app.add_option("--cache", cache_flag, "the host store directory (env HOIST_CACHE)");
+  app.add_option("--layers-dir", layers_dir,
+                 "where the layer views are mounted (default MOUNTPOINT.layers)");
+  app.add_option("mountpoint", options.mountpoint, "an empty directory")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (const std::string& list : option_lists) {
+    if (auto s = hoist::ApplyMountOptionList(list, &options); !s) {
+      std::fprintf(stderr, "hoist-store: %s\n", s.error().message().c_str());
+      return 1;
+    }
+  }
+  if (!cache_flag.empty()) options.cache_dir = cache_flag;
+  if (options.fuse_debug) options.foreground = true;
+  options.allow_other = true;
+  options.suid = true;
+  auto absolute = [](std::string& path) {
+    if (path.empty() || path[0] == '/') return;
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof(cwd)) != nullptr) path = std::string(cwd) + "/" + path;
+  };
+  absolute(options.mountpoint);
+  absolute(options.cache_dir);
+  absolute(options.log_file);
+  while (options.mountpoint.size() > 1 && options.mountpoint.ends_with('/'))
+    options.mountpoint.pop_back();
+  if (layers_dir.empty()) layers_dir = options.mountpoint + ".layers";
+  absolute(layers_dir);
+  hoist::LogLevel level;
+  if (!hoist::ParseLogLevel(options.log_level, &level)) {
+    std::fprintf(stderr, "hoist-store: unknown log level \"%s\"\n", options.log_level.c_str());
+    return 1;
+  }
+
+  int ready_fd = -1;
+  if (!options.foreground) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      std::perror("hoist-store: pipe");
+      return 1;
+    }
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      std::perror("hoist-store: fork");
+      return 1;
+    }
+    if (pid > 0) {
+      ::close(fds[1]);
+      return AwaitReadiness(fds[0], pid);
+    }
+    ::close(fds[0]);
+    ready_fd = fds[1];
+    Detach(options.log_file);
+  }
+  hoist::SetLogLevel(level);
+
+  // The stores' threads inherit a mask blocking the stop signals; this thread waits for them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  if (::mkdir(layers_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    Tell(ready_fd, "hoist-store: mkdir " + layers_dir + ": " + std::strerror(errno) + "\n");
+    return 1;
+  }
+  auto store = hoist::AdditionalStore::Start(options, layers_dir);
+  if (!store) {
+    Tell(ready_fd, "hoist-store: " + store.error().message() + "\n");
+    return 1;
+  }
+  Tell(ready_fd, kReady);
+  if (ready_fd >= 0) ::close(ready_fd);
+  if (auto s = hoist::SdNotify("READY=1"); !s) {
+    HOIST_LOG(kWarning) << "hoist-store: " << s.error().message();
+  }
+  if (::chdir("/") != 0) {
+    // Not fatal: only keeps the daemon from pinning a directory.
+  }
+  while (true) {
+    const timespec tick{.tv_sec = 1, .tv_nsec = 0};
+    const int sig = ::sigtimedwait(&stop, nullptr, &tick);
+    if (sig > 0) {
+      HOIST_LOG(kInfo) << "hoist-store: signal " << sig << ": unmounting";
+      break;
+    }
+    if (!(*store)->Serving()) break;
+  }
+  store->reset();
+  return 0;
+}
