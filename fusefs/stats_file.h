@@ -57,8 +57,9 @@ std::string MountStateToJson(const MountStateFile& state);
 [[nodiscard]] Result<MountStateFile> ReadMountStateFile(const std::string& path);
 
 // Writes the state file once before the constructor returns, then every `interval` and once
-// more on destruction (at unmount), from a thread of its own. `stats` must outlive the writer. Remove() deletes the file (call it after
-// the final write when the mount goes away, if the file should not linger).
+// more on destruction (at unmount), from a thread of its own. `stats` must outlive the writer.
+// Remove() deletes the file (call it after the final write when the mount goes away, if the file
+// should not linger).
 class StatsFileWriter {
  public:
   StatsFileWriter(const MountStats* stats, std::string path, std::string mountpoint,

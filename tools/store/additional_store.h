@@ -37,7 +37,9 @@
 // registry's errno for a failed blob read.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -58,10 +60,16 @@ namespace hoist {
 bool StoreKeyMatches(const Descriptor& layer, const Digest& key);
 // The TOC digest a newer containers/storage asks by (empty Digest when the layer has none).
 Digest StoreTocDigest(const Descriptor& layer);
+// The layer's uncompressed (tar) size when the manifest declares it without reading the layer:
+// the `io.containers.estargz.uncompressed-size` annotation (ctr-remote's eStargz and
+// zstd:chunked). nullopt when absent; EBADMSG when present and not a decimal number.
+[[nodiscard]] Result<std::optional<uint64_t>> StoreAnnotatedDiffSize(const Descriptor& layer);
 // The `info` file: containers/storage's Layer JSON (compressed-diff-digest, compressed-size,
-// diff-digest, compression, toc-digest when known). diff-size is left out: it is not known
-// without reading the whole layer.
-std::string StoreLayerInfo(const Descriptor& layer, const Digest& diff_id);
+// diff-digest, diff-size when known, compression, toc-digest when known). podman needs
+// diff-size for `podman save` to a docker-archive (the tar header of each layer); it is given
+// only when the manifest declares it (StoreAnnotatedDiffSize), never read from the layer.
+std::string StoreLayerInfo(const Descriptor& layer, const Digest& diff_id,
+                           std::optional<uint64_t> diff_size = std::nullopt);
 
 class AdditionalStore {
  public:
