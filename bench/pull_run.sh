@@ -7,13 +7,17 @@
 #               `ctr-remote image rpull --snapshotter stargz` + `ctr run --snapshotter stargz`
 #   hoist-estargz      hoist-snapshotter, the same eStargz image, rpull + run
 #   hoist-zstdchunked  hoist-snapshotter, the image made by `hoist convert` (zstd:chunked)
+#   hoist-zstdchunked-pl  the same, converted with `--prefetch-list bench/python_start.list`
+#               (the files python3's start reads, marked and first in their layer)
+#   base-estargz, base-zstdchunked  the same with --base-snapshotter PATH (another build, e.g.
+#               of the previous revision), to compare two revisions in one run
 #
 # The hoist cases run only when a hoist-snapshotter binary is found (--snapshotter PATH, else
 # $HOIST_BUILD_DIR/tools or the repo's build dirs) and, for zstd:chunked, a hoist binary.
 #
 # Usage (root: containerd, overlayfs, FUSE, drop_caches):
 #   bench/pull_run.sh [--runs N] [--snapshotter PATH] [--hoist PATH] [--stargz PATH]
-#                     [--timeout S] [--out DIR]
+#                     [--base-snapshotter PATH] [--timeout S] [--out DIR]
 #
 # Every run of every case starts from nothing: a new containerd (own root, state, socket and
 # config, CRI disabled), a new snapshotter daemon with an empty root and cache, and the page cache
@@ -35,10 +39,11 @@ RUNS=5
 SNAP=
 HOIST=${HOIST:-}
 STARGZ=
+BASE_SNAP=
 TIMEOUT=600
 OUT=
 usage() {
-  echo "usage: $0 [--runs N] [--snapshotter PATH] [--hoist PATH] [--stargz PATH] [--timeout S] [--out DIR]" >&2
+  echo "usage: $0 [--runs N] [--snapshotter PATH] [--hoist PATH] [--stargz PATH] [--base-snapshotter PATH] [--timeout S] [--out DIR]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -47,6 +52,7 @@ while [ $# -gt 0 ]; do
     --snapshotter) [ $# -ge 2 ] || usage; SNAP=$2; shift 2 ;;
     --hoist) [ $# -ge 2 ] || usage; HOIST=$2; shift 2 ;;
     --stargz) [ $# -ge 2 ] || usage; STARGZ=$2; shift 2 ;;
+    --base-snapshotter) [ $# -ge 2 ] || usage; BASE_SNAP=$(realpath "$2"); shift 2 ;;
     --timeout) [ $# -ge 2 ] || usage; TIMEOUT=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
     *) usage ;;
@@ -84,9 +90,14 @@ CASES=(overlayfs stargz)
 SKIPPED=()
 if [ -n "$SNAP" ]; then
   CASES+=(hoist-estargz)
-  if [ -n "$HOIST" ]; then CASES+=(hoist-zstdchunked); else SKIPPED+=("hoist-zstdchunked: no hoist binary for \`hoist convert\`"); fi
+  if [ -n "$HOIST" ]; then CASES+=(hoist-zstdchunked hoist-zstdchunked-pl); else SKIPPED+=("hoist-zstdchunked: no hoist binary for \`hoist convert\`"); fi
 else
   SKIPPED+=("hoist-estargz, hoist-zstdchunked: no hoist-snapshotter binary (--snapshotter PATH)")
+fi
+if [ -n "$BASE_SNAP" ]; then
+  [ -x "$BASE_SNAP" ] || die "--base-snapshotter '$BASE_SNAP' is not executable"
+  CASES+=(base-estargz)
+  [ -z "$HOIST" ] || CASES+=(base-zstdchunked)
 fi
 
 # ---------- 2. the images, in a registry kept between runs ----------
@@ -129,6 +140,7 @@ start_containerd() {  # DIR
 start_snapshotter() {
   local bin=$STARGZ
   [ "$1" = hoist ] && bin=$SNAP
+  [ "${3:-}" = base ] && bin=$BASE_SNAP
   local ok=0
   bench_start_snapshotter "$1" "$bin" "$2" || ok=1
   CASE_PIDS+=("$SN_PID")
@@ -153,11 +165,17 @@ if ! has_tag estargz; then
   umount_under "$WORK/setup"
   rm -rf "$WORK/setup"
 fi
-if [[ " ${CASES[*]} " == *" hoist-zstdchunked "* ]] && ! has_tag zstdchunked; then
+if [[ " ${CASES[*]} " == *"-zstdchunked "* ]] && ! has_tag zstdchunked; then
   log "converting to zstd:chunked with hoist convert (once; kept in $REGDIR)"
   "$HOIST" convert -q "docker://$REG/bench/py:gz" "docker://$REG/bench/py:zstdchunked" \
     >"$WORK/logs/setup-zstdchunked.log" 2>&1 \
     || die "hoist convert failed: $(tail -c 400 "$WORK/logs/setup-zstdchunked.log")"
+fi
+if [[ " ${CASES[*]} " == *" hoist-zstdchunked-pl "* ]] && ! has_tag zstdchunked-pl; then
+  log "converting to zstd:chunked with a prefetch list (once; kept in $REGDIR)"
+  "$HOIST" convert -q --prefetch-list "$ROOT/bench/python_start.list" "docker://$REG/bench/py:gz" \
+    "docker://$REG/bench/py:zstdchunked-pl" >"$WORK/logs/setup-zstdchunked-pl.log" 2>&1 \
+    || die "hoist convert --prefetch-list failed: $(tail -c 400 "$WORK/logs/setup-zstdchunked-pl.log")"
 fi
 manifest_bytes() {  # TAG -> sum of layer sizes
   curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
@@ -167,7 +185,7 @@ manifest_bytes() {  # TAG -> sum of layer sizes
 
 # ---------- 3. the cases, in rounds ----------
 PY=(python3 -c 'import json, sqlite3; print("python3 ok")')
-image_of() { case $1 in overlayfs) echo gz ;; stargz | hoist-estargz) echo estargz ;; hoist-zstdchunked) echo zstdchunked ;; esac; }
+image_of() { case $1 in overlayfs) echo gz ;; stargz | *-estargz) echo estargz ;; *-zstdchunked) echo zstdchunked ;; *-zstdchunked-pl) echo zstdchunked-pl ;; esac; }
 reg_bytes_since() {  # LINE -> bytes the registry sent in access.log lines after LINE
   awk -v n="$1" 'NR > n && $10 ~ /^[0-9]+$/ {s += $10} END {print s + 0}' "$REGDIR/access.log"
 }
@@ -180,11 +198,11 @@ run_case() {  # NAME DIR
   case $name in
     overlayfs) sn= ;;
     stargz) sn=stargz ;;
-    hoist-*) sn=hoist ;;
+    hoist-* | base-*) sn=hoist ;;
   esac
   mkdir -p "$dir"
   if [ -n "$sn" ]; then
-    start_snapshotter "$sn" "$dir"
+    start_snapshotter "$sn" "$dir" "${name%%-*}"
     extra=$(bench_proxy_plugin "$sn" "$SN_SOCK")
   fi
   start_containerd "$dir" <<<"$extra"
@@ -247,6 +265,9 @@ label() { case $1 in
   stargz) echo "containerd-stargz-grpc: ctr-remote image rpull + ctr run, eStargz image" ;;
   hoist-estargz) echo "hoist-snapshotter: ctr-remote image rpull + ctr run, eStargz image" ;;
   hoist-zstdchunked) echo "hoist-snapshotter: ctr-remote image rpull + ctr run, hoist convert zstd:chunked image" ;;
+  hoist-zstdchunked-pl) echo "hoist-snapshotter: ctr-remote image rpull + ctr run, hoist convert --prefetch-list zstd:chunked image" ;;
+  base-estargz) echo "base hoist-snapshotter (--base-snapshotter): eStargz image" ;;
+  base-zstdchunked) echo "base hoist-snapshotter (--base-snapshotter): hoist convert zstd:chunked image" ;;
 esac; }
 BASE=$(col overlayfs seconds)
 LOADS=$(awk -F'\t' 'NR > 1 {print $3}' "$WORK/runs.tsv" | sort -g | awk '{a[NR] = $1} END {print a[1] "-" a[NR]}')
@@ -254,8 +275,8 @@ printf '### %s runs, %s\n\n' "$RUNS" "$(date -u +%Y-%m-%dT%H:%MZ)"
 printf 'Machine: %s cores, %s; load average (1 min) before the runs: %s. containerd %s, ctr-remote from %s.\n' \
   "$(nproc)" "$(awk '/MemTotal/ {printf "%d GB RAM", $2 / 1000000}' /proc/meminfo)" "$LOADS" \
   "$(containerd --version | awk '{print $3}')" "stargz-snapshotter $(dpkg-query -W -f='${Version}' stargz-snapshotter 2>/dev/null)"
-printf 'containerd-stargz-grpc: %s. hoist-snapshotter: %s. hoist: %s. Repo at %s.\n\n' \
-  "$STARGZ" "${SNAP:-not found}" "${HOIST:-not found}" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+printf 'containerd-stargz-grpc: %s. hoist-snapshotter: %s. base hoist-snapshotter: %s. hoist: %s. Repo at %s.\n\n' \
+  "$STARGZ" "${SNAP:-not found}" "${BASE_SNAP:-none}" "${HOIST:-not found}" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 # "lazy" when the registry sent less than half the image's layer bytes during the timed command;
 # a snapshotter that fell back to containerd's ordinary unpack shows every byte fetched.
 printf '| case | median pull-to-output (s) | overlayfs / case | registry bytes (median) | image layers (bytes) | lazy |\n'

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -214,7 +215,19 @@ void ViewRead(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size
   }
   thread_local std::vector<char> buffer;
   if (buffer.size() < size) buffer.resize(size);
+  // Timed only at debug level (bench/pull_run_profile.sh counts reads and their latency).
+  const bool timed = GetLogLevel() <= LogLevel::kDebug;
+  const auto t0 =
+      timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
   auto n = v.reader->Read(*file->index, *file->entry, offset, std::span<char>(buffer.data(), size));
+  if (timed) {
+    HOIST_LOG(kDebug) << "FUSE read of " << file->entry->path << " at " << offset << ", " << size
+                      << " bytes: "
+                      << std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - t0)
+                             .count()
+                      << " us";
+  }
   if (!n) {
     HOIST_LOG(kWarning) << "read of inode " << fuse_ino << " at " << offset << ": "
                         << n.error().message();

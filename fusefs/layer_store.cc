@@ -15,6 +15,7 @@
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/mountinfo.h"
+#include "base/parallel.h"
 #include "fetcher/reference.h"
 #include "fusefs/fuse_handoff.h"
 #include "fusefs/layer_loader.h"
@@ -77,6 +78,14 @@ constexpr uint64_t kViewInodeMask = (uint64_t{1} << kViewSlotShift) - 1;
 constexpr size_t kMaxRememberedImages = 64;
 constexpr unsigned kRootMode = 0755;
 constexpr auto kInitWait = std::chrono::seconds(10);
+constexpr size_t kMaxPreloadedNames = 4096;
+constexpr size_t kPreloadParallelism = 4;
+// The whole-layer prefetch (options.prefetch all) waits this long after the layer is added, and
+// then before each request until on-demand fetches have been quiet for kWholeLayerPrefetchQuiet
+// (at most kWholeLayerPrefetchYieldMax per request).
+constexpr std::chrono::milliseconds kWholeLayerPrefetchDelay{2000};
+constexpr std::chrono::milliseconds kWholeLayerPrefetchQuiet{1000};
+constexpr std::chrono::milliseconds kWholeLayerPrefetchYieldMax{5000};
 
 LayerStore& StoreOf(fuse_req_t req) { return *static_cast<LayerStore*>(fuse_req_userdata(req)); }
 
@@ -496,6 +505,12 @@ void LayerStore::StartLoop() {
 }
 
 void LayerStore::Teardown() {
+  {
+    // Preloads use the client and the host store: let them finish (each stops at its next layer).
+    MutexLock lock(preload_mu_);
+    stopping_ = true;
+    while (preloads_running_ > 0) preload_cv_.Wait(preload_mu_);
+  }
   bool loop_running = false;
   {
     MutexLock lock(loop_mu_);
@@ -653,6 +668,11 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::RecordedImage(
 Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view image_ref,
                                                             const Digest& layer_digest,
                                                             const Digest& manifest_digest) {
+  using Clock = std::chrono::steady_clock;
+  const auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+  };
+  const Clock::time_point t0 = Clock::now();
   // A layer this connection served before (this process or the one it took over from) comes
   // from the image recorded with its slot: no registry request, and the same blobs as before.
   std::optional<SlotRecord> recorded = slots_->Find(layer_digest);
@@ -677,9 +697,11 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
     return Fail(ENOENT, "image " + std::string(image_ref) + " has no layer " + layer_digest.str());
   }
   HOIST_RETURN_IF_ERROR(CheckLazyLayer(*it));
+  const Clock::time_point t_resolved = Clock::now();
   LayerLoaderOptions loader_options;
   HOIST_ASSIGN_OR_RETURN(LoadedLayers loaded, LoadLayers(*image->source, store_.get(),
                                                          std::span(&*it, 1), loader_options));
+  const Clock::time_point t_indexed = Clock::now();
   std::shared_ptr<const LayerIndex> index = loaded.layers.at(0);
   auto view = MergedView::BuildLayer(index);
   if (!view) return Fail(view.error());
@@ -701,13 +723,20 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
     PrefetcherOptions po;
     po.mode = options_.prefetch;
     po.bandwidth_bytes_per_sec = options_.bandwidth_bytes_per_sec;
+    // A container usually starts right after its pull: its reads go first (docs/BENCHMARKS.md,
+    // "Where hoist's pull-to-output time goes").
+    po.start_delay = kWholeLayerPrefetchDelay;
+    po.yield_quiet = kWholeLayerPrefetchQuiet;
+    po.yield_max = kWholeLayerPrefetchYieldMax;
     layer->prefetcher = std::make_unique<Prefetcher>(
         reader_.get(), std::vector<std::shared_ptr<const LayerIndex>>{index}, po);
     layer->prefetcher->Start();
   }
   HOIST_LOG(kInfo) << "layer " << layer_digest.str() << " of " << image_ref << ": index from "
                    << LayerOriginName(loaded.origins.at(0)) << ", " << layer->view.inode_count()
-                   << " inodes";
+                   << " inodes (image " << ms(t0, t_resolved) << " ms, index "
+                   << ms(t_resolved, t_indexed) << " ms, view " << ms(t_indexed, Clock::now())
+                   << " ms)";
   return layer;
 }
 
@@ -755,6 +784,86 @@ Result<std::vector<std::string>> LayerStore::AddImage(std::string_view image_ref
     dirs.push_back(*dir);
   }
   return dirs;
+}
+
+void LayerStore::Preload(std::string_view image_ref, const std::vector<Digest>& layer_digests,
+                         const Digest& manifest_digest) {
+  std::vector<Digest> wanted;
+  std::set<std::string> stored;  // indexes the host store has: their AddLayer reads them anyway
+  for (const Digest& d : layer_digests) {
+    if (auto has = d.empty() ? Result<bool>(false) : store_->HasLayerIndex(d); has && *has) {
+      stored.insert(d.hex());
+    }
+  }
+  {
+    WriterLock lock(mu_);
+    if (preloaded_.size() > kMaxPreloadedNames) preloaded_.clear();
+    for (const Digest& d : layer_digests) {
+      const std::string name = d.hex();
+      if (d.empty() || stored.contains(name) || by_name_.contains(name) ||
+          loading_.contains(name) || !preloaded_.insert(name).second) {
+        continue;
+      }
+      loading_.insert(name);
+      wanted.push_back(d);
+    }
+  }
+  if (wanted.empty()) return;
+  {
+    MutexLock lock(preload_mu_);
+    ++preloads_running_;
+  }
+  std::thread([this, ref = std::string(image_ref), wanted, manifest_digest] {
+    // Every name in `wanted` leaves loading_ once its own index is stored (or failed).
+    auto done = [this](const Digest& d) {
+      WriterLock lock(mu_);
+      loading_.erase(d.hex());
+      loaded_cv_.NotifyAll();
+    };
+    // In this thread, beside the caller's own resolution for its AddLayer (a second manifest and
+    // config GET when the image is not remembered yet): resolving first and then returning would
+    // make a caller wait twice as long when the registry does not answer.
+    auto image = ResolveImage(ref, manifest_digest, /*fresh=*/false);
+    (void)ParallelFor(wanted.size(), kPreloadParallelism, [&](size_t i) -> Status {
+      const Digest& d = wanted[i];
+      bool stopping;
+      {
+        MutexLock lock(preload_mu_);
+        stopping = stopping_;
+      }
+      if (stopping || !image) {
+        done(d);
+        return Ok();
+      }
+      const std::vector<Descriptor>& layers = (*image)->image.manifest.layers;
+      auto it = std::find_if(layers.begin(), layers.end(),
+                             [&](const Descriptor& l) { return l.digest == d; });
+      Status s =
+          it == layers.end() ? Status(Fail(ENOENT, "not a layer of " + ref)) : CheckLazyLayer(*it);
+      if (s) {
+        LayerLoaderOptions o;
+        auto loaded = LoadLayers(*(*image)->source, store_.get(), std::span(&*it, 1), o);
+        if (!loaded) s = Fail(loaded.error());
+      }
+      if (!s) {
+        HOIST_LOG(kDebug) << "preload of layer " << d.str() << ": " << s.error().message();
+      }
+      done(d);
+      return Ok();
+    });
+    MutexLock lock(preload_mu_);
+    --preloads_running_;
+    preload_cv_.NotifyAll();
+  }).detach();
+}
+
+bool LayerStore::WaitPreloads(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(preload_mu_);
+  while (preloads_running_ > 0) {
+    if (!preload_cv_.WaitUntil(preload_mu_, deadline)) return preloads_running_ == 0;
+  }
+  return true;
 }
 
 Status LayerStore::RemoveLayer(const Digest& layer_digest) {

@@ -31,10 +31,21 @@
 //      and unpack it.
 //   3. Its index: from the host store (LMDB) when known, else its TOC read and verified and
 //      the index stored (layer_loader.h). Then its layer view, and (options.prefetch) a
-//      Prefetcher of its own.
+//      Prefetcher of its own, whose whole-layer pass (prefetch all) starts 2 s after the layer
+//      is added and waits for 1 s without on-demand fetches (at most 5 s) before each request,
+//      so a container started right after the pull reads first (docs/BENCHMARKS.md).
 //   A layer already in the store (any image) is not loaded again: AddLayer counts a reference
 //   and returns the same directory; its blobs keep coming from the repository of the image that
 //   added it first. Concurrent AddLayers of one digest load it once (the others wait).
+// Preload(image_ref, layer_digests, manifest_digest): in the background, loads the index of each
+//   listed layer that is neither in the store, nor loading, nor in the host store already (steps
+//   1-3 up to storing the index in the host store; no directory, no reference, no prefetch), up to
+//   4 at a time, so that the later AddLayers of those layers find their indexes local. For the
+//   first Prepare of an image, whose labels list all its layers: containerd Prepares layers one
+//   after the other. A layer being preloaded counts as loading (an AddLayer of it waits, then reads
+//   the stored index); a digest is preloaded once per store (a second Preload of it does nothing).
+//   Failures are only logged (debug): the AddLayer that follows says what is wrong. Returns at once
+//   (the image is resolved in the background too, beside the caller's own AddLayer).
 // RemoveLayer(layer_digest): drops one reference; at zero the directory disappears (the kernel's
 //   cached name is invalidated), its prefetcher stops, and its inodes answer ESTALE. ENOENT for
 //   a layer the store does not hold. Requests already running on the layer finish first.
@@ -85,12 +96,13 @@
 // mounted) can end the connection; without it the destructor waits until the overlay goes.
 // Start installs no signal handlers: the caller owns signals.
 //
-// Thread-safety: AddLayer, AddImage, RemoveLayer, WaitPrefetched, LayerPath and layer_count may
-// be called from any number of threads at once; FUSE requests run concurrently with them. Start and
-// the destructor are not concurrent with anything. Errors: one line naming what failed; Start: the
-// mountpoint's (CheckMountpoint), the store's, EIO when mounting fails. AddLayer: EINVAL (bad
-// reference or digest), the registry's error, ENOENT (no such layer in the image), ENOTSUP (not
-// lazy), the TOC's (EBADMSG, EIO, EPERM), EINVAL for a layer that breaks the layer rules.
+// Thread-safety: AddLayer, AddImage, RemoveLayer, Preload, WaitPrefetched, LayerPath and
+// layer_count may be called from any number of threads at once; FUSE requests run concurrently with
+// them. Start and the destructor are not concurrent with anything. Errors: one line naming what
+// failed; Start: the mountpoint's (CheckMountpoint), the store's, EIO when mounting fails.
+// AddLayer: EINVAL (bad reference or digest), the registry's error, ENOENT (no such layer in the
+// image), ENOTSUP (not lazy), the TOC's (EBADMSG, EIO, EPERM), EINVAL for a layer that breaks the
+// layer rules.
 #pragma once
 
 #include <sys/types.h>
@@ -154,6 +166,10 @@ class LayerStore {
   [[nodiscard]] Result<std::string> AddLayer(std::string_view image_ref, const Digest& layer_digest,
                                              const Digest& manifest_digest = Digest());
   [[nodiscard]] Status RemoveLayer(const Digest& layer_digest);
+  void Preload(std::string_view image_ref, const std::vector<Digest>& layer_digests,
+               const Digest& manifest_digest = Digest());
+  // True once no Preload is running (false at the timeout). For tests.
+  bool WaitPreloads(std::chrono::milliseconds timeout);
 
   // Every layer of `image_ref` (AddLayer of each, pinned to the manifest resolved once), lowest
   // first: what to stack as lowerdir=<last>:...:<first>. On an error, the layers this call added
@@ -243,7 +259,14 @@ class LayerStore {
   std::map<uint64_t, std::shared_ptr<Layer>> by_slot_ HOIST_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<Layer>, std::less<>> by_name_ HOIST_GUARDED_BY(mu_);
   std::set<std::string> loading_ HOIST_GUARDED_BY(mu_);
-  SharedCondVar loaded_cv_;  // signalled when loading_ shrinks
+  SharedCondVar loaded_cv_;                                // signalled when loading_ shrinks
+  std::set<std::string> preloaded_ HOIST_GUARDED_BY(mu_);  // names Preload took (bounded)
+
+  // Preload threads (detached): the destructor waits for them.
+  Mutex preload_mu_;
+  CondVar preload_cv_;
+  int preloads_running_ HOIST_GUARDED_BY(preload_mu_) = 0;
+  bool stopping_ HOIST_GUARDED_BY(preload_mu_) = false;
 
   Mutex images_mu_;
   std::map<std::string, std::shared_ptr<const Image>> images_ HOIST_GUARDED_BY(images_mu_);

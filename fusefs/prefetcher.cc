@@ -61,6 +61,7 @@ void Prefetcher::Start() {
   MutexLock lock(mu_);
   if (started_ || stop_) return;
   started_ = true;
+  started_at_ = std::chrono::steady_clock::now();
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -243,6 +244,10 @@ void Prefetcher::Run() {
     stats->SetPrefetchState("priority");
     uint64_t failed = Pass(/*marked_only=*/true);
     if (options_.mode == PrefetchMode::kAll) {
+      const auto begin = started_at_ + options_.start_delay;
+      if (const auto now = std::chrono::steady_clock::now(); now < begin) {
+        if (!Sleep(std::chrono::ceil<std::chrono::milliseconds>(begin - now))) break;
+      }
       stats->SetPrefetchState("all");
       failed += Pass(/*marked_only=*/false);
     }

@@ -7,7 +7,8 @@
 //      requests in flight (a start reads these files right away; `--prefetch-list` puts them
 //      at the front of the layer, so they coalesce into a few large ranges);
 //   3. all (mode kAll only): every other chunk of the image, in blob order per layer, one
-//      request at a time (on-demand reads keep most of the bandwidth).
+//      request at a time (on-demand reads keep most of the bandwidth), starting no earlier than
+//      options.start_delay after Start().
 // Unconverted (stream) layers are fetched whole (StreamLayer::Start) in mode kAll, and in mode
 // kPriority when they hold a marked entry; their full fetch is not bandwidth-capped (reads may
 // be waiting on it).
@@ -56,6 +57,10 @@ struct PrefetcherOptions {
   // workload that reads all the time cannot starve it). 0 disables the yield.
   std::chrono::milliseconds yield_quiet{20};
   std::chrono::milliseconds yield_max{500};
+  // The whole-image pass starts no earlier than this after Start() (the priority pass is not
+  // delayed): a container start right after a pull then reads without the whole-image pass
+  // competing for the CPU, the registry and single-flight (hoist-snapshotter's layer store).
+  std::chrono::milliseconds start_delay{0};
 };
 
 struct PrefetchProgress {
@@ -121,6 +126,7 @@ class Prefetcher {
   bool started_ HOIST_GUARDED_BY(mu_) = false;
   uint64_t failed_groups_ HOIST_GUARDED_BY(mu_) = 0;
   TokenBucket bucket_ HOIST_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point started_at_;  // set by Start, before the thread
   std::thread thread_;
 };
 

@@ -229,6 +229,13 @@ Result<std::optional<LayerIndex>> Store::GetLayerIndex(const Digest& layer) {
   return std::optional<LayerIndex>(std::move(*index));
 }
 
+Result<bool> Store::HasLayerIndex(const Digest& layer) {
+  if (layer.empty()) return Fail(EINVAL, "empty layer digest");
+  HOIST_ASSIGN_OR_RETURN(LmdbEnv::ReadTxn txn, env_->BeginRead());
+  HOIST_ASSIGN_OR_RETURN(auto v, txn.Get(Table::kLayers, KeyOf(layer)));
+  return v.has_value();
+}
+
 Result<bool> Store::DeleteLayerIndex(const Digest& layer) {
   if (layer.empty()) return Fail(EINVAL, "empty layer digest");
   bool found = false;

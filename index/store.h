@@ -97,6 +97,8 @@ class Store {
   [[nodiscard]] Status PutLayerIndex(const LayerIndex& index);
   // nullopt if absent; EIO if the record is corrupt (the caller may delete and rebuild it).
   [[nodiscard]] Result<std::optional<LayerIndex>> GetLayerIndex(const Digest& layer);
+  // Whether an index record is stored (not decoded, not verified).
+  [[nodiscard]] Result<bool> HasLayerIndex(const Digest& layer);
   [[nodiscard]] Result<bool> DeleteLayerIndex(const Digest& layer);  // false if absent
   [[nodiscard]] Result<std::vector<Digest>> ListLayerIndexes();      // sorted by raw digest
 

@@ -699,6 +699,37 @@ TEST_F(ReadPathTest, PriorityPrefetchFetchesOnlyMarkedFiles) {
   EXPECT_EQ(ParsePrefetchMode("some").error().code(), EINVAL);
 }
 
+TEST_F(ReadPathTest, WholeImagePassWaitsForTheStartDelayButThePriorityPassDoesNot) {
+  TestLayer t = BuildLayer({{"a", RandomBytes(200 << 10, 40), 64 << 10},
+                            {"b", RandomBytes(100 << 10, 41), 64 << 10, true}});
+  source_.Add(t.index.layer_digest, t.blob);
+  MakeReader(NoReadahead());
+  auto layer = std::make_shared<const LayerIndex>(t.index);
+  auto local = [&](const std::string& path) {
+    for (const Chunk& c : t.entry(path).chunks) {
+      if (!*store_->chunks().Contains(c.digest)) return false;
+    }
+    return true;
+  };
+  const milliseconds delay(1500);
+  const auto started = std::chrono::steady_clock::now();
+  prefetcher_ = std::make_unique<Prefetcher>(
+      reader_.get(), std::vector{layer},
+      PrefetcherOptions{.mode = PrefetchMode::kAll, .start_delay = delay});
+  prefetcher_->Start();
+  // The marked file comes at once (well inside the delay on any machine: no wait is involved).
+  ASSERT_TRUE(WaitUntil([&] { return local("b"); }));
+  const bool a_local = local("a");
+  if (std::chrono::steady_clock::now() - started < delay) {
+    EXPECT_FALSE(a_local) << "the whole-image pass fetched before its start delay";
+  }
+  ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(30000)));
+  // Done, so the whole-image pass ran: never before the delay had passed since Start.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, delay);
+  EXPECT_TRUE(local("a"));
+  EXPECT_EQ(prefetcher_->Progress().local_bytes, (300u << 10));
+}
+
 TEST_F(ReadPathTest, PrefetchHonoursTheBandwidthCapAndStopsPromptly) {
   // ~2 MiB of incompressible chunks, 256 KiB per request, capped at 1 MiB/s: the first request
   // is free, the other ~1.75 MiB take ~1.75 s.

@@ -59,7 +59,10 @@ TEST(StoreTest, LayerIndexRoundTripAndPersistence) {
   ASSERT_TRUE(got->has_value());
   ExpectSameIndex(index, **got);
   EXPECT_EQ(*store->ListLayerIndexes(), std::vector<Digest>{index.layer_digest});
+  EXPECT_EQ(*store->HasLayerIndex(index.layer_digest), true);
+  EXPECT_EQ(*store->HasLayerIndex(Digest::Of("nope")), false);
   EXPECT_EQ(*store->DeleteLayerIndex(index.layer_digest), true);
+  EXPECT_EQ(*store->HasLayerIndex(index.layer_digest), false);
   EXPECT_EQ(*store->DeleteLayerIndex(index.layer_digest), false);
   EXPECT_FALSE(store->GetLayerIndex(index.layer_digest)->has_value());
   LayerIndex no_digest;

@@ -9,6 +9,10 @@
 //                          digest; Forget of an unknown chain changes nothing.
 //   RefusalsAreOneLine     no image reference label, no digest label, a bad digest, a gzip
 //                          layer (ENOTSUP "without a TOC"): exact errors, nothing added.
+//   FirstPrepareLoadsTheOtherLayersIndexes
+//                          a Prepare whose labels list every layer (stargz.layers) loads the
+//                          other layers' indexes in the background without adding them; their
+//                          own Prepare then reads nothing from the registry; no second load.
 //   DeadMountIsDetachedAtStart
 //                          a source started on the path of a layer store daemon killed with
 //                          SIGKILL (its dead mount answers ENOTCONN) detaches it, mounts a new
@@ -35,6 +39,7 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
+#include "tests/harness/wait.h"
 #include "tools/snapshotter/layer_store_source.h"
 
 #ifndef HOIST_BINARY
@@ -192,6 +197,66 @@ TEST_F(LayerStoreSourceTest, ReferencesPerChainId) {
   // Destroying the source unmounts the store.
   source.reset();
   EXPECT_FALSE(harness::IsMounted(mnt));
+}
+
+TEST_F(LayerStoreSourceTest, FirstPrepareLoadsTheOtherLayersIndexes) {
+  const std::string mnt = NewDir("layers");
+  // A cache of its own (Start's "cache-N" may hold these indexes from an earlier test).
+  auto started = LayerStoreSource::Start({.mountpoint = mnt,
+                                          .cache_dir = NewDir("preload-cache"),
+                                          .prefetch = PrefetchMode::kNone,
+                                          .state_dir = NewDir("state")});
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  std::shared_ptr<LayerStoreSource> source = *started;
+  const std::string d1 = (*layers_)[0].str(), d2 = (*layers_)[1].str();
+  auto blob_gets_of = [&](uint64_t mark, const std::string& digest) {
+    auto requests = registry_->Requests(mark);
+    EXPECT_TRUE(requests.has_value()) << requests.error().message();
+    int n = 0;
+    for (const harness::RegistryRequest& r :
+         requests.value_or(std::vector<harness::RegistryRequest>{})) {
+      if (r.IsBlobGet() && r.uri.find(digest) != std::string::npos) ++n;
+    }
+    return n;
+  };
+  // The registry logs a request just after answering it: an absence is read only after the log
+  // has had 300 ms to settle (far more than it lags, whatever the load).
+  auto settled_gets_of = [&](uint64_t mark, const std::string& digest) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return blob_gets_of(mark, digest);
+  };
+  const uint64_t mark = registry_->LogMark();
+  // The first layer's Prepare, with the labels ctr-remote rpull sends: every layer listed.
+  RemoteLayerRequest first = Request("chain-p1", ZstdRef(), d1);
+  first.labels[kLabelStargzLayers] = d1 + "," + d2;
+  auto a = source->Resolve(first);
+  ASSERT_TRUE(a.has_value()) << a.error().message();
+  ASSERT_TRUE(source->store().WaitPreloads(std::chrono::seconds(60)));
+  // The second layer's TOC was read without its own Prepare ...
+  EXPECT_TRUE(harness::WaitUntil([&] { return blob_gets_of(mark, d2) >= 1; }));
+  EXPECT_EQ(source->store().layer_count(), 1u);  // ... and it was not added
+  // ... so its Prepare reads nothing from the registry: the index is in the host store.
+  const int preloaded = settled_gets_of(mark, d2);
+  RemoteLayerRequest second = Request("chain-p2", ZstdRef(), d2);
+  second.labels[kLabelStargzLayers] = d2;
+  auto b = source->Resolve(second);
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  EXPECT_EQ(*b, mnt + "/" + std::string((*layers_)[1].hex()));
+  EXPECT_EQ(settled_gets_of(mark, d2), preloaded);
+  struct stat st;
+  ASSERT_EQ(::lstat((*b + "/b/two").c_str(), &st), 0);
+  EXPECT_EQ(source->store().layer_count(), 2u);
+  // Another chain with the same list: both layers are served already, nothing is loaded again.
+  const uint64_t mark3 = registry_->LogMark();
+  RemoteLayerRequest again = Request("chain-p3", ZstdRef(), d1);
+  again.labels[kLabelStargzLayers] = d1 + "," + d2;
+  ASSERT_TRUE(source->Resolve(again).has_value());
+  ASSERT_TRUE(source->store().WaitPreloads(std::chrono::seconds(60)));
+  EXPECT_EQ(settled_gets_of(mark3, d1) + blob_gets_of(mark3, d2), 0);
+  source->Forget("chain-p1", *a);
+  source->Forget("chain-p2", *b);
+  source->Forget("chain-p3", *a);
+  EXPECT_EQ(source->store().layer_count(), 0u);
 }
 
 TEST_F(LayerStoreSourceTest, RefusalsAreOneLine) {

@@ -3,7 +3,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <string_view>
 
 #include "base/file_util.h"
 #include "base/log.h"
@@ -67,6 +69,22 @@ Result<std::string> LayerStoreSource::Resolve(const RemoteLayerRequest& request)
     if (auto it = chains_.find(request.chain_id); it != chains_.end()) {
       return store_->LayerPath(it->second);
     }
+  }
+  // containerd Prepares an image's layers one after the other: while this one loads, load the
+  // indexes of the others the labels list (their Prepares then find them local).
+  for (const char* key : {kLabelCriImageLayers, kLabelStargzLayers}) {
+    auto it = request.labels.find(key);
+    if (it == request.labels.end() || it->second.empty()) continue;
+    std::vector<Digest> others;
+    std::string_view list = it->second;
+    while (!list.empty()) {
+      const size_t comma = std::min(list.find(','), list.size());
+      auto d = Digest::Parse(list.substr(0, comma));
+      if (d && *d != *digest) others.push_back(*d);
+      list.remove_prefix(std::min(comma + 1, list.size()));
+    }
+    store_->Preload(image_ref, others, manifest);
+    break;
   }
   HOIST_ASSIGN_OR_RETURN(std::string dir, store_->AddLayer(image_ref, *digest, manifest));
   MutexLock lock(mu_);

@@ -27,6 +27,9 @@
 // (containerd may ask twice for one chain), so each chain ID holds exactly one reference on its
 // layer; two chain IDs of one layer (the same layer at different depths) hold two. A chain ID
 // already served by another digest (the same tar in another compression) keeps its layer.
+// When the labels list the image's layers (cri.image-layers, else stargz.layers), Resolve first
+// hands the others to LayerStore::Preload, so their indexes load while this layer's does
+// (containerd Prepares the layers of an image one after the other).
 // Forget(chain_id): drops that chain ID's reference (LayerStore::RemoveLayer); the layer's
 // directory goes with its last one.
 //

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <set>
 
@@ -146,7 +147,12 @@ bool Snapshotter::TryRemote(const std::string& key, const std::string& parent,
   auto ref = labels.find(kLabelSnapshotRef);
   if (!remote_ || ref == labels.end() || ref->second.empty()) return false;
   RemoteLayerRequest req{.chain_id = ref->second, .parent = parent, .labels = labels};
+  const auto t0 = std::chrono::steady_clock::now();
   Result<std::string> path = remote_->Resolve(req);
+  const auto ms = [t0] {
+    using std::chrono::milliseconds;
+    return std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  };
   if (!path) {
     HOIST_LOG(kInfo) << DescribeLayer(req)
                      << ": not lazy, containerd unpacks it: " << path.error().message();
@@ -161,7 +167,7 @@ bool Snapshotter::TryRemote(const std::string& key, const std::string& parent,
          : Result<SnapshotRecord>(Fail(id.error()));
   if (r) {
     HOIST_LOG(kInfo) << DescribeLayer(req) << ": mounted lazily from " << *path << " (for " << key
-                     << ")";
+                     << ") in " << ms() << " ms";
     return true;
   }
   if (r.error().code() == EEXIST) {
