@@ -633,7 +633,8 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
       return it->second;
     }
   }
-  HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, options_));
+  HOIST_ASSIGN_OR_RETURN(MountImage resolved,
+                         ResolveMountImage(*client_, ref, options_, store_.get()));
   if (!resolved.warning.empty()) {
     HOIST_LOG(kWarning) << key << ": " << resolved.warning;
   }

@@ -188,6 +188,9 @@ class LayerStore {
   size_t layer_count() const;
   const std::string& mountpoint() const { return mountpoint_; }
   const MountStats& stats() const { return stats_; }
+  // The host store this layer store holds open: other users in this process must use it rather
+  // than open the same LMDB environment again (local_image.h ResolveMountImage).
+  Store* host_store() const { return store_.get(); }
 
   // Starts serving a taken-over connection (see above). A fresh store serves from Start on;
   // then, and on a second call, nothing happens.

@@ -116,7 +116,7 @@ Result<uint64_t> LocalBlobSource::Size(const Digest& blob) {
 }
 
 Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
-                                     const MountOptions& options) {
+                                     const MountOptions& options, Store* open_store) {
   HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(options.cache_dir));
   std::optional<Error> registry_error;
   if (!options.offline) {
@@ -130,7 +130,11 @@ Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& re
     registry_error = remote.error();
   }
   std::optional<ResolvedImage> local;
-  {
+  if (open_store != nullptr) {
+    auto found = ResolveLocal(*open_store, ref, client.options().platform);
+    if (!found) return Fail(found.error());
+    local = std::move(*found);
+  } else {
     StoreOptions so;
     if (options.cache_size > 0) so.cache.quota_bytes = options.cache_size;
     auto store = Store::Open(cache_dir, so);

@@ -75,10 +75,14 @@ struct MountImage {
   std::string warning;  // set when the registry failed and the local copy is used
 };
 
-// The mount's step 2+3: see the file comment. Opens the store briefly (and closes it) when it
-// needs the local copy; the mount opens it again later.
+// The mount's step 2+3: see the file comment. When it needs the local copy it uses `open_store`
+// if given, else opens the store briefly (and closes it); the mount opens it again later. A
+// process that holds the store open must pass it: LMDB forbids opening one environment twice in
+// a process (closing the second copy drops the first one's locks, and the open-time check of
+// the second can read pages the first is writing and set a healthy file aside).
 [[nodiscard]] Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
-                                                   const MountOptions& options);
+                                                   const MountOptions& options,
+                                                   Store* open_store = nullptr);
 
 // A taken-over mount's image (mount.h, handoff_state.h): the manifest exactly as the state
 // holds it, parsed again; blobs as ResolveMountImage would read them. No registry request is

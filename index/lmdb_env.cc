@@ -11,9 +11,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <set>
+#include <utility>
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/mutex.h"
 #include "base/scoped_fd.h"
 #include "index/lmdb_file_check.h"
 #include "index/map_fault_guard.h"
@@ -271,9 +274,47 @@ std::optional<std::string> LmdbEnv::Walk() const {
   return bad;
 }
 
+namespace {
+
+// The environments this process has open, by directory identity (see Open's contract).
+struct OpenEnvs {
+  Mutex mu;
+  std::set<std::pair<dev_t, ino_t>> dirs HOIST_GUARDED_BY(mu);
+};
+
+OpenEnvs& TheOpenEnvs() {
+  static OpenEnvs* envs = new OpenEnvs;
+  return *envs;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<LmdbEnv>> LmdbEnv::Open(const std::string& dir,
                                                const LmdbEnvOptions& options) {
   HOIST_RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  struct stat dir_st {};
+  if (::stat(dir.c_str(), &dir_st) != 0) return Fail(ErrnoError("stat " + dir));
+  const std::pair<dev_t, ino_t> identity{dir_st.st_dev, dir_st.st_ino};
+  {
+    OpenEnvs& envs = TheOpenEnvs();
+    MutexLock lock(envs.mu);
+    if (!envs.dirs.insert(identity).second)
+      return Fail(EBUSY, "the LMDB environment " + dir + " is already open in this process");
+  }
+  auto opened = OpenUnregistered(dir, options);
+  if (!opened) {
+    OpenEnvs& envs = TheOpenEnvs();
+    MutexLock lock(envs.mu);
+    envs.dirs.erase(identity);
+    return opened;
+  }
+  (*opened)->dir_dev_ = identity.first;
+  (*opened)->dir_ino_ = identity.second;
+  return opened;
+}
+
+Result<std::unique_ptr<LmdbEnv>> LmdbEnv::OpenUnregistered(const std::string& dir,
+                                                           const LmdbEnvOptions& options) {
   // Check and set aside under one lock, so a second process starting now waits and then finds
   // the fresh file, instead of judging (or moving) a file the first one is creating.
   const std::string lock_path = dir + "/" + kOpenLockFile;
@@ -414,6 +455,11 @@ LmdbEnv::~LmdbEnv() {
   // Before the unmap: no txn is left, and the range may be reused by another mapping after it.
   UnregisterMappedRange(fault_slot_);
   if (env_ != nullptr) mdb_env_close(env_);
+  if (dir_dev_ != 0 || dir_ino_ != 0) {
+    OpenEnvs& envs = TheOpenEnvs();
+    MutexLock lock(envs.mu);
+    envs.dirs.erase({dir_dev_, dir_ino_});
+  }
 }
 
 Result<LmdbEnv::ReadTxn> LmdbEnv::BeginRead() const {

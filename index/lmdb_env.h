@@ -36,6 +36,8 @@
 //    map (ChunkCache turns that into misses and dropped puts; the read path fetches instead).
 #pragma once
 
+#include <sys/types.h>
+
 #include <lmdb.h>
 
 #include <atomic>
@@ -91,7 +93,10 @@ class LmdbEnv {
   // Creates `dir` if needed, checks the data file (setting a damaged one aside, see above), opens
   // the environment and every table, and clears stale reader slots left by dead processes
   // (mdb_reader_check). Errors: the errno of the failing step (never for a damaged file, unless
-  // the fresh one made in its place fails too).
+  // the fresh one made in its place fails too); EBUSY when this process already has `dir` open
+  // (LMDB forbids two environments on one file in a process: closing either drops the other's
+  // locks and reader slots, and the second one's open-time check would read pages the first is
+  // writing).
   static Result<std::unique_ptr<LmdbEnv>> Open(const std::string& dir,
                                                const LmdbEnvOptions& options);
   ~LmdbEnv();
@@ -201,7 +206,12 @@ class LmdbEnv {
   // Read-only structural walk after open; returns a reason if the file is damaged.
   std::optional<std::string> Walk() const;
 
+  // Open without the process-wide once-per-directory check.
+  static Result<std::unique_ptr<LmdbEnv>> OpenUnregistered(const std::string& dir,
+                                                           const LmdbEnvOptions& options);
   std::string dir_;
+  dev_t dir_dev_ = 0;  // identity of dir_ in the process-wide table of open environments
+  ino_t dir_ino_ = 0;
   MDB_env* env_ = nullptr;
   MDB_dbi dbis_[static_cast<int>(Table::kCount)] = {};
   int stale_at_open_ = 0;

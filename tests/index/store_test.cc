@@ -111,6 +111,29 @@ TEST(StoreTest, RefsAndBlobs) {
   EXPECT_TRUE(store->Check(true));
 }
 
+// LMDB forbids two environments on one file in one process (closing either drops the other's
+// locks and reader slots). A second open is refused with EBUSY, by directory identity (a
+// symlinked path too), and works again once the first is closed.
+TEST(StoreTest, ASecondOpenInOneProcessIsRefused) {
+  TempDir dir;
+  auto first = Store::Open(dir.path());
+  ASSERT_TRUE(first.has_value()) << first.error().message();
+  auto second = Store::Open(dir.path());
+  ASSERT_FALSE(second.has_value());
+  EXPECT_EQ(second.error().code(), EBUSY);
+  EXPECT_NE(second.error().message().find("already open in this process"), std::string::npos)
+      << second.error().message();
+  const std::string link = dir.path() + ".link";
+  ASSERT_EQ(::symlink(dir.path().c_str(), link.c_str()), 0);
+  auto via_link = Store::Open(link);
+  ::unlink(link.c_str());
+  ASSERT_FALSE(via_link.has_value());
+  EXPECT_EQ(via_link.error().code(), EBUSY);
+  first->reset();
+  auto again = Store::Open(dir.path());
+  EXPECT_TRUE(again.has_value()) << again.error().message();
+}
+
 TEST(StoreTest, SchemaMismatchIsRefused) {
   TempDir dir;
   {

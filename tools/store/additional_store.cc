@@ -193,7 +193,7 @@ Result<std::shared_ptr<RefImage>> AdditionalStore::Impl::Resolve(RefNode& ref) {
                       std::chrono::steady_clock::now() - ref.image->resolved < options.tag_reuse))
       return ref.image;
   }
-  auto image = ResolveMountImage(*client, parsed, options);
+  auto image = ResolveMountImage(*client, parsed, options, layers->host_store());
   if (!image) return Fail(image.error().Context("resolving " + ref.ref));
   auto resolved = std::make_shared<RefImage>();
   resolved->image = std::move(*image);
