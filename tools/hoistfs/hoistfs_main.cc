@@ -38,6 +38,7 @@
 #include "base/fd_store.h"
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/readiness.h"
 #include "base/sd_notify.h"
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
@@ -47,62 +48,8 @@
 
 namespace {
 
-constexpr char kReady[] = "ready\n";
-
-// The readiness pipe to the parent: if the parent is gone there is nobody to tell, so a failed
-// write is dropped on purpose.
-void TellParent(int fd, const std::string& s) {
-  (void)hoist::WriteAll(fd, s, "the readiness pipe");
-}
-
-// Parent side: waits for the child's verdict.
-int AwaitReadiness(int fd, pid_t child) {
-  std::string msg;
-  char buf[4096];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    msg.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  if (msg == kReady) return 0;
-  // Warnings the daemon wants the caller to see come before the ready line.
-  const std::string ready = kReady;
-  if (msg.size() > ready.size() && msg.ends_with("\n" + ready)) {
-    std::fputs(msg.substr(0, msg.size() - ready.size()).c_str(), stderr);
-    return 0;
-  }
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  if (msg.empty()) {
-    if (WIFSIGNALED(status)) {
-      std::fprintf(stderr, "hoistfs: the daemon died (signal %d) before the mount was ready\n",
-                   WTERMSIG(status));
-    } else {
-      std::fprintf(stderr, "hoistfs: the daemon exited before the mount was ready\n");
-    }
-  } else {
-    std::fputs(msg.c_str(), stderr);
-  }
-  return 1;
-}
-
-// Child side: stdio away from the caller's terminal or pipes.
-void Detach(const std::string& log_file) {
-  ::setsid();
-  int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  int log_fd = -1;
-  if (!log_file.empty())
-    log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (null_fd >= 0) {
-    ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(null_fd, STDOUT_FILENO);
-    ::dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO);
-  }
-  if (log_fd >= 0) ::close(log_fd);
-  if (null_fd > STDERR_FILENO) ::close(null_fd);
-}
+// The readiness pipe to the parent (base/readiness.h).
+void TellParent(int fd, const std::string& s) { hoist::TellReadiness(fd, s); }
 
 }  // namespace
 
@@ -193,11 +140,11 @@ int main(int argc, char** argv) {
     }
     if (pid > 0) {
       ::close(fds[1]);
-      return AwaitReadiness(fds[0], pid);
+      return hoist::AwaitReadiness(fds[0], pid, "hoistfs", "the mount");
     }
     ::close(fds[0]);
     ready_fd = fds[1];
-    Detach(options.log_file);
+    hoist::DetachFromCaller(options.log_file);
     if (!layers) {
       // The supervisor: this binary again, as the worker, with the same arguments.
       char cwd[PATH_MAX];
@@ -282,7 +229,7 @@ int main(int argc, char** argv) {
   auto on_serving = [&] {
     HOIST_LOG(kInfo) << "mount ready: " << options.image << " at " << options.mountpoint;
     if (ready_fd >= 0) {
-      TellParent(ready_fd, kReady);
+      TellParent(ready_fd, hoist::kReadyLine);
       ::close(ready_fd);
       ready_fd = -1;
     }

@@ -32,56 +32,14 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "base/readiness.h"
 #include "base/sd_notify.h"
 #include "fusefs/mount_options.h"
 #include "tools/store/additional_store.h"
 
 namespace {
 
-constexpr char kReady[] = "ready\n";
-
-// Parent side: waits for the child's verdict.
-int AwaitReadiness(int fd, pid_t child) {
-  std::string msg;
-  char buf[4096];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    msg.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  if (msg == kReady) return 0;
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  std::fputs(
-      msg.empty() ? "hoist-store: the daemon exited before the store was ready\n" : msg.c_str(),
-      stderr);
-  return 1;
-}
-
-void Detach(const std::string& log_file) {
-  ::setsid();
-  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  int log_fd = -1;
-  if (!log_file.empty())
-    log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (null_fd >= 0) {
-    ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(null_fd, STDOUT_FILENO);
-    ::dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO);
-  }
-  if (log_fd >= 0) ::close(log_fd);
-  if (null_fd > STDERR_FILENO) ::close(null_fd);
-}
-
-void Tell(int fd, const std::string& line) {
-  if (fd >= 0) {
-    (void)hoist::WriteAll(fd, line, "the readiness pipe");
-  } else if (line != kReady) {
-    std::fputs(line.c_str(), stderr);
-  }
-}
+void Tell(int fd, const std::string& line) { hoist::TellReadiness(fd, line); }
 
 }  // namespace
 
@@ -148,11 +106,11 @@ int main(int argc, char** argv) {
     }
     if (pid > 0) {
       ::close(fds[1]);
-      return AwaitReadiness(fds[0], pid);
+      return hoist::AwaitReadiness(fds[0], pid, "hoist-store", "the store");
     }
     ::close(fds[0]);
     ready_fd = fds[1];
-    Detach(options.log_file);
+    hoist::DetachFromCaller(options.log_file);
   }
   hoist::SetLogLevel(level);
 
@@ -172,7 +130,7 @@ int main(int argc, char** argv) {
     Tell(ready_fd, "hoist-store: " + store.error().message() + "\n");
     return 1;
   }
-  Tell(ready_fd, kReady);
+  Tell(ready_fd, hoist::kReadyLine);
   if (ready_fd >= 0) ::close(ready_fd);
   if (auto s = hoist::SdNotify("READY=1"); !s) {
     HOIST_LOG(kWarning) << "hoist-store: " << s.error().message();
