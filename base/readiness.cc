@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "base/file_util.h"
 
@@ -56,6 +57,33 @@ void DetachFromCaller(const std::string& log_file) {
   }
   if (log_fd >= 0) ::close(log_fd);
   if (null_fd > STDERR_FILENO) ::close(null_fd);
+}
+
+std::optional<int> ForkAwaitingReady(std::string_view program, std::string_view what,
+                                     const std::string& log_file, int* ready_fd) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    std::fprintf(stderr, "%.*s: pipe: %s\n", static_cast<int>(program.size()), program.data(),
+                 std::strerror(errno));
+    return 1;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "%.*s: fork: %s\n", static_cast<int>(program.size()), program.data(),
+                 std::strerror(errno));
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return 1;
+  }
+  if (pid > 0) {
+    ::close(fds[1]);
+    return AwaitReadiness(fds[0], pid, program, what);
+  }
+  ::close(fds[0]);
+  *ready_fd = fds[1];
+  DetachFromCaller(log_file);
+  return std::nullopt;
 }
 
 void TellReadiness(int fd, std::string_view line) {

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,13 @@ int AwaitReadiness(int fd, pid_t child, std::string_view program, std::string_vi
 // Child side: a new session, stdin and stdout on /dev/null, stderr on `log_file` (appended) or
 // /dev/null.
 void DetachFromCaller(const std::string& log_file);
+
+// The whole fork: makes the pipe and forks. In the parent, waits (AwaitReadiness) and returns
+// the exit code the command should exit with (1 also when pipe or fork fail, with one line). In
+// the child, detaches (DetachFromCaller), sets *ready_fd to the pipe's write end and returns
+// nullopt: the child goes on to serve.
+std::optional<int> ForkAwaitingReady(std::string_view program, std::string_view what,
+                                     const std::string& log_file, int* ready_fd);
 
 // Writes `line` to the readiness pipe `fd`; without a pipe (fd < 0: the foreground), prints it
 // to stderr unless it is the ready line. A parent that is gone is nobody to tell: a failed write

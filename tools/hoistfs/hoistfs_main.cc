@@ -127,24 +127,10 @@ int main(int argc, char** argv) {
     lifeline_fd = hoist::InheritedFdFromEnv(hoist::kEnvLifelineFd);
     options.foreground = true;
   } else if (!options.foreground) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      std::perror("hoistfs: pipe");
-      return 1;
+    if (auto parent_exit =
+            hoist::ForkAwaitingReady("hoistfs", "the mount", options.log_file, &ready_fd)) {
+      return *parent_exit;
     }
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      std::perror("hoistfs: fork");
-      return 1;
-    }
-    if (pid > 0) {
-      ::close(fds[1]);
-      return hoist::AwaitReadiness(fds[0], pid, "hoistfs", "the mount");
-    }
-    ::close(fds[0]);
-    ready_fd = fds[1];
-    hoist::DetachFromCaller(options.log_file);
     if (!layers) {
       // The supervisor: this binary again, as the worker, with the same arguments.
       char cwd[PATH_MAX];

@@ -93,24 +93,10 @@ int main(int argc, char** argv) {
 
   int ready_fd = -1;
   if (!options.foreground) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      std::perror("hoist-store: pipe");
-      return 1;
+    if (auto parent_exit =
+            hoist::ForkAwaitingReady("hoist-store", "the store", options.log_file, &ready_fd)) {
+      return *parent_exit;
     }
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      std::perror("hoist-store: fork");
-      return 1;
-    }
-    if (pid > 0) {
-      ::close(fds[1]);
-      return hoist::AwaitReadiness(fds[0], pid, "hoist-store", "the store");
-    }
-    ::close(fds[0]);
-    ready_fd = fds[1];
-    hoist::DetachFromCaller(options.log_file);
   }
   hoist::SetLogLevel(level);
 
