@@ -195,7 +195,6 @@ class LayerStore {
   // Starts serving a taken-over connection (see above). A fresh store serves from Start on;
   // then, and on a second call, nothing happens.
   [[nodiscard]] Status Serve();
-  bool taken_over() const { return takeover_; }
   // True when the connection is kept in a fd store (fresh: stored by Start; taken over: it came
   // from one).
   bool kept() const { return kept_; }

@@ -106,7 +106,6 @@ class Mount {
   void HandOver();
   // Installs a SIGUSR1 handler that calls HandOver() on this mount (one per process).
   void EnableHandoverSignal();
-  bool taken_over() const { return takeover_; }
   bool handed_over() const { return handed_over_.load(); }
 
   const std::string& mountpoint() const { return mountpoint_; }
