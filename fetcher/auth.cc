@@ -88,19 +88,27 @@ Result<RegistryAuth::EndpointState> RegistryAuth::Probe(std::string_view origin)
 
 Result<std::optional<std::string>> RegistryAuth::Authorize(std::string_view origin,
                                                            std::string_view registry,
-                                                           const std::vector<std::string>& scopes) {
+                                                           const std::vector<std::string>& scopes,
+                                                           bool may_skip_probe) {
   EndpointState state;
   {
     MutexLock lock(mu_);
     auto it = endpoints_.find(origin);
     if (it != endpoints_.end()) state = it->second;
   }
+  if (!state.probed && may_skip_probe) return std::optional<std::string>();
   if (!state.probed) {
     HOIST_ASSIGN_OR_RETURN(state, Probe(origin));
     MutexLock lock(mu_);
     endpoints_[std::string(origin)] = state;
   }
   return HeaderFor(state, registry, scopes, /*force_new=*/false);
+}
+
+bool RegistryAuth::Knows(std::string_view origin) {
+  MutexLock lock(mu_);
+  auto it = endpoints_.find(origin);
+  return it != endpoints_.end() && it->second.probed;
 }
 
 Result<std::optional<std::string>> RegistryAuth::Reauthorize(std::string_view origin,
@@ -154,19 +162,28 @@ Result<std::optional<std::string>> RegistryAuth::HeaderFor(const EndpointState& 
   scopes = Normalise(std::move(scopes));
   std::string key =
       challenge.Param("realm") + "\n" + challenge.Param("service") + "\n" + JoinScopes(scopes, ' ');
-  if (!force_new) {
+  {
+    // One token request per key at a time; the others wait for it and use what it got.
     MutexLock lock(mu_);
+    bool waited = false;
+    while (fetching_.contains(key)) {
+      token_cv_.Wait(mu_);
+      waited = true;
+    }
     auto it = tokens_.find(key);
-    if (it != tokens_.end() && clock_->Now() + options_.refresh_margin < it->second.expires) {
+    if ((!force_new || waited) && it != tokens_.end() &&
+        clock_->Now() + options_.refresh_margin < it->second.expires) {
       return std::optional<std::string>("Bearer " + it->second.value);
     }
+    fetching_.insert(key);
   }
-  HOIST_ASSIGN_OR_RETURN(Token token, FetchToken(challenge, cred, scopes));
-  std::string header = "Bearer " + token.value;
-  {
-    MutexLock lock(mu_);
-    tokens_[key] = std::move(token);
-  }
+  Result<Token> token = FetchToken(challenge, cred, scopes);
+  MutexLock lock(mu_);
+  fetching_.erase(key);
+  token_cv_.NotifyAll();
+  if (!token) return Fail(token.error());
+  std::string header = "Bearer " + token->value;
+  tokens_[key] = std::move(*token);
   return std::optional<std::string>(std::move(header));
 }
 

@@ -4,6 +4,10 @@
 // Protocol (index/FORMATS.md, "Registry API (fetcher/)", Auth):
 //   - On first use of an endpoint it probes `GET <origin>/v2/`. 200 = anonymous. 401 carries
 //     WWW-Authenticate: Basic (send "Basic b64(user:pass)" on every request) or Bearer.
+//     A caller whose request has no body (GET, HEAD) may skip the probe (Authorize's
+//     `may_skip_probe`): the request goes out anonymous, and a 401 brings the challenge to
+//     Reauthorize. That saves the probe's round trip whenever the registry serves anonymously
+//     and costs nothing otherwise (the 401 stands in for the probe's).
 //   - Bearer: scopes "repository:NAME:pull" / "repository:NAME:pull,push" (plus the `from`
 //     repository's pull scope for a cross-repository mount). Token request:
 //       * identity token -> form POST realm {grant_type=refresh_token, refresh_token, service,
@@ -13,11 +17,12 @@
 //     Reply: `token` or `access_token`, `expires_in` (default 60 s), `issued_at`.
 //   - registrytoken credentials are sent as "Bearer <token>" without a token request.
 //   - Tokens are cached by (realm, service, sorted scopes) and fetched anew when within
-//     refresh_margin of expiry, or after a 401 (Reauthorize). A 401 whose challenge has
+//     refresh_margin of expiry, or after a 401 (Reauthorize). One token request per key runs at
+//     a time: threads that need the same token meanwhile wait for it (a mount's layers all ask
+//     at once). A 401 whose challenge has
 //     error="insufficient_scope" widens the scopes with the challenge's `scope`.
 //
-// Thread-safety: all methods are safe from many threads; a token fetch happens outside the lock
-// (two threads may both fetch; the later result wins, which is harmless).
+// Thread-safety: all methods are safe from many threads; a token fetch happens outside the lock.
 // Lifetime: transport, credentials and clock must outlive the RegistryAuth.
 // Errors: EACCES when the token server refuses the credentials (401/403), ENOENT/EIO for other
 // token-server failures (message names the realm), transport errors passed through (they are
@@ -27,6 +32,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,8 +66,14 @@ class RegistryAuth {
   // ("https://host" or "http://host:port", no path) and whose Reference::registry is `registry`
   // (the Reference::registry, used for the credential lookup) needing `scopes`; nullopt for
   // anonymous access.
-  [[nodiscard]] Result<std::optional<std::string>> Authorize(
-      std::string_view origin, std::string_view registry, const std::vector<std::string>& scopes);
+  // `may_skip_probe`: see the file comment (only for requests without a body).
+  [[nodiscard]] Result<std::optional<std::string>> Authorize(std::string_view origin,
+                                                             std::string_view registry,
+                                                             const std::vector<std::string>& scopes,
+                                                             bool may_skip_probe = false);
+
+  // Whether `origin`'s challenge is known (probed, or learned from a 401).
+  bool Knows(std::string_view origin);
 
   // After a 401 from `origin`: learns the challenge in `www_authenticate` (may be empty: then
   // the endpoint is probed again), drops the cached token for `scopes` and returns a fresh
@@ -97,6 +109,9 @@ class RegistryAuth {
   Mutex mu_;
   std::map<std::string, EndpointState, std::less<>> endpoints_ HOIST_GUARDED_BY(mu_);
   std::map<std::string, Token, std::less<>> tokens_ HOIST_GUARDED_BY(mu_);
+  // Keys whose token request is running; token_cv_ is notified when one ends.
+  std::set<std::string, std::less<>> fetching_ HOIST_GUARDED_BY(mu_);
+  CondVar token_cv_;
 };
 
 }  // namespace hoist

@@ -43,10 +43,11 @@ RegistryClient::~RegistryClient() = default;
 Result<std::unique_ptr<RegistryClient>> RegistryClient::CreateDefault(RegistryOptions options) {
   CurlTransportOptions topts;
   topts.user_agent = options.user_agent;
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<HttpTransport> transport, NewCurlTransport(topts));
-  return std::make_unique<RegistryClient>(std::shared_ptr<HttpTransport>(std::move(transport)),
-                                          std::make_shared<DockerCredentialStore>(),
-                                          std::move(options));
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<HttpTransport> curl, NewCurlTransport(topts));
+  std::shared_ptr<HttpTransport> transport(std::move(curl));
+  if (options.request_log) transport = NewLoggingTransport(transport, options.request_log);
+  return std::make_unique<RegistryClient>(
+      std::move(transport), std::make_shared<DockerCredentialStore>(), std::move(options));
 }
 
 const RegistryOptions& RegistryClient::options() const { return core_->options(); }
@@ -128,7 +129,8 @@ Result<Descriptor> RegistryClient::HeadManifest(const Reference& ref) {
 }
 
 Result<ResolvedImage> RegistryClient::Resolve(const Reference& ref,
-                                              std::optional<Platform> platform) {
+                                              std::optional<Platform> platform,
+                                              ConfigFetch config_fetch) {
   Platform want = platform.value_or(core_->options().platform);
   ResolvedImage out;
   out.reference = ref;
@@ -159,6 +161,7 @@ Result<ResolvedImage> RegistryClient::Resolve(const Reference& ref,
   if (!manifest) return Fail(manifest.error().Context(what));
   out.manifest_bytes = std::move(current);
   out.manifest = std::move(*manifest);
+  if (config_fetch == ConfigFetch::kSkip) return out;
   const Descriptor& config = out.manifest.config;
   if (config.size < 0 || static_cast<uint64_t>(config.size) > core_->options().max_manifest_size) {
     return Fail(EFBIG, what + ": config is " + std::to_string(config.size) + " bytes");

@@ -38,6 +38,7 @@
 #include "fetcher/http.h"
 #include "fetcher/manifest.h"
 #include "fetcher/reference.h"
+#include "fetcher/request_log.h"
 #include "fetcher/retry.h"
 
 namespace hoist {
@@ -58,6 +59,9 @@ struct RegistryOptions {
   int max_parallel_ranges = 8;
   // The time seam (nullptr = RealClock()). Must outlive the client.
   Clock* clock = nullptr;
+  // CreateDefault only: when set, every request (tokens included) is recorded here
+  // (fetcher/request_log.h).
+  std::shared_ptr<RequestLog> request_log;
 };
 
 // A manifest or index exactly as the registry served it, verified.
@@ -67,13 +71,16 @@ struct ManifestBytes {
   std::string bytes;
 };
 
+// Whether Resolve fetches the image config.
+enum class ConfigFetch { kFetch, kSkip };
+
 // An image resolved down to one platform's manifest, with its config.
 struct ResolvedImage {
   Reference reference;                 // as asked
   std::optional<ManifestBytes> index;  // the top-level index, if the reference named one
   ManifestBytes manifest_bytes;        // the platform's image manifest
   ImageManifest manifest;
-  ImageConfig config;  // verified against manifest.config.digest
+  ImageConfig config;  // verified against manifest.config.digest (empty with ConfigFetch::kSkip)
 };
 
 // A source of bytes for a chunked upload: fills buf[0, max), returns the count (0 = end).
@@ -104,9 +111,10 @@ class RegistryClient {
   // HEAD: media type, digest (Docker-Content-Digest) and size, without the body.
   [[nodiscard]] Result<Descriptor> HeadManifest(const Reference& ref);
   // GetManifest, then down an index (nested ones too) to `platform` (nullopt = options().platform)
-  // and fetch + verify + parse the config.
+  // and fetch + verify + parse the config (unless `config` is kSkip: config left empty).
   [[nodiscard]] Result<ResolvedImage> Resolve(const Reference& ref,
-                                              std::optional<Platform> platform = std::nullopt);
+                                              std::optional<Platform> platform = std::nullopt,
+                                              ConfigFetch config = ConfigFetch::kFetch);
 
   // --- blobs (ref supplies registry + repository) ---
   // Whole blob into memory, verified. EFBIG if larger than max_size.

@@ -175,6 +175,9 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
   std::optional<std::string> auth;
   bool have_auth = false;
   bool refreshed = false;
+  // The request went out anonymous without probing (auth.h): its 401 brings the challenge, and
+  // answering it is not the one refresh a call gets.
+  bool challenge_unknown = false;
   bool redirect_refused_once = false;
   int attempt = 0;
   int retries = 0;
@@ -187,7 +190,10 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
     HttpResponse head;
     Result<HttpResponse> result = HttpResponse{};
     if (!have_auth) {
-      auto a = auth_.Authorize(base_url, call.registry, call.scopes);
+      // A request without a body goes out without probing the endpoint first (auth.h).
+      const bool bodiless = call.method == "GET" || call.method == "HEAD";
+      challenge_unknown = bodiless && !auth_.Knows(base_url);
+      auto a = auth_.Authorize(base_url, call.registry, call.scopes, bodiless);
       if (a) {
         auth = *a;
         have_auth = true;
@@ -227,7 +233,11 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
                                 resp.status) != call.accept_statuses.end();
       if (resp.status == 401 && from_registry && !accepted) {
         if (refreshed) return Fail(StatusError(resp, call.what));
-        refreshed = true;
+        if (challenge_unknown) {
+          challenge_unknown = false;
+        } else {
+          refreshed = true;
+        }
         auto www = resp.Header("www-authenticate");
         auto fresh = auth_.Reauthorize(base_url, call.registry, call.scopes, www.value_or(""));
         if (!fresh) {

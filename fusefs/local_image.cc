@@ -116,11 +116,12 @@ Result<uint64_t> LocalBlobSource::Size(const Digest& blob) {
 }
 
 Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
-                                     const MountOptions& options, Store* open_store) {
+                                     const MountOptions& options, Store* open_store,
+                                     ConfigFetch config) {
   HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(options.cache_dir));
   std::optional<Error> registry_error;
   if (!options.offline) {
-    Result<ResolvedImage> remote = client.Resolve(ref);
+    Result<ResolvedImage> remote = client.Resolve(ref, std::nullopt, config);
     if (remote) {
       MountImage m;
       m.image = std::move(*remote);

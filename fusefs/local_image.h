@@ -80,9 +80,12 @@ struct MountImage {
 // process that holds the store open must pass it: LMDB forbids opening one environment twice in
 // a process (closing the second copy drops the first one's locks, and the open-time check of
 // the second can read pages the first is writing and set a healthy file aside).
+// `config`: kSkip leaves image.config empty when it comes from the registry (a mount serves the
+// layers and never reads the config: one round trip fewer on the way to mounted).
 [[nodiscard]] Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
                                                    const MountOptions& options,
-                                                   Store* open_store = nullptr);
+                                                   Store* open_store = nullptr,
+                                                   ConfigFetch config = ConfigFetch::kFetch);
 
 // A taken-over mount's image (mount.h, handoff_state.h): the manifest exactly as the state
 // holds it, parsed again; blobs as ResolveMountImage would read them. No registry request is

@@ -22,6 +22,7 @@
 #include "base/spawn.h"
 #include "base/thread_priority.h"
 #include "fetcher/reference.h"
+#include "fetcher/request_log.h"
 #include "fusefs/fuse_handoff.h"
 #include "fusefs/local_image.h"
 
@@ -181,6 +182,9 @@ Status Mount::Build(MountHandoff* handoff) {
   }
   ro.request_timeout = o.timeout;
   ro.retry.total_budget = o.timeout;
+  // Counts the requests on the way to "mounted" (and how many had to wait for one another).
+  auto request_log = std::make_shared<RequestLog>();
+  ro.request_log = request_log;
   HOIST_ASSIGN_OR_RETURN(client_, RegistryClient::CreateDefault(ro));
 
   // 2. The image: from the registry, or from the local store with -o offline or when the
@@ -192,7 +196,8 @@ Status Mount::Build(MountHandoff* handoff) {
     image_ = std::move(resolved.image);
     source_ = std::move(resolved.source);
   } else {
-    HOIST_ASSIGN_OR_RETURN(MountImage resolved, ResolveMountImage(*client_, ref, o));
+    HOIST_ASSIGN_OR_RETURN(MountImage resolved,
+                           ResolveMountImage(*client_, ref, o, nullptr, ConfigFetch::kSkip));
     image_ = std::move(resolved.image);
     warning_ = std::move(resolved.warning);
     // 3. Its blobs (local blob files first, then the registry unless offline).
@@ -308,6 +313,13 @@ Status Mount::Build(MountHandoff* handoff) {
                    << " ms: image " << image_ms << " ms, cache " << store_ms
                    << " ms, layer indexes " << layers_ms << " ms, merged tree " << tree_ms
                    << " ms (" << view_->inode_count() << " inodes)";
+  {
+    const RequestSummary requests = request_log->Summary();
+    request_log->Stop();
+    HOIST_LOG(kInfo) << "registry requests before mounting: " << requests.requests << " ("
+                     << requests.sequential << " one after another), " << requests.body_bytes
+                     << " bytes in " << requests.elapsed.count() << " ms";
+  }
 
   // 11. Background work.
   index_store_thread_ = std::thread([this] {

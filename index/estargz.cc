@@ -270,18 +270,20 @@ Result<EstargzLayer> LoadEstargzLayer(const BlobRangeReader& read, uint64_t blob
     return Fail(EBADMSG, "blob of " + std::to_string(blob_size) +
                              " bytes is too small to hold an eStargz footer");
   EstargzLayer out;
-  const uint64_t tail_len = std::min<uint64_t>(kEstargzFooterSize, blob_size);
-  auto tail = read(blob_size - tail_len, tail_len);
+  // The footer and, usually, the TOC member in one request (blob_tail.h).
+  auto tail = ReadBlobTail(read, blob_size, kEstargzFooterSize);
   if (!tail) return Fail(tail.error().Context("reading the eStargz footer"));
-  if (tail->size() != tail_len) return Fail(EIO, "short read of the eStargz footer");
-  HOIST_ASSIGN_OR_RETURN(out.footer, ParseEstargzFooter(*tail, blob_size));
+  const uint64_t footer_len = std::min<uint64_t>(kEstargzFooterSize, blob_size);
+  HOIST_ASSIGN_OR_RETURN(
+      out.footer,
+      ParseEstargzFooter(std::string_view(tail->bytes).substr(tail->bytes.size() - footer_len),
+                         blob_size));
   const uint64_t toc_len = blob_size - out.footer.footer_size - out.footer.toc_offset;
   if (toc_len > options.limits.max_toc_compressed)
     return Fail(EFBIG, "eStargz TOC member of " + std::to_string(toc_len) +
                            " compressed bytes is over the cap");
-  auto member = read(out.footer.toc_offset, toc_len);
+  auto member = ReadBlobRange(read, *tail, out.footer.toc_offset, toc_len);
   if (!member) return Fail(member.error().Context("reading the eStargz TOC"));
-  if (member->size() != toc_len) return Fail(EIO, "short read of the eStargz TOC");
   HOIST_ASSIGN_OR_RETURN(out.index.entries,
                          ParseEstargzToc(*member, annotations.toc_digest, out.footer.toc_offset,
                                          options.limits, &out.toc_json_digest));

@@ -394,17 +394,37 @@ Result<ZstdChunkedLayer> LoadZstdChunkedLayer(const BlobRangeReader& read, uint6
                                               const ZstdChunkedAnnotations& annotations,
                                               const ZstdChunkedLimits& limits) {
   ZstdChunkedLayer out;
-  const uint64_t tail_len = std::min<uint64_t>(kZstdChunkedFooterV2Size, blob_size);
-  HOIST_ASSIGN_OR_RETURN(std::string tail, read(blob_size - tail_len, tail_len));
-  if (tail.size() != tail_len) return Fail(EIO, "short read of the zstd:chunked footer");
-  HOIST_ASSIGN_OR_RETURN(out.footer, ParseZstdChunkedFooter(tail, blob_size));
-  BlobRange toc = annotations.toc.value_or(out.footer.toc);
-  const uint64_t footer_start = blob_size - out.footer.footer_size;
-  HOIST_RETURN_IF_ERROR(CheckRange(toc, footer_start, "TOC"));
-  if (toc.length > limits.max_toc_size)
-    return Fail(EFBIG, "zstd:chunked TOC of " + std::to_string(toc.length) +
-                           " compressed bytes is over the cap");
-  HOIST_ASSIGN_OR_RETURN(std::string compressed, read(toc.offset, toc.length));
+  BlobRange toc;
+  std::string compressed;
+  if (annotations.toc) {
+    // The annotation's position: one request. The range must leave room for a footer.
+    toc = *annotations.toc;
+    if (blob_size < kZstdChunkedFooterV1Size)
+      return Fail(EBADMSG, "zstd:chunked blob of " + std::to_string(blob_size) +
+                               " bytes is too small to hold a footer");
+    HOIST_RETURN_IF_ERROR(CheckRange(toc, blob_size - kZstdChunkedFooterV1Size, "TOC"));
+    if (toc.length > limits.max_toc_size)
+      return Fail(EFBIG, "zstd:chunked TOC of " + std::to_string(toc.length) +
+                             " compressed bytes is over the cap");
+    HOIST_ASSIGN_OR_RETURN(compressed, read(toc.offset, toc.length));
+    out.footer.version = 0;
+    out.footer.footer_size = 0;
+    out.footer.toc = toc;
+    out.footer.tar_split = annotations.tar_split;
+  } else {
+    HOIST_ASSIGN_OR_RETURN(BlobTail tail, ReadBlobTail(read, blob_size, kZstdChunkedFooterV2Size));
+    const uint64_t footer_len = std::min<uint64_t>(kZstdChunkedFooterV2Size, blob_size);
+    HOIST_ASSIGN_OR_RETURN(
+        out.footer,
+        ParseZstdChunkedFooter(std::string_view(tail.bytes).substr(tail.bytes.size() - footer_len),
+                               blob_size));
+    toc = out.footer.toc;
+    HOIST_RETURN_IF_ERROR(CheckRange(toc, blob_size - out.footer.footer_size, "TOC"));
+    if (toc.length > limits.max_toc_size)
+      return Fail(EFBIG, "zstd:chunked TOC of " + std::to_string(toc.length) +
+                             " compressed bytes is over the cap");
+    HOIST_ASSIGN_OR_RETURN(compressed, ReadBlobRange(read, tail, toc.offset, toc.length));
+  }
   if (compressed.size() != toc.length) return Fail(EIO, "short read of the zstd:chunked TOC");
   HOIST_ASSIGN_OR_RETURN(
       LayerIndex index,

@@ -25,6 +25,7 @@
 
 #include "base/digest.h"
 #include "base/status.h"
+#include "index/blob_tail.h"  // BlobRangeReader
 #include "index/layer_index.h"
 #include "index/toc_json.h"
 
@@ -101,18 +102,20 @@ struct ZstdChunkedLimits {
                                                      const ZstdChunkedLimits& limits = {},
                                                      Digest* tar_split_digest = nullptr);
 
-// Reads `length` bytes at `offset` of the blob.
-using BlobRangeReader = std::function<Result<std::string>(uint64_t offset, uint64_t length)>;
-
 struct ZstdChunkedLayer {
   LayerIndex index;
-  ZstdChunkedFooter footer;  // parsed footer (also read when annotations give positions)
+  // The parsed footer; when the annotations gave the TOC's position it is not read, and this
+  // holds version 0, footer_size 0 and the annotations' TOC and tar-split ranges.
+  ZstdChunkedFooter footer;
   Digest tar_split_digest;  // the TOC's tarSplitDigest (sha256 of the compressed tar-split), may be
                             // empty
 };
 
 // The whole read path: positions from the annotations (or the footer), fetch, verify against
 // the annotation digest, parse. Sets index.layer_digest, blob_size, format.
+// Requests: with the manifest-position annotation, ONE (the TOC's range; the footer is not read,
+// the TOC digest is the check that matters); without it, the blob's tail (blob_tail.h), which
+// usually holds footer and TOC, plus the part of the TOC before it if not.
 [[nodiscard]] Result<ZstdChunkedLayer> LoadZstdChunkedLayer(
     const BlobRangeReader& read, uint64_t blob_size, const Digest& layer_digest,
     const ZstdChunkedAnnotations& annotations, const ZstdChunkedLimits& limits = {});

@@ -273,11 +273,18 @@ TEST_F(CtrRemoteEstargz, EveryChunkVerifiesAndEntriesEqualTheSourceTar) {
   EXPECT_EQ(l->index.format, LayerFormat::kEstargz);
   EXPECT_EQ(l->index.layer_digest, esgz_->layer_digest);
   EXPECT_EQ(l->index.blob_size, esgz_->blob.size());
-  // Two reads: the footer, then exactly the TOC member.
+  // Footer and TOC member in one read of the blob's tail (blob_tail.h), or, when the TOC
+  // starts before the tail, a second read of exactly the part of it the tail lacks.
   const uint64_t size = esgz_->blob.size();
-  ASSERT_EQ(reads.size(), 2u);
-  EXPECT_EQ(reads[0], std::make_pair(size - 51, uint64_t{51}));
-  EXPECT_EQ(reads[1], std::make_pair(l->footer.toc_offset, size - 51 - l->footer.toc_offset));
+  const uint64_t tail = TailGuess(size, 51);
+  ASSERT_GE(reads.size(), 1u);
+  EXPECT_EQ(reads[0], std::make_pair(size - tail, tail));
+  if (l->footer.toc_offset >= size - tail) {
+    EXPECT_EQ(reads.size(), 1u);
+  } else {
+    ASSERT_EQ(reads.size(), 2u);
+    EXPECT_EQ(reads[1], std::make_pair(l->footer.toc_offset, size - tail - l->footer.toc_offset));
+  }
   // The blob is plain tar+gzip: gunzipped, it is a tar whose entries we compare against.
   ExpectIndexMatchesTar(l->index.entries, esgz_->blob, *tar_, /*same_order=*/true);
   for (const Entry& e : l->index.entries) {
@@ -326,8 +333,10 @@ TEST_F(CtrRemoteEstargz, CtrRemoteZstdChunkedLoadsAndHasNoTarSplit) {
   EXPECT_FALSE(a->tar_split);
   EXPECT_FALSE(a->toc_digest.empty());
   EXPECT_FALSE(a->toc_json_digest.empty());
+  ZstdChunkedAnnotations no_position = *a;  // read the footer too
+  no_position.toc.reset();
   auto l = LoadZstdChunkedLayer(MemoryRangeReader(zstd_->blob), zstd_->blob.size(),
-                                zstd_->layer_digest, *a);
+                                zstd_->layer_digest, no_position);
   ASSERT_TRUE(l) << l.error().message();
   EXPECT_EQ(l->footer.version, 1);
   EXPECT_FALSE(l->footer.tar_split);
@@ -557,12 +566,12 @@ TEST(EstargzToc, RejectsHostileTocs) {
   // A short read from the range reader.
   Synthetic ok = MakeBlob(data, member);
   auto short_read = [&](uint64_t off, uint64_t len) -> Result<std::string> {
-    return ok.blob.substr(off, len / 2 + (len == 51 ? len / 2 + 1 : 0));
+    return ok.blob.substr(off, len / 2);
   };
   r = LoadEstargzLayer(short_read, ok.blob.size(), Digest::Of(ok.blob), {d});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), EIO);
-  EXPECT_EQ(r.error().message(), "short read of the eStargz TOC");
+  EXPECT_EQ(r.error().message(), "reading the eStargz footer: short read of the blob's last bytes");
   // Errors of the reader pass through with context.
   auto failing = [](uint64_t, uint64_t) -> Result<std::string> {
     return Fail(ECONNRESET, "connection reset");

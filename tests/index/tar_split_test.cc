@@ -341,9 +341,11 @@ TEST(TarSplitProducers, Skopeo193WritesNoTarSplit) {
   EXPECT_FALSE(a->tar_split);
   std::string ldig = layer["digest"].GetString();
   std::string blob = Slurp(dir + "/out/blobs/sha256/" + ldig.substr(7));
+  ZstdChunkedAnnotations no_position = *a;  // read the footer
+  no_position.toc.reset();
   auto l = LoadZstdChunkedLayer(
       [&](uint64_t off, uint64_t len) -> Result<std::string> { return blob.substr(off, len); },
-      blob.size(), *Digest::Parse(ldig), *a);
+      blob.size(), *Digest::Parse(ldig), no_position);
   ASSERT_TRUE(l) << l.error().message();
   EXPECT_EQ(l->footer.version, 1);
   EXPECT_FALSE(l->footer.tar_split);

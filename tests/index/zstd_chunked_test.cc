@@ -251,10 +251,27 @@ TEST(ZstdChunkedSkopeo, ParsesSkopeoOutputAndEveryChunkVerifies) {
   auto read = [&](uint64_t off, uint64_t len) -> Result<std::string> {
     return blob.substr(off, len);
   };
-  auto loaded = LoadZstdChunkedLayer(read, blob.size(), *Digest::Parse(ldig), *a);
+  int reads = 0;
+  auto counted = [&](uint64_t off, uint64_t len) -> Result<std::string> {
+    ++reads;
+    return read(off, len);
+  };
+  auto loaded = LoadZstdChunkedLayer(counted, blob.size(), *Digest::Parse(ldig), *a);
   ASSERT_TRUE(loaded) << loaded.error().message();
-  EXPECT_EQ(loaded->footer.version, 1);
+  // The manifest-position annotation: the TOC in one read, the footer not read at all.
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(loaded->footer.version, 0);
   EXPECT_EQ(loaded->footer.toc.offset, a->toc->offset);
+  {
+    // Without it, the footer says the same.
+    ZstdChunkedAnnotations no_position = *a;
+    no_position.toc.reset();
+    auto by_footer = LoadZstdChunkedLayer(read, blob.size(), *Digest::Parse(ldig), no_position);
+    ASSERT_TRUE(by_footer) << by_footer.error().message();
+    EXPECT_EQ(by_footer->footer.version, 1);
+    EXPECT_EQ(by_footer->footer.toc.offset, a->toc->offset);
+    EXPECT_EQ(by_footer->index.entries.size(), loaded->index.entries.size());
+  }
 
   // Compare with the source tar.
   std::string tar = Slurp(dir + "/l.tar");

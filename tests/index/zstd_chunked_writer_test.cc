@@ -75,7 +75,17 @@ TEST_F(WriterTest, ZstdDecompressesToTheExactTarAndTocMatches) {
   };
   auto layer = LoadZstdChunkedLayer(read, blob_.size(), r->blob_digest, *ann);
   ASSERT_TRUE(layer) << layer.error().message();
-  EXPECT_EQ(layer->footer.version, 2);
+  EXPECT_EQ(layer->footer.version, 0);  // positions from the annotations: footer not read
+  {
+    ZstdChunkedAnnotations no_position = *ann;
+    no_position.toc.reset();
+    auto by_footer = LoadZstdChunkedLayer(read, blob_.size(), r->blob_digest, no_position);
+    ASSERT_TRUE(by_footer) << by_footer.error().message();
+    EXPECT_EQ(by_footer->footer.version, 2);
+    ASSERT_TRUE(by_footer->footer.tar_split && layer->footer.tar_split);
+    EXPECT_EQ(by_footer->footer.tar_split->offset, layer->footer.tar_split->offset);
+    EXPECT_EQ(by_footer->footer.toc.offset, layer->footer.toc.offset);
+  }
   EXPECT_EQ(layer->tar_split_digest, r->tar_split_digest);  // surfaced by Load
 
   TarReader tr(MemoryReader(tar_));
