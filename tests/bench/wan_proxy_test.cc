@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +48,10 @@ ScopedFd ConnectLoopback(int port) {
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return {};
   const int one = 1;
   (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // best effort
+  // A hung proxy fails the test (reads and writes give EAGAIN) instead of hanging it.
+  const timeval limit{60, 0};
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
   return fd;
 }
 
@@ -360,12 +365,15 @@ TEST(WanProxyTest, SustainsAGigabitOnLoopback) {
 }
 
 TEST(WanProxyTest, UpstreamRefusedClosesTheClientAndTheProxyGoesOn) {
-  int dead_port = 0;
-  {
-    EchoServer gone;  // a port that was just free: nothing listens on it afterwards
-    dead_port = gone.port();
-  }
-  Proxy proxy(dead_port, {});
+  // A port bound but never listened on: connecting is refused, and no other test can take it.
+  ScopedFd reserved(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(reserved.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(reserved.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  Proxy proxy(ntohs(addr.sin_port), {});
   ASSERT_NE(proxy.port(), 0);
   ScopedFd fd = ConnectLoopback(proxy.port());
   ASSERT_TRUE(fd.valid());
