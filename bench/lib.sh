@@ -20,6 +20,15 @@
 #                                     with root DIR/sn-root (hoist: cache DIR/sn-cache), log
 #                                     DIR/snapshotter.log; sets SN_PID, SN_SOCK
 #   bench_proxy_plugin NAME SOCK   -> the containerd config lines registering a snapshot proxy
+#   bench_find_wan_proxy           -> path of a built wan_proxy (WAN_PROXY env, else build dirs)
+#   bench_net_link NET             -> "RTT_MS RATE" of a --net name (10ms: 10 1gbit, 40ms: 40
+#                                     200mbit; loopback: nothing); returns 1 for an unknown name
+#   bench_net_label NET            -> its human name ("RTT 40 ms, 200 Mbit/s", "loopback")
+#   bench_start_wan_proxy BIN UPSTREAM RTT_MS RATE DIR
+#                                  -> a wan_proxy (bench/wan_proxy) in front of UPSTREAM
+#                                     (HOST:PORT) on a free 127.0.0.1 port, log DIR/wan_proxy.log;
+#                                     sets WAN_PID, WAN_ADDR (127.0.0.1:PORT)
+#   bench_stop_wan_proxy           -> stops the one bench_start_wan_proxy started, if any
 #
 # Everything needs root (debootstrap, drop_caches, chroot, FUSE mounts).
 
@@ -189,4 +198,60 @@ bench_start_snapshotter() {  # KIND BIN DIR [ARG...]
 
 bench_proxy_plugin() {  # NAME SOCK
   printf '[proxy_plugins.%s]\n  type = "snapshot"\n  address = "%s"\n' "$1" "$2"
+}
+
+bench_find_wan_proxy() {
+  local root c
+  if [ -n "${WAN_PROXY:-}" ]; then echo "$WAN_PROXY"; return 0; fi
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  for c in "$root"/build-bench/bench/wan_proxy/wan_proxy "$root"/build-release/bench/wan_proxy/wan_proxy \
+           "$root"/build/bench/wan_proxy/wan_proxy "$root"/build-*/bench/wan_proxy/wan_proxy; do
+    if [ -x "$c" ]; then echo "$c"; return 0; fi
+  done
+  return 1
+}
+
+# The emulated networks of the benches' --net option. loopback is the registry itself, no proxy.
+bench_net_link() {  # NET
+  case $1 in
+    loopback) echo "" ;;
+    10ms) echo "10 1gbit" ;;
+    40ms) echo "40 200mbit" ;;
+    *) return 1 ;;
+  esac
+}
+bench_net_label() {  # NET
+  case $1 in
+    loopback) echo "loopback" ;;
+    10ms) echo "RTT 10 ms, 1 Gbit/s" ;;
+    40ms) echo "RTT 40 ms, 200 Mbit/s" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# Returns 1 with one line on stderr when the proxy has not written its port within 20 s.
+WAN_PID=""
+bench_start_wan_proxy() {  # BIN UPSTREAM RTT_MS RATE DIR
+  local bin=$1 upstream=$2 rtt=$3 rate=$4 dir=$5 i
+  mkdir -p "$dir"
+  rm -f "$dir/wan_proxy.port"
+  "$bin" --listen 127.0.0.1:0 --upstream "$upstream" --rtt-ms "$rtt" --rate "$rate" \
+    --port-file "$dir/wan_proxy.port" >"$dir/wan_proxy.log" 2>&1 &
+  WAN_PID=$!
+  for i in $(seq 200); do
+    if [ -s "$dir/wan_proxy.port" ]; then
+      WAN_ADDR=127.0.0.1:$(cat "$dir/wan_proxy.port")
+      return 0
+    fi
+    kill -0 "$WAN_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "wan_proxy did not start within 20 s: $(tail -c 300 "$dir/wan_proxy.log")" >&2
+  return 1
+}
+
+bench_stop_wan_proxy() {
+  [ -n "$WAN_PID" ] || return 0
+  bench_stop_pid "$WAN_PID"
+  WAN_PID=""
 }
