@@ -5,7 +5,7 @@
 # header formats (WWW-Authenticate, Content-Range, Retry-After, Link, references, auth.json) and
 # structured inputs for the targets that decode their own input layout. The result is checked in;
 # run this only to refresh it. Needs: tar, umoci, skopeo, zstd, gzip, python3, mdb_load
-# (lmdb-utils).
+# (lmdb-utils), gcc.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here/corpus
@@ -274,5 +274,69 @@ seed fuzz_lmdb_header table.mdb <"$tmp/lmdb2/data.mdb"
 # --- hoist-cri configs: first byte 0 = pod, 1 = container.
 printf '\0{"metadata": {"name": "p", "uid": "u", "namespace": "n"}, "log_directory": "/l", "linux": {"security_context": {"namespace_options": {"network": "NODE", "pid": 1}, "run_as_user": 0}}, "labels": {"a": "b"}}' | seed fuzz_cri_spec pod
 printf '\1{"metadata": {"name": "c"}, "image": {"image": "r/i:v1"}, "command": ["/bin/cat"], "args": ["x"], "envs": [{"key": "K", "value": "V"}], "log_path": "c.log", "linux": {"security_context": {"privileged": true}}}' | seed fuzz_cri_spec ctr
+
+# --- ELF files (fuzz_elf_deps): a small PIE program and a shared library built by gcc (interp,
+# DT_NEEDED, DT_SONAME, DT_RUNPATH), hand-built ELF32/ELF64 files in both byte orders, and an
+# ld.so.conf (the target also reads its input as one).
+printf 'int main(void) { return 0; }\n' >"$tmp/m.c"
+printf 'int f(void) { return 1; }\n' >"$tmp/l.c"
+gcc -s -Wl,-z,noseparate-code -o "$tmp/prog" "$tmp/m.c"
+gcc -shared -nostdlib -fPIC -s -Wl,-z,noseparate-code -Wl,--no-as-needed \
+  -Wl,-soname,libseed.so.1 -Wl,--enable-new-dtags,-rpath,'$ORIGIN/../lib' \
+  -o "$tmp/libseed.so" "$tmp/l.c" -lc
+seed fuzz_elf_deps gcc-pie <"$tmp/prog"
+seed fuzz_elf_deps gcc-shared <"$tmp/libseed.so"
+python3 - "$out" <<'EOF'
+import os, struct, sys
+out = sys.argv[1]
+os.makedirs(f"{out}/fuzz_elf_deps", exist_ok=True)
+def elf(cls64, big, etype, machine, interp, needed, rpath=b"", runpath=b""):
+    e, w = (">" if big else "<"), ("Q" if cls64 else "I")
+    ehsize, phentsize = (64, 56) if cls64 else (52, 32)
+    base = 0x400000 if etype == 2 else 0
+    phnum = 3 if interp else 2
+    interp_off = ehsize + phnum * phentsize
+    body = bytearray(interp + b"\0" if interp else b"")
+    strtab_off = interp_off + len(body)
+    strtab, dyn = bytearray(b"\0"), []
+    for tag, s in [(1, n) for n in needed] + [(15, rpath), (29, runpath)]:
+        if s:
+            dyn.append((tag, len(strtab)))
+            strtab += s + b"\0"
+    dyn += [(5, base + strtab_off), (10, len(strtab)), (0, 0)]  # DT_STRTAB, DT_STRSZ, DT_NULL
+    body += strtab
+    while (interp_off + len(body)) % 8:
+        body += b"\0"
+    dyn_off = interp_off + len(body)
+    for tag, val in dyn:
+        body += struct.pack(e + w + w, tag, val)
+    total = interp_off + len(body)
+    ident = b"\x7fELF" + bytes([2 if cls64 else 1, 2 if big else 1, 1]) + b"\0" * 9
+    if cls64:
+        hdr = ident + struct.pack(e + "HHIQQQIHHHHHH", etype, machine, 1, 0, ehsize, 0, 0,
+                                  ehsize, phentsize, phnum, 0, 0, 0)
+        ph = lambda t, off, sz: struct.pack(e + "IIQQQQQQ", t, 4, off, base + off, base + off,
+                                            sz, sz, 8)
+    else:
+        hdr = ident + struct.pack(e + "HHIIIIIHHHHHH", etype, machine, 1, 0, ehsize, 0, 0,
+                                  ehsize, phentsize, phnum, 0, 0, 0)
+        ph = lambda t, off, sz: struct.pack(e + "IIIIIIII", t, off, base + off, base + off,
+                                            sz, sz, 4, 8)
+    phdrs = ph(1, 0, total)  # PT_LOAD over the whole file
+    if interp:
+        phdrs += ph(3, interp_off, len(interp) + 1)  # PT_INTERP
+    phdrs += ph(2, dyn_off, total - dyn_off)  # PT_DYNAMIC
+    return hdr + phdrs + bytes(body)
+def w(name, data):
+    open(f"{out}/fuzz_elf_deps/{name}", "wb").write(data)
+w("elf32-be-exec", elf(False, True, 2, 20, b"/lib/ld.so.1", [b"libc.so.6", b"libm.so.6"],
+                       rpath=b"/opt/a:$ORIGIN/../lib"))
+w("elf64-le-dyn", elf(True, False, 3, 62, b"/lib64/ld-linux-x86-64.so.2",
+                      [b"libz.so.1", b"libc.so.6"], runpath=b"${ORIGIN}/x:$LIB"))
+w("elf64-be-lib", elf(True, True, 3, 21, b"", [b"libc.so.6"]))
+w("elf32-le-lib", elf(False, False, 3, 3, b"", [b"/abs/lib.so", b"../rel.so"], rpath=b"$PLATFORM"))
+w("ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n# c\n/usr/local/lib\n/opt/../lib/=x\n"
+                b"hwcap 0 x\ninclude a.conf\n")
+EOF
 
 echo "corpus: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1)"
