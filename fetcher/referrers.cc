@@ -167,8 +167,7 @@ Status AddToTagSchema(RegistryClient& client, const Reference& repo, const Diges
       if (d.digest == referrer.digest) return Ok();  // listed already
     }
     if (entries.size() >= limits.max_referrers) {
-      return Fail(EFBIG,
-                  what + ": already lists " + std::to_string(entries.size()) + " referrers");
+      return Fail(EFBIG, what + ": already lists " + std::to_string(entries.size()) + " referrers");
     }
     doc.Parse(current->bytes.data(), current->bytes.size());
     if (doc.HasParseError() || !doc.IsObject()) return Fail(EBADMSG, what + ": not JSON");
@@ -199,8 +198,8 @@ Status AddToTagSchema(RegistryClient& client, const Reference& repo, const Diges
     return Fail(EFBIG, what + ": the index would be larger than " +
                            std::to_string(limits.max_index_bytes) + " bytes");
   }
-  HOIST_ASSIGN_OR_RETURN(Digest put, client.PutManifest(repo.WithTag(tag), kMediaTypeOciIndex,
-                                                        bytes));
+  HOIST_ASSIGN_OR_RETURN(Digest put,
+                         client.PutManifest(repo.WithTag(tag), kMediaTypeOciIndex, bytes));
   (void)put;
   return Ok();
 }
@@ -266,10 +265,9 @@ Result<Descriptor> PushReferrer(RegistryClient& client, const Reference& repo,
   out.size = static_cast<int64_t>(bytes.size());
   out.artifact_type = std::string(artifact_type);
   out.annotations = std::move(annotations);
-  HOIST_ASSIGN_OR_RETURN(
-      ManifestPutResult put,
-      client.PutManifestReportingSubject(target.WithDigest(out.digest), kMediaTypeOciManifest,
-                                         bytes));
+  HOIST_ASSIGN_OR_RETURN(ManifestPutResult put,
+                         client.PutManifestReportingSubject(target.WithDigest(out.digest),
+                                                            kMediaTypeOciManifest, bytes));
   // OCI-Subject naming the subject: the registry's referrers API lists the artifact now.
   if (put.oci_subject && *put.oci_subject == subject.digest.str()) return out;
   HOIST_RETURN_IF_ERROR(AddToTagSchema(client, target, subject.digest, out, limits));
@@ -277,13 +275,11 @@ Result<Descriptor> PushReferrer(RegistryClient& client, const Reference& repo,
 }
 
 Result<std::vector<Descriptor>> ListReferrers(RegistryClient& client, const Reference& repo,
-                                              const Digest& subject,
-                                              std::string_view artifact_type,
+                                              const Digest& subject, std::string_view artifact_type,
                                               const ReferrerLimits& limits) {
   std::string what = repo.Name() + ": referrers of " + subject.str();
-  HOIST_ASSIGN_OR_RETURN(ReferrersPage page,
-                         client.GetReferrersPage(repo, subject, artifact_type, "",
-                                                 limits.max_index_bytes));
+  HOIST_ASSIGN_OR_RETURN(ReferrersPage page, client.GetReferrersPage(repo, subject, artifact_type,
+                                                                     "", limits.max_index_bytes));
   if (!page.supported) return ListFromTagSchema(client, repo, subject, artifact_type, limits);
   std::vector<Descriptor> out;
   std::set<Digest> seen;
@@ -308,9 +304,9 @@ Result<std::vector<Descriptor>> ListReferrers(RegistryClient& client, const Refe
       return Fail(EFBIG, what + ": the pages are larger than " +
                              std::to_string(limits.max_index_bytes) + " bytes");
     }
-    HOIST_ASSIGN_OR_RETURN(page, client.GetReferrersPage(repo, subject, artifact_type,
-                                                         page.next_url,
-                                                         limits.max_index_bytes - total));
+    HOIST_ASSIGN_OR_RETURN(page,
+                           client.GetReferrersPage(repo, subject, artifact_type, page.next_url,
+                                                   limits.max_index_bytes - total));
   }
 }
 

@@ -400,8 +400,9 @@ Result<Digest> RegistryClient::PutManifest(const Reference& target, std::string_
   return put.digest;
 }
 
-Result<ManifestPutResult> RegistryClient::PutManifestReportingSubject(
-    const Reference& target, std::string_view media_type, std::string_view bytes) {
+Result<ManifestPutResult> RegistryClient::PutManifestReportingSubject(const Reference& target,
+                                                                      std::string_view media_type,
+                                                                      std::string_view bytes) {
   Digest digest = Digest::Of(bytes);
   std::string what = target.Name() + ": manifest " + target.Identifier();
   if (!target.digest.empty() && target.digest != digest) {

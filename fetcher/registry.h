@@ -86,7 +86,7 @@ struct ManifestPutResult {
 
 // One page of GET /v2/<name>/referrers/<digest> (OCI 1.1).
 struct ReferrersPage {
-  bool supported = true;  // false: the first page answered 404 (no referrers API)
+  bool supported = true;   // false: the first page answered 404 (no referrers API)
   std::string media_type;  // Content-Type without parameters
   std::string bytes;       // the image index, as served
   // The OCI-Filters-Applied header's entries ("artifactType" when the registry filtered).
