@@ -15,6 +15,7 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "fetcher/credentials.h"
 #include "fetcher/curl_transport.h"
 #include "fetcher/manifest.h"
 #include "fetcher/reference.h"
@@ -289,6 +290,51 @@ TEST_F(ReferrersRegistryTest, ForgedTagIndexCannotLendAnotherImagesArtifact) {
   got = FetchReferrer(*client_, repo, subject, (*list)[2], kTraceType, kTraceBlobType, 1000);
   ASSERT_TRUE(got.has_value()) << got.error().message();
   EXPECT_EQ(got->data, "good");
+}
+
+// Bearer tokens: the tag GET and the referrers GET need pull, the PUTs push; the token flow
+// widens the scopes as the registry asks.
+TEST(ReferrersTokenTest, RoundTripWithBearerAuth) {
+  auto reg = TestRegistry::Launch({.auth = harness::RegistryAuthMode::kToken});
+  ASSERT_TRUE(reg.has_value()) << reg.error().message();
+  std::string layout = std::string(::testing::TempDir()) + "/referrers-token-layout";
+  (void)RemoveTree(layout);
+  auto img = harness::BuildOciImage(layout, {{FileSpec::File("a", "a\n")}}, {.tag = "v1"});
+  ASSERT_TRUE(img.has_value()) << img.error().message();
+  auto st = harness::PushOciLayout(img->OciRef(), (*reg)->DockerRef("ref/auth", "v1"),
+                                   {.creds = (*reg)->skopeo_creds()});
+  ASSERT_TRUE(st.has_value()) << st.error().message();
+  auto transport = NewCurlTransport();
+  ASSERT_TRUE(transport.has_value()) << transport.error().message();
+  std::map<std::string, Credential, std::less<>> creds;
+  creds[(*reg)->host_port()] =
+      Credential{.username = (*reg)->user(), .password = (*reg)->password()};
+  RegistryClient client(std::shared_ptr<HttpTransport>(std::move(*transport)),
+                        std::make_shared<StaticCredentialStore>(creds));
+  Reference repo = *Reference::Parse((*reg)->ImageRef("ref/auth", "v1"));
+  Descriptor subject{.media_type = std::string(kMediaTypeOciManifest),
+                     .digest = img->manifest_digest,
+                     .size = static_cast<int64_t>(img->manifest.size())};
+  auto pushed = PushReferrer(client, repo, subject, kTraceType, {{kTraceBlobType, "tr", {}}}, {});
+  ASSERT_TRUE(pushed.has_value()) << pushed.error().message();
+  auto list = ListReferrers(client, repo, subject.digest, kTraceType);
+  ASSERT_TRUE(list.has_value()) << list.error().message();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].digest, pushed->digest);
+  auto got =
+      FetchReferrer(client, repo, subject.digest, (*list)[0], kTraceType, kTraceBlobType, 100);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  EXPECT_EQ(got->data, "tr");
+
+  // Without credentials: refused (EACCES), not mistaken for "no referrers".
+  auto anonymous_transport = NewCurlTransport();
+  ASSERT_TRUE(anonymous_transport.has_value());
+  RegistryClient anonymous(std::shared_ptr<HttpTransport>(std::move(*anonymous_transport)),
+                           nullptr);
+  auto refused = ListReferrers(anonymous, repo, subject.digest, "");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), EACCES) << refused.error().message();
+  (void)RemoveTree(layout);
 }
 
 // Exactly one line on stderr, starting with "hoist <verb>: ".
