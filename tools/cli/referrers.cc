@@ -150,13 +150,20 @@ int RunAttach(const AttachArgs& a) {
   return 0;
 }
 
+// --insecure-registry and --log-level; no --platform: the subject is IMAGE's top-level manifest
+// or index, whatever the platform.
+void AddFlags(CLI::App* sub, RegistryFlags* flags) {
+  flags->AddInsecureRegistry(sub);
+  sub->add_option("--log-level", flags->log_level, "debug, info, warning, error or off");
+}
+
 }  // namespace
 
 void RegisterReferrers(CLI::App& app, VerbRunner* run) {
   auto args = std::make_shared<ReferrersArgs>();
   CLI::App* sub = app.add_subcommand(
       "referrers", "List the artifacts that refer to an image (OCI referrers, like oras discover)");
-  args->registry.Add(sub);
+  AddFlags(sub, &args->registry);
   sub->add_option("--artifact-type", args->artifact_type, "Only artifacts of this type");
   sub->add_flag("--json", args->json, "JSON output");
   sub->add_option("IMAGE", args->image, "Image (registry/repo:tag or @digest)")->required();
@@ -167,7 +174,7 @@ void RegisterAttach(CLI::App& app, VerbRunner* run) {
   auto args = std::make_shared<AttachArgs>();
   CLI::App* sub = app.add_subcommand(
       "attach", "Publish an artifact that refers to an image (OCI referrers, like oras attach)");
-  args->registry.Add(sub);
+  AddFlags(sub, &args->registry);
   sub->add_option("--artifact-type", args->artifact_type, "The artifact's type")->required();
   sub->add_option("--annotation", args->annotations, "KEY=VALUE on the artifact (repeatable)")
       ->allow_extra_args(false);
