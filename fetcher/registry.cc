@@ -398,6 +398,14 @@ Status RegistryClient::UploadBlobChunked(const Reference& target, const Digest& 
 
 Result<Digest> RegistryClient::PutManifest(const Reference& target, std::string_view media_type,
                                            std::string_view bytes) {
+  HOIST_ASSIGN_OR_RETURN(ManifestPutResult put,
+                         PutManifestReportingSubject(target, media_type, bytes));
+  return put.digest;
+}
+
+Result<ManifestPutResult> RegistryClient::PutManifestReportingSubject(const Reference& target,
+                                                                      std::string_view media_type,
+                                                                      std::string_view bytes) {
   Digest digest = Digest::Of(bytes);
   std::string what = target.Name() + ": manifest " + target.Identifier();
   if (!target.digest.empty() && target.digest != digest) {
@@ -421,7 +429,10 @@ Result<Digest> RegistryClient::PutManifest(const Reference& target, std::string_
       return Fail(EIO, what + ": registry stored digest " + *header + ", not " + digest.str());
     }
   }
-  return digest;
+  ManifestPutResult out;
+  out.digest = digest;
+  out.oci_subject = resp.Header("oci-subject");
+  return out;
 }
 
 Status RegistryClient::Tag(const Reference& source, std::string_view new_tag) {
@@ -484,6 +495,64 @@ Result<std::vector<std::string>> ListPaged(RegistryCore& core, std::string url,
 }
 
 }  // namespace
+
+Result<ReferrersPage> RegistryClient::GetReferrersPage(const Reference& repo, const Digest& subject,
+                                                       std::string_view artifact_type,
+                                                       std::string_view page_url,
+                                                       uint64_t max_bytes) {
+  std::string what = repo.Name() + ": referrers of " + subject.str();
+  bool first = page_url.empty();
+  RegistryCall call;
+  call.method = "GET";
+  if (first) {
+    call.url = core_->RepoUrl(repo.registry, repo.repository, "referrers/" + subject.str());
+    if (!artifact_type.empty()) call.url = AppendQuery(call.url, "artifactType", artifact_type);
+  } else {
+    call.url = std::string(page_url);
+  }
+  call.registry = repo.registry;
+  call.scopes = {PullScope(repo)};
+  call.what = what;
+  call.headers.emplace_back("Accept", std::string(kMediaTypeOciIndex));
+  if (first) call.accept_statuses = {404};
+  std::string body;
+  call.sink = CollectInto(&body, max_bytes, what);
+  call.restart = [&body] { body.clear(); };
+  HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
+  ReferrersPage page;
+  if (resp.status == 404) {
+    page.supported = false;
+    return page;
+  }
+  if (resp.status != 200) {
+    return Fail(EIO, what + ": unexpected status " + std::to_string(resp.status));
+  }
+  page.media_type = MediaTypeWithoutParams(resp.Header("content-type").value_or(""));
+  page.bytes = std::move(body);
+  if (auto filters = resp.Header("oci-filters-applied")) {
+    // A comma-separated list of the filters applied.
+    std::string_view rest = *filters;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (!item.empty()) page.filters_applied.emplace_back(item);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  if (auto link = resp.Header("link")) {
+    auto next = ParseLinkNext(*link, call.final_url);
+    if (!next) return Fail(EIO, next.error().Context(what).message());
+    if (*next) {
+      if (!SameOrigin(**next, call.final_url)) {
+        return Fail(EIO, what + ": Link points to another host: " + **next);
+      }
+      page.next_url = **next;
+    }
+  }
+  return page;
+}
 
 Result<std::vector<std::string>> RegistryClient::ListTags(const Reference& repo, int page_size) {
   std::string url = core_->RepoUrl(repo.registry, repo.repository, "tags/list");

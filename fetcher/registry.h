@@ -83,6 +83,24 @@ struct ResolvedImage {
   ImageConfig config;  // verified against manifest.config.digest (empty with ConfigFetch::kSkip)
 };
 
+// What a manifest PUT answered beyond success.
+struct ManifestPutResult {
+  Digest digest;  // sha256 of the bytes put
+  // The OCI-Subject response header (OCI 1.1: the registry processed the manifest's `subject`
+  // and its referrers API lists it), verbatim; nullopt when absent.
+  std::optional<std::string> oci_subject;
+};
+
+// One page of GET /v2/<name>/referrers/<digest> (OCI 1.1).
+struct ReferrersPage {
+  bool supported = true;   // false: the first page answered 404 (no referrers API)
+  std::string media_type;  // Content-Type without parameters
+  std::string bytes;       // the image index, as served
+  // The OCI-Filters-Applied header's entries ("artifactType" when the registry filtered).
+  std::vector<std::string> filters_applied;
+  std::string next_url;  // from Link rel="next" (same origin only); "" on the last page
+};
+
 // A source of bytes for a chunked upload: fills buf[0, max), returns the count (0 = end).
 using BlobReader = std::function<Result<size_t>(char* buf, size_t max)>;
 
@@ -149,6 +167,10 @@ class RegistryClient {
   // Returns the digest of `bytes`.
   [[nodiscard]] Result<Digest> PutManifest(const Reference& target, std::string_view media_type,
                                            std::string_view bytes);
+  // PutManifest, also reporting the response's OCI-Subject header (fetcher/referrers.h).
+  [[nodiscard]] Result<ManifestPutResult> PutManifestReportingSubject(const Reference& target,
+                                                                      std::string_view media_type,
+                                                                      std::string_view bytes);
   // Tag = GET `source` manifest bytes, PUT them under `new_tag` in the same repository.
   [[nodiscard]] Status Tag(const Reference& source, std::string_view new_tag);
 
@@ -157,6 +179,16 @@ class RegistryClient {
   // registry asks for one). Ok when the registry accepts them (or needs none); EACCES when it
   // refuses them; other errors as for any request.
   [[nodiscard]] Status CheckAuth(std::string_view registry);
+
+  // --- referrers (OCI 1.1; fetcher/referrers.h builds on this) ---
+  // One page of GET /v2/<repo>/referrers/<subject>[?artifactType=T] with Accept = the OCI index
+  // type. `page_url` empty = the first page, else a ReferrersPage::next_url from before. A 404
+  // on the first page is {.supported = false}; a body over `max_bytes` is EFBIG; a Link to
+  // another origin is EIO.
+  [[nodiscard]] Result<ReferrersPage> GetReferrersPage(const Reference& repo, const Digest& subject,
+                                                       std::string_view artifact_type,
+                                                       std::string_view page_url,
+                                                       uint64_t max_bytes);
 
   // --- listing (Link pagination followed until absent; page_size 0 = registry default) ---
   [[nodiscard]] Result<std::vector<std::string>> ListTags(const Reference& repo, int page_size = 0);

@@ -30,6 +30,8 @@ void RegisterHistory(CLI::App& app, VerbRunner* run);
 void RegisterLogin(CLI::App& app, VerbRunner* run);
 void RegisterLoad(CLI::App& app, VerbRunner* run);
 void RegisterSave(CLI::App& app, VerbRunner* run);
+void RegisterReferrers(CLI::App& app, VerbRunner* run);
+void RegisterAttach(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -52,6 +54,8 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterLogin(app, run);
   RegisterLoad(app, run);
   RegisterSave(app, run);
+  RegisterReferrers(app, run);
+  RegisterAttach(app, run);
 }
 
 }  // namespace hoist
