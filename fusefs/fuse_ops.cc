@@ -19,7 +19,11 @@ FuseOpsContext& Ctx(fuse_req_t req) {
 
 ViewRequest View(fuse_req_t req) {
   const FuseOpsContext& ctx = Ctx(req);
-  return ViewRequest{.view = ctx.view, .slot = 0, .reader = ctx.reader, .failures = ctx.failures};
+  return ViewRequest{.view = ctx.view,
+                     .slot = 0,
+                     .reader = ctx.reader,
+                     .failures = ctx.failures,
+                     .on_open = ctx.on_open};
 }
 
 void ReplyError(fuse_req_t req, const Error& error) { fuse_reply_err(req, FuseErrno(error)); }
@@ -198,6 +202,7 @@ void ViewOpen(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_i
   fi->keep_cache = 1;
   fi->fh = 0;
   fuse_reply_open(req, fi);
+  if (v.on_open != nullptr) v.on_open->OnOpen(*file);
 }
 
 void ViewRead(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off) {

@@ -61,11 +61,21 @@ class ReadFailureMemo {
   std::unordered_map<uint64_t, Failure> failures_ HOIST_GUARDED_BY(mu_);
 };
 
+// Told of every successful open of a regular file: the mount's access-trace recorder and its ELF
+// prefetch. Called on a FUSE thread, so OnOpen must return quickly (record or queue; never
+// fetch). Must be thread-safe.
+class OpenObserver {
+ public:
+  virtual ~OpenObserver() = default;
+  virtual void OnOpen(const FileRef& file) = 0;
+};
+
 struct FuseOpsContext {
   const MergedView* view = nullptr;
   ChunkReader* reader = nullptr;
   MountStats* stats = nullptr;
   ReadFailureMemo* failures = nullptr;  // optional
+  OpenObserver* on_open = nullptr;      // optional
 };
 
 // The operation table; pass a FuseOpsContext* as fuse_session_new's userdata.
@@ -83,6 +93,7 @@ struct ViewRequest {
   uint64_t slot = 0;
   ChunkReader* reader = nullptr;
   ReadFailureMemo* failures = nullptr;  // optional
+  OpenObserver* on_open = nullptr;      // optional
 
   uint64_t ToFuse(InodeNumber ino) const {
     return slot == 0 ? ino : (slot << kViewSlotShift) | ino;

@@ -263,7 +263,8 @@ Status Mount::Build(MountHandoff* handoff) {
   reader_options.timeout = o.timeout;
   reader_ = std::make_unique<ChunkReader>(source_.get(), &store_->chunks(), &stats_, reader_options,
                                           streams_.get());
-  ops_context_ = FuseOpsContext{&*view_, reader_.get(), &stats_, &read_failures_};
+  ops_context_ = FuseOpsContext{&*view_, reader_.get(), &stats_, &read_failures_,
+                                open_observers_.empty() ? nullptr : &open_observers_};
 
   // 8. State file path (computed while touching the mountpoint is still safe).
   const std::string state_dir = o.state_dir.empty() ? DefaultStateDir() : o.state_dir;

@@ -57,6 +57,7 @@
 #include "fusefs/merged_view.h"
 #include "fusefs/mount_options.h"
 #include "fusefs/mount_stats.h"
+#include "fusefs/open_observers.h"
 #include "fusefs/prefetcher.h"
 #include "fusefs/stats_file.h"
 #include "fusefs/stream_layer.h"
@@ -145,6 +146,7 @@ class Mount {
   std::unique_ptr<StreamLayers> streams_;
   std::unique_ptr<ChunkReader> reader_;
   ReadFailureMemo read_failures_;
+  OpenObservers open_observers_;  // filled before ops_context_ is set (step 7)
   FuseOpsContext ops_context_;
   fuse_session* session_ = nullptr;
   bool signal_handlers_ = false;
