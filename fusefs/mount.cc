@@ -55,6 +55,17 @@ void UnmountTakenOver(const std::string& mountpoint, int fuse_fd) {
   HOIST_LOG(kWarning) << "unmounting " << mountpoint << ": " << std::strerror(errno);
 }
 
+// The trace a previous daemon wrote when it handed this mount over, if any.
+void SeedTrace(TraceRecorder& recorder, const std::string& path) {
+  auto bytes = ReadFile(path);
+  if (!bytes) return;
+  auto trace = ParseAccessTrace(*bytes);
+  Status s = trace ? recorder.Seed(*trace) : Status(Fail(trace.error()));
+  if (!s) {
+    HOIST_LOG(kWarning) << "not carrying on the trace " << path << ": " << s.error().message();
+  }
+}
+
 std::string RealPath(const std::string& path) {
   char buf[PATH_MAX];
   if (::realpath(path.c_str(), buf) == nullptr) return "";
@@ -263,6 +274,11 @@ Status Mount::Build(MountHandoff* handoff) {
   reader_options.timeout = o.timeout;
   reader_ = std::make_unique<ChunkReader>(source_.get(), &store_->chunks(), &stats_, reader_options,
                                           streams_.get());
+  if (!o.trace_file.empty()) {
+    trace_recorder_ = std::make_unique<TraceRecorder>(image_->manifest_bytes.digest);
+    if (takeover_) SeedTrace(*trace_recorder_, o.trace_file);
+    open_observers_.Add(trace_recorder_.get());
+  }
   ops_context_ = FuseOpsContext{&*view_, reader_.get(), &stats_, &read_failures_,
                                 open_observers_.empty() ? nullptr : &open_observers_};
 
@@ -408,6 +424,11 @@ Status Mount::Run(std::function<void()> on_serving) {
   const int rc = fuse_session_loop_mt(session_, config);
   fuse_loop_cfg_destroy(config);
   HOIST_LOG(kInfo) << "FUSE loop ended (" << rc << ")";
+  if (trace_recorder_) {
+    if (Status s = trace_recorder_->WriteTo(options_.trace_file); !s) {
+      HOIST_LOG(kError) << s.error().message();
+    }
+  }
   if (rc < 0) return Fail(-rc, std::string("FUSE loop failed: ") + std::strerror(-rc));
   return Ok();
 }

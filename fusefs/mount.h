@@ -13,6 +13,9 @@
 //   9. the FUSE session (signal handlers for SIGTERM/SIGINT/SIGHUP installed on it)
 //  10. fuse_session_mount -- the mount exists from here on
 //  11. the Prefetcher (started) and the StatsFileWriter (state file every stats_interval)
+// With -o trace=FILE, a TraceRecorder observes every open from step 7 on; Run writes the trace
+// to FILE when the FUSE loop ends (unmount, signal or HandOver). A taken-over mount seeds its
+// recorder from FILE first (what the previous daemon wrote when it handed over).
 // Destruction runs the other way: unmount and destroy the session (no request is in flight
 // after the loop returned), stop the prefetcher (prompt), final state-file write, then the
 // reader, streams, view, indexes, store, source and client.
@@ -61,6 +64,7 @@
 #include "fusefs/prefetcher.h"
 #include "fusefs/stats_file.h"
 #include "fusefs/stream_layer.h"
+#include "fusefs/trace_recorder.h"
 #include "index/store.h"
 
 namespace hoist {
@@ -146,7 +150,8 @@ class Mount {
   std::unique_ptr<StreamLayers> streams_;
   std::unique_ptr<ChunkReader> reader_;
   ReadFailureMemo read_failures_;
-  OpenObservers open_observers_;  // filled before ops_context_ is set (step 7)
+  std::unique_ptr<TraceRecorder> trace_recorder_;  // -o trace=FILE
+  OpenObservers open_observers_;                   // filled before ops_context_ is set (step 7)
   FuseOpsContext ops_context_;
   fuse_session* session_ = nullptr;
   bool signal_handlers_ = false;

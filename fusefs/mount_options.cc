@@ -91,6 +91,9 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
     } else if (key == "log_file") {
       HOIST_RETURN_IF_ERROR(need_value());
       o->log_file = value;
+    } else if (key == "trace") {
+      HOIST_RETURN_IF_ERROR(need_value());
+      o->trace_file = value;
     } else if (key == "offline") {
       o->offline = true;
     } else if (key == "allow_other") {

@@ -14,6 +14,10 @@
 //   log_level=LEVEL        debug|info|warning|error|off (default warning)
 //   log_file=PATH          where the daemon logs after it detaches (default: nowhere)
 //   offline                no registry: the image and its blobs from the local store only
+//   trace=FILE             record which files are opened (fusefs/trace_recorder.h) and write
+//                          the access trace (fusefs/access_trace.h) to FILE, atomically, when
+//                          the mount ends (unmount or signal) and when it is handed over to a
+//                          new daemon (which carries the trace on); hoistfs makes FILE absolute
 //   allow_other            only on request, and always with default_permissions
 //   suid                   only on request (default nosuid)
 //   ro, rw, nodev, nosuid, default_permissions and generic mount(8) options (auto, noauto,
@@ -58,6 +62,7 @@ struct MountOptions {
   std::string platform;
   std::string log_level = "warning";
   std::string log_file;
+  std::string trace_file;  // -o trace=FILE: "" = no access trace
   bool allow_other = false;
   bool suid = false;
   bool offline = false;   // mount from the local store only (fusefs/local_image.h)

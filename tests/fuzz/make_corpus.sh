@@ -339,4 +339,8 @@ w("ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n# c\n/usr/local/lib\n/opt/..
                 b"hwcap 0 x\ninclude a.conf\n")
 EOF
 
+
+# --- access traces (fuzz_access_trace): hoistfs -o trace= output, with escapes; an empty one.
+printf '%s' '{"schemaVersion":1,"image":"sha256:9b3977197b4f2147bdd31e1271f811319dcd5c2fc595f14e81f5351ab6275b99","files":[{"layer":"sha256:c59d8d1b1e3fbbd0e7ad6d3c9ab3a3b7e9d2b61dbfd8b8ffb2d0a0b8c5a1e2f3","path":"bin/busybox"},{"layer":"sha256:c59d8d1b1e3fbbd0e7ad6d3c9ab3a3b7e9d2b61dbfd8b8ffb2d0a0b8c5a1e2f3","path":"etc/a \"q\"\\\u00e9"}]}' | seed fuzz_access_trace trace.json
+printf '%s' '{"schemaVersion":1,"image":"sha256:9b3977197b4f2147bdd31e1271f811319dcd5c2fc595f14e81f5351ab6275b99","files":[]}' | seed fuzz_access_trace empty.json
 echo "corpus: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1)"

@@ -32,6 +32,7 @@ void RegisterLoad(CLI::App& app, VerbRunner* run);
 void RegisterSave(CLI::App& app, VerbRunner* run);
 void RegisterReferrers(CLI::App& app, VerbRunner* run);
 void RegisterAttach(CLI::App& app, VerbRunner* run);
+void RegisterOptimize(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -56,6 +57,7 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterSave(app, run);
   RegisterReferrers(app, run);
   RegisterAttach(app, run);
+  RegisterOptimize(app, run);
 }
 
 }  // namespace hoist

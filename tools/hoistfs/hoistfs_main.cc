@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   app.add_option("-o", option_lists,
                  "mount options: timeout=S, prefetch=none|priority|all, bandwidth=B, cache=DIR, "
                  "cache_size=B, insecure_registry=HOST, platform=P, log_level=L, log_file=F, "
-                 "allow_other, suid")
+                 "trace=F, allow_other, suid")
       ->allow_extra_args(false)
       ->take_all();
   app.add_option("--cache", cache_flag, "the host store directory (env HOIST_CACHE)");
@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
   absolute(options.mountpoint);
   absolute(options.cache_dir);
   absolute(options.log_file);
+  absolute(options.trace_file);
 
   int ready_fd = -1;
   int lifeline_fd = -1;  // held for the worker's whole life (the supervisor's reaper)
