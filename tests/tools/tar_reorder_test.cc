@@ -45,6 +45,21 @@ TEST(TarReorderTest, HardlinkChainsMoveTargetsFirstParentsLeadAndRestKeepsOrder)
   EXPECT_EQ(plan->marks, (std::vector<std::string>{"d/.wh.gone", "d/l1", "d/t", "l2", "late"}));
 }
 
+TEST(TarReorderTest, ListedSymlinksBringTheirTargetsInsideTheRoot) {
+  using T = EntryType;
+  TarLayout l = Layout({{"bin", T::kDirectory, ""},
+                        {"bin/busybox", T::kRegular, ""},
+                        {"x", T::kRegular, ""},
+                        {"bin/sh", T::kSymlink, "busybox"},
+                        {"bin/abs", T::kSymlink, "/../../bin/sh"},
+                        {"bin/gone", T::kSymlink, "/nowhere"}});
+  auto plan = PrefetchOrder(l, {"bin/abs", "bin/gone"});
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(plan->order, (std::vector<size_t>{0, 4, 3, 1, 5, 2}));
+  EXPECT_EQ(plan->marks,
+            (std::vector<std::string>{"bin/abs", "bin/busybox", "bin/gone", "bin/sh"}));
+}
+
 TEST(TarReorderTest, NothingMovesForDuplicatesWhiteoutsGlobalHeadersOrAbsentPaths) {
   using T = EntryType;
   TarLayout dup = Layout({{"a", T::kRegular, ""}, {"b", T::kRegular, ""}, {"a", T::kRegular, ""}});

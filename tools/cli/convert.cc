@@ -188,8 +188,9 @@ void RegisterConvert(CLI::App& app, VerbRunner* run) {
                   "converted and the destination is an OCI image index");
   cmd->add_option("--prefetch-list", flags->prefetch_list,
                   "file listing paths (one per line, in priority order) to move to the front of "
-                  "their layer and mark for prefetch; the reordered layers get new diff_ids "
-                  "(and the config a new digest)");
+                  "their layer and mark for prefetch (a listed symlink brings the file it leads to "
+                  "in the same layer); the reordered layers get new diff_ids (and the config a "
+                  "new digest)");
   cmd->add_option("--compression-level", flags->compression_level, "zstd level (1-22)")
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "compression threads (0 = all cores)")

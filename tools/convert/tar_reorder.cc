@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "base/file_util.h"
@@ -85,7 +86,9 @@ Result<TarLayout> SpoolTar(ByteReader& tar, int out_fd) {
     lm.end = m->payload_offset + m->payload_size;  // padding added below
     lm.path = m->entry.path;
     lm.type = m->entry.type;
-    if (m->entry.type == EntryType::kHardlink) lm.link = m->entry.link_name;
+    if (m->entry.type == EntryType::kHardlink || m->entry.type == EntryType::kSymlink) {
+      lm.link = m->entry.link_name;
+    }
     if (m->header_length > 512 && HasGlobalHeader(reader.raw_header())) {
       layout.has_global_header = true;
     }
@@ -125,6 +128,54 @@ Result<TarLayout> SpoolTar(ByteReader& tar, int out_fd) {
   return layout;
 }
 
+namespace {
+
+// Where the symlink member `i` leads inside the image root (absolute targets start at the root,
+// ".." stops at it), followed through this layer's symlinks (at most 40, as the kernel does):
+// the member at the end when it is in this layer (once) and not a symlink itself. Links through
+// a symlinked directory are not followed.
+std::optional<size_t> SymlinkTarget(const TarLayout& layout,
+                                    const std::map<std::string_view, size_t>& by_path, size_t i) {
+  constexpr size_t kDup = static_cast<size_t>(-1);
+  for (int hops = 0; hops < 40; ++hops) {
+    if (i == kDup || layout.members[i].type != EntryType::kSymlink) {
+      return i == kDup ? std::nullopt : std::optional<size_t>(i);
+    }
+    const TarLayoutMember& m = layout.members[i];
+    std::string joined;
+    if (!m.link.starts_with('/')) {
+      const size_t slash = m.path.rfind('/');
+      if (slash != std::string::npos) joined = m.path.substr(0, slash + 1);
+    }
+    joined += m.link;
+    // ".." at the root stays at the root (as in a chroot): drop the components that would climb.
+    std::vector<std::string_view> parts;
+    std::string_view rest = joined;
+    while (!rest.empty()) {
+      const size_t slash = rest.find('/');
+      std::string_view part = rest.substr(0, slash);
+      rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+      if (part.empty() || part == ".") continue;
+      if (part == "..") {
+        if (!parts.empty()) parts.pop_back();
+        continue;
+      }
+      parts.push_back(part);
+    }
+    std::string target;
+    for (std::string_view part : parts) {
+      if (!target.empty()) target += '/';
+      target += part;
+    }
+    auto t = by_path.find(target);
+    if (t == by_path.end()) return std::nullopt;
+    i = t->second;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<PrefetchPlan> PrefetchOrder(const TarLayout& layout,
                                           const std::vector<std::string>& prefetch) {
   if (prefetch.empty() || layout.members.empty()) return std::nullopt;
@@ -161,6 +212,11 @@ std::optional<PrefetchPlan> PrefetchOrder(const TarLayout& layout,
     if (it == by_path.end()) continue;
     marks.insert(it->first);
     if (it->second != kDup) add(it->second, 0);
+    // A listed symlink: its target (in this layer) is what a program opens.
+    if (std::optional<size_t> t = SymlinkTarget(layout, by_path, it->second)) {
+      marks.insert(layout.members[*t].path);
+      add(*t, 0);
+    }
   }
   if (layout.has_global_header) {
     if (!listed.empty()) {

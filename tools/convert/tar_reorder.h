@@ -13,7 +13,10 @@
 //     "./" included), sorted by path, so extractors apply their attributes before creating
 //     children and every parent precedes its children;
 //   - then the listed entries found in this layer, in the list's order; a listed hardlink is
-//     preceded by its target (itself moved, recursively, when it is in this layer);
+//     preceded by its target (itself moved, recursively, when it is in this layer); a listed
+//     symlink ("bin/sh" -> "busybox") is followed by the file it leads to, resolved inside the
+//     image root through this layer's symlinks, when that file is in this layer (it is marked
+//     and moved too: a program opens the file, never the link);
 //   - then every other member in original order, then the trailer.
 //   Not moved (but still marked by the writer): whiteouts and opaque markers (".wh." names; kept
 //   in place), and paths that occur more than once in the layer (moving one occurrence could
@@ -45,7 +48,7 @@ struct TarLayoutMember {
   uint64_t end = 0;    // offset after its padding
   std::string path;    // cleaned
   EntryType type = EntryType::kRegular;
-  std::string link;  // hardlink: cleaned target path
+  std::string link;  // hardlink: cleaned target path; symlink: the target as written
 };
 
 struct TarLayout {
