@@ -6,6 +6,12 @@
 #include "base/log.h"
 
 namespace hoist {
+namespace {
+thread_local bool t_unrecorded = false;
+}  // namespace
+
+UnrecordedRequests::UnrecordedRequests() : previous_(t_unrecorded) { t_unrecorded = true; }
+UnrecordedRequests::~UnrecordedRequests() { t_unrecorded = previous_; }
 
 void RequestLog::Record(Clock::time_point start, Clock::time_point end, uint64_t body_bytes) {
   MutexLock lock(mu_);
@@ -87,7 +93,7 @@ class LoggingTransport : public HttpTransport {
     Result<HttpResponse> result = inner_->RoundTrip(counted);
     const auto end = RequestLog::Clock::now();
     const uint64_t bytes = sunk + (result ? result->body.size() : 0);
-    log_->Record(start, end, bytes);
+    if (!t_unrecorded) log_->Record(start, end, bytes);
     if (GetLogLevel() <= LogLevel::kDebug) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - start).count();
       std::string range;

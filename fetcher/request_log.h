@@ -56,6 +56,19 @@ class RequestLog {
 // The longest chain of intervals in which each starts at or after the previous one's end.
 uint64_t LongestSequentialChain(std::vector<std::pair<int64_t, int64_t>> intervals);
 
+// While one lives, requests made by this thread are not recorded (still logged at debug): for
+// background work that overlaps what is being counted (the mount's access-trace lookup).
+class UnrecordedRequests {
+ public:
+  UnrecordedRequests();
+  ~UnrecordedRequests();
+  UnrecordedRequests(const UnrecordedRequests&) = delete;
+  UnrecordedRequests& operator=(const UnrecordedRequests&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // A transport that records every request of `inner` in `log` (see the file comment).
 std::shared_ptr<HttpTransport> NewLoggingTransport(std::shared_ptr<HttpTransport> inner,
                                                    std::shared_ptr<RequestLog> log);

@@ -218,6 +218,14 @@ Status Mount::Build(MountHandoff* handoff) {
     handoff_state_.manifest = image_->manifest_bytes.bytes;
     handoff_state_.from_local_store = resolved.from_local_store;
     handoff_state_.mountpoint = mountpoint_;
+    // The access trace published for this image (or given as a file), looked up while the
+    // layers' TOCs are fetched.
+    if (o.prefetch != PrefetchMode::kNone && o.prefetch_trace != "off" &&
+        (o.prefetch_trace != "auto" || !resolved.from_local_store)) {
+      trace_prefetch_ = std::make_unique<TracePrefetch>(
+          client_.get(), ref, image_->manifest_bytes.digest,
+          o.prefetch_trace == "auto" ? std::string() : o.prefetch_trace);
+    }
   }
   const auto image_ms = lap();
 
@@ -349,6 +357,7 @@ Status Mount::Build(MountHandoff* handoff) {
   po.bandwidth_bytes_per_sec = o.bandwidth_bytes_per_sec;
   prefetcher_ = std::make_unique<Prefetcher>(reader_.get(), layers_.layers, po);
   prefetcher_->Start();
+  if (trace_prefetch_) trace_prefetch_->Begin(prefetcher_.get(), &layers_.layers);
   stats_writer_ = std::make_unique<StatsFileWriter>(&stats_, state_file_, mountpoint_, o.image,
                                                     o.stats_interval);
   return Ok();
@@ -460,6 +469,7 @@ void Mount::Teardown() {
     step("session");
   }
   if (prefetcher_) prefetcher_->Stop();
+  trace_prefetch_.reset();  // after the prefetcher's Stop: a FetchFiles in progress returns
   prefetcher_.reset();
   step("prefetcher");
   if (index_store_thread_.joinable()) index_store_thread_.join();

@@ -64,6 +64,7 @@
 #include "fusefs/prefetcher.h"
 #include "fusefs/stats_file.h"
 #include "fusefs/stream_layer.h"
+#include "fusefs/trace_prefetch.h"
 #include "fusefs/trace_recorder.h"
 #include "index/store.h"
 
@@ -167,6 +168,8 @@ class Mount {
   sigset_t saved_sigmask_{};  // the caller's mask before Build blocked the unmount signals
   bool sigmask_saved_ = false;
   std::unique_ptr<Prefetcher> prefetcher_;
+  // Started once the image is resolved, so the lookup overlaps the TOC fetches.
+  std::unique_ptr<TracePrefetch> trace_prefetch_;
   std::thread index_store_thread_;  // stores freshly built layer indexes after mounting
   std::unique_ptr<StatsFileWriter> stats_writer_;
 };

@@ -70,6 +70,9 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
     } else if (key == "prefetch") {
       HOIST_RETURN_IF_ERROR(need_value());
       HOIST_ASSIGN_OR_RETURN(o->prefetch, ParsePrefetchMode(value));
+    } else if (key == "prefetch_trace") {
+      HOIST_RETURN_IF_ERROR(need_value());
+      o->prefetch_trace = value;
     } else if (key == "bandwidth") {
       HOIST_RETURN_IF_ERROR(need_value());
       HOIST_ASSIGN_OR_RETURN(o->bandwidth_bytes_per_sec, ParseByteSize(value));

@@ -5,6 +5,10 @@
 // Options (-o):
 //   timeout=SECONDS        bound on a read that must wait for the network (default 30)
 //   prefetch=none|priority|all   background fetch after mount (default all)
+//   prefetch_trace=auto|off|FILE  the files a start reads, fetched first (trace_prefetch.h):
+//                          auto (default) looks for a trace published to the registry for the
+//                          image; FILE reads one from the host; off uses none. Not with
+//                          prefetch=none.
 //   bandwidth=BYTES        prefetch cap in bytes/s (suffixes k, m, g; 0 = none)
 //   cache=DIR              host store (also --cache DIR, env HOIST_CACHE; store.h default)
 //   cache_size=BYTES       chunk cache quota (suffixes k, m, g); also the disk the mount's
@@ -55,6 +59,7 @@ struct MountOptions {
   bool fuse_debug = false;
   std::chrono::milliseconds timeout{30000};
   PrefetchMode prefetch = PrefetchMode::kAll;
+  std::string prefetch_trace = "auto";  // auto | off | a host path
   uint64_t bandwidth_bytes_per_sec = 0;
   std::string cache_dir;    // "" = ResolveCacheDir's default (HOIST_CACHE, then per-user)
   uint64_t cache_size = 0;  // 0 = the store's default quota

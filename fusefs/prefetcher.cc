@@ -5,6 +5,7 @@
 #include <atomic>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "base/log.h"
@@ -167,6 +168,55 @@ uint64_t Prefetcher::Pass(bool marked_only) {
   return failed;
 }
 
+uint64_t Prefetcher::FetchFiles(const std::vector<FileRef>& files) {
+  ChunkCache* cache = reader_->cache();
+  // Per layer: the missing chunks, each with the position of the first file that needs it.
+  struct Wanted {
+    std::vector<Chunk> chunks;
+    std::unordered_map<Digest, size_t, DigestHash> first;  // chunk digest -> file position
+  };
+  std::unordered_map<const LayerIndex*, Wanted> by_layer;
+  std::vector<const LayerIndex*> layer_order;
+  for (size_t pos = 0; pos < files.size(); ++pos) {
+    const FileRef& f = files[pos];
+    if (f.index == nullptr || f.entry == nullptr || IsStreamFormat(f.index->format)) continue;
+    auto [it, fresh] = by_layer.try_emplace(f.index);
+    if (fresh) layer_order.push_back(f.index);
+    Wanted& w = it->second;
+    for (const Chunk& c : f.entry->chunks) {
+      if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) continue;
+      if (!w.first.try_emplace(c.digest, pos).second) continue;
+      auto present = cache->Contains(c.digest);
+      if (present && *present) continue;
+      w.chunks.push_back(c);
+    }
+  }
+  // Every layer's groups, earliest-needed first, fetched together.
+  struct Group {
+    size_t first_file;
+    const LayerIndex* layer;
+    std::vector<Chunk> chunks;
+  };
+  std::vector<Group> groups;
+  for (const LayerIndex* layer : layer_order) {
+    Wanted& w = by_layer[layer];
+    for (auto& g : CoalesceChunks(std::move(w.chunks), options_.trace_coalesce_gap,
+                                  std::max<uint64_t>(options_.max_request_bytes, 1))) {
+      size_t first = files.size();
+      for (const Chunk& c : g) first = std::min(first, w.first[c.digest]);
+      groups.push_back(Group{first, layer, std::move(g)});
+    }
+  }
+  std::stable_sort(groups.begin(), groups.end(),
+                   [](const Group& a, const Group& b) { return a.first_file < b.first_file; });
+  std::atomic<uint64_t> failed{0};
+  (void)ParallelFor(groups.size(), static_cast<size_t>(std::max(options_.trace_requests, 1)),
+                    [&](size_t i) -> Status {
+                      return FetchGroup(groups[i].layer->layer_digest, groups[i].chunks, &failed);
+                    });
+  return failed.load();
+}
+
 bool Prefetcher::YieldToReads() {
   if (options_.yield_quiet.count() <= 0) return true;
   const auto give_up = std::chrono::steady_clock::now() + options_.yield_max;
@@ -177,6 +227,22 @@ bool Prefetcher::YieldToReads() {
   return true;
 }
 
+Status Prefetcher::FetchGroup(const Digest& layer, const std::vector<Chunk>& group,
+                              std::atomic<uint64_t>* failed) {
+  uint64_t span = 0;
+  for (const Chunk& c : group) span += c.blob_length;
+  {
+    MutexLock lock(mu_);
+    if (!bucket_.Acquire(span, mu_, cv_, stop_)) return Fail(ECANCELED, "stopped");
+  }
+  Status s = reader_->FetchForPrefetch(layer, group);
+  if (!s) {
+    failed->fetch_add(1);
+    HOIST_LOG(kDebug) << "prefetch of layer " << layer.str() << " failed: " << s.error().message();
+  }
+  return Ok();
+}
+
 uint64_t Prefetcher::FetchGroups(const Digest& layer, const std::vector<std::vector<Chunk>>& groups,
                                  int parallel, bool yield) {
   std::atomic<uint64_t> failed{0};
@@ -184,21 +250,7 @@ uint64_t Prefetcher::FetchGroups(const Digest& layer, const std::vector<std::vec
   (void)ParallelFor(groups.size(), static_cast<size_t>(std::max(parallel, 1)),
                     [&](size_t i) -> Status {
                       if (yield && !YieldToReads()) return Fail(ECANCELED, "stopped");
-                      uint64_t span = 0;
-                      for (const Chunk& c : groups[i]) span += c.blob_length;
-                      {
-                        MutexLock lock(mu_);
-                        if (!bucket_.Acquire(span, mu_, cv_, stop_)) {
-                          return Fail(ECANCELED, "stopped");
-                        }
-                      }
-                      Status s = reader_->FetchForPrefetch(layer, groups[i]);
-                      if (!s) {
-                        failed.fetch_add(1);
-                        HOIST_LOG(kDebug) << "prefetch of layer " << layer.str()
-                                          << " failed: " << s.error().message();
-                      }
-                      return Ok();
+                      return FetchGroup(layer, groups[i], &failed);
                     });
   return failed.load();
 }

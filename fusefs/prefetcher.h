@@ -25,6 +25,7 @@
 // the layers (shared_ptr) must outlive the prefetcher; destroy it before the ChunkReader.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -35,6 +36,7 @@
 #include "base/mutex.h"
 #include "base/status.h"
 #include "fusefs/chunk_reader.h"
+#include "fusefs/merged_view.h"
 #include "index/layer_index.h"
 
 namespace hoist {
@@ -51,6 +53,12 @@ struct PrefetcherOptions {
   uint64_t max_request_bytes = 4ull << 20;
   // Requests in flight during the priority pass (each on its own short-lived thread).
   int priority_requests = 4;
+  // FetchFiles (a trace's files, scattered over the layers when the image was not built with
+  // the trace): requests in flight, and the unused blob bytes one request may span between two
+  // wanted chunks. A gap costs bandwidth once; a second request costs a round trip (128 KiB is
+  // 5 ms at 200 Mbit/s against a 40 ms RTT).
+  int trace_requests = 16;
+  uint64_t trace_coalesce_gap = 128ull << 10;
   std::chrono::milliseconds retry_delay{5000};
   // The whole-image pass yields to on-demand reads: before each request it waits until no
   // on-demand fetch has been in flight for `yield_quiet`, but at most `yield_max` (so a
@@ -97,6 +105,15 @@ class Prefetcher {
   void Start();  // starts the thread (once)
   void Stop();   // prompt; idempotent
 
+  // Makes the chunks of `files` local now, on the calling thread, at full speed
+  // (trace_requests in flight, no yielding; the bandwidth cap applies): the files a
+  // published access trace says a start reads (trace_prefetch.h). Per layer, the missing chunks
+  // are coalesced and the groups go in the order of the earliest file they hold. Runs alongside
+  // the background passes (single-flight merges what both want). Returns the number of groups
+  // that failed (they are left to the background passes and to on-demand reads). Thread-safe;
+  // returns early on Stop().
+  uint64_t FetchFiles(const std::vector<FileRef>& files);
+
   PrefetchProgress Progress() const;
   // Waits until done, stopped, or the timeout. True if done.
   bool WaitDone(std::chrono::milliseconds timeout) const;
@@ -110,6 +127,10 @@ class Prefetcher {
   // YieldToReads if `yield`; returns the failures.
   uint64_t FetchGroups(const Digest& layer, const std::vector<std::vector<Chunk>>& groups,
                        int parallel, bool yield);
+  // One group through the bucket and FetchForPrefetch; a failure is counted in *failed and
+  // logged. ECANCELED only when stopped.
+  Status FetchGroup(const Digest& layer, const std::vector<Chunk>& group,
+                    std::atomic<uint64_t>* failed);
   // Waits as PrefetcherOptions::yield_quiet says; false if stopped meanwhile.
   bool YieldToReads();
   void Scan();

@@ -60,6 +60,13 @@ TEST(RequestLogTest, TransportRecordsEveryRequestAndItsBytes) {
   EXPECT_EQ(log->Summary().requests, 2u);
   log->Reset();
   EXPECT_EQ(log->Summary().requests, 0u);
+  {
+    UnrecordedRequests unrecorded;  // this thread's requests are not counted meanwhile
+    ASSERT_TRUE(transport->RoundTrip(plain));
+  }
+  EXPECT_EQ(log->Summary().requests, 0u);
+  ASSERT_TRUE(transport->RoundTrip(plain));
+  EXPECT_EQ(log->Summary().requests, 1u);
 }
 
 }  // namespace

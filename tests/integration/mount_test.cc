@@ -14,6 +14,9 @@
 //                 a chunk corrupted in the registry's storage is never served.
 //   Concurrency   32 threads, random ranges of 1,000 files, every byte checked.
 //   Remount       the second mount uses the stored index: no blob GET at all.
+//   Trace         an access trace published as a referrer of the image is found by the mount
+//                 and its files fetched before any read; a tampered one is refused with one
+//                 warning and the mount works.
 //   ReadOnly      every write-type call fails with EROFS.
 //   BadInput      unknown image, bad TOC digest, malformed TOC, missing / non-directory / busy
 //                 mountpoint: exit 1, one line, nothing mounted.
@@ -40,7 +43,9 @@
 #include "base/digest.h"
 #include "base/file_util.h"
 #include "base/process.h"
+#include "fetcher/referrers.h"
 #include "fetcher/registry.h"
+#include "fusefs/access_trace.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/stats_file.h"
 #include "tests/harness/hoistfs_mounts.h"
@@ -411,6 +416,117 @@ TEST_F(MountTest, ReadingOneSmallFileFetchesUnderTwoPercentOfTheLayer) {
   CommandResult stats = RunCmd({HOIST_BINARY, "stats", "--json", mp});
   ASSERT_TRUE(stats.ok()) << stats.stderr_text;
   EXPECT_NE(stats.stdout_text.find("\"bytes_fetched\""), std::string::npos);
+}
+
+// Publishes an access trace of `files` (lazy image paths) for lazy/img as a referrer.
+Result<Descriptor> PublishLazyTrace(RegistryClient& client, const Reference& ref,
+                                    const std::vector<int>& files) {
+  auto resolved = client.Resolve(ref);
+  if (!resolved) return Fail(resolved.error());
+  AccessTrace trace;
+  trace.image = resolved->manifest_bytes.digest;
+  for (int i : files) trace.files.push_back({resolved->manifest.layers[0].digest, LazyName(i)});
+  Descriptor subject;
+  subject.media_type = resolved->manifest_bytes.media_type;
+  subject.digest = resolved->manifest_bytes.digest;
+  subject.size = static_cast<int64_t>(resolved->manifest_bytes.bytes.size());
+  return PushReferrer(client, ref, subject, kAccessTraceArtifactType,
+                      {{kAccessTraceMediaType, SerializeAccessTrace(trace), {}}}, {});
+}
+
+// Blob GETs of the lazy layer in the registry's log since `mark`.
+int LazyLayerGets(harness::TestRegistry& registry, const Descriptor& layer, uint64_t mark) {
+  auto requests = registry.Requests(mark);
+  if (!requests) return -1;
+  int gets = 0;
+  for (const auto& r : *requests) {
+    if (r.IsBlobGet() && r.uri.find(layer.digest.str()) != std::string::npos) ++gets;
+  }
+  return gets;
+}
+
+// A trace published to the registry for the image (OCI referrer, tag-schema fallback on this
+// distribution 2.8): the mount finds it by itself and fetches the traced files before anything
+// reads them; reading them then costs no request, and an untraced file still does.
+TEST_F(MountTest, PublishedTraceIsFetchedBeforeAnyRead) {
+  auto ref = Reference::Parse(Ref("lazy/img"));
+  ASSERT_TRUE(ref.has_value());
+  auto published = PublishLazyTrace(*client_, *ref, {700, 3, 411});
+  ASSERT_TRUE(published.has_value()) << published.error().message();
+  const std::string mp = NewDir("trace-mnt");
+  const std::string cache = NewDir("trace-cache");
+  // priority: no whole-image pass, so only the trace (and nothing else) is fetched early.
+  MountOk(Ref("lazy/img"), mp, cache, "prefetch=priority");
+  const std::string done_line = "access trace " + published->digest.str() + ": 3 files local";
+  ASSERT_TRUE(harness::WaitUntil(
+      [&] {
+        auto log = ReadFile(cache + "/hoistfs.log");
+        return log && log->find(done_line) != std::string::npos;
+      },
+      harness::kGenerousDeadline, std::chrono::milliseconds(50)))
+      << ReadFile(cache + "/hoistfs.log").value_or("(no log)");
+  const uint64_t mark = registry_->LogMark();
+  for (int i : {3, 411, 700}) {
+    auto content = ReadAllFile(mp + "/" + LazyName(i));
+    ASSERT_TRUE(content.has_value()) << content.error().message();
+    EXPECT_EQ(content->size(), LazySize(i));
+  }
+  EXPECT_EQ(LazyLayerGets(*registry_, *lazy_layer_, mark), 0);
+  auto other = ReadAllFile(mp + "/" + LazyName(200));
+  ASSERT_TRUE(other.has_value()) << other.error().message();
+  EXPECT_GE(LazyLayerGets(*registry_, *lazy_layer_, mark), 1);
+  auto log = ReadFile(cache + "/hoistfs.log");
+  ASSERT_TRUE(log.has_value());
+  EXPECT_EQ(log->find("refused"), std::string::npos) << *log;
+}
+
+// A trace whose blob was changed in the registry's storage: refused with one warning line, the
+// mount works and nothing is prefetched from it.
+TEST_F(MountTest, TamperedTraceIsRefusedWithOneWarning) {
+  auto ref = Reference::Parse(Ref("lazy/img"));
+  ASSERT_TRUE(ref.has_value());
+  auto published = PublishLazyTrace(*client_, *ref, {5, 6});
+  ASSERT_TRUE(published.has_value()) << published.error().message();
+  auto artifact = client_->GetManifest(ref->WithDigest(published->digest));
+  ASSERT_TRUE(artifact.has_value()) << artifact.error().message();
+  auto manifest = ParseImageManifest(artifact->bytes, artifact->media_type);
+  ASSERT_TRUE(manifest.has_value());
+  const std::string blob_path = registry_->BlobPath(manifest->layers[0].digest.str());
+  auto bytes = ReadFile(blob_path);
+  ASSERT_TRUE(bytes.has_value());
+  std::string forged = *bytes;
+  forged[forged.size() / 2] ^= 1;
+  ASSERT_TRUE(WriteFileAtomic(blob_path, forged).has_value());
+
+  const std::string mp = NewDir("tampered-mnt");
+  const std::string cache = NewDir("tampered-cache");
+  MountOk(Ref("lazy/img"), mp, cache, "prefetch=priority");
+  const std::string refused = "access trace " + published->digest.str() + " refused: ";
+  ASSERT_TRUE(harness::WaitUntil(
+      [&] {
+        auto log = ReadFile(cache + "/hoistfs.log");
+        return log && log->find(refused) != std::string::npos;
+      },
+      harness::kGenerousDeadline, std::chrono::milliseconds(50)))
+      << ReadFile(cache + "/hoistfs.log").value_or("(no log)");
+  auto content = ReadAllFile(mp + "/" + LazyName(5));
+  ASSERT_TRUE(content.has_value()) << content.error().message();
+  EXPECT_EQ(content->size(), LazySize(5));
+  ASSERT_TRUE(Unmount(mp).has_value());
+  auto log = ReadFile(cache + "/hoistfs.log");
+  ASSERT_TRUE(log.has_value());
+  // One line about this artifact: the refusal.
+  const std::string about = "access trace " + published->digest.str();
+  size_t lines = 0;
+  for (size_t at = log->find(about); at != std::string::npos; at = log->find(about, at + 1)) {
+    ++lines;
+    const size_t eol = log->find('\n', at);
+    EXPECT_NE(log->substr(at, eol - at).find(" refused: "), std::string::npos)
+        << log->substr(at, eol - at);
+    EXPECT_NE(log->substr(at, eol - at).find("digest mismatch"), std::string::npos)
+        << log->substr(at, eol - at);
+  }
+  EXPECT_EQ(lines, 1u) << *log;
 }
 
 TEST_F(MountTest, AfterFullPrefetchEveryFileReadsWithTheRegistryStopped) {
