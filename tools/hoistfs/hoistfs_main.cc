@@ -76,10 +76,12 @@ int main(int argc, char** argv) {
       "contents lazily"};
   app.add_flag("-f,--foreground", options.foreground, "stay in the foreground");
   app.add_flag("-d,--debug", options.fuse_debug, "FUSE debug output (implies -f)");
-  app.add_option("-o", option_lists,
-                 "mount options: timeout=S, prefetch=none|priority|all, bandwidth=B, cache=DIR, "
-                 "cache_size=B, insecure_registry=HOST, platform=P, log_level=L, log_file=F, "
-                 "allow_other, suid")
+  app.add_option(
+         "-o", option_lists,
+         "mount options: timeout=S, prefetch=none|priority|all, elf_prefetch=0|1, bandwidth=B, "
+         "cache=DIR, "
+         "cache_size=B, insecure_registry=HOST, platform=P, log_level=L, log_file=F, "
+         "allow_other, suid")
       ->allow_extra_args(false)
       ->take_all();
   app.add_option("--cache", cache_flag, "the host store directory (env HOIST_CACHE)");
