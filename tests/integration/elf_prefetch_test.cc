@@ -237,7 +237,9 @@ TEST_F(ElfPrefetchTest, OpeningAProgramFetchesExactlyItsLibraries) {
   ASSERT_TRUE(harness::WaitUntil([&] {
     fetched = FetchLines(Log(cache));
     fetched.erase("/usr/bin/ls");  // the program itself, unless its read-ahead got there first
-    return fetched.size() >= libraries_->size();
+    // The walk's summary line comes once it has read every library's headers.
+    return fetched.size() >= libraries_->size() &&
+           Log(cache).find("libraries for /usr/bin/ls") != std::string::npos;
   })) << Log(cache);
   std::set<std::string> names;
   uint64_t bytes = 0;
@@ -296,7 +298,7 @@ TEST_F(ElfPrefetchTest, HostileNamesResolveInsideTheImageOnly) {
   ASSERT_TRUE(harness::WaitUntil([&] {
     fetched = FetchLines(Log(cache));
     fetched.erase("/bin/evil");
-    return fetched.size() >= 2;
+    return fetched.size() >= 2 && Log(cache).find("libraries for /bin/evil") != std::string::npos;
   })) << Log(cache);
   std::set<std::string> names;
   for (const auto& [path, b] : fetched) names.insert(path);
