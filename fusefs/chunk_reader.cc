@@ -84,8 +84,43 @@ ChunkReader::ChunkReader(BlobSource* source, ChunkCache* cache, MountStats* stat
 
 ChunkReader::~ChunkReader() = default;
 
+uint64_t NeighborWindow(const ChunkReaderOptions& options, std::chrono::microseconds min_rtt) {
+  const uint64_t base = options.neighbor_bytes;
+  if (base == 0 || options.neighbor_bytes_per_rtt_ms == 0 || min_rtt.count() <= 0) return base;
+  const uint64_t cap = std::max(base, options.neighbor_max_bytes);
+  const uint64_t us = static_cast<uint64_t>(min_rtt.count());
+  // bytes = us * per_ms / 1000, without overflow for any sane latency.
+  if (us > cap / std::max<uint64_t>(options.neighbor_bytes_per_rtt_ms, 1) * 1000) return cap;
+  const uint64_t want = us * options.neighbor_bytes_per_rtt_ms / 1000;
+  return std::clamp(want, base, cap);
+}
+
+void MinRttWindow::Add(std::chrono::microseconds latency) {
+  MutexLock lock(mu_);
+  samples_[count_ % kRttSamples] = std::max<int64_t>(latency.count(), 1);
+  ++count_;
+  const int n = std::min(count_, kRttSamples);
+  int64_t m = samples_[0];
+  for (int i = 1; i < n; ++i) m = std::min(m, samples_[i]);
+  min_us_.store(m, std::memory_order_relaxed);
+}
+
+std::chrono::microseconds MinRttWindow::Get() const {
+  return std::chrono::microseconds(min_us_.load(std::memory_order_relaxed));
+}
+
 Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, uint64_t offset,
                                  std::span<char> out) {
+  return DoRead(layer, entry, offset, out, /*read_ahead=*/true);
+}
+
+Result<size_t> ChunkReader::ReadQuiet(const LayerIndex& layer, const Entry& entry, uint64_t offset,
+                                      std::span<char> out) {
+  return DoRead(layer, entry, offset, out, /*read_ahead=*/false);
+}
+
+Result<size_t> ChunkReader::DoRead(const LayerIndex& layer, const Entry& entry, uint64_t offset,
+                                   std::span<char> out, bool read_ahead) {
   const auto deadline = Clock::now() + options_.timeout;
   auto fail = [&](Error e) -> Result<size_t> {
     stats_->RecordError();
@@ -165,8 +200,8 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
   }
 
   // Read-ahead: the next chunks of the file, fetched in the same requests where adjacent.
-  auto [ra_begin, ra_end] =
-      index_error ? std::pair<uint64_t, uint64_t>{0, 0} : ReadaheadWindow(entry, offset, end);
+  auto [ra_begin, ra_end] = index_error || !read_ahead ? std::pair<uint64_t, uint64_t>{0, 0}
+                                                       : ReadaheadWindow(entry, offset, end);
   if (ra_end > ra_begin) {
     for (size_t k = last_chunk + 1; k < entry.chunks.size(); ++k) {
       const Chunk& c = entry.chunks[k];
@@ -181,7 +216,7 @@ Result<size_t> ChunkReader::Read(const LayerIndex& layer, const Entry& entry, ui
       if (j.leader) leaders.push_back(c);
     }
   }
-  if (!pending.empty() && !index_error) AddNeighbors(layer, entry, leaders);
+  if (!pending.empty() && !index_error && read_ahead) AddNeighbors(layer, entry, leaders);
   if (!leaders.empty()) Dispatch(layer.layer_digest, std::move(leaders));
   if (index_error) return fail(*index_error);
 
@@ -270,8 +305,8 @@ void ChunkReader::AddNeighbors(const LayerIndex& layer, const Entry& entry,
     }
     if (stop) break;
   }
-  // After it: up to neighbor_bytes of blob from its start.
-  const uint64_t limit = begin + options_.neighbor_bytes;
+  // After it: up to the neighbour window of blob from its start.
+  const uint64_t limit = begin + neighbor_window();
   steps = 0;
   for (size_t k = at + 1; k < entries.size() && ++steps <= kMaxSteps; ++k) {
     const Entry& e = entries[k];
@@ -397,6 +432,7 @@ Status ChunkReader::FetchGroup(const Digest& blob, const std::vector<Chunk>& gro
   if (stop > start) {
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
     stats_->RecordFetch(data ? data->size() : 0, took, prefetch);
+    if (data && stop - start <= kRttSampleMaxBytes) rtt_.Add(took);
     HOIST_LOG(kDebug) << (prefetch ? "prefetched " : "fetched ") << group.size() << " chunks, "
                       << RangeText(start, stop - start) << " of " << blob.str() << " in "
                       << took.count() << " us";

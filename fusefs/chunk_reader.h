@@ -10,10 +10,12 @@
 //      For sequential access within a file (a read starting at 0 or where the previous read of
 //      that file ended) the next readahead_bytes of the file are fetched in the same requests.
 //      A read of a small file that must go to the network also brings the files stored after it
-//      in the blob, up to neighbor_bytes of blob from the file's start, and those just before it,
-//      up to neighbor_back_bytes (neighbour read-ahead:
-//      programs open related files one after another, in the order the producer wrote them, and
-//      a round trip costs more than those bytes).
+//      in the blob, up to the neighbour window of blob from the file's start, and those just
+//      before it, up to neighbor_back_bytes (neighbour read-ahead: programs open related files
+//      one after another, in the order the producer wrote them, and a round trip costs more than
+//      those bytes). The window adapts to the round trip: clamp(min_rtt x
+//      neighbor_bytes_per_rtt_ms, neighbor_bytes, neighbor_max_bytes), min_rtt the smallest
+//      latency of the last 8 range requests of at most 1 MiB (see ChunkReaderOptions).
 //      Groups run on a FetchPool (fetch_threads requests in flight at once).
 //   4. Each fetched chunk is decoded (index/chunk_codec.h) and its sha256 checked against the chunk
 //      digest; only then is it Put into the cache (a memory queue, committed by the cache's
@@ -75,6 +77,16 @@ struct ChunkReaderOptions {
   // Neighbour read-ahead window, in blob bytes from the start of a small file read on a miss
   // (0 disables it). Files whose own blob span is this large or larger get none.
   uint64_t neighbor_bytes = 256ull << 10;
+  // Adaptive neighbour window: the window reaches
+  //   clamp(min_rtt x neighbor_bytes_per_rtt_ms, neighbor_bytes, neighbor_max_bytes)
+  // where min_rtt is the smallest latency of the last kRttSamples range requests (a windowed
+  // minimum over requests of at most kRttSampleMaxBytes: a request's latency is one round trip
+  // plus its transfer time, so the minimum over a few of them is near the round trip). A round trip
+  // costs what that many bytes cost to transfer, so the farther the registry, the more neighbours
+  // are worth fetching with a miss. Loopback (well under a millisecond) keeps neighbor_bytes. 0
+  // disables the adaptation.
+  uint64_t neighbor_bytes_per_rtt_ms = 64ull << 10;
+  uint64_t neighbor_max_bytes = 4ull << 20;
   // ...and this many blob bytes of the files stored just before it.
   uint64_t neighbor_back_bytes = 32ull << 10;
   // Coalescing: at most this many blob bytes per range request...
@@ -101,6 +113,26 @@ std::string DescribeChunk(const Chunk& chunk);
 // Whether a chunk can only be served from the layer's full fetch (kStream; kRaw w/o digest).
 bool NeedsStreamFetch(const Chunk& chunk);
 
+// The adaptive neighbour window (ChunkReaderOptions): `min_rtt` zero (no sample yet) gives
+// neighbor_bytes.
+uint64_t NeighborWindow(const ChunkReaderOptions& options, std::chrono::microseconds min_rtt);
+
+// A windowed minimum of request latencies: the smallest of the last kRttSamples. Thread-safe.
+inline constexpr int kRttSamples = 8;
+inline constexpr uint64_t kRttSampleMaxBytes = 1ull << 20;
+class MinRttWindow {
+ public:
+  void Add(std::chrono::microseconds latency);
+  // Zero before the first sample.
+  std::chrono::microseconds Get() const;
+
+ private:
+  mutable Mutex mu_;
+  int64_t samples_[kRttSamples] HOIST_GUARDED_BY(mu_) = {};
+  int count_ HOIST_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> min_us_{0};
+};
+
 class ChunkReader {
  public:
   ChunkReader(BlobSource* source, ChunkCache* cache, MountStats* stats,
@@ -114,6 +146,16 @@ class ChunkReader {
   // fewer than out.size() only at the end of the file, 0 at or past it.
   [[nodiscard]] Result<size_t> Read(const LayerIndex& layer, const Entry& entry, uint64_t offset,
                                     std::span<char> out);
+  // Read with no read-ahead and no neighbours, leaving the file's sequential state alone: for
+  // the ELF prefetch, whose header reads must not look like the program's own reads.
+  [[nodiscard]] Result<size_t> ReadQuiet(const LayerIndex& layer, const Entry& entry,
+                                         uint64_t offset, std::span<char> out);
+
+  // A request latency measured elsewhere (the mount's registry requests before mounting), so the
+  // neighbour window fits the network from the first read.
+  void NoteLatency(std::chrono::microseconds latency) { rtt_.Add(latency); }
+  // The neighbour window now in use (see ChunkReaderOptions).
+  uint64_t neighbor_window() const { return NeighborWindow(options_, rtt_.Get()); }
 
   // For the prefetcher: makes `chunks` (one coalesced group, see CoalesceChunks) local, fetching
   // in the CALLING thread (not the on-demand pool, so prefetch never queues ahead of reads),
@@ -132,6 +174,8 @@ class ChunkReader {
  private:
   using Flights = SingleFlight<Result<ChunkBytes>>;
 
+  Result<size_t> DoRead(const LayerIndex& layer, const Entry& entry, uint64_t offset,
+                        std::span<char> out, bool read_ahead);
   // Fetches one coalesced group (one range request), verifies and publishes each chunk.
   // Returns the first error. REQUIRES: the caller leads the flight of every chunk in `group`.
   Status FetchGroup(const Digest& blob, const std::vector<Chunk>& group, bool prefetch);
@@ -155,6 +199,7 @@ class ChunkReader {
   StreamLayers* streams_;
 
   Flights flights_;
+  MinRttWindow rtt_;
 
   // On-demand request groups queued or running, and when the count last changed (steady clock).
   std::atomic<int> on_demand_in_flight_{0};

@@ -287,6 +287,10 @@ Status Mount::Build(MountHandoff* handoff) {
     if (takeover_) SeedTrace(*trace_recorder_, o.trace_file);
     open_observers_.Add(trace_recorder_.get());
   }
+  if (o.elf_prefetch) {
+    elf_prefetch_ = std::make_unique<ElfPrefetch>(&*view_, reader_.get());
+    open_observers_.Add(elf_prefetch_.get());
+  }
   ops_context_ = FuseOpsContext{&*view_, reader_.get(), &stats_, &read_failures_,
                                 open_observers_.empty() ? nullptr : &open_observers_};
 
@@ -341,6 +345,7 @@ Status Mount::Build(MountHandoff* handoff) {
   {
     const RequestSummary requests = request_log->Summary();
     request_log->Stop();
+    if (requests.sequential > 0) reader_->NoteLatency(requests.elapsed / requests.sequential);
     HOIST_LOG(kInfo) << "registry requests before mounting: " << requests.requests << " ("
                      << requests.sequential << " one after another), " << requests.body_bytes
                      << " bytes in " << requests.elapsed.count() << " ms";
@@ -471,6 +476,7 @@ void Mount::Teardown() {
   if (prefetcher_) prefetcher_->Stop();
   trace_prefetch_.reset();  // after the prefetcher's Stop: a FetchFiles in progress returns
   prefetcher_.reset();
+  elf_prefetch_.reset();
   step("prefetcher");
   if (index_store_thread_.joinable()) index_store_thread_.join();
   step("index store");

@@ -54,6 +54,7 @@
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "fusefs/chunk_reader.h"
+#include "fusefs/elf_prefetch.h"
 #include "fusefs/fuse_ops.h"
 #include "fusefs/handoff_state.h"
 #include "fusefs/layer_loader.h"
@@ -152,6 +153,7 @@ class Mount {
   std::unique_ptr<ChunkReader> reader_;
   ReadFailureMemo read_failures_;
   std::unique_ptr<TraceRecorder> trace_recorder_;  // -o trace=FILE
+  std::unique_ptr<ElfPrefetch> elf_prefetch_;      // -o elf_prefetch (an open observer)
   OpenObservers open_observers_;                   // filled before ops_context_ is set (step 7)
   FuseOpsContext ops_context_;
   fuse_session* session_ = nullptr;

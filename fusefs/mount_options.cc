@@ -76,6 +76,10 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
     } else if (key == "bandwidth") {
       HOIST_RETURN_IF_ERROR(need_value());
       HOIST_ASSIGN_OR_RETURN(o->bandwidth_bytes_per_sec, ParseByteSize(value));
+    } else if (key == "elf_prefetch") {
+      if (value != "0" && value != "1")
+        return Fail(EINVAL, "mount option \"elf_prefetch\" must be 0 or 1");
+      o->elf_prefetch = value == "1";
     } else if (key == "cache") {
       HOIST_RETURN_IF_ERROR(need_value());
       o->cache_dir = value;

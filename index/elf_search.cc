@@ -266,17 +266,22 @@ Result<std::vector<std::string>> CollectElfClosure(
     LibrarySearch own = search;
     own.inherited_rpath = obj.rpath_chain;
     std::vector<std::string> dirs = SearchDirs(obj.deps, obj.origin, own);
+    // Every name of this object is resolved (and reported) before any of them is read, so a
+    // caller fetching on `on_found` has them all in flight while the walk waits on the first.
+    std::vector<ResolvedDep> deps;
     for (const std::string& name : obj.deps.needed) {
       if (!names.insert(name).second) continue;
       std::optional<ResolvedDep> dep = FindNeeded(name, dirs, search.lstat);
-      if (!dep || !report(dep->real_path)) continue;
-      if (parsed >= limits.max_objects) continue;
+      if (dep && report(dep->real_path)) deps.push_back(*std::move(dep));
+    }
+    for (const ResolvedDep& dep : deps) {
+      if (parsed >= limits.max_objects) break;
       ++parsed;
-      Result<ElfFile> lib = open(dep->real_path);
+      Result<ElfFile> lib = open(dep.real_path);
       if (!lib) continue;
       Result<ElfDeps> lib_deps = ParseElfDeps(lib->read, lib->size, limits.elf);
       if (!lib_deps) continue;
-      enqueue(*std::move(lib_deps), ImageDirName(dep->path), obj.rpath_chain);
+      enqueue(*std::move(lib_deps), ImageDirName(dep.path), obj.rpath_chain);
     }
   }
   return found;

@@ -100,10 +100,11 @@ struct ElfClosureLimits {
 // directory of its real path, as for a program): the interpreter and the libraries, each real
 // path once, breadth first. `on_found`, when set, is called with each real path as soon as it
 // is known, before the walk reads that library (so the caller can start fetching it while the
-// walk goes on). A library that cannot be opened or parsed contributes no dependencies of its
-// own (it is still listed); a name already loaded (by DT_NEEDED name or DT_SONAME) is not
-// searched again. Errors: those of resolving `path` (ENOENT, ELOOP, ...), ENOEXEC/EBADMSG and
-// the reader's errors for `path` itself.
+// walk goes on); all the names of one object are resolved and reported before the first of them
+// is read, so its libraries can be fetched in parallel. A library that cannot be opened or parsed
+// contributes no dependencies of its own (it is still listed); a name already loaded (by DT_NEEDED
+// name or DT_SONAME) is not searched again. Errors: those of resolving `path` (ENOENT, ELOOP, ...),
+// ENOEXEC/EBADMSG and the reader's errors for `path` itself.
 [[nodiscard]] Result<std::vector<std::string>> CollectElfClosure(
     std::string_view path, const OpenImageElf& open, const LibrarySearch& search,
     const ElfClosureLimits& limits = {},

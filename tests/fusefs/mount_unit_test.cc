@@ -43,6 +43,11 @@ TEST(MountOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(o.log_level, "debug");
   EXPECT_TRUE(o.allow_other);
   EXPECT_FALSE(o.suid);
+  EXPECT_TRUE(o.elf_prefetch);  // default on
+  ASSERT_TRUE(ApplyMountOptionList("elf_prefetch=0", &o).has_value());
+  EXPECT_FALSE(o.elf_prefetch);
+  ASSERT_TRUE(ApplyMountOptionList("elf_prefetch=1", &o).has_value());
+  EXPECT_TRUE(o.elf_prefetch);
 }
 
 TEST(MountOptionsTest, RejectsBadOptionsWithOneLine) {
@@ -54,6 +59,8 @@ TEST(MountOptionsTest, RejectsBadOptionsWithOneLine) {
   EXPECT_FALSE(ApplyMountOptionList("timeout=0", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("timeout=x", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("prefetch=some", &o).has_value());
+  EXPECT_FALSE(ApplyMountOptionList("elf_prefetch=yes", &o).has_value());
+  EXPECT_FALSE(ApplyMountOptionList("elf_prefetch", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("cache=", &o).has_value());
   EXPECT_FALSE(ParseByteSize("12q").has_value());
   EXPECT_FALSE(ParseByteSize("").has_value());

@@ -326,6 +326,42 @@ TEST(CoalesceTest, AdjacentGapAndLimit) {
   EXPECT_EQ(CoalesceChunks({chunk(0, 600, 1), chunk(600, 600, 2)}, 0, 1000).size(), 2u);
 }
 
+// The adaptive neighbour window: clamp(min_rtt x bytes_per_rtt_ms, neighbor_bytes, max).
+TEST(NeighborWindowTest, ScalesWithTheRoundTripBetweenTheBaseAndTheCap) {
+  using std::chrono::microseconds;
+  ChunkReaderOptions o;  // 256 KiB base, 64 KiB per ms, 4 MiB cap
+  EXPECT_EQ(NeighborWindow(o, microseconds(0)), 256u << 10);     // no sample yet
+  EXPECT_EQ(NeighborWindow(o, microseconds(300)), 256u << 10);   // loopback: the base
+  EXPECT_EQ(NeighborWindow(o, microseconds(4000)), 256u << 10);  // 4 ms: exactly the base
+  EXPECT_EQ(NeighborWindow(o, microseconds(10000)), 640u << 10);
+  EXPECT_EQ(NeighborWindow(o, microseconds(40000)), 2560u << 10);
+  EXPECT_EQ(NeighborWindow(o, microseconds(64000)), 4u << 20);  // the cap
+  EXPECT_EQ(NeighborWindow(o, microseconds(1000000000)), 4u << 20);
+  o.neighbor_bytes_per_rtt_ms = 0;  // adaptation off
+  EXPECT_EQ(NeighborWindow(o, microseconds(40000)), 256u << 10);
+  o.neighbor_bytes_per_rtt_ms = 64 << 10;
+  o.neighbor_bytes = 0;  // neighbours off stay off
+  EXPECT_EQ(NeighborWindow(o, microseconds(40000)), 0u);
+  o.neighbor_bytes = 8u << 20;  // a base above the cap wins
+  EXPECT_EQ(NeighborWindow(o, microseconds(40000)), 8u << 20);
+}
+
+TEST(MinRttWindowTest, TheSmallestOfTheLastEightSamples) {
+  using std::chrono::microseconds;
+  MinRttWindow w;
+  EXPECT_EQ(w.Get(), microseconds(0));
+  w.Add(microseconds(50000));
+  EXPECT_EQ(w.Get(), microseconds(50000));
+  w.Add(microseconds(40000));
+  w.Add(microseconds(90000));  // a large transfer does not raise it
+  EXPECT_EQ(w.Get(), microseconds(40000));
+  for (int i = 0; i < 7; ++i) w.Add(microseconds(10000 + i));
+  EXPECT_EQ(w.Get(), microseconds(10000));
+  // Eight later samples push the 10 ms ones out: the network got slower.
+  for (int i = 0; i < 8; ++i) w.Add(microseconds(30000));
+  EXPECT_EQ(w.Get(), microseconds(30000));
+}
+
 TEST_F(ReadPathTest, ReadsSpanningChunksReturnExactBytes) {
   TestLayer t =
       BuildLayer({{"a", RandomBytes(1 << 20, 2), 64 << 10}, {"b", RandomBytes(100000, 3), 30000}});

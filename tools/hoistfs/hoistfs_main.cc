@@ -77,9 +77,10 @@ int main(int argc, char** argv) {
   app.add_flag("-f,--foreground", options.foreground, "stay in the foreground");
   app.add_flag("-d,--debug", options.fuse_debug, "FUSE debug output (implies -f)");
   app.add_option("-o", option_lists,
-                 "mount options: timeout=S, prefetch=none|priority|all, bandwidth=B, cache=DIR, "
-                 "cache_size=B, insecure_registry=HOST, platform=P, log_level=L, log_file=F, "
-                 "trace=F, allow_other, suid")
+                 "mount options: timeout=S, prefetch=none|priority|all, elf_prefetch=0|1, "
+                 "prefetch_trace=auto|off|F, bandwidth=B, cache=DIR, cache_size=B, "
+                 "insecure_registry=HOST, platform=P, log_level=L, log_file=F, trace=F, "
+                 "allow_other, suid")
       ->allow_extra_args(false)
       ->take_all();
   app.add_option("--cache", cache_flag, "the host store directory (env HOIST_CACHE)");
