@@ -12,6 +12,7 @@
 #include "base/file_util.h"
 #include "fusefs/trace_recorder.h"
 #include "index/layer_index.h"
+#include "index/tar_path.h"
 
 namespace hoist {
 namespace {
