@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +95,18 @@ Status RemoveTree(const std::string& path) {
   if (::nftw(path.c_str(), rm, 64, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
     return Fail(ErrnoError(path));
   }
+  return Ok();
+}
+
+ScratchDir::~ScratchDir() {
+  if (!path_.empty()) (void)RemoveTree(path_);
+}
+
+Status ScratchDir::Create(const std::string& parent, std::string_view prefix) {
+  HOIST_RETURN_IF_ERROR(MakeDirs(parent));
+  std::string templ = parent + "/" + std::string(prefix) + "-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) return Fail(ErrnoError("mkdtemp in " + parent));
+  path_ = templ;
   return Ok();
 }
 

@@ -24,4 +24,19 @@ Status MakeDirs(const std::string& path, int mode = 0755);
 // rm -rf (no error if absent). Does not follow symlinks.
 Status RemoveTree(const std::string& path);
 
+// A new private directory PARENT/PREFIX-XXXXXX (mkdtemp; PARENT made first), removed with all it
+// holds when the ScratchDir is destroyed. A verb's working space.
+class ScratchDir {
+ public:
+  ScratchDir() = default;
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  [[nodiscard]] Status Create(const std::string& parent, std::string_view prefix);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace hoist

@@ -57,25 +57,6 @@ Result<std::vector<std::string>> ParseCommand(const std::string& text, const cha
   return out;
 }
 
-// A scratch directory, removed when the verb ends.
-class WorkDir {
- public:
-  ~WorkDir() {
-    if (!path_.empty()) (void)RemoveTree(path_);
-  }
-  Status Create(const std::string& parent) {
-    HOIST_RETURN_IF_ERROR(MakeDirs(parent));
-    std::string templ = parent + "/hoist-convert-XXXXXX";
-    if (::mkdtemp(templ.data()) == nullptr) return Fail(ErrnoError("mkdtemp in " + parent));
-    path_ = templ;
-    return Ok();
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 std::string ParentDir(const std::string& path) {
   auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -116,7 +97,7 @@ Status Run(const ConvertFlags& f) {
   }
   options.progress = !f.quiet && !f.json && ::isatty(STDERR_FILENO);
 
-  WorkDir work;
+  ScratchDir work;
   std::string parent = f.work_dir;
   if (parent.empty()) {
     // Next to an oci: (or oci-archive:) destination, converted layers are renamed into place
@@ -129,7 +110,7 @@ Status Run(const ConvertFlags& f) {
       parent = tmp && *tmp ? tmp : "/var/tmp";
     }
   }
-  HOIST_RETURN_IF_ERROR(work.Create(parent));
+  HOIST_RETURN_IF_ERROR(work.Create(parent, "hoist-convert"));
   options.work_dir = work.path();
 
   SourceOptions source_options;

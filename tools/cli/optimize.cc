@@ -63,25 +63,6 @@ struct OptimizeArgs {
   bool quiet = false;
 };
 
-// A scratch directory, removed when the verb ends.
-class ScratchDir {
- public:
-  ~ScratchDir() {
-    if (!path_.empty()) (void)RemoveTree(path_);
-  }
-  Status Create(const std::string& parent) {
-    HOIST_RETURN_IF_ERROR(MakeDirs(parent));
-    std::string templ = parent + "/hoist-optimize-XXXXXX";
-    if (::mkdtemp(templ.data()) == nullptr) return Fail(ErrnoError("mkdtemp in " + parent));
-    path_ = templ;
-    return Ok();
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 std::string ContainerId() {
   std::random_device rd;
   std::string id = "hoist-optimize-";
@@ -217,7 +198,7 @@ Status Optimize(OptimizeArgs& a) {
     const char* tmp = ::getenv("TMPDIR");
     parent = tmp && *tmp ? tmp : "/var/tmp";
   }
-  HOIST_RETURN_IF_ERROR(scratch.Create(parent));
+  HOIST_RETURN_IF_ERROR(scratch.Create(parent, "hoist-optimize"));
   const std::string trace_file = scratch.path() + "/trace.json";
 
   // 2. Mount and run.
