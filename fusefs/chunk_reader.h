@@ -85,7 +85,7 @@ struct ChunkReaderOptions {
   // costs what that many bytes cost to transfer, so the farther the registry, the more neighbours
   // are worth fetching with a miss. Loopback (well under a millisecond) keeps neighbor_bytes. 0
   // disables the adaptation.
-  uint64_t neighbor_bytes_per_rtt_ms = 64ull << 10;
+  uint64_t neighbor_bytes_per_rtt_ms = 16ull << 10;
   uint64_t neighbor_max_bytes = 4ull << 20;
   // ...and this many blob bytes of the files stored just before it.
   uint64_t neighbor_back_bytes = 32ull << 10;

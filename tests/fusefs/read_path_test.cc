@@ -329,7 +329,10 @@ TEST(CoalesceTest, AdjacentGapAndLimit) {
 // The adaptive neighbour window: clamp(min_rtt x bytes_per_rtt_ms, neighbor_bytes, max).
 TEST(NeighborWindowTest, ScalesWithTheRoundTripBetweenTheBaseAndTheCap) {
   using std::chrono::microseconds;
-  ChunkReaderOptions o;  // 256 KiB base, 64 KiB per ms, 4 MiB cap
+  ChunkReaderOptions o;  // 256 KiB base, 16 KiB per ms, 4 MiB cap
+  EXPECT_EQ(NeighborWindow(o, microseconds(10000)), 256u << 10);  // 10 ms: 160 KiB < the base
+  EXPECT_EQ(NeighborWindow(o, microseconds(40000)), 640u << 10);  // 40 ms
+  o.neighbor_bytes_per_rtt_ms = 64 << 10;
   EXPECT_EQ(NeighborWindow(o, microseconds(0)), 256u << 10);     // no sample yet
   EXPECT_EQ(NeighborWindow(o, microseconds(300)), 256u << 10);   // loopback: the base
   EXPECT_EQ(NeighborWindow(o, microseconds(4000)), 256u << 10);  // 4 ms: exactly the base
