@@ -1,6 +1,8 @@
 #include "fetcher/referrers.h"
 
+#include <optional>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "base/rfc3339.h"
@@ -278,9 +280,16 @@ Result<std::vector<Descriptor>> ListReferrers(RegistryClient& client, const Refe
                                               const Digest& subject, std::string_view artifact_type,
                                               const ReferrerLimits& limits) {
   std::string what = repo.Name() + ": referrers of " + subject.str();
-  HOIST_ASSIGN_OR_RETURN(ReferrersPage page, client.GetReferrersPage(repo, subject, artifact_type,
-                                                                     "", limits.max_index_bytes));
-  if (!page.supported) return ListFromTagSchema(client, repo, subject, artifact_type, limits);
+  // The tag schema is read at the same time as the API's first page: a registry without the
+  // API (most today) then costs one round trip, not two; one with it, one request more.
+  std::optional<Result<std::vector<Descriptor>>> from_tag;
+  std::thread tag_lookup(
+      [&] { from_tag.emplace(ListFromTagSchema(client, repo, subject, artifact_type, limits)); });
+  Result<ReferrersPage> first =
+      client.GetReferrersPage(repo, subject, artifact_type, "", limits.max_index_bytes);
+  tag_lookup.join();
+  HOIST_ASSIGN_OR_RETURN(ReferrersPage page, std::move(first));
+  if (!page.supported) return std::move(*from_tag);
   std::vector<Descriptor> out;
   std::set<Digest> seen;
   std::set<std::string> seen_urls;

@@ -15,12 +15,14 @@
 // lost; publishing again restores the entry.
 //
 // Discovery (ListReferrers): GET /v2/<name>/referrers/<digest>?artifactType=T, Link pages
-// followed; a 404 on the first page means no referrers API, and the tag schema index is read
-// instead (404 there too: no referrers). The artifactType filter is applied here too, whatever
-// the registry's OCI-Filters-Applied header claims (checking costs nothing). Entries are
-// de-duplicated by digest. Listing does not fetch the artifacts,
-// so an entry is only a claim: a hostile registry or whoever can push tags can list anything.
-// Sizes are capped (ReferrerLimits): the index bytes over all pages, the pages, the entries.
+// followed; a 404 on the first page means no referrers API, and the tag schema index is used
+// instead (404 there too: no referrers). The tag schema index is fetched at the same time as
+// the first page (on a second thread), so a registry without the API costs one round trip,
+// not two; one with the API pays one extra small request. The artifactType filter is applied here
+// too, whatever the registry's OCI-Filters-Applied header claims (checking costs nothing). Entries
+// are de-duplicated by digest. Listing does not fetch the artifacts, so an entry is only a claim: a
+// hostile registry or whoever can push tags can list anything. Sizes are capped (ReferrerLimits):
+// the index bytes over all pages, the pages, the entries.
 //
 // Fetching (FetchReferrer): the artifact manifest by digest (sha256 verified, size as listed
 // and capped), which must be an OCI image manifest whose `subject` is the image and whose
