@@ -45,8 +45,25 @@ ElfPrefetch::~ElfPrefetch() {
   fetches_.reset();  // drops the fetches not started, waits for the running ones
 }
 
+namespace {
+
+// Worth a look for the ELF magic: executables (any x bit) and shared objects (".so" in the
+// name, as the loader's sonames have; Debian installs libraries 0644). Looking costs a fetch of
+// the file's first chunk when it is not local, so data files (a .pyc, a locale) are not looked
+// at.
+bool MayBeElf(const Entry& entry) {
+  if ((entry.mode & 0111) != 0) return true;
+  const size_t slash = entry.path.rfind('/');
+  const std::string_view base =
+      std::string_view(entry.path).substr(slash == std::string::npos ? 0 : slash + 1);
+  return base.find(".so") != std::string_view::npos;
+}
+
+}  // namespace
+
 void ElfPrefetch::OnOpen(const FileRef& file) {
   if (file.entry == nullptr || file.index == nullptr || file.entry->size < kMinElfSize) return;
+  if (!MayBeElf(*file.entry)) return;
   {
     MutexLock lock(mu_);
     if (stop_ || queue_.size() >= options_.max_queue) return;

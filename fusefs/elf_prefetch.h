@@ -4,7 +4,9 @@
 // loader is still at the first one.
 //
 //   1. OnOpen (a FUSE thread; never blocks on I/O): a regular file of at least an ELF header's
-//      size that was never seen before in this mount is queued (bounded: when the queue is
+//      size that may be ELF (an x bit, or ".so" in its name: looking costs a fetch of its first
+//      chunk, so a .pyc or a locale file is never looked at) and was never seen before in this
+//      mount is queued (bounded: when the queue is
 //      full the open is dropped). Each entry is looked at once per mount.
 //      The first open also queues the parse of the image's /etc/ld.so.conf (once per mount),
 //      so it runs on one examine thread while another looks at that first file.

@@ -184,12 +184,15 @@ class ElfPrefetchTest : public ::testing::Test {
     spec.interp = "/../../../lib/ld.so";
     spec.needed = {"../../../etc/passwd", "/../../escape.so", "libmissing.so.1"};
     std::string elf = testing::BuildElf(spec).bytes;
-    return Push("hostile",
-                {FileSpec::File("bin/evil", elf, 0755), FileSpec::BigFile("filler/0", kFiller, 1),
-                 FileSpec::File("etc/passwd", "root:x:0:0::/:/bin/sh\n"),
-                 FileSpec::BigFile("filler/1", kFiller, 2),
-                 FileSpec::File("lib/ld.so", std::string(4096, 'L'), 0755),
-                 FileSpec::BigFile("filler/2", kFiller, 3)});
+    return Push(
+        "hostile",
+        {FileSpec::File("bin/evil", elf, 0755), FileSpec::BigFile("filler/0", kFiller, 1),
+         FileSpec::File("etc/passwd", "root:x:0:0::/:/bin/sh\n"),
+         FileSpec::BigFile("filler/1", kFiller, 2),
+         FileSpec::File("lib/ld.so", std::string(4096, 'L'), 0755),
+         FileSpec::BigFile("filler/2", kFiller, 3),
+         // ELF bytes in a data file (no x bit, no ".so"): never looked at.
+         FileSpec::File("data/elf.dat", elf, 0644), FileSpec::BigFile("filler/3", kFiller, 4)});
   }
 
   std::string NewDir(const std::string& name) {
@@ -293,6 +296,7 @@ TEST_F(ElfPrefetchTest, OffFetchesNothingBeyondWhatWasRead) {
 TEST_F(ElfPrefetchTest, HostileNamesResolveInsideTheImageOnly) {
   const std::string mp = NewDir("mnt"), cache = NewDir("cache");
   MountOk("hostile", mp, cache);
+  ASSERT_TRUE(ReadHead(mp + "/data/elf.dat").has_value());  // opened first: queued first if at all
   ASSERT_TRUE(ReadHead(mp + "/bin/evil").has_value());
   std::map<std::string, uint64_t> fetched;
   ASSERT_TRUE(harness::WaitUntil([&] {
@@ -305,6 +309,7 @@ TEST_F(ElfPrefetchTest, HostileNamesResolveInsideTheImageOnly) {
   EXPECT_EQ(names, (std::set<std::string>{"/etc/passwd", "/lib/ld.so"}));
   EXPECT_NE(Log(cache).find("elf prefetch: 2 libraries for /bin/evil"), std::string::npos)
       << Log(cache);
+  EXPECT_EQ(Log(cache).find("/data/elf.dat"), std::string::npos) << Log(cache);
 }
 
 }  // namespace
