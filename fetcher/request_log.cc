@@ -1,6 +1,7 @@
 #include "fetcher/request_log.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "base/log.h"
@@ -81,16 +82,19 @@ class LoggingTransport : public HttpTransport {
       : inner_(std::move(inner)), log_(std::move(log)) {}
 
   Result<HttpResponse> RoundTrip(const HttpRequest& request) override {
-    HttpRequest counted = request;
+    // Only a request with a sink is copied (to count what the sink sees); an upload's body is
+    // never copied.
     uint64_t sunk = 0;
+    std::optional<HttpRequest> counted;
     if (request.body_sink) {
-      counted.body_sink = [&sunk, &request](std::string_view chunk) {
+      counted.emplace(request);
+      counted->body_sink = [&sunk, &request](std::string_view chunk) {
         sunk += chunk.size();
         return request.body_sink(chunk);
       };
     }
     const auto start = RequestLog::Clock::now();
-    Result<HttpResponse> result = inner_->RoundTrip(counted);
+    Result<HttpResponse> result = inner_->RoundTrip(counted ? *counted : request);
     const auto end = RequestLog::Clock::now();
     const uint64_t bytes = sunk + (result ? result->body.size() : 0);
     if (!t_unrecorded) log_->Record(start, end, bytes);
