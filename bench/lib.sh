@@ -29,6 +29,13 @@
 #                                     (HOST:PORT) on a free 127.0.0.1 port, log DIR/wan_proxy.log;
 #                                     sets WAN_PID, WAN_ADDR (127.0.0.1:PORT)
 #   bench_stop_wan_proxy           -> stops the one bench_start_wan_proxy started, if any
+#   bench_rounds TSV RUNS CASE...  -> RUNS rounds of every CASE, the order rotated each round, into
+#                                     TSV (round, case, load1, seconds, registry_bytes); the
+#                                     script defines run_case NAME DIR (writes DIR/result: "SECONDS
+#                                     BYTES"), finish_case DIR (cleans up), and log MSG; DIR is
+#                                     $WORK/r<round>-<case>
+#   bench_rounds_median TSV CASE FIELD
+#                                  -> median of FIELD over CASE's rounds in a bench_rounds TSV
 #
 # Everything needs root (debootstrap, drop_caches, chroot, FUSE mounts).
 
@@ -254,4 +261,31 @@ bench_stop_wan_proxy() {
   [ -n "$WAN_PID" ] || return 0
   bench_stop_pid "$WAN_PID"
   WAN_PID=""
+}
+
+bench_rounds() {  # TSV RUNS CASE...
+  local tsv=$1 runs=$2 round i n name load dir secs bytes
+  shift 2
+  local cases=("$@")
+  n=${#cases[@]}
+  printf 'round\tcase\tload1\tseconds\tregistry_bytes\n' >"$tsv"
+  for round in $(seq "$runs"); do
+    for i in $(seq 0 $((n - 1))); do
+      name=${cases[$(( (i + round - 1) % n ))]}
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      log "round $round/$runs: $name (load $load)"
+      dir=$WORK/r$round-$name
+      run_case "$name" "$dir"
+      read -r secs bytes <"$dir/result"
+      finish_case "$dir"
+      log "  $secs s, $bytes bytes from the registry"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$load" "$secs" "$bytes" >>"$tsv"
+    done
+  done
+}
+
+bench_rounds_median() {  # TSV CASE FIELD
+  # shellcheck disable=SC2046
+  bench_median_list $(awk -F'\t' -v n="$2" -v c="$3" \
+    'NR == 1 {for (i = 1; i <= NF; i++) if ($i == c) k = i; next} $2 == n {print $k}' "$1")
 }

@@ -237,29 +237,11 @@ finish_case() {  # DIR: snapshotter first (it unmounts its layers), then contain
   rm -rf "$dir"
 }
 
-printf 'round\tcase\tload1\tseconds\tregistry_bytes\n' >"$WORK/runs.tsv"
-N=${#CASES[@]}
-for round in $(seq "$RUNS"); do
-  for i in $(seq 0 $((N - 1))); do
-    name=${CASES[$(( (i + round - 1) % N ))]}
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    log "round $round/$RUNS: $name (load $load)"
-    dir=$WORK/r$round-$name
-    SN_PID=
-    run_case "$name" "$dir"
-    read -r secs bytes <"$dir/result"
-    finish_case "$dir"
-    log "  $secs s, $bytes bytes from the registry"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$load" "$secs" "$bytes" >>"$WORK/runs.tsv"
-  done
-done
+SN_PID=
+bench_rounds "$WORK/runs.tsv" "$RUNS" "${CASES[@]}"
 
 # ---------- 4. the report ----------
-col() {  # CASE FIELD -> median over the rounds
-  # shellcheck disable=SC2046
-  bench_median_list $(awk -F'\t' -v n="$1" -v c="$2" \
-    'NR == 1 {for (i = 1; i <= NF; i++) if ($i == c) k = i; next} $2 == n {print $k}' "$WORK/runs.tsv")
-}
+col() { bench_rounds_median "$WORK/runs.tsv" "$1" "$2"; }  # CASE FIELD -> median over the rounds
 label() { case $1 in
   overlayfs) echo "containerd overlayfs: ctr image pull + ctr run, gzip image (baseline)" ;;
   stargz) echo "containerd-stargz-grpc: ctr-remote image rpull + ctr run, eStargz image" ;;

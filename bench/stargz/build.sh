@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# bench/stargz/build.sh: builds containerd-stargz-grpc (bench/stargz/main.go) from Debian's
-# stargz-snapshotter 0.12 library sources, in GOPATH mode, for bench/pull_run.sh.
+# bench/stargz/build.sh: builds one of our two mains over Debian's stargz-snapshotter 0.12
+# library sources, in GOPATH mode:
+#   containerd-stargz-grpc (bench/stargz/main.go, the default) for bench/pull_run.sh;
+#   stargz-store (bench/stargz-store/main.go, `--main stargz-store`; bench/stargz-store/build.sh
+#   runs this), the additional layer store for podman, for bench/podman_pull_run.sh.
 #
-#   bench/stargz/build.sh [--force]      prints the binary's path on stdout
+#   bench/stargz/build.sh [--main containerd-stargz-grpc|stargz-store] [--force]
+#                                        prints the binary's path on stdout
 #
-# Output: $HOIST_BENCH_CACHE/stargz/containerd-stargz-grpc (default cache /var/cache/hoist-bench),
-# with the Go build cache next to it. Installs golang-go and
+# Output: $HOIST_BENCH_CACHE/stargz/<main> (default cache /var/cache/hoist-bench), with the Go
+# build cache (shared by both) next to it. Installs golang-go and
 # golang-github-containerd-stargz-snapshotter-dev with apt when missing (root). Skips the build
 # when the binary's stamp (hash of our sources, go and package versions) is current.
 # GOPATH = bench/stargz/gopath (our stand-in for k8s.io/cri-api's AuthConfig) + /usr/share/gocode.
@@ -13,13 +17,21 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${HOIST_BENCH_CACHE:-/var/cache/hoist-bench}/stargz
-BIN=$OUT/containerd-stargz-grpc
+NAME=containerd-stargz-grpc
 FORCE=0
-case "${1:-}" in
-  "") ;;
-  --force) FORCE=1 ;;
-  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --force) FORCE=1; shift ;;
+    --main) NAME=${2:-}; shift 2 ;;
+    *) echo "usage: $0 [--main containerd-stargz-grpc|stargz-store] [--force]" >&2; exit 2 ;;
+  esac
+done
+case "$NAME" in
+  containerd-stargz-grpc) SRC=$HERE ;;
+  stargz-store) SRC=$(cd "$HERE/../stargz-store" && pwd) ;;
+  *) echo "$0: unknown --main '$NAME' (containerd-stargz-grpc, stargz-store)" >&2; exit 2 ;;
 esac
+BIN=$OUT/$NAME
 die() { echo "bench/stargz/build.sh: $*" >&2; exit 1; }
 log() { echo "bench/stargz/build.sh: $*" >&2; }
 
@@ -35,7 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed"
 fi
 
-stamp=$( { cat "$HERE/main.go"; find "$HERE/gopath" -name '*.go' -print0 | sort -z | xargs -0 cat
+stamp=$( { cat "$SRC/main.go"; find "$HERE/gopath" -name '*.go' -print0 | sort -z | xargs -0 cat
            dpkg-query -W "${PKGS[@]}"; go version; } | sha256sum | cut -d' ' -f1)
 if [ $FORCE = 0 ] && [ -x "$BIN" ] && [ "$(cat "$BIN.stamp" 2>/dev/null)" = "$stamp" ]; then
   log "up to date: $BIN"
@@ -47,7 +59,7 @@ mkdir -p "$OUT"
 log "building $BIN (GOPATH mode, go $(go env GOVERSION))"
 start=$(date +%s.%N)
 (
-  cd "$HERE"
+  cd "$SRC"
   export GO111MODULE=off GOFLAGS='' GOPATH="$HERE/gopath:/usr/share/gocode" GOCACHE="$OUT/go-build"
   nice go build -p 2 -trimpath -o "$BIN.tmp" ./main.go
 ) || die "go build failed (see above)"
