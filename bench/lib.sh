@@ -102,8 +102,13 @@ bench_layout_from_dirs() {  # OUT TAG COMPRESS DIR...
 # The python image of bench/convert (same cache layout: $CACHE/rootfs, $CACHE/layout, tag "gz",
 # $CACHE/tar-bytes), built with the same steps if bench/convert has not built it yet.
 bench_python_layout() {  # CACHE
-  local cache=$1 layout=$1/layout mirror s d
-  if [ -f "$layout/index.json" ]; then echo "$layout"; return 0; fi
+  local cache=$1 layout=$1/layout mirror s d recipe=2
+  # Recipe 2 keeps the rootfs files' own mtimes. Recipe 1 set every mtime to 1700000000, which
+  # made each of python's .pyc files stale against its .py (the .pyc records the source's mtime):
+  # python then read and compiled every module's source at each start, unlike any built image.
+  if [ -f "$layout/index.json" ] && [ "$(cat "$layout/bench-recipe" 2>/dev/null)" = $recipe ]; then
+    echo "$layout"; return 0
+  fi
   mkdir -p "$cache"
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
@@ -116,11 +121,12 @@ bench_python_layout() {  # CACHE
   fi
   rm -rf "$cache/build" "$layout"
   mkdir -p "$cache/build" "$layout/blobs/sha256"
-  local tarflags=(--format=pax --numeric-owner --xattrs --sort=name --mtime=@1700000000 --owner=0 --group=0)
+  local tarflags=(--format=pax --numeric-owner --xattrs --sort=name --owner=0 --group=0)
   bench_log "python image layer 1: the rootfs"
-  tar -C "$cache/rootfs" "${tarflags[@]}" --exclude=./proc/* --exclude=./sys/* --exclude=./dev/* \
+  tar -C "$cache/rootfs" "${tarflags[@]}" --pax-option=delete=atime,delete=ctime --exclude=./proc/* --exclude=./sys/* --exclude=./dev/* \
       -cf "$cache/build/l1.tar" .
   bench_log "python image layer 2: whiteouts for docs, locales and man pages, and one new file"
+  tarflags+=(--mtime=@1700000000)
   s=$cache/build/l2
   mkdir -p "$s/usr/share" "$s/etc"
   for d in doc locale man info; do
@@ -151,6 +157,7 @@ bench_python_layout() {  # CACHE
   printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"gz"}}]}' \
     "$mdg" "$msize" >"$layout/index.json"
   echo $(( $(stat -c %s "$cache/build/l1.tar") + $(stat -c %s "$cache/build/l2.tar") )) >"$cache/tar-bytes"
+  echo $recipe >"$layout/bench-recipe"
   rm -rf "$cache/build"
   echo "$layout"
 }

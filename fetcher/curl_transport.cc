@@ -14,6 +14,8 @@
 namespace hoist {
 namespace {
 
+thread_local bool t_fresh_connections = false;
+
 std::once_flag g_curl_init_once;
 CURLcode g_curl_init_result = CURLE_OK;
 
@@ -240,6 +242,8 @@ class CurlTransport : public HttpTransport {
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXCONNECTS, options_.max_idle_connections);
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, t_fresh_connections ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!options_.ca_bundle.empty())
@@ -335,6 +339,11 @@ class CurlTransport : public HttpTransport {
 };
 
 }  // namespace
+
+FreshConnections::FreshConnections() : previous_(t_fresh_connections) {
+  t_fresh_connections = true;
+}
+FreshConnections::~FreshConnections() { t_fresh_connections = previous_; }
 
 Result<std::unique_ptr<HttpTransport>> NewCurlTransport(CurlTransportOptions options) {
   auto transport = std::make_unique<CurlTransport>(std::move(options));

@@ -32,7 +32,26 @@ struct CurlTransportOptions {
   std::string user_agent = "hoist/0.1";
   std::string ca_bundle;  // extra CA file ("" = system store)
   size_t max_idle_handles = 16;
+  // Idle connections the shared cache keeps open (CURLOPT_MAXCONNECTS; libcurl's default of 5
+  // closed the connections of a prefetch burst, so the next on-demand read paid a new TCP
+  // handshake: one more round trip on the start's critical path).
+  long max_idle_connections = 64;
   bool verbose = false;  // CURLOPT_VERBOSE to stderr (debugging)
+};
+
+// While one lives, requests made by this thread open a new connection (CURLOPT_FRESH_CONNECT)
+// instead of taking an idle one from the shared cache; the new connection joins the cache when
+// the request ends. For warming connections (fusefs/mount.cc) without taking the one a
+// concurrent request of the same mount was about to reuse.
+class FreshConnections {
+ public:
+  FreshConnections();
+  ~FreshConnections();
+  FreshConnections(const FreshConnections&) = delete;
+  FreshConnections& operator=(const FreshConnections&) = delete;
+
+ private:
+  bool previous_;
 };
 
 [[nodiscard]] Result<std::unique_ptr<HttpTransport>> NewCurlTransport(

@@ -199,7 +199,9 @@ Result<size_t> ChunkReader::DoRead(const LayerIndex& layer, const Entry& entry, 
     pending.push_back(Pending{&c, in_chunk, dst, std::move(j.future)});
   }
 
-  // Read-ahead: the next chunks of the file, fetched in the same requests where adjacent.
+  // Read-ahead: the next chunks of the file, in requests of their own, so the bytes the reader
+  // waits for are not queued behind a read-ahead window on the same connection.
+  std::vector<Chunk> ahead;
   auto [ra_begin, ra_end] = index_error || !read_ahead ? std::pair<uint64_t, uint64_t>{0, 0}
                                                        : ReadaheadWindow(entry, offset, end);
   if (ra_end > ra_begin) {
@@ -213,11 +215,12 @@ Result<size_t> ChunkReader::DoRead(const LayerIndex& layer, const Entry& entry, 
       auto present = cache_->Contains(c.digest);
       if (present && *present) continue;
       Flights::Joined j = flights_.Join(c.digest.str());
-      if (j.leader) leaders.push_back(c);
+      if (j.leader) ahead.push_back(c);
     }
   }
   if (!pending.empty() && !index_error && read_ahead) AddNeighbors(layer, entry, leaders);
   if (!leaders.empty()) Dispatch(layer.layer_digest, std::move(leaders));
+  if (!ahead.empty()) Dispatch(layer.layer_digest, std::move(ahead));
   if (index_error) return fail(*index_error);
 
   // Unconverted layers: wait for the background full fetch to cover the range.

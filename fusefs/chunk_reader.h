@@ -8,12 +8,13 @@
 //      wait on a chunk, one fetch runs. Chunks whose blob ranges are adjacent (gap at most
 //      max_coalesce_gap, span at most max_request_bytes) are coalesced into ONE range request.
 //      For sequential access within a file (a read starting at 0 or where the previous read of
-//      that file ended) the next readahead_bytes of the file are fetched in the same requests.
+//      that file ended) the next readahead_bytes of the file are fetched too, in requests of
+//      their own (dispatched after the read's), so the reader does not wait behind them.
 //      A read of a small file that must go to the network also brings the files stored after it
 //      in the blob, up to the neighbour window of blob from the file's start, and those just
 //      before it, up to neighbor_back_bytes (neighbour read-ahead: programs open related files
 //      one after another, in the order the producer wrote them, and a round trip costs more than
-//      those bytes). The window adapts to the round trip: clamp(min_rtt x
+//      those bytes). The window can adapt to the round trip (off by default): clamp(min_rtt x
 //      neighbor_bytes_per_rtt_ms, neighbor_bytes, neighbor_max_bytes), min_rtt the smallest
 //      latency of the last 8 range requests of at most 1 MiB (see ChunkReaderOptions).
 //      Groups run on a FetchPool (fetch_threads requests in flight at once).
@@ -84,8 +85,9 @@ struct ChunkReaderOptions {
   // plus its transfer time, so the minimum over a few of them is near the round trip). A round trip
   // costs what that many bytes cost to transfer, so the farther the registry, the more neighbours
   // are worth fetching with a miss. Loopback (well under a millisecond) keeps neighbor_bytes. 0
-  // disables the adaptation.
-  uint64_t neighbor_bytes_per_rtt_ms = 16ull << 10;
+  // (the default since the directory prefetch, which measured better without it: see
+  // docs/ARCHITECTURE.md) disables the adaptation.
+  uint64_t neighbor_bytes_per_rtt_ms = 0;
   uint64_t neighbor_max_bytes = 4ull << 20;
   // ...and this many blob bytes of the files stored just before it.
   uint64_t neighbor_back_bytes = 32ull << 10;

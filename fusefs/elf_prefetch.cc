@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "fusefs/file_fetch.h"
 #include "index/elf_search.h"
 #include "index/image_path.h"
 #include "index/ld_so_conf.h"
@@ -163,55 +164,11 @@ const std::vector<std::string>& ElfPrefetch::ConfDirs() {
 }
 
 uint64_t ElfPrefetch::FetchWhole(const FileRef& file, const std::string& path) {
-  const Entry& entry = *file.entry;
-  if (entry.size > options_.max_file_bytes) return 0;
-  std::vector<Chunk> missing;
-  for (const Chunk& c : entry.chunks) {
-    if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) continue;
-    auto present = reader_->cache()->Contains(c.digest);
-    if (present && *present) continue;
-    missing.push_back(c);
-  }
-  if (missing.empty()) return 0;
-  auto groups = CoalesceChunks(std::move(missing), reader_->options().max_coalesce_gap,
-                               std::max<uint64_t>(options_.max_request_bytes, 1));
-  uint64_t bytes = 0;
-  for (const auto& g : groups) {
-    for (const Chunk& c : g) bytes += c.blob_length;
-  }
-  HOIST_LOG(kDebug) << "elf prefetch: fetching " << path << " (" << bytes << " bytes in "
-                    << groups.size() << " requests)";
-  const Digest blob = file.index->layer_digest;
-  struct Progress {
-    std::string path;
-    std::atomic<size_t> left;
-    std::atomic<bool> failed{false};
-  };
-  auto progress = std::make_shared<Progress>();
-  progress->path = path;
-  progress->left = groups.size();
-  auto done = [progress](bool ok) {
-    if (!ok) progress->failed = true;
-    if (progress->left.fetch_sub(1) == 1 && !progress->failed) {
-      HOIST_LOG(kDebug) << "elf prefetch: " << progress->path << " is local";
-    }
-  };
-  for (auto& g : groups) {
-    auto group = std::make_shared<std::vector<Chunk>>(std::move(g));
-    fetches_->Submit(
-        [this, blob, group, done] {
-          Status s = reader_->FetchForPrefetch(blob, *group);
-          if (!s) {
-            HOIST_LOG(kDebug) << "elf prefetch: " << s.error().message();
-          }
-          done(s.has_value());
-        },
-        [done] { done(false); });
-  }
-  {
-    MutexLock lock(mu_);
-    ++counters_.files;
-  }
+  MissingChunks missing;
+  if (!AddMissingChunks(*reader_, file, options_.max_file_bytes, &missing)) return 0;
+  const uint64_t bytes = missing.bytes;
+  (void)SubmitMissingChunks(reader_, fetches_.get(), std::move(missing), options_.max_request_bytes,
+                            "elf prefetch: ", path);
   return bytes;
 }
 

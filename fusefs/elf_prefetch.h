@@ -56,7 +56,7 @@ struct ElfPrefetchOptions {
   size_t max_queue = 1024;   // opens waiting to be examined
   bool fetch_opened = true;  // fetch the opened ELF file itself too (the loader maps it)
   uint64_t max_file_bytes = 64ull << 20;
-  uint64_t max_request_bytes = 4ull << 20;
+  uint64_t max_request_bytes = 512ull << 10;
 };
 
 struct ElfPrefetchCounters {

@@ -21,6 +21,7 @@
 #include "base/mountinfo.h"
 #include "base/spawn.h"
 #include "base/thread_priority.h"
+#include "fetcher/curl_transport.h"
 #include "fetcher/reference.h"
 #include "fetcher/request_log.h"
 #include "fusefs/fuse_handoff.h"
@@ -228,6 +229,7 @@ Status Mount::Build(MountHandoff* handoff) {
     }
   }
   const auto image_ms = lap();
+  WarmConnections(o, ref);
 
   // 4. The host store.
   HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(o.cache_dir));
@@ -290,6 +292,10 @@ Status Mount::Build(MountHandoff* handoff) {
   if (o.elf_prefetch) {
     elf_prefetch_ = std::make_unique<ElfPrefetch>(&*view_, reader_.get());
     open_observers_.Add(elf_prefetch_.get());
+  }
+  if (o.dir_prefetch) {
+    dir_prefetch_ = std::make_unique<DirPrefetch>(&*view_, reader_.get());
+    open_observers_.Add(dir_prefetch_.get());
   }
   ops_context_ = FuseOpsContext{&*view_, reader_.get(), &stats_, &read_failures_,
                                 open_observers_.empty() ? nullptr : &open_observers_};
@@ -366,6 +372,31 @@ Status Mount::Build(MountHandoff* handoff) {
   stats_writer_ = std::make_unique<StatsFileWriter>(&stats_, state_file_, mountpoint_, o.image,
                                                     o.stats_interval);
   return Ok();
+}
+
+// A start's first reads come in a burst (the loader, its libraries, the prefetches), and a read
+// that finds no idle connection pays a TCP (and TLS) handshake first: one more round trip on the
+// critical path. HEAD requests of the largest layer's blob (no body, nothing in a blob log),
+// each on its own thread and on a new connection (never one the TOC fetches would reuse), open
+// `warm_connections` connections while the TOCs load, so they are idle in the transport's shared
+// cache (curl_transport.h keeps up to 64) when the first reads come. They are not counted among
+// the requests before mounting: nothing waits for them.
+void Mount::WarmConnections(const MountOptions& o, const Reference& ref) {
+  if (o.offline || o.warm_connections <= 0 || handoff_state_.from_local_store) return;
+  const Descriptor* largest = nullptr;
+  for (const Descriptor& d : image_->manifest.layers) {
+    if (d.size > 0 && (largest == nullptr || d.size > largest->size)) largest = &d;
+  }
+  if (largest == nullptr) return;
+  for (int i = 0; i < o.warm_connections; ++i) {
+    warm_threads_.emplace_back([this, ref, blob = largest->digest] {
+      UnrecordedRequests quiet;
+      FreshConnections fresh;
+      if (auto r = client_->BlobExists(ref, blob); !r) {
+        HOIST_LOG(kDebug) << "warming a registry connection: " << r.error().message();
+      }
+    });
+  }
 }
 
 void Mount::OnInitRecorded(std::string_view init) {
@@ -477,8 +508,11 @@ void Mount::Teardown() {
   trace_prefetch_.reset();  // after the prefetcher's Stop: a FetchFiles in progress returns
   prefetcher_.reset();
   elf_prefetch_.reset();
+  dir_prefetch_.reset();
   step("prefetcher");
   if (index_store_thread_.joinable()) index_store_thread_.join();
+  for (std::thread& t : warm_threads_) t.join();
+  warm_threads_.clear();
   step("index store");
   if (handed_over_.load() && stats_writer_) stats_writer_->SkipFinalWrite();
   stats_writer_.reset();  // final state-file write (unless the next daemon writes it now)

@@ -54,6 +54,7 @@
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "fusefs/chunk_reader.h"
+#include "fusefs/dir_prefetch.h"
 #include "fusefs/elf_prefetch.h"
 #include "fusefs/fuse_ops.h"
 #include "fusefs/handoff_state.h"
@@ -131,6 +132,8 @@ class Mount {
   Status Build(MountHandoff* handoff);
   void Teardown();
   void OnInitRecorded(std::string_view init);
+  // Opens connections for the first reads while the layer indexes load (see mount.cc).
+  void WarmConnections(const MountOptions& o, const Reference& ref);
 
   const MountOptions options_;
   std::string mountpoint_;  // canonical
@@ -154,6 +157,7 @@ class Mount {
   ReadFailureMemo read_failures_;
   std::unique_ptr<TraceRecorder> trace_recorder_;  // -o trace=FILE
   std::unique_ptr<ElfPrefetch> elf_prefetch_;      // -o elf_prefetch (an open observer)
+  std::unique_ptr<DirPrefetch> dir_prefetch_;      // -o dir_prefetch (an open observer)
   OpenObservers open_observers_;                   // filled before ops_context_ is set (step 7)
   FuseOpsContext ops_context_;
   fuse_session* session_ = nullptr;
@@ -172,7 +176,8 @@ class Mount {
   std::unique_ptr<Prefetcher> prefetcher_;
   // Started once the image is resolved, so the lookup overlaps the TOC fetches.
   std::unique_ptr<TracePrefetch> trace_prefetch_;
-  std::thread index_store_thread_;  // stores freshly built layer indexes after mounting
+  std::thread index_store_thread_;         // stores freshly built layer indexes after mounting
+  std::vector<std::thread> warm_threads_;  // WarmConnections
   std::unique_ptr<StatsFileWriter> stats_writer_;
 };
 

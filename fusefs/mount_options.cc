@@ -80,6 +80,10 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
       if (value != "0" && value != "1")
         return Fail(EINVAL, "mount option \"elf_prefetch\" must be 0 or 1");
       o->elf_prefetch = value == "1";
+    } else if (key == "dir_prefetch") {
+      if (value != "0" && value != "1")
+        return Fail(EINVAL, "mount option \"dir_prefetch\" must be 0 or 1");
+      o->dir_prefetch = value == "1";
     } else if (key == "cache") {
       HOIST_RETURN_IF_ERROR(need_value());
       o->cache_dir = value;

@@ -12,6 +12,8 @@
 //   bandwidth=BYTES        prefetch cap in bytes/s (suffixes k, m, g; 0 = none)
 //   elf_prefetch=0|1       when an ELF program or library is opened, fetch the libraries the
 //                          loader will open after it, in the background (default 1; elf_prefetch.h)
+//   dir_prefetch=0|1       when a file that is not local is opened, fetch the other small files
+//                          of its directory, in the background (default 1; dir_prefetch.h)
 //   cache=DIR              host store (also --cache DIR, env HOIST_CACHE; store.h default)
 //   cache_size=BYTES       chunk cache quota (suffixes k, m, g); also the disk the mount's
 //                          unconverted layers' stream files may use in all (stream_layer.h)
@@ -64,6 +66,8 @@ struct MountOptions {
   std::string prefetch_trace = "auto";  // auto | off | a host path
   uint64_t bandwidth_bytes_per_sec = 0;
   bool elf_prefetch = true;
+  bool dir_prefetch = true;
+  int warm_connections = 8;
   std::string cache_dir;    // "" = ResolveCacheDir's default (HOIST_CACHE, then per-user)
   uint64_t cache_size = 0;  // 0 = the store's default quota
   std::vector<std::string> insecure_registries;

@@ -54,6 +54,9 @@ class H(http.server.BaseHTTPRequestHandler):
             return self.send(200, b"late")
         if self.path == "/port":
             return self.send(200, str(self.client_address[1]).encode())
+        if self.path == "/hold-port":
+            time.sleep(0.3)
+            return self.send(200, str(self.client_address[1]).encode())
         if self.path.startswith("/status/"):
             return self.send(int(self.path[8:]), b'{"errors":[{"code":"X","message":"y"}]}')
         return self.echo()
@@ -251,6 +254,35 @@ TEST_F(CurlTransportTest, ConnectionIsReused) {
   auto b = Get("/port");
   ASSERT_TRUE(a && b);
   EXPECT_EQ(a->body, b->body);  // same client port: the same kept-alive connection
+}
+
+TEST_F(CurlTransportTest, FreshConnectionsOpenANewOneThatStaysInTheCache) {
+  auto a = Get("/port");
+  ASSERT_TRUE(a);
+  std::set<std::string> fresh;
+  {
+    FreshConnections scope;
+    for (int i = 0; i < 10; ++i) {
+      auto r = Get("/port");
+      ASSERT_TRUE(r);
+      EXPECT_NE(r->body, a->body) << i;
+      fresh.insert(r->body);
+    }
+  }
+  EXPECT_EQ(fresh.size(), 10u);  // each on a connection of its own
+  // All eleven stay open (more than libcurl's default cache of 5): eleven requests held open
+  // together by the server find an idle connection each and open none.
+  fresh.insert(a->body);
+  std::vector<std::string> got(11);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 11; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = Get("/hold-port");
+      if (r) got[i] = r->body;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 11; ++i) EXPECT_TRUE(fresh.contains(got[i])) << i << ": " << got[i];
 }
 
 TEST_F(CurlTransportTest, ConcurrentRequestsFromThreads) {

@@ -61,6 +61,12 @@ TEST(MountOptionsTest, RejectsBadOptionsWithOneLine) {
   EXPECT_FALSE(ApplyMountOptionList("prefetch=some", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("elf_prefetch=yes", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("elf_prefetch", &o).has_value());
+  EXPECT_TRUE(o.dir_prefetch);  // default on
+  ASSERT_TRUE(ApplyMountOptionList("dir_prefetch=0", &o).has_value());
+  EXPECT_FALSE(o.dir_prefetch);
+  ASSERT_TRUE(ApplyMountOptionList("dir_prefetch=1", &o).has_value());
+  EXPECT_TRUE(o.dir_prefetch);
+  EXPECT_FALSE(ApplyMountOptionList("dir_prefetch=on", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("cache=", &o).has_value());
   EXPECT_FALSE(ParseByteSize("12q").has_value());
   EXPECT_FALSE(ParseByteSize("").has_value());

@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   app.add_flag("-d,--debug", options.fuse_debug, "FUSE debug output (implies -f)");
   app.add_option("-o", option_lists,
                  "mount options: timeout=S, prefetch=none|priority|all, elf_prefetch=0|1, "
+                 "dir_prefetch=0|1, "
                  "prefetch_trace=auto|off|F, bandwidth=B, cache=DIR, cache_size=B, "
                  "insecure_registry=HOST, platform=P, log_level=L, log_file=F, trace=F, "
                  "allow_other, suid")

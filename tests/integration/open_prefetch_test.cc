@@ -1,6 +1,7 @@
-// ELF prefetch (fusefs/elf_prefetch.h) on REAL FUSE mounts by the real hoistfs binary, images
-// pushed to a REAL registry and converted by the real `hoist convert`. Runs as root; without
-// /dev/fuse (or the tools) the tests FAIL, they never skip.
+// The prefetches an open starts, ELF (fusefs/elf_prefetch.h) and directory
+// (fusefs/dir_prefetch.h), on REAL FUSE mounts by the real hoistfs binary, images pushed to a
+// REAL registry and converted by the real `hoist convert`. Runs as root; without /dev/fuse (or
+// the tools) the tests FAIL, they never skip.
 //
 //   Libraries   the host's /bin/ls and the libraries `ldd` names, in one layer with 4.5 MiB of
 //               random bytes between every two files (more than any neighbour window), mounted
@@ -12,6 +13,11 @@
 //   Hostile     an ELF naming "../../../etc/passwd", "/../../escape.so" and an interpreter
 //               "/../../../lib/ld.so" resolves inside the image only: the image's /etc/passwd
 //               and /lib/ld.so are fetched, nothing else.
+//   Directory   pkg/__pycache__ holds a.pyc, b.pyc, c.pyc and notes.txt with 4.5 MiB fillers
+//               (".bin") between them: opening a.pyc makes exactly b.pyc and c.pyc local (with
+//               the registry stopped they read back equal; notes.txt and the fillers were not
+//               fetched). A directory of 6 x 1,000,000 random bytes (over the 4 MiB budget) is
+//               left alone, and -o dir_prefetch=0 fetches nothing.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -52,7 +58,7 @@ using harness::LayerSpec;
 constexpr uint64_t kFiller = (9ull << 20) / 2;  // more than the largest neighbour window
 
 std::string MakeTempDir(const std::string& name) {
-  std::string templ = "/tmp/hoist-elf-prefetch-test-" + name + "-XXXXXX";
+  std::string templ = "/tmp/hoist-open-prefetch-test-" + name + "-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) return "";
   return templ;
 }
@@ -82,12 +88,14 @@ Status ReadHead(const std::string& path) {
   return Ok();
 }
 
-// "elf prefetch: fetching PATH (B bytes in R requests)" lines of a daemon log: PATH -> B.
-std::map<std::string, uint64_t> FetchLines(const std::string& log) {
+// "PREFIXfetching WHAT (B bytes in R requests)" lines of a daemon log (fusefs/file_fetch.h):
+// WHAT -> B.
+std::map<std::string, uint64_t> FetchLines(const std::string& log,
+                                           const std::string& prefix = "elf prefetch: ") {
   std::map<std::string, uint64_t> out;
   std::istringstream in(log);
   std::string line;
-  const std::string tag = "elf prefetch: fetching ";
+  const std::string tag = prefix + "fetching ";
   while (std::getline(in, line)) {
     size_t at = line.find(tag);
     if (at == std::string::npos) continue;
@@ -99,7 +107,7 @@ std::map<std::string, uint64_t> FetchLines(const std::string& log) {
   return out;
 }
 
-class ElfPrefetchTest : public ::testing::Test {
+class OpenPrefetchTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     setup_error_ = new std::string();
@@ -114,6 +122,7 @@ class ElfPrefetchTest : public ::testing::Test {
     registry_ = reg->release();
     if (auto s = BuildLsImage(); !s) return fail("ls image: " + s.error().message());
     if (auto s = BuildHostileImage(); !s) return fail("hostile image: " + s.error().message());
+    if (auto s = BuildDirImage(); !s) return fail("dir image: " + s.error().message());
   }
 
   static void TearDownTestSuite() {
@@ -195,6 +204,22 @@ class ElfPrefetchTest : public ::testing::Test {
          FileSpec::File("data/elf.dat", elf, 0644), FileSpec::BigFile("filler/3", kFiller, 4)});
   }
 
+  // Small files of one kind, with fillers of another between them (more than the neighbour
+  // window, so only the directory prefetch can bring a sibling).
+  static Status BuildDirImage() {
+    std::vector<FileSpec> files = {FileSpec::BigFile("pkg/__pycache__/a.pyc", 20000, 11),
+                                   FileSpec::BigFile("pkg/__pycache__/a1.bin", kFiller, 12),
+                                   FileSpec::BigFile("pkg/__pycache__/b.pyc", 30000, 13),
+                                   FileSpec::BigFile("pkg/__pycache__/b1.bin", kFiller, 14),
+                                   FileSpec::BigFile("pkg/__pycache__/c.pyc", 40000, 15),
+                                   FileSpec::File("pkg/__pycache__/notes.txt", "not a module\n"),
+                                   FileSpec::BigFile("pkg/__pycache__/c1.bin", kFiller, 16)};
+    for (int i = 0; i < 6; ++i) {
+      files.push_back(FileSpec::BigFile("big/m" + std::to_string(i) + ".pyc", 1000000, 20 + i));
+    }
+    return Push("dirs", std::move(files));
+  }
+
   std::string NewDir(const std::string& name) {
     std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
     EXPECT_TRUE(MakeDirs(d).has_value());
@@ -225,13 +250,13 @@ class ElfPrefetchTest : public ::testing::Test {
   static int counter_;
 };
 
-std::string* ElfPrefetchTest::setup_error_ = nullptr;
-std::string* ElfPrefetchTest::work_ = nullptr;
-harness::TestRegistry* ElfPrefetchTest::registry_ = nullptr;
-std::set<std::string>* ElfPrefetchTest::libraries_ = new std::set<std::string>();
-int ElfPrefetchTest::counter_ = 0;
+std::string* OpenPrefetchTest::setup_error_ = nullptr;
+std::string* OpenPrefetchTest::work_ = nullptr;
+harness::TestRegistry* OpenPrefetchTest::registry_ = nullptr;
+std::set<std::string>* OpenPrefetchTest::libraries_ = new std::set<std::string>();
+int OpenPrefetchTest::counter_ = 0;
 
-TEST_F(ElfPrefetchTest, OpeningAProgramFetchesExactlyItsLibraries) {
+TEST_F(OpenPrefetchTest, OpeningAProgramFetchesExactlyItsLibraries) {
   const std::string mp = NewDir("mnt"), cache = NewDir("cache");
   MountOk("ls", mp, cache);
   ASSERT_TRUE(ReadHead(mp + "/usr/bin/ls").has_value());
@@ -279,7 +304,7 @@ TEST_F(ElfPrefetchTest, OpeningAProgramFetchesExactlyItsLibraries) {
   EXPECT_LT(state->stats.bytes_fetched, 2 * kFiller) << "fetched " << state->stats.bytes_fetched;
 }
 
-TEST_F(ElfPrefetchTest, OffFetchesNothingBeyondWhatWasRead) {
+TEST_F(OpenPrefetchTest, OffFetchesNothingBeyondWhatWasRead) {
   const std::string mp = NewDir("mnt"), cache = NewDir("cache");
   MountOk("ls", mp, cache, "elf_prefetch=0");
   ASSERT_TRUE(ReadHead(mp + "/usr/bin/ls").has_value());
@@ -293,7 +318,7 @@ TEST_F(ElfPrefetchTest, OffFetchesNothingBeyondWhatWasRead) {
   EXPECT_EQ(Log(cache).find("elf prefetch"), std::string::npos) << Log(cache);
 }
 
-TEST_F(ElfPrefetchTest, HostileNamesResolveInsideTheImageOnly) {
+TEST_F(OpenPrefetchTest, HostileNamesResolveInsideTheImageOnly) {
   const std::string mp = NewDir("mnt"), cache = NewDir("cache");
   MountOk("hostile", mp, cache);
   ASSERT_TRUE(ReadHead(mp + "/data/elf.dat").has_value());  // opened first: queued first if at all
@@ -310,6 +335,54 @@ TEST_F(ElfPrefetchTest, HostileNamesResolveInsideTheImageOnly) {
   EXPECT_NE(Log(cache).find("elf prefetch: 2 libraries for /bin/evil"), std::string::npos)
       << Log(cache);
   EXPECT_EQ(Log(cache).find("/data/elf.dat"), std::string::npos) << Log(cache);
+}
+
+TEST_F(OpenPrefetchTest, OpeningAFileFetchesItsSiblingsOfTheSameKind) {
+  const std::string mp = NewDir("mnt"), cache = NewDir("cache");
+  MountOk("dirs", mp, cache);
+  const std::string dir = mp + "/pkg/__pycache__";
+  ASSERT_TRUE(ReadHead(dir + "/a.pyc").has_value());
+  ASSERT_TRUE(harness::WaitUntil([&] {
+    return Log(cache).find("dir prefetch: /pkg/__pycache__ is local") != std::string::npos;
+  })) << Log(cache);
+  EXPECT_NE(Log(cache).find("dir prefetch: 2 files of /pkg/__pycache__ ("), std::string::npos)
+      << Log(cache);
+  EXPECT_EQ(FetchLines(Log(cache), "dir prefetch: ").count("/pkg/__pycache__"), 1u) << Log(cache);
+  registry_->Stop();
+  const std::map<std::string, std::pair<uint64_t, uint32_t>> siblings = {{"b.pyc", {30000, 13}},
+                                                                         {"c.pyc", {40000, 15}}};
+  for (const auto& [name, spec] : siblings) {
+    auto got = ReadFile(dir + "/" + name);
+    ASSERT_TRUE(got.has_value()) << name << ": " << got.error().message();
+    EXPECT_TRUE(*got == harness::PatternBytes(spec.second, 0, spec.first)) << name;
+  }
+  // Another kind, and the fillers: never asked for.
+  EXPECT_FALSE(ReadFile(dir + "/notes.txt").has_value()) << "notes.txt was local";
+  auto state = ReadState(mp);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_LT(state->stats.bytes_fetched, kFiller) << "fetched " << state->stats.bytes_fetched;
+}
+
+TEST_F(OpenPrefetchTest, ADirectoryOverTheBudgetIsLeftAlone) {
+  const std::string mp = NewDir("mnt"), cache = NewDir("cache");
+  MountOk("dirs", mp, cache);
+  ASSERT_TRUE(ReadHead(mp + "/big/m0.pyc").has_value());
+  ASSERT_TRUE(harness::WaitUntil([&] {
+    return Log(cache).find("dir prefetch: /big left alone (") != std::string::npos;
+  })) << Log(cache);
+  EXPECT_TRUE(FetchLines(Log(cache), "dir prefetch: ").empty()) << Log(cache);
+  registry_->Stop();
+  EXPECT_FALSE(ReadFile(mp + "/big/m1.pyc").has_value()) << "m1.pyc was local";
+}
+
+TEST_F(OpenPrefetchTest, DirPrefetchOffFetchesNoSibling) {
+  const std::string mp = NewDir("mnt"), cache = NewDir("cache");
+  MountOk("dirs", mp, cache, "dir_prefetch=0");
+  ASSERT_TRUE(ReadHead(mp + "/pkg/__pycache__/a.pyc").has_value());
+  ASSERT_TRUE(WaitState(mp, [](const MountStateFile& s) { return s.stats.bytes_fetched > 0; }));
+  registry_->Stop();
+  EXPECT_FALSE(ReadFile(mp + "/pkg/__pycache__/b.pyc").has_value()) << "b.pyc was local";
+  EXPECT_EQ(Log(cache).find("dir prefetch"), std::string::npos) << Log(cache);
 }
 
 }  // namespace
