@@ -66,8 +66,13 @@ class LocalStore {
   // Layer blob files.
   std::string BlobFilePath(const Digest& digest) const;
   bool HasBlobFile(const Digest& digest) const;
+  // Whether blob's file is there with blob.size bytes (blob.size < 0: any size). A file is only
+  // ever renamed into place once its digest was checked (WriteBlobFile), so its name vouches
+  // for its content; the size catches a file cut short behind the store's back.
+  bool HasBlobFile(const Descriptor& blob) const;
   // Writes blob.digest's file from `reader`, checking digest and size (blob.size < 0: any);
-  // temp file + fsync + rename. Returns true if the file was created, false if it existed.
+  // temp file + fsync + rename. Returns true if the file was created, false if it existed
+  // (HasBlobFile(blob); a file of the wrong size is replaced).
   // On any error nothing is left behind.
   [[nodiscard]] Result<bool> WriteBlobFile(const Descriptor& blob, ByteReader& reader);
 
