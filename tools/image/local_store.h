@@ -12,7 +12,10 @@
 // manifest blobs, and the refs last.
 //
 // Thread-safety: one LocalStore per process, used from one thread (the verbs are
-// single-threaded); the Store inside is thread-safe. Ownership: LocalStore owns the Store.
+// single-threaded), except the blob-file methods (BlobFilePath, HasBlobFile, WriteBlobFile),
+// which touch only the file system and may run on several threads at once (`hoist pull` writes
+// layer blobs in parallel); the Store inside is thread-safe. Ownership: LocalStore owns the
+// Store.
 // Errors: ENOENT "no such local image: NAME" for names the store does not have; EIO for refs
 // whose manifest or config is missing or corrupt; errnos of the store and the file system.
 #pragma once
