@@ -38,6 +38,10 @@ class BlobSource {
 
   // The blob's size in bytes.
   virtual Result<uint64_t> Size(const Digest& blob) = 0;
+
+  // Whether reads of `blob` are served from a local file with no network request (a pulled or
+  // loaded image's blob file, fusefs/local_image.h), for the mount's counters. Default: false.
+  virtual bool IsLocal(const Digest& /*blob*/) { return false; }
 };
 
 }  // namespace hoist

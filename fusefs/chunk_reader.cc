@@ -403,9 +403,10 @@ Result<std::string> ChunkReader::Refetch(const Digest& blob, const Chunk& chunk,
                                          bool prefetch) {
   stats_->RecordDigestMismatch();
   HOIST_LOG(kWarning) << "blob " << blob.str() << ": " << first.message() << "; refetching";
+  const BlobOrigin origin = source_->IsLocal(blob) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = Clock::now();
   auto data = source_->ReadAt(blob, chunk.blob_offset, chunk.blob_length);
-  stats_->RecordFetch(data ? data->size() : 0,
+  stats_->RecordFetch(blob, origin, data ? data->size() : 0,
                       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0),
                       prefetch);
   if (!data) {
@@ -430,12 +431,16 @@ Status ChunkReader::FetchGroup(const Digest& blob, const std::vector<Chunk>& gro
     start = std::min(start, c.blob_offset);
     stop = std::max(stop, c.blob_offset + c.blob_length);
   }
+  const BlobOrigin origin = source_->IsLocal(blob) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = Clock::now();
   auto data = stop > start ? source_->ReadAt(blob, start, stop - start) : Result<std::string>();
   if (stop > start) {
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
-    stats_->RecordFetch(data ? data->size() : 0, took, prefetch);
-    if (data && stop - start <= kRttSampleMaxBytes) rtt_.Add(took);
+    stats_->RecordFetch(blob, origin, data ? data->size() : 0, took, prefetch);
+    // A local file's read time says nothing of the round trip.
+    if (data && stop - start <= kRttSampleMaxBytes && origin == BlobOrigin::kNetwork) {
+      rtt_.Add(took);
+    }
     HOIST_LOG(kDebug) << (prefetch ? "prefetched " : "fetched ") << group.size() << " chunks, "
                       << RangeText(start, stop - start) << " of " << blob.str() << " in "
                       << took.count() << " us";
@@ -462,7 +467,7 @@ Status ChunkReader::FetchGroup(const Digest& blob, const std::vector<Chunk>& gro
       continue;
     }
     stats_->RecordChunkFetched();
-    stats_->AddLocalBytes(c.size);
+    stats_->AddLocalBytes(blob, c.size);
     auto shared = std::make_shared<const std::string>(std::move(*bytes));
     // Into the cache before the flight is forgotten, so a later reader finds it in one place or
     // the other. Put only queues (the cache's writer thread commits).

@@ -57,6 +57,8 @@ class LocalBlobSource : public BlobSource {
   LocalBlobSource(std::string cache_dir, std::unique_ptr<BlobSource> fallback);
   Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override;
   Result<uint64_t> Size(const Digest& blob) override;
+  // True when the blob has a local file (opened, and kept open, by this call).
+  bool IsLocal(const Digest& blob) override { return Open(blob) != nullptr; }
 
  private:
   // The open file of `blob`, or nullptr if there is none.

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <sstream>
@@ -29,6 +30,37 @@
 
 namespace hoist {
 namespace {
+
+// The layer loader's view of the mount's blobs: reads of the blobs in `counted` (unconverted
+// layers, which indexing reads whole, and which the mount then serves from what it read) go to
+// the mount's counters like the read path's; TOC reads do not.
+class IndexingBlobSource : public BlobSource {
+ public:
+  IndexingBlobSource(BlobSource* inner, MountStats* stats, std::vector<Digest> counted)
+      : inner_(inner), stats_(stats), counted_(std::move(counted)) {}
+
+  Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override {
+    if (std::find(counted_.begin(), counted_.end(), blob) == counted_.end()) {
+      return inner_->ReadAt(blob, offset, length);
+    }
+    const BlobOrigin origin =
+        inner_->IsLocal(blob) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto data = inner_->ReadAt(blob, offset, length);
+    stats_->RecordFetch(blob, origin, data ? data->size() : 0,
+                        std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - t0),
+                        /*prefetch=*/false);
+    return data;
+  }
+  Result<uint64_t> Size(const Digest& blob) override { return inner_->Size(blob); }
+  bool IsLocal(const Digest& blob) override { return inner_->IsLocal(blob); }
+
+ private:
+  BlobSource* inner_;
+  MountStats* stats_;
+  const std::vector<Digest> counted_;
+};
 
 Result<bool> IsMountPoint(const std::string& canonical) {
   HOIST_ASSIGN_OR_RETURN(std::vector<MountInfoEntry> table, ReadMountInfo());
@@ -253,8 +285,17 @@ Status Mount::Build(MountHandoff* handoff) {
   loader_options.defer_store = true;
   loader_options.stream_temp_dir = stream_dir;
   loader_options.stream_space = stream_space_.get();
+  std::vector<Digest> layer_digests, unconverted;
+  for (const Descriptor& d : image_->manifest.layers) {
+    layer_digests.push_back(d.digest);
+    if (Status lazy = CheckLazyLayer(d); !lazy && lazy.error().code() == ENOTSUP) {
+      unconverted.push_back(d.digest);
+    }
+  }
+  stats_.SetLayers(layer_digests);
+  IndexingBlobSource indexing_source(source_.get(), &stats_, std::move(unconverted));
   HOIST_ASSIGN_OR_RETURN(
-      layers_, LoadLayers(*source_, store_.get(), image_->manifest.layers, loader_options));
+      layers_, LoadLayers(indexing_source, store_.get(), image_->manifest.layers, loader_options));
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
     HOIST_LOG(kInfo) << LayerLabel(i, layers_.layers.size(), layers_.layers[i]->layer_digest.str())
                      << ": index from " << LayerOriginName(layers_.origins[i]);

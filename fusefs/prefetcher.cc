@@ -101,39 +101,54 @@ void Prefetcher::Scan() {
   ChunkCache* cache = reader_->cache();
   // The distinct chunks, as one sorted array of digests (one allocation, freed on return: a node
   // per chunk in a hash set cost more than the mount's own index for 100k small files).
+  // A chunk shared by several layers counts in the first (items stay in layer order among equal
+  // digests: stable sort).
   struct Item {
     std::array<uint8_t, 32> raw;
     const Chunk* chunk;
+    size_t layer;
   };
   std::vector<Item> items;
-  uint64_t total = 0, local = 0;
-  for (const auto& layer : layers_) {
-    const bool stream = IsStreamFormat(layer->format);
-    for (const Entry& e : layer->entries) {
+  std::vector<uint64_t> layer_total(layers_.size(), 0), layer_local(layers_.size(), 0);
+  for (size_t k = 0; k < layers_.size(); ++k) {
+    for (const Entry& e : layers_[k]->entries) {
       if (e.type != EntryType::kRegular) continue;
       for (const Chunk& c : e.chunks) {
         if (c.encoding == ChunkEncoding::kZeros) continue;
-        if (stream || NeedsStreamFetch(c) || c.digest.empty()) {
-          total += c.size;  // local once the layer's full fetch is verified
+        // A plain tar layer's digested kRaw chunks are cached like any chunk; the rest of an
+        // unconverted layer only comes with its whole stream.
+        if (NeedsStreamFetch(c) || c.digest.empty()) {
+          // Local once the layer's full stream is verified (StreamLayer: MarkLayerLocal).
+          layer_total[k] += c.size;
           continue;
         }
-        items.push_back(Item{c.digest.raw(), &c});
+        items.push_back(Item{c.digest.raw(), &c, k});
       }
     }
   }
-  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.raw < b.raw; });
+  std::stable_sort(items.begin(), items.end(),
+                   [](const Item& a, const Item& b) { return a.raw < b.raw; });
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0 && items[i].raw == items[i - 1].raw) continue;
-    total += items[i].chunk->size;
+    layer_total[items[i].layer] += items[i].chunk->size;
     auto present = cache->Contains(items[i].chunk->digest);
-    if (present && *present) local += items[i].chunk->size;
+    if (present && *present) layer_local[items[i].layer] += items[i].chunk->size;
     if (i % 4096 == 0) {
       MutexLock lock(mu_);
       if (stop_) return;
     }
   }
-  reader_->stats()->SetImageBytes(total);
-  reader_->stats()->AddLocalBytes(local);
+  // Per layer blob (an image naming one blob twice has it once), then the image.
+  MountStats* stats = reader_->stats();
+  std::unordered_map<Digest, uint64_t, DigestHash> blob_total;
+  uint64_t total = 0;
+  for (size_t k = 0; k < layers_.size(); ++k) {
+    blob_total[layers_[k]->layer_digest] += layer_total[k];
+    total += layer_total[k];
+    if (layer_local[k] > 0) stats->AddLocalBytes(layers_[k]->layer_digest, layer_local[k]);
+  }
+  for (const auto& [blob, bytes] : blob_total) stats->SetLayerImageBytes(blob, bytes);
+  stats->SetImageBytes(total);
 }
 
 uint64_t Prefetcher::Pass(bool marked_only) {
@@ -269,7 +284,6 @@ void Prefetcher::Run() {
     return;
   }
   std::vector<StreamLayer*> streams;
-  std::vector<uint64_t> stream_bytes;
   if (reader_->streams() != nullptr) {
     for (const auto& layer : layers_) {
       if (!IsStreamFormat(layer->format)) continue;
@@ -280,18 +294,10 @@ void Prefetcher::Run() {
                        [](const Entry& e) { return e.prefetch; })) {
         continue;
       }
-      uint64_t bytes = 0;
-      for (const Entry& e : layer->entries) {
-        for (const Chunk& c : e.chunks) {
-          if (c.encoding != ChunkEncoding::kZeros) bytes += c.size;
-        }
-      }
       streams.push_back(reader_->streams()->Get(*layer));
-      stream_bytes.push_back(bytes);
       streams.back()->Start();
     }
   }
-  std::vector<bool> stream_counted(streams.size(), false);
   while (true) {
     stats->SetPrefetchState("priority");
     uint64_t failed = Pass(/*marked_only=*/true);
@@ -308,11 +314,7 @@ void Prefetcher::Run() {
     for (size_t i = 0; i < streams.size(); ++i) {
       while (true) {
         StreamProgress p = streams[i]->Progress();
-        if (p.verified) {
-          if (!stream_counted[i]) stats->AddLocalBytes(stream_bytes[i]);
-          stream_counted[i] = true;
-          break;
-        }
+        if (p.verified) break;  // counted local by the layer itself
         if (!p.running) {
           streams_done = false;
           streams[i]->Start();  // resume on the next pass

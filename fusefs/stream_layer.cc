@@ -287,6 +287,7 @@ bool StreamLayer::Adopt(VerifiedStream stream) {
   stream_bytes_ = stream.bytes;
   blob_bytes_ = blob_size_;
   verified_ = true;
+  stats_->MarkLayerLocal(blob_);
   cv_.NotifyAll();
   return true;
 }
@@ -351,10 +352,12 @@ void StreamLayer::Run() {
       }
     }
     const uint64_t n = std::min(options_.piece_bytes, blob_size - blob_bytes);
+    const BlobOrigin origin =
+        source_->IsLocal(blob_) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
     const auto t0 = SteadyClock::now();
     auto data = source_->ReadAt(blob_, blob_bytes, n);
     stats_->RecordFetch(
-        data ? data->size() : 0,
+        blob_, origin, data ? data->size() : 0,
         std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0),
         /*prefetch=*/true);
     if (data && data->size() != n) data = Fail(EIO, "short read from the blob source");
@@ -446,6 +449,7 @@ void StreamLayer::Run() {
     ResetLocked();
   } else {
     verified_ = true;
+    stats_->MarkLayerLocal(blob_);
     HOIST_LOG(kInfo) << "layer " << blob_.str() << " fetched in full ("
                      << (keep_blob ? blob_bytes_ : stream_bytes_)
                      << (keep_blob ? " compressed" : "") << " bytes), verified";

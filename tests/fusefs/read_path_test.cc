@@ -203,6 +203,16 @@ class FakeBlobSource : public BlobSource {
     return it->second.size();
   }
 
+  // Reads of `blob` stand for reads of a local blob file (IsLocal).
+  void SetLocal(const Digest& blob) {
+    std::lock_guard<std::mutex> lock(mu_);
+    local_.insert(blob.str());
+  }
+  bool IsLocal(const Digest& blob) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return local_.count(blob.str()) > 0;
+  }
+
   int requests() {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
@@ -265,6 +275,7 @@ class FakeBlobSource : public BlobSource {
   milliseconds delay_{0};
   std::set<uint64_t> corrupt_;
   int corrupt_reads_left_ = 0;
+  std::set<std::string> local_;
 };
 
 class ReadPathTest : public ::testing::Test {
@@ -1011,6 +1022,67 @@ TEST_F(ReadPathTest, UnconvertedLayersAreServedAfterTheirFullFetch) {
     EXPECT_EQ(p.blob_bytes, t.blob.size());
     EXPECT_EQ(p.stream_bytes, t.stream.size());
   }
+}
+
+// Issues 17 and 19: an unconverted layer fetched whole counts its blob as fetched, once, and is
+// local in full once verified (with no prefetch at all); reads the source serves from a local
+// blob file are store reads, never "fetched". Exact per layer and in all.
+TEST_F(ReadPathTest, StatsCountWholeStreamFetchesAndLocalStoreReadsApart) {
+  StreamTestLayer net = BuildStreamLayer(LayerFormat::kTarGzip, 8, 100000, false);
+  StreamTestLayer here = BuildStreamLayer(LayerFormat::kTarZstd, 5, 70000, false);
+  source_.Add(net.index.layer_digest, net.blob);
+  source_.Add(here.index.layer_digest, here.blob);
+  source_.SetLocal(here.index.layer_digest);
+  const std::vector<Digest> digests = {net.index.layer_digest, here.index.layer_digest};
+  stats_.SetLayers(digests);
+  MakeReader(NoReadahead());
+  for (const StreamTestLayer* t : {&net, &here}) {
+    for (size_t i = 0; i < t->files.size(); ++i) {
+      auto got = ReadFile(t->index, t->index.entries[i], 0, t->files[i].size());
+      ASSERT_TRUE(got) << got.error().message();
+      EXPECT_TRUE(*got == t->files[i]);
+    }
+  }
+  // The scan alone (prefetch=none) sets the image bytes.
+  prefetcher_ =
+      std::make_unique<Prefetcher>(reader_.get(),
+                                   std::vector{std::make_shared<const LayerIndex>(net.index),
+                                               std::make_shared<const LayerIndex>(here.index)},
+                                   PrefetcherOptions{.mode = PrefetchMode::kNone});
+  prefetcher_->Start();
+  ASSERT_TRUE(prefetcher_->WaitDone(milliseconds(10000)));
+  const auto pieces = [](const std::string& blob) {
+    return static_cast<uint64_t>((blob.size() + (64 << 10) - 1) / (64 << 10));
+  };
+  const MountStatsSnapshot s = stats_.Snapshot();
+  EXPECT_EQ(s.requests, pieces(net.blob));
+  EXPECT_EQ(s.bytes_fetched, net.blob.size());
+  EXPECT_EQ(s.store_requests, pieces(here.blob));
+  EXPECT_EQ(s.store_bytes, here.blob.size());
+  EXPECT_EQ(s.image_bytes, 8u * 100000u + 5u * 70000u);
+  EXPECT_EQ(s.local_bytes, s.image_bytes);
+  ASSERT_EQ(s.layers.size(), 2u);
+  EXPECT_EQ(s.layers[0], (LayerStatsSnapshot{.digest = net.index.layer_digest,
+                                             .requests = pieces(net.blob),
+                                             .bytes_fetched = net.blob.size(),
+                                             .image_bytes = 800000,
+                                             .local_bytes = 800000}));
+  EXPECT_EQ(s.layers[1], (LayerStatsSnapshot{.digest = here.index.layer_digest,
+                                             .store_requests = pieces(here.blob),
+                                             .store_bytes = here.blob.size(),
+                                             .image_bytes = 350000,
+                                             .local_bytes = 350000}));
+  EXPECT_DOUBLE_EQ(s.layers[0].LocalShare(), 1.0);
+  auto back = MountStatsFromJson(MountStatsToJson(s));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, s);
+  // A later daemon carries every counter on, per layer too.
+  MountStats next;
+  next.SetLayers(digests);
+  next.Carry(s);
+  EXPECT_EQ(next.Snapshot().layers[1].store_bytes, here.blob.size());
+  EXPECT_EQ(next.Snapshot().store_bytes, here.blob.size());
+  EXPECT_EQ(next.Snapshot().layers[0].bytes_fetched, net.blob.size());
 }
 
 TEST_F(ReadPathTest, UnconvertedLayerReadWaitsOnlyForItsRangeWhenFilesHaveDigests) {

@@ -1,15 +1,21 @@
 // hoist pull IMAGE: fetches every chunk of the image into the host cache and records the image
 // in the local store, so hoistfs can mount it with no registry (--offline, or automatically).
 //
-// Per layer (indexes through fusefs/layer_loader.h, stored in the store):
-//   - layers whose chunks are verified on their own (zstd:chunked, eStargz, plain tar): every
-//     missing chunk is fetched with ChunkReader::FetchForPrefetch (coalesced range requests,
-//     sha256-checked, cached);
-//   - unconverted tar+gzip / tar+zstd layers (kStream chunks, which the cache cannot hold): the
-//     whole blob, verified, as a local blob file (fusefs/local_image.h) that the mount's
-//     StreamLayer reads instead of the registry.
-// Before anything is fetched, the layers go through the merge rules exactly as a mount applies
-// them (MergedView::Build): an image the mount would refuse is refused here, same message.
+// Every blob is fetched at most once, and not at all when the store already has it:
+//   - unconverted layers (tar, tar+gzip, tar+zstd without a TOC), whose index can only be built
+//     by reading the whole blob: the blob is fetched first, whole and verified (one GET), as a
+//     local blob file (fusefs/local_image.h), and indexed from that file. A tar+gzip / tar+zstd
+//     layer keeps the file (the mount's StreamLayer reads it instead of the registry); a plain
+//     tar layer's file only feeds its index and chunks and is deleted once they are cached. A
+//     layer whose blob file is already there (a re-run pull) is not fetched; neither is a plain
+//     tar layer whose index is stored (its missing chunks are fetched by range below);
+//   - layers whose chunks are verified on their own (zstd:chunked, eStargz, plain tar): the TOC
+//     (or the index from the store), then every missing chunk with ChunkReader::FetchForPrefetch
+//     (coalesced range requests, sha256-checked, cached).
+// Then the layers go through the merge rules exactly as a mount applies them (MergedView::Build):
+// an image the mount would refuse is refused here, same message, before any chunk is fetched
+// (the whole blobs above are fetched first: an unconverted layer cannot be checked without them,
+// and a failed pull deletes the blob files it added).
 // Then every chunk is checked to be in the cache (a quota or a disk too small for the image is
 // ENOSPC, with no reference written), and the config, manifest and the reference are stored,
 // the reference last.
@@ -48,6 +54,7 @@ class Progress {
  public:
   Progress(std::string name, uint64_t total, bool enabled)
       : name_(std::move(name)), total_(total), enabled_(enabled && ::isatty(2)) {}
+  void AddTotal(uint64_t n) { total_ += n; }
   void Add(uint64_t n) {
     done_ += n;
     Draw(false);
@@ -59,14 +66,15 @@ class Progress {
     if (!enabled_) return;
     MutexLock lock(mu_);
     const uint64_t d = done_.load();
-    const int pct = total_ == 0 ? 100 : static_cast<int>(d * 100 / total_);
+    const uint64_t total = total_.load();
+    const int pct = total == 0 ? 100 : static_cast<int>(d * 100 / total);
     std::fprintf(stderr, "\rpulling %s: %s / %s (%d%%)   ", name_.c_str(), HumanSize(d).c_str(),
-                 HumanSize(total_).c_str(), pct > 100 ? 100 : pct);
+                 HumanSize(total).c_str(), pct > 100 ? 100 : pct);
     if (last) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }
   std::string name_;
-  uint64_t total_;
+  std::atomic<uint64_t> total_;
   bool enabled_;
   std::atomic<uint64_t> done_{0};
   Mutex mu_;  // one line drawn at a time
@@ -88,17 +96,93 @@ class CountingReader : public ByteReader {
   Progress* progress_;
 };
 
+// Whether `layer` is unconverted (tar, tar+gzip or tar+zstd without a TOC): indexing it reads
+// its whole blob. Lying annotations and unknown media types are not: LoadLayers reports them.
+bool WholeBlobLayer(const Descriptor& layer, LayerFormat* format) {
+  Status lazy = CheckLazyLayer(layer);
+  if (lazy || lazy.error().code() != ENOTSUP) return false;
+  auto f = StreamFormatForMediaType(layer.media_type);
+  if (!f) return false;
+  *format = *f;
+  return true;
+}
+
 Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* created) {
   HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(a.image));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, a.registry.MakeClient());
-  HOIST_ASSIGN_OR_RETURN(ResolvedImage img, client->Resolve(ref));
+  HOIST_ASSIGN_OR_RETURN(ResolvedImage img, client->Resolve(ref, std::nullopt, ConfigFetch::kSkip));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<LocalStore> local, LocalStore::Open(a.cache));
   Store& store = local->store();
+  // The config: kept by an earlier pull (the store checks its digest), else fetched (checked by
+  // the client against its digest).
+  {
+    const Descriptor& config = img.manifest.config;
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> kept, store.GetBlob(config.digest));
+    std::string bytes;
+    if (kept) {
+      bytes = std::move(*kept);
+    } else {
+      HOIST_ASSIGN_OR_RETURN(
+          bytes, client->GetBlob(ref, config.digest, client->options().max_manifest_size));
+    }
+    if (config.size >= 0 && bytes.size() != static_cast<uint64_t>(config.size)) {
+      return Fail(EIO, "config " + config.digest.str() + " is " + std::to_string(bytes.size()) +
+                           " bytes, the manifest says " + std::to_string(config.size));
+    }
+    HOIST_ASSIGN_OR_RETURN(img.config, ParseImageConfig(bytes));
+  }
+  const std::vector<Descriptor>& descriptors = img.manifest.layers;
+  auto label = [&](size_t i) {
+    return LayerLabel(i, descriptors.size(), descriptors[i].digest.str());
+  };
+
+  // Unconverted layers: their whole blobs, once, before they are indexed (see the file comment).
+  std::vector<size_t> whole;        // layers whose blob is fetched whole now
+  std::vector<std::string> spools;  // plain tar blob files, deleted once their chunks are cached
+  uint64_t whole_bytes = 0;
+  for (size_t i = 0; i < descriptors.size(); ++i) {
+    const Descriptor& d = descriptors[i];
+    LayerFormat format;
+    if (!WholeBlobLayer(d, &format) || local->HasBlobFile(d)) continue;
+    if (format == LayerFormat::kTar) {
+      HOIST_ASSIGN_OR_RETURN(bool indexed, store.HasLayerIndex(d.digest));
+      if (indexed) continue;  // its missing chunks are fetched by range
+      spools.push_back(local->BlobFilePath(d.digest));
+    }
+    whole.push_back(i);
+    whole_bytes += d.size > 0 ? static_cast<uint64_t>(d.size) : 0;
+  }
+  Progress progress(ref.String(), whole_bytes, !a.quiet);
+  auto fetch_whole = [&](const std::vector<size_t>& layers) -> Status {
+    if (layers.empty()) return Ok();
+    HOIST_ASSIGN_OR_RETURN(RegistryOptions options, a.registry.Options());
+    HOIST_ASSIGN_OR_RETURN(
+        std::unique_ptr<ImageSource> docker,
+        NewDockerSource(ref.WithDigest(img.manifest_bytes.digest).String(), std::move(options)));
+    Mutex mu;
+    return ParallelFor(layers.size(), static_cast<size_t>(std::max(1, a.jobs)),
+                       [&](size_t k) -> Status {
+                         const Descriptor& d = descriptors[layers[k]];
+                         auto r = docker->OpenBlob(d);
+                         if (!r) return Fail(r.error().Context(label(layers[k])));
+                         CountingReader counting(std::move(*r), &progress);
+                         auto wrote = local->WriteBlobFile(d, counting);
+                         if (!wrote) return Fail(wrote.error().Context(label(layers[k])));
+                         if (*wrote) {
+                           MutexLock lock(mu);
+                           created->push_back(local->BlobFilePath(d.digest));
+                         }
+                         return Ok();
+                       });
+  };
+  HOIST_RETURN_IF_ERROR(fetch_whole(whole));
+
+  // Indexes: from the store, the TOCs, or the local blob files just written (no network).
   std::unique_ptr<BlobSource> source =
       std::make_unique<LocalBlobSource>(local->cache_dir(), client->OpenBlobSource(ref));
-  HOIST_ASSIGN_OR_RETURN(LoadedLayers layers, LoadLayers(*source, &store, img.manifest.layers));
+  HOIST_ASSIGN_OR_RETURN(LoadedLayers layers, LoadLayers(*source, &store, descriptors));
   // The merge rules, exactly as a mount applies them: an image that would not mount is refused
-  // before anything is fetched, with the mount's message.
+  // before any chunk is fetched, with the mount's message.
   HOIST_RETURN_IF_ERROR(MergedView::Build(layers.layers));
 
   // What is missing.
@@ -113,9 +197,11 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
   for (size_t i = 0; i < layers.layers.size(); ++i) {
     const LayerIndex& li = *layers.layers[i];
     if (LayerNeedsBlobFile(li)) {
-      if (!local->HasBlobFile(li.layer_digest)) {
+      // A layer served from its whole blob that is not an unconverted one by its descriptor
+      // (none is known; kept so such a layer is still pulled, once).
+      if (!local->HasBlobFile(descriptors[i])) {
         file_layers.push_back(i);
-        total += static_cast<uint64_t>(img.manifest.layers[i].size);
+        total += static_cast<uint64_t>(std::max<int64_t>(descriptors[i].size, 0));
       }
       continue;
     }
@@ -132,27 +218,10 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
       groups.push_back(Work{li.layer_digest, std::move(g)});
     }
   }
-
-  Progress progress(ref.String(), total, !a.quiet);
-  // Unconverted layers: whole verified blobs.
-  if (!file_layers.empty()) {
-    HOIST_ASSIGN_OR_RETURN(RegistryOptions options, a.registry.Options());
-    HOIST_ASSIGN_OR_RETURN(
-        std::unique_ptr<ImageSource> docker,
-        NewDockerSource(ref.WithDigest(img.manifest_bytes.digest).String(), std::move(options)));
-    for (size_t i : file_layers) {
-      const Descriptor& d = img.manifest.layers[i];
-      HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, docker->OpenBlob(d));
-      CountingReader counting(std::move(r), &progress);
-      auto wrote = local->WriteBlobFile(d, counting);
-      if (!wrote) {
-        return Fail(
-            wrote.error().Context(LayerLabel(i, img.manifest.layers.size(), d.digest.str())));
-      }
-      if (*wrote) created->push_back(local->BlobFilePath(d.digest));
-    }
-  }
-  // Chunks, `jobs` groups at a time.
+  progress.AddTotal(total);
+  HOIST_RETURN_IF_ERROR(fetch_whole(file_layers));
+  // Chunks, `jobs` groups at a time (a plain tar layer's from its blob file, if it was fetched
+  // whole above).
   {
     MountStats stats;
     ChunkReaderOptions ro;
@@ -179,6 +248,11 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
     return Fail(ENOSPC, std::to_string(absent) + " of " + std::to_string(all_chunks.size()) +
                             " chunks could not be kept in the cache " + local->cache_dir() +
                             " (cache quota or disk too small for the image)");
+  }
+  // Plain tar layers live as chunks: their blob files have done their work.
+  for (const std::string& path : spools) {
+    ::unlink(path.c_str());
+    std::erase(*created, path);
   }
   HOIST_RETURN_IF_ERROR(local->PutImage(img.manifest_bytes.bytes, img.config.raw, {ref.String()}));
   *summary = ref.String() + " " + img.manifest_bytes.digest.str() + "\n";

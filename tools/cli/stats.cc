@@ -42,7 +42,11 @@ int RunStats(const StatsArgs& a) {
   std::printf("image             %s\n", state->image.c_str());
   std::printf("pid               %lld\n", static_cast<long long>(state->pid));
   std::printf("requests          %llu\n", static_cast<unsigned long long>(s.requests));
-  std::printf("bytes fetched     %llu\n", static_cast<unsigned long long>(s.bytes_fetched));
+  std::printf("bytes fetched     %llu (from the registry)\n",
+              static_cast<unsigned long long>(s.bytes_fetched));
+  std::printf("store reads       %llu requests, %llu bytes (local blob files, no network)\n",
+              static_cast<unsigned long long>(s.store_requests),
+              static_cast<unsigned long long>(s.store_bytes));
   std::printf("prefetch          %llu requests, %llu bytes (%s)\n",
               static_cast<unsigned long long>(s.prefetch_requests),
               static_cast<unsigned long long>(s.prefetch_bytes), s.prefetch_state.c_str());
@@ -57,6 +61,17 @@ int RunStats(const StatsArgs& a) {
               static_cast<unsigned long long>(s.errors),
               static_cast<unsigned long long>(s.timeouts),
               static_cast<unsigned long long>(s.digest_mismatches));
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const LayerStatsSnapshot& l = s.layers[i];
+    const std::string label =
+        "layer " + std::to_string(i + 1) + "/" + std::to_string(s.layers.size());
+    std::printf(
+        "%-17s %s: fetched %llu bytes in %llu requests, %llu bytes from the store, "
+        "local %.1f%% of %llu bytes\n",
+        label.c_str(), l.digest.str().c_str(), static_cast<unsigned long long>(l.bytes_fetched),
+        static_cast<unsigned long long>(l.requests), static_cast<unsigned long long>(l.store_bytes),
+        100.0 * l.LocalShare(), static_cast<unsigned long long>(l.image_bytes));
+  }
   return 0;
 }
 

@@ -76,8 +76,14 @@ bool LocalStore::HasBlobFile(const Digest& digest) const {
   return ::stat(BlobFilePath(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+bool LocalStore::HasBlobFile(const Descriptor& blob) const {
+  struct stat st {};
+  if (::stat(BlobFilePath(blob.digest).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  return blob.size < 0 || static_cast<uint64_t>(st.st_size) == static_cast<uint64_t>(blob.size);
+}
+
 Result<bool> LocalStore::WriteBlobFile(const Descriptor& blob, ByteReader& reader) {
-  if (HasBlobFile(blob.digest)) return false;
+  if (HasBlobFile(blob)) return false;
   HOIST_RETURN_IF_ERROR(MakeDirs(LocalBlobDir(cache_dir_), 0755));
   HOIST_RETURN_IF_ERROR(hoist::WriteBlobFile(BlobFilePath(blob.digest), blob, reader));
   return true;

@@ -12,7 +12,10 @@
 // manifest blobs, and the refs last.
 //
 // Thread-safety: one LocalStore per process, used from one thread (the verbs are
-// single-threaded); the Store inside is thread-safe. Ownership: LocalStore owns the Store.
+// single-threaded), except the blob-file methods (BlobFilePath, HasBlobFile, WriteBlobFile),
+// which touch only the file system and may run on several threads at once (`hoist pull` writes
+// layer blobs in parallel); the Store inside is thread-safe. Ownership: LocalStore owns the
+// Store.
 // Errors: ENOENT "no such local image: NAME" for names the store does not have; EIO for refs
 // whose manifest or config is missing or corrupt; errnos of the store and the file system.
 #pragma once
@@ -66,8 +69,13 @@ class LocalStore {
   // Layer blob files.
   std::string BlobFilePath(const Digest& digest) const;
   bool HasBlobFile(const Digest& digest) const;
+  // Whether blob's file is there with blob.size bytes (blob.size < 0: any size). A file is only
+  // ever renamed into place once its digest was checked (WriteBlobFile), so its name vouches
+  // for its content; the size catches a file cut short behind the store's back.
+  bool HasBlobFile(const Descriptor& blob) const;
   // Writes blob.digest's file from `reader`, checking digest and size (blob.size < 0: any);
-  // temp file + fsync + rename. Returns true if the file was created, false if it existed.
+  // temp file + fsync + rename. Returns true if the file was created, false if it existed
+  // (HasBlobFile(blob); a file of the wrong size is replaced).
   // On any error nothing is left behind.
   [[nodiscard]] Result<bool> WriteBlobFile(const Descriptor& blob, ByteReader& reader);
 
