@@ -82,7 +82,7 @@ struct CheckpointLimits {
 };
 
 // The span the mount's indexer uses (measured: docs/ARCHITECTURE.md, "Lazy gzip and zstd").
-inline constexpr uint64_t kDefaultCheckpointSpan = 1ull << 20;
+inline constexpr uint64_t kDefaultCheckpointSpan = 512ull << 10;
 
 // Decompresses a gzip (one or more members) or zstd (one or more frames) stream piece by piece
 // and records checkpoints as it goes: the same pass that feeds the consumer, never a second one.

@@ -343,9 +343,10 @@ TEST_F(HostileIndex, LyingOffsetsNeverPassADigestCheck) {
         ++decode_errors;
         continue;
       }
+      // A lie can be harmless (one more unread bit before a stored block's zero header): then
+      // the bytes are right. Otherwise the digest check catches them.
       const std::string truth = plain_.substr(a, b - a);
-      ASSERT_NE(Digest::Of(*got), Digest::Of(truth)) << "a lying checkpoint gave the right bytes";
-      ++caught_by_digest;
+      if (Digest::Of(*got) != Digest::Of(truth)) ++caught_by_digest;
     }
   }
   EXPECT_GT(decode_errors + caught_by_digest, 0);
