@@ -1,8 +1,5 @@
 #include "fusefs/layer_loader.h"
 
-#include <zlib.h>
-#include <zstd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -14,6 +11,7 @@
 #include "base/log.h"
 #include "base/parallel.h"
 #include "index/estargz.h"
+#include "index/gzip_index.h"
 #include "index/tar_reader.h"
 
 namespace hoist {
@@ -30,17 +28,13 @@ class BlobStreamReader {
   BlobStreamReader(BlobSource& source, const Digest& blob, uint64_t blob_size, LayerFormat format,
                    const LayerLoaderOptions& options)
       : source_(source), blob_(blob), size_(blob_size), format_(format), options_(options) {
-    if (format_ == LayerFormat::kTarGzip) {
-      zs_ = z_stream{};
-      zs_ok_ = inflateInit2(&zs_, 15 + 32) == Z_OK;
-    } else if (format_ == LayerFormat::kTarZstd) {
-      dctx_ = ZSTD_createDCtx();
-      if (dctx_ != nullptr) ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, 27);
+    // One decoder both feeds the tar walk and records the checkpoint index (no second pass).
+    if (format_ == LayerFormat::kTarGzip || format_ == LayerFormat::kTarZstd) {
+      decoder_ = std::make_unique<IndexingDecoder>(
+          format_ == LayerFormat::kTarGzip ? CheckpointCodec::kGzip : CheckpointCodec::kZstd,
+          options_.checkpoint_span,
+          CheckpointLimits{.max_stream_bytes = options_.max_stream_bytes});
     }
-  }
-  ~BlobStreamReader() {
-    if (format_ == LayerFormat::kTarGzip && zs_ok_) inflateEnd(&zs_);
-    if (dctx_ != nullptr) ZSTD_freeDCtx(dctx_);
   }
   BlobStreamReader(const BlobStreamReader&) = delete;
   BlobStreamReader& operator=(const BlobStreamReader&) = delete;
@@ -53,12 +47,9 @@ class BlobStreamReader {
         HOIST_ASSIGN_OR_RETURN(got, ReadRaw(buf, n));
         break;
       }
-      case LayerFormat::kTarGzip: {
-        HOIST_ASSIGN_OR_RETURN(got, ReadGzip(buf, n));
-        break;
-      }
+      case LayerFormat::kTarGzip:
       case LayerFormat::kTarZstd: {
-        HOIST_ASSIGN_OR_RETURN(got, ReadZstd(buf, n));
+        HOIST_ASSIGN_OR_RETURN(got, ReadCompressed(buf, n));
         break;
       }
       default:
@@ -79,6 +70,29 @@ class BlobStreamReader {
     tee_ = std::move(file);
     space_ = BudgetLease(options_.stream_space, 0);
   }
+  // The checkpoint index, serialized, once Finish() has verified the blob: empty when there is
+  // none worth keeping (plain tar, one zstd frame, a stream the decoder could not index).
+  std::string TakeCheckpointIndex() {
+    if (decoder_ == nullptr || options_.checkpoint_span == 0) return {};
+    auto index = decoder_->Finish(blob_, size_);
+    if (!index) {
+      HOIST_LOG(kInfo) << "layer " << blob_.str() << ": " << index.error().message()
+                       << "; it will be fetched whole";
+      return {};
+    }
+    // A blob of a span or two is read whole through its one checkpoint (and its files then
+    // stay in the chunk cache); a larger one with no checkpoint past its start (one zstd frame)
+    // is left to the full fetch.
+    if (index->checkpoints.size() < 2 && size_ > 2 * options_.checkpoint_span) {
+      HOIST_LOG(kDebug) << "layer " << blob_.str() << ": "
+                        << (format_ == LayerFormat::kTarZstd ? "a single zstd frame"
+                                                             : "no deflate block boundary")
+                        << ", no checkpoint to start a read from; it will be fetched whole";
+      return {};
+    }
+    return SerializeCheckpointIndex(*index);
+  }
+
   // The copy, once Finish() has verified the blob (null if it was dropped).
   VerifiedStream TakeVerifiedCopy() {
     return VerifiedStream{std::move(tee_), out_bytes_,
@@ -149,49 +163,21 @@ class BlobStreamReader {
     return k;
   }
 
-  Result<size_t> ReadGzip(char* buf, size_t n) {
-    if (!zs_ok_) return Fail(ENOMEM, "inflateInit2 failed");
-    n = std::min<size_t>(n, 1u << 30);
-    while (true) {
-      if (member_done_) {
-        HOIST_ASSIGN_OR_RETURN(bool more, Input());
-        if (!more) return size_t{0};
-        if (inflateReset(&zs_) != Z_OK) return Fail(EBADMSG, "gzip: reset failed");
-        member_done_ = false;
-      }
-      HOIST_ASSIGN_OR_RETURN(bool more, Input());
-      if (!more) return Fail(EBADMSG, "gzip stream is truncated");
-      zs_.next_in = reinterpret_cast<Bytef*>(piece_.data() + pos_);
-      zs_.avail_in = static_cast<uInt>(piece_.size() - pos_);
-      zs_.next_out = reinterpret_cast<Bytef*>(buf);
-      zs_.avail_out = static_cast<uInt>(n);
-      const int rc = inflate(&zs_, Z_NO_FLUSH);
-      pos_ = piece_.size() - zs_.avail_in;
-      const size_t got = n - zs_.avail_out;
-      if (rc == Z_STREAM_END) {
-        member_done_ = true;
-      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        return Fail(EBADMSG, std::string("gzip: ") + (zs_.msg ? zs_.msg : "corrupt data"));
-      }
-      if (got > 0) return got;
-    }
-  }
-
-  Result<size_t> ReadZstd(char* buf, size_t n) {
-    if (dctx_ == nullptr) return Fail(ENOMEM, "ZSTD_createDCtx failed");
+  Result<size_t> ReadCompressed(char* buf, size_t n) {
+    const char* kind = format_ == LayerFormat::kTarGzip ? "gzip" : "zstd";
     while (true) {
       HOIST_ASSIGN_OR_RETURN(bool more, Input());
       if (!more) {
-        if (!frame_done_) return Fail(EBADMSG, "zstd stream is truncated");
+        if (!decoder_->at_member_end())
+          return Fail(EBADMSG, std::string(kind) + " stream is truncated");
         return size_t{0};
       }
-      ZSTD_inBuffer in{piece_.data(), piece_.size(), pos_};
-      ZSTD_outBuffer out{buf, n, 0};
-      const size_t rc = ZSTD_decompressStream(dctx_, &out, &in);
-      if (ZSTD_isError(rc)) return Fail(EBADMSG, std::string("zstd: ") + ZSTD_getErrorName(rc));
-      pos_ = in.pos;
-      frame_done_ = rc == 0;
-      if (out.pos > 0) return out.pos;
+      HOIST_ASSIGN_OR_RETURN(
+          IndexingDecoder::Step step,
+          decoder_->Decode(std::string_view(piece_).substr(pos_), std::span<char>(buf, n)));
+      pos_ += step.consumed;
+      if (step.produced > 0) return step.produced;
+      if (step.consumed == 0) return Fail(EBADMSG, std::string(kind) + ": no progress");
     }
   }
 
@@ -205,13 +191,9 @@ class BlobStreamReader {
   uint64_t offset_ = 0;
   uint64_t out_bytes_ = 0;
   Sha256 sha_;
-  z_stream zs_{};
-  bool zs_ok_ = false;
-  bool member_done_ = false;
-  ZSTD_DCtx* dctx_ = nullptr;
-  bool frame_done_ = true;
-  std::shared_ptr<ScopedFd> tee_;  // the copy of the stream, while it is being kept
-  BudgetLease space_;              // the stream space tee_ uses
+  std::unique_ptr<IndexingDecoder> decoder_;  // gzip and zstd
+  std::shared_ptr<ScopedFd> tee_;             // the copy of the stream, while it is being kept
+  BudgetLease space_;                         // the stream space tee_ uses
 };
 
 // Whether a layer carries a zstd:chunked TOC we can verify (zstd media type for ctr-remote's
@@ -378,6 +360,7 @@ Result<LayerIndex> IndexTarStream(BlobSource& source, const Digest& blob, uint64
     index.entries.push_back(std::move(entry));
   }
   HOIST_RETURN_IF_ERROR(stream.Finish());
+  index.stream_index = stream.TakeCheckpointIndex();
   if (kept != nullptr) *kept = stream.TakeVerifiedCopy();
   return index;
 }

@@ -18,8 +18,10 @@
 //      pieces, decompressed, and walked as tar; the blob's sha256 must equal the layer digest or
 //      the index is rejected (EIO). Plain tar gets kRaw chunks of `raw_chunk_bytes` with their
 //      own sha256, so its reads are lazy Range reads; compressed layers get one kStream chunk per
-//      file (served by StreamLayer after a background full fetch) and Entry::digest set, so a
-//      read can finish as soon as that file has arrived.
+//      file and Entry::digest set, and the same decoding pass records a checkpoint index
+//      (LayerIndex::stream_index, index/gzip_index.h) every `checkpoint_span` compressed bytes,
+//      so the mount reads each file by range (ZranReader); without one (a single zstd frame)
+//      the layer is served by StreamLayer after a background full fetch.
 //   Every index built in 2, 3 or 4 is stored (a store error is logged, not fatal), unless
 //   options.defer_store leaves that to the caller (StoreFreshIndexes).
 //
@@ -46,6 +48,7 @@
 #include "fetcher/manifest.h"
 #include "fusefs/byte_budget.h"
 #include "fusefs/stream_layer.h"
+#include "index/gzip_index.h"
 #include "index/layer_index.h"
 #include "index/store.h"
 #include "index/zstd_chunked.h"
@@ -62,6 +65,9 @@ struct LayerLoaderOptions {
   uint64_t raw_chunk_bytes = 4ull << 20;
   // Unconverted layers are read in pieces of this size.
   uint64_t piece_bytes = 4ull << 20;
+  // tar+gzip / tar+zstd: compressed bytes between the checkpoints recorded while the blob is
+  // indexed (LayerIndex::stream_index, index/gzip_index.h); 0 records none.
+  uint64_t checkpoint_span = kDefaultCheckpointSpan;
   // Cap on the decompressed size of an unconverted layer (EFBIG beyond it).
   uint64_t max_stream_bytes = 64ull << 30;
   // Leave freshly built indexes unstored (the caller stores them later, e.g. once the mount is

@@ -314,7 +314,8 @@ Status Mount::Build(MountHandoff* handoff) {
   StreamLayerOptions stream_options;
   stream_options.temp_dir = stream_dir;
   stream_options.space = stream_space_.get();
-  streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options);
+  zran_ = std::make_unique<ZranReader>(source_.get(), &store_->chunks(), &stats_);
+  streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options, zran_.get());
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
     if (streams_->Adopt(*layers_.layers[i], std::move(layers_.streams[i]))) {
       HOIST_LOG(kInfo) << LayerLabel(i, layers_.layers.size(), "")
@@ -560,6 +561,7 @@ void Mount::Teardown() {
   step("stats writer");
   reader_.reset();
   streams_.reset();
+  zran_.reset();
   step("reader");
   view_.reset();
   layers_ = LoadedLayers{};

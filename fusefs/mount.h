@@ -8,7 +8,7 @@
 //   5. the layer indexes (layer_loader.h: all layers in parallel, from the store when known,
 //      TOC digests checked) -- every check that can fail happens before step 11
 //   6. the MergedView
-//   7. MountStats, StreamLayers (unconverted layers), the ChunkReader
+//   7. MountStats, ZranReader + StreamLayers (unconverted layers), the ChunkReader
 //   8. the mountpoint check (missing, not a directory, already a mount: errors, nothing mounted)
 //   9. the FUSE session (signal handlers for SIGTERM/SIGINT/SIGHUP installed on it)
 //  10. fuse_session_mount -- the mount exists from here on
@@ -68,6 +68,7 @@
 #include "fusefs/stream_layer.h"
 #include "fusefs/trace_prefetch.h"
 #include "fusefs/trace_recorder.h"
+#include "fusefs/zran_reader.h"
 #include "index/store.h"
 
 namespace hoist {
@@ -152,6 +153,7 @@ class Mount {
   LoadedLayers layers_;
   std::optional<MergedView> view_;
   MountStats stats_;
+  std::unique_ptr<ZranReader> zran_;  // lazy unconverted gzip/zstd layers (used by streams_)
   std::unique_ptr<StreamLayers> streams_;
   std::unique_ptr<ChunkReader> reader_;
   ReadFailureMemo read_failures_;

@@ -287,6 +287,8 @@ void Prefetcher::Run() {
   if (reader_->streams() != nullptr) {
     for (const auto& layer : layers_) {
       if (!IsStreamFormat(layer->format)) continue;
+      // Read lazily by range through its checkpoint index: never fetched whole.
+      if (reader_->streams()->Lazy(*layer)) continue;
       // Priority mode fetches an unconverted layer only if it holds a marked file (it cannot
       // fetch part of one).
       if (options_.mode == PrefetchMode::kPriority &&

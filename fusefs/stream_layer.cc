@@ -11,6 +11,7 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
+#include "fusefs/zran_reader.h"
 
 namespace hoist {
 namespace {
@@ -551,8 +552,21 @@ StreamProgress StreamLayer::Progress() const {
   return StreamProgress{blob_size_, blob_bytes_, stream_bytes_, running_, verified_, last_error_};
 }
 
-StreamLayers::StreamLayers(BlobSource* source, MountStats* stats, StreamLayerOptions options)
-    : source_(source), stats_(stats), options_(std::move(options)) {}
+StreamLayers::StreamLayers(BlobSource* source, MountStats* stats, StreamLayerOptions options,
+                           ZranReader* zran)
+    : source_(source), stats_(stats), options_(std::move(options)), zran_(zran) {}
+
+StreamLayer* StreamLayers::Find(const Digest& layer) {
+  MutexLock lock(mu_);
+  auto it = layers_.find(layer);
+  return it == layers_.end() ? nullptr : it->second.get();
+}
+
+bool StreamLayers::Lazy(const LayerIndex& layer) {
+  if (zran_ == nullptr || !IsStreamFormat(layer.format) || !zran_->HasIndex(layer)) return false;
+  StreamLayer* s = Find(layer.layer_digest);
+  return s == nullptr || !s->Progress().verified;
+}
 
 StreamLayers::~StreamLayers() = default;
 
@@ -577,6 +591,13 @@ Result<size_t> StreamLayers::Read(const LayerIndex& layer, const Entry& entry, c
   if (!IsStreamFormat(layer.format) && layer.format != LayerFormat::kTar) {
     return Fail(EIO, "layer " + layer.layer_digest.str() +
                          ": stream chunk in a layer that is not tar, tar+gzip or tar+zstd");
+  }
+  if (zran_ != nullptr && chunk.encoding == ChunkEncoding::kStream && zran_->Serves(layer, entry)) {
+    // Lazy by range, unless the whole stream is here already (adopted or fetched: local).
+    StreamLayer* s = Find(layer.layer_digest);
+    if (s == nullptr || !s->Progress().verified) {
+      return zran_->Read(layer, entry, chunk.file_offset + in_chunk, out, deadline);
+    }
   }
   return Get(layer)->Read(entry, chunk, in_chunk, out, deadline);
 }

@@ -8,7 +8,8 @@
 // Storage decision: the decompressed stream goes to a per-mount temporary file, not to the
 // chunk cache. The cache is keyed by the sha256 of each body, and stream pieces have no digest of
 // their own until the whole blob is verified. The file is gone when the mount ends (a remount
-// fetches the layer again; lazy gzip through zran checkpoints, a later issue, replaces this).
+// fetches the layer again). Layers with a checkpoint index are read lazily by range instead
+// (fusefs/zran_reader.h); this full fetch is their fallback only.
 //
 // Verification (nothing unverified is served): bytes of the stream are served when
 //   - the whole blob has arrived and its sha256 equals the layer digest, or
@@ -165,14 +166,24 @@ class StreamLayer {
   std::thread thread_;
 };
 
-// The StreamLayers of one mount, created on first use, by layer digest.
+class ZranReader;
+
+// The StreamLayers of one mount, created on first use, by layer digest. With a ZranReader
+// (borrowed, may be null), a layer that has a usable checkpoint index (LayerIndex::stream_index)
+// is read lazily by range through it instead, file by file, unless its whole stream is already
+// here (adopted from indexing, or fetched); only files it does not serve (too large, no digest)
+// or a layer whose index is refused fall back to the full fetch.
 class StreamLayers {
  public:
-  StreamLayers(BlobSource* source, MountStats* stats, StreamLayerOptions options);
+  StreamLayers(BlobSource* source, MountStats* stats, StreamLayerOptions options,
+               ZranReader* zran = nullptr);
   ~StreamLayers();
 
   // The layer's StreamLayer (created if needed, not started).
   StreamLayer* Get(const LayerIndex& layer);
+  // Whether the layer is read lazily through its checkpoint index (so nobody should start its
+  // full fetch): it has a usable index and no whole stream here.
+  bool Lazy(const LayerIndex& layer);
   // Get(layer)->Adopt(stream) for a stream-format layer with a kept stream; false otherwise
   // (and no StreamLayer is created).
   bool Adopt(const LayerIndex& layer, VerifiedStream stream);
@@ -182,9 +193,13 @@ class StreamLayers {
                                     std::chrono::steady_clock::time_point deadline);
 
  private:
+  // The layer's StreamLayer if one was created, else null.
+  StreamLayer* Find(const Digest& layer);
+
   BlobSource* source_;
   MountStats* stats_;
   const StreamLayerOptions options_;
+  ZranReader* zran_;
   Mutex mu_;
   std::map<Digest, std::unique_ptr<StreamLayer>> layers_ HOIST_GUARDED_BY(mu_);
 };

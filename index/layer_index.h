@@ -46,7 +46,8 @@ enum class ChunkEncoding : uint8_t {
   // `size` uncompressed bytes stored as they are at blob_offset (plain tar layers).
   kRaw = 3,
   // `size` bytes at `inner_offset` of the decompressed stream of the whole blob (unconverted
-  // tar+gzip / tar+zstd layers: served after a full fetch, verified by the blob digest).
+  // tar+gzip / tar+zstd layers: served through LayerIndex::stream_index by range, verified by
+  // the file's digest, or after a full fetch, verified by the blob digest).
   kStream = 4,
   // blob range holds zstd frame(s); decode, skip `inner_offset` bytes, take `size`; the decoded
   // bytes after that are ignored (ctr-remote's zstd:chunked, laid out like eStargz: the frame
@@ -103,6 +104,10 @@ struct LayerIndex {
   uint64_t blob_size = 0;
   LayerFormat format = LayerFormat::kZstdChunked;
   std::vector<Entry> entries;
+  // tar+gzip / tar+zstd: the serialized checkpoint index of the blob (index/gzip_index.h), so
+  // kStream chunks can be read lazily by range; empty when there is none (a single zstd frame,
+  // a refused or unbuilt index: the layer is then fetched whole).
+  std::string stream_index;
 };
 
 // How every message names a layer of an image: "layer 2 of 3 (sha256:...)", numbered from 1 as

@@ -247,6 +247,7 @@ void EncodeBody(Writer& w, const LayerIndex& index) {
     EncodeEntry(w, e, previous);
     previous = e.path;
   }
+  w.String(index.stream_index);
 }
 
 }  // namespace
@@ -304,6 +305,7 @@ Result<LayerIndex> DecodeLayerIndex(std::string_view bytes) {
     DecodeEntry(rest, e, i == 0 ? std::string_view() : std::string_view(index.entries[i - 1].path),
                 version);
   }
+  if (version >= 3 && rest.ok()) index.stream_index = rest.String("stream index");
   if (rest.ok() && rest.left() != 0) rest.Bad("trailing bytes");
   if (!rest.ok()) return Fail(EIO, std::string("corrupt layer index record: bad ") + rest.error());
   return index;

@@ -9,6 +9,7 @@
 //              dev_major, dev_minor, xattr count {name, value}*, optional digest, u8 prefetch,
 //              chunk count {file_offset, size, blob_offset, blob_length, inner_offset,
 //                           u8 encoding, optional digest}*
+//   version >= 3: stream_index (a string: the serialized checkpoint index, may be empty)
 //   optional digest = u8 0 (empty) | u8 1 + 32 raw bytes | u8 2 (a chunk's only: the same as
 //                     its entry's digest)
 //   trailer: u64 little-endian XXH3_64bits of every byte before it
@@ -33,8 +34,9 @@
 namespace hoist {
 
 // 2: shared path prefixes and chunk digests that repeat the file's (about 60% of version 1's
-// size for small files). Encode writes version 2; decode also reads version 1 (older caches).
-inline constexpr uint8_t kLayerIndexCodecVersion = 2;
+// size for small files). 3: LayerIndex::stream_index after the entries. Encode writes version
+// 3; decode also reads versions 1 and 2 (older caches; their stream_index is empty).
+inline constexpr uint8_t kLayerIndexCodecVersion = 3;
 inline constexpr uint8_t kOldestLayerIndexCodecVersion = 1;
 
 // REQUIRES: !index.layer_digest.empty().

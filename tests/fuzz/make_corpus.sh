@@ -163,6 +163,27 @@ open(f"{out}/fuzz_layer_index_codec/empty-body.bin", "wb").write(
     bytes([1]) + hashlib.sha256(b"x").digest() + v(0) + bytes([2]) + v(0))
 EOF
 
+# --- gzip_index: checkpoint indexes (index/FORMATS.md, "Checkpoint index"): a zstd one of
+# frame starts, a gzip one with a member start and a deflate-block checkpoint whose window is a
+# real zstd frame of 32 KiB (made by the zstd CLI from a file, so it declares its size).
+head -c 32768 /dev/urandom | base64 -w0 | head -c 32768 >"$tmp/window"
+zstd -q -3 -c "$tmp/window" >"$tmp/window.zst"
+python3 - "$out" "$tmp/window.zst" <<'EOF'
+import os, struct, sys, hashlib
+out, window = sys.argv[1], open(sys.argv[2], "rb").read()
+def index(codec, blob_size, stream_size, cps):
+    b = b"HOISTZRN" + struct.pack("<HBBIQQQ", 1, codec, 0, len(cps), blob_size, stream_size, 1 << 20)
+    b += hashlib.sha256(b"blob").digest()
+    for (inn, outo, kind, bits, win) in cps:
+        b += struct.pack("<QQBBHI", inn, outo, kind, bits, 0, len(win)) + win
+    return b
+os.makedirs(f"{out}/fuzz_gzip_index", exist_ok=True)
+open(f"{out}/fuzz_gzip_index/zstd-frames.bin", "wb").write(
+    index(2, 3000, 90000, [(0, 0, 0, 0, b""), (1000, 30000, 0, 0, b""), (2000, 60000, 0, 0, b"")]))
+open(f"{out}/fuzz_gzip_index/gzip-window.bin", "wb").write(
+    index(1, 5000, 200000, [(0, 0, 0, 0, b""), (1500, 40000, 1, 3, window), (4000, 150000, 0, 0, b"")]))
+EOF
+
 # --- merged_view: byte strings the target turns into layers (see fuzz_merged_view.cc).
 python3 - "$out" <<'EOF'
 import os, sys, random

@@ -52,6 +52,17 @@ TEST(LayerIndexCodecTest, RoundTripsEveryChunkEncoding) {
   }
 }
 
+// The checkpoint index of an unconverted layer rides in the same record (version 3).
+TEST(LayerIndexCodecTest, RoundTripsTheStreamIndex) {
+  LayerIndex index = SampleIndex(Digest::Of("layer"));
+  index.format = LayerFormat::kTarGzip;
+  index.stream_index = std::string("HOISTZRN\0\x01\xff", 11);
+  Result<LayerIndex> back = DecodeLayerIndex(EncodeLayerIndex(index));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->stream_index, index.stream_index);
+  ExpectSameIndex(index, *back);
+}
+
 TEST(LayerIndexCodecTest, RoundTripsEmptyIndex) {
   LayerIndex index;
   index.layer_digest = Digest::Of("empty");
@@ -107,11 +118,15 @@ std::string DecodeError(const std::string& record) {
 
 TEST(LayerIndexCodecTest, ValidChecksumButHostileContent) {
   constexpr uint8_t v = kLayerIndexCodecVersion;
-  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00", 3))), "ok");
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00\x00", 4))), "ok");
+  // Version 2 had no stream index after the entries.
+  EXPECT_EQ(DecodeError(Record(2, std::string("\x00\x00\x00", 3))), "ok");
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00", 3))),
+            "corrupt layer index record: bad stream index");
   EXPECT_EQ(DecodeError(Record(0, std::string("\x00\x00\x00", 3))),
             "corrupt layer index record: unknown version 0");
-  EXPECT_EQ(DecodeError(Record(3, std::string("\x00\x00\x00", 3))),
-            "corrupt layer index record: unknown version 3");
+  EXPECT_EQ(DecodeError(Record(4, std::string("\x00\x00\x00\x00", 4))),
+            "corrupt layer index record: unknown version 4");
   EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x09\x00", 3))),
             "corrupt layer index record: bad layer format");
   // An entry count of 2^40 with no entries behind it: rejected before allocating anything.
@@ -120,7 +135,7 @@ TEST(LayerIndexCodecTest, ValidChecksumButHostileContent) {
   // An 11-byte varint overflows.
   EXPECT_EQ(DecodeError(Record(v, std::string(10, '\xff') + std::string("\x01\x00\x00", 3))),
             "corrupt layer index record: bad blob size");
-  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00\x00", 4))),
+  EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x00\x00\x00", 5))),
             "corrupt layer index record: bad trailing bytes");
   // One entry: path "a" (nothing shared), type 7 (no such type).
   EXPECT_EQ(DecodeError(Record(v, std::string("\x00\x00\x01\x00\x01"
@@ -178,9 +193,9 @@ TEST(LayerIndexCodecTest, VersionOneRecordsAreStillRead) {
   EXPECT_EQ(back->entries[1].chunks[0].blob_offset, 7u);
   EXPECT_EQ(back->entries[1].chunks[0].blob_length, 3u);
   EXPECT_EQ(back->entries[1].chunks[0].digest.str(), d);
-  // Re-encoding writes version 2, which reads back the same.
+  // Re-encoding writes the current version, which reads back the same.
   const std::string v2 = EncodeLayerIndex(*back);
-  EXPECT_EQ(static_cast<uint8_t>(v2[0]), 2);
+  EXPECT_EQ(static_cast<uint8_t>(v2[0]), kLayerIndexCodecVersion);
   Result<LayerIndex> again = DecodeLayerIndex(v2);
   ASSERT_TRUE(again) << again.error().message();
   ExpectSameIndex(*back, *again);

@@ -83,6 +83,7 @@ inline void ExpectSameIndex(const LayerIndex& a, const LayerIndex& b) {
   EXPECT_EQ(a.layer_digest, b.layer_digest);
   EXPECT_EQ(a.blob_size, b.blob_size);
   EXPECT_EQ(a.format, b.format);
+  EXPECT_EQ(a.stream_index, b.stream_index);
   ASSERT_EQ(a.entries.size(), b.entries.size());
   for (size_t i = 0; i < a.entries.size(); ++i) {
     const Entry& x = a.entries[i];

@@ -1,0 +1,200 @@
+#include "fusefs/zran_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <future>
+
+#include "base/log.h"
+
+namespace hoist {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// The entry's bytes in the decompressed stream: [lo, hi), or lo == hi if it has none.
+struct StreamRange {
+  uint64_t lo = UINT64_MAX;
+  uint64_t hi = 0;
+  bool ok = true;  // every chunk is kStream or kZeros
+};
+
+StreamRange RangeOf(const Entry& e) {
+  StreamRange r;
+  for (const Chunk& c : e.chunks) {
+    if (c.encoding == ChunkEncoding::kZeros) continue;
+    if (c.encoding != ChunkEncoding::kStream) {
+      r.ok = false;
+      continue;
+    }
+    r.lo = std::min(r.lo, c.inner_offset);
+    r.hi = std::max(r.hi, c.inner_offset + c.size);
+  }
+  if (r.lo > r.hi) r.lo = r.hi;
+  return r;
+}
+
+// The file's content from decoded stream bytes `data` that start at stream offset `base`.
+// REQUIRES: RangeOf(e) inside [base, base + data.size()).
+std::string Assemble(const Entry& e, std::string_view data, uint64_t base) {
+  std::string content(static_cast<size_t>(e.size), '\0');
+  for (const Chunk& c : e.chunks) {
+    if (c.encoding != ChunkEncoding::kStream) continue;
+    if (c.file_offset + c.size > e.size) continue;  // a lying index: the digest check fails
+    std::memcpy(content.data() + c.file_offset, data.data() + (c.inner_offset - base),
+                static_cast<size_t>(c.size));
+  }
+  return content;
+}
+
+}  // namespace
+
+ZranReader::ZranReader(BlobSource* source, ChunkCache* cache, MountStats* stats,
+                       ZranReaderOptions options)
+    : source_(source), cache_(cache), stats_(stats), options_(options) {}
+
+ZranReader::~ZranReader() = default;
+
+std::shared_ptr<const CheckpointIndex> ZranReader::IndexFor(const LayerIndex& layer) {
+  if (layer.stream_index.empty()) return nullptr;
+  MutexLock lock(mu_);
+  auto it = indexes_.find(layer.layer_digest);
+  if (it != indexes_.end()) return it->second;
+  std::shared_ptr<const CheckpointIndex> index;
+  auto parsed = ParseCheckpointIndex(layer.stream_index, layer.blob_size, layer.layer_digest);
+  const bool codec_ok =
+      parsed &&
+      ((layer.format == LayerFormat::kTarGzip && parsed->codec == CheckpointCodec::kGzip) ||
+       (layer.format == LayerFormat::kTarZstd && parsed->codec == CheckpointCodec::kZstd));
+  if (!parsed) {
+    HOIST_LOG(kWarning) << "layer " << layer.layer_digest.str() << ": " << parsed.error().message()
+                        << "; refused, the layer will be fetched whole";
+  } else if (!codec_ok) {
+    HOIST_LOG(kWarning) << "layer " << layer.layer_digest.str()
+                        << ": checkpoint index: its codec is not the layer's; refused, the layer "
+                           "will be fetched whole";
+  } else {
+    index = std::make_shared<const CheckpointIndex>(std::move(*parsed));
+    HOIST_LOG(kDebug) << "layer " << layer.layer_digest.str() << ": lazy through "
+                      << index->checkpoints.size() << " checkpoints";
+  }
+  indexes_.emplace(layer.layer_digest, index);
+  return index;
+}
+
+bool ZranReader::HasIndex(const LayerIndex& layer) { return IndexFor(layer) != nullptr; }
+
+bool ZranReader::Serves(const LayerIndex& layer, const Entry& entry) {
+  if (entry.type != EntryType::kRegular || entry.digest.empty() ||
+      entry.size > options_.max_file_bytes) {
+    return false;
+  }
+  const StreamRange r = RangeOf(entry);
+  if (!r.ok) return false;
+  return HasIndex(layer);
+}
+
+Result<size_t> ZranReader::Read(const LayerIndex& layer, const Entry& entry, uint64_t offset,
+                                std::span<char> out, SteadyClock::time_point deadline) {
+  if (offset >= entry.size || out.empty()) return size_t{0};
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), entry.size - offset));
+  if (cache_ != nullptr) {
+    auto hit = cache_->Read(entry.digest, offset, out.first(n));
+    if (hit && hit->has_value() && **hit == n) {
+      stats_->RecordHit();
+      return n;
+    }
+  }
+  stats_->RecordMiss();
+  std::shared_ptr<const CheckpointIndex> index = IndexFor(layer);
+  if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
+  const std::string key = entry.digest.str();
+  SingleFlight<Result<Content>>::Joined joined = flights_.Join(key);
+  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry));
+  if (joined.future.wait_until(deadline) == std::future_status::timeout) {
+    return Fail(ETIMEDOUT, "timed out waiting for " + entry.path + " from layer " +
+                               layer.layer_digest.str() + " (by checkpoint)");
+  }
+  const Result<Content>& got = joined.future.get();
+  if (!got) return Fail(got.error());
+  const std::string& content = **got;
+  if (content.size() != entry.size) return Fail(EIO, "file content of the wrong size");
+  std::memcpy(out.data(), content.data() + offset, n);
+  return n;
+}
+
+Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const CheckpointIndex& index,
+                                              const Entry& entry) {
+  const std::string what = "file " + entry.path + " of layer " + layer.layer_digest.str();
+  const StreamRange r = RangeOf(entry);
+  if (r.lo == r.hi) {  // all holes
+    std::string zeros(static_cast<size_t>(entry.size), '\0');
+    if (Digest::Of(zeros) != entry.digest) return Fail(EIO, what + ": digest mismatch");
+    return std::make_shared<const std::string>(std::move(zeros));
+  }
+  if (r.hi > index.stream_size) return Fail(EIO, what + ": past the end of the indexed stream");
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(index, r.lo, r.hi));
+  const auto t0 = SteadyClock::now();
+  auto span = source_->ReadAt(layer.layer_digest, plan.in_begin, plan.in_end - plan.in_begin);
+  stats_->RecordFetch(
+      span ? span->size() : 0,
+      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0),
+      /*prefetch=*/false);
+  if (!span) return Fail(span.error().Context(what));
+  if (span->size() != plan.in_end - plan.in_begin)
+    return Fail(EIO, what + ": short read of the compressed span");
+  // Decode from the checkpoint through the span's end, within the cap past the file's end.
+  const uint64_t decode_end =
+      std::max(r.hi, std::min(plan.out_end, r.hi + options_.max_decode_bytes));
+  auto decoded = ExtractRange(index, plan, *span, plan.out_begin, decode_end);
+  if (!decoded) {
+    stats_->RecordDigestMismatch();
+    HOIST_LOG(kError) << what << ": " << decoded.error().message()
+                      << " (the checkpoint index does not fit the blob); not served";
+    return Fail(EIO, what + ": " + decoded.error().message());
+  }
+  std::string content = Assemble(entry, *decoded, plan.out_begin);
+  if (Digest::Of(content) != entry.digest) {
+    stats_->RecordDigestMismatch();
+    HOIST_LOG(kError) << what << ": digest mismatch after decoding at checkpoint "
+                      << plan.checkpoint << " (a lying checkpoint index?); not served";
+    return Fail(EIO, what + ": digest mismatch; not served");
+  }
+  if (cache_ != nullptr) {
+    if (Status put = cache_->Put(entry.digest, content); !put) {
+      HOIST_LOG(kWarning) << what << ": not cached: " << put.error().message();
+    }
+    // The neighbours: every other file wholly inside the decoded bytes. Entries are in tar
+    // (stream) order, so the walk stops at the first file outside them, either way.
+    const std::vector<Entry>& entries = layer.entries;
+    if (!entries.empty() && &entry >= entries.data() && &entry < entries.data() + entries.size()) {
+      const size_t at = static_cast<size_t>(&entry - entries.data());
+      int cached = 0;
+      auto visit = [&](const Entry& e) -> bool {  // false: stop walking this way
+        if (e.type != EntryType::kRegular) return true;
+        const StreamRange er = RangeOf(e);
+        if (er.lo == er.hi) return true;
+        if (er.lo < plan.out_begin || er.hi > plan.out_begin + decoded->size()) return false;
+        if (!er.ok || e.digest.empty() || e.size > options_.max_file_bytes) return true;
+        auto present = cache_->Contains(e.digest);
+        if (present && *present) return true;
+        std::string c = Assemble(e, *decoded, plan.out_begin);
+        if (Digest::Of(c) != e.digest) return true;  // not served, so no harm; the read will say
+        if (cache_->Put(e.digest, c)) ++cached;
+        return true;
+      };
+      constexpr size_t kMaxSteps = 65536;
+      for (size_t k = at, steps = 0; k-- > 0 && ++steps < kMaxSteps;) {
+        if (!visit(entries[k])) break;
+      }
+      for (size_t k = at + 1, steps = 0; k < entries.size() && ++steps < kMaxSteps; ++k) {
+        if (!visit(entries[k])) break;
+      }
+      HOIST_LOG(kDebug) << what << ": span [" << plan.in_begin << ", " << plan.in_end
+                        << ") from checkpoint " << plan.checkpoint << ", " << decoded->size()
+                        << " bytes decoded, " << cached << " neighbour files cached";
+    }
+  }
+  return std::make_shared<const std::string>(std::move(content));
+}
+
+}  // namespace hoist

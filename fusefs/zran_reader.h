@@ -1,0 +1,91 @@
+// ZranReader: lazy reads of unconverted tar+gzip and tar+zstd layers through their checkpoint
+// index (LayerIndex::stream_index, index/gzip_index.h), so neither a first read nor a remount
+// fetches the whole blob.
+//
+// A read of a file that is not in the chunk cache:
+//   1. finds the file's range of the decompressed stream (its kStream chunks' inner offsets);
+//   2. plans the compressed span that covers it (nearest checkpoint at or before its start, up to
+//      the first checkpoint at or after its end) and fetches it with ONE Range request through
+//      the layer's BlobSource;
+//   3. decodes from the checkpoint, up to the span's natural end (capped at max_decode_bytes
+//      past the file's end, so a zero-bomb span cannot make a read decode gigabytes);
+//   4. checks the file's sha256 against Entry::digest: only then are its bytes served, and Put
+//      into the host's chunk cache under that digest, so the next read (in this mount or any
+//      later one on the host) is local. Every other file of the layer wholly inside the decoded
+//      bytes is checked and cached the same way (the neighbours arrive with the span for free).
+// A file whose digest does not match fails with EIO, counted as a digest mismatch, and nothing
+// of it is served or cached (a lying checkpoint, or a blob that is not the one indexed).
+//
+// Which layers: Serves() is true for an entry when its layer has a stream_index that parses
+// against the layer's blob (size and digest), the entry has a digest, all its chunks are
+// kStream or kZeros, and it is at most max_file_bytes (larger files go to the StreamLayer full
+// fetch). A refused index is logged once (one line) and the layer falls back to StreamLayer.
+//
+// Bounded failure: a waiter gives up at its deadline (ETIMEDOUT); the leader of a fetch runs
+// it in its own thread and is bounded by the BlobSource's own timeout.
+// Thread-safety: all methods are thread-safe. Ownership: `source`, `cache` (may be null: no
+// caching) and `stats` are borrowed and must outlive the reader; entries are borrowed per call.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/digest.h"
+#include "base/mutex.h"
+#include "base/status.h"
+#include "fetcher/blob_source.h"
+#include "fusefs/mount_stats.h"
+#include "fusefs/single_flight.h"
+#include "index/chunk_cache.h"
+#include "index/gzip_index.h"
+#include "index/layer_index.h"
+
+namespace hoist {
+
+struct ZranReaderOptions {
+  // Larger files are left to the full fetch (a file is decoded and held whole to verify it).
+  uint64_t max_file_bytes = 64ull << 20;
+  // Decoded bytes past a file's end that a read may decode for its neighbours.
+  uint64_t max_decode_bytes = 32ull << 20;
+};
+
+class ZranReader {
+ public:
+  ZranReader(BlobSource* source, ChunkCache* cache, MountStats* stats,
+             ZranReaderOptions options = {});
+  ~ZranReader();
+  ZranReader(const ZranReader&) = delete;
+  ZranReader& operator=(const ZranReader&) = delete;
+
+  // Whether the layer has a usable checkpoint index (parsed on first use).
+  bool HasIndex(const LayerIndex& layer);
+  // Whether reads of `entry` are served here (see above).
+  bool Serves(const LayerIndex& layer, const Entry& entry);
+
+  // File bytes [offset, offset + out.size()), verified. REQUIRES: Serves(layer, entry) and the
+  // range inside the file. Errors: EIO (fetch, decode, digest mismatch), ETIMEDOUT.
+  [[nodiscard]] Result<size_t> Read(const LayerIndex& layer, const Entry& entry, uint64_t offset,
+                                    std::span<char> out,
+                                    std::chrono::steady_clock::time_point deadline);
+
+ private:
+  using Content = std::shared_ptr<const std::string>;
+  std::shared_ptr<const CheckpointIndex> IndexFor(const LayerIndex& layer);
+  // Fetches the span, decodes, verifies the file (and caches its neighbours).
+  Result<Content> Fetch(const LayerIndex& layer, const CheckpointIndex& index, const Entry& entry);
+
+  BlobSource* source_;
+  ChunkCache* cache_;
+  MountStats* stats_;
+  const ZranReaderOptions options_;
+  Mutex mu_;
+  // By layer digest; null: refused (or none), logged once.
+  std::map<Digest, std::shared_ptr<const CheckpointIndex>> indexes_ HOIST_GUARDED_BY(mu_);
+  SingleFlight<Result<Content>> flights_;
+};
+
+}  // namespace hoist

@@ -1,0 +1,224 @@
+// Lazy unconverted gzip layers through their checkpoint index (index/gzip_index.h,
+// fusefs/zran_reader.h), end to end: the real hoistfs binary, a real docker-registry, real FUSE,
+// an image of plain `gzip -n` layers that nobody converted.
+//
+//   Remount        with the layer index (and its checkpoint index) in the cache, mounting
+//                  fetches nothing of the layer blob, and a cold read of one small file fetches
+//                  only Range pieces of it, far less than the blob (the registry's own log).
+//   Tree           the remounted tree (every file's sha256 included) equals `umoci unpack`.
+//   Ranges         random-range reads of every file equal the unpacked file's bytes.
+// Conditions are waited on, never slept for. Without root, /dev/fuse, umoci or docker-registry
+// the tests FAIL, they never skip.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/file_util.h"
+#include "tests/harness/hoistfs_mounts.h"
+#include "tests/harness/mountinfo.h"
+#include "tests/harness/oci_image.h"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_registry.h"
+#include "tests/harness/tree_walk.h"
+
+#ifndef HOISTFS_BINARY
+#error "HOISTFS_BINARY must name the hoistfs executable"
+#endif
+
+namespace hoist {
+namespace {
+
+using harness::FileSpec;
+using harness::LayerSpec;
+
+std::string TempDir(const std::string& name) {
+  std::string templ = "/tmp/hoist-zran-test-" + name + "-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) return "";
+  return templ;
+}
+
+Result<std::string> PRead(const std::string& path, uint64_t offset, size_t len) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(ErrnoError("open " + path));
+  std::string out(len, '\0');
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, out.data() + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      Error e = ErrnoError("pread " + path);
+      ::close(fd);
+      return Fail(e);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(done);
+  return out;
+}
+
+class ZranMountTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "the mount tests must run as root";
+    ASSERT_EQ(::access("/dev/fuse", R_OK | W_OK), 0) << "/dev/fuse is not accessible";
+    ASSERT_TRUE(
+        harness::RequirePrograms({"umoci", "skopeo", "fusermount3", "docker-registry", "gzip"})
+            .has_value());
+    work_ = TempDir("work");
+    ASSERT_FALSE(work_.empty());
+    auto reg = harness::TestRegistry::Launch();
+    ASSERT_TRUE(reg.has_value()) << reg.error().message();
+    registry_ = std::move(*reg);
+    // Two gzip layers: 400 files (text that compresses, and incompressible pattern bytes) of
+    // about 12 MB, so the blob spans many checkpoints; and a small second layer.
+    std::vector<FileSpec> files = {FileSpec::Dir("data"), FileSpec::Dir("text")};
+    for (int i = 0; i < 400; ++i) {
+      if (i % 2 == 0) {
+        std::string t;
+        while (t.size() < static_cast<size_t>(500 + 97 * i))
+          t += "row " + std::to_string(t.size() % 131) + " of text/t" + std::to_string(i) + "\n";
+        files.push_back(FileSpec::File("text/t" + std::to_string(i), t));
+      } else {
+        files.push_back(FileSpec::BigFile("data/d" + std::to_string(i),
+                                          1000 + 57ull * static_cast<uint64_t>(i) * i % 90000,
+                                          static_cast<uint32_t>(i)));
+      }
+    }
+    files.push_back(FileSpec::File("small.txt", "the small file\n"));
+    files.push_back(FileSpec::File("empty", ""));
+    std::vector<LayerSpec> layers = {
+        LayerSpec(files),
+        LayerSpec({FileSpec::File("text/t0", "replaced\n"), FileSpec::Whiteout("data/d1")})};
+    layout_ = work_ + "/layout";
+    auto image = harness::BuildOciImage(layout_, layers, {.tag = "v1"});
+    ASSERT_TRUE(image.has_value()) << image.error().message();
+    big_layer_ = image->layers[0].digest;
+    big_layer_size_ = image->layers[0].size;
+    ASSERT_TRUE(
+        harness::PushOciLayout(image->OciRef(), registry_->DockerRef("zran/gz", "v1")).has_value());
+    auto unpack =
+        harness::RunChecked({"umoci", "unpack", "--image", layout_ + ":v1", work_ + "/bundle"});
+    ASSERT_TRUE(unpack.has_value()) << unpack.error().message();
+  }
+  void TearDown() override {
+    mounts_.UnmountAll();
+    registry_.reset();
+    const char* keep = std::getenv("HOIST_TEST_KEEP");
+    if (!work_.empty() && (keep == nullptr || *keep != '1')) (void)RemoveTree(work_);
+  }
+
+  void MountOk(const std::string& mp, const std::string& cache) {
+    ASSERT_TRUE(MakeDirs(mp).has_value());
+    ASSERT_TRUE(MakeDirs(cache).has_value());
+    auto r =
+        mounts_.Mount(registry_->ImageRef("zran/gz", "v1"), mp, cache,
+                      {"-o", "log_file=" + cache + "/hoistfs.log,log_level=debug,prefetch=none"},
+                      {.timeout = std::chrono::seconds(120)});
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    ASSERT_TRUE(harness::IsMounted(mp));
+  }
+
+  // Bytes of the big layer's blob the registry sent since `mark`, and how many GETs.
+  std::pair<uint64_t, int> BlobSent(uint64_t mark, bool* whole = nullptr) {
+    auto requests = registry_->Requests(mark);
+    EXPECT_TRUE(requests.has_value());
+    uint64_t sent = 0;
+    int gets = 0;
+    if (!requests) return {0, 0};
+    for (const auto& r : *requests) {
+      if (!r.IsBlobGet() || r.uri.find(big_layer_.str()) == std::string::npos) continue;
+      sent += r.bytes_written;
+      ++gets;
+      if (whole != nullptr && r.bytes_written >= big_layer_size_) *whole = true;
+    }
+    return {sent, gets};
+  }
+
+  std::string work_, layout_;
+  std::unique_ptr<harness::TestRegistry> registry_;
+  Digest big_layer_;
+  uint64_t big_layer_size_ = 0;
+  harness::HoistfsMounts mounts_{HOISTFS_BINARY};
+};
+
+TEST_F(ZranMountTest, RemountIsLazyAndEveryByteMatchesTheUnpackedTree) {
+  const std::string cache = work_ + "/cache";
+  const std::string mp = work_ + "/mnt";
+  ASSERT_GT(big_layer_size_, 4ull << 20);
+  // First mount: indexes the layers (one full read of each blob) and stores the indexes.
+  MountOk(mp, cache);
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+
+  // Remount: the stored index, so nothing of the blob is fetched to mount.
+  uint64_t mark = registry_->LogMark();
+  MountOk(mp, cache);
+  EXPECT_EQ(BlobSent(mark).second, 0) << "the remount fetched the layer blob";
+
+  // A cold read of one small file fetches its span(s) only.
+  mark = registry_->LogMark();
+  auto small = PRead(mp + "/text/t200", 0, 1 << 20);
+  ASSERT_TRUE(small.has_value()) << small.error().message();
+  auto want_small = ReadFile(work_ + "/bundle/rootfs/text/t200");
+  ASSERT_TRUE(want_small.has_value());
+  EXPECT_EQ(*small, *want_small);
+  bool whole = false;
+  auto [sent, gets] = BlobSent(mark, &whole);
+  EXPECT_GE(gets, 1);
+  EXPECT_LE(gets, 2);
+  EXPECT_FALSE(whole);
+  EXPECT_LT(sent, big_layer_size_ / 3)
+      << "a small read fetched " << sent << " of " << big_layer_size_ << " bytes";
+
+  // The whole tree, every file's sha256 included, equals umoci's unpack.
+  auto want = harness::WalkTree(work_ + "/bundle/rootfs");
+  ASSERT_TRUE(want.has_value()) << want.error().message();
+  auto got = harness::WalkTree(mp);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  std::vector<std::string> diffs = harness::CompareTrees(*want, *got);
+  std::string shown;
+  for (size_t i = 0; i < diffs.size() && i < 20; ++i) shown += diffs[i] + "\n";
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences:\n" << shown;
+
+  // Random ranges of every regular file equal the unpacked bytes.
+  std::mt19937_64 rng(17);
+  int files = 0;
+  for (const auto& [path, node] : *want) {
+    if (node.type != 'f' || node.size == 0) continue;
+    auto truth = ReadFile(work_ + "/bundle/rootfs/" + path);
+    ASSERT_TRUE(truth.has_value());
+    for (int k = 0; k < 4; ++k) {
+      const uint64_t off = rng() % node.size;
+      const size_t len = static_cast<size_t>(1 + rng() % (node.size - off));
+      auto r = PRead(mp + "/" + path, off, len);
+      ASSERT_TRUE(r.has_value()) << path << ": " << r.error().message();
+      ASSERT_EQ(*r, truth->substr(off, len)) << path << " at " << off;
+    }
+    ++files;
+  }
+  EXPECT_GT(files, 300);
+  // Lazily through spans, never the whole blob in one request.
+  whole = false;
+  (void)BlobSent(mark, &whole);
+  EXPECT_FALSE(whole);
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+
+  // A third mount on the same host: the files read are in the chunk cache, so reading them all
+  // again fetches nothing of the blob.
+  MountOk(mp, cache);
+  mark = registry_->LogMark();
+  auto again = harness::WalkTree(mp);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(harness::CompareTrees(*want, *again).empty());
+  EXPECT_EQ(BlobSent(mark).second, 0) << "files read before were fetched again";
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+}
+
+}  // namespace
+}  // namespace hoist
