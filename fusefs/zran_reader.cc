@@ -133,10 +133,12 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
   }
   if (r.hi > index.stream_size) return Fail(EIO, what + ": past the end of the indexed stream");
   HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(index, r.lo, r.hi));
+  const BlobOrigin origin =
+      source_->IsLocal(layer.layer_digest) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = SteadyClock::now();
   auto span = source_->ReadAt(layer.layer_digest, plan.in_begin, plan.in_end - plan.in_begin);
   stats_->RecordFetch(
-      span ? span->size() : 0,
+      layer.layer_digest, origin, span ? span->size() : 0,
       std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0),
       /*prefetch=*/false);
   if (!span) return Fail(span.error().Context(what));
