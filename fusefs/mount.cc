@@ -317,9 +317,13 @@ Status Mount::Build(MountHandoff* handoff) {
   zran_ = std::make_unique<ZranReader>(source_.get(), &store_->chunks(), &stats_);
   streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options, zran_.get());
   for (size_t i = 0; i < layers_.layers.size(); ++i) {
-    if (streams_->Adopt(*layers_.layers[i], std::move(layers_.streams[i]))) {
+    const LayerIndex& layer = *layers_.layers[i];
+    if (streams_->Adopt(layer, std::move(layers_.streams[i]))) {
       HOIST_LOG(kInfo) << LayerLabel(i, layers_.layers.size(), "")
                        << ": served from the stream it was indexed from";
+    } else if (streams_->Lazy(layer) && source_->IsLocal(layer.layer_digest)) {
+      // Read by range from its local blob file (a pulled image): all of it is on this host.
+      stats_.MarkLayerLocal(layer.layer_digest);
     }
   }
   ChunkReaderOptions reader_options;
