@@ -63,6 +63,8 @@ namespace {
 constexpr const char* kDataFile = "data.mdb";
 constexpr const char* kLockFile = "lock.mdb";
 constexpr const char* kOpenLockFile = "open.lock";
+constexpr const char* kUsersLockFile = "users.lock";
+constexpr const char* kCompactDir = "compact.tmp";
 constexpr const char* kMarkerFile = "data.mdb.damage-report";
 constexpr const char* kAsidePrefix = "data.mdb.damaged-";
 
@@ -324,6 +326,14 @@ Result<std::unique_ptr<LmdbEnv>> LmdbEnv::OpenUnregistered(const std::string& di
     if (errno != EINTR) return Fail(ErrnoError("locking " + lock_path));
   }
 
+  // Shared for the environment's life: Compact runs only when nobody holds it.
+  const std::string users_path = dir + "/" + kUsersLockFile;
+  ScopedFd users(::open(users_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!users.valid()) return Fail(ErrnoError("opening " + users_path));
+  while (::flock(users.get(), LOCK_SH) != 0) {
+    if (errno != EINTR) return Fail(ErrnoError("locking " + users_path));
+  }
+
   std::optional<SetAsideResult> set_aside;
   std::string set_aside_reason;
   for (int attempt = 0;; ++attempt) {
@@ -356,6 +366,7 @@ Result<std::unique_ptr<LmdbEnv>> LmdbEnv::OpenUnregistered(const std::string& di
       }
     }
     HOIST_RETURN_IF_ERROR(self->OpenTables());
+    self->users_lock_fd_ = users.Release();
     return self;
   }
 }
@@ -455,6 +466,7 @@ LmdbEnv::~LmdbEnv() {
   // Before the unmap: no txn is left, and the range may be reused by another mapping after it.
   UnregisterMappedRange(fault_slot_);
   if (env_ != nullptr) mdb_env_close(env_);
+  if (users_lock_fd_ >= 0) ::close(users_lock_fd_);  // after the unmap: then Compact may run
   if (dir_dev_ != 0 || dir_ino_ != 0) {
     OpenEnvs& envs = TheOpenEnvs();
     MutexLock lock(envs.mu);
@@ -602,6 +614,64 @@ void ReleaseMappedPages(std::string_view value) {
   const uintptr_t first = (begin + page - 1) & ~(page - 1);
   const uintptr_t last = (begin + value.size()) & ~(page - 1);
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+Result<LmdbEnv::CompactResult> LmdbEnv::Compact(const std::string& dir,
+                                                const LmdbEnvOptions& options) {
+  CompactResult out;
+  const std::string data = dir + "/" + kDataFile;
+  struct stat st {};
+  if (::stat(data.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      out.not_compacted = "no data file";
+      return out;
+    }
+    return Fail(ErrnoError("stat " + data));
+  }
+  out.bytes_before = out.bytes_after = static_cast<uint64_t>(st.st_size);
+  const std::string lock_path = dir + "/" + kOpenLockFile;
+  ScopedFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock.valid()) return Fail(ErrnoError("opening " + lock_path));
+  while (::flock(lock.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return Fail(ErrnoError("locking " + lock_path));
+  }
+  const std::string users_path = dir + "/" + kUsersLockFile;
+  ScopedFd users(::open(users_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!users.valid()) return Fail(ErrnoError("opening " + users_path));
+  if (::flock(users.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return Fail(ErrnoError("locking " + users_path));
+    out.not_compacted = "in use by another process (a mount or a daemon)";
+    return out;
+  }
+  const std::string scratch = dir + "/" + kCompactDir;
+  (void)RemoveTree(scratch);  // a compaction that died
+  if (::mkdir(scratch.c_str(), 0700) != 0) return Fail(ErrnoError("mkdir " + scratch));
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc != 0) return Fail(MdbError(rc, "mdb_env_create"));
+  const uint64_t map = std::max<uint64_t>(options.map_size, out.bytes_before);
+  if ((rc = mdb_env_set_maxdbs(env, static_cast<MDB_dbi>(Table::kCount))) == 0 &&
+      (rc = mdb_env_set_mapsize(env, map)) == 0 &&
+      (rc = mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0644)) == 0) {
+    rc = mdb_env_copy2(env, scratch.c_str(), MDB_CP_COMPACT);
+  }
+  mdb_env_close(env);
+  if (rc != 0) {
+    (void)RemoveTree(scratch);
+    return Fail(MdbError(rc, "compacting " + data));
+  }
+  const std::string copy = scratch + "/" + kDataFile;
+  if (::rename(copy.c_str(), data.c_str()) != 0) {
+    Error e = ErrnoError("renaming " + copy + " over " + data);
+    (void)RemoveTree(scratch);
+    return Fail(e);
+  }
+  // The lock file describes the old data file: a fresh one goes with the new.
+  (void)::unlink((dir + "/" + kLockFile).c_str());
+  (void)RemoveTree(scratch);
+  if (::stat(data.c_str(), &st) == 0) out.bytes_after = static_cast<uint64_t>(st.st_size);
+  out.compacted = true;
+  return out;
 }
 
 }  // namespace hoist

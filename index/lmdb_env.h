@@ -195,6 +195,23 @@ class LmdbEnv {
   };
   [[nodiscard]] Result<SpaceInfo> Space() const;
 
+  // Compaction (hoist prune): rewrites dir's data.mdb without its free pages
+  // (mdb_env_copy2 MDB_CP_COMPACT into a scratch directory, then renamed over data.mdb, with a
+  // fresh lock.mdb), so the file shrinks to what is in use. Only when no process has the
+  // environment open: every LmdbEnv holds a shared flock on <dir>/users.lock for its life, and
+  // this takes it exclusively without waiting (under open.lock, so nobody opens meanwhile).
+  // The caller must not have dir open itself. compacted=false (with the reason) when another
+  // process holds it: a file in use cannot give pages back (LMDB reuses them, never returns
+  // them), and replacing it under a live mapping would split the processes' views.
+  struct CompactResult {
+    bool compacted = false;
+    std::string not_compacted;  // why not, when !compacted
+    uint64_t bytes_before = 0;  // data.mdb size
+    uint64_t bytes_after = 0;
+  };
+  [[nodiscard]] static Result<CompactResult> Compact(const std::string& dir,
+                                                     const LmdbEnvOptions& options);
+
  private:
   LmdbEnv() = default;
   void ReturnReadTxn(MDB_txn* txn) const;
@@ -210,7 +227,8 @@ class LmdbEnv {
   static Result<std::unique_ptr<LmdbEnv>> OpenUnregistered(const std::string& dir,
                                                            const LmdbEnvOptions& options);
   std::string dir_;
-  dev_t dir_dev_ = 0;  // identity of dir_ in the process-wide table of open environments
+  int users_lock_fd_ = -1;  // shared flock on <dir>/users.lock while open (see Compact)
+  dev_t dir_dev_ = 0;       // identity of dir_ in the process-wide table of open environments
   ino_t dir_ino_ = 0;
   MDB_env* env_ = nullptr;
   MDB_dbi dbis_[static_cast<int>(Table::kCount)] = {};

@@ -114,15 +114,28 @@ Result<std::string> ResolveCacheDir(std::string_view flag) {
                                               .home = env("HOME")});
 }
 
-Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
+namespace {
+
+LmdbEnvOptions EnvOptionsFor(const StoreOptions& options) {
   LmdbEnvOptions env_options;
-  env_options.log_set_aside = false;  // logged below, with what was recovered
+  env_options.log_set_aside = false;  // Open logs it, with what was recovered
   env_options.max_readers = options.max_readers;
   env_options.map_size = options.map_size;
   if (env_options.map_size == 0) {
     env_options.map_size =
         std::max<uint64_t>(2 * options.cache.quota_bytes + (256ull << 20), 1ull << 30);
   }
+  return env_options;
+}
+
+}  // namespace
+
+Result<LmdbEnv::CompactResult> Store::Compact(const std::string& dir, const StoreOptions& options) {
+  return LmdbEnv::Compact(dir, EnvOptionsFor(options));
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
+  const LmdbEnvOptions env_options = EnvOptionsFor(options);
   std::unique_ptr<Store> store(new Store());
   // The schema record is the first read of a table's records. If the environment turns out to
   // be damaged there (past what LmdbEnv::Open checks), it is marked, and a second open sets the

@@ -88,6 +88,10 @@ class Store {
   // errno of the failing step (never for a damaged file, unless its fresh replacement fails too).
   [[nodiscard]] static Result<std::unique_ptr<Store>> Open(const std::string& dir,
                                                            const StoreOptions& options = {});
+  // Gives the free pages of dir's data file back to the filesystem when no process has the store
+  // open (LmdbEnv::Compact; the caller must not have it open either).
+  [[nodiscard]] static Result<LmdbEnv::CompactResult> Compact(const std::string& dir,
+                                                              const StoreOptions& options = {});
   // Commits queued chunks, then closes the environment.
   ~Store();
   Store(const Store&) = delete;

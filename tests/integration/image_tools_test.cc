@@ -500,15 +500,32 @@ TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
   ASSERT_NE(at, std::string::npos) << r.stdout_text;
   const uint64_t left = std::stoull(r.stdout_text.substr(at + 7));
   EXPECT_LE(left, keep) << r.stdout_text;
+  // The mount has the store open: its data file keeps its size (LMDB reuses the pages).
+  EXPECT_NE(r.stdout_text.find("Data file not compacted (in use by another process"),
+            std::string::npos)
+      << r.stdout_text;
   // The mount fetches what was evicted again.
   EXPECT_EQ(harness::CompareTrees(*reference_, WalkOf(mp)), std::vector<std::string>{});
   Unmount(mp);
 
-  // Without references everything goes; with --all the chunks of local images too.
+  // Without references everything goes; with --all the chunks of local images too. Nothing has
+  // the store open now, so the data file gives the freed pages back to the filesystem.
+  auto allocated = [&] {
+    struct stat st {};
+    EXPECT_EQ(::stat((cache_ + "/data.mdb").c_str(), &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  const uint64_t before = allocated();
+  ASSERT_GE(before, 1u << 20) << "the pulled image's chunks were in the data file";
   ASSERT_TRUE(RunHoist({"rm", CacheFlag(), Ref("tools/zc")}).ok());
   r = RunHoist({"prune", CacheFlag()});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_NE(r.stdout_text.find("Cache: 0 bytes in 0 chunks."), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("Data file compacted: "), std::string::npos) << r.stdout_text;
+  EXPECT_LE(allocated(), 256u << 10) << r.stdout_text;
+  r = RunHoist({"images", CacheFlag()});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text.find("tools/zc"), std::string::npos) << r.stdout_text;
 }
 
 // A damaged cache (issue 11): data.mdb truncated under a running mount, then zeroed, never

@@ -11,6 +11,11 @@
 //
 // A live mount is never broken: its chunks may go, and its reads then fetch them again (from the
 // registry, or from the mount's open layer blob files, which stay readable after unlink).
+//
+// Disk: LMDB reuses freed pages but never shrinks data.mdb. When no other process has the store
+// open (no mount, no daemon), prune then rewrites the file without its free pages
+// (Store::Compact), so `du` of the cache drops by what was freed. With a mount live the file
+// keeps its size (the pages are reused by later chunks) and the report says so.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,12 +120,25 @@ Status Prune(const PruneArgs& a, std::string* report) {
     HOIST_ASSIGN_OR_RETURN(evicted, store.chunks().Evict(*keep));
   }
   HOIST_ASSIGN_OR_RETURN(ChunkCacheStats stats, store.chunks().Stats());
+  // Give the freed pages back: LMDB reuses free pages but never shrinks its file, so the file
+  // is rewritten without them once nothing has the store open (this process closes it first).
+  const std::string cache_dir = local->cache_dir();
+  local.reset();
+  HOIST_ASSIGN_OR_RETURN(LmdbEnv::CompactResult compact, Store::Compact(cache_dir));
+  std::string disk;
+  if (compact.compacted) {
+    disk = " Data file compacted: " + HumanSize(compact.bytes_before) + " -> " +
+           HumanSize(compact.bytes_after) + ".";
+  } else {
+    disk = " Data file not compacted (" + compact.not_compacted + "): it keeps its " +
+           HumanSize(compact.bytes_before) + "; the freed pages are reused by new data.";
+  }
   *report = "Freed " + std::to_string(removed.first) + " unreferenced chunks (" +
             HumanSize(removed.second) + "), evicted " + std::to_string(evicted) +
             " more; removed " + std::to_string(blobs) + " manifests/configs, " +
             std::to_string(files) + " layer files, " + std::to_string(indexes) +
             " layer indexes. Cache: " + std::to_string(stats.chunk_bytes) + " bytes in " +
-            std::to_string(stats.chunk_count) + " chunks.";
+            std::to_string(stats.chunk_count) + " chunks." + disk;
   return Ok();
 }
 
