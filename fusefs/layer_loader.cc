@@ -147,7 +147,8 @@ class BlobStreamReader {
     piece_ = std::move(*got);
     offset_ += len;
     pos_ = 0;
-    if (offset_ < size_) next_ = FetchAsync(offset_, std::min(options_.piece_bytes, size_ - offset_));
+    if (offset_ < size_)
+      next_ = FetchAsync(offset_, std::min(options_.piece_bytes, size_ - offset_));
     return Ok();
   }
 
@@ -208,7 +209,7 @@ class BlobStreamReader {
   uint64_t out_bytes_ = 0;
   Sha256 sha_;
   std::unique_ptr<IndexingDecoder> decoder_;  // gzip and zstd
-  std::future<Result<std::string>> next_;      // the piece after piece_, in flight
+  std::future<Result<std::string>> next_;     // the piece after piece_, in flight
   std::shared_ptr<ScopedFd> tee_;             // the copy of the stream, while it is being kept
   BudgetLease space_;                         // the stream space tee_ uses
 };
