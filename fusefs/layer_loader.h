@@ -15,7 +15,8 @@
 //      accepted (zstd_chunked.h).
 //   4. Anything else that is a tar, tar+gzip or tar+zstd layer (no annotations): the whole blob is
 //   streamed once through the BlobSource in
-//      pieces, decompressed, and walked as tar; the blob's sha256 must equal the layer digest or
+//      pieces (the next piece fetched and hashed on a second thread while the current one is
+//      decoded), decompressed, and walked as tar; the blob's sha256 must equal the layer digest or
 //      the index is rejected (EIO). Plain tar gets kRaw chunks of `raw_chunk_bytes` with their
 //      own sha256, so its reads are lazy Range reads; compressed layers get one kStream chunk per
 //      file and Entry::digest set, and the same decoding pass records a checkpoint index
