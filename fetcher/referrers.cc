@@ -1,5 +1,6 @@
 #include "fetcher/referrers.h"
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <thread>
@@ -319,11 +320,10 @@ Result<std::vector<Descriptor>> ListReferrers(RegistryClient& client, const Refe
   }
 }
 
-Result<ReferrerArtifact> FetchReferrer(RegistryClient& client, const Reference& repo,
-                                       const Digest& subject, const Descriptor& referrer,
-                                       std::string_view artifact_type,
-                                       std::string_view blob_media_type, uint64_t max_blob_size,
-                                       const ReferrerLimits& limits) {
+Result<ReferrerManifest> FetchReferrerManifest(RegistryClient& client, const Reference& repo,
+                                               const Digest& subject, const Descriptor& referrer,
+                                               std::string_view artifact_type,
+                                               const ReferrerLimits& limits) {
   std::string what = repo.Name() + ": referrer " + referrer.digest.str();
   if (referrer.digest.empty()) return Fail(EINVAL, what + ": no digest");
   if (referrer.size < 0 || static_cast<uint64_t>(referrer.size) > limits.max_manifest_bytes) {
@@ -359,6 +359,26 @@ Result<ReferrerArtifact> FetchReferrer(RegistryClient& client, const Reference& 
     return Fail(EBADMSG, what + ": artifact type is \"" + type + "\", the listing says \"" +
                              referrer.artifact_type + "\"");
   }
+  ReferrerManifest out;
+  out.descriptor.media_type = got.media_type;
+  out.descriptor.digest = got.digest;
+  out.descriptor.size = static_cast<int64_t>(got.bytes.size());
+  out.descriptor.artifact_type = type;
+  out.descriptor.annotations = manifest->annotations;
+  out.manifest = std::move(*manifest);
+  return out;
+}
+
+Result<ReferrerArtifact> FetchReferrer(RegistryClient& client, const Reference& repo,
+                                       const Digest& subject, const Descriptor& referrer,
+                                       std::string_view artifact_type,
+                                       std::string_view blob_media_type, uint64_t max_blob_size,
+                                       const ReferrerLimits& limits) {
+  std::string what = repo.Name() + ": referrer " + referrer.digest.str();
+  HOIST_ASSIGN_OR_RETURN(
+      ReferrerManifest fetched,
+      FetchReferrerManifest(client, repo, subject, referrer, artifact_type, limits));
+  const ImageManifest* manifest = &fetched.manifest;
   const Descriptor* layer = nullptr;
   for (const Descriptor& l : manifest->layers) {
     if (l.media_type == blob_media_type) {
@@ -382,15 +402,40 @@ Result<ReferrerArtifact> FetchReferrer(RegistryClient& client, const Reference& 
                              std::to_string(layer->size));
   }
   ReferrerArtifact out;
-  out.descriptor.media_type = got.media_type;
-  out.descriptor.digest = got.digest;
-  out.descriptor.size = static_cast<int64_t>(got.bytes.size());
-  out.descriptor.artifact_type = type;
-  out.descriptor.annotations = manifest->annotations;
+  out.descriptor = std::move(fetched.descriptor);
   out.blob = *layer;
-  out.manifest = std::move(*manifest);
+  out.manifest = std::move(fetched.manifest);
   out.data = std::move(data);
   return out;
+}
+
+Result<std::string> FetchReferrerBlob(RegistryClient& client, const Reference& repo,
+                                      const Descriptor& blob, uint64_t max_blob_size) {
+  std::string what = repo.Name() + ": referrer blob " + blob.digest.str();
+  if (blob.size < 0 || static_cast<uint64_t>(blob.size) > max_blob_size) {
+    return Fail(EFBIG, what + " is " + std::to_string(blob.size) + " bytes, more than " +
+                           std::to_string(max_blob_size));
+  }
+  // GetBlob checks the digest (EIO "digest mismatch").
+  HOIST_ASSIGN_OR_RETURN(std::string data, client.GetBlob(repo, blob.digest, max_blob_size));
+  if (static_cast<int64_t>(data.size()) != blob.size) {
+    return Fail(EBADMSG, what + " is " + std::to_string(data.size()) +
+                             " bytes, the manifest says " + std::to_string(blob.size));
+  }
+  return data;
+}
+
+void SortReferrersNewestFirst(std::vector<Descriptor>* referrers) {
+  auto created = [](const Descriptor& d) -> std::pair<int64_t, uint32_t> {
+    auto it = d.annotations.find(std::string(kAnnotationCreated));
+    if (it == d.annotations.end()) return {INT64_MIN, 0};
+    auto t = ParseRfc3339(it->second);
+    return t ? *t : std::pair<int64_t, uint32_t>{INT64_MIN, 0};
+  };
+  std::reverse(referrers->begin(), referrers->end());
+  std::stable_sort(
+      referrers->begin(), referrers->end(),
+      [&](const Descriptor& a, const Descriptor& b) { return created(a) > created(b); });
 }
 
 }  // namespace hoist

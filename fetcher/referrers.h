@@ -99,6 +99,25 @@ struct ReferrerBlob {
                                                             std::string_view artifact_type,
                                                             const ReferrerLimits& limits = {});
 
+// Newest first by org.opencontainers.image.created (unparsable or missing: oldest), then in
+// listing order, latest listed first: the order to try listed candidates in.
+void SortReferrersNewestFirst(std::vector<Descriptor>* referrers);
+
+// An artifact manifest fetched and verified (digest, size as listed, OCI manifest, subject,
+// artifact type), without its blobs: for artifacts of several blobs (FetchReferrerBlob each).
+struct ReferrerManifest {
+  Descriptor descriptor;  // the artifact manifest (OCI manifest type, digest, size)
+  ImageManifest manifest;
+};
+[[nodiscard]] Result<ReferrerManifest> FetchReferrerManifest(
+    RegistryClient& client, const Reference& repo, const Digest& subject,
+    const Descriptor& referrer, std::string_view artifact_type, const ReferrerLimits& limits = {});
+
+// One blob of a verified artifact manifest (a layer descriptor of it): sha256 and size checked,
+// EFBIG beyond `max_blob_size`.
+[[nodiscard]] Result<std::string> FetchReferrerBlob(RegistryClient& client, const Reference& repo,
+                                                    const Descriptor& blob, uint64_t max_blob_size);
+
 // An artifact fetched and verified (see the contract above).
 struct ReferrerArtifact {
   Descriptor descriptor;  // the artifact manifest (OCI manifest type, digest, size)

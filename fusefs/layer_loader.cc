@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -136,14 +137,30 @@ class BlobStreamReader {
     }
   }
 
+  // The next piece is fetched (and hashed) on its own thread while this one is decoded, so the
+  // fetch and the blob's sha256 overlap the inflate instead of adding to it.
   Status Refill() {
     const uint64_t len = std::min(options_.piece_bytes, size_ - offset_);
-    HOIST_ASSIGN_OR_RETURN(piece_, source_.ReadAt(blob_, offset_, len));
-    if (piece_.size() != len) return Fail(EIO, "short read of the layer blob");
-    sha_.Update(piece_);
+    if (!next_.valid()) next_ = FetchAsync(offset_, len);
+    Result<std::string> got = next_.get();
+    if (!got) return Fail(got.error());
+    piece_ = std::move(*got);
     offset_ += len;
     pos_ = 0;
+    if (offset_ < size_)
+      next_ = FetchAsync(offset_, std::min(options_.piece_bytes, size_ - offset_));
     return Ok();
+  }
+
+  // Pieces are hashed in blob order: each is hashed by its own task, and a task starts only
+  // after the previous one was collected (get() above).
+  std::future<Result<std::string>> FetchAsync(uint64_t offset, uint64_t len) {
+    return std::async(std::launch::async, [this, offset, len]() -> Result<std::string> {
+      HOIST_ASSIGN_OR_RETURN(std::string piece, source_.ReadAt(blob_, offset, len));
+      if (piece.size() != len) return Fail(EIO, "short read of the layer blob");
+      sha_.Update(piece);
+      return piece;
+    });
   }
 
   // Makes input available; false at the end of the blob.
@@ -192,6 +209,7 @@ class BlobStreamReader {
   uint64_t out_bytes_ = 0;
   Sha256 sha_;
   std::unique_ptr<IndexingDecoder> decoder_;  // gzip and zstd
+  std::future<Result<std::string>> next_;     // the piece after piece_, in flight
   std::shared_ptr<ScopedFd> tee_;             // the copy of the stream, while it is being kept
   BudgetLease space_;                         // the stream space tee_ uses
 };
@@ -241,6 +259,8 @@ const char* LayerOriginName(LayerOrigin origin) {
       return "zstd:chunked";
     case LayerOrigin::kTarStream:
       return "tar stream";
+    case LayerOrigin::kPublished:
+      return "published index";
   }
   return "?";
 }
@@ -409,6 +429,12 @@ Result<LayerIndex> IndexLayerWithin(BlobSource& source, const Descriptor& layer,
   }
   if (origin != nullptr) *origin = LayerOrigin::kTarStream;
   HOIST_ASSIGN_OR_RETURN(LayerFormat format, StreamFormatForMediaType(layer.media_type));
+  if (options.published && format != LayerFormat::kTar && layer.size > 0) {
+    if (std::optional<LayerIndex> published = options.published(layer, format)) {
+      if (origin != nullptr) *origin = LayerOrigin::kPublished;
+      return std::move(*published);
+    }
+  }
   return IndexTarStream(source, layer.digest, blob_size, format, options, kept);
 }
 

@@ -15,13 +15,16 @@
 //      accepted (zstd_chunked.h).
 //   4. Anything else that is a tar, tar+gzip or tar+zstd layer (no annotations): the whole blob is
 //   streamed once through the BlobSource in
-//      pieces, decompressed, and walked as tar; the blob's sha256 must equal the layer digest or
+//      pieces (the next piece fetched and hashed on a second thread while the current one is
+//      decoded), decompressed, and walked as tar; the blob's sha256 must equal the layer digest or
 //      the index is rejected (EIO). Plain tar gets kRaw chunks of `raw_chunk_bytes` with their
 //      own sha256, so its reads are lazy Range reads; compressed layers get one kStream chunk per
 //      file and Entry::digest set, and the same decoding pass records a checkpoint index
 //      (LayerIndex::stream_index, index/gzip_index.h) every `checkpoint_span` compressed bytes,
 //      so the mount reads each file by range (ZranReader); without one (a single zstd frame)
 //      the layer is served by StreamLayer after a background full fetch.
+//      Before that, a tar+gzip / tar+zstd layer asks options.published for an index published
+//      next to the image (`hoist index`); one it gives is used instead of the blob stream.
 //   Every index built in 2, 3 or 4 is stored (a store error is logged, not fatal), unless
 //   options.defer_store leaves that to the caller (StoreFreshIndexes).
 //
@@ -38,7 +41,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -55,7 +60,7 @@
 
 namespace hoist {
 
-enum class LayerOrigin { kStore, kZstdChunked, kEstargz, kTarStream };
+enum class LayerOrigin { kStore, kZstdChunked, kEstargz, kTarStream, kPublished };
 const char* LayerOriginName(LayerOrigin origin);
 
 struct LayerLoaderOptions {
@@ -86,6 +91,11 @@ struct LayerLoaderOptions {
   // takes its compressed TOC's size plus kTocWorkingSet before it reads the TOC, and gives them
   // back once the TOC is parsed; a TOC over the whole budget waits until it is all free.
   uint64_t toc_memory_budget = 256ull << 20;
+  // An unconverted tar+gzip / tar+zstd layer (step 4) first asks this for a published index
+  // (fusefs/published_indexes.h: already checked against the layer); one given is used as it
+  // is (origin kPublished, no blob read, no stream kept). Unset or nullopt: the whole blob is
+  // streamed as without it. Called from the loader's worker threads.
+  std::function<std::optional<LayerIndex>(const Descriptor& layer, LayerFormat format)> published;
 };
 
 // What parsing one TOC holds besides its compressed bytes: the decoder's pieces (4 x 256 KiB),

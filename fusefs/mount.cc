@@ -27,6 +27,7 @@
 #include "fetcher/request_log.h"
 #include "fusefs/fuse_handoff.h"
 #include "fusefs/local_image.h"
+#include "fusefs/published_indexes.h"
 
 namespace hoist {
 namespace {
@@ -293,6 +294,16 @@ Status Mount::Build(MountHandoff* handoff) {
     }
   }
   stats_.SetLayers(layer_digests);
+  // Indexes published next to the image (`hoist index`): an unconverted layer the store lacks
+  // is then lazy from its first read; looked up by the first such layer's loader thread.
+  std::unique_ptr<PublishedIndexes> published;
+  if (!o.offline && !handoff_state_.from_local_store) {
+    published =
+        std::make_unique<PublishedIndexes>(client_.get(), ref, image_->manifest_bytes.digest);
+    loader_options.published = [&published](const Descriptor& layer, LayerFormat format) {
+      return published->Get(layer, format);
+    };
+  }
   IndexingBlobSource indexing_source(source_.get(), &stats_, std::move(unconverted));
   HOIST_ASSIGN_OR_RETURN(
       layers_, LoadLayers(indexing_source, store_.get(), image_->manifest.layers, loader_options));

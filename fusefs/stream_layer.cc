@@ -596,7 +596,9 @@ Result<size_t> StreamLayers::Read(const LayerIndex& layer, const Entry& entry, c
     // Lazy by range, unless the whole stream is here already (adopted or fetched: local).
     StreamLayer* s = Find(layer.layer_digest);
     if (s == nullptr || !s->Progress().verified) {
-      return zran_->Read(layer, entry, chunk.file_offset + in_chunk, out, deadline);
+      auto read = zran_->Read(layer, entry, chunk.file_offset + in_chunk, out, deadline);
+      // An index that does not fit the blob is dropped (zran_reader.h): the whole blob then.
+      if (read || zran_->HasIndex(layer)) return read;
     }
   }
   return Get(layer)->Read(entry, chunk, in_chunk, out, deadline);

@@ -10,7 +10,6 @@
 
 #include "base/file_util.h"
 #include "base/log.h"
-#include "base/rfc3339.h"
 #include "fetcher/referrers.h"
 #include "fetcher/request_log.h"
 
@@ -23,28 +22,13 @@ Status CheckTraceImage(const AccessTrace& trace, const Digest& manifest) {
   return Ok();
 }
 
-// Newest first by org.opencontainers.image.created (unparsable or missing: oldest), then in
-// listing order, latest listed first.
-void NewestFirst(std::vector<Descriptor>* referrers) {
-  auto created = [](const Descriptor& d) -> std::pair<int64_t, uint32_t> {
-    auto it = d.annotations.find(std::string(kAnnotationCreated));
-    if (it == d.annotations.end()) return {INT64_MIN, 0};
-    auto t = ParseRfc3339(it->second);
-    return t ? *t : std::pair<int64_t, uint32_t>{INT64_MIN, 0};
-  };
-  std::reverse(referrers->begin(), referrers->end());
-  std::stable_sort(
-      referrers->begin(), referrers->end(),
-      [&](const Descriptor& a, const Descriptor& b) { return created(a) > created(b); });
-}
-
 }  // namespace
 
 Result<std::optional<FoundTrace>> FindPublishedTrace(RegistryClient& client, const Reference& repo,
                                                      const Digest& manifest) {
   HOIST_ASSIGN_OR_RETURN(std::vector<Descriptor> listed,
                          ListReferrers(client, repo, manifest, kAccessTraceArtifactType));
-  NewestFirst(&listed);
+  SortReferrersNewestFirst(&listed);
   for (size_t i = 0; i < listed.size() && i < kMaxTraceCandidates; ++i) {
     const Descriptor& d = listed[i];
     auto fetched = FetchReferrer(client, repo, manifest, d, kAccessTraceArtifactType,

@@ -83,6 +83,23 @@ std::shared_ptr<const CheckpointIndex> ZranReader::IndexFor(const LayerIndex& la
 
 bool ZranReader::HasIndex(const LayerIndex& layer) { return IndexFor(layer) != nullptr; }
 
+void ZranReader::Drop(const LayerIndex& layer, const std::string& why) {
+  bool first = false;
+  {
+    MutexLock lock(mu_);
+    std::shared_ptr<const CheckpointIndex>& slot = indexes_[layer.layer_digest];
+    first = slot != nullptr;
+    slot = nullptr;
+  }
+  if (first) {
+    HOIST_LOG(kWarning) << "layer " << layer.layer_digest.str() << ": " << why
+                        << ": its checkpoint index does not fit the blob; refused, the layer "
+                           "will be fetched whole";
+  } else {
+    HOIST_LOG(kDebug) << why << " (checkpoint index already refused)";
+  }
+}
+
 bool ZranReader::Serves(const LayerIndex& layer, const Entry& entry) {
   if (entry.type != EntryType::kRegular || entry.digest.empty() ||
       entry.size > options_.max_file_bytes) {
@@ -150,15 +167,14 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
   auto decoded = ExtractRange(index, plan, *span, plan.out_begin, decode_end);
   if (!decoded) {
     stats_->RecordDigestMismatch();
-    HOIST_LOG(kError) << what << ": " << decoded.error().message()
-                      << " (the checkpoint index does not fit the blob); not served";
+    Drop(layer, what + ": " + decoded.error().message());
     return Fail(EIO, what + ": " + decoded.error().message());
   }
   std::string content = Assemble(entry, *decoded, plan.out_begin);
   if (Digest::Of(content) != entry.digest) {
     stats_->RecordDigestMismatch();
-    HOIST_LOG(kError) << what << ": digest mismatch after decoding at checkpoint "
-                      << plan.checkpoint << " (a lying checkpoint index?); not served";
+    Drop(layer, what + ": digest mismatch after decoding at checkpoint " +
+                    std::to_string(plan.checkpoint));
     return Fail(EIO, what + ": digest mismatch; not served");
   }
   if (cache_ != nullptr) {

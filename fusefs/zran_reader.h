@@ -13,8 +13,11 @@
 //      into the host's chunk cache under that digest, so the next read (in this mount or any
 //      later one on the host) is local. Every other file of the layer wholly inside the decoded
 //      bytes is checked and cached the same way (the neighbours arrive with the span for free).
-// A file whose digest does not match fails with EIO, counted as a digest mismatch, and nothing
-// of it is served or cached (a lying checkpoint, or a blob that is not the one indexed).
+// A file whose digest does not match (or whose span fails to decode) fails with EIO, counted as
+// a digest mismatch, and nothing of it is served or cached (a lying checkpoint, or a blob that
+// is not the one indexed); the layer's checkpoint index is then dropped with ONE warning line,
+// so HasIndex/Serves turn false and the caller (StreamLayers) serves that read and every later
+// one of the layer from the whole-blob fetch, which the blob digest verifies.
 //
 // Which layers: Serves() is true for an entry when its layer has a stream_index that parses
 // against the layer's blob (size and digest), the entry has a digest, all its chunks are
@@ -75,6 +78,8 @@ class ZranReader {
  private:
   using Content = std::shared_ptr<const std::string>;
   std::shared_ptr<const CheckpointIndex> IndexFor(const LayerIndex& layer);
+  // Refuses the layer's index from now on (one warning line, the first time).
+  void Drop(const LayerIndex& layer, const std::string& why);
   // Fetches the span, decodes, verifies the file (and caches its neighbours).
   Result<Content> Fetch(const LayerIndex& layer, const CheckpointIndex& index, const Entry& entry);
 

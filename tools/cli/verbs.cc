@@ -33,6 +33,7 @@ void RegisterSave(CLI::App& app, VerbRunner* run);
 void RegisterReferrers(CLI::App& app, VerbRunner* run);
 void RegisterAttach(CLI::App& app, VerbRunner* run);
 void RegisterOptimize(CLI::App& app, VerbRunner* run);
+void RegisterIndex(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -58,6 +59,7 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterReferrers(app, run);
   RegisterAttach(app, run);
   RegisterOptimize(app, run);
+  RegisterIndex(app, run);
 }
 
 }  // namespace hoist

@@ -1,0 +1,446 @@
+// Published layer indexes (issue 17 item 2, "Share it"), end to end: `hoist index` on an image
+// of plain `gzip -n` layers pushed by skopeo to a real docker-registry, then real hoistfs mounts
+// with FRESH caches (a first mount on a new host) over real FUSE.
+//
+//   Publish   `hoist index` publishes one artifact that `hoist referrers` lists, with one blob
+//             per layer that decodes to that layer's index; the sizes are printed.
+//   Lazy      a first mount finds the artifact: no read of either layer blob to mount, a cold
+//             read of one small file fetches only its span(s) (the registry's own log), the
+//             tree equals `umoci unpack`, random ranges of every file match.
+//   Tampered  artifacts pushed by hand (a blob of the wrong layer, truncated checkpoint data,
+//             windows that are valid zstd but wrong): ONE warning line each, and the mount
+//             serves exactly the right bytes from the whole blob.
+// Conditions are waited on, never slept for. Without root, /dev/fuse, umoci or docker-registry
+// the tests FAIL, they never skip.
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/file_util.h"
+#include "fetcher/curl_transport.h"
+#include "fetcher/referrers.h"
+#include "fetcher/registry.h"
+#include "index/gzip_index.h"
+#include "index/published_index.h"
+#include "tests/harness/hoist_cli.h"
+#include "tests/harness/hoistfs_mounts.h"
+#include "tests/harness/mountinfo.h"
+#include "tests/harness/oci_image.h"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_registry.h"
+#include "tests/harness/tree_walk.h"
+
+#ifndef HOISTFS_BINARY
+#error "HOISTFS_BINARY must name the hoistfs executable"
+#endif
+
+namespace hoist {
+namespace {
+
+using harness::FileSpec;
+using harness::LayerSpec;
+using harness::RunHoist;
+
+std::string TempDir(const std::string& name) {
+  std::string templ = "/tmp/hoist-pubindex-test-" + name + "-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) return "";
+  return templ;
+}
+
+Result<std::string> PRead(const std::string& path, uint64_t offset, size_t len) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(ErrnoError("open " + path));
+  std::string out(len, '\0');
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, out.data() + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      Error e = ErrnoError("pread " + path);
+      ::close(fd);
+      return Fail(e);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(done);
+  return out;
+}
+
+// Lines of `text` that contain every one of `words`.
+int CountLines(const std::string& text, const std::vector<std::string>& words) {
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    bool all = true;
+    for (const std::string& w : words) all = all && line.find(w) != std::string::npos;
+    n += all ? 1 : 0;
+  }
+  return n;
+}
+
+class PublishedIndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::geteuid(), 0u) << "the mount tests must run as root";
+    ASSERT_EQ(::access("/dev/fuse", R_OK | W_OK), 0) << "/dev/fuse is not accessible";
+    ASSERT_TRUE(
+        harness::RequirePrograms({"umoci", "skopeo", "fusermount3", "docker-registry", "gzip"})
+            .has_value());
+    work_ = TempDir("work");
+    ASSERT_FALSE(work_.empty());
+    auto reg = harness::TestRegistry::Launch();
+    ASSERT_TRUE(reg.has_value()) << reg.error().message();
+    registry_ = std::move(*reg);
+    // Two gzip layers: 400 files (text that compresses, and incompressible pattern bytes) of
+    // about 12 MB, so the blob spans many checkpoints; and a small second layer.
+    std::vector<FileSpec> files = {FileSpec::Dir("data"), FileSpec::Dir("text")};
+    for (int i = 0; i < 400; ++i) {
+      if (i % 2 == 0) {
+        std::string t;
+        while (t.size() < static_cast<size_t>(500 + 97 * i))
+          t += "row " + std::to_string(t.size() % 131) + " of text/t" + std::to_string(i) + "\n";
+        files.push_back(FileSpec::File("text/t" + std::to_string(i), t));
+      } else {
+        files.push_back(FileSpec::BigFile("data/d" + std::to_string(i),
+                                          1000 + 57ull * static_cast<uint64_t>(i) * i % 90000,
+                                          static_cast<uint32_t>(i)));
+      }
+    }
+    files.push_back(FileSpec::File("small.txt", "the small file\n"));
+    files.push_back(FileSpec::Symlink("link", "small.txt"));
+    std::vector<LayerSpec> layers = {
+        LayerSpec(files),
+        LayerSpec({FileSpec::File("text/t0", "replaced\n"), FileSpec::Whiteout("data/d1")})};
+    layout_ = work_ + "/layout";
+    auto image = harness::BuildOciImage(layout_, layers, {.tag = "v1"});
+    ASSERT_TRUE(image.has_value()) << image.error().message();
+    image_ = *image;
+    ASSERT_TRUE(
+        harness::PushOciLayout(image->OciRef(), registry_->DockerRef("pub/gz", "v1")).has_value());
+    auto unpack =
+        harness::RunChecked({"umoci", "unpack", "--image", layout_ + ":v1", work_ + "/bundle"});
+    ASSERT_TRUE(unpack.has_value()) << unpack.error().message();
+    auto transport = NewCurlTransport();
+    ASSERT_TRUE(transport.has_value()) << transport.error().message();
+    RegistryOptions options;
+    options.retry.max_attempts = 2;
+    client_ = std::make_unique<RegistryClient>(
+        std::shared_ptr<HttpTransport>(std::move(*transport)), nullptr, options);
+    repo_ = *Reference::Parse(ImageRef());
+  }
+  void TearDown() override {
+    mounts_.UnmountAll();
+    registry_.reset();
+    const char* keep = std::getenv("HOIST_TEST_KEEP");
+    if (!work_.empty() && (keep == nullptr || *keep != '1')) (void)RemoveTree(work_);
+  }
+
+  std::string ImageRef() const { return registry_->ImageRef("pub/gz", "v1"); }
+  const harness::BuiltLayer& Big() const { return image_.layers[0]; }
+
+  Descriptor Subject() const {
+    Descriptor d;
+    d.media_type = std::string(kMediaTypeOciManifest);
+    d.digest = image_.manifest_digest;
+    d.size = static_cast<int64_t>(image_.manifest.size());
+    return d;
+  }
+
+  // `hoist index IMAGE`; the artifact's digest.
+  Digest IndexImage() {
+    auto r = RunHoist({"index", ImageRef()});
+    EXPECT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    const size_t at = r.stdout_text.rfind("Digest: ");
+    EXPECT_NE(at, std::string::npos) << r.stdout_text;
+    if (at == std::string::npos) return {};
+    auto d = Digest::Parse(r.stdout_text.substr(at + 8, 71));
+    EXPECT_TRUE(d.has_value()) << r.stdout_text;
+    return d ? *d : Digest();
+  }
+
+  // The published artifact's blobs by layer position (fetched and verified).
+  std::vector<std::string> PublishedBlobs(const Digest& artifact) {
+    std::vector<std::string> out(image_.layers.size());
+    auto listed = ListReferrers(*client_, repo_, image_.manifest_digest, kLayerIndexArtifactType);
+    EXPECT_TRUE(listed.has_value());
+    if (!listed) return out;
+    for (const Descriptor& d : *listed) {
+      if (d.digest != artifact) continue;
+      auto m = FetchReferrerManifest(*client_, repo_, image_.manifest_digest, d,
+                                     kLayerIndexArtifactType);
+      EXPECT_TRUE(m.has_value()) << m.error().message();
+      if (!m) return out;
+      for (const Descriptor& b : m->manifest.layers) {
+        for (size_t i = 0; i < image_.layers.size(); ++i) {
+          if (b.annotations.at(std::string(kLayerIndexLayerAnnotation)) !=
+              image_.layers[i].digest.str())
+            continue;
+          auto data = FetchReferrerBlob(*client_, repo_, b, 1 << 30);
+          EXPECT_TRUE(data.has_value()) << data.error().message();
+          if (data) out[i] = *data;
+        }
+      }
+    }
+    return out;
+  }
+
+  // Publishes `blobs` (by layer position) as a new, newest, artifact; its digest.
+  Digest PushTampered(const std::vector<std::string>& blobs) {
+    std::vector<ReferrerBlob> rb;
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      rb.push_back(
+          ReferrerBlob{std::string(kLayerIndexBlobMediaType),
+                       blobs[i],
+                       {{std::string(kLayerIndexLayerAnnotation), image_.layers[i].digest.str()}}});
+    }
+    auto pushed = PushReferrer(*client_, repo_, Subject(), kLayerIndexArtifactType, rb,
+                               {{std::string(kAnnotationCreated), "2099-01-01T00:00:00Z"}});
+    EXPECT_TRUE(pushed.has_value()) << pushed.error().message();
+    return pushed ? pushed->digest : Digest();
+  }
+
+  void MountOk(const std::string& mp, const std::string& cache) {
+    ASSERT_TRUE(MakeDirs(mp).has_value());
+    ASSERT_TRUE(MakeDirs(cache).has_value());
+    auto r =
+        mounts_.Mount(ImageRef(), mp, cache,
+                      {"-o", "log_file=" + cache + "/hoistfs.log,log_level=debug,prefetch=none"},
+                      {.timeout = std::chrono::seconds(120)});
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    ASSERT_TRUE(harness::IsMounted(mp));
+  }
+
+  // Bytes of layer `i`'s blob the registry sent since `mark`, and how many GETs.
+  std::pair<uint64_t, int> BlobSent(uint64_t mark, size_t i, bool* whole = nullptr) {
+    auto requests = registry_->Requests(mark);
+    EXPECT_TRUE(requests.has_value());
+    uint64_t sent = 0;
+    int gets = 0;
+    if (!requests) return {0, 0};
+    const std::string digest = image_.layers[i].digest.str();
+    for (const auto& r : *requests) {
+      if (!r.IsBlobGet() || r.uri.find(digest) == std::string::npos) continue;
+      sent += r.bytes_written;
+      ++gets;
+      if (whole != nullptr && r.bytes_written >= image_.layers[i].size) *whole = true;
+    }
+    return {sent, gets};
+  }
+
+  // Every file of the mount equals umoci's unpack (tree, sha256s) and random ranges match.
+  void ExpectTreeAndRanges(const std::string& mp) {
+    auto want = harness::WalkTree(work_ + "/bundle/rootfs");
+    ASSERT_TRUE(want.has_value()) << want.error().message();
+    auto got = harness::WalkTree(mp);
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    std::vector<std::string> diffs = harness::CompareTrees(*want, *got);
+    std::string shown;
+    for (size_t i = 0; i < diffs.size() && i < 20; ++i) shown += diffs[i] + "\n";
+    EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences:\n" << shown;
+    std::mt19937_64 rng(17);
+    int files = 0;
+    for (const auto& [path, node] : *want) {
+      if (node.type != 'f' || node.size == 0) continue;
+      auto truth = ReadFile(work_ + "/bundle/rootfs/" + path);
+      ASSERT_TRUE(truth.has_value());
+      for (int k = 0; k < 3; ++k) {
+        const uint64_t off = rng() % node.size;
+        const size_t len = static_cast<size_t>(1 + rng() % (node.size - off));
+        auto r = PRead(mp + "/" + path, off, len);
+        ASSERT_TRUE(r.has_value()) << path << ": " << r.error().message();
+        ASSERT_EQ(*r, truth->substr(off, len)) << path << " at " << off;
+      }
+      ++files;
+    }
+    EXPECT_GT(files, 300);
+  }
+
+  std::string Log(const std::string& cache) {
+    auto log = ReadFile(cache + "/hoistfs.log");
+    EXPECT_TRUE(log.has_value());
+    return log ? *log : "";
+  }
+
+  std::string work_, layout_;
+  std::unique_ptr<harness::TestRegistry> registry_;
+  harness::BuiltImage image_;
+  std::unique_ptr<RegistryClient> client_;
+  Reference repo_;
+  harness::HoistfsMounts mounts_{HOISTFS_BINARY};
+};
+
+TEST_F(PublishedIndexTest, IndexPublishesOneArtifactThatIsListedAndDecodes) {
+  auto r = RunHoist({"index", ImageRef()});
+  ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+  // One line per layer with its size and its index's size, then the artifact.
+  for (size_t i = 0; i < image_.layers.size(); ++i) {
+    EXPECT_EQ(
+        CountLines(r.stdout_text, {image_.layers[i].digest.str(), " gzip, ", " entries, index "}),
+        1)
+        << r.stdout_text;
+  }
+  EXPECT_EQ(CountLines(r.stdout_text,
+                       {"Published 2 layer indexes", "referring to", image_.manifest_digest.str()}),
+            1)
+      << r.stdout_text;
+  const size_t at = r.stdout_text.rfind("Digest: ");
+  ASSERT_NE(at, std::string::npos);
+  auto artifact = Digest::Parse(r.stdout_text.substr(at + 8, 71));
+  ASSERT_TRUE(artifact.has_value()) << r.stdout_text;
+
+  auto listed =
+      RunHoist({"referrers", "--artifact-type", std::string(kLayerIndexArtifactType), ImageRef()});
+  ASSERT_TRUE(listed.ok()) << listed.stderr_text;
+  EXPECT_EQ(CountLines(listed.stdout_text, {artifact->str(), std::string(kLayerIndexArtifactType)}),
+            1)
+      << listed.stdout_text;
+
+  std::vector<std::string> blobs = PublishedBlobs(*artifact);
+  for (size_t i = 0; i < image_.layers.size(); ++i) {
+    const harness::BuiltLayer& layer = image_.layers[i];
+    ASSERT_FALSE(blobs[i].empty()) << "no blob for layer " << i;
+    auto index =
+        DecodePublishedLayerIndex(blobs[i], layer.digest, layer.size, LayerFormat::kTarGzip);
+    ASSERT_TRUE(index.has_value()) << index.error().message();
+    EXPECT_FALSE(index->entries.empty());
+    // Refused as the index of the other layer.
+    const harness::BuiltLayer& other = image_.layers[1 - i];
+    EXPECT_FALSE(
+        DecodePublishedLayerIndex(blobs[i], other.digest, other.size, LayerFormat::kTarGzip));
+  }
+  EXPECT_LT(blobs[0].size(), Big().size / 5) << "the index is large next to its layer";
+
+  // -q prints the digest alone.
+  auto quiet = RunHoist({"index", "-q", ImageRef()});
+  ASSERT_TRUE(quiet.ok()) << quiet.stderr_text;
+  ASSERT_EQ(quiet.stdout_text.size(), 72u) << quiet.stdout_text;
+  EXPECT_TRUE(Digest::Parse(quiet.stdout_text.substr(0, 71)).has_value());
+}
+
+TEST_F(PublishedIndexTest, FirstMountOnAFreshCacheIsLazyFromTheFirstByte) {
+  ASSERT_GT(Big().size, 4ull << 20);
+  ASSERT_FALSE(IndexImage().empty());
+  const std::string cache = work_ + "/cache";
+  const std::string mp = work_ + "/mnt";
+  uint64_t mark = registry_->LogMark();
+  MountOk(mp, cache);
+  for (size_t i = 0; i < image_.layers.size(); ++i) {
+    EXPECT_EQ(BlobSent(mark, i).second, 0) << "the first mount read layer " << i << "'s blob";
+  }
+  const std::string log = Log(cache);
+  EXPECT_EQ(CountLines(log, {"index from published index"}), 2) << log;
+  EXPECT_EQ(CountLines(log, {"refused"}), 0) << log;
+
+  // A cold read of one small file fetches its span(s) only.
+  mark = registry_->LogMark();
+  auto small = PRead(mp + "/text/t200", 0, 1 << 20);
+  ASSERT_TRUE(small.has_value()) << small.error().message();
+  auto want_small = ReadFile(work_ + "/bundle/rootfs/text/t200");
+  ASSERT_TRUE(want_small.has_value());
+  EXPECT_EQ(*small, *want_small);
+  bool whole = false;
+  auto [sent, gets] = BlobSent(mark, 0, &whole);
+  EXPECT_GE(gets, 1);
+  EXPECT_LE(gets, 2);
+  EXPECT_FALSE(whole);
+  EXPECT_LT(sent, Big().size / 3) << "a small read fetched " << sent << " of " << Big().size;
+
+  ExpectTreeAndRanges(mp);
+  whole = false;
+  (void)BlobSent(mark, 0, &whole);
+  EXPECT_FALSE(whole) << "a read fetched the whole blob";
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+
+  // The fresh index was stored: a remount on this host looks nothing up and reads no blob.
+  mark = registry_->LogMark();
+  MountOk(mp, cache);
+  EXPECT_EQ(BlobSent(mark, 0).second, 0);
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+}
+
+TEST_F(PublishedIndexTest, TamperedArtifactsAreRefusedAndTheMountServesTheRightBytes) {
+  const Digest genuine = IndexImage();
+  ASSERT_FALSE(genuine.empty());
+  const std::vector<std::string> blobs = PublishedBlobs(genuine);
+  ASSERT_FALSE(blobs[0].empty());
+  ASSERT_FALSE(blobs[1].empty());
+  auto big = DecodePublishedLayerIndex(blobs[0], Big().digest, Big().size, LayerFormat::kTarGzip);
+  ASSERT_TRUE(big.has_value()) << big.error().message();
+
+  // 1. The small layer's index where the big layer's should be (wrong layer digest).
+  // 2. Truncated checkpoint data.
+  // 3. Every block checkpoint with the wrong unread-bit count and a window that is a valid zstd
+  //    frame of 32 KiB of the wrong bytes: passes every check a mount can make without the
+  //    blob, and fails to inflate (or fails the file's sha256) at the first read through it.
+  LayerIndex truncated = *big;
+  truncated.stream_index.resize(truncated.stream_index.size() - 1000);
+  auto checkpoints = ParseCheckpointIndex(big->stream_index, Big().size, Big().digest);
+  ASSERT_TRUE(checkpoints.has_value());
+  const std::string junk(kDeflateWindowBytes, 'x');
+  std::string packed(ZSTD_compressBound(junk.size()), '\0');
+  packed.resize(ZSTD_compress(packed.data(), packed.size(), junk.data(), junk.size(), 3));
+  int windows = 0;
+  for (Checkpoint& c : checkpoints->checkpoints) {
+    if (c.kind != CheckpointKind::kDeflateBlock) continue;
+    c.window = packed;
+    c.bits = static_cast<uint8_t>((c.bits + 3) % 8);
+    ++windows;
+  }
+  ASSERT_GT(windows, 3);
+  LayerIndex bad_windows = *big;
+  bad_windows.stream_index = SerializeCheckpointIndex(*checkpoints);
+  struct Case {
+    std::string name;
+    std::string blob;
+    bool refused_at_mount;
+  };
+  const std::vector<Case> cases = {
+      {"wrong-layer", blobs[1], true},
+      {"truncated", EncodePublishedLayerIndex(truncated), true},
+      {"bad-checkpoints", EncodePublishedLayerIndex(bad_windows), false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const Digest artifact = PushTampered({c.blob, blobs[1]});
+    ASSERT_FALSE(artifact.empty());
+    const std::string cache = work_ + "/cache-" + c.name;
+    const std::string mp = work_ + "/mnt-" + c.name;
+    uint64_t mark = registry_->LogMark();
+    MountOk(mp, cache);
+    EXPECT_EQ(BlobSent(mark, 0).first >= Big().size, c.refused_at_mount)
+        << "the whole blob is read to mount iff refused";
+    if (c.refused_at_mount) {
+      const std::string log = Log(cache);
+      EXPECT_EQ(CountLines(log, {"refused"}), 1) << log;
+      EXPECT_EQ(CountLines(log, {"refused", Big().digest.str(), artifact.str()}), 1) << log;
+    }
+    // A file far into the layer (its span starts at a block checkpoint, not the blob's start).
+    auto got = PRead(mp + "/data/d399", 0, 1 << 20);
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    auto want = ReadFile(work_ + "/bundle/rootfs/data/d399");
+    ASSERT_TRUE(want.has_value());
+    EXPECT_EQ(*got, *want);
+    // Every file, all through the whole blob once the checkpoints were refused.
+    ExpectTreeAndRanges(mp);
+    const std::string log = Log(cache);
+    EXPECT_EQ(CountLines(log, {"refused"}), 1) << log;
+    if (!c.refused_at_mount) {
+      EXPECT_EQ(CountLines(log, {"does not fit the blob; refused", Big().digest.str()}), 1) << log;
+      EXPECT_GE(BlobSent(mark, 0).first, Big().size) << "the fallback fetches the whole blob";
+    }
+    ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+  }
+}
+
+}  // namespace
+}  // namespace hoist
