@@ -30,6 +30,7 @@
 #include "fusefs/stats_file.h"
 #include "fusefs/stream_layer.h"
 #include "index/store.h"
+#include "tests/harness/gzip_bytes.h"
 #include "tests/harness/wait.h"
 
 namespace hoist {
@@ -75,19 +76,7 @@ std::string ZstdSkippable(size_t payload) {
   return out;
 }
 
-std::string Gzip(std::string_view data) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using testing::Gzip;
 
 // A zstd:chunked-shaped layer: each file chunk its own zstd frame, a skippable "tar header"
 // frame before each file. Chunks of one file are adjacent in the blob.

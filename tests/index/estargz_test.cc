@@ -10,6 +10,7 @@
 #include "index/chunk_codec.h"
 #include "index/tar_reader.h"
 #include "index/zstd_chunked.h"
+#include "tests/harness/gzip_bytes.h"
 #include "tests/index/ctr_remote_util.h"
 #include "tests/index/format_test_util.h"
 
@@ -21,19 +22,7 @@ using testing::Slurp;
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-std::string Gzip(std::string_view data) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using testing::Gzip;
 
 std::string Hex16(uint64_t v) {
   char buf[17];

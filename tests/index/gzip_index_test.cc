@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/digest.h"
+#include "tests/harness/gzip_bytes.h"
 
 namespace hoist {
 namespace {
@@ -36,19 +37,7 @@ std::string MakeData(size_t n, uint32_t seed) {
   return out;
 }
 
-std::string Gzip(std::string_view data, int level = 6) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using testing::Gzip;
 
 std::string Zstd(std::string_view data, int level = 3) {
   std::string out(ZSTD_compressBound(data.size()), '\0');

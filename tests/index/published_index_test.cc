@@ -12,23 +12,12 @@
 #include "base/digest.h"
 #include "index/gzip_index.h"
 #include "index/layer_index_codec.h"
+#include "tests/harness/gzip_bytes.h"
 
 namespace hoist {
 namespace {
 
-std::string GzipOf(std::string_view data) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, data.size()) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using testing::Gzip;
 
 class PublishedIndex : public ::testing::Test {
  protected:
@@ -39,7 +28,7 @@ class PublishedIndex : public ::testing::Test {
       if (rng() % 40 == 0)
         for (int i = 0; i < 2000; ++i) plain_.push_back(static_cast<char>(rng()));
     }
-    blob_ = GzipOf(plain_);
+    blob_ = Gzip(plain_);
     IndexingDecoder dec(CheckpointCodec::kGzip, 64 << 10);
     std::string out(1 << 16, '\0');
     size_t at = 0;

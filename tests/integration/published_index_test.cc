@@ -37,6 +37,7 @@
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/tree_walk.h"
+#include "tests/integration/gzip_test_files.h"
 
 #ifndef HOISTFS_BINARY
 #error "HOISTFS_BINARY must name the hoistfs executable"
@@ -101,22 +102,8 @@ class PublishedIndexTest : public ::testing::Test {
     auto reg = harness::TestRegistry::Launch();
     ASSERT_TRUE(reg.has_value()) << reg.error().message();
     registry_ = std::move(*reg);
-    // Two gzip layers: 400 files (text that compresses, and incompressible pattern bytes) of
-    // about 12 MB, so the blob spans many checkpoints; and a small second layer.
-    std::vector<FileSpec> files = {FileSpec::Dir("data"), FileSpec::Dir("text")};
-    for (int i = 0; i < 400; ++i) {
-      if (i % 2 == 0) {
-        std::string t;
-        while (t.size() < static_cast<size_t>(500 + 97 * i))
-          t += "row " + std::to_string(t.size() % 131) + " of text/t" + std::to_string(i) + "\n";
-        files.push_back(FileSpec::File("text/t" + std::to_string(i), t));
-      } else {
-        files.push_back(FileSpec::BigFile("data/d" + std::to_string(i),
-                                          1000 + 57ull * static_cast<uint64_t>(i) * i % 90000,
-                                          static_cast<uint32_t>(i)));
-      }
-    }
-    files.push_back(FileSpec::File("small.txt", "the small file\n"));
+    // Two gzip layers: the files of GzipTestFiles, and a small second layer.
+    std::vector<FileSpec> files = testing::GzipTestFiles();
     files.push_back(FileSpec::Symlink("link", "small.txt"));
     std::vector<LayerSpec> layers = {
         LayerSpec(files),
