@@ -109,7 +109,7 @@ Result<size_t> ZranReader::Read(const LayerIndex& layer, const Entry& entry, uin
   if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
   const std::string key = entry.digest.str();
   SingleFlight<Result<Content>>::Joined joined = flights_.Join(key);
-  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry));
+  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/false));
   if (joined.future.wait_until(deadline) == std::future_status::timeout) {
     return Fail(ETIMEDOUT, "timed out waiting for " + entry.path + " from layer " +
                                layer.layer_digest.str() + " (by checkpoint)");
@@ -122,8 +122,56 @@ Result<size_t> ZranReader::Read(const LayerIndex& layer, const Entry& entry, uin
   return n;
 }
 
+Result<uint64_t> ZranReader::SpanBytes(const LayerIndex& layer, const Entry& entry) {
+  const StreamRange r = RangeOf(entry);
+  if (r.lo == r.hi) return uint64_t{0};
+  std::shared_ptr<const CheckpointIndex> index = IndexFor(layer);
+  if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
+  if (r.hi > index->stream_size) {
+    return Fail(EIO, "file " + entry.path + " of layer " + layer.layer_digest.str() +
+                         ": past the end of the indexed stream");
+  }
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(*index, r.lo, r.hi));
+  return plan.in_end - plan.in_begin;
+}
+
+Status ZranReader::Prefetch(const LayerIndex& layer, const Entry& entry) {
+  const StreamRange r = RangeOf(entry);
+  if (r.lo == r.hi) return Ok();
+  if (cache_ != nullptr) {
+    auto present = cache_->Contains(entry.digest);
+    if (present && *present) return Ok();
+  }
+  std::shared_ptr<const CheckpointIndex> index = IndexFor(layer);
+  if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
+  const std::string key = entry.digest.str();
+  SingleFlight<Result<Content>>::Joined joined = flights_.Join(key);
+  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/true));
+  // A leader elsewhere is bounded by the BlobSource's own timeout, as this thread would be.
+  const Result<Content>& got = joined.future.get();
+  if (!got) return Fail(got.error());
+  return Ok();
+}
+
+void ZranReader::Forget(const Digest& layer) {
+  MutexLock lock(mu_);
+  indexes_.erase(layer);
+}
+
+bool ZranReader::Cache(const Digest& layer, const Entry& entry, std::string_view content) {
+  auto present = cache_->Contains(entry.digest);
+  if (present && *present) return false;
+  if (Status put = cache_->Put(entry.digest, content); !put) {
+    HOIST_LOG(kWarning) << "file " << entry.path << " of layer " << layer.str()
+                        << ": not cached: " << put.error().message();
+    return false;
+  }
+  stats_->AddLocalBytes(layer, entry.size);
+  return true;
+}
+
 Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const CheckpointIndex& index,
-                                              const Entry& entry) {
+                                              const Entry& entry, bool prefetch) {
   const std::string what = "file " + entry.path + " of layer " + layer.layer_digest.str();
   const StreamRange r = RangeOf(entry);
   if (r.lo == r.hi) {  // all holes
@@ -139,8 +187,7 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
   auto span = source_->ReadAt(layer.layer_digest, plan.in_begin, plan.in_end - plan.in_begin);
   stats_->RecordFetch(
       layer.layer_digest, origin, span ? span->size() : 0,
-      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0),
-      /*prefetch=*/false);
+      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0), prefetch);
   if (!span) return Fail(span.error().Context(what));
   if (span->size() != plan.in_end - plan.in_begin)
     return Fail(EIO, what + ": short read of the compressed span");
@@ -162,9 +209,7 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
     return Fail(EIO, what + ": digest mismatch; not served");
   }
   if (cache_ != nullptr) {
-    if (Status put = cache_->Put(entry.digest, content); !put) {
-      HOIST_LOG(kWarning) << what << ": not cached: " << put.error().message();
-    }
+    (void)Cache(layer.layer_digest, entry, content);
     // The neighbours: every other file wholly inside the decoded bytes. Entries are in tar
     // (stream) order, so the walk stops at the first file outside them, either way.
     const std::vector<Entry>& entries = layer.entries;
@@ -181,7 +226,7 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
         if (present && *present) return true;
         std::string c = Assemble(e, *decoded, plan.out_begin);
         if (Digest::Of(c) != e.digest) return true;  // not served, so no harm; the read will say
-        if (cache_->Put(e.digest, c)) ++cached;
+        if (Cache(layer.layer_digest, e, c)) ++cached;
         return true;
       };
       constexpr size_t kMaxSteps = 65536;
