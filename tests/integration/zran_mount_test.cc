@@ -240,7 +240,7 @@ TEST_F(ZranMountTest, PrefetchAllCompletesTheLayersAndServesThemOffline) {
   MountStateFile last;
   const bool local = harness::WaitUntil(
       [&] {
-        CommandResult r = harness::RunHoist({"stats", "--json", mp});
+        harness::CommandResult r = harness::RunHoist({"stats", "--json", mp});
         if (!r.ok()) return false;
         auto state = MountStateFromJson(r.stdout_text);
         if (!state) return false;
