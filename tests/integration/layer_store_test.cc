@@ -47,6 +47,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
@@ -482,6 +483,8 @@ TEST_F(LayerStoreTest, GzipLayersWithAStoredIndexAreLazy) {
   EXPECT_EQ(gets, 1);
   EXPECT_GT(first.size, 2u << 20);
   EXPECT_LE(sent, (1u << 20) + (64u << 10)) << "of a " << first.size << "-byte blob";
+  std::cout << "cold read of a small file: " << gets << " GET, " << sent << " bytes of the "
+            << first.size << "-byte blob\n";
   // Stacked: the image exactly (every byte through the spans).
   const std::string target = Overlay(*dirs);
   auto got = WalkTree(target);

@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -260,6 +261,8 @@ TEST_F(ZranMountTest, PrefetchAllCompletesTheLayersAndServesThemOffline) {
   EXPECT_GT(gets, 4);
   EXPECT_LT(sent, big_layer_size_ * 2) << gets << " requests";
   EXPECT_GT(last.stats.prefetch_requests, 0u);
+  std::cout << "background completion: " << gets << " GETs, " << sent << " bytes of the "
+            << big_layer_size_ << "-byte blob\n";
 
   // Offline: every file, every byte (WalkTree hashes each file's content).
   registry_->Stop();
