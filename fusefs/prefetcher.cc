@@ -269,7 +269,8 @@ uint64_t Prefetcher::SpanPass(const LayerIndex& layer, bool marked_only) {
     if (!seen.insert(e.digest).second) continue;
     auto present = cache->Contains(e.digest);
     if (present && *present) continue;
-    auto span = zran->SpanBytes(layer, e);
+    const uint64_t want = std::max<uint64_t>(options_.max_request_bytes, 1);
+    auto span = zran->SpanBytes(layer, e, want);
     if (!span) {
       ++failed;
       HOIST_LOG(kDebug) << "prefetch of " << e.path << " of layer " << layer.layer_digest.str()
@@ -283,7 +284,7 @@ uint64_t Prefetcher::SpanPass(const LayerIndex& layer, bool marked_only) {
       MutexLock lock(mu_);
       if (!bucket_.Acquire(*span, mu_, cv_, stop_)) break;
     }
-    if (Status s = zran->Prefetch(layer, e); !s) {
+    if (Status s = zran->Prefetch(layer, e, want); !s) {
       ++failed;
       HOIST_LOG(kDebug) << "prefetch of layer " << layer.layer_digest.str()
                         << " failed: " << s.error().message();

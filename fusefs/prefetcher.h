@@ -13,8 +13,9 @@
 // zran_reader.h) are completed file by file: each pass walks the layer in stream order and, for
 // every file not in the cache yet (marked files only in the priority pass), takes the span's
 // compressed bytes from the token bucket, yields to on-demand reads (whole-image pass), and has
-// ZranReader::Prefetch fetch the span, verify the file and cache it with every neighbour wholly
-// inside the span, so a layer of small files costs about one request per span, in blob order.
+// ZranReader::Prefetch fetch the span (widened to about max_request_bytes of blob), verify the
+// file and cache it with every neighbour wholly inside it, so a layer of small files costs about
+// one request per max_request_bytes, in blob order.
 // The scan counts such a layer by distinct file digest (a file is local once it is cached).
 // Other unconverted layers, and a lazy one holding a file the ZranReader does not serve (over its
 // size cap, no digest), are fetched whole (StreamLayer::Start) in mode kAll, and in mode

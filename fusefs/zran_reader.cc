@@ -46,6 +46,21 @@ std::string Assemble(const Entry& e, std::string_view data, uint64_t base) {
   return content;
 }
 
+// The span to fetch for stream bytes [lo, hi): the file's own, widened to the last checkpoint
+// at most `want_bytes` compressed bytes past its start (0: not widened).
+Result<SpanPlan> PlanSpan(const CheckpointIndex& index, uint64_t lo, uint64_t hi,
+                          uint64_t want_bytes) {
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(index, lo, hi));
+  if (want_bytes == 0 || plan.in_end - plan.in_begin >= want_bytes) return plan;
+  uint64_t wider = hi;
+  for (const Checkpoint& c : index.checkpoints) {
+    if (c.in_offset > plan.in_begin + want_bytes) break;
+    if (c.out_offset > wider) wider = c.out_offset;
+  }
+  if (wider == hi) return plan;
+  return PlanExtract(index, lo, wider);
+}
+
 }  // namespace
 
 ZranReader::ZranReader(BlobSource* source, ChunkCache* cache, MountStats* stats,
@@ -109,7 +124,7 @@ Result<size_t> ZranReader::Read(const LayerIndex& layer, const Entry& entry, uin
   if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
   const std::string key = entry.digest.str();
   SingleFlight<Result<Content>>::Joined joined = flights_.Join(key);
-  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/false));
+  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/false, 0));
   if (joined.future.wait_until(deadline) == std::future_status::timeout) {
     return Fail(ETIMEDOUT, "timed out waiting for " + entry.path + " from layer " +
                                layer.layer_digest.str() + " (by checkpoint)");
@@ -122,7 +137,8 @@ Result<size_t> ZranReader::Read(const LayerIndex& layer, const Entry& entry, uin
   return n;
 }
 
-Result<uint64_t> ZranReader::SpanBytes(const LayerIndex& layer, const Entry& entry) {
+Result<uint64_t> ZranReader::SpanBytes(const LayerIndex& layer, const Entry& entry,
+                                       uint64_t want_bytes) {
   const StreamRange r = RangeOf(entry);
   if (r.lo == r.hi) return uint64_t{0};
   std::shared_ptr<const CheckpointIndex> index = IndexFor(layer);
@@ -131,11 +147,11 @@ Result<uint64_t> ZranReader::SpanBytes(const LayerIndex& layer, const Entry& ent
     return Fail(EIO, "file " + entry.path + " of layer " + layer.layer_digest.str() +
                          ": past the end of the indexed stream");
   }
-  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(*index, r.lo, r.hi));
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanSpan(*index, r.lo, r.hi, want_bytes));
   return plan.in_end - plan.in_begin;
 }
 
-Status ZranReader::Prefetch(const LayerIndex& layer, const Entry& entry) {
+Status ZranReader::Prefetch(const LayerIndex& layer, const Entry& entry, uint64_t want_bytes) {
   const StreamRange r = RangeOf(entry);
   if (r.lo == r.hi) return Ok();
   if (cache_ != nullptr) {
@@ -146,7 +162,9 @@ Status ZranReader::Prefetch(const LayerIndex& layer, const Entry& entry) {
   if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
   const std::string key = entry.digest.str();
   SingleFlight<Result<Content>>::Joined joined = flights_.Join(key);
-  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/true));
+  if (joined.leader) {
+    flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/true, want_bytes));
+  }
   // A leader elsewhere is bounded by the BlobSource's own timeout, as this thread would be.
   const Result<Content>& got = joined.future.get();
   if (!got) return Fail(got.error());
@@ -171,7 +189,8 @@ bool ZranReader::Cache(const Digest& layer, const Entry& entry, std::string_view
 }
 
 Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const CheckpointIndex& index,
-                                              const Entry& entry, bool prefetch) {
+                                              const Entry& entry, bool prefetch,
+                                              uint64_t want_bytes) {
   const std::string what = "file " + entry.path + " of layer " + layer.layer_digest.str();
   const StreamRange r = RangeOf(entry);
   if (r.lo == r.hi) {  // all holes
@@ -180,7 +199,7 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
     return std::make_shared<const std::string>(std::move(zeros));
   }
   if (r.hi > index.stream_size) return Fail(EIO, what + ": past the end of the indexed stream");
-  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(index, r.lo, r.hi));
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanSpan(index, r.lo, r.hi, want_bytes));
   const BlobOrigin origin =
       source_->IsLocal(layer.layer_digest) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = SteadyClock::now();

@@ -22,7 +22,10 @@
 // Background completion (the prefetcher, prefetcher.h): SpanBytes says what one fetch of a file
 // would cost (for the bandwidth cap, before the request), and Prefetch makes a file (and its
 // span's neighbours) local in the calling thread, merged with an identical on-demand fetch,
-// counted as prefetch.
+// counted as prefetch. Both take `want_bytes`: the span is widened, checkpoint by checkpoint, to
+// at most that many compressed bytes from its start (never narrower than the file's own span),
+// so a pass over a layer of small files fetches it in requests of about that size, each
+// overlapping the next by at most one checkpoint span (a file cut by the request's end).
 //
 // Which layers: Serves() is true for an entry when its layer has a stream_index that parses
 // against the layer's blob (size and digest), the entry has a digest, all its chunks are
@@ -83,11 +86,13 @@ class ZranReader {
   // The compressed bytes one fetch of `entry` requests (its span); 0 when it needs none (no
   // content, or only holes: such a file is served as zeros and never cached).
   // REQUIRES: Serves(layer, entry). Errors: EIO (no index, a file past the indexed stream).
-  [[nodiscard]] Result<uint64_t> SpanBytes(const LayerIndex& layer, const Entry& entry);
+  [[nodiscard]] Result<uint64_t> SpanBytes(const LayerIndex& layer, const Entry& entry,
+                                           uint64_t want_bytes = 0);
   // Makes `entry` local (fetched, verified, in the chunk cache, with its span's neighbours) in
   // the calling thread, or waits for an identical fetch already running. Ok at once when it is
   // cached already or has no content. REQUIRES: Serves(layer, entry). Errors as Read's.
-  [[nodiscard]] Status Prefetch(const LayerIndex& layer, const Entry& entry);
+  [[nodiscard]] Status Prefetch(const LayerIndex& layer, const Entry& entry,
+                                uint64_t want_bytes = 0);
 
   // Drops the parsed index of `layer` (parsed again on next use): for a layer store whose layer
   // went. Reads running on it keep their copy.
@@ -98,7 +103,7 @@ class ZranReader {
   std::shared_ptr<const CheckpointIndex> IndexFor(const LayerIndex& layer);
   // Fetches the span, decodes, verifies the file (and caches its neighbours).
   Result<Content> Fetch(const LayerIndex& layer, const CheckpointIndex& index, const Entry& entry,
-                        bool prefetch);
+                        bool prefetch, uint64_t want_bytes);
   // Puts a verified file into the cache; true if it was not there (and counts it local).
   bool Cache(const Digest& layer, const Entry& entry, std::string_view content);
 

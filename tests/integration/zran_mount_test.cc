@@ -254,12 +254,13 @@ TEST_F(ZranMountTest, PrefetchAllCompletesTheLayersAndServesThemOffline) {
       },
       std::chrono::milliseconds(120000), std::chrono::milliseconds(100));
   ASSERT_TRUE(local) << "last state: " << MountStatsToJson(last.stats);
-  // Span by span: never one request for the whole blob, and the blob about once in all.
+  // Span by span (requests of about 4 MiB): never one request for the whole blob, and the blob
+  // about once in all.
   bool whole = false;
   auto [sent, gets] = BlobSent(mark, &whole);
   EXPECT_FALSE(whole);
-  EXPECT_GT(gets, 4);
-  EXPECT_LT(sent, big_layer_size_ * 2) << gets << " requests";
+  EXPECT_GE(gets, 2);
+  EXPECT_LT(sent, big_layer_size_ + big_layer_size_ / 3) << gets << " requests";
   EXPECT_GT(last.stats.prefetch_requests, 0u);
   std::cout << "background completion: " << gets << " GETs, " << sent << " bytes of the "
             << big_layer_size_ << "-byte blob\n";
