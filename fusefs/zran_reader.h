@@ -25,7 +25,7 @@
 // counted as prefetch. Both take `want_bytes`: the span is widened, checkpoint by checkpoint, to
 // at most that many compressed bytes from its start (never narrower than the file's own span),
 // so a pass over a layer of small files fetches it in requests of about that size, each
-// overlapping the next by at most one checkpoint span (a file cut by the request's end).
+// overlapping the next by the checkpoint spans of the file the request's end cut.
 //
 // Which layers: Serves() is true for an entry when its layer has a stream_index that parses
 // against the layer's blob (size and digest), the entry has a digest, all its chunks are
