@@ -249,9 +249,16 @@ uint64_t Prefetcher::FetchFiles(const std::vector<FileRef>& files) {
   return failed.load();
 }
 
+bool Prefetcher::LazyFromLocalBlob(const LayerIndex& layer) const {
+  StreamLayers* streams = reader_->streams();
+  return streams != nullptr && IsStreamFormat(layer.format) && streams->Lazy(layer) &&
+         reader_->source()->IsLocal(layer.layer_digest);
+}
+
 bool Prefetcher::CompletedBySpans(const LayerIndex& layer) const {
   StreamLayers* streams = reader_->streams();
   if (streams == nullptr || !IsStreamFormat(layer.format) || !streams->Lazy(layer)) return false;
+  if (reader_->source()->IsLocal(layer.layer_digest)) return false;
   return std::all_of(layer.entries.begin(), layer.entries.end(), [&](const Entry& e) {
     return e.type != EntryType::kRegular || e.size == 0 || streams->zran()->Serves(layer, e);
   });
@@ -350,8 +357,9 @@ void Prefetcher::Run() {
   if (reader_->streams() != nullptr) {
     for (const auto& layer : layers_) {
       if (!IsStreamFormat(layer->format)) continue;
-      // Read lazily by range through its checkpoint index: completed span by span (Pass).
-      if (CompletedBySpans(*layer)) continue;
+      // Read lazily by range through its checkpoint index: completed span by span (Pass), or
+      // on this host already (its blob file: a pulled image), so nothing to do.
+      if (CompletedBySpans(*layer) || LazyFromLocalBlob(*layer)) continue;
       // Priority mode fetches an unconverted layer only if it holds a marked file (it cannot
       // fetch part of one).
       if (options_.mode == PrefetchMode::kPriority &&

@@ -17,6 +17,8 @@
 // file and cache it with every neighbour wholly inside it, so a layer of small files costs about
 // one request per max_request_bytes, in blob order.
 // The scan counts such a layer by distinct file digest (a file is local once it is cached).
+// Such a layer whose blob the source holds locally (BlobSource::IsLocal: a pulled image) is
+// neither completed nor fetched whole: it is on this host already.
 // Other unconverted layers, and a lazy one holding a file the ZranReader does not serve (over its
 // size cap, no digest), are fetched whole (StreamLayer::Start) in mode kAll, and in mode
 // kPriority when they hold a marked entry; that full fetch is not bandwidth-capped (reads may be
@@ -146,6 +148,9 @@ class Prefetcher {
   // Whether `layer` is read through its checkpoint index and every file with content is served
   // that way (so SpanPass can complete it).
   bool CompletedBySpans(const LayerIndex& layer) const;
+  // Whether `layer` is read through its checkpoint index from a local blob file (a pulled image):
+  // all of it is on this host, so no pass copies it into the cache.
+  bool LazyFromLocalBlob(const LayerIndex& layer) const;
   // Waits as PrefetcherOptions::yield_quiet says; false if stopped meanwhile.
   bool YieldToReads();
   void Scan();
