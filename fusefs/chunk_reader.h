@@ -170,6 +170,7 @@ class ChunkReader {
 
   const ChunkReaderOptions& options() const { return options_; }
   ChunkCache* cache() const { return cache_; }
+  BlobSource* source() const { return source_; }
   MountStats* stats() const { return stats_; }
   StreamLayers* streams() const { return streams_; }
 

@@ -22,6 +22,8 @@
 #include "fusefs/layer_path.h"
 #include "fusefs/local_image.h"
 #include "fusefs/mount.h"
+#include "fusefs/stream_layer.h"
+#include "fusefs/zran_reader.h"
 
 namespace hoist {
 
@@ -49,6 +51,10 @@ class LayerStore::RoutingSource : public BlobSource {
   Result<uint64_t> Size(const Digest& blob) override {
     HOIST_ASSIGN_OR_RETURN(std::shared_ptr<BlobSource> source, Find(blob));
     return source->Size(blob);
+  }
+  bool IsLocal(const Digest& blob) override {
+    auto source = Find(blob);
+    return source && (*source)->IsLocal(blob);
   }
 
  private:
@@ -379,11 +385,21 @@ Status LayerStore::Build(LayerStoreHandoff* handoff) {
   }
 
   source_ = std::make_unique<RoutingSource>();
+  // Unconverted tar+gzip / tar+zstd layers are read by span through their checkpoint index
+  // (ZranReader); a file it does not serve (over 64 MiB) falls back to the layer's full fetch,
+  // whose decompressed copy lives under CACHE/tmp within cache_size, as for a mount.
+  const std::string stream_dir = cache_dir + "/tmp";
+  HOIST_RETURN_IF_ERROR(MakeDirs(stream_dir, 0700));
+  stream_space_ = std::make_unique<ByteBudget>(so.cache.quota_bytes);
+  StreamLayerOptions stream_options;
+  stream_options.temp_dir = stream_dir;
+  stream_options.space = stream_space_.get();
+  zran_ = std::make_unique<ZranReader>(source_.get(), &store_->chunks(), &stats_);
+  streams_ = std::make_unique<StreamLayers>(source_.get(), &stats_, stream_options, zran_.get());
   ChunkReaderOptions reader_options;
   reader_options.timeout = o.timeout;
-  // No StreamLayers: only lazy layers (zstd:chunked, eStargz) are admitted.
   reader_ = std::make_unique<ChunkReader>(source_.get(), &store_->chunks(), &stats_, reader_options,
-                                          nullptr);
+                                          streams_.get());
 
   MountOptions fuse_options = o;
   fuse_options.image = "layers";
@@ -564,6 +580,9 @@ void LayerStore::Teardown() {
   }
   stats_writer_.reset();  // final state-file write
   reader_.reset();
+  streams_.reset();
+  zran_.reset();
+  stream_space_.reset();
   source_.reset();
   store_.reset();
   {
@@ -697,13 +716,18 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
   if (it == image->image.manifest.layers.end()) {
     return Fail(ENOENT, "image " + std::string(image_ref) + " has no layer " + layer_digest.str());
   }
-  HOIST_RETURN_IF_ERROR(CheckLazyLayer(*it));
+  HOIST_RETURN_IF_ERROR(Admit(*it));
   const Clock::time_point t_resolved = Clock::now();
   LayerLoaderOptions loader_options;
   HOIST_ASSIGN_OR_RETURN(LoadedLayers loaded, LoadLayers(*image->source, store_.get(),
                                                          std::span(&*it, 1), loader_options));
   const Clock::time_point t_indexed = Clock::now();
   std::shared_ptr<const LayerIndex> index = loaded.layers.at(0);
+  if (IsStreamFormat(index->format) && !zran_->HasIndex(*index)) {
+    return Fail(ENOTSUP, "layer " + layer_digest.str() +
+                             ": unconverted, and its index has no usable checkpoint index (one "
+                             "zstd frame, or built by an older hoist): it can only be read whole");
+  }
   auto view = MergedView::BuildLayer(index);
   if (!view) return Fail(view.error());
   auto layer = std::make_shared<Layer>(std::move(*view));
@@ -739,6 +763,21 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
                    << ms(t_resolved, t_indexed) << " ms, view " << ms(t_indexed, Clock::now())
                    << " ms)";
   return layer;
+}
+
+Status LayerStore::Admit(const Descriptor& layer) {
+  Status lazy = CheckLazyLayer(layer);
+  if (lazy || lazy.error().code() != ENOTSUP) return lazy;
+  // Unconverted: lazy through its checkpoint index, when the host store has the layer's index.
+  auto format = StreamFormatForMediaType(layer.media_type);
+  if (!format || (*format != LayerFormat::kTarGzip && *format != LayerFormat::kTarZstd)) {
+    return lazy;
+  }
+  auto stored = store_->HasLayerIndex(layer.digest);
+  if (stored && *stored) return Ok();
+  return Fail(ENOTSUP, lazy.error().message() +
+                           "; the host store has no checkpoint index of it either (a hoistfs "
+                           "mount or `hoist pull` of the image builds one)");
 }
 
 Result<std::string> LayerStore::AddLayer(std::string_view image_ref, const Digest& layer_digest,
@@ -839,8 +878,7 @@ void LayerStore::Preload(std::string_view image_ref, const std::vector<Digest>& 
       const std::vector<Descriptor>& layers = (*image)->image.manifest.layers;
       auto it = std::find_if(layers.begin(), layers.end(),
                              [&](const Descriptor& l) { return l.digest == d; });
-      Status s =
-          it == layers.end() ? Status(Fail(ENOENT, "not a layer of " + ref)) : CheckLazyLayer(*it);
+      Status s = it == layers.end() ? Status(Fail(ENOENT, "not a layer of " + ref)) : Admit(*it);
       if (s) {
         LayerLoaderOptions o;
         auto loaded = LoadLayers(*(*image)->source, store_.get(), std::span(&*it, 1), o);
@@ -881,6 +919,7 @@ Status LayerStore::RemoveLayer(const Digest& layer_digest) {
     by_name_.erase(it);
   }
   if (gone->prefetcher) gone->prefetcher->Stop();
+  zran_->Forget(layer_digest);
   source_->Unroute(layer_digest);
   if (session_ != nullptr) {
     // The kernel may have the name cached for a day; ENOENT here means it had not.

@@ -26,9 +26,13 @@
 //      reused for options.tag_reuse (10 s), so the Prepare calls of one pull resolve it once; a
 //      reused tag whose manifest lacks `layer_digest` is resolved again (the tag may have moved).
 //   2. The layer: the manifest's descriptor with `layer_digest` (ENOENT if it has none), which
-//      must be lazy: zstd:chunked or eStargz (CheckLazyLayer, layer_loader.h). Any other layer
-//      fails with ENOTSUP and a line saying why: the snapshotter then lets containerd download
-//      and unpack it.
+//      must be lazy (Admit): zstd:chunked or eStargz (CheckLazyLayer, layer_loader.h), or an
+//      unconverted tar+gzip / tar+zstd layer whose index, with a usable checkpoint index
+//      (LayerIndex::stream_index), is in the host store already (a hoistfs mount or `hoist pull`
+//      of the image built it): its files are then read by span (ZranReader, zran_reader.h;
+//      StreamLayers falls back to the layer's full fetch for a file over 64 MiB, its copy under
+//      CACHE/tmp within cache_size). Any other layer fails with ENOTSUP and a line saying why:
+//      the snapshotter then lets containerd download and unpack it.
 //   3. Its index: from the host store (LMDB) when known, else its TOC read and verified and
 //      the index stored (layer_loader.h). Then its layer view, and (options.prefetch) a
 //      Prefetcher of its own, whose whole-layer pass (prefetch all) starts 2 s after the layer
@@ -53,10 +57,11 @@
 //   every uncached path of such an overlay then fails with ESTALE.
 //
 // File contents: one ChunkReader for all layers (the same read path as a hoistfs mount: host
-// chunk cache, single-flight, coalesced Range reads, verification, -o timeout), blob requests
-// routed to the source of the layer's image. MountStats for the whole store, written every
-// stats_interval to the mountpoint's state file (stats_file.h), so `hoist stats MNT` shows the
-// store's counters (image "layers").
+// chunk cache, single-flight, coalesced Range reads, verification, -o timeout; StreamLayers and
+// a ZranReader for unconverted layers), blob requests routed to the source of the layer's image.
+// A layer's prefetcher completes an unconverted layer span by span (prefetcher.h). MountStats for
+// the whole store, written every stats_interval to the mountpoint's state file (stats_file.h), so
+// `hoist stats MNT` shows the store's counters (image "layers").
 //
 // Options used (MountOptions, mount_options.h): mountpoint, cache_dir, cache_size, timeout,
 // insecure_registries, platform, offline, prefetch, bandwidth, allow_other, suid, max_threads,
@@ -122,6 +127,7 @@
 #include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/registry.h"
+#include "fusefs/byte_budget.h"
 #include "fusefs/chunk_reader.h"
 #include "fusefs/fuse_ops.h"
 #include "fusefs/handoff_state.h"
@@ -131,6 +137,8 @@
 #include "fusefs/prefetcher.h"
 #include "fusefs/slot_log.h"
 #include "fusefs/stats_file.h"
+#include "fusefs/stream_layer.h"
+#include "fusefs/zran_reader.h"
 #include "index/store.h"
 
 namespace hoist {
@@ -224,6 +232,8 @@ class LayerStore {
   // Steps 1-3 of AddLayer, outside the lock.
   Result<std::shared_ptr<Layer>> Load(std::string_view image_ref, const Digest& layer_digest,
                                       const Digest& manifest_digest);
+  // Step 2's check (see the file comment): Ok, or ENOTSUP with the reason.
+  Status Admit(const Descriptor& layer);
   // The image a slot record names, as recorded (no registry request).
   Result<std::shared_ptr<const Image>> RecordedImage(const SlotRecord& record);
   // `fresh`: ask the registry even when a resolution of the same tag is still being reused.
@@ -238,6 +248,9 @@ class LayerStore {
   std::unique_ptr<Store> store_;
   std::unique_ptr<RoutingSource> source_;
   MountStats stats_;
+  std::unique_ptr<ByteBudget> stream_space_;  // full-fetch copies of unconverted layers
+  std::unique_ptr<ZranReader> zran_;
+  std::unique_ptr<StreamLayers> streams_;
   std::unique_ptr<ChunkReader> reader_;
   ReadFailureMemo read_failures_;
   fuse_session* session_ = nullptr;

@@ -12,6 +12,7 @@
 #include "base/parallel.h"
 #include "base/thread_priority.h"
 #include "fusefs/stream_layer.h"
+#include "fusefs/zran_reader.h"
 
 namespace hoist {
 
@@ -103,16 +104,27 @@ void Prefetcher::Scan() {
   // per chunk in a hash set cost more than the mount's own index for 100k small files).
   // A chunk shared by several layers counts in the first (items stay in layer order among equal
   // digests: stable sort).
+  // A layer read through its checkpoint index counts by file: a verified file is cached under its
+  // digest (zran_reader.h), so its whole size is one item.
   struct Item {
     std::array<uint8_t, 32> raw;
-    const Chunk* chunk;
+    const Digest* digest;
+    uint64_t size;
     size_t layer;
   };
   std::vector<Item> items;
   std::vector<uint64_t> layer_total(layers_.size(), 0), layer_local(layers_.size(), 0);
+  StreamLayers* streams = reader_->streams();
   for (size_t k = 0; k < layers_.size(); ++k) {
-    for (const Entry& e : layers_[k]->entries) {
+    const LayerIndex& layer = *layers_[k];
+    const bool by_span = streams != nullptr && IsStreamFormat(layer.format) && streams->Lazy(layer);
+    for (const Entry& e : layer.entries) {
       if (e.type != EntryType::kRegular) continue;
+      if (by_span && streams->zran()->Serves(layer, e)) {
+        auto span = streams->zran()->SpanBytes(layer, e);
+        if (span && *span > 0) items.push_back(Item{e.digest.raw(), &e.digest, e.size, k});
+        if (span) continue;
+      }
       for (const Chunk& c : e.chunks) {
         if (c.encoding == ChunkEncoding::kZeros) continue;
         // A plain tar layer's digested kRaw chunks are cached like any chunk; the rest of an
@@ -122,7 +134,7 @@ void Prefetcher::Scan() {
           layer_total[k] += c.size;
           continue;
         }
-        items.push_back(Item{c.digest.raw(), &c, k});
+        items.push_back(Item{c.digest.raw(), &c.digest, c.size, k});
       }
     }
   }
@@ -130,9 +142,9 @@ void Prefetcher::Scan() {
                    [](const Item& a, const Item& b) { return a.raw < b.raw; });
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0 && items[i].raw == items[i - 1].raw) continue;
-    layer_total[items[i].layer] += items[i].chunk->size;
-    auto present = cache->Contains(items[i].chunk->digest);
-    if (present && *present) layer_local[items[i].layer] += items[i].chunk->size;
+    layer_total[items[i].layer] += items[i].size;
+    auto present = cache->Contains(*items[i].digest);
+    if (present && *present) layer_local[items[i].layer] += items[i].size;
     if (i % 4096 == 0) {
       MutexLock lock(mu_);
       if (stop_) return;
@@ -155,7 +167,12 @@ uint64_t Prefetcher::Pass(bool marked_only) {
   ChunkCache* cache = reader_->cache();
   uint64_t failed = 0;
   for (const auto& layer : layers_) {
-    if (IsStreamFormat(layer->format)) continue;
+    if (IsStreamFormat(layer->format)) {
+      if (CompletedBySpans(*layer)) failed += SpanPass(*layer, marked_only);
+      MutexLock lock(mu_);
+      if (stop_) break;
+      continue;
+    }
     std::vector<Chunk> missing;
     // Views into the layers' digests (they outlive the scan): no copy per chunk.
     std::unordered_set<Digest, DigestHash> seen;
@@ -232,6 +249,59 @@ uint64_t Prefetcher::FetchFiles(const std::vector<FileRef>& files) {
   return failed.load();
 }
 
+bool Prefetcher::LazyFromLocalBlob(const LayerIndex& layer) const {
+  StreamLayers* streams = reader_->streams();
+  return streams != nullptr && IsStreamFormat(layer.format) && streams->Lazy(layer) &&
+         reader_->source()->IsLocal(layer.layer_digest);
+}
+
+bool Prefetcher::CompletedBySpans(const LayerIndex& layer) const {
+  StreamLayers* streams = reader_->streams();
+  if (streams == nullptr || !IsStreamFormat(layer.format) || !streams->Lazy(layer)) return false;
+  if (reader_->source()->IsLocal(layer.layer_digest)) return false;
+  return std::all_of(layer.entries.begin(), layer.entries.end(), [&](const Entry& e) {
+    return e.type != EntryType::kRegular || e.size == 0 || streams->zran()->Serves(layer, e);
+  });
+}
+
+uint64_t Prefetcher::SpanPass(const LayerIndex& layer, bool marked_only) {
+  ZranReader* zran = reader_->streams()->zran();
+  ChunkCache* cache = reader_->cache();
+  std::unordered_set<Digest, DigestHash> seen;
+  uint64_t failed = 0;
+  // Stream order: a span's neighbours are cached by the fetch before them, so most files of a
+  // layer of small files are found here already.
+  for (const Entry& e : layer.entries) {
+    if (e.type != EntryType::kRegular || e.size == 0 || (marked_only && !e.prefetch)) continue;
+    if (!seen.insert(e.digest).second) continue;
+    auto present = cache->Contains(e.digest);
+    if (present && *present) continue;
+    const uint64_t want = std::max<uint64_t>(options_.max_request_bytes, 1);
+    auto span = zran->SpanBytes(layer, e, want);
+    if (!span) {
+      ++failed;
+      HOIST_LOG(kDebug) << "prefetch of " << e.path << " of layer " << layer.layer_digest.str()
+                        << ": " << span.error().message();
+      continue;
+    }
+    if (*span == 0) continue;  // holes only: served as zeros, nothing to fetch
+    // Marked files are what the workload is about to read: they go at full speed.
+    if (!marked_only && !YieldToReads()) break;
+    {
+      MutexLock lock(mu_);
+      if (!bucket_.Acquire(*span, mu_, cv_, stop_)) break;
+    }
+    if (Status s = zran->Prefetch(layer, e, want); !s) {
+      ++failed;
+      HOIST_LOG(kDebug) << "prefetch of layer " << layer.layer_digest.str()
+                        << " failed: " << s.error().message();
+    }
+    MutexLock lock(mu_);
+    if (stop_) break;
+  }
+  return failed;
+}
+
 bool Prefetcher::YieldToReads() {
   if (options_.yield_quiet.count() <= 0) return true;
   const auto give_up = std::chrono::steady_clock::now() + options_.yield_max;
@@ -287,8 +357,9 @@ void Prefetcher::Run() {
   if (reader_->streams() != nullptr) {
     for (const auto& layer : layers_) {
       if (!IsStreamFormat(layer->format)) continue;
-      // Read lazily by range through its checkpoint index: never fetched whole.
-      if (reader_->streams()->Lazy(*layer)) continue;
+      // Read lazily by range through its checkpoint index: completed span by span (Pass), or
+      // on this host already (its blob file: a pulled image), so nothing to do.
+      if (CompletedBySpans(*layer) || LazyFromLocalBlob(*layer)) continue;
       // Priority mode fetches an unconverted layer only if it holds a marked file (it cannot
       // fetch part of one).
       if (options_.mode == PrefetchMode::kPriority &&

@@ -9,9 +9,20 @@
 //   3. all (mode kAll only): every other chunk of the image, in blob order per layer, one
 //      request at a time (on-demand reads keep most of the bandwidth), starting no earlier than
 //      options.start_delay after Start().
-// Unconverted (stream) layers are fetched whole (StreamLayer::Start) in mode kAll, and in mode
-// kPriority when they hold a marked entry; their full fetch is not bandwidth-capped (reads may
-// be waiting on it).
+// Unconverted (stream) layers read lazily through a checkpoint index (StreamLayers::Lazy,
+// zran_reader.h) are completed file by file: each pass walks the layer in stream order and, for
+// every file not in the cache yet (marked files only in the priority pass), takes the span's
+// compressed bytes from the token bucket, yields to on-demand reads (whole-image pass), and has
+// ZranReader::Prefetch fetch the span (widened to about max_request_bytes of blob), verify the
+// file and cache it with every neighbour wholly inside it, so a layer of small files costs about
+// one request per max_request_bytes, in blob order.
+// The scan counts such a layer by distinct file digest (a file is local once it is cached).
+// Such a layer whose blob the source holds locally (BlobSource::IsLocal: a pulled image) is
+// neither completed nor fetched whole: it is on this host already.
+// Other unconverted layers, and a lazy one holding a file the ZranReader does not serve (over its
+// size cap, no digest), are fetched whole (StreamLayer::Start) in mode kAll, and in mode
+// kPriority when they hold a marked entry; that full fetch is not bandwidth-capped (reads may be
+// waiting on it).
 // Missing chunks are coalesced like on-demand ones (CoalesceChunks) and fetched through
 // ChunkReader::FetchForPrefetch in the prefetcher's own thread, so they share single-flight with
 // on-demand reads but never queue on the on-demand pool. Before each request the prefetcher takes
@@ -131,6 +142,15 @@ class Prefetcher {
   // logged. ECANCELED only when stopped.
   Status FetchGroup(const Digest& layer, const std::vector<Chunk>& group,
                     std::atomic<uint64_t>* failed);
+  // One pass over a layer read through its checkpoint index (see above): the missing files
+  // (marked ones only if marked_only). Returns the number of files that failed.
+  uint64_t SpanPass(const LayerIndex& layer, bool marked_only);
+  // Whether `layer` is read through its checkpoint index and every file with content is served
+  // that way (so SpanPass can complete it).
+  bool CompletedBySpans(const LayerIndex& layer) const;
+  // Whether `layer` is read through its checkpoint index from a local blob file (a pulled image):
+  // all of it is on this host, so no pass copies it into the cache.
+  bool LazyFromLocalBlob(const LayerIndex& layer) const;
   // Waits as PrefetcherOptions::yield_quiet says; false if stopped meanwhile.
   bool YieldToReads();
   void Scan();

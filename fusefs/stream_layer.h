@@ -187,6 +187,8 @@ class StreamLayers {
   // Get(layer)->Adopt(stream) for a stream-format layer with a kept stream; false otherwise
   // (and no StreamLayer is created).
   bool Adopt(const LayerIndex& layer, VerifiedStream stream);
+  // The reader of layers with a checkpoint index (null: none).
+  ZranReader* zran() const { return zran_; }
   // Get(layer)->Start(), then ->Read(...).
   [[nodiscard]] Result<size_t> Read(const LayerIndex& layer, const Entry& entry, const Chunk& chunk,
                                     uint64_t in_chunk, std::span<char> out,

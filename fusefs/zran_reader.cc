@@ -46,6 +46,21 @@ std::string Assemble(const Entry& e, std::string_view data, uint64_t base) {
   return content;
 }
 
+// The span to fetch for stream bytes [lo, hi): the file's own, widened to the last checkpoint
+// at most `want_bytes` compressed bytes past its start (0: not widened).
+Result<SpanPlan> PlanSpan(const CheckpointIndex& index, uint64_t lo, uint64_t hi,
+                          uint64_t want_bytes) {
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(index, lo, hi));
+  if (want_bytes == 0 || plan.in_end - plan.in_begin >= want_bytes) return plan;
+  uint64_t wider = hi;
+  for (const Checkpoint& c : index.checkpoints) {
+    if (c.in_offset > plan.in_begin + want_bytes) break;
+    if (c.out_offset > wider) wider = c.out_offset;
+  }
+  if (wider == hi) return plan;
+  return PlanExtract(index, lo, wider);
+}
+
 }  // namespace
 
 ZranReader::ZranReader(BlobSource* source, ChunkCache* cache, MountStats* stats,
@@ -126,7 +141,7 @@ Result<size_t> ZranReader::Read(const LayerIndex& layer, const Entry& entry, uin
   if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
   const std::string key = entry.digest.str();
   SingleFlight<Result<Content>>::Joined joined = flights_.Join(key);
-  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry));
+  if (joined.leader) flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/false, 0));
   if (joined.future.wait_until(deadline) == std::future_status::timeout) {
     return Fail(ETIMEDOUT, "timed out waiting for " + entry.path + " from layer " +
                                layer.layer_digest.str() + " (by checkpoint)");
@@ -139,8 +154,62 @@ Result<size_t> ZranReader::Read(const LayerIndex& layer, const Entry& entry, uin
   return n;
 }
 
+Result<uint64_t> ZranReader::SpanBytes(const LayerIndex& layer, const Entry& entry,
+                                       uint64_t want_bytes) {
+  const StreamRange r = RangeOf(entry);
+  if (r.lo == r.hi) return uint64_t{0};
+  std::shared_ptr<const CheckpointIndex> index = IndexFor(layer);
+  if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
+  if (r.hi > index->stream_size) {
+    return Fail(EIO, "file " + entry.path + " of layer " + layer.layer_digest.str() +
+                         ": past the end of the indexed stream");
+  }
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanSpan(*index, r.lo, r.hi, want_bytes));
+  return plan.in_end - plan.in_begin;
+}
+
+Status ZranReader::Prefetch(const LayerIndex& layer, const Entry& entry, uint64_t want_bytes) {
+  const StreamRange r = RangeOf(entry);
+  if (r.lo == r.hi) return Ok();
+  if (cache_ != nullptr) {
+    auto present = cache_->Contains(entry.digest);
+    if (present && *present) return Ok();
+  }
+  std::shared_ptr<const CheckpointIndex> index = IndexFor(layer);
+  if (!index) return Fail(EIO, "layer " + layer.layer_digest.str() + ": no checkpoint index");
+  const std::string key = entry.digest.str();
+  SingleFlight<Result<Content>>::Joined joined = flights_.Join(key);
+  if (joined.leader) {
+    flights_.Complete(key, Fetch(layer, *index, entry, /*prefetch=*/true, want_bytes));
+  }
+  // A leader elsewhere is bounded by the BlobSource's own timeout, as this thread would be.
+  const Result<Content>& got = joined.future.get();
+  if (!got) return Fail(got.error());
+  return Ok();
+}
+
+void ZranReader::Forget(const Digest& layer) {
+  MutexLock lock(mu_);
+  auto it = indexes_.find(layer);
+  // A refused index (Drop) stays refused: the layer added again is served whole.
+  if (it != indexes_.end() && it->second != nullptr) indexes_.erase(it);
+}
+
+bool ZranReader::Cache(const Digest& layer, const Entry& entry, std::string_view content) {
+  auto present = cache_->Contains(entry.digest);
+  if (present && *present) return false;
+  if (Status put = cache_->Put(entry.digest, content); !put) {
+    HOIST_LOG(kWarning) << "file " << entry.path << " of layer " << layer.str()
+                        << ": not cached: " << put.error().message();
+    return false;
+  }
+  stats_->AddLocalBytes(layer, entry.size);
+  return true;
+}
+
 Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const CheckpointIndex& index,
-                                              const Entry& entry) {
+                                              const Entry& entry, bool prefetch,
+                                              uint64_t want_bytes) {
   const std::string what = "file " + entry.path + " of layer " + layer.layer_digest.str();
   const StreamRange r = RangeOf(entry);
   if (r.lo == r.hi) {  // all holes
@@ -149,15 +218,14 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
     return std::make_shared<const std::string>(std::move(zeros));
   }
   if (r.hi > index.stream_size) return Fail(EIO, what + ": past the end of the indexed stream");
-  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanExtract(index, r.lo, r.hi));
+  HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanSpan(index, r.lo, r.hi, want_bytes));
   const BlobOrigin origin =
       source_->IsLocal(layer.layer_digest) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = SteadyClock::now();
   auto span = source_->ReadAt(layer.layer_digest, plan.in_begin, plan.in_end - plan.in_begin);
   stats_->RecordFetch(
       layer.layer_digest, origin, span ? span->size() : 0,
-      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0),
-      /*prefetch=*/false);
+      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0), prefetch);
   if (!span) return Fail(span.error().Context(what));
   if (span->size() != plan.in_end - plan.in_begin)
     return Fail(EIO, what + ": short read of the compressed span");
@@ -178,9 +246,7 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
     return Fail(EIO, what + ": digest mismatch; not served");
   }
   if (cache_ != nullptr) {
-    if (Status put = cache_->Put(entry.digest, content); !put) {
-      HOIST_LOG(kWarning) << what << ": not cached: " << put.error().message();
-    }
+    (void)Cache(layer.layer_digest, entry, content);
     // The neighbours: every other file wholly inside the decoded bytes. Entries are in tar
     // (stream) order, so the walk stops at the first file outside them, either way.
     const std::vector<Entry>& entries = layer.entries;
@@ -197,7 +263,7 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
         if (present && *present) return true;
         std::string c = Assemble(e, *decoded, plan.out_begin);
         if (Digest::Of(c) != e.digest) return true;  // not served, so no harm; the read will say
-        if (cache_->Put(e.digest, c)) ++cached;
+        if (Cache(layer.layer_digest, e, c)) ++cached;
         return true;
       };
       constexpr size_t kMaxSteps = 65536;

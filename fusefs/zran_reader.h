@@ -18,6 +18,17 @@
 // is not the one indexed); the layer's checkpoint index is then dropped with ONE warning line,
 // so HasIndex/Serves turn false and the caller (StreamLayers) serves that read and every later
 // one of the layer from the whole-blob fetch, which the blob digest verifies.
+// Every file this puts into the cache that was not there counts its size as local for its layer
+// (MountStats::AddLocalBytes), as the prefetcher's scan counts such a layer: by distinct file
+// digest.
+//
+// Background completion (the prefetcher, prefetcher.h): SpanBytes says what one fetch of a file
+// would cost (for the bandwidth cap, before the request), and Prefetch makes a file (and its
+// span's neighbours) local in the calling thread, merged with an identical on-demand fetch,
+// counted as prefetch. Both take `want_bytes`: the span is widened, checkpoint by checkpoint, to
+// at most that many compressed bytes from its start (never narrower than the file's own span),
+// so a pass over a layer of small files fetches it in requests of about that size, each
+// overlapping the next by the checkpoint spans of the file the request's end cut.
 //
 // Which layers: Serves() is true for an entry when its layer has a stream_index that parses
 // against the layer's blob (size and digest), the entry has a digest, all its chunks are
@@ -75,13 +86,31 @@ class ZranReader {
                                     std::span<char> out,
                                     std::chrono::steady_clock::time_point deadline);
 
+  // The compressed bytes one fetch of `entry` requests (its span); 0 when it needs none (no
+  // content, or only holes: such a file is served as zeros and never cached).
+  // REQUIRES: Serves(layer, entry). Errors: EIO (no index, a file past the indexed stream).
+  [[nodiscard]] Result<uint64_t> SpanBytes(const LayerIndex& layer, const Entry& entry,
+                                           uint64_t want_bytes = 0);
+  // Makes `entry` local (fetched, verified, in the chunk cache, with its span's neighbours) in
+  // the calling thread, or waits for an identical fetch already running. Ok at once when it is
+  // cached already or has no content. REQUIRES: Serves(layer, entry). Errors as Read's.
+  [[nodiscard]] Status Prefetch(const LayerIndex& layer, const Entry& entry,
+                                uint64_t want_bytes = 0);
+
+  // Drops the parsed index of `layer` (parsed again on next use; an index refused by a failed
+  // read stays refused): for a layer store whose layer went. Reads running on it keep their copy.
+  void Forget(const Digest& layer);
+
  private:
   using Content = std::shared_ptr<const std::string>;
   std::shared_ptr<const CheckpointIndex> IndexFor(const LayerIndex& layer);
   // Refuses the layer's index from now on (one warning line, the first time).
   void Drop(const LayerIndex& layer, const std::string& why);
   // Fetches the span, decodes, verifies the file (and caches its neighbours).
-  Result<Content> Fetch(const LayerIndex& layer, const CheckpointIndex& index, const Entry& entry);
+  Result<Content> Fetch(const LayerIndex& layer, const CheckpointIndex& index, const Entry& entry,
+                        bool prefetch, uint64_t want_bytes);
+  // Puts a verified file into the cache; true if it was not there (and counts it local).
+  bool Cache(const Digest& layer, const Entry& entry, std::string_view content);
 
   BlobSource* source_;
   ChunkCache* cache_;

@@ -14,9 +14,11 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "fusefs/chunk_reader.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/mount_options.h"
 #include "fusefs/mount_stats.h"
+#include "fusefs/prefetcher.h"
 #include "fusefs/stream_layer.h"
 #include "fusefs/zran_reader.h"
 #include "index/gzip_index.h"
@@ -572,6 +574,71 @@ TEST_F(ZranLayerTest, RemountReadsEveryFileLazilyAndVerified) {
     EXPECT_EQ(source_.reads(), r1);
     EXPECT_TRUE(streams.Lazy(index));  // never fetched whole
   }
+}
+
+// prefetch=all completes a lazy gzip layer span by span (prefetcher.h): the layer 100% local in
+// the stats, requests of about max_request_bytes (the blob about once in all), and then every
+// file reads, verified, with no source at all.
+TEST_F(ZranLayerTest, PrefetchAllCompletesTheLayerBySpans) {
+  const std::string blob = Gzip(ztar_);
+  std::vector<Descriptor> layers = {Layer(blob, "application/vnd.oci.image.layer.v1.tar+gzip")};
+  LayerLoaderOptions options;
+  options.checkpoint_span = 256 << 10;
+  auto store = Store::Open(dir_ + "/pstore");
+  ASSERT_TRUE(store.has_value()) << store.error().message();
+  auto loaded = LoadLayers(source_, store->get(), layers, options);
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  std::shared_ptr<const LayerIndex> index = loaded->layers[0];
+  auto parsed = ParseCheckpointIndex(index->stream_index, index->blob_size, index->layer_digest);
+  ASSERT_TRUE(parsed.has_value());
+  MountStats stats;
+  const std::vector<Digest> digests = {index->layer_digest};
+  stats.SetLayers(digests);
+  ZranReader zran(&source_, &(*store)->chunks(), &stats);
+  StreamLayers streams(&source_, &stats, StreamLayerOptions{.temp_dir = dir_}, &zran);
+  ChunkReader reader(&source_, &(*store)->chunks(), &stats, {}, &streams);
+  ASSERT_TRUE(streams.Lazy(*index));
+  const int r0 = source_.reads();
+  {
+    PrefetcherOptions po;
+    po.mode = PrefetchMode::kAll;
+    po.yield_quiet = std::chrono::milliseconds(0);
+    po.max_request_bytes = 1 << 20;
+    Prefetcher prefetcher(&reader, {index}, po);
+    prefetcher.Start();
+    ASSERT_TRUE(prefetcher.WaitDone(std::chrono::seconds(120)));
+  }
+  const int reads = source_.reads() - r0;
+  // Requests of about max_request_bytes (1 MiB), each overlapping the next by at most two
+  // checkpoint spans (256 KiB: the one the cut file starts in and the one it ends in).
+  const uint64_t span = 256 << 10;
+  EXPECT_GE(static_cast<uint64_t>(reads), blob.size() / (1 << 20));
+  EXPECT_LE(static_cast<uint64_t>(reads), blob.size() / ((1 << 20) - 2 * span) + 1);
+  const MountStatsSnapshot snap = stats.Snapshot();
+  ASSERT_EQ(snap.layers.size(), 1u);
+  EXPECT_GT(snap.layers[0].image_bytes, 3000000u);
+  EXPECT_EQ(snap.layers[0].local_bytes, snap.layers[0].image_bytes);
+  EXPECT_EQ(snap.prefetch_requests, static_cast<uint64_t>(reads));
+  EXPECT_LE(snap.prefetch_bytes, blob.size() + static_cast<uint64_t>(reads) * 2 * span);
+
+  // No source: every file from the cache, each checked against its digest.
+  MemoryBlobSource none;
+  MountStats offline;
+  ZranReader zran2(&none, &(*store)->chunks(), &offline);
+  StreamLayers streams2(&none, &offline, StreamLayerOptions{.temp_dir = dir_}, &zran2);
+  ChunkReader reader2(&none, &(*store)->chunks(), &offline, {}, &streams2);
+  int files = 0;
+  for (const Entry& e : index->entries) {
+    if (e.type != EntryType::kRegular || e.size == 0) continue;
+    std::string out(e.size, '\0');
+    auto n = reader2.Read(*index, e, 0, out);
+    ASSERT_TRUE(n.has_value()) << e.path << ": " << n.error().message();
+    ASSERT_EQ(*n, e.size);
+    EXPECT_EQ(Digest::Of(out), e.digest) << e.path;
+    ++files;
+  }
+  EXPECT_EQ(files, 120);
+  EXPECT_EQ(none.reads(), 0);
 }
 
 // A checkpoint index that passes the parser but lies (a wrong bit count, a shifted compressed

@@ -15,8 +15,12 @@
 //       of the original gzip image exactly.
 //   HoistfsLayersMode
 //       the same through the `hoistfs --layers` binary: directories listed lowest first, the
-//       overlay equals umoci's tree, `fusermount3 -u` ends the daemon; a gzip image fails with
-//       exit 1 and one line, nothing mounted.
+//       overlay equals umoci's tree, `fusermount3 -u` ends the daemon; a gzip image whose index
+//       the host store lacks fails with exit 1 and one line, nothing mounted.
+//   GzipLayersWithAStoredIndexAreLazy
+//       the plain gzip image, indexed once by a hoistfs mount on the same host store: a fresh
+//       store adds its layers, a cold read of a small file fetches one span (never the whole
+//       blob: the registry's log), and the stacked overlay equals umoci's tree.
 //   PrefetchedLayersServeEveryByteWithTheRegistryStopped
 //       with -o prefetch=all each layer's prefetcher makes it local; with the registry stopped
 //       the overlay still equals umoci's tree (every byte read from the verified cache).
@@ -43,6 +47,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <string>
 #include <thread>
@@ -205,11 +210,12 @@ class LayerStoreTest : public ::testing::Test {
 
   // The store mounted in this process, on a fresh directory with a fresh cache.
   LayerStore& StartStore(const std::string& prefetch = "none",
-                         std::chrono::milliseconds tag_reuse = std::chrono::seconds(10)) {
+                         std::chrono::milliseconds tag_reuse = std::chrono::seconds(10),
+                         const std::string& cache_dir = "") {
     MountOptions options;
     options.tag_reuse = tag_reuse;
     options.mountpoint = NewDir("store");
-    options.cache_dir = NewDir("cache");
+    options.cache_dir = cache_dir.empty() ? NewDir("cache") : cache_dir;
     options.prefetch = *ParsePrefetchMode(prefetch);
     auto store = LayerStore::Start(options);
     EXPECT_TRUE(store.has_value()) << store.error().message();
@@ -436,10 +442,54 @@ TEST_F(LayerStoreTest, HoistfsLayersMode) {
   harness::CommandResult gz = mounts_.Mount(registry_->ImageRef("ls/gz", "v1"), gz_mp,
                                             NewDir("layers-gz-cache"), {"--layers"});
   EXPECT_EQ(gz.exit_code, 1) << gz.Describe();
-  EXPECT_EQ(gz.stderr_text, "hoistfs: layer " + image_->layers[0].digest.str() +
-                                ": application/vnd.oci.image.layer.v1.tar+gzip without a TOC "
-                                "(not zstd:chunked or eStargz): it can only be read whole\n");
+  EXPECT_EQ(gz.stderr_text,
+            "hoistfs: layer " + image_->layers[0].digest.str() +
+                ": application/vnd.oci.image.layer.v1.tar+gzip without a TOC "
+                "(not zstd:chunked or eStargz): it can only be read whole; the host store has no "
+                "checkpoint index of it either (a hoistfs mount or `hoist pull` of the image "
+                "builds one)\n");
   EXPECT_FALSE(harness::IsMounted(gz_mp));
+}
+
+TEST_F(LayerStoreTest, GzipLayersWithAStoredIndexAreLazy) {
+  // A hoistfs mount of the gzip image indexes its layers into the host store.
+  const std::string cache = NewDir("gz-cache");
+  const std::string mp = NewDir("gz-mnt");
+  harness::CommandResult r =
+      mounts_.Mount(registry_->ImageRef("ls/gz", "v1"), mp, cache, {"-o", "prefetch=none"});
+  ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+
+  // A fresh store on that host store: every layer admitted, from the stored index.
+  LayerStore& store = StartStore("none", std::chrono::seconds(10), cache);
+  const uint64_t mark = registry_->LogMark();
+  auto dirs = store.AddImage(registry_->ImageRef("ls/gz", "v1"));
+  ASSERT_TRUE(dirs.has_value()) << dirs.error().message();
+  ASSERT_EQ(dirs->size(), image_->layers.size());
+  // A cold read of a small file: one span of its blob, not the blob.
+  auto passwd = ReadFile((*dirs)[0] + "/etc/passwd");
+  ASSERT_TRUE(passwd.has_value()) << passwd.error().message();
+  EXPECT_EQ(*passwd, "root:x:0:0::/root:/bin/sh\n");
+  const harness::BuiltLayer& first = image_->layers[0];
+  auto requests = registry_->Requests(mark);
+  ASSERT_TRUE(requests.has_value());
+  uint64_t sent = 0;
+  int gets = 0;
+  for (const auto& q : *requests) {
+    if (!q.IsBlobGet() || q.uri.find(first.digest.str()) == std::string::npos) continue;
+    sent += q.bytes_written;
+    ++gets;
+  }
+  EXPECT_EQ(gets, 1);
+  EXPECT_GT(first.size, 2u << 20);
+  EXPECT_LE(sent, (1u << 20) + (64u << 10)) << "of a " << first.size << "-byte blob";
+  std::cout << "cold read of a small file: " << gets << " GET, " << sent << " bytes of the "
+            << first.size << "-byte blob\n";
+  // Stacked: the image exactly (every byte through the spans).
+  const std::string target = Overlay(*dirs);
+  auto got = WalkTree(target);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  EXPECT_EQ(Diffs(*umoci_tree_, *got, "overlay of the lazy gzip layers"), "");
 }
 
 TEST_F(LayerStoreTest, PrefetchedLayersServeEveryByteWithTheRegistryStopped) {

@@ -7,6 +7,9 @@
 //                  only Range pieces of it, far less than the blob (the registry's own log).
 //   Tree           the remounted tree (every file's sha256 included) equals `umoci unpack`.
 //   Ranges         random-range reads of every file equal the unpacked file's bytes.
+//   PrefetchAll    with the index stored, a prefetch=all mount completes the gzip layers in the
+//                  background span by span (`hoist stats`: every layer 100% local, no request
+//                  for a whole blob); then, with the registry stopped, every file reads exactly.
 // Conditions are waited on, never slept for. Without root, /dev/fuse, umoci or docker-registry
 // the tests FAIL, they never skip.
 #include <fcntl.h>
@@ -14,18 +17,22 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "fusefs/stats_file.h"
+#include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/tree_walk.h"
+#include "tests/harness/wait.h"
 #include "tests/integration/gzip_test_files.h"
 
 #ifndef HOISTFS_BINARY
@@ -101,13 +108,14 @@ class ZranMountTest : public ::testing::Test {
     if (!work_.empty() && (keep == nullptr || *keep != '1')) (void)RemoveTree(work_);
   }
 
-  void MountOk(const std::string& mp, const std::string& cache) {
+  void MountOk(const std::string& mp, const std::string& cache,
+               const std::string& prefetch = "none") {
     ASSERT_TRUE(MakeDirs(mp).has_value());
     ASSERT_TRUE(MakeDirs(cache).has_value());
-    auto r =
-        mounts_.Mount(registry_->ImageRef("zran/gz", "v1"), mp, cache,
-                      {"-o", "log_file=" + cache + "/hoistfs.log,log_level=debug,prefetch=none"},
-                      {.timeout = std::chrono::seconds(120)});
+    auto r = mounts_.Mount(
+        registry_->ImageRef("zran/gz", "v1"), mp, cache,
+        {"-o", "log_file=" + cache + "/hoistfs.log,log_level=debug,prefetch=" + prefetch},
+        {.timeout = std::chrono::seconds(120)});
     ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
     ASSERT_TRUE(harness::IsMounted(mp));
   }
@@ -204,6 +212,56 @@ TEST_F(ZranMountTest, RemountIsLazyAndEveryByteMatchesTheUnpackedTree) {
   ASSERT_TRUE(again.has_value());
   EXPECT_TRUE(harness::CompareTrees(*want, *again).empty());
   EXPECT_EQ(BlobSent(mark).second, 0) << "files read before were fetched again";
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+}
+
+TEST_F(ZranMountTest, PrefetchAllCompletesTheLayersAndServesThemOffline) {
+  const std::string cache = work_ + "/cache";
+  const std::string mp = work_ + "/mnt";
+  // First mount: builds and stores the indexes (it serves from the stream it indexed from).
+  MountOk(mp, cache);
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
+
+  // A remount with the stored index and the whole-image pass: lazy layers, completed by spans.
+  const uint64_t mark = registry_->LogMark();
+  MountOk(mp, cache, "all");
+  MountStateFile last;
+  const bool local = harness::WaitUntil(
+      [&] {
+        harness::CommandResult r = harness::RunHoist({"stats", "--json", mp});
+        if (!r.ok()) return false;
+        auto state = MountStateFromJson(r.stdout_text);
+        if (!state) return false;
+        last = std::move(*state);
+        if (last.stats.prefetch_state != "done" || last.stats.layers.size() != 2) return false;
+        for (const LayerStatsSnapshot& l : last.stats.layers) {
+          if (l.image_bytes == 0 || l.local_bytes != l.image_bytes) return false;
+        }
+        return true;
+      },
+      std::chrono::milliseconds(120000), std::chrono::milliseconds(100));
+  ASSERT_TRUE(local) << "last state: " << MountStatsToJson(last.stats);
+  // Span by span (requests of about 4 MiB): never one request for the whole blob, and the blob
+  // about once in all.
+  bool whole = false;
+  auto [sent, gets] = BlobSent(mark, &whole);
+  EXPECT_FALSE(whole);
+  EXPECT_GE(gets, 2);
+  EXPECT_LT(sent, big_layer_size_ + big_layer_size_ / 3) << gets << " requests";
+  EXPECT_GT(last.stats.prefetch_requests, 0u);
+  std::cout << "background completion: " << gets << " GETs, " << sent << " bytes of the "
+            << big_layer_size_ << "-byte blob\n";
+
+  // Offline: every file, every byte (WalkTree hashes each file's content).
+  registry_->Stop();
+  auto want = harness::WalkTree(work_ + "/bundle/rootfs");
+  ASSERT_TRUE(want.has_value()) << want.error().message();
+  auto got = harness::WalkTree(mp);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  std::vector<std::string> diffs = harness::CompareTrees(*want, *got);
+  std::string shown;
+  for (size_t i = 0; i < diffs.size() && i < 20; ++i) shown += diffs[i] + "\n";
+  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences:\n" << shown;
   ASSERT_TRUE(mounts_.Unmount(mp).has_value());
 }
 

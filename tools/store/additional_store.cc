@@ -217,8 +217,6 @@ Result<std::shared_ptr<KeyNode>> AdditionalStore::Impl::LookupKey(RefNode& ref,
                          [&](const Descriptor& d) { return StoreKeyMatches(d, key); });
   if (it == descriptors.end()) return Fail(ENOENT, ref.ref + " has no layer " + key.str());
   const size_t index = static_cast<size_t>(it - descriptors.begin());
-  if (Status lazy = CheckLazyLayer(*it); !lazy)
-    return Fail(ENOENT, lazy.error().message() + ": left to a normal pull");
   if (index >= resolved.config.diff_ids.size())
     return Fail(ENOENT, ref.ref + ": the config has no diff_id for layer " + key.str());
   auto node = std::make_shared<KeyNode>();
@@ -227,8 +225,13 @@ Result<std::shared_ptr<KeyNode>> AdditionalStore::Impl::LookupKey(RefNode& ref,
   node->layer = *it;
   node->info = StoreLayerInfo(*it, resolved.config.diff_ids[index], DiffSize(*it));
   node->image = image;
-  HOIST_ASSIGN_OR_RETURN(node->diff_target,
-                         layers->AddLayer(ref.ref, it->digest, resolved.manifest_bytes.digest));
+  // The layer store admits what it can serve lazily (zstd:chunked, eStargz, an unconverted layer
+  // whose checkpoint index the host store holds); anything else is left to a normal pull.
+  auto diff = layers->AddLayer(ref.ref, it->digest, resolved.manifest_bytes.digest);
+  if (!diff && diff.error().code() == ENOTSUP)
+    return Fail(ENOENT, diff.error().message() + ": left to a normal pull");
+  if (!diff) return Fail(diff.error());
+  node->diff_target = std::move(*diff);
   MutexLock lock(mu);
   if (auto found = keys.find({ref.ino, node->key}); found != keys.end()) {
     // A concurrent lookup made it first: give back the reference this one took.
