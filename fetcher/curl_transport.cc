@@ -244,12 +244,20 @@ class CurlTransport : public HttpTransport {
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_MAXCONNECTS, options_.max_idle_connections);
     curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, t_fresh_connections ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!options_.ca_bundle.empty())
+    const HttpTlsOptions& tls = request.tls;
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls.skip_verify ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls.skip_verify ? 0L : 2L);
+    if (!tls.ca_pem.empty()) {
+      curl_blob ca{const_cast<char*>(tls.ca_pem.data()), tls.ca_pem.size(), CURL_BLOB_COPY};
+      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+    } else if (!options_.ca_bundle.empty()) {
       curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_bundle.c_str());
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(options_.connect_timeout.count()));
+    }
+    if (!tls.client_cert.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, tls.client_cert.c_str());
+    if (!tls.client_key.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls.client_key.c_str());
+    auto connect_timeout =
+        request.connect_timeout.count() > 0 ? request.connect_timeout : options_.connect_timeout;
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
     auto timeout = request.timeout.count() > 0 ? request.timeout : options_.default_timeout;
     if (timeout.count() > 0)
       curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));

@@ -48,6 +48,18 @@ using HttpBodyReader = std::function<Result<size_t>(char* buf, size_t max)>;
 
 struct HttpResponse;
 
+// Per-request TLS settings (a mirror's skip_verify / ca / client from hosts.toml).
+struct HttpTlsOptions {
+  bool skip_verify = false;  // no peer or host name verification
+  std::string ca_pem;        // trusted CAs (PEM) replacing the default bundle; "" = default
+  std::string client_cert;   // client certificate file (PEM); "" = none
+  std::string client_key;    // its key file; "" = in client_cert
+
+  bool empty() const {
+    return !skip_verify && ca_pem.empty() && client_cert.empty() && client_key.empty();
+  }
+};
+
 struct HttpRequest {
   std::string method = "GET";  // GET HEAD POST PUT PATCH DELETE
   std::string url;             // absolute http:// or https:// URL
@@ -67,6 +79,9 @@ struct HttpRequest {
 
   // Overall bound for this request (connect to last byte). 0 = the transport's default.
   std::chrono::milliseconds timeout{0};
+  // Bound for establishing the connection. 0 = the transport's default.
+  std::chrono::milliseconds connect_timeout{0};
+  HttpTlsOptions tls;
 
   // Polled during the transfer; returning true aborts it with ECANCELED. Optional.
   std::function<bool()> cancelled;

@@ -63,8 +63,9 @@ RegistryCall ManifestCall(RegistryCore& core, const char* method, const Referenc
                           const std::string& what) {
   RegistryCall call;
   call.method = method;
-  call.url = core.RepoUrl(ref.registry, ref.repository, "manifests/" + ref.Identifier());
-  call.registry = ref.registry;
+  // A manifest by tag is resolved only on hosts allowed to; by digest it is plain content.
+  core.Route(call, ref.registry, ref.repository, "manifests/" + ref.Identifier(),
+             ref.digest.empty() ? RegistryAccess::kResolve : RegistryAccess::kPull);
   call.scopes = {PullScope(ref)};
   call.what = what;
   call.headers.emplace_back("Accept", ManifestAcceptHeader());
@@ -78,6 +79,20 @@ Result<ManifestBytes> RegistryClient::GetManifest(const Reference& ref) {
   RegistryCall call = ManifestCall(*core_, "GET", ref, what);
   call.sink = CollectInto(&bytes, core_->options().max_manifest_size, what);
   call.restart = [&bytes] { bytes.clear(); };
+  // Checked per response, so wrong bytes from a mirror fall through to the next host.
+  call.check = [&](const HttpResponse& resp) -> Status {
+    Digest got = Digest::Of(bytes);
+    if (!ref.digest.empty() && got != ref.digest) {
+      return Fail(EIO, "digest mismatch: the bytes hash to " + got.str());
+    }
+    if (auto header = resp.Header("docker-content-digest")) {
+      if (header->starts_with("sha256:") && *header != got.str()) {
+        return Fail(EIO, "digest mismatch: Docker-Content-Digest is " + *header +
+                             " but the bytes hash to " + got.str());
+      }
+    }
+    return Ok();
+  };
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
   if (resp.status != 200) {
     return Fail(EIO, what + ": unexpected status " + std::to_string(resp.status));
@@ -192,11 +207,11 @@ Status RegistryClient::FetchBlob(const Reference& repo, const Digest& digest,
                                  const HttpBodySink& sink, const std::function<void()>& restart) {
   std::string what = repo.Name() + ": blob " + digest.str();
   Sha256 hasher;
+  std::optional<Digest> final_digest;  // set by `check` (which consumes the hasher)
   uint64_t received = 0;
   RegistryCall call;
   call.method = "GET";
-  call.url = core_->RepoUrl(repo.registry, repo.repository, "blobs/" + digest.str());
-  call.registry = repo.registry;
+  core_->Route(call, repo.registry, repo.repository, "blobs/" + digest.str());
   call.scopes = {PullScope(repo)};
   call.what = what;
   call.timeout = core_->BlobTimeout();
@@ -207,6 +222,7 @@ Status RegistryClient::FetchBlob(const Reference& repo, const Digest& digest,
   };
   call.restart = [&] {
     hasher.Reset();
+    final_digest.reset();
     received = 0;
     if (restart) restart();
   };
@@ -218,13 +234,19 @@ Status RegistryClient::FetchBlob(const Reference& repo, const Digest& digest,
                                     std::to_string(*size) + " bytes");
       }
     }
+    // Only a host with a fallback is checked here (the last host's mismatch is reported below,
+    // after the sink saw the bytes, as before): its wrong bytes mean "try the next host".
+    final_digest = Digest::FromSha256(hasher.Final());
+    if (call.more_hosts && *final_digest != digest) {
+      return Fail(EIO, "digest mismatch: the bytes hash to " + final_digest->str());
+    }
     return Ok();
   };
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
   if (resp.status != 200) {
     return Fail(EIO, what + ": unexpected status " + std::to_string(resp.status));
   }
-  Digest got = Digest::FromSha256(hasher.Final());
+  Digest got = final_digest ? *final_digest : Digest::FromSha256(hasher.Final());
   if (got != digest) {
     return Fail(EIO, what + ": digest mismatch: the bytes hash to " + got.str());
   }
@@ -239,8 +261,7 @@ Result<uint64_t> RegistryClient::BlobSize(const Reference& repo, const Digest& d
 Result<bool> RegistryClient::BlobExists(const Reference& repo, const Digest& digest) {
   RegistryCall call;
   call.method = "HEAD";
-  call.url = core_->RepoUrl(repo.registry, repo.repository, "blobs/" + digest.str());
-  call.registry = repo.registry;
+  core_->Route(call, repo.registry, repo.repository, "blobs/" + digest.str());
   call.scopes = {PullScope(repo)};
   call.what = repo.Name() + ": blob " + digest.str();
   call.accept_statuses = {404};

@@ -43,6 +43,8 @@
 
 namespace hoist {
 
+class MirrorResolver;
+
 struct RegistryOptions {
   // host[:port] entries (as in Reference::registry) that may be reached over plain http.
   std::vector<std::string> insecure_registries;
@@ -62,6 +64,10 @@ struct RegistryOptions {
   // CreateDefault only: when set, every request (tokens included) is recorded here
   // (fetcher/request_log.h).
   std::shared_ptr<RequestLog> request_log;
+  // Registry mirrors (fetcher/mirror_resolver.h); nullptr = every request to the registry itself.
+  std::shared_ptr<const MirrorResolver> mirrors;
+  // Connect bound for a host that has a fallback (a mirror), so a dead one costs little.
+  std::chrono::milliseconds mirror_connect_timeout{3000};
 };
 
 // A manifest or index exactly as the registry served it, verified.

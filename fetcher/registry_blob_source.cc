@@ -38,7 +38,7 @@ Result<std::string> RegistryBlobSource::ReadAt(const Digest& blob, uint64_t offs
     if (redirects_[blob] == cached) redirects_.erase(blob);
   }
   int refused = 0;
-  return ReadVia(blob, BlobUrl(blob), /*cached_url=*/false, offset, length, &refused);
+  return ReadVia(blob, "", /*cached_url=*/false, offset, length, &refused);
 }
 
 Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::string& url,
@@ -55,8 +55,12 @@ Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::s
 
   RegistryCall call;
   call.method = "GET";
-  call.url = url;
-  call.registry = repository_.registry;
+  if (cached_url) {
+    call.url = url;
+    call.registry = repository_.registry;
+  } else {
+    core_->Route(call, repository_.registry, repository_.repository, "blobs/" + blob.str());
+  }
   call.scopes = {RepositoryScope(repository_.repository, false)};
   call.what = what;
   call.headers.emplace_back("Range",
@@ -83,6 +87,8 @@ Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::s
       return Ok();
     }
     if (head.status == 200) {
+      // A mirror ignoring Range: the next host may do better (the last one is used as is).
+      if (call.more_hosts) return Fail(EIO, "200 to a Range request");
       whole = true;
       to_skip = offset;
       if (auto cl = head.Header("content-length")) {
@@ -139,7 +145,10 @@ Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::s
   }
   MutexLock lock(mu_);
   if (total) sizes_[blob] = *total;
-  if (!cached_url && call.final_url != url) redirects_[blob] = call.final_url;
+  // Redirects are cached only from the registry itself (a mirror's stays per request).
+  if (!cached_url && !call.served_by_mirror && call.final_url != call.url) {
+    redirects_[blob] = call.final_url;
+  }
   return out;
 }
 
@@ -165,8 +174,7 @@ Result<uint64_t> RegistryBlobSource::Size(const Digest& blob) {
   }
   RegistryCall call;
   call.method = "HEAD";
-  call.url = BlobUrl(blob);
-  call.registry = repository_.registry;
+  core_->Route(call, repository_.registry, repository_.repository, "blobs/" + blob.str());
   call.scopes = {RepositoryScope(repository_.repository, false)};
   call.what = repository_.Name() + ": blob " + blob.str();
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));

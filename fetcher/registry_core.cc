@@ -80,13 +80,26 @@ RegistryCore::RegistryCore(std::shared_ptr<HttpTransport> transport,
                                 .request_timeout = options_.request_timeout}),
       rng_(std::random_device{}()) {}
 
-std::string RegistryCore::BaseUrl(std::string_view registry) const {
+bool RegistryCore::PlainHttp(std::string_view registry) const {
   std::string host = RegistryApiHost(registry);
   bool plain = IsLoopbackRegistry(registry);
   for (const std::string& r : options_.insecure_registries) {
     if (r == registry || r == host) plain = true;
   }
-  return (plain ? "http://" : "https://") + host;
+  return plain;
+}
+
+std::string RegistryCore::BaseUrl(std::string_view registry) const {
+  return (PlainHttp(registry) ? "http://" : "https://") + RegistryApiHost(registry);
+}
+
+void RegistryCore::Route(RegistryCall& call, std::string_view registry, std::string_view repository,
+                         std::string_view suffix, RegistryAccess access) const {
+  call.url = RepoUrl(registry, repository, suffix);
+  call.registry = std::string(registry);
+  call.repository = std::string(repository);
+  call.suffix = std::string(suffix);
+  call.access = access;
 }
 
 std::string RegistryCore::RepoUrl(std::string_view registry, std::string_view repository,
@@ -124,12 +137,12 @@ std::chrono::milliseconds RegistryCore::RetryDelay(int retry, const HttpResponse
   return delay;
 }
 
-Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call,
+Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call, const Target& target,
                                            const std::optional<std::string>& auth,
                                            std::chrono::milliseconds timeout,
                                            std::string* final_url, HttpResponse* head) {
   std::string registry_origin;
-  if (auto base = Url::Parse(BaseUrl(call.registry))) registry_origin = base->Origin();
+  if (auto base = Url::Parse(target.base_url)) registry_origin = base->Origin();
   std::string url = call.url;
   std::string method = call.method;
   std::string body = call.body;
@@ -139,6 +152,9 @@ Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call,
     req.method = method;
     req.url = url;
     req.headers = call.headers;
+    req.headers.insert(req.headers.end(), target.headers.begin(), target.headers.end());
+    req.tls = target.tls;
+    req.connect_timeout = target.connect_timeout;
     if (!options_.user_agent.empty()) req.headers.emplace_back("User-Agent", options_.user_agent);
     // Authorization only to the registry's own scheme, host and port.
     if (auth && parsed.Origin() == registry_origin)
@@ -166,8 +182,62 @@ Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call,
 }
 
 Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
+  call.more_hosts = false;
+  call.served_by_mirror = false;
+  if (!options_.mirrors || options_.mirrors->empty() || call.repository.empty()) {
+    Target own{
+        .base_url = BaseUrl(call.registry), .credentials = call.registry, .scopes = call.scopes};
+    auto r = CallOn(call, own);
+    call.served_by = RegistryApiHost(call.registry);
+    return r;
+  }
+  HOIST_ASSIGN_OR_RETURN(std::vector<MirrorEndpoint> hosts,
+                         options_.mirrors->Endpoints(
+                             call.registry, call.repository, call.access, BaseUrl(call.registry),
+                             [this](std::string_view h) { return PlainHttp(h); }));
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const MirrorEndpoint& ep = hosts[i];
+    const bool last = i + 1 == hosts.size();
+    Target t;
+    t.base_url = ep.origin;
+    t.credentials = ep.credentials_host;
+    // The token scope names the repository as this host knows it.
+    const std::string from = "repository:" + call.repository + ":";
+    for (const std::string& scope : call.scopes) {
+      if (scope.starts_with(from)) {
+        t.scopes.push_back("repository:" + ep.repository + ":" + scope.substr(from.size()));
+      } else {
+        t.scopes.push_back(scope);
+      }
+    }
+    t.tls = ep.tls;
+    t.headers = ep.headers;
+    if (!last) {
+      t.connect_timeout = options_.mirror_connect_timeout;
+      t.max_attempts = 1;
+    }
+    call.url = ep.Url(call.suffix);
+    call.more_hosts = !last;
+    if (i > 0 && call.restart) call.restart();
+    auto r = CallOn(call, t);
+    call.served_by = ep.Host();
+    call.served_by_mirror = ep.mirror;
+    if (last || (r && r->status < 400)) {
+      if (r) {
+        HOIST_LOG(kDebug) << call.what << ": served by " << ep.Host();
+      }
+      return r;
+    }
+    HOIST_LOG(kDebug) << call.what << ": " << ep.Host() << " failed ("
+                      << (r ? "status " + std::to_string(r->status) : r.error().message())
+                      << "); trying " << hosts[i + 1].Host();
+  }
+  return Fail(EIO, call.what + ": no host to try");  // not reached: hosts is never empty
+}
+
+Result<HttpResponse> RegistryCore::CallOn(RegistryCall& call, const Target& target) {
   const auto start = clock_->Now();
-  const std::string base_url = BaseUrl(call.registry);
+  const std::string& base_url = target.base_url;
   std::string registry_origin;
   if (auto base = Url::Parse(base_url)) registry_origin = base->Origin();
   const RetryPolicy& policy = options_.retry;
@@ -193,7 +263,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
       // A request without a body goes out without probing the endpoint first (auth.h).
       const bool bodiless = call.method == "GET" || call.method == "HEAD";
       challenge_unknown = bodiless && !auth_.Knows(base_url);
-      auto a = auth_.Authorize(base_url, call.registry, call.scopes, bodiless);
+      auto a = auth_.Authorize(base_url, target.credentials, target.scopes, bodiless);
       if (a) {
         auth = *a;
         have_auth = true;
@@ -214,7 +284,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
           timeout = std::min(timeout, std::max(left, std::chrono::milliseconds(1000)));
         }
       }
-      result = Attempt(call, auth, timeout, &call.final_url, &head);
+      result = Attempt(call, target, auth, timeout, &call.final_url, &head);
     }
     if (failure) {
       // fall through to the retry decision below
@@ -239,7 +309,8 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
           refreshed = true;
         }
         auto www = resp.Header("www-authenticate");
-        auto fresh = auth_.Reauthorize(base_url, call.registry, call.scopes, www.value_or(""));
+        auto fresh =
+            auth_.Reauthorize(base_url, target.credentials, target.scopes, www.value_or(""));
         if (!fresh) {
           if (!IsTransientNetworkError(fresh.error()))
             return Fail(fresh.error().Context(call.what));
@@ -277,7 +348,8 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
     ++retries;
     std::string cause = failure->message();
     if (!cause.starts_with(call.what)) cause = call.what + ": " + cause;
-    if (attempt >= policy.max_attempts) {
+    const int max_attempts = target.max_attempts > 0 ? target.max_attempts : policy.max_attempts;
+    if (attempt >= max_attempts) {
       return Fail(failure->code() == ETIMEDOUT ? ETIMEDOUT : EIO,
                   cause + " (gave up after " + std::to_string(attempt) + " attempts)");
     }

@@ -18,6 +18,7 @@
 #include "fetcher/auth.h"
 #include "fetcher/credentials.h"
 #include "fetcher/http.h"
+#include "fetcher/mirror_resolver.h"
 #include "fetcher/registry.h"
 #include "fetcher/retry.h"
 
@@ -49,6 +50,19 @@ struct RegistryCall {
 
   // Out: the URL that produced the final response (after redirects).
   std::string final_url;
+
+  // Mirror routing (RegistryCore::Route sets these): with RegistryOptions::mirrors and a
+  // repository, `url` is ignored and each host the resolver names is tried in turn with
+  // <host's API root>/<its repository>/<suffix>. Empty repository: `url` alone.
+  std::string repository;
+  std::string suffix;
+  RegistryAccess access = RegistryAccess::kPull;
+  // Set before each host is tried: another host follows this one, so an answer only the last
+  // host may give (a 200 to a Range request) must fail instead of being used.
+  bool more_hosts = false;
+  // Out: the host[:port] that served the final response, and whether it was a mirror.
+  std::string served_by;
+  bool served_by_mirror = false;
 };
 
 class RegistryCore {
@@ -68,7 +82,13 @@ class RegistryCore {
   std::string RepoUrl(std::string_view registry, std::string_view repository,
                       std::string_view suffix) const;
 
-  // Runs the call: auth, redirects, retries. Returns the final response: a 2xx/3xx, or a status
+  // Points `call` at registry/repository/suffix (url, registry, repository, suffix, access).
+  void Route(RegistryCall& call, std::string_view registry, std::string_view repository,
+             std::string_view suffix, RegistryAccess access = RegistryAccess::kPull) const;
+
+  // Runs the call: auth, redirects, retries; through the mirrors, if any (each host in turn:
+  // one attempt on a host that has a fallback, with the short mirror connect timeout; the
+  // last host gets the full retry policy). Returns the final response: a 2xx/3xx, or a status
   // listed in accept_statuses. Everything else becomes an Error (see registry.h).
   [[nodiscard]] Result<HttpResponse> Call(RegistryCall& call);
 
@@ -76,9 +96,22 @@ class RegistryCore {
   Error StatusError(const HttpResponse& response, std::string_view what) const;
 
  private:
-  Result<HttpResponse> Attempt(RegistryCall& call, const std::optional<std::string>& auth,
+  // One host to send a call to.
+  struct Target {
+    std::string base_url;     // origin: auth key; Authorization only goes here
+    std::string credentials;  // registry name for credential lookup
+    std::vector<std::string> scopes;
+    HttpTlsOptions tls;
+    HttpHeaderList headers;
+    std::chrono::milliseconds connect_timeout{0};
+    int max_attempts = 0;  // 0 = the policy's
+  };
+  Result<HttpResponse> CallOn(RegistryCall& call, const Target& target);
+  Result<HttpResponse> Attempt(RegistryCall& call, const Target& target,
+                               const std::optional<std::string>& auth,
                                std::chrono::milliseconds timeout, std::string* final_url,
                                HttpResponse* head);
+  bool PlainHttp(std::string_view registry) const;
   std::chrono::milliseconds RetryDelay(int retry, const HttpResponse* response);
 
   std::shared_ptr<HttpTransport> transport_;

@@ -9,7 +9,7 @@ PACKAGES=(
   clang-16 libclang-rt-16-dev  # fuzz build and thread-safety lane (std::expected: clang >= 16)
   libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev liblmdb-dev lmdb-utils
   libxxhash-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  rapidjson-dev libcli11-dev
+  rapidjson-dev libcli11-dev libtomlplusplus-dev
   # hoist-snapshotter: gRPC, protobuf, containerd's snapshots API protos and gogo.proto
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev

@@ -152,6 +152,9 @@ Status TestRegistry::WriteConfig() {
   c += "  addr: " + host_port_ + "\n";
   c += "  secret: hoist-test-http-secret\n";
   c += "catalog:\n  maxentries: " + std::to_string(options_.catalog_max_entries) + "\n";
+  if (!options_.proxy_remote_url.empty()) {
+    c += "proxy:\n  remoteurl: " + options_.proxy_remote_url + "\n";
+  }
   switch (options_.auth) {
     case RegistryAuthMode::kAnonymous:
       break;

@@ -67,6 +67,9 @@ struct TestRegistryOptions {
   // `catalog.maxentries`: the registry's largest catalog page.
   int catalog_max_entries = 1000;
   std::chrono::milliseconds start_timeout{std::chrono::seconds(20)};
+  // Non-empty: distribution's pull-through cache mode (`proxy: remoteurl: URL`), e.g. another
+  // TestRegistry's base_url(); the registry then serves pulls by fetching from there.
+  std::string proxy_remote_url;
 };
 
 // One HTTP request as the registry logged it.

@@ -1,0 +1,228 @@
+#include "fetcher/mirror_resolver.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/file_util.h"
+#include "fetcher/reference.h"
+#include "fetcher/url.h"
+
+namespace hoist {
+namespace {
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// containerd's rule: a host other than the reference's own gets ?ns= (Docker Hub's API host
+// counts as its own).
+bool NeedsNamespace(std::string_view host, std::string_view registry) {
+  if (host == registry) return false;
+  return !(registry == kDockerHubRegistry && host == kDockerHubApiHost);
+}
+
+Result<HttpTlsOptions> TlsFor(const HostsTomlHost& h) {
+  HttpTlsOptions tls;
+  tls.skip_verify = h.skip_verify;
+  for (const std::string& ca : h.ca_files) {
+    HOIST_ASSIGN_OR_RETURN(std::string pem, ReadFile(ca));
+    tls.ca_pem += pem;
+    if (!tls.ca_pem.empty() && tls.ca_pem.back() != '\n') tls.ca_pem += '\n';
+  }
+  if (!h.client_certs.empty()) {
+    // curl takes one client certificate per connection: the first pair.
+    tls.client_cert = h.client_certs.front().first;
+    tls.client_key = h.client_certs.front().second;
+    HOIST_RETURN_IF_ERROR(ReadFile(tls.client_cert));
+    if (!tls.client_key.empty()) HOIST_RETURN_IF_ERROR(ReadFile(tls.client_key));
+  }
+  return tls;
+}
+
+// "host[:port]/path/repo" -> (host, path/repo).
+std::pair<std::string, std::string> SplitName(std::string_view name) {
+  size_t slash = name.find('/');
+  if (slash == std::string_view::npos) return {std::string(name), ""};
+  return {std::string(name.substr(0, slash)), std::string(name.substr(slash + 1))};
+}
+
+}  // namespace
+
+std::string MirrorEndpoint::Url(std::string_view suffix) const {
+  std::string url = origin + api_root + "/" + repository + "/" + std::string(suffix);
+  if (!ns.empty()) url = AppendQuery(url, "ns", ns);
+  return url;
+}
+
+std::string MirrorEndpoint::Host() const {
+  size_t p = origin.find("://");
+  return p == std::string::npos ? origin : origin.substr(p + 3);
+}
+
+MirrorConfig MirrorConfig::Defaults() {
+  MirrorConfig c;
+  if (const char* env = std::getenv("CONTAINERS_REGISTRIES_CONF"); env && *env) {
+    c.registries_conf = env;
+    c.registries_conf_required = true;
+  }
+  return c;
+}
+
+Result<std::shared_ptr<const MirrorResolver>> MirrorResolver::Load(const MirrorConfig& config) {
+  std::map<std::string, HostsToml> hosts;
+  if (!config.hosts_dir.empty()) {
+    if (!IsDir(config.hosts_dir)) {
+      if (config.hosts_dir_required) {
+        return Fail(ENOENT, config.hosts_dir + ": hosts directory not found");
+      }
+    } else {
+      DIR* d = ::opendir(config.hosts_dir.c_str());
+      if (!d) return Fail(errno, config.hosts_dir + ": " + std::string(strerror(errno)));
+      std::vector<std::string> names;
+      while (struct dirent* ent = ::readdir(d)) {
+        std::string n = ent->d_name;
+        if (n != "." && n != "..") names.push_back(n);
+      }
+      ::closedir(d);
+      for (const std::string& n : names) {
+        bool exact = false;
+        auto file = LoadHostsToml(config.hosts_dir, n, /*use_default=*/false, &exact);
+        if (!file) return Fail(file.error());
+        if (*file) {
+          // Validate the files it names now: a bad ca/client is a configuration error.
+          for (const HostsTomlHost& h : (*file)->hosts) HOIST_RETURN_IF_ERROR(TlsFor(h));
+          if ((*file)->server) HOIST_RETURN_IF_ERROR(TlsFor(*(*file)->server));
+          hosts.emplace(n, std::move(**file));
+        }
+      }
+    }
+  }
+  RegistriesConf conf;
+  if (!config.registries_conf.empty()) {
+    HOIST_ASSIGN_OR_RETURN(
+        conf, LoadRegistriesConf(config.registries_conf, !config.registries_conf_required));
+  }
+  return FromParsed(std::move(hosts), std::move(conf));
+}
+
+std::shared_ptr<const MirrorResolver> MirrorResolver::FromParsed(
+    std::map<std::string, HostsToml> hosts, RegistriesConf conf) {
+  auto r = std::make_shared<MirrorResolver>();
+  r->hosts_ = std::move(hosts);
+  r->conf_ = std::move(conf);
+  return r;
+}
+
+Result<std::vector<MirrorEndpoint>> MirrorResolver::Endpoints(
+    std::string_view registry, std::string_view repository, RegistryAccess access,
+    std::string_view default_origin,
+    const std::function<bool(std::string_view host)>& plain_http) const {
+  std::vector<MirrorEndpoint> out;
+  const std::string reg(registry);
+  const std::string name = reg + "/" + std::string(repository);
+
+  auto own = [&] {
+    MirrorEndpoint e;
+    e.origin = std::string(default_origin);
+    e.api_root = "/v2";
+    e.repository = std::string(repository);
+    e.credentials_host = reg;
+    return e;
+  };
+
+  const HostsToml* file = nullptr;
+  if (auto it = hosts_.find(reg); it != hosts_.end()) file = &it->second;
+  const RegistriesConfEntry* entry = file ? nullptr : conf_.Match(name);
+  if (!file && !entry) {
+    if (auto it = hosts_.find("_default"); it != hosts_.end()) file = &it->second;
+  }
+
+  if (file) {
+    const unsigned need = access == RegistryAccess::kResolve ? kHostResolve : kHostPull;
+    auto add = [&](const HostsTomlHost& h, bool mirror) -> Status {
+      if ((h.capabilities & need) == 0) return Ok();
+      MirrorEndpoint e = own();
+      if (!h.host.empty()) {
+        e.origin = h.scheme + "://" + (h.host == registry ? RegistryApiHost(h.host) : h.host);
+        e.api_root = h.api_root;
+        e.credentials_host = h.host;
+        if (NeedsNamespace(h.host, registry)) e.ns = reg;
+      }
+      e.mirror = mirror;
+      HOIST_ASSIGN_OR_RETURN(e.tls, TlsFor(h));
+      e.headers = h.headers;
+      out.push_back(std::move(e));
+      return Ok();
+    };
+    for (const HostsTomlHost& h : file->hosts) HOIST_RETURN_IF_ERROR(add(h, true));
+    if (file->server) {
+      HOIST_RETURN_IF_ERROR(add(*file->server, false));
+    } else {
+      out.push_back(own());
+    }
+    if (out.empty()) {
+      return Fail(ENOENT, name + ": no host in " + file->path + " may " +
+                              (access == RegistryAccess::kResolve ? "resolve tags" : "pull"));
+    }
+    return out;
+  }
+
+  if (entry) {
+    if (entry->blocked) {
+      return Fail(EACCES, name + ": registry blocked by " + entry->source);
+    }
+    auto add = [&](std::string_view location, bool insecure, bool mirror) {
+      auto [host, repo] = SplitName(RewriteForLocation(name, entry->prefix, location));
+      MirrorEndpoint e;
+      e.api_root = "/v2";
+      e.repository = repo;
+      e.credentials_host = host;
+      e.mirror = mirror;
+      if (!mirror && host == registry) {
+        e.origin = std::string(default_origin);
+        if (insecure && !plain_http(host) && e.origin.starts_with("https://")) {
+          e.tls.skip_verify = true;
+          out.push_back(e);
+          e.origin = "http://" + RegistryApiHost(host);
+          e.tls = {};
+        }
+        out.push_back(std::move(e));
+        return;
+      }
+      const std::string api_host = RegistryApiHost(host);
+      if (plain_http(host)) {
+        e.origin = "http://" + api_host;
+      } else if (insecure) {
+        e.origin = "https://" + api_host;
+        e.tls.skip_verify = true;
+        out.push_back(e);
+        e.origin = "http://" + api_host;
+        e.tls = {};
+      } else {
+        e.origin = "https://" + api_host;
+      }
+      out.push_back(std::move(e));
+    };
+    const bool by_tag = access == RegistryAccess::kResolve;
+    if (!(by_tag && entry->mirror_by_digest_only)) {
+      for (const RegistriesConfMirror& m : entry->mirrors) {
+        if (by_tag && m.pull_from == RegistriesConfMirror::PullFrom::kDigestOnly) continue;
+        if (!by_tag && m.pull_from == RegistriesConfMirror::PullFrom::kTagOnly) continue;
+        add(m.location, m.insecure, true);
+      }
+    }
+    add(entry->location.empty() ? std::string_view(reg) : std::string_view(entry->location),
+        entry->insecure, false);
+    return out;
+  }
+
+  out.push_back(own());
+  return out;
+}
+
+}  // namespace hoist
