@@ -118,6 +118,26 @@ std::shared_ptr<const MirrorResolver> MirrorResolver::FromParsed(
   return r;
 }
 
+Status UseMirrors(RegistryOptions* options, std::string_view hosts_dir,
+                  std::string_view registries_conf, std::chrono::milliseconds connect_timeout) {
+  MirrorConfig config = MirrorConfig::Defaults();
+  if (hosts_dir == "none") {
+    config.hosts_dir.clear();
+  } else if (!hosts_dir.empty()) {
+    config.hosts_dir = std::string(hosts_dir);
+    config.hosts_dir_required = true;
+  }
+  if (registries_conf == "none") {
+    config.registries_conf.clear();
+  } else if (!registries_conf.empty()) {
+    config.registries_conf = std::string(registries_conf);
+    config.registries_conf_required = true;
+  }
+  HOIST_ASSIGN_OR_RETURN(options->mirrors, MirrorResolver::Load(config));
+  if (connect_timeout.count() > 0) options->mirror_connect_timeout = connect_timeout;
+  return Ok();
+}
+
 Result<std::vector<MirrorEndpoint>> MirrorResolver::Endpoints(
     std::string_view registry, std::string_view repository, RegistryAccess access,
     std::string_view default_origin,

@@ -33,6 +33,7 @@
 #include "fetcher/hosts_toml.h"
 #include "fetcher/http.h"
 #include "fetcher/registries_conf.h"
+#include "fetcher/registry.h"
 
 namespace hoist {
 
@@ -98,5 +99,13 @@ class MirrorResolver {
   std::map<std::string, HostsToml> hosts_;  // directory name -> file
   RegistriesConf conf_;
 };
+
+// What every tool does with its --hosts-dir / --registries-conf (hoistfs: hosts_dir= /
+// registries_conf=): "" = the default location (missing is no error; $CONTAINERS_REGISTRIES_CONF
+// when set), a path = that one (missing is ENOENT), "none" = not read. Loads the resolver into
+// options->mirrors; a connect_timeout > 0 sets options->mirror_connect_timeout.
+[[nodiscard]] Status UseMirrors(RegistryOptions* options, std::string_view hosts_dir,
+                                std::string_view registries_conf,
+                                std::chrono::milliseconds connect_timeout = {});
 
 }  // namespace hoist

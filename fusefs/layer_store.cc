@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/mountinfo.h"
 #include "base/parallel.h"
+#include "fetcher/mirror_resolver.h"
 #include "fetcher/reference.h"
 #include "fusefs/fuse_handoff.h"
 #include "fusefs/layer_loader.h"
@@ -368,6 +369,8 @@ Status LayerStore::Build(LayerStoreHandoff* handoff) {
 
   RegistryOptions ro;
   ro.insecure_registries = o.insecure_registries;
+  HOIST_RETURN_IF_ERROR(UseMirrors(&ro, o.hosts_dir, o.registries_conf,
+                                   std::chrono::milliseconds(o.mirror_connect_timeout_ms)));
   if (!o.platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(ro.platform, Platform::Parse(o.platform));
   }

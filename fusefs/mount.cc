@@ -23,6 +23,7 @@
 #include "base/spawn.h"
 #include "base/thread_priority.h"
 #include "fetcher/curl_transport.h"
+#include "fetcher/mirror_resolver.h"
 #include "fetcher/reference.h"
 #include "fetcher/request_log.h"
 #include "fusefs/fuse_handoff.h"
@@ -222,6 +223,8 @@ Status Mount::Build(MountHandoff* handoff) {
   SetLogLevel(level);
   RegistryOptions ro;
   ro.insecure_registries = o.insecure_registries;
+  HOIST_RETURN_IF_ERROR(UseMirrors(&ro, o.hosts_dir, o.registries_conf,
+                                   std::chrono::milliseconds(o.mirror_connect_timeout_ms)));
   if (!o.platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(ro.platform, Platform::Parse(o.platform));
   }

@@ -90,6 +90,20 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
     } else if (key == "cache_size") {
       HOIST_RETURN_IF_ERROR(need_value());
       HOIST_ASSIGN_OR_RETURN(o->cache_size, ParseByteSize(value));
+    } else if (key == "hosts_dir") {
+      HOIST_RETURN_IF_ERROR(need_value());
+      o->hosts_dir = value;
+    } else if (key == "registries_conf") {
+      HOIST_RETURN_IF_ERROR(need_value());
+      o->registries_conf = value;
+    } else if (key == "mirror_connect_timeout") {
+      HOIST_RETURN_IF_ERROR(need_value());
+      int ms = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+      if (ec != std::errc() || end != value.data() + value.size() || ms <= 0 || ms > 3600000) {
+        return Fail(EINVAL, "mount option \"mirror_connect_timeout\" must be 1..3600000 ms");
+      }
+      o->mirror_connect_timeout_ms = ms;
     } else if (key == "insecure_registry") {
       HOIST_RETURN_IF_ERROR(need_value());
       o->insecure_registries.push_back(value);

@@ -18,6 +18,11 @@
 //   cache_size=BYTES       chunk cache quota (suffixes k, m, g); also the disk the mount's
 //                          unconverted layers' stream files may use in all (stream_layer.h)
 //   insecure_registry=HOST plain-http registry (repeatable)
+//   hosts_dir=DIR          containerd hosts.toml directory for mirrors (default
+//                          /etc/containerd/certs.d; "none" = not read; fetcher/mirror_resolver.h)
+//   registries_conf=FILE   containers registries.conf for mirrors (default
+//                          $CONTAINERS_REGISTRIES_CONF or /etc/containers/registries.conf)
+//   mirror_connect_timeout=MS  connect bound for a mirror before the next host (default 3000)
 //   platform=OS/ARCH[/V]   platform to pick from an index
 //   log_level=LEVEL        debug|info|warning|error|off (default warning)
 //   log_file=PATH          where the daemon logs after it detaches (default: nowhere)
@@ -71,6 +76,9 @@ struct MountOptions {
   std::string cache_dir;    // "" = ResolveCacheDir's default (HOIST_CACHE, then per-user)
   uint64_t cache_size = 0;  // 0 = the store's default quota
   std::vector<std::string> insecure_registries;
+  std::string hosts_dir;        // "" = the default (fetcher/mirror_resolver.h UseMirrors)
+  std::string registries_conf;  // likewise
+  int mirror_connect_timeout_ms = 0;
   std::string platform;
   std::string log_level = "warning";
   std::string log_file;

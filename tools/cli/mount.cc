@@ -92,6 +92,12 @@ int RunMount(const MountArgs& a) {
   if (a.allow_other) opts.push_back("allow_other");
   for (const std::string& h : a.registry.insecure_registries)
     opts.push_back("insecure_registry=" + h);
+  if (!a.registry.hosts_dir.empty()) opts.push_back("hosts_dir=" + a.registry.hosts_dir);
+  if (!a.registry.registries_conf.empty())
+    opts.push_back("registries_conf=" + a.registry.registries_conf);
+  if (a.registry.mirror_connect_timeout_ms > 0)
+    opts.push_back("mirror_connect_timeout=" +
+                   std::to_string(a.registry.mirror_connect_timeout_ms));
   if (!a.registry.platform.empty()) opts.push_back("platform=" + a.registry.platform);
   if (!a.registry.log_level.empty()) opts.push_back("log_level=" + a.registry.log_level);
   for (const std::string& e : a.extra) opts.push_back(e);

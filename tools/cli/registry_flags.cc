@@ -1,6 +1,7 @@
 #include "tools/cli/registry_flags.h"
 
 #include "base/log.h"
+#include "fetcher/mirror_resolver.h"
 
 namespace hoist {
 
@@ -17,11 +18,23 @@ void RegistryFlags::AddInsecureRegistry(CLI::App* app) {
                   "HOST[:PORT] that may be reached over plain HTTP (loopback always may; "
                   "repeatable)")
       ->allow_extra_args(false);
+  app->add_option("--hosts-dir", hosts_dir,
+                  "containerd hosts.toml directory for mirrors (default /etc/containerd/certs.d; "
+                  "\"none\" = not read)");
+  app->add_option("--registries-conf", registries_conf,
+                  "containers registries.conf for mirrors (default $CONTAINERS_REGISTRIES_CONF "
+                  "or /etc/containers/registries.conf; \"none\" = not read)");
+  app->add_option("--mirror-connect-timeout", mirror_connect_timeout_ms,
+                  "milliseconds to wait for a mirror's connection before the next host "
+                  "(default 3000)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 Result<RegistryOptions> RegistryFlags::Options() const {
   RegistryOptions options;
   options.insecure_registries = insecure_registries;
+  HOIST_RETURN_IF_ERROR(UseMirrors(&options, hosts_dir, registries_conf,
+                                   std::chrono::milliseconds(mirror_connect_timeout_ms)));
   if (!platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(options.platform, Platform::Parse(platform));
   }

@@ -20,6 +20,10 @@ struct RegistryFlags {
   std::vector<std::string> insecure_registries;
   std::string platform;  // "os/arch[/variant]"; empty = the host's
   std::string log_level = "warning";
+  // Mirrors (fetcher/mirror_resolver.h UseMirrors): "" = the defaults.
+  std::string hosts_dir;
+  std::string registries_conf;
+  int mirror_connect_timeout_ms = 0;  // 0 = RegistryOptions' default
 
   void Add(CLI::App* app);
   // Only --insecure-registry (for verbs with a --platform or --log-level of their own).

@@ -101,6 +101,8 @@ BundleOptions ToBundleOptions(const CommonArgs& c, const std::string& dir) {
   o.cache_dir = c.cache;
   o.mount_options = c.mount_options;
   o.insecure_registries = c.registry.insecure_registries;
+  o.hosts_dir = c.registry.hosts_dir;
+  o.registries_conf = c.registry.registries_conf;
   o.platform = c.registry.platform;
   o.log_level = c.registry.log_level;
   o.cmd = c.cmd;

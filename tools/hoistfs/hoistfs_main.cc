@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
                  "mount options: timeout=S, prefetch=none|priority|all, elf_prefetch=0|1, "
                  "dir_prefetch=0|1, "
                  "prefetch_trace=auto|off|F, bandwidth=B, cache=DIR, cache_size=B, "
-                 "insecure_registry=HOST, platform=P, log_level=L, log_file=F, trace=F, "
+                 "insecure_registry=HOST, hosts_dir=DIR, registries_conf=F, "
+                 "mirror_connect_timeout=MS, platform=P, log_level=L, log_file=F, trace=F, "
                  "allow_other, suid")
       ->allow_extra_args(false)
       ->take_all();
@@ -121,6 +122,8 @@ int main(int argc, char** argv) {
   absolute(options.mountpoint);
   absolute(options.cache_dir);
   absolute(options.log_file);
+  if (options.hosts_dir != "none") absolute(options.hosts_dir);
+  if (options.registries_conf != "none") absolute(options.registries_conf);
   absolute(options.trace_file);
 
   int ready_fd = -1;

@@ -13,6 +13,7 @@
 #include "base/file_util.h"
 #include "base/log.h"
 #include "base/sd_notify.h"
+#include "fetcher/mirror_resolver.h"
 #include "fetcher/reference.h"
 #include "fetcher/registry.h"
 #include "fusefs/layer_store.h"
@@ -45,6 +46,8 @@ Result<std::vector<std::unique_ptr<LayerStore>>> StorePerLayer(const MountOption
   std::vector<std::unique_ptr<LayerStore>> stores;
   RegistryOptions ro;
   ro.insecure_registries = options.insecure_registries;
+  HOIST_RETURN_IF_ERROR(UseMirrors(&ro, options.hosts_dir, options.registries_conf,
+                                   std::chrono::milliseconds(options.mirror_connect_timeout_ms)));
   if (!options.platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(ro.platform, Platform::Parse(options.platform));
   }

@@ -392,6 +392,8 @@ class BundleBuilder {
     }
     std::string opts = "suid,allow_other";
     for (const std::string& h : o_.insecure_registries) opts += ",insecure_registry=" + h;
+    if (!o_.hosts_dir.empty()) opts += ",hosts_dir=" + o_.hosts_dir;
+    if (!o_.registries_conf.empty()) opts += ",registries_conf=" + o_.registries_conf;
     if (!o_.platform.empty()) opts += ",platform=" + o_.platform;
     if (!o_.log_level.empty()) opts += ",log_level=" + o_.log_level;
     for (const std::string& e : o_.mount_options) opts += "," + e;

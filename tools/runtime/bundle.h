@@ -55,6 +55,8 @@ struct BundleOptions {
   std::string cache_dir;
   std::vector<std::string> mount_options;
   std::vector<std::string> insecure_registries;
+  std::string hosts_dir;        // mirrors (hoistfs hosts_dir=); "" = the default
+  std::string registries_conf;  // mirrors (hoistfs registries_conf=); "" = the default
   std::string platform;
   std::string log_level;
 

@@ -89,6 +89,11 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   app.add_option("--cache", config.cache, "hoist store for lazy layers (default: ROOT/cache)");
   app.add_option("--insecure-registry", config.insecure_registries,
                  "plain-http registry HOST[:PORT] (repeatable; loopback ones always are)");
+  app.add_option("--hosts-dir", config.hosts_dir,
+                 "containerd hosts.toml directory for mirrors (default /etc/containerd/certs.d)");
+  app.add_option("--registries-conf", config.registries_conf,
+                 "containers registries.conf for mirrors (default $CONTAINERS_REGISTRIES_CONF "
+                 "or /etc/containers/registries.conf)");
   app.add_option("--prefetch", config.prefetch,
                  "background fetch of lazy layers: none, priority or all (default all)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");

@@ -35,6 +35,8 @@ Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
   mo.mountpoint = options.mountpoint;
   mo.cache_dir = options.cache_dir;
   mo.insecure_registries = options.insecure_registries;
+  mo.hosts_dir = options.hosts_dir;
+  mo.registries_conf = options.registries_conf;
   mo.prefetch = options.prefetch;
   mo.allow_other = true;
   mo.suid = true;

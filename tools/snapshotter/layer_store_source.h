@@ -59,6 +59,8 @@ struct LayerStoreSourceOptions {
   std::string mountpoint;  // created if missing
   std::string cache_dir;   // the hoist store ("" = ResolveCacheDir's default)
   std::vector<std::string> insecure_registries;
+  std::string hosts_dir;        // mirrors ("" = the default; fetcher/mirror_resolver.h)
+  std::string registries_conf;  // likewise
   PrefetchMode prefetch = PrefetchMode::kAll;
   std::string state_dir;  // for `hoist stats MOUNTPOINT` ("" = DefaultStateDir())
 };

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
         o.mountpoint = config.root + "/layers";
         o.cache_dir = config.cache;
         o.insecure_registries = config.insecure_registries;
+        o.hosts_dir = config.hosts_dir;
+        o.registries_conf = config.registries_conf;
         if (!config.prefetch.empty()) {
           auto mode = hoist::ParsePrefetchMode(config.prefetch);
           if (!mode) {

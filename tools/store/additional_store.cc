@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/mutex.h"
+#include "fetcher/mirror_resolver.h"
 #include "fetcher/reference.h"
 #include "fetcher/registry.h"
 #include "fusefs/fuse_ops.h"
@@ -532,6 +533,8 @@ Result<std::unique_ptr<AdditionalStore>> AdditionalStore::Start(const MountOptio
   impl->layers = store->layers_.get();
   RegistryOptions ro;
   ro.insecure_registries = options.insecure_registries;
+  HOIST_RETURN_IF_ERROR(UseMirrors(&ro, options.hosts_dir, options.registries_conf,
+                                   std::chrono::milliseconds(options.mirror_connect_timeout_ms)));
   if (!options.platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(ro.platform, Platform::Parse(options.platform));
   }

@@ -57,6 +57,11 @@ int main(int argc, char** argv) {
   app.add_option("--cache", cache_flag, "the host store directory (env HOIST_CACHE)");
   app.add_option("--layers-dir", layers_dir,
                  "where the layer views are mounted (default MOUNTPOINT.layers)");
+  std::string hosts_dir, registries_conf;
+  app.add_option("--hosts-dir", hosts_dir,
+                 "containerd hosts.toml directory for mirrors (also -o hosts_dir=DIR)");
+  app.add_option("--registries-conf", registries_conf,
+                 "containers registries.conf for mirrors (also -o registries_conf=FILE)");
   app.add_option("mountpoint", options.mountpoint, "an empty directory")->required();
   try {
     app.parse(argc, argv);
@@ -70,6 +75,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!cache_flag.empty()) options.cache_dir = cache_flag;
+  if (!hosts_dir.empty()) options.hosts_dir = hosts_dir;
+  if (!registries_conf.empty()) options.registries_conf = registries_conf;
   if (options.fuse_debug) options.foreground = true;
   options.allow_other = true;
   options.suid = true;
@@ -81,6 +88,8 @@ int main(int argc, char** argv) {
   absolute(options.mountpoint);
   absolute(options.cache_dir);
   absolute(options.log_file);
+  if (options.hosts_dir != "none") absolute(options.hosts_dir);
+  if (options.registries_conf != "none") absolute(options.registries_conf);
   while (options.mountpoint.size() > 1 && options.mountpoint.ends_with('/'))
     options.mountpoint.pop_back();
   if (layers_dir.empty()) layers_dir = options.mountpoint + ".layers";

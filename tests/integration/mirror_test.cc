@@ -1,0 +1,439 @@
+// Registry mirrors against real parts: two real distribution registries, one configured as the
+// other's mirror through containerd's hosts.toml and through containers' registries.conf, a
+// mirror that lacks blobs, one that serves wrong bytes, one that is down (refusing, and not
+// answering the connect), distribution's own pull-through cache (`proxy: remoteurl:`), and the
+// `hoist` CLI's --hosts-dir / --registries-conf. Each registry's own request log says which
+// host served what.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "base/file_util.h"
+#include "base/scoped_fd.h"
+#include "fetcher/credentials.h"
+#include "fetcher/curl_transport.h"
+#include "fetcher/mirror_resolver.h"
+#include "fetcher/reference.h"
+#include "fetcher/registry.h"
+#include "fetcher/url.h"
+#include "tests/harness/hoist_cli.h"
+#include "tests/harness/oci_image.h"
+#include "tests/harness/subprocess.h"
+#include "tests/harness/test_registry.h"
+#include "tests/harness/wait.h"
+
+namespace hoist {
+namespace {
+
+using harness::FileSpec;
+using harness::LayerCompression;
+using harness::LayerSpec;
+using harness::TestRegistry;
+
+constexpr uint64_t kBigSize = 700 * 1024 + 3;
+
+std::string MakeTempDir(const std::string& name) {
+  std::string templ = "/tmp/hoist-mirror-" + name + "-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) return "";
+  return templ;
+}
+
+// "GET /v2/...?... 200" per request the registry logged since `mark`, once `count` are there.
+std::multiset<std::string> Seen(const TestRegistry& reg, uint64_t mark, size_t count) {
+  std::multiset<std::string> out;
+  harness::WaitUntil([&] {
+    out.clear();
+    auto reqs = reg.Requests(mark);
+    if (!reqs) return false;
+    for (const auto& r : *reqs) {
+      if (r.uri == "/v2/" || r.uri == "/v2") continue;  // liveness probes
+      out.insert(r.method + " " + r.uri + " " + std::to_string(r.status));
+    }
+    return out.size() >= count;
+  });
+  return out;
+}
+
+// Everything one suite shares: the upstream U and the mirror M (both real registries), an image
+// pushed to both, and M stripped of the image's big layer.
+class Registries {
+ public:
+  Registries() {
+    Status tools = harness::RequirePrograms({"docker-registry", "skopeo", "tar", "gzip"});
+    if (!tools) {
+      error = tools.error().message();
+      return;
+    }
+    auto u = TestRegistry::Launch();
+    auto m = u ? TestRegistry::Launch() : u;
+    if (!u || !m) {
+      error = (!u ? u : m).error().message();
+      return;
+    }
+    upstream = std::move(*u);
+    mirror = std::move(*m);
+    work = MakeTempDir("work");
+    auto built = harness::BuildOciImage(
+        work + "/layout",
+        {LayerSpec({FileSpec::File("etc/hostname", "mirrored\n")}),
+         LayerSpec({FileSpec::BigFile("data/big", kBigSize, 7)}, LayerCompression::kNone)},
+        {.tag = "v1"});
+    if (!built) {
+      error = built.error().message();
+      return;
+    }
+    image = *built;
+    for (TestRegistry* r : {upstream.get(), mirror.get()}) {
+      Status pushed = harness::PushOciLayout(image.OciRef(), r->DockerRef("test/img", "v1"));
+      if (!pushed) {
+        error = pushed.error().message();
+        return;
+      }
+    }
+    // The mirror lacks the big layer: its GET answers 404.
+    std::string data = mirror->BlobPath(image.layers[1].digest.str());
+    Status removed = RemoveTree(data.substr(0, data.rfind('/')));
+    if (!removed) error = removed.error().message();
+  }
+  ~Registries() {
+    upstream.reset();
+    mirror.reset();
+    if (!work.empty()) (void)RemoveTree(work);
+  }
+
+  std::string error;
+  std::unique_ptr<TestRegistry> upstream, mirror;
+  std::string work;
+  harness::BuiltImage image;
+};
+
+Registries* g_regs = nullptr;
+
+class MirrorTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() { g_regs = new Registries(); }
+  static void TearDownTestSuite() {
+    delete g_regs;
+    g_regs = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(g_regs->error.empty()) << g_regs->error;
+    dir_ = MakeTempDir("conf");
+    ASSERT_FALSE(dir_.empty());
+  }
+  void TearDown() override { (void)RemoveTree(dir_); }
+
+  TestRegistry& U() { return *g_regs->upstream; }
+  TestRegistry& M() { return *g_regs->mirror; }
+  const harness::BuiltImage& image() { return g_regs->image; }
+  std::string Blob(size_t layer) {
+    auto bytes = ReadFile(image().layers[layer].blob_path);
+    EXPECT_TRUE(bytes.has_value());
+    return bytes.value_or("");
+  }
+  Reference Ref() {
+    auto ref = Reference::Parse(U().ImageRef("test/img", "v1"));
+    EXPECT_TRUE(ref.has_value());
+    return ref.value_or(Reference{});
+  }
+  std::string Ns() { return "?ns=" + QueryEscape(U().host_port()); }
+
+  // hosts.toml for U: `mirrors` as [host] entries (in order), then U as the server.
+  std::string WriteHostsToml(const std::vector<std::string>& mirrors,
+                             const std::string& caps = "[\"pull\", \"resolve\"]") {
+    std::string text = "server = \"" + U().base_url() + "\"\n";
+    for (const std::string& m : mirrors) {
+      text += "[host.\"" + m + "\"]\n  capabilities = " + caps + "\n";
+    }
+    std::string d = dir_ + "/certs.d/" + U().host_port();
+    EXPECT_TRUE(MakeDirs(d));
+    EXPECT_TRUE(WriteFileAtomic(d + "/hosts.toml", text));
+    return dir_ + "/certs.d";
+  }
+  std::string WriteRegistriesConf(const std::string& extra,
+                                  const std::vector<std::string>& mirrors) {
+    std::string text = "[[registry]]\nlocation = \"" + U().host_port() + "\"\n" + extra;
+    for (const std::string& m : mirrors) text += "[[registry.mirror]]\nlocation = \"" + m + "\"\n";
+    std::string path = dir_ + "/registries.conf";
+    EXPECT_TRUE(WriteFileAtomic(path, text));
+    return path;
+  }
+
+  std::unique_ptr<RegistryClient> Client(const std::string& hosts_dir,
+                                         const std::string& registries_conf,
+                                         std::chrono::milliseconds connect_timeout = {}) {
+    auto transport = NewCurlTransport();
+    EXPECT_TRUE(transport.has_value());
+    if (!transport) return nullptr;
+    RegistryOptions options;
+    options.platform = Platform{.os = "linux", .architecture = "amd64"};
+    options.retry.max_attempts = 2;
+    options.retry.total_budget = std::chrono::milliseconds(20000);
+    Status mirrors =
+        UseMirrors(&options, hosts_dir.empty() ? "none" : hosts_dir,
+                   registries_conf.empty() ? "none" : registries_conf, connect_timeout);
+    EXPECT_TRUE(mirrors) << mirrors.error().message();
+    if (!mirrors) return nullptr;
+    return std::make_unique<RegistryClient>(std::shared_ptr<HttpTransport>(std::move(*transport)),
+                                            std::make_shared<AnonymousCredentialStore>(), options);
+  }
+
+  // Resolve by tag, the small layer whole, the big one whole and as a range: checks the bytes.
+  void PullEverything(RegistryClient& client) {
+    auto resolved = client.Resolve(Ref());
+    ASSERT_TRUE(resolved.has_value()) << resolved.error().message();
+    EXPECT_EQ(resolved->manifest_bytes.bytes, image().manifest);
+    auto small = client.GetBlob(Ref(), image().layers[0].digest, 1 << 20);
+    ASSERT_TRUE(small.has_value()) << small.error().message();
+    EXPECT_TRUE(*small == Blob(0));
+    auto big = client.GetBlob(Ref(), image().layers[1].digest, 4 << 20);
+    ASSERT_TRUE(big.has_value()) << big.error().message();
+    EXPECT_TRUE(*big == Blob(1));
+    auto source = client.OpenBlobSource(Ref());
+    auto range = source->ReadAt(image().layers[1].digest, 1000, 5000);
+    ASSERT_TRUE(range.has_value()) << range.error().message();
+    EXPECT_TRUE(*range == Blob(1).substr(1000, 5000));
+    auto small_range = source->ReadAt(image().layers[0].digest, 10, 20);
+    ASSERT_TRUE(small_range.has_value()) << small_range.error().message();
+    EXPECT_TRUE(*small_range == Blob(0).substr(10, 20));
+  }
+
+  std::string Path(const std::string& what) { return "/v2/test/img/" + what; }
+  std::string dir_;
+};
+
+TEST_F(MirrorTest, HostsTomlMirrorServesWhatItHasAndFallsThroughPerRequest) {
+  auto client = Client(WriteHostsToml({M().base_url()}), "");
+  ASSERT_NE(client, nullptr);
+  const uint64_t um = U().LogMark(), mm = M().LogMark();
+  PullEverything(*client);
+  const std::string big = "blobs/" + image().layers[1].digest.str();
+  const std::string small = "blobs/" + image().layers[0].digest.str();
+  const std::string config = "blobs/" + image().config_digest.str();
+  // The mirror served the manifest (by tag: it may resolve), the config and the small layer, each
+  // with ?ns=<upstream>; it answered 404 for the big layer, twice (whole, then the range).
+  EXPECT_EQ(Seen(M(), mm, 6), (std::multiset<std::string>{
+                                  "GET " + Path("manifests/v1") + Ns() + " 200",
+                                  "GET " + Path(config) + Ns() + " 200",
+                                  "GET " + Path(small) + Ns() + " 200",
+                                  "GET " + Path(small) + Ns() + " 206",
+                                  "GET " + Path(big) + Ns() + " 404",
+                                  "GET " + Path(big) + Ns() + " 404",
+                              }));
+  // The upstream served only the big layer, without ns.
+  EXPECT_EQ(Seen(U(), um, 2),
+            (std::multiset<std::string>{"GET " + Path(big) + " 200", "GET " + Path(big) + " 206"}));
+}
+
+TEST_F(MirrorTest, HostsTomlTagsResolveOnlyOnHostsAllowedTo) {
+  auto client = Client(WriteHostsToml({M().base_url()}, "[\"pull\"]"), "");
+  ASSERT_NE(client, nullptr);
+  const uint64_t um = U().LogMark(), mm = M().LogMark();
+  auto resolved = client->Resolve(Ref());
+  ASSERT_TRUE(resolved.has_value()) << resolved.error().message();
+  const std::string config = "blobs/" + image().config_digest.str();
+  // The tag went to the upstream alone; the config (by digest) to the mirror.
+  EXPECT_EQ(Seen(U(), um, 1), (std::multiset<std::string>{"GET " + Path("manifests/v1") + " 200"}));
+  EXPECT_EQ(Seen(M(), mm, 1), (std::multiset<std::string>{"GET " + Path(config) + Ns() + " 200"}));
+}
+
+TEST_F(MirrorTest, RegistriesConfMirrorServesWhatItHasAndFallsThroughPerRequest) {
+  auto client = Client("", WriteRegistriesConf("", {M().host_port()}));
+  ASSERT_NE(client, nullptr);
+  const uint64_t um = U().LogMark(), mm = M().LogMark();
+  PullEverything(*client);
+  const std::string big = "blobs/" + image().layers[1].digest.str();
+  const std::string small = "blobs/" + image().layers[0].digest.str();
+  const std::string config = "blobs/" + image().config_digest.str();
+  // registries.conf sends no ns= parameter.
+  EXPECT_EQ(Seen(M(), mm, 6), (std::multiset<std::string>{
+                                  "GET " + Path("manifests/v1") + " 200",
+                                  "GET " + Path(config) + " 200",
+                                  "GET " + Path(small) + " 200",
+                                  "GET " + Path(small) + " 206",
+                                  "GET " + Path(big) + " 404",
+                                  "GET " + Path(big) + " 404",
+                              }));
+  EXPECT_EQ(Seen(U(), um, 2),
+            (std::multiset<std::string>{"GET " + Path(big) + " 200", "GET " + Path(big) + " 206"}));
+}
+
+TEST_F(MirrorTest, RegistriesConfMirrorByDigestOnlyResolvesTagsUpstream) {
+  auto client =
+      Client("", WriteRegistriesConf("mirror-by-digest-only = true\n", {M().host_port()}));
+  ASSERT_NE(client, nullptr);
+  const uint64_t um = U().LogMark(), mm = M().LogMark();
+  auto resolved = client->Resolve(Ref());
+  ASSERT_TRUE(resolved.has_value()) << resolved.error().message();
+  const std::string config = "blobs/" + image().config_digest.str();
+  EXPECT_EQ(Seen(U(), um, 1), (std::multiset<std::string>{"GET " + Path("manifests/v1") + " 200"}));
+  EXPECT_EQ(Seen(M(), mm, 1), (std::multiset<std::string>{"GET " + Path(config) + " 200"}));
+}
+
+TEST_F(MirrorTest, WrongBytesFromAMirrorFallThrough) {
+  // A second image, so that corrupting the mirror's copy of its layer touches no other test.
+  auto built = harness::BuildOciImage(dir_ + "/layout",
+                                      {LayerSpec({FileSpec::File("only-here", "wrong bytes?\n")})},
+                                      {.tag = "v1"});
+  ASSERT_TRUE(built.has_value()) << built.error().message();
+  for (TestRegistry* r : {&U(), &M()}) {
+    ASSERT_TRUE(harness::PushOciLayout(built->OciRef(), r->DockerRef("test/wrong", "v1")));
+  }
+  const Digest layer = built->layers[0].digest;
+  auto good = ReadFile(built->layers[0].blob_path);
+  ASSERT_TRUE(good.has_value());
+  std::string bad = *good;
+  bad[bad.size() / 2] ^= 0x55;  // same size, one byte off
+  ASSERT_TRUE(WriteFileAtomic(M().BlobPath(layer.str()), bad));
+
+  auto client = Client(WriteHostsToml({M().base_url()}), "");
+  ASSERT_NE(client, nullptr);
+  auto ref = Reference::Parse(U().ImageRef("test/wrong", "v1"));
+  ASSERT_TRUE(ref.has_value());
+  const uint64_t um = U().LogMark(), mm = M().LogMark();
+  auto blob = client->GetBlob(*ref, layer, 1 << 20);
+  ASSERT_TRUE(blob.has_value()) << blob.error().message();
+  EXPECT_TRUE(*blob == *good);
+  const std::string path = "/v2/test/wrong/blobs/" + layer.str();
+  EXPECT_EQ(Seen(M(), mm, 1), (std::multiset<std::string>{"GET " + path + Ns() + " 200"}));
+  EXPECT_EQ(Seen(U(), um, 1), (std::multiset<std::string>{"GET " + path + " 200"}));
+}
+
+// A listening socket whose accept queue is full: the kernel drops further SYNs, so a connect to
+// it neither succeeds nor fails until the client's connect timeout.
+struct Blackhole {
+  ScopedFd listener;
+  std::vector<ScopedFd> fillers;
+  uint16_t port = 0;
+  bool Open() {
+    listener = ScopedFd(::socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return false;
+    if (::listen(listener.get(), 0) != 0) return false;
+    socklen_t len = sizeof(addr);
+    if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return false;
+    port = ntohs(addr.sin_port);
+    for (int i = 0; i < 2; ++i) {
+      ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+      (void)::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      fillers.push_back(std::move(fd));
+    }
+    return true;
+  }
+};
+
+TEST_F(MirrorTest, MirrorThatIsDownFallsThrough) {
+  // Down for good: a registry that was there and was stopped (connection refused) ...
+  auto gone = TestRegistry::Launch();
+  ASSERT_TRUE(gone.has_value()) << gone.error().message();
+  const std::string gone_url = (*gone)->base_url();
+  (*gone)->Stop();
+  // ... and one that never answers the connect: the short mirror connect timeout applies.
+  Blackhole hole;
+  ASSERT_TRUE(hole.Open());
+  const std::string hole_url = "http://127.0.0.1:" + std::to_string(hole.port);
+  const auto connect_timeout = std::chrono::milliseconds(400);
+  auto client = Client(WriteHostsToml({gone_url, hole_url}), "", connect_timeout);
+  ASSERT_NE(client, nullptr);
+  const uint64_t um = U().LogMark();
+  const auto start = std::chrono::steady_clock::now();
+  auto resolved = client->Resolve(Ref());
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(resolved.has_value()) << resolved.error().message();
+  EXPECT_EQ(resolved->manifest_bytes.bytes, image().manifest);
+  // Two requests (manifest, config), each waited out the black hole's connect once.
+  EXPECT_GE(elapsed, 2 * connect_timeout);
+  const std::string config = "blobs/" + image().config_digest.str();
+  EXPECT_EQ(Seen(U(), um, 2), (std::multiset<std::string>{"GET " + Path("manifests/v1") + " 200",
+                                                          "GET " + Path(config) + " 200"}));
+}
+
+TEST_F(MirrorTest, DistributionPullThroughCacheAsMirror) {
+  auto cache = TestRegistry::Launch({.proxy_remote_url = U().base_url()});
+  ASSERT_TRUE(cache.has_value()) << cache.error().message();
+  TestRegistry& P = **cache;
+  auto client = Client(WriteHostsToml({P.base_url()}), "");
+  ASSERT_NE(client, nullptr);
+  const uint64_t um = U().LogMark(), pm = P.LogMark();
+  auto resolved = client->Resolve(Ref());
+  ASSERT_TRUE(resolved.has_value()) << resolved.error().message();
+  EXPECT_EQ(resolved->manifest_bytes.bytes, image().manifest);
+  auto big = client->GetBlob(Ref(), image().layers[1].digest, 4 << 20);
+  ASSERT_TRUE(big.has_value()) << big.error().message();
+  EXPECT_TRUE(*big == Blob(1));
+  // Now cached: a range comes from the cache's own storage.
+  auto source = client->OpenBlobSource(Ref());
+  auto range = source->ReadAt(image().layers[1].digest, 4096, 777);
+  ASSERT_TRUE(range.has_value()) << range.error().message();
+  EXPECT_TRUE(*range == Blob(1).substr(4096, 777));
+
+  const std::string big_path = Path("blobs/" + image().layers[1].digest.str());
+  const std::string config = Path("blobs/" + image().config_digest.str());
+  auto served = Seen(P, pm, 4);
+  EXPECT_EQ(served.count("GET " + Path("manifests/v1") + Ns() + " 200"), 1u);
+  EXPECT_EQ(served.count("GET " + config + Ns() + " 200"), 1u);
+  EXPECT_EQ(served.count("GET " + big_path + Ns() + " 200"), 1u);
+  EXPECT_EQ(served.count("GET " + big_path + Ns() + " 206"), 1u);
+  // The upstream saw the cache fetch the big layer (once), never hoist's range.
+  auto upstream = Seen(U(), um, 1);
+  EXPECT_EQ(upstream.count("GET " + big_path + " 200"), 1u);
+  EXPECT_EQ(upstream.count("GET " + big_path + " 206"), 0u);
+}
+
+TEST_F(MirrorTest, CliTakesHostsDirAndRegistriesConf) {
+  const uint64_t um = U().LogMark(), mm = M().LogMark();
+  auto r = harness::RunHoist({"inspect", "--raw", "--hosts-dir", WriteHostsToml({M().base_url()}),
+                              "--registries-conf", "none", U().ImageRef("test/img", "v1")});
+  ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, image().manifest);
+  EXPECT_EQ(Seen(M(), mm, 1).count("GET " + Path("manifests/v1") + Ns() + " 200"), 1u);
+
+  auto conf = WriteRegistriesConf("", {M().host_port()});
+  auto r2 = harness::RunHoist({"inspect", "--raw", "--hosts-dir", "none", "--registries-conf", conf,
+                               U().ImageRef("test/img", "v1")});
+  ASSERT_TRUE(r2.ok()) << r2.Describe() << ": " << r2.stderr_text;
+  EXPECT_EQ(r2.stdout_text, image().manifest);
+  EXPECT_EQ(Seen(M(), mm, 2).count("GET " + Path("manifests/v1") + " 200"), 1u);
+  EXPECT_EQ(Seen(U(), um, 0).count("GET " + Path("manifests/v1") + " 200"), 0u);
+
+  // $CONTAINERS_REGISTRIES_CONF names the file when no flag does; blocked refuses in one line.
+  auto blocked = WriteRegistriesConf("blocked = true\n", {});
+  auto r3 =
+      harness::RunHoist({"inspect", "--raw", "--hosts-dir", "none", U().ImageRef("test/img", "v1")},
+                        {"CONTAINERS_REGISTRIES_CONF=" + blocked});
+  EXPECT_NE(r3.exit_code, 0);
+  EXPECT_EQ(r3.stdout_text, "");
+  EXPECT_NE(
+      r3.stderr_text.find(U().host_port() + "/test/img: registry blocked by " + blocked + ":1"),
+      std::string::npos)
+      << r3.stderr_text;
+  EXPECT_EQ(std::count(r3.stderr_text.begin(), r3.stderr_text.end(), '\n'), 1) << r3.stderr_text;
+
+  // A named file that is missing is an error; a bad one names file and line.
+  auto r4 = harness::RunHoist({"inspect", "--raw", "--registries-conf", dir_ + "/absent.conf",
+                               U().ImageRef("test/img", "v1")});
+  EXPECT_NE(r4.exit_code, 0);
+  EXPECT_NE(r4.stderr_text.find(dir_ + "/absent.conf: registries.conf not found"),
+            std::string::npos)
+      << r4.stderr_text;
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/bad.conf", "[[registry]]\nblocked = \"yes\"\n"));
+  auto r5 = harness::RunHoist({"inspect", "--raw", "--registries-conf", dir_ + "/bad.conf",
+                               U().ImageRef("test/img", "v1")});
+  EXPECT_NE(r5.exit_code, 0);
+  EXPECT_NE(r5.stderr_text.find(dir_ + "/bad.conf:2: blocked must be a boolean"), std::string::npos)
+      << r5.stderr_text;
+}
+
+}  // namespace
+}  // namespace hoist
