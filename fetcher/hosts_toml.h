@@ -48,6 +48,7 @@ struct HostsTomlHost {
   std::vector<std::string> ca_files;                              // absolute
   std::vector<std::pair<std::string, std::string>> client_certs;  // (cert, key); key may be ""
   HttpHeaderList headers;
+  std::string ca_pem;  // the ca_files' contents (MirrorResolver::Load reads them once)
 };
 
 struct HostsToml {

@@ -26,20 +26,30 @@ bool NeedsNamespace(std::string_view host, std::string_view registry) {
   return !(registry == kDockerHubRegistry && host == kDockerHubApiHost);
 }
 
-Result<HttpTlsOptions> TlsFor(const HostsTomlHost& h) {
+// Reads the CA files into ca_pem and checks the client files can be read: a bad path is a
+// configuration error at load, not a failure of every request.
+Status ReadTlsFiles(HostsTomlHost* h) {
+  h->ca_pem.clear();
+  for (const std::string& ca : h->ca_files) {
+    HOIST_ASSIGN_OR_RETURN(std::string pem, ReadFile(ca));
+    h->ca_pem += pem;
+    if (!h->ca_pem.empty() && h->ca_pem.back() != '\n') h->ca_pem += '\n';
+  }
+  for (const auto& [cert, key] : h->client_certs) {
+    HOIST_RETURN_IF_ERROR(ReadFile(cert));
+    if (!key.empty()) HOIST_RETURN_IF_ERROR(ReadFile(key));
+  }
+  return Ok();
+}
+
+HttpTlsOptions TlsFor(const HostsTomlHost& h) {
   HttpTlsOptions tls;
   tls.skip_verify = h.skip_verify;
-  for (const std::string& ca : h.ca_files) {
-    HOIST_ASSIGN_OR_RETURN(std::string pem, ReadFile(ca));
-    tls.ca_pem += pem;
-    if (!tls.ca_pem.empty() && tls.ca_pem.back() != '\n') tls.ca_pem += '\n';
-  }
+  tls.ca_pem = h.ca_pem;
   if (!h.client_certs.empty()) {
     // curl takes one client certificate per connection: the first pair.
     tls.client_cert = h.client_certs.front().first;
     tls.client_key = h.client_certs.front().second;
-    HOIST_RETURN_IF_ERROR(ReadFile(tls.client_cert));
-    if (!tls.client_key.empty()) HOIST_RETURN_IF_ERROR(ReadFile(tls.client_key));
   }
   return tls;
 }
@@ -95,8 +105,8 @@ Result<std::shared_ptr<const MirrorResolver>> MirrorResolver::Load(const MirrorC
         if (!file) return Fail(file.error());
         if (*file) {
           // Validate the files it names now: a bad ca/client is a configuration error.
-          for (const HostsTomlHost& h : (*file)->hosts) HOIST_RETURN_IF_ERROR(TlsFor(h));
-          if ((*file)->server) HOIST_RETURN_IF_ERROR(TlsFor(*(*file)->server));
+          for (HostsTomlHost& h : (*file)->hosts) HOIST_RETURN_IF_ERROR(ReadTlsFiles(&h));
+          if ((*file)->server) HOIST_RETURN_IF_ERROR(ReadTlsFiles(&*(*file)->server));
           hosts.emplace(n, std::move(**file));
         }
       }
@@ -164,8 +174,8 @@ Result<std::vector<MirrorEndpoint>> MirrorResolver::Endpoints(
 
   if (file) {
     const unsigned need = access == RegistryAccess::kResolve ? kHostResolve : kHostPull;
-    auto add = [&](const HostsTomlHost& h, bool mirror) -> Status {
-      if ((h.capabilities & need) == 0) return Ok();
+    auto add = [&](const HostsTomlHost& h, bool mirror) {
+      if ((h.capabilities & need) == 0) return;
       MirrorEndpoint e = own();
       if (!h.host.empty()) {
         e.origin = h.scheme + "://" + (h.host == registry ? RegistryApiHost(h.host) : h.host);
@@ -174,14 +184,13 @@ Result<std::vector<MirrorEndpoint>> MirrorResolver::Endpoints(
         if (NeedsNamespace(h.host, registry)) e.ns = reg;
       }
       e.mirror = mirror;
-      HOIST_ASSIGN_OR_RETURN(e.tls, TlsFor(h));
+      e.tls = TlsFor(h);
       e.headers = h.headers;
       out.push_back(std::move(e));
-      return Ok();
     };
-    for (const HostsTomlHost& h : file->hosts) HOIST_RETURN_IF_ERROR(add(h, true));
+    for (const HostsTomlHost& h : file->hosts) add(h, true);
     if (file->server) {
-      HOIST_RETURN_IF_ERROR(add(*file->server, false));
+      add(*file->server, false);
     } else {
       out.push_back(own());
     }

@@ -9,6 +9,7 @@
 #include "base/digest.h"
 #include "fake_transport.h"
 #include "fetcher/manifest.h"
+#include "fetcher/mirror_resolver.h"
 #include "fetcher/registry.h"
 
 namespace hoist {
@@ -867,6 +868,65 @@ TEST(Backoff, Policy) {
   EXPECT_EQ(BackoffDelay(p, 50, 0.0), 1000ms);
   EXPECT_EQ(BackoffDelay(p, 2, 1.0), 100ms);  // full jitter takes off half
   EXPECT_EQ(BackoffDelay(p, 2, 0.5), 150ms);
+}
+
+// A hosts.toml mirror (anonymous, https://mirror.io) in front of reg.io that answers 200 to a
+// Range request, 503 to a manifest and a wrong body for a blob: each request falls through to
+// reg.io after ONE attempt on the mirror, with no backoff sleep, and gets the right bytes.
+TEST_F(FaultTest, MirrorFaultsFallThroughPerRequestWithoutRetries) {
+  HostsToml file;
+  file.path = "hosts.toml";
+  file.hosts.push_back({.scheme = "https", .host = "mirror.io", .api_root = "/v2"});
+  options_.mirrors = MirrorResolver::FromParsed({{"reg.io", file}}, {});
+  const Digest blob = Digest::Of(Blob());
+  std::string manifest = ManifestJson(Digest::Of("c"), 1, blob);
+  std::atomic<int> mirror_calls{0};
+  std::string mirror_first;
+  std::vector<std::string> reg_urls;
+  std::mutex mu;
+  registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
+    if (r.url.starts_with("https://mirror.io/")) {
+      if (++mirror_calls == 1) mirror_first = r.url;
+      EXPECT_FALSE(r.Header("Authorization").has_value());
+      if (r.url.find("/manifests/") != std::string::npos) return FakeReply{503, {}, "busy"};
+      if (r.Header("Range")) return FakeReply{200, {}, Blob()};  // Range ignored
+      std::string bad = Blob();
+      bad[7] ^= 1;
+      return FakeReply{200, {}, bad};
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      reg_urls.push_back(r.url);
+    }
+    if (r.url.find("/manifests/") != std::string::npos) {
+      return FakeReply{
+          200, {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}}, manifest};
+    }
+    if (r.url == BlobUrl(blob)) {
+      if (r.Header("Range")) {
+        return FakeReply{206, {{"Content-Range", "bytes 100-149/1000"}}, Blob().substr(100, 50)};
+      }
+      return FakeReply{200, {}, Blob()};
+    }
+    return std::nullopt;
+  };
+  auto m = Client().GetManifest(repo_);
+  ASSERT_TRUE(m) << m.error().message();
+  EXPECT_EQ(m->bytes, manifest);
+  EXPECT_EQ(mirror_calls.load(), 1);
+  auto src = Client().OpenBlobSource(repo_);
+  auto range = src->ReadAt(blob, 100, 50);
+  ASSERT_TRUE(range) << range.error().message();
+  EXPECT_EQ(*range, Blob().substr(100, 50));
+  EXPECT_EQ(mirror_calls.load(), 2);
+  auto whole = Client().GetBlob(repo_, blob, 1 << 20);
+  ASSERT_TRUE(whole) << whole.error().message();
+  EXPECT_EQ(*whole, Blob());
+  EXPECT_EQ(mirror_calls.load(), 3);
+  EXPECT_TRUE(clock_.sleeps().empty());  // a mirror's failure is not a backoff
+  EXPECT_EQ(mirror_first, "https://mirror.io/v2/lib/x/manifests/latest?ns=reg.io");
+  EXPECT_EQ(reg_urls, (std::vector<std::string>{"https://reg.io/v2/lib/x/manifests/latest",
+                                                BlobUrl(blob), BlobUrl(blob)}));
 }
 
 }  // namespace

@@ -30,6 +30,25 @@
 namespace hoist {
 namespace {
 
+TEST(MountOptionsTest, ParsesMirrorOptions) {
+  MountOptions o;
+  ASSERT_TRUE(ApplyMountOptionList("hosts_dir=/etc/containerd/certs.d,registries_conf=/r.conf,"
+                                   "mirror_connect_timeout=250",
+                                   &o)
+                  .has_value());
+  EXPECT_EQ(o.hosts_dir, "/etc/containerd/certs.d");
+  EXPECT_EQ(o.registries_conf, "/r.conf");
+  EXPECT_EQ(o.mirror_connect_timeout_ms, 250);
+  MountOptions bad;
+  auto s = ApplyMountOptionList("mirror_connect_timeout=soon", &bad);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code(), EINVAL);
+  EXPECT_EQ(s.error().message(), "mount option \"mirror_connect_timeout\" must be 1..3600000 ms");
+  auto empty = ApplyMountOptionList("hosts_dir=", &bad);
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_EQ(empty.error().message(), "mount option \"hosts_dir\" needs a value");
+}
+
 TEST(MountOptionsTest, ParsesEveryOption) {
   MountOptions o;
   ASSERT_TRUE(

@@ -74,9 +74,13 @@ class Registries {
       return;
     }
     auto u = TestRegistry::Launch();
-    auto m = u ? TestRegistry::Launch() : u;
-    if (!u || !m) {
-      error = (!u ? u : m).error().message();
+    if (!u) {
+      error = u.error().message();
+      return;
+    }
+    auto m = TestRegistry::Launch();
+    if (!m) {
+      error = m.error().message();
       return;
     }
     upstream = std::move(*u);
@@ -365,30 +369,50 @@ TEST_F(MirrorTest, DistributionPullThroughCacheAsMirror) {
   TestRegistry& P = **cache;
   auto client = Client(WriteHostsToml({P.base_url()}), "");
   ASSERT_NE(client, nullptr);
-  const uint64_t um = U().LogMark(), pm = P.LogMark();
+  const Digest big = image().layers[1].digest;
+  const std::string big_path = Path("blobs/" + big.str());
+  auto source = client->OpenBlobSource(Ref());
+
+  // Not cached yet: the cache streams the whole blob from upstream, ignoring Range (200). hoist
+  // drops that answer and asks the next host, the upstream, which answers 206.
+  uint64_t um = U().LogMark(), pm = P.LogMark();
+  auto first = source->ReadAt(big, 1000, 3000);
+  ASSERT_TRUE(first.has_value()) << first.error().message();
+  EXPECT_TRUE(*first == Blob(1).substr(1000, 3000));
+  // (The cache had already sent "200" when hoist hung up; it logs the broken pipe as a 500.)
+  auto asked_cache = Seen(P, pm, 1);
+  ASSERT_EQ(asked_cache.size(), 1u);
+  EXPECT_TRUE(asked_cache.begin()->starts_with("GET " + big_path + Ns() + " "))
+      << *asked_cache.begin();
+  EXPECT_EQ(Seen(U(), um, 1).count("GET " + big_path + " 206"), 1u);
+
+  // The cache stores what it fetched (in the background); once its repository links the blob,
+  // it serves ranges itself, and the upstream sees no more of hoist's requests for it.
+  const std::string link = P.storage_dir() + "/docker/registry/v2/repositories/test/img/_layers/" +
+                           "sha256/" + big.hex() + "/link";
+  ASSERT_TRUE(harness::WaitUntil([&] { return ::access(link.c_str(), F_OK) == 0; }))
+      << "the pull-through cache never stored " << big.str();
+  um = U().LogMark();
+  pm = P.LogMark();
   auto resolved = client->Resolve(Ref());
   ASSERT_TRUE(resolved.has_value()) << resolved.error().message();
   EXPECT_EQ(resolved->manifest_bytes.bytes, image().manifest);
-  auto big = client->GetBlob(Ref(), image().layers[1].digest, 4 << 20);
-  ASSERT_TRUE(big.has_value()) << big.error().message();
-  EXPECT_TRUE(*big == Blob(1));
-  // Now cached: a range comes from the cache's own storage.
-  auto source = client->OpenBlobSource(Ref());
-  auto range = source->ReadAt(image().layers[1].digest, 4096, 777);
+  auto range = source->ReadAt(big, 4096, 777);
   ASSERT_TRUE(range.has_value()) << range.error().message();
   EXPECT_TRUE(*range == Blob(1).substr(4096, 777));
-
-  const std::string big_path = Path("blobs/" + image().layers[1].digest.str());
-  const std::string config = Path("blobs/" + image().config_digest.str());
+  auto whole = client->GetBlob(Ref(), big, 4 << 20);
+  ASSERT_TRUE(whole.has_value()) << whole.error().message();
+  EXPECT_TRUE(*whole == Blob(1));
   auto served = Seen(P, pm, 4);
   EXPECT_EQ(served.count("GET " + Path("manifests/v1") + Ns() + " 200"), 1u);
-  EXPECT_EQ(served.count("GET " + config + Ns() + " 200"), 1u);
-  EXPECT_EQ(served.count("GET " + big_path + Ns() + " 200"), 1u);
+  EXPECT_EQ(served.count("GET " + Path("blobs/" + image().config_digest.str()) + Ns() + " 200"),
+            1u);
   EXPECT_EQ(served.count("GET " + big_path + Ns() + " 206"), 1u);
-  // The upstream saw the cache fetch the big layer (once), never hoist's range.
-  auto upstream = Seen(U(), um, 1);
-  EXPECT_EQ(upstream.count("GET " + big_path + " 200"), 1u);
-  EXPECT_EQ(upstream.count("GET " + big_path + " 206"), 0u);
+  EXPECT_EQ(served.count("GET " + big_path + Ns() + " 200"), 1u);
+  // Whatever the cache asked upstream (it checks tags there), hoist itself sent nothing.
+  for (const std::string& line : Seen(U(), um, 0)) {
+    EXPECT_EQ(line.find(big_path + " 206"), std::string::npos) << line;
+  }
 }
 
 TEST_F(MirrorTest, CliTakesHostsDirAndRegistriesConf) {
