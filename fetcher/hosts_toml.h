@@ -40,9 +40,11 @@ inline constexpr unsigned kHostAll = kHostPull | kHostResolve | kHostPush;
 
 // One host of a hosts.toml (a mirror, or the server).
 struct HostsTomlHost {
-  std::string scheme;    // "https" or "http"
-  std::string host;      // host[:port]
-  std::string api_root;  // path the repository follows, e.g. "/v2" (no trailing '/')
+  std::string scheme;  // "https" or "http"
+  std::string host;    // host[:port]
+  // Path the repository follows, e.g. "/v2" (no trailing '/'; "" = the root, which only
+  // override_path with a URL without a path gives).
+  std::string api_root;
   unsigned capabilities = kHostAll;
   bool skip_verify = false;
   std::vector<std::string> ca_files;                              // absolute

@@ -103,6 +103,14 @@ TEST_F(MirrorConfigTest, HostsTomlErrorsNameFileAndLine) {
   EXPECT_EQ(syntax.error().code(), EINVAL);
   EXPECT_TRUE(syntax.error().message().starts_with("/x/hosts.toml:1: "))
       << syntax.error().message();
+  // override_path on a URL without a path: the repository follows the server's root.
+  auto root = ParseHostsToml("[host.\"https://root.example\"]\noverride_path = true\n", "f", "/");
+  ASSERT_TRUE(root.has_value()) << root.error().message();
+  EXPECT_EQ(root->hosts[0].api_root, "");
+  auto r = MirrorResolver::FromParsed({{"reg.example", *root}}, {});
+  EXPECT_EQ(Urls(*r, "reg.example", "app", RegistryAccess::kPull),
+            (std::vector<std::string>{"https://root.example/app/blobs/sha256:ab?ns=reg.example",
+                                      "https://reg.example/v2/app/blobs/sha256:ab"}));
   auto wrong_type = ParseHostsToml("[host.\"https://m\"]\nskip_verify = \"yes\"\n", "f", "/");
   ASSERT_FALSE(wrong_type.has_value());
   EXPECT_EQ(wrong_type.error().message(), "f:2: skip_verify must be a boolean");

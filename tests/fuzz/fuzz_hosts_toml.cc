@@ -1,5 +1,5 @@
 // libFuzzer target: ParseHostsToml (containerd's hosts.toml, fetcher/hosts_toml.h). A file that
-// parses gives hosts with an http(s) scheme, a host and an API root starting with '/'; relative
+// parses gives hosts with an http(s) scheme, a host and an API root ("" or "/..."); relative
 // ca/client paths come back absolute under the base directory. No file is read.
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,8 @@ void CheckHost(const hoist::HostsTomlHost& h, bool server) {
   if (!server || !h.host.empty()) {
     FUZZ_CHECK(h.scheme == "http" || h.scheme == "https");
     FUZZ_CHECK(!h.host.empty());
-    FUZZ_CHECK(!h.api_root.empty() && h.api_root.front() == '/');
+    // "" = the server's root (override_path with no path); otherwise "/..." without a final '/'.
+    FUZZ_CHECK(h.api_root.empty() || (h.api_root.front() == '/' && h.api_root.back() != '/'));
   }
   FUZZ_CHECK((h.capabilities & ~hoist::kHostAll) == 0);
   for (const std::string& ca : h.ca_files) FUZZ_CHECK(ca.empty() || ca.front() == '/');
