@@ -2,8 +2,8 @@
 // other's mirror through containerd's hosts.toml and through containers' registries.conf, a
 // mirror that lacks blobs, one that serves wrong bytes, one that is down (refusing, and not
 // answering the connect), distribution's own pull-through cache (`proxy: remoteurl:`), and the
-// `hoist` CLI's --hosts-dir / --registries-conf. Each registry's own request log says which
-// host served what.
+// `hoist` CLI's --hosts-dir / --registries-conf and a hoistfs mount (-o hosts_dir=). Each
+// registry's own request log says which host served what.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -26,6 +26,7 @@
 #include "fetcher/registry.h"
 #include "fetcher/url.h"
 #include "tests/harness/hoist_cli.h"
+#include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -413,6 +414,45 @@ TEST_F(MirrorTest, DistributionPullThroughCacheAsMirror) {
   for (const std::string& line : Seen(U(), um, 0)) {
     EXPECT_EQ(line.find(big_path + " 206"), std::string::npos) << line;
   }
+}
+
+// hoistfs takes the same configuration (-o hosts_dir=): the image comes from the mirror, the
+// layer it lacks from the upstream, and the files read back exactly.
+TEST_F(MirrorTest, HoistfsMountReadsThroughTheMirror) {
+  harness::HoistfsMounts mounts(HOISTFS_BINARY);
+  struct UnmountAtEnd {
+    harness::HoistfsMounts& m;
+    ~UnmountAtEnd() { m.UnmountAll(); }
+  } unmount_at_end{mounts};
+  const std::string mp = dir_ + "/mp", cache = dir_ + "/cache";
+  ASSERT_TRUE(MakeDirs(mp));
+  ASSERT_TRUE(MakeDirs(cache));
+  const std::string hosts_dir = WriteHostsToml({M().base_url()});
+  const uint64_t um = U().LogMark(), mm = M().LogMark();
+  auto r = mounts.Mount(U().ImageRef("test/img", "v1"), mp, cache,
+                        {"-o", "prefetch=none,hosts_dir=" + hosts_dir + ",log_file=" + cache +
+                                   "/hoistfs.log,log_level=debug"});
+  ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+  auto hostname = ReadFile(mp + "/etc/hostname");
+  EXPECT_EQ(hostname.value_or("?"), "mirrored\n");
+  auto big = ReadFile(mp + "/data/big");
+  ASSERT_TRUE(big.has_value()) << big.error().message();
+  EXPECT_EQ(big->size(), kBigSize);
+  EXPECT_TRUE(*big == harness::PatternBytes(7, 0, kBigSize));
+  EXPECT_TRUE(mounts.Unmount(mp));
+  // The mirror resolved the tag (with ns=) and answered 404 for the big layer; the upstream
+  // never saw the manifest and served the big layer.
+  const std::string big_path = Path("blobs/" + image().layers[1].digest.str());
+  auto mirror_seen = Seen(M(), mm, 2);
+  EXPECT_EQ(mirror_seen.count("GET " + Path("manifests/v1") + Ns() + " 200"), 1u);
+  EXPECT_GE(mirror_seen.count("GET " + big_path + Ns() + " 404"), 1u);
+  auto upstream_seen = Seen(U(), um, 1);
+  EXPECT_EQ(upstream_seen.count("GET " + Path("manifests/v1") + " 200"), 0u);
+  size_t big_from_upstream = 0;
+  for (const std::string& line : upstream_seen) {
+    if (line.starts_with("GET " + big_path + " 20")) ++big_from_upstream;
+  }
+  EXPECT_GE(big_from_upstream, 1u);
 }
 
 TEST_F(MirrorTest, CliTakesHostsDirAndRegistriesConf) {
