@@ -112,6 +112,22 @@ using BlobReader = std::function<Result<size_t>(char* buf, size_t max)>;
 
 class RegistryCore;  // internal
 
+// While a QuickAttempt lives, every registry request made on its thread gets ONE attempt,
+// bounded by `bound` (no retry, whatever the client's RetryPolicy says). For a caller that has
+// something else to fall back on (a local copy of the image, fusefs/local_image.h): a registry
+// that is down or unknown to DNS must not hold it up for the whole retry budget. Nests: the
+// innermost scope wins. Not copyable.
+class QuickAttempt {
+ public:
+  explicit QuickAttempt(std::chrono::milliseconds bound);
+  ~QuickAttempt();
+  QuickAttempt(const QuickAttempt&) = delete;
+  QuickAttempt& operator=(const QuickAttempt&) = delete;
+
+ private:
+  std::chrono::milliseconds previous_;
+};
+
 class RegistryClient {
  public:
   RegistryClient(std::shared_ptr<HttpTransport> transport,

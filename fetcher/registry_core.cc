@@ -11,6 +11,9 @@
 namespace hoist {
 namespace {
 
+// QuickAttempt's bound on this thread (0 = none).
+thread_local std::chrono::milliseconds t_quick_attempt{0};
+
 constexpr int kMaxRedirects = 10;
 
 bool IsRedirect(int status) {
@@ -27,6 +30,12 @@ std::string StatusText(int status) {
 }
 
 }  // namespace
+
+QuickAttempt::QuickAttempt(std::chrono::milliseconds bound) : previous_(t_quick_attempt) {
+  t_quick_attempt = std::max(bound, std::chrono::milliseconds(1));
+}
+
+QuickAttempt::~QuickAttempt() { t_quick_attempt = previous_; }
 
 std::optional<uint64_t> ParseDecimal(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -240,7 +249,12 @@ Result<HttpResponse> RegistryCore::CallOn(RegistryCall& call, const Target& targ
   const std::string& base_url = target.base_url;
   std::string registry_origin;
   if (auto base = Url::Parse(base_url)) registry_origin = base->Origin();
-  const RetryPolicy& policy = options_.retry;
+  RetryPolicy policy = options_.retry;
+  const std::chrono::milliseconds quick = t_quick_attempt;
+  if (quick.count() > 0) {
+    policy.max_attempts = 1;
+    policy.total_budget = quick;
+  }
 
   std::optional<std::string> auth;
   bool have_auth = false;
@@ -283,6 +297,7 @@ Result<HttpResponse> RegistryCore::CallOn(RegistryCall& call, const Target& targ
                       std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Now() - start);
           timeout = std::min(timeout, std::max(left, std::chrono::milliseconds(1000)));
         }
+        if (quick.count() > 0) timeout = std::min(timeout, quick);
       }
       result = Attempt(call, target, auth, timeout, &call.final_url, &head);
     }

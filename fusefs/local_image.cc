@@ -115,53 +115,139 @@ Result<uint64_t> LocalBlobSource::Size(const Digest& blob) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
-                                     const MountOptions& options, Store* open_store,
-                                     ConfigFetch config) {
+namespace {
+
+// Whether a failed resolution may succeed on a second try with the full retry budget (the first
+// one was a QuickAttempt): not for answers the registry gave (unknown image, denied, bad input).
+bool WorthRetrying(const Error& e) {
+  return IsTransientNetworkError(e) || e.code() == EIO || e.code() == ETIMEDOUT;
+}
+
+// Reads the blobs a local copy lacks from the registry, each with one attempt bounded by
+// `bound`: the registry was unreachable a moment ago, so a read must not wait out the whole
+// retry budget for it.
+std::unique_ptr<BlobSource> QuickBlobSource(RegistryClient& client, const Reference& ref,
+                                            std::chrono::milliseconds bound) {
+  RegistryOptions quick = client.options();
+  quick.retry.max_attempts = 1;
+  quick.retry.total_budget = bound;
+  quick.request_timeout = bound;
+  quick.request_log = nullptr;
+  auto c = RegistryClient::CreateDefault(std::move(quick));
+  if (!c) return client.OpenBlobSource(ref);
+  return (*c)->OpenBlobSource(ref);  // the source shares the client's core: it outlives *c
+}
+
+}  // namespace
+
+Result<ImageChoice> ResolveImageOrLocal(RegistryClient& client, const Reference& ref,
+                                        const std::optional<Platform>& platform,
+                                        const MountOptions& options, Store* open_store,
+                                        ConfigFetch config) {
   HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(options.cache_dir));
+  auto online = [](ResolvedImage image) {
+    ImageChoice c;
+    c.image = std::move(image);
+    return c;
+  };
   std::optional<Error> registry_error;
   if (!options.offline) {
-    Result<ResolvedImage> remote = client.Resolve(ref, std::nullopt, config);
-    if (remote) {
-      MountImage m;
-      m.image = std::move(*remote);
-      m.source = std::make_unique<LocalBlobSource>(cache_dir, client.OpenBlobSource(ref));
-      return m;
-    }
+    // One attempt, bounded by connect_timeout: a registry that is down or unknown to DNS must
+    // not hold up a mount that has a local copy. Without one, the full retry budget follows.
+    Result<ResolvedImage> remote = [&] {
+      QuickAttempt quick(options.connect_timeout);
+      return client.Resolve(ref, platform, config);
+    }();
+    if (remote) return online(std::move(*remote));
     registry_error = remote.error();
   }
+  const Platform& wanted = platform ? *platform : client.options().platform;
   std::optional<ResolvedImage> local;
   if (open_store != nullptr) {
-    auto found = ResolveLocal(*open_store, ref, client.options().platform);
+    auto found = ResolveLocal(*open_store, ref, wanted);
     if (!found) return Fail(found.error());
     local = std::move(*found);
   } else {
     StoreOptions so;
     if (options.cache_size > 0) so.cache.quota_bytes = options.cache_size;
     auto store = Store::Open(cache_dir, so);
-    if (!store) {
-      if (registry_error) return Fail(*registry_error);
+    if (store) {
+      auto found = ResolveLocal(**store, ref, wanted);
+      if (!found) return Fail(found.error());
+      local = std::move(*found);
+    } else if (!registry_error) {
       return Fail(store.error().Context("opening the local store " + cache_dir));
     }
-    auto found = ResolveLocal(**store, ref, client.options().platform);
-    if (!found) return Fail(found.error());
-    local = std::move(*found);
   }
   if (!local) {
-    if (registry_error) return Fail(*registry_error);
-    return Fail(ENOENT, ref.String() + ": not in the local store (offline)");
+    if (!registry_error) return Fail(ENOENT, ref.String() + ": not in the local store (offline)");
+    if (!WorthRetrying(*registry_error)) return Fail(*registry_error);
+    HOIST_ASSIGN_OR_RETURN(ResolvedImage remote, client.Resolve(ref, platform, config));
+    return online(std::move(remote));
   }
-  MountImage m;
+  ImageChoice c;
   if (registry_error) {
-    m.warning = "registry unavailable (" + registry_error->message() +
-                "); mounting the local copy of " + ref.String();
+    c.warning = "registry unavailable (" + registry_error->message() +
+                "); using the local copy of " + ref.String();
+  }
+  c.image = std::move(*local);
+  c.from_local_store = true;
+  return c;
+}
+
+Result<MountImage> ResolveMountImage(RegistryClient& client, const Reference& ref,
+                                     const MountOptions& options, Store* open_store,
+                                     ConfigFetch config) {
+  HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(options.cache_dir));
+  HOIST_ASSIGN_OR_RETURN(
+      ImageChoice c, ResolveImageOrLocal(client, ref, std::nullopt, options, open_store, config));
+  MountImage m;
+  m.image = std::move(c.image);
+  m.from_local_store = c.from_local_store;
+  if (!c.from_local_store) {
+    m.source = std::make_unique<LocalBlobSource>(cache_dir, client.OpenBlobSource(ref));
+    return m;
+  }
+  if (!c.warning.empty()) {
+    m.warning = c.warning;
     HOIST_LOG(kWarning) << m.warning;
   }
-  m.image = std::move(*local);
-  m.from_local_store = true;
   m.source = std::make_unique<LocalBlobSource>(
-      cache_dir, options.offline ? nullptr : client.OpenBlobSource(ref));
+      cache_dir, options.offline ? nullptr : QuickBlobSource(client, ref, options.connect_timeout));
   return m;
+}
+
+Status RecordMountedImage(Store& store, RegistryClient& client, const ResolvedImage& image,
+                          std::chrono::milliseconds bound) {
+  const std::string name = image.reference.String();
+  const Digest& manifest = image.manifest_bytes.digest;
+  const Digest& config = image.manifest.config.digest;
+  HOIST_ASSIGN_OR_RETURN(std::optional<Digest> current, store.GetRef(name));
+  HOIST_ASSIGN_OR_RETURN(std::optional<std::string> config_bytes, store.GetBlob(config));
+  if (current == manifest && config_bytes) {
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> stored, store.GetBlob(manifest));
+    if (stored) return Ok();
+  }
+  if (!config_bytes) {
+    if (!image.config.raw.empty()) {
+      config_bytes = image.config.raw;
+    } else {
+      QuickAttempt quick(bound);
+      HOIST_ASSIGN_OR_RETURN(config_bytes, client.GetBlob(image.reference, config,
+                                                          client.options().max_manifest_size));
+    }
+  }
+  HOIST_RETURN_IF_ERROR(store.PutBlob(config, *config_bytes));
+  HOIST_RETURN_IF_ERROR(store.PutBlob(manifest, image.manifest_bytes.bytes));
+  if (image.reference.tag.empty() && !current) {
+    // A digest reference (the pinned one of a bundle) for a manifest another name already
+    // records is not listed a second time.
+    HOIST_ASSIGN_OR_RETURN(auto refs, store.ListRefs());
+    for (const auto& [other, digest] : refs) {
+      if (digest == manifest) return Ok();
+    }
+  }
+  return store.PutRef(name, manifest);
 }
 
 Result<MountImage> HandedOverImage(RegistryClient& client, const Reference& ref,

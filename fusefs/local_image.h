@@ -2,7 +2,8 @@
 // (`hoistfs --offline` / `-o offline`, or automatically when the registry cannot be reached).
 //
 // What the host store holds for a local image (written by `hoist pull` / `hoist load`,
-// tools/image/local_store.h):
+// tools/image/local_store.h, and by every mount that resolved its image online:
+// RecordMountedImage):
 //   - a ref (Store::PutRef): the normalised reference string (Reference::String()) -> the digest
 //     of ONE image manifest (a platform's manifest, never an index);
 //   - the manifest and the config as Store blobs (sha256-checked);
@@ -11,10 +12,17 @@
 //     every layer of a loaded archive) as files <cache_dir>/blobs/sha256/<hex>, written
 //     verified (temp file, fsync, rename). LocalBlobSource serves them.
 //
+// A mount-recorded image is "partial": only what that mount (and later ones) read or prefetched
+// is local. `hoist images` shows its local share; an offline remount serves what is local and
+// fails reads of the rest with EIO.
+//
 // ResolveMountImage is the mount's image-resolution hook (fusefs/mount.cc, step 2): registry
-// first (unless offline); on failure, or when offline, the local store. The BlobSource it returns
-// always prefers local blob files and falls back to the registry (none when offline: a read that
-// needs the network then fails with EIO at once instead of waiting).
+// first (unless offline), ONE attempt bounded by -o connect_timeout (QuickAttempt); on failure,
+// or when offline, the local store; no local copy either: the registry again with the full
+// retry budget. The BlobSource it returns always prefers local blob files and falls back to the
+// registry: with the client's budget when online, with one attempt bounded by connect_timeout
+// after a fallback (the registry was just unreachable), none when offline (a read that needs the
+// network then fails with EIO at once instead of waiting).
 //
 // Thread-safety: LocalBlobSource is thread-safe; the functions are reentrant.
 // Errors: ResolveLocal returns nullopt when the store has no such image, EIO for a ref whose
@@ -22,6 +30,7 @@
 // there is no local copy either (offline: ENOENT "not in the local store").
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,6 +79,23 @@ class LocalBlobSource : public BlobSource {
   std::map<Digest, std::shared_ptr<ScopedFd>> files_ HOIST_GUARDED_BY(mu_);
 };
 
+// An image resolved for a mount or a bundle: from the registry, or its local copy.
+struct ImageChoice {
+  ResolvedImage image;
+  bool from_local_store = false;
+  std::string warning;  // set when the registry failed and the local copy is used: one line
+};
+
+// The registry-or-local-store choice of ResolveMountImage (see the file comment), without the
+// blob source: `hoist bundle` / `hoist run` resolve with it (config always fetched or loaded).
+// `platform`: nullopt = the client's. Uses options.offline, connect_timeout, cache_dir and
+// cache_size. The warning is not logged here.
+[[nodiscard]] Result<ImageChoice> ResolveImageOrLocal(RegistryClient& client, const Reference& ref,
+                                                      const std::optional<Platform>& platform,
+                                                      const MountOptions& options,
+                                                      Store* open_store = nullptr,
+                                                      ConfigFetch config = ConfigFetch::kFetch);
+
 struct MountImage {
   ResolvedImage image;
   std::unique_ptr<BlobSource> source;
@@ -88,6 +114,17 @@ struct MountImage {
                                                    const MountOptions& options,
                                                    Store* open_store = nullptr,
                                                    ConfigFetch config = ConfigFetch::kFetch);
+
+// Records an image a mount resolved from the registry, so a later mount (or `hoist run`) can
+// start from the store with the registry down: the config (from the store if there, else
+// fetched with one attempt bounded by `bound`), then the manifest as store blobs, then the ref
+// image.reference.String() -> manifest digest last (the write order of pulls: no dangling ref).
+// Does nothing when the ref already points at this manifest and both blobs are stored; a
+// digest-only reference gets no ref of its own when another name points at the manifest. Call it
+// after the layer indexes are stored. Errors: the store's, the registry's for the config.
+[[nodiscard]] Status RecordMountedImage(Store& store, RegistryClient& client,
+                                        const ResolvedImage& image,
+                                        std::chrono::milliseconds bound);
 
 // A taken-over mount's image (mount.h, handoff_state.h): the manifest exactly as the state
 // holds it, parsed again; blobs as ResolveMountImage would read them. No registry request is

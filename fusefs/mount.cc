@@ -254,6 +254,7 @@ Status Mount::Build(MountHandoff* handoff) {
     handoff_state_.manifest_media_type = image_->manifest_bytes.media_type;
     handoff_state_.manifest = image_->manifest_bytes.bytes;
     handoff_state_.from_local_store = resolved.from_local_store;
+    record_image_ = !resolved.from_local_store;
     handoff_state_.mountpoint = mountpoint_;
     // The access trace published for this image (or given as a file), looked up while the
     // layers' TOCs are fetched.
@@ -421,6 +422,12 @@ Status Mount::Build(MountHandoff* handoff) {
   index_store_thread_ = std::thread([this] {
     LowerThisThreadPriority();
     StoreFreshIndexes(*store_, layers_);
+    // What an offline remount needs besides the indexes (fusefs/local_image.h).
+    if (record_image_) {
+      if (Status s = RecordMountedImage(*store_, *client_, *image_, options_.connect_timeout); !s) {
+        HOIST_LOG(kWarning) << "not recorded for offline remounts: " << s.error().message();
+      }
+    }
     malloc_trim(0);  // encoding and committing the records freed what the mount does not keep
   });
   PrefetcherOptions po;

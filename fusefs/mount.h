@@ -12,7 +12,9 @@
 //   8. the mountpoint check (missing, not a directory, already a mount: errors, nothing mounted)
 //   9. the FUSE session (signal handlers for SIGTERM/SIGINT/SIGHUP installed on it)
 //  10. fuse_session_mount -- the mount exists from here on
-//  11. the Prefetcher (started) and the StatsFileWriter (state file every stats_interval)
+//  11. the Prefetcher (started) and the StatsFileWriter (state file every stats_interval); fresh
+//      layer indexes stored, then (an image resolved online) the image recorded for offline
+//      remounts (RecordMountedImage, local_image.h), in the background
 // With -o trace=FILE, a TraceRecorder observes every open from step 7 on; Run writes the trace
 // to FILE when the FUSE loop ends (unmount, signal or HandOver). A taken-over mount seeds its
 // recorder from FILE first (what the previous daemon wrote when it handed over).
@@ -164,10 +166,11 @@ class Mount {
   FuseOpsContext ops_context_;
   fuse_session* session_ = nullptr;
   bool signal_handlers_ = false;
-  bool mounted_ = false;    // by this process (libfuse unmounts it)
-  bool takeover_ = false;   // the connection was handed over to this process
-  int fuse_fd_ = -1;        // the session's fd (owned by the session)
-  pid_t previous_pid_ = 0;  // takeover: the daemon to outlive before FUSE_NOTIFY_RESEND
+  bool mounted_ = false;       // by this process (libfuse unmounts it)
+  bool takeover_ = false;      // the connection was handed over to this process
+  bool record_image_ = false;  // resolved online: recorded in the store (RecordMountedImage)
+  int fuse_fd_ = -1;           // the session's fd (owned by the session)
+  pid_t previous_pid_ = 0;     // takeover: the daemon to outlive before FUSE_NOTIFY_RESEND
   std::atomic<bool> handed_over_{false};
   HandoffState handoff_state_;  // written to the state memfd once INIT is recorded
   std::function<void()> on_serving_;

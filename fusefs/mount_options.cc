@@ -121,6 +121,11 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
       o->trace_file = value;
     } else if (key == "offline") {
       o->offline = true;
+    } else if (key == "connect_timeout") {
+      HOIST_RETURN_IF_ERROR(need_value());
+      HOIST_ASSIGN_OR_RETURN(uint64_t s, ParseUint(value, "connect_timeout"));
+      if (s == 0 || s > 3600) return Fail(EINVAL, "connect_timeout must be 1..3600 seconds");
+      o->connect_timeout = std::chrono::seconds(s);
     } else if (key == "allow_other") {
       o->allow_other = true;
     } else if (key == "suid") {

@@ -27,6 +27,10 @@
 //   log_level=LEVEL        debug|info|warning|error|off (default warning)
 //   log_file=PATH          where the daemon logs after it detaches (default: nowhere)
 //   offline                no registry: the image and its blobs from the local store only
+//   connect_timeout=SECONDS  when the store holds a copy of the image (pulled, loaded, or
+//                          recorded by an earlier mount): how long the registry gets (one
+//                          attempt, no retry) before that copy is mounted instead, and then the
+//                          bound on each read of content the copy lacks (default 5)
 //   trace=FILE             record which files are opened (fusefs/trace_recorder.h) and write
 //                          the access trace (fusefs/access_trace.h) to FILE, atomically, when
 //                          the mount ends (unmount or signal) and when it is handed over to a
@@ -85,8 +89,9 @@ struct MountOptions {
   std::string trace_file;  // -o trace=FILE: "" = no access trace
   bool allow_other = false;
   bool suid = false;
-  bool offline = false;   // mount from the local store only (fusefs/local_image.h)
-  std::string state_dir;  // "" = DefaultStateDir()
+  bool offline = false;  // mount from the local store only (fusefs/local_image.h)
+  std::chrono::milliseconds connect_timeout{5000};  // see connect_timeout= above
+  std::string state_dir;                            // "" = DefaultStateDir()
   std::chrono::milliseconds stats_interval{1000};
   // Layer store only (layer_store.h): how long a resolution of an image named by tag is reused.
   std::chrono::milliseconds tag_reuse{10000};

@@ -549,6 +549,34 @@ TEST_F(FaultTest, PersistentFailureGivesUpAfterMaxAttempts) {
   EXPECT_EQ(clock_.sleeps(), (std::vector<std::chrono::milliseconds>{10ms, 20ms, 40ms}));
 }
 
+// QuickAttempt (a caller with a local copy to fall back on): one attempt, no backoff sleep, a
+// refused connection reported as such; the scope ends and the policy's retries are back.
+TEST_F(FaultTest, QuickAttemptMakesOneAttemptWhileInScope) {
+  int calls = 0;
+  registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
+    if (r.url.find("/manifests/") == std::string::npos) return std::nullopt;
+    ++calls;
+    FakeReply refused;
+    refused.error = Error(ECONNREFUSED, "connection refused");
+    return refused;
+  };
+  {
+    QuickAttempt quick(2000ms);
+    auto m = Client().GetManifest(repo_);
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().code(), EIO);
+    EXPECT_NE(m.error().message().find("connection refused (gave up after 1 attempts)"),
+              std::string::npos)
+        << m.error().message();
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(clock_.sleeps().empty());
+  }
+  auto m = Client().GetManifest(repo_);
+  ASSERT_FALSE(m);
+  EXPECT_EQ(calls, 1 + 4);
+  EXPECT_EQ(clock_.sleeps(), (std::vector<std::chrono::milliseconds>{10ms, 20ms, 40ms}));
+}
+
 TEST_F(FaultTest, TimeBudgetEndsRetriesWithEtimedout) {
   options_.retry.max_attempts = 100;
   options_.retry.total_budget = 100ms;

@@ -72,6 +72,9 @@ TEST(MountOptionsTest, ParsesEveryOption) {
   EXPECT_FALSE(o.elf_prefetch);
   ASSERT_TRUE(ApplyMountOptionList("elf_prefetch=1", &o).has_value());
   EXPECT_TRUE(o.elf_prefetch);
+  EXPECT_EQ(o.connect_timeout, std::chrono::seconds(5));  // default
+  ASSERT_TRUE(ApplyMountOptionList("connect_timeout=2", &o).has_value());
+  EXPECT_EQ(o.connect_timeout, std::chrono::seconds(2));
 }
 
 TEST(MountOptionsTest, RejectsBadOptionsWithOneLine) {
@@ -82,6 +85,10 @@ TEST(MountOptionsTest, RejectsBadOptionsWithOneLine) {
   EXPECT_EQ(bad.error().message(), "unknown mount option \"bogus=1\"");
   EXPECT_FALSE(ApplyMountOptionList("timeout=0", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("timeout=x", &o).has_value());
+  auto zero = ApplyMountOptionList("connect_timeout=0", &o);
+  ASSERT_FALSE(zero.has_value());
+  EXPECT_EQ(zero.error().message(), "connect_timeout must be 1..3600 seconds");
+  EXPECT_FALSE(ApplyMountOptionList("connect_timeout", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("prefetch=some", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("elf_prefetch=yes", &o).has_value());
   EXPECT_FALSE(ApplyMountOptionList("elf_prefetch", &o).has_value());

@@ -36,7 +36,7 @@ Status ReadXattrs(const std::string& p, std::map<std::string, std::string>* out)
 }
 
 Status WalkInto(const std::string& root, const std::string& rel,
-                std::map<std::string, TreeNode>* out) {
+                const std::set<std::string>& skip_content, std::map<std::string, TreeNode>* out) {
   const std::string dir_path = rel.empty() ? root : root + "/" + rel;
   DIR* dir = ::opendir(dir_path.c_str());
   if (dir == nullptr) return Fail(ErrnoError("opendir " + dir_path));
@@ -61,9 +61,11 @@ Status WalkInto(const std::string& root, const std::string& rel,
     if (S_ISREG(st.st_mode)) {
       n.type = 'f';
       n.size = static_cast<uint64_t>(st.st_size);
-      HOIST_ASSIGN_OR_RETURN(auto digest_size, DigestFile(p));
-      n.sha = digest_size.first.str();
-      if (digest_size.second != n.size) return Fail(EIO, p + ": read size differs from st_size");
+      if (!skip_content.contains(r)) {
+        HOIST_ASSIGN_OR_RETURN(auto digest_size, DigestFile(p));
+        n.sha = digest_size.first.str();
+        if (digest_size.second != n.size) return Fail(EIO, p + ": read size differs from st_size");
+      }
     } else if (S_ISDIR(st.st_mode)) {
       n.type = 'd';
     } else if (S_ISLNK(st.st_mode)) {
@@ -86,7 +88,7 @@ Status WalkInto(const std::string& root, const std::string& rel,
     }
     HOIST_RETURN_IF_ERROR(ReadXattrs(p, &n.xattrs));
     (*out)[r] = n;
-    if (n.type == 'd') HOIST_RETURN_IF_ERROR(WalkInto(root, r, out));
+    if (n.type == 'd') HOIST_RETURN_IF_ERROR(WalkInto(root, r, skip_content, out));
   }
   return Ok();
 }
@@ -104,9 +106,10 @@ std::string DescribeNode(const TreeNode& n) {
   return o.str();
 }
 
-Result<std::map<std::string, TreeNode>> WalkTree(const std::string& root) {
+Result<std::map<std::string, TreeNode>> WalkTree(const std::string& root,
+                                                 const std::set<std::string>& skip_content) {
   std::map<std::string, TreeNode> out;
-  HOIST_RETURN_IF_ERROR(WalkInto(root, "", &out));
+  HOIST_RETURN_IF_ERROR(WalkInto(root, "", skip_content, &out));
   std::map<ino_t, std::string> first;
   for (auto& [path, n] : out) {
     if (n.type == 'd') continue;

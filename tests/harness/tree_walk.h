@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,8 +48,10 @@ struct TreeNode {
 // One line: "type=f mode=644 uid=0 ... xattrs={k=hex;}".
 std::string DescribeNode(const TreeNode& n);
 
-// Every entry under `root` (not following symlinks), keyed by relative path.
-[[nodiscard]] Result<std::map<std::string, TreeNode>> WalkTree(const std::string& root);
+// Every entry under `root` (not following symlinks), keyed by relative path. The regular files
+// named in `skip_content` (relative paths) are not read: their sha stays empty.
+[[nodiscard]] Result<std::map<std::string, TreeNode>> WalkTree(
+    const std::string& root, const std::set<std::string>& skip_content = {});
 
 // Human-readable differences, empty when the trees are equal: "missing in <got_name>: p",
 // "extra in <got_name>: p", or "p:\n  want ...\n  got  ...". Directory sizes are not compared.

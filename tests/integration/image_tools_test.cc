@@ -6,6 +6,11 @@
 //                     one), registry stopped: hoistfs --offline and hoistfs without the flag
 //                     (automatic fallback, with a warning) mount it; the tree equals umoci's
 //                     unpack of the original.
+//   OnlyMounted       an image only ever mounted (never pulled) is recorded by the mount; with
+//                     the registry stopped it remounts (--offline, and by fallback after one
+//                     attempt): read files equal umoci's, the unread one fails with EIO within
+//                     the bound; images shows it partial with its share; prune/rm keep the list
+//                     consistent.
 //   ImagesAndRm       images --json lists reference, digest, size, cached share 1.0; rm of an
 //                     unknown name fails with one line and removes nothing; rm removes.
 //   TagAcrossRepos    hoist tag --remote into another repository: registry log has no blob
@@ -39,6 +44,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -55,6 +62,7 @@
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/tree_walk.h"
+#include "tests/harness/wait.h"
 
 #ifndef HOISTFS_BINARY
 #error "HOISTFS_BINARY must name the hoistfs executable"
@@ -233,6 +241,136 @@ TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
   CommandResult bad = Hoistfs(Ref("tools/nothing"), NewDir("mp"), {"--offline"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.stderr_text.find("not in the local store"), std::string::npos) << bad.stderr_text;
+}
+
+// Reads `path` to its end; returns the errno of the first failing read (0: it read all of it).
+int ReadErrno(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  char buf[1 << 16];
+  int err = 0;
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    if (n == 0) break;
+  }
+  ::close(fd);
+  return err;
+}
+
+// Issue 18 item 3: an image that was only ever mounted (never pulled) is recorded by the mount
+// and remounts with the registry stopped: what the first mount read equals umoci's unpack, what
+// it never read fails with EIO at once (--offline) or within connect_timeout (the automatic
+// fallback). `hoist images` lists it as partial with its local share, and prune keeps the
+// listing consistent.
+TEST_F(ImageToolsTest, OnlyMountedImageRemountsOfflineWithWhatWasRead) {
+  const std::string ref = Ref("tools/zc");
+  const std::string mp = NewDir("mp");
+  CommandResult m =
+      Hoistfs(ref, mp, {"-o", "prefetch=none,dir_prefetch=0,elf_prefetch=0,prefetch_trace=off"});
+  ASSERT_TRUE(m.ok()) << m.stderr_text;
+  // Every small file is read; data/big (3 MiB) never is.
+  for (const std::string f : {"etc/hello", "etc/second", "bin/tool"}) {
+    ASSERT_EQ(ReadErrno(mp + "/" + f), 0) << f;
+  }
+  // The mount records the image in the background.
+  ASSERT_TRUE(harness::WaitUntil([&] { return ImagesJson() != "[]\n"; }));
+  Unmount(mp);
+  double share = 0;
+  {
+    rapidjson::Document d = ParseJson(ImagesJson());
+    ASSERT_TRUE(d.IsArray() && d.Size() == 1u) << ImagesJson();
+    EXPECT_STREQ(d[0]["Name"].GetString(), ref.c_str());
+    EXPECT_TRUE(d[0]["Partial"].GetBool());
+    share = d[0]["CachedShare"].GetDouble();
+    EXPECT_GT(share, 0.0);
+    EXPECT_LT(share, 1.0);
+    std::printf("local share of the only-mounted image: %.4f\n", share);
+  }
+  {
+    CommandResult r = RunHoist({"images", CacheFlag()});
+    ASSERT_TRUE(r.ok()) << r.stderr_text;
+    char cell[32];
+    std::snprintf(cell, sizeof cell, " %.1f%% partial ", std::floor(share * 1000) / 10);
+    EXPECT_NE(r.stdout_text.find(cell), std::string::npos) << cell << "\n" << r.stdout_text;
+  }
+
+  registry_->Stop();
+  Tree want = *reference_;
+  want["data/big"].sha.clear();
+  // --offline: the fetched files equal umoci's unpack; data/big fails with EIO at once.
+  {
+    const std::string off = NewDir("mp");
+    CommandResult o = Hoistfs(ref, off, {"--offline"});
+    ASSERT_TRUE(o.ok()) << o.stderr_text;
+    EXPECT_EQ(o.stderr_text, "");
+    auto got = harness::WalkTree(off, {"data/big"});
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_EQ(harness::CompareTrees(want, *got), std::vector<std::string>{});
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(ReadErrno(off + "/data/big"), EIO);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+    Unmount(off);
+  }
+  // No flag: one attempt at the registry (connect_timeout=2), then the local copy, with a
+  // warning; a read of data/big tries the registry once more and fails within the bound.
+  {
+    const std::string fb = NewDir("mp");
+    const auto t0 = std::chrono::steady_clock::now();
+    CommandResult o = Hoistfs(ref, fb, {"-o", "connect_timeout=2,prefetch=none"});
+    ASSERT_TRUE(o.ok()) << o.stderr_text;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+    EXPECT_EQ(o.stderr_text.rfind("hoistfs: warning: registry unavailable (", 0), 0u)
+        << o.stderr_text;
+    EXPECT_NE(o.stderr_text.find("gave up after 1 attempts"), std::string::npos) << o.stderr_text;
+    EXPECT_NE(o.stderr_text.find("; using the local copy of " + ref + "\n"), std::string::npos)
+        << o.stderr_text;
+    auto got = harness::WalkTree(fb, {"data/big"});
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_EQ(harness::CompareTrees(want, *got), std::vector<std::string>{});
+    const auto t1 = std::chrono::steady_clock::now();
+    EXPECT_EQ(ReadErrno(fb + "/data/big"), EIO);
+    EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(2 + 3));
+    Unmount(fb);
+  }
+
+  // prune keeps what a listed image references: the listing is as before.
+  CommandResult r = RunHoist({"prune", CacheFlag()});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  {
+    rapidjson::Document d = ParseJson(ImagesJson());
+    ASSERT_TRUE(d.IsArray() && d.Size() == 1u) << ImagesJson();
+    EXPECT_DOUBLE_EQ(d[0]["CachedShare"].GetDouble(), share);
+  }
+  // --all evicts its chunks: still listed (manifest, config and indexes kept), 0% local, and an
+  // offline mount still shows the tree but reads nothing.
+  r = RunHoist({"prune", "--all", CacheFlag()});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  {
+    rapidjson::Document d = ParseJson(ImagesJson());
+    ASSERT_TRUE(d.IsArray() && d.Size() == 1u) << ImagesJson();
+    EXPECT_DOUBLE_EQ(d[0]["CachedShare"].GetDouble(), 0.0);
+    EXPECT_TRUE(d[0]["Partial"].GetBool());
+  }
+  {
+    const std::string off = NewDir("mp");
+    CommandResult o = Hoistfs(ref, off, {"--offline"});
+    ASSERT_TRUE(o.ok()) << o.stderr_text;
+    EXPECT_EQ(ReadErrno(off + "/etc/hello"), EIO);
+    Unmount(off);
+  }
+  // rm, then prune: the record's manifest and config go too, and nothing is listed.
+  ASSERT_TRUE(RunHoist({"rm", CacheFlag(), ref}).ok());
+  r = RunHoist({"prune", CacheFlag()});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find("removed 2 manifests/configs"), std::string::npos) << r.stdout_text;
+  EXPECT_EQ(ImagesJson(), "[]\n");
+  CommandResult gone = Hoistfs(ref, NewDir("mp"), {"--offline"});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.stderr_text.find("not in the local store"), std::string::npos) << gone.stderr_text;
 }
 
 // This host's first IPv4 address that is up and not loopback, or "" if it has none.

@@ -15,6 +15,9 @@
 //   UserAndWorkdir  User by name -> uid, gid, additionalGids from /etc/group; WorkingDir
 //   Bundle          hoist bundle + runc run by hand; mounts (suid hoistfs), config.json fields;
 //                   --remove leaves no mount and no directory
+//   OfflineRun      registry stopped: run and bundle (-o offline) of a loaded image, and run of
+//                   an image only ever run before, start from the local store with one notice
+//                   line (none with -o offline); an image in neither place: exit 125, one line
 //   Signals         SIGTERM to hoist run reaches the container; --rm still cleans up
 //   HostileImageFilesStayInside
 //                   etc/passwd -> /etc/shadow, -> a planted host file, through a symlinked
@@ -230,7 +233,10 @@ class RuntimeTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
 
-  void TearDown() override { EXPECT_EQ(MountsIn(work_), std::vector<std::string>{}); }
+  void TearDown() override {
+    EXPECT_EQ(MountsIn(work_), std::vector<std::string>{});
+    if (!registry_->running()) (void)registry_->Start();
+  }
 
   // A fresh bundle path (not created).
   std::string BundlePath(const std::string& name) { return work_ + "/bundle-" + name; }
@@ -415,6 +421,70 @@ TEST_F(RuntimeTest, Bundle) {
   r = Exec({HOIST_BINARY, "bundle", "--remove", rw});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_FALSE(Exists(rw));
+}
+
+// Issue 19 item 5: with the registry stopped, hoist run and hoist bundle start a loaded image
+// from the local store (one notice line, one attempt at the registry, no retries; none with
+// -o offline), and an image that was only ever run before (recorded by that run) too.
+TEST_F(RuntimeTest, OfflineRunAndBundleFromTheLocalStore) {
+  const std::string cache = work_ + "/offline-cache";
+  const std::string archive = work_ + "/offline-py.tar";
+  CommandResult r = Exec({HOIST_BINARY, "save", "--cache", cache, "-o", archive, py_image_}, "",
+                         std::chrono::seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = Exec({HOIST_BINARY, "load", "-q", "--cache", cache, "-i", archive}, "",
+           std::chrono::seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  registry_->Stop();
+  auto expect_one_notice = [&](const CommandResult& c, const std::string& image) {
+    EXPECT_EQ(std::count(c.stderr_text.begin(), c.stderr_text.end(), '\n'), 1) << c.stderr_text;
+    EXPECT_EQ(c.stderr_text.rfind("hoist warning: registry unavailable (", 0), 0u) << c.stderr_text;
+    EXPECT_NE(c.stderr_text.find("gave up after 1 attempts"), std::string::npos) << c.stderr_text;
+    EXPECT_TRUE(c.stderr_text.ends_with("; using the local copy of " + image + "\n"))
+        << c.stderr_text;
+  };
+
+  const std::string b = BundlePath("offline-run");
+  r = Exec({HOIST_BINARY, "run", "--rm", "--cache", cache, "--bundle", b, py_image_, "python3",
+            "-c", "print(40+2)"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "42\n");
+  expect_one_notice(r, py_image_);
+  EXPECT_FALSE(Exists(b));
+
+  // -o offline: the registry is not tried, so there is nothing to say.
+  const std::string b2 = BundlePath("offline-bundle");
+  r = Exec({HOIST_BINARY, "bundle", "--cache", cache, "-o", "offline", py_image_, b2, "python3",
+            "-c", "print(6*7)"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stderr_text, "");
+  r = Exec({"runc", "run", "--bundle", b2, "hoist-runtime-test-offline"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, "42\n");
+  r = Exec({HOIST_BINARY, "bundle", "--remove", b2});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_FALSE(Exists(b2));
+
+  // An image this store never pulled or loaded: run once online (the run records it), then
+  // again with the registry stopped.
+  const std::string cache2 = work_ + "/offline-cache-2";
+  ASSERT_TRUE(registry_->Start().has_value());
+  const std::string want = "1000\n1000 50\n/home/app/work\n";
+  // The whole of busybox is read once, so the offline run finds every page it maps.
+  r = Exec({HOIST_BINARY, "run", "--rm", "--cache", cache2, user_image_, "sh", "-c",
+            "cat /bin/busybox >/dev/null && id -u && id -G && pwd"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, want);
+  EXPECT_EQ(r.stderr_text, "");
+  registry_->Stop();
+  r = Exec({HOIST_BINARY, "run", "--rm", "--cache", cache2, user_image_});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.stdout_text, want);
+  expect_one_notice(r, user_image_);
+  // Neither in the store nor reachable: the registry's error, exit 125.
+  r = Exec({HOIST_BINARY, "run", "--rm", "--cache", cache2, nocmd_image_, "true"});
+  EXPECT_EQ(r.exit_code, 125) << Describe(r);
+  EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
 }
 
 TEST_F(RuntimeTest, Signals) {

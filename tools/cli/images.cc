@@ -3,10 +3,14 @@
 //
 // Size: config + layer blob sizes from the manifest. Cached share: per layer, the share of its
 // cacheable chunks (uncompressed bytes) present in the chunk cache, or 1 when the layer is a
-// local blob file; weighted by layer blob size. Last use: the latest access of any of the
+// local blob file; weighted by layer blob size. An image with a share under 1 is "partial" (an
+// image a mount recorded, fusefs/local_image.h, or a pulled one whose chunks were evicted): an
+// offline mount of it fails reads of what is missing. The share shown is rounded down, so a
+// partial image never shows 100.0%. Last use: the latest access of any of the
 // image's chunks or blob files (chunk access times are flushed lazily, so this is approximate).
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -98,6 +102,8 @@ int RunImages(const ImagesArgs& a) {
       w.Uint64(r.size);
       j.Key("CachedShare");
       w.Double(r.cached);
+      j.Key("Partial");
+      w.Bool(r.cached < 1);
       j.Key("LastUsed");
       if (r.last_used > 0) {
         j.String(FormatTime(r.last_used));
@@ -110,15 +116,18 @@ int RunImages(const ImagesArgs& a) {
     out = j.Finish();
   } else {
     char line[1024];
-    std::snprintf(line, sizeof(line), "%-48s %-16s %-19s %10s %7s  %s\n", "REPOSITORY", "TAG",
+    std::snprintf(line, sizeof(line), "%-48s %-16s %-19s %10s %-14s  %s\n", "REPOSITORY", "TAG",
                   "DIGEST", "SIZE", "CACHED", "LAST USED");
     out += line;
     for (const ImageRow& r : *rows) {
       std::string tag = r.image.reference.tag.empty() ? "<none>" : r.image.reference.tag;
       std::string digest = r.image.manifest_digest.str().substr(0, 19);
-      std::snprintf(line, sizeof(line), "%-48s %-16s %-19s %10s %6.1f%%  %s\n",
+      char cached[32];
+      std::snprintf(cached, sizeof(cached), "%.1f%%%s", std::floor(r.cached * 1000) / 10,
+                    r.cached < 1 ? " partial" : "");
+      std::snprintf(line, sizeof(line), "%-48s %-16s %-19s %10s %-14s  %s\n",
                     r.image.reference.Name().c_str(), tag.c_str(), digest.c_str(),
-                    HumanSize(r.size).c_str(), r.cached * 100, FormatTime(r.last_used).c_str());
+                    HumanSize(r.size).c_str(), cached, FormatTime(r.last_used).c_str());
       out += line;
     }
   }

@@ -9,6 +9,10 @@
 //                  files of local images are kept: they may be the only copy.
 //   --keep-bytes N then evicts least recently used chunks until at most N bytes remain.
 //
+// Local images include those a mount recorded (fusefs/local_image.h: partial ones): their
+// manifest, config, layer indexes and chunks are kept like a pulled image's; --all evicts their
+// chunks (they stay listed, 0% local); `hoist rm` then prune removes the rest.
+//
 // A live mount is never broken: its chunks may go, and its reads then fetch them again (from the
 // registry, or from the mount's open layer blob files, which stay readable after unlink).
 //

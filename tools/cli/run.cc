@@ -6,7 +6,8 @@
 // hoist run's contract:
 //   - stdin, stdout and stderr are the container's (runc passes them through; -t makes runc
 //     allocate a terminal instead). hoist itself prints nothing on stdout, and on stderr only
-//     errors, the --timing line, and a note naming a kept bundle (without --rm).
+//     errors, the --timing line, a note naming a kept bundle (without --rm), and one line when
+//     the registry is unreachable and the image's local copy is used (fusefs/local_image.h).
 //   - the exit code is the container's (runc's: 128+N when it died of signal N); 125 when hoist
 //     could not start the container (docker's convention), 127 for a missing runtime.
 //   - signals: SIGTERM, SIGHUP, SIGQUIT and SIGINT sent to hoist are forwarded to runc, which

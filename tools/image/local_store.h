@@ -4,6 +4,9 @@
 // and configs as store blobs; layer indexes; chunks; layer blob files under
 // <cache_dir>/blobs/sha256 for layers that cannot live as chunks).
 //
+// A mount records the image it resolved online the same way (fusefs/local_image.h,
+// RecordMountedImage): such an image is listed too, usually partial (not every chunk local).
+//
 // Names: every name is normalised with Reference::Parse(...).String() ("x" is
 // "docker.io/library/x:latest"), so `hoist images` shows full references.
 //

@@ -23,7 +23,9 @@
 #include "base/root_dir.h"
 #include "base/scoped_fd.h"
 #include "base/spawn.h"
+#include "fusefs/local_image.h"
 #include "fusefs/mount.h"
+#include "fusefs/mount_options.h"
 #include "fusefs/stats_file.h"
 #include "tools/runtime/runtime_spec.h"
 
@@ -451,6 +453,27 @@ Result<std::vector<std::string>> MountsUnder(const std::string& dir) {
   return MountPointsUnder(dir);
 }
 
+namespace {
+
+// Records an image resolved online under the name the user gave (RecordMountedImage), so a
+// later run works with the registry down; the mount records only the pinned digest reference.
+// A failure is a warning: the bundle does not need the record.
+void RecordForOffline(RegistryClient& client, const ResolvedImage& image,
+                      const MountOptions& mount_options) {
+  Status s = [&]() -> Status {
+    HOIST_ASSIGN_OR_RETURN(std::string cache_dir, ResolveCacheDir(mount_options.cache_dir));
+    StoreOptions so;
+    if (mount_options.cache_size > 0) so.cache.quota_bytes = mount_options.cache_size;
+    HOIST_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(cache_dir, so));
+    return RecordMountedImage(*store, client, image, mount_options.connect_timeout);
+  }();
+  if (!s) {
+    HOIST_LOG(kWarning) << "not recorded for offline runs: " << s.error().message();
+  }
+}
+
+}  // namespace
+
 Result<Bundle> CreateBundle(RegistryClient& client, const BundleOptions& options) {
   HOIST_ASSIGN_OR_RETURN(std::string dir, AbsoluteBundlePath(options.dir));
   if (dir.find_first_of(",:\n") != std::string::npos) {
@@ -464,7 +487,25 @@ Result<Bundle> CreateBundle(RegistryClient& client, const BundleOptions& options
   if (!options.platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(platform, Platform::Parse(options.platform));
   }
-  HOIST_ASSIGN_OR_RETURN(ResolvedImage image, client.Resolve(ref, platform));
+  // The registry, else (unreachable, or -o offline) the image's copy in the host store.
+  MountOptions mount_options;
+  for (const std::string& list : options.mount_options) {
+    HOIST_RETURN_IF_ERROR(ApplyMountOptionList(list, &mount_options));
+  }
+  mount_options.cache_dir = options.cache_dir;
+  HOIST_ASSIGN_OR_RETURN(ImageChoice choice,
+                         ResolveImageOrLocal(client, ref, platform, mount_options));
+  ResolvedImage& image = choice.image;
+  BundleOptions mount_with = options;
+  if (choice.from_local_store) {
+    if (!choice.warning.empty()) {
+      HOIST_LOG(kWarning) << choice.warning;
+    }
+    // The mount then needs no second try of the registry: reads the copy lacks fail at once.
+    if (!mount_options.offline) mount_with.mount_options.push_back("offline");
+  } else {
+    RecordForOffline(client, image, mount_options);
+  }
   // Everything that needs no mount is checked before anything is created.
   HOIST_ASSIGN_OR_RETURN(
       std::vector<std::string> args,
@@ -476,7 +517,7 @@ Result<Bundle> CreateBundle(RegistryClient& client, const BundleOptions& options
     if (errno == EEXIST) return Fail(EEXIST, "bundle directory " + dir + " already exists");
     return Fail(ErrnoError("creating bundle directory " + dir));
   }
-  BundleBuilder builder(options, dir, image, pinned);
+  BundleBuilder builder(mount_with, dir, image, pinned);
   auto bundle = builder.Build(args);
   if (bundle) return bundle;
   // Undo: unmount what was mounted, then delete DIR (only if nothing is left mounted there).
