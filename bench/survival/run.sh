@@ -44,7 +44,7 @@ for i in range(1000):
         f.write(random.randbytes(random.choice([4096, 65536, 262144, 1048576])))
 PY
 addr=$(bash "$here/../../tests/harness/registry.sh" start "$work/reg")
-"$hoist" convert -q "dir:$work/root" "docker://$addr/bench/survival:v1"
+"$hoist" convert -q "rootfs:$work/root" "docker://$addr/bench/survival:v1"
 mkdir -p "$mp"
 "$hoistfs" --cache "$work/cache" -o prefetch=none,log_level=info,log_file="$work/hoistfs.log" \
   "$addr/bench/survival:v1" "$mp"
