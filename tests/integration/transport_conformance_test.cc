@@ -91,7 +91,7 @@ std::string TransportName(Transport t) {
     case Transport::kLocalStore:
       return "local_store";
     case Transport::kDir:
-      return "dir";
+      return "rootfs";
   }
   return "?";
 }
