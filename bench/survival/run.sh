@@ -5,7 +5,7 @@
 #   bench/survival/run.sh [--runs N] [--hoist PATH] [--hoistfs PATH]
 #
 # An image of 1,000 files (4 KiB - 1 MiB of random bytes, 20 directories) converted by `hoist
-# convert dir:` into a docker-registry of its own on 127.0.0.1; mounted with prefetch=none and a
+# convert rootfs:` into a docker-registry of its own on 127.0.0.1; mounted with prefetch=none and a
 # fresh cache; then gap.py (see its header) with N kill runs and N upgrade runs on that mount.
 # Prints gap.py's JSON lines; the summary lines carry the medians.
 set -euo pipefail
