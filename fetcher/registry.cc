@@ -456,6 +456,35 @@ Result<ManifestPutResult> RegistryClient::PutManifestReportingSubject(const Refe
   return out;
 }
 
+Result<Digest> RegistryClient::DeleteManifest(const Reference& ref) {
+  Digest digest = ref.digest;
+  if (digest.empty()) {
+    HOIST_ASSIGN_OR_RETURN(Descriptor d, HeadManifest(ref));
+    digest = d.digest;
+  }
+  const Reference target = ref.WithDigest(digest);
+  std::string what = target.Name() + ": manifest " + digest.str();
+  RegistryCall call;
+  call.method = "DELETE";
+  call.url = core_->RepoUrl(target.registry, target.repository, "manifests/" + digest.str());
+  call.registry = target.registry;
+  // Token servers grant DELETE under the "delete" action (distribution's token auth).
+  call.scopes = {"repository:" + target.repository + ":pull,push,delete"};
+  call.what = what;
+  call.accept_statuses = {404, 405};
+  HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
+  if (resp.status == 405) {
+    return Fail(ENOTSUP, what +
+                             ": the registry does not allow deletes (405 Method Not Allowed; a "
+                             "distribution registry needs storage.delete.enabled: true)");
+  }
+  if (resp.status == 404) return Fail(core_->StatusError(resp, what));
+  if (resp.status != 202 && resp.status != 200) {
+    return Fail(EIO, what + ": DELETE answered " + std::to_string(resp.status) + ", expected 202");
+  }
+  return digest;
+}
+
 Status RegistryClient::Tag(const Reference& source, std::string_view new_tag) {
   auto check = Reference::Parse(source.Name() + ":" + std::string(new_tag));
   if (!check || check->tag != new_tag) {

@@ -193,6 +193,11 @@ class RegistryClient {
   [[nodiscard]] Result<ManifestPutResult> PutManifestReportingSubject(const Reference& target,
                                                                       std::string_view media_type,
                                                                       std::string_view bytes);
+  // DELETE /v2/<repo>/manifests/<digest> (a tag is first resolved to its digest with HEAD, as
+  // skopeo delete does, so every tag of that manifest goes with it). Returns the deleted digest.
+  // ENOENT when the registry has no such manifest; ENOTSUP when it refuses deletes (405: a
+  // distribution registry without storage.delete.enabled).
+  [[nodiscard]] Result<Digest> DeleteManifest(const Reference& ref);
   // Tag = GET `source` manifest bytes, PUT them under `new_tag` in the same repository.
   [[nodiscard]] Status Tag(const Reference& source, std::string_view new_tag);
 

@@ -5,7 +5,7 @@
 #   bench/survival/run.sh [--runs N] [--hoist PATH] [--hoistfs PATH]
 #
 # An image of 1,000 files (4 KiB - 1 MiB of random bytes, 20 directories) converted by `hoist
-# convert dir:` into a docker-registry of its own on 127.0.0.1; mounted with prefetch=none and a
+# convert rootfs:` into a docker-registry of its own on 127.0.0.1; mounted with prefetch=none and a
 # fresh cache; then gap.py (see its header) with N kill runs and N upgrade runs on that mount.
 # Prints gap.py's JSON lines; the summary lines carry the medians.
 set -euo pipefail
@@ -44,7 +44,7 @@ for i in range(1000):
         f.write(random.randbytes(random.choice([4096, 65536, 262144, 1048576])))
 PY
 addr=$(bash "$here/../../tests/harness/registry.sh" start "$work/reg")
-"$hoist" convert -q "dir:$work/root" "docker://$addr/bench/survival:v1"
+"$hoist" convert -q "rootfs:$work/root" "docker://$addr/bench/survival:v1"
 mkdir -p "$mp"
 "$hoistfs" --cache "$work/cache" -o prefetch=none,log_level=info,log_file="$work/hoistfs.log" \
   "$addr/bench/survival:v1" "$mp"

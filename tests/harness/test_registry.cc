@@ -146,7 +146,8 @@ Status TestRegistry::WriteConfig() {
   c += "  accesslog:\n    disabled: false\n";
   c += "storage:\n";
   c += "  filesystem:\n    rootdirectory: " + storage_dir() + "\n";
-  c += "  delete:\n    enabled: true\n";
+  c +=
+      std::string("  delete:\n    enabled: ") + (options_.delete_enabled ? "true" : "false") + "\n";
   c += "  maintenance:\n    uploadpurging:\n      enabled: false\n";
   c += "http:\n";
   c += "  addr: " + host_port_ + "\n";

@@ -64,6 +64,8 @@ struct TestRegistryOptions {
   std::string host = "127.0.0.1";
   // Debug-level application log (needed for read offsets in Requests()).
   bool debug_log = true;
+  // `storage.delete.enabled`: false makes the registry answer DELETE with 405.
+  bool delete_enabled = true;
   // `catalog.maxentries`: the registry's largest catalog page.
   int catalog_max_entries = 1000;
   std::chrono::milliseconds start_timeout{std::chrono::seconds(20)};

@@ -1,4 +1,4 @@
-// `hoist convert` from the docker-archive: and dir: sources, end to end: a harness-built image
+// `hoist convert` from the docker-archive: and rootfs: sources, end to end: a harness-built image
 // written to a docker-archive by the real skopeo, a real directory tree, the real `hoist` binary,
 // a real registry, and the real zstd/skopeo to judge the output.
 #include <sys/stat.h>
@@ -158,11 +158,11 @@ TEST_F(ConvertSourcesTest, DockerArchiveByRepoTag) {
 
 TEST_F(ConvertSourcesTest, DirToOciLayout) {
   const std::string root = MakeRootfs();
-  std::vector<std::string> args = {"dir:" + root, "oci:" + Dir("dir-out") + ":t",
-                                   "--cmd",       "[\"/bin/sh\",\"-c\",\"echo hi\"]",
-                                   "--env",       "A=B",
-                                   "--workdir",   "/w",
-                                   "--label",     "k=v"};
+  std::vector<std::string> args = {"rootfs:" + root, "oci:" + Dir("dir-out") + ":t",
+                                   "--cmd",          "[\"/bin/sh\",\"-c\",\"echo hi\"]",
+                                   "--env",          "A=B",
+                                   "--workdir",      "/w",
+                                   "--label",        "k=v"};
   ASSERT_TRUE(Convert(args).has_value());
   auto out = ReadLayoutImage(Dir("dir-out"), "t");
   ASSERT_TRUE(out.has_value()) << out.error().message();
@@ -183,7 +183,7 @@ TEST_F(ConvertSourcesTest, DirToOciLayout) {
   EXPECT_EQ(keys, (std::vector<std::string>{"Env", "Cmd", "WorkingDir", "Labels"}));
   ASSERT_TRUE(doc.HasMember("history") && doc["history"].IsArray());
   ASSERT_EQ(doc["history"].Size(), 1u);
-  EXPECT_STREQ(doc["history"][0]["created_by"].GetString(), "hoist convert dir:ROOTFS");
+  EXPECT_STREQ(doc["history"][0]["created_by"].GetString(), "hoist convert rootfs:DIR");
 
   ASSERT_EQ(out->manifest.layers.size(), 1u);
   ASSERT_EQ(out->config.diff_ids.size(), 1u);
@@ -208,7 +208,7 @@ TEST_F(ConvertSourcesTest, DirToOciLayout) {
 
 TEST_F(ConvertSourcesTest, DirHonoursSourceDateEpochAndEntrypoint) {
   const std::string root = MakeRootfs();
-  CommandResult r = RunHoist({"convert", "-q", "dir:" + root, "oci:" + Dir("dir-epoch") + ":t",
+  CommandResult r = RunHoist({"convert", "-q", "rootfs:" + root, "oci:" + Dir("dir-epoch") + ":t",
                               "--entrypoint", "[\"/app\"]"},
                              {"SOURCE_DATE_EPOCH=1700000000"});
   ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
@@ -247,7 +247,7 @@ TEST_F(ConvertSourcesTest, BadInputsFailWithOneLine) {
   ASSERT_TRUE(WriteFileAtomic(not_tar, std::string(2000, 'x')).has_value());
   for (const std::string& src :
        {"docker-archive:" + Dir("missing.tar"), "docker-archive:" + truncated,
-        "docker-archive:" + not_tar, "dir:" + Dir("missing-dir"), "dir:" + not_tar}) {
+        "docker-archive:" + not_tar, "rootfs:" + Dir("missing-dir"), "rootfs:" + not_tar}) {
     SCOPED_TRACE(src);
     CommandResult r = RunHoist({"convert", "-q", src, "oci:" + Dir("bad-out")});
     EXPECT_EQ(r.exit_code, 1);

@@ -3,7 +3,7 @@
 // missing /dev/fuse, runc or registry makes the tests FAIL, never skip.
 //
 // The image: 1,000 files of 1 B - 256 KiB of pseudo-random bytes in 20 directories, converted
-// by the real `hoist convert dir:` to zstd:chunked, mounted with prefetch=none so reads go to
+// by the real `hoist convert rootfs:` to zstd:chunked, mounted with prefetch=none so reads go to
 // the registry and the cache.
 //
 //   KillNineUnderReaders   32 threads pread random ranges of random files (every byte compared
@@ -200,7 +200,7 @@ class SurvivalTest : public ::testing::Test {
       (*content_)[name] = std::move(bytes);
     }
     image_ = new std::string(registry_->ImageRef("survival/files", "v1"));
-    CommandResult r = harness::RunHoist({"convert", "-q", "dir:" + root, "docker://" + *image_});
+    CommandResult r = harness::RunHoist({"convert", "-q", "rootfs:" + root, "docker://" + *image_});
     if (!r.ok()) return fail("hoist convert: " + r.Describe() + ": " + r.stderr_text);
   }
   static void TearDownTestSuite() {

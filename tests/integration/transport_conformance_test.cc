@@ -15,7 +15,7 @@
 //   docker://        skopeo copy (the source push); hoist push and hoist convert (from the
 //                    source's OCI layout)
 //   local store      hoist pull; hoist load of skopeo's oci-archive and of its docker-archive
-//   dir:             the directory umoci unpacked (no hoist writer: dir: is a source only)
+//   rootfs:          the directory umoci unpacked (no hoist writer: rootfs: is a source only)
 // and every copy is read back through hoist: the transport's ImageSource in this process (the
 // manifest, the config blob, and every layer blob decompressed and hashed), `hoist inspect --raw`
 // and `--config` (the CLI), and the tree: the copy is pushed by `hoist push` (the same
@@ -28,9 +28,9 @@
 //     serves a synthesised OCI manifest whose layer i is the uncompressed tar (digest = diff_id i,
 //     media type ...layer.v1.tar); `hoist load` of one keeps the same layers under a Docker v2
 //     manifest (...rootfs.diff.tar). Exception hoist convert: the same tars re-encoded as
-//     zstd:chunked (media type ...tar+zstd), so a new manifest. Exception dir: a new one-layer
+//     zstd:chunked (media type ...tar+zstd), so a new manifest. Exception rootfs: a new one-layer
 //     image (its own config).
-//   - config: the source's exact bytes (every transport but dir:), so the same diff_ids.
+//   - config: the source's exact bytes (every transport but rootfs:), so the same diff_ids.
 //   - layers: each blob, decompressed, hashes to its diff_id; where the manifest is kept the
 //     blob itself hashes to the manifest's layer digest.
 //   - tree: umoci's, exactly (paths, types, modes, uids, gids, mtimes, sizes, content hashes, link
@@ -91,7 +91,7 @@ std::string TransportName(Transport t) {
     case Transport::kLocalStore:
       return "local_store";
     case Transport::kDir:
-      return "dir";
+      return "rootfs";
   }
   return "?";
 }
@@ -104,7 +104,7 @@ enum class Keeps {
   kManifest,            // manifest bytes, config bytes, layer blobs
   kConfigUncompressed,  // docker-archive: config bytes; layers stored as uncompressed tars
   kConfigConverted,     // hoist convert: config bytes; layers re-encoded as zstd:chunked
-  kTree,                // dir: the tree only
+  kTree,                // rootfs: the tree only
 };
 
 // One copy of the source image in a transport.
@@ -365,7 +365,7 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
         break;
       }
       case Transport::kDir:
-        copies.push_back({"umoci unpack", "dir:" + *rootfs_, Keeps::kTree});
+        copies.push_back({"umoci unpack", "rootfs:" + *rootfs_, Keeps::kTree});
         break;
     }
     return copies;
@@ -414,7 +414,7 @@ class TransportConformanceTest : public ::testing::TestWithParam<Transport> {
       for (const auto& l : source_->layers) want_diff_ids.push_back(l.diff_id);
       EXPECT_EQ(cfg->diff_ids, want_diff_ids);
     } else {
-      EXPECT_EQ(cfg->diff_ids.size(), 1u);  // dir: one layer of the whole tree
+      EXPECT_EQ(cfg->diff_ids.size(), 1u);  // rootfs: one layer of the whole tree
     }
     ASSERT_EQ(parsed->layers.size(), cfg->diff_ids.size());
     for (size_t i = 0; i < parsed->layers.size(); ++i) {

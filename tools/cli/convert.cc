@@ -157,10 +157,11 @@ void RegisterConvert(CLI::App& app, VerbRunner* run) {
       "convert", "Convert an image to zstd:chunked (lazily mountable), layer by layer");
   cmd->add_option("SRC", flags->source,
                   "source: docker://REF (default), oci:DIR[:TAG], oci-archive:FILE[:TAG], "
-                  "docker-archive:FILE, dir:ROOTFS")
+                  "docker-archive:FILE, dir:DIR (skopeo's layout), rootfs:DIR (a root "
+                  "filesystem tree)")
       ->required();
   cmd->add_option("DST", flags->destination,
-                  "destination: docker://REF, oci:DIR[:TAG] or oci-archive:FILE[:TAG]")
+                  "destination: docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG] or dir:DIR")
       ->required();
   cmd->add_option("--platform", flags->platform,
                   "convert only this platform of a multi-platform image (os/arch[/variant]); "
@@ -179,12 +180,12 @@ void RegisterConvert(CLI::App& app, VerbRunner* run) {
   cmd->add_option("--work-dir", flags->work_dir, "scratch directory for converted layers");
   cmd->add_flag("-q,--quiet", flags->quiet, "no progress display");
   cmd->add_flag("--json", flags->json, "print a JSON summary on stdout");
-  cmd->add_option("--cmd", flags->cmd, "dir: config Cmd (JSON array or words)");
+  cmd->add_option("--cmd", flags->cmd, "rootfs: config Cmd (JSON array or words)");
   cmd->add_option("--entrypoint", flags->entrypoint,
-                  "dir: config Entrypoint (JSON array or words)");
-  cmd->add_option("--env", flags->env, "dir: config Env entry KEY=VALUE (repeatable)");
-  cmd->add_option("--workdir", flags->workdir, "dir: config WorkingDir");
-  cmd->add_option("--label", flags->labels, "dir: config label KEY=VALUE (repeatable)");
+                  "rootfs: config Entrypoint (JSON array or words)");
+  cmd->add_option("--env", flags->env, "rootfs: config Env entry KEY=VALUE (repeatable)");
+  cmd->add_option("--workdir", flags->workdir, "rootfs: config WorkingDir");
+  cmd->add_option("--label", flags->labels, "rootfs: config label KEY=VALUE (repeatable)");
   flags->registry.AddInsecureRegistry(cmd);
   cmd->callback([flags, run] {
     *run = [flags]() -> int {

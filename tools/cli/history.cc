@@ -64,14 +64,15 @@ int RunHistory(const HistoryArgs& a) {
   ImageConfig config;
   auto local = LocalStore::Open(a.cache);
   if (!local) return ReportError("history", local.error().message());
-  auto found = (*local)->Find(a.image);
+  auto parsed = ParseRegistryReference(a.image);
+  if (!parsed) return ReportError("history", parsed.error().message());
+  auto found = (*local)->Find(parsed->String());
   if (!found) return ReportError("history", found.error().message());
   if (*found) {
     manifest = (*found)->manifest;
     config = (*found)->config;
   } else {
-    auto ref = Reference::Parse(a.image);
-    if (!ref) return ReportError("history", ref.error().message());
+    const auto& ref = parsed;
     auto client = a.registry.MakeClient();
     if (!client) return ReportError("history", client.error().message());
     auto img = (*client)->Resolve(*ref);

@@ -19,6 +19,7 @@
 #include "index/published_index.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_transport.h"
 
 namespace hoist {
 namespace {
@@ -47,7 +48,7 @@ struct LayerJob {
 };
 
 Status Index(const IndexArgs& a, std::string* out) {
-  HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(a.image));
+  HOIST_ASSIGN_OR_RETURN(Reference ref, ParseRegistryReference(a.image));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, a.registry.MakeClient());
   // The platform manifest, pinned: the indexes, the subject and the mounts name the same one.
   HOIST_ASSIGN_OR_RETURN(ResolvedImage resolved,

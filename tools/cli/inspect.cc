@@ -1,8 +1,8 @@
 // hoist inspect [--raw|--config] IMAGE: what `skopeo inspect` prints, for a registry image (or a
 // local one). IMAGE may also name another transport (oci:DIR[:TAG], oci-archive:FILE[:TAG],
-// docker-archive:FILE[:REF], dir:ROOTFS), read through its ImageSource: --raw prints the top
-// manifest or index as the transport gives it, --config the config of the host platform's image,
-// and the JSON has the transport name as Name and no RepoTags.
+// docker-archive:FILE[:REF], dir:DIR, rootfs:DIR), read through its ImageSource: --raw prints the
+// top manifest or index as the transport gives it, --config the config of the host platform's
+// image, and the JSON has the transport name as Name and no RepoTags.
 #include <stdlib.h>
 
 #include <cstdio>
@@ -110,7 +110,7 @@ std::optional<int> InspectLocal(const InspectArgs& a, std::optional<Error>* erro
   return 0;
 }
 
-// A scratch directory (dir: spools its layer there), removed when inspect ends.
+// A scratch directory (rootfs: spools its layer there), removed when inspect ends.
 struct ScratchDir {
   std::string path;
   ~ScratchDir() {
@@ -215,7 +215,8 @@ void RegisterInspect(CLI::App& app, VerbRunner* run) {
   args->registry.Add(sub);
   sub->add_option("IMAGE", args->image,
                   "Image reference (registry/repo:tag or @digest), or oci:DIR[:TAG], "
-                  "oci-archive:FILE[:TAG], docker-archive:FILE[:REF], dir:ROOTFS")
+                  "oci-archive:FILE[:TAG], docker-archive:FILE[:REF], dir:DIR (skopeo's layout), "
+                  "rootfs:DIR")
       ->required();
   auto* raw = sub->add_flag("--raw", args->raw, "Print the manifest (or index) bytes as served");
   sub->add_flag("--config", args->config, "Print the image config bytes")->excludes(raw);

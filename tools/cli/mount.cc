@@ -29,6 +29,7 @@
 #include "fusefs/stats_file.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_transport.h"
 
 namespace hoist {
 namespace {
@@ -115,7 +116,9 @@ int RunMount(const MountArgs& a) {
     argv.push_back("-o");
     argv.push_back(joined);
   }
-  argv.push_back(a.image);
+  auto image = RegistryReferenceText(a.image);
+  if (!image) return ReportError("mount", image.error().message());
+  argv.push_back(*image);
   argv.push_back(a.mountpoint);
   return RunAndWait(argv);
 }

@@ -108,7 +108,7 @@ bool WholeBlobLayer(const Descriptor& layer, LayerFormat* format) {
 }
 
 Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* created) {
-  HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(a.image));
+  HOIST_ASSIGN_OR_RETURN(Reference ref, ParseRegistryReference(a.image));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, a.registry.MakeClient());
   HOIST_ASSIGN_OR_RETURN(ResolvedImage img, client->Resolve(ref, std::nullopt, ConfigFetch::kSkip));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<LocalStore> local, LocalStore::Open(a.cache));

@@ -1,8 +1,8 @@
 // hoist push SRC [DST]: copies an image byte for byte (same digests) to DST (default:
 // docker://SRC). SRC is a local image (`hoist images`) when it names one and carries no transport
 // prefix, else any transport of tools/image/image_transport.h (docker://, oci:, oci-archive:,
-// docker-archive:, dir:); DST is docker://, oci: or oci-archive:. Blobs the destination has, or can
-// cross-mount from the source's repository, are not uploaded.
+// docker-archive:, dir:, rootfs:); DST is docker://, oci:, oci-archive: or dir:. Blobs the
+// destination has, or can cross-mount from the source's repository, are not uploaded.
 #include <cstdio>
 
 #include "tools/cli/registry_flags.h"
@@ -69,11 +69,11 @@ void RegisterPush(CLI::App& app, VerbRunner* run) {
       "push", "Push a local image, or copy one from any transport, to a registry (same digests)");
   sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
   sub->add_option("SRC", args->src,
-                  "Local image, or docker://, oci:, oci-archive:, docker-archive:, dir:")
+                  "Local image, or docker://, oci:, oci-archive:, docker-archive:, dir:, rootfs:")
       ->required();
   sub->add_option(
       "DST", args->dst,
-      "Destination: docker://, oci: or oci-archive: (default: the local image's own name)");
+      "Destination: docker://, oci:, oci-archive: or dir: (default: the local image's own name)");
   args->registry.AddInsecureRegistry(sub);
   sub->callback([args, run] { *run = [args] { return RunPush(*args); }; });
 }

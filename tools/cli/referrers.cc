@@ -13,6 +13,7 @@
 #include "tools/cli/json_out.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_transport.h"
 
 namespace hoist {
 namespace {
@@ -52,7 +53,7 @@ std::string JoinAnnotations(const std::map<std::string, std::string>& annotation
 }
 
 int RunReferrers(const ReferrersArgs& a) {
-  auto ref = Reference::Parse(a.image);
+  auto ref = ParseRegistryReference(a.image);
   if (!ref) return ReportError("referrers", ref.error().message());
   auto client = a.registry.MakeClient();
   if (!client) return ReportError("referrers", client.error().message());
@@ -113,7 +114,7 @@ std::pair<std::string, std::string> SplitFileArg(const std::string& arg) {
 }
 
 Status Attach(const AttachArgs& a, std::string* what) {
-  HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(a.image));
+  HOIST_ASSIGN_OR_RETURN(Reference ref, ParseRegistryReference(a.image));
   std::map<std::string, std::string> annotations;
   for (const std::string& kv : a.annotations) {
     size_t eq = kv.find('=');

@@ -36,6 +36,7 @@
 #include "fusefs/stats_file.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_transport.h"
 #include "tools/runtime/bundle.h"
 
 namespace hoist {
@@ -96,7 +97,7 @@ void AddCommon(CLI::App* sub, CommonArgs* c) {
 
 BundleOptions ToBundleOptions(const CommonArgs& c, const std::string& dir) {
   BundleOptions o;
-  o.image = c.image;
+  o.image = RegistryReferenceText(c.image).value_or(c.image);  // checked by the runners
   o.dir = dir;
   o.rw = c.rw;
   o.cache_dir = c.cache;
@@ -129,6 +130,9 @@ int RunBundle(const BundleArgs& a) {
   if (a.common.image.empty() || a.dir.empty()) {
     return ReportError("bundle",
                        "usage: hoist bundle [--rw] IMAGE DIR | hoist bundle --remove DIR");
+  }
+  if (auto ref = ParseRegistryReference(a.common.image); !ref) {
+    return ReportError("bundle", ref.error().message());
   }
   auto client = a.common.registry.MakeClient();
   if (!client) return ReportError("bundle", client.error().message());
@@ -248,6 +252,9 @@ int RunRun(const RunArgs& a) {
     ~MaskRestore() { ::sigprocmask(SIG_SETMASK, &mask, nullptr); }
   } restore{old_mask};
 
+  if (auto ref = ParseRegistryReference(a.common.image); !ref) {
+    return ReportError("run", ref.error().message(), kStartFailed);
+  }
   auto client = a.common.registry.MakeClient();
   if (!client) return ReportError("run", client.error().message(), kStartFailed);
   auto bundle = CreateBundle(**client, ToBundleOptions(a.common, dir));

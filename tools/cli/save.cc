@@ -63,10 +63,10 @@ class Json {
 
 Result<SaveImage> OpenForSave(LocalStore& local, const std::string& text,
                               const RegistryOptions& registry) {
-  HOIST_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(text));
+  HOIST_ASSIGN_OR_RETURN(Reference ref, ParseRegistryReference(text));
   SaveImage img;
   if (!ref.tag.empty()) img.names.push_back(ref);
-  HOIST_ASSIGN_OR_RETURN(std::optional<LocalImage> li, local.Find(text));
+  HOIST_ASSIGN_OR_RETURN(std::optional<LocalImage> li, local.Find(ref.String()));
   if (li) {
     HOIST_ASSIGN_OR_RETURN(img.source, NewLocalImageSource(&local, std::move(*li), registry));
   } else {

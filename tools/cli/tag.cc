@@ -23,13 +23,13 @@ struct TagArgs {
 };
 
 Status Tag(const TagArgs& a, std::string* what) {
-  HOIST_ASSIGN_OR_RETURN(Reference src, Reference::Parse(a.src));
-  HOIST_ASSIGN_OR_RETURN(Reference dst, Reference::Parse(a.dst));
+  HOIST_ASSIGN_OR_RETURN(Reference src, ParseRegistryReference(a.src));
+  HOIST_ASSIGN_OR_RETURN(Reference dst, ParseRegistryReference(a.dst));
   if (!dst.digest.empty())
     return Fail(EINVAL, "destination " + a.dst + " must be a tag, not a digest");
   if (!a.remote) {
     HOIST_ASSIGN_OR_RETURN(std::unique_ptr<LocalStore> local, LocalStore::Open(a.cache));
-    HOIST_ASSIGN_OR_RETURN(std::optional<LocalImage> img, local->Find(a.src));
+    HOIST_ASSIGN_OR_RETURN(std::optional<LocalImage> img, local->Find(src.String()));
     if (img) {
       HOIST_RETURN_IF_ERROR(local->store().PutRef(dst.String(), img->manifest_digest));
       *what = "Tagged " + dst.String() + " (local)";

@@ -4,6 +4,7 @@
 
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
+#include "tools/image/image_transport.h"
 
 namespace hoist {
 namespace {
@@ -21,7 +22,7 @@ struct SearchArgs {
 };
 
 int RunTags(const TagsArgs& a) {
-  auto ref = Reference::Parse(a.repo);
+  auto ref = ParseRegistryReference(a.repo);
   if (!ref) return ReportError("tags", ref.error().message());
   auto client = a.registry.MakeClient();
   if (!client) return ReportError("tags", client.error().message());

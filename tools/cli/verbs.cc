@@ -34,6 +34,9 @@ void RegisterReferrers(CLI::App& app, VerbRunner* run);
 void RegisterAttach(CLI::App& app, VerbRunner* run);
 void RegisterOptimize(CLI::App& app, VerbRunner* run);
 void RegisterIndex(CLI::App& app, VerbRunner* run);
+void RegisterCopy(CLI::App& app, VerbRunner* run);
+void RegisterDelete(CLI::App& app, VerbRunner* run);
+void RegisterManifestDigest(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -60,6 +63,9 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterAttach(app, run);
   RegisterOptimize(app, run);
   RegisterIndex(app, run);
+  RegisterCopy(app, run);
+  RegisterDelete(app, run);
+  RegisterManifestDigest(app, run);
 }
 
 }  // namespace hoist

@@ -1,221 +1,247 @@
-// dir:ROOTFS — a one-layer image built from a directory. The layer is the deterministic tar of
-// ROOTFS (index/dir_walker.h), spooled once to the work dir while it is hashed (the tar is
-// uncompressed, so its sha256 is both the layer digest and the diff_id); the converter then reads
-// the spooled file. The config is written here: the host's os/architecture (or the options'),
-// `created` fixed to the epoch (or SOURCE_DATE_EPOCH) so the same tree gives the same image, the
-// --cmd/--entrypoint/--env/--workdir/--label fields, rootfs.diff_ids and one history entry.
+// dir:DIR — skopeo's directory layout (containers/image "dir" transport, version 1.1):
+//   DIR/version            "Directory Transport Version: 1.1\n"
+//   DIR/manifest.json      the top manifest (or index) bytes
+//   DIR/<hex>              every blob (layers, configs), named by its sha256 hex digest
+//   DIR/<hex>.manifest.json  a child manifest of an index, by its digest
+//
+// The source reads the layout as an untrusted tree (RootDir: nothing outside DIR, regular files
+// only, manifests capped at kMaxJsonBytes) and refuses a directory without the version file: that
+// is a plain tree, which rootfs:DIR reads.
+//
+// The destination writes a new layout into a sibling temporary directory and puts it in place at
+// Commit (renameat2 RENAME_EXCHANGE over an existing layout, which is then removed), so a reader
+// sees the old layout or the whole new one. Like skopeo, it replaces an existing dir: layout; it
+// refuses a non-empty directory that is not one (nothing is overwritten).
 #include <fcntl.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <ctime>
+#include <dirent.h>
 
-#include "base/rfc3339.h"
-#include "base/scoped_fd.h"
-#include "index/dir_walker.h"
-#include "tools/image/docker_archive.h"
+#include "base/file_util.h"
+#include "base/root_dir.h"
 #include "tools/image/image_impl.h"
+#include "tools/image/image_manifest.h"
 
 namespace hoist {
 namespace {
 
-// RFC 3339 UTC time of SOURCE_DATE_EPOCH, or of the epoch.
-Result<std::string> CreatedTime() {
-  int64_t seconds = 0;
-  if (const char* env = ::getenv("SOURCE_DATE_EPOCH"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    errno = 0;
-    long long v = std::strtoll(env, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0) {
-      return Fail(EINVAL, std::string("SOURCE_DATE_EPOCH \"") + env + "\" is not a number");
-    }
-    seconds = v;
-  }
-  return FormatRfc3339(seconds);
-}
+constexpr char kVersionFile[] = "version";
+constexpr char kVersion[] = "Directory Transport Version: 1.1\n";
+constexpr std::string_view kVersionPrefix = "Directory Transport Version: 1.";
+constexpr size_t kMaxJsonBytes = 8 << 20;
 
-std::string BuildConfig(const SourceOptions& o, const std::string& created, const Digest& diff_id) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  auto str = [&w](std::string_view s) {
-    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-  };
-  auto list = [&](std::string_view key, const std::vector<std::string>& v) {
-    if (v.empty()) return;
-    str(key);
-    w.StartArray();
-    for (const auto& s : v) str(s);
-    w.EndArray();
-  };
-  Platform host = Platform::Host();
-  w.StartObject();
-  str("created");
-  str(created);
-  str("architecture");
-  str(o.architecture.empty() ? host.architecture : o.architecture);
-  if (o.architecture.empty() && !host.variant.empty()) {
-    str("variant");
-    str(host.variant);
-  }
-  str("os");
-  str(o.os.empty() ? "linux" : o.os);
-  str("config");
-  w.StartObject();
-  list("Env", o.env);
-  list("Entrypoint", o.entrypoint);
-  list("Cmd", o.cmd);
-  if (!o.workdir.empty()) {
-    str("WorkingDir");
-    str(o.workdir);
-  }
-  if (!o.labels.empty()) {
-    str("Labels");
-    w.StartObject();
-    for (const auto& [k, v] : o.labels) {
-      str(k);
-      str(v);
-    }
-    w.EndObject();
-  }
-  w.EndObject();
-  str("rootfs");
-  w.StartObject();
-  str("type");
-  str("layers");
-  str("diff_ids");
-  w.StartArray();
-  str(diff_id.str());
-  w.EndArray();
-  w.EndObject();
-  str("history");
-  w.StartArray();
-  w.StartObject();
-  str("created");
-  str(created);
-  str("created_by");
-  str("hoist convert dir:ROOTFS");
-  w.EndObject();
-  w.EndArray();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
-}
+std::string BlobName(const Digest& d) { return std::string(d.hex()); }
+std::string ChildManifestName(const Digest& d) { return std::string(d.hex()) + ".manifest.json"; }
 
-// Writes the tar of `rootfs` to `path`; returns its digest and size.
-Result<std::pair<Digest, uint64_t>> SpoolTar(const std::string& rootfs, const std::string& path) {
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<DirTarStream> tar, DirTarStream::Open(rootfs));
-  ScopedFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Fail(ErrnoError("create " + path));
-  Sha256 sha;
-  uint64_t total = 0;
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    HOIST_ASSIGN_OR_RETURN(size_t got, tar->Read(buf.data(), buf.size()));
-    if (got == 0) break;
-    sha.Update(buf.data(), got);
-    total += got;
-    size_t off = 0;
-    while (off < got) {
-      ssize_t n = ::write(fd.get(), buf.data() + off, got - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Fail(ErrnoError("write " + path));
-      }
-      off += static_cast<size_t>(n);
-    }
-  }
-  if (::close(fd.Release()) != 0) return Fail(ErrnoError("write " + path));
-  return std::make_pair(Digest::FromSha256(sha.Final()), total);
-}
-
-class DirSource : public ImageSource {
+class SkopeoDirSource : public ImageSource {
  public:
-  DirSource(std::string name, std::string config, Descriptor layer, std::string layer_path)
-      : name_(std::move(name)),
-        config_(std::move(config)),
-        layer_(std::move(layer)),
-        layer_path_(std::move(layer_path)) {
-    Descriptor cd;
-    cd.media_type = kMediaTypeOciConfig;
-    cd.digest = Digest::Of(config_);
-    cd.size = static_cast<int64_t>(config_.size());
-    config_digest_ = cd.digest;
-    std::string bytes = SynthesizeManifest(kMediaTypeOciManifest, cd, {layer_});
-    const Digest d = Digest::Of(bytes);
-    manifest_ = RawManifest{std::move(bytes), std::string(kMediaTypeOciManifest), d};
-  }
-  ~DirSource() override { ::unlink(layer_path_.c_str()); }
+  SkopeoDirSource(RootDir root, std::string dir) : root_(std::move(root)), dir_(std::move(dir)) {}
 
-  std::string name() const override { return name_; }
-  Result<RawManifest> TopManifest() override { return manifest_; }
+  std::string name() const override { return "dir:" + dir_; }
+
+  Result<RawManifest> TopManifest() override {
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                           root_.ReadRegularFile("manifest.json", kMaxJsonBytes));
+    if (!bytes) return Fail(ENOENT, dir_ + " is not a dir: image layout (no manifest.json)");
+    return Typed(std::move(*bytes), Digest::Of(*bytes));
+  }
+
   Result<RawManifest> Manifest(const Digest& digest) override {
-    if (digest != manifest_.digest) return Fail(ENOENT, "no manifest " + digest.str());
-    return manifest_;
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                           root_.ReadRegularFile(ChildManifestName(digest), kMaxJsonBytes));
+    if (!bytes) return Fail(ENOENT, "manifest " + digest.str() + " is missing from " + dir_);
+    if (Digest::Of(*bytes) != digest) {
+      return Fail(EIO, "manifest " + digest.str() + " in " + dir_ + " does not match its digest");
+    }
+    return Typed(std::move(*bytes), digest);
   }
+
   Result<std::string> ReadBlob(const Descriptor& blob) override {
-    if (blob.digest != config_digest_) {
-      return Fail(ENOENT, "no small blob " + blob.digest.str() + " in " + name_);
+    const size_t cap = blob.size > 0 ? static_cast<size_t>(blob.size) : kMaxJsonBytes;
+    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                           root_.ReadRegularFile(BlobName(blob.digest), cap));
+    if (!bytes) return Fail(ENOENT, "blob " + blob.digest.str() + " is missing from " + dir_);
+    if (Digest::Of(*bytes) != blob.digest) {
+      return Fail(EIO, "blob " + blob.digest.str() + " in " + dir_ + " does not match its digest");
     }
-    return config_;
+    return std::move(*bytes);
   }
+
   Result<std::unique_ptr<ByteReader>> OpenBlob(const Descriptor& blob) override {
-    if (blob.digest == config_digest_) {
-      return std::unique_ptr<ByteReader>(std::make_unique<StringReader>(config_));
-    }
-    if (blob.digest != layer_.digest) return Fail(ENOENT, "no blob " + blob.digest.str());
-    HOIST_ASSIGN_OR_RETURN(auto reader, FileReader::Open(layer_path_));
-    return std::unique_ptr<ByteReader>(std::move(reader));
+    const uint64_t length = blob.size > 0 ? static_cast<uint64_t>(blob.size) : UINT64_MAX;
+    return OpenRange(blob, 0, length);
   }
+
   Result<std::string> ReadBlobRange(const Descriptor& blob, uint64_t offset,
                                     uint64_t length) override {
-    if (blob.digest != layer_.digest) return Fail(ENOENT, "no blob " + blob.digest.str());
-    if (offset > static_cast<uint64_t>(layer_.size) ||
-        length > static_cast<uint64_t>(layer_.size) - offset) {
-      return Fail(EINVAL, "range beyond the end of " + blob.digest.str());
-    }
-    HOIST_ASSIGN_OR_RETURN(auto reader, FileReader::Open(layer_path_, offset, length));
+    HOIST_ASSIGN_OR_RETURN(auto reader, OpenRange(blob, offset, length));
     std::string out(length, '\0');
     HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(*reader, out.data(), length));
-    if (got != length) return Fail(EIO, layer_path_ + " is shorter than expected");
+    if (got != length) return Fail(EIO, "blob " + blob.digest.str() + " is shorter than expected");
     return out;
   }
 
  private:
-  std::string name_;
-  std::string config_;
-  Digest config_digest_;
-  Descriptor layer_;
-  std::string layer_path_;
-  RawManifest manifest_;
+  static Result<RawManifest> Typed(std::string bytes, Digest digest) {
+    HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", bytes));
+    return RawManifest{std::move(bytes), std::move(type), std::move(digest)};
+  }
+
+  Result<std::unique_ptr<ByteReader>> OpenRange(const Descriptor& blob, uint64_t offset,
+                                                uint64_t length) {
+    auto fd = root_.OpenRegularFile(BlobName(blob.digest));
+    if (!fd) {
+      if (fd.error().code() == ENOENT) {
+        return Fail(ENOENT, "blob " + blob.digest.str() + " is missing from " + dir_);
+      }
+      return Fail(fd.error());
+    }
+    return std::unique_ptr<ByteReader>(
+        FileReader::Adopt(std::move(*fd), dir_ + "/" + BlobName(blob.digest), offset, length));
+  }
+
+  RootDir root_;
+  std::string dir_;
+};
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// 1: an empty directory, 0: not empty, -1: cannot be read.
+int IsEmptyDir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return -1;
+  int empty = 1;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") {
+      empty = 0;
+      break;
+    }
+  }
+  ::closedir(d);
+  return empty;
+}
+
+class SkopeoDirDestination : public ImageDestination {
+ public:
+  SkopeoDirDestination(std::string dir, std::string root)
+      : dir_(std::move(dir)), root_(std::move(root)) {}
+  ~SkopeoDirDestination() override {
+    if (!committed_) Abort();
+  }
+
+  std::string name() const override { return "dir:" + dir_; }
+
+  Result<bool> EnsureBlob(const Descriptor& blob, const ImageSource*) override {
+    return Exists(root_ + "/" + BlobName(blob.digest));
+  }
+
+  Status PutBlob(const Descriptor& blob, ByteReader& reader) override {
+    const std::string path = root_ + "/" + BlobName(blob.digest);
+    if (Exists(path)) return Drain(reader);
+    return WriteBlobFile(path, blob, reader);
+  }
+
+  Status PutBlobFile(const Descriptor& blob, const std::string& file) override {
+    const std::string path = root_ + "/" + BlobName(blob.digest);
+    if (Exists(path)) return Ok();
+    if (::rename(file.c_str(), path.c_str()) == 0) {
+      ::chmod(path.c_str(), 0644);
+      return Ok();
+    }
+    if (errno != EXDEV) return Fail(ErrnoError("rename " + file + " to " + path));
+    return ImageDestination::PutBlobFile(blob, file);
+  }
+
+  Status PutManifest(const RawManifest& m, bool top_level) override {
+    if (top_level) {
+      top_ = m;
+      return Ok();
+    }
+    return WriteFileAtomic(root_ + "/" + ChildManifestName(m.digest), m.bytes, 0644);
+  }
+
+  Status Commit() override {
+    if (!top_) return Fail(EINVAL, "no manifest was written to " + dir_);
+    HOIST_RETURN_IF_ERROR(WriteFileAtomic(root_ + "/manifest.json", top_->bytes, 0644));
+    HOIST_RETURN_IF_ERROR(WriteFileAtomic(root_ + "/" + kVersionFile, kVersion, 0644));
+    if (Exists(dir_)) {
+      // dir_ was checked at open: an empty directory or an old dir: layout.
+      if (::renameat2(AT_FDCWD, root_.c_str(), AT_FDCWD, dir_.c_str(), RENAME_EXCHANGE) != 0) {
+        return Fail(ErrnoError("exchange " + root_ + " with " + dir_));
+      }
+      committed_ = true;
+      (void)RemoveTree(root_);  // now the old layout; a leftover is only disk space
+      return Ok();
+    }
+    if (::rename(root_.c_str(), dir_.c_str()) != 0) {
+      return Fail(ErrnoError("rename " + root_ + " to " + dir_));
+    }
+    committed_ = true;
+    return Ok();
+  }
+
+  void Abort() override {
+    if (committed_) return;
+    committed_ = true;  // idempotent
+    (void)RemoveTree(root_);
+  }
+
+ private:
+  std::string dir_;
+  std::string root_;  // the temporary sibling the layout is written into
+  bool committed_ = false;
+  std::optional<RawManifest> top_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<ImageSource>> NewDirSource(const std::string& rootfs,
-                                                  const SourceOptions& options) {
-  const std::string name = "dir:" + rootfs;
-  auto fail = [&](const Error& e) { return Fail(e.Context(name)); };
-  struct stat st;
-  if (::stat(rootfs.c_str(), &st) != 0) return fail(ErrnoError("stat " + rootfs));
-  if (!S_ISDIR(st.st_mode)) return fail(Error{ENOTDIR, rootfs + " is not a directory"});
-  auto created = CreatedTime();
-  if (!created) return fail(created.error());
-  const std::string spool = (options.work_dir.empty() ? std::string("/tmp") : options.work_dir) +
-                            "/dir-layer-" + std::to_string(::getpid()) + ".tar";
-  auto spooled = SpoolTar(rootfs, spool);
-  if (!spooled) {
-    ::unlink(spool.c_str());
-    return fail(spooled.error());
+Result<std::unique_ptr<ImageSource>> NewSkopeoDirSource(const std::string& dir) {
+  auto root = RootDir::Open(dir, "dir: layout " + dir);
+  if (!root) {
+    if (root.error().code() == ENOENT || root.error().code() == ENOTDIR) {
+      return Fail(ENOENT, dir + " is not a dir: image layout (no such directory)");
+    }
+    return Fail(root.error());
   }
-  Descriptor layer;
-  layer.media_type = kMediaTypeOciLayerTar;
-  layer.digest = spooled->first;
-  layer.size = static_cast<int64_t>(spooled->second);
-  std::string config = BuildConfig(options, *created, layer.digest);
-  return std::unique_ptr<ImageSource>(
-      std::make_unique<DirSource>(name, std::move(config), std::move(layer), spool));
+  HOIST_ASSIGN_OR_RETURN(std::optional<std::string> version,
+                         root->ReadRegularFile(kVersionFile, 4096));
+  if (!version) {
+    return Fail(EINVAL, dir +
+                            " is not a dir: image layout (no version file); a root filesystem "
+                            "is read with rootfs:" +
+                            dir);
+  }
+  if (!version->starts_with(kVersionPrefix)) {
+    return Fail(EINVAL, dir + "/version: not a dir: layout version this hoist reads (" +
+                            std::string(kVersion, sizeof(kVersion) - 2) + ")");
+  }
+  return std::unique_ptr<ImageSource>(new SkopeoDirSource(std::move(*root), dir));
+}
+
+Result<std::unique_ptr<ImageDestination>> NewSkopeoDirDestination(const std::string& dir) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return Fail(EEXIST, dir + " exists and is not a directory");
+    if (!Exists(dir + "/" + kVersionFile)) {
+      const int empty = IsEmptyDir(dir);
+      if (empty < 0) return Fail(ErrnoError("open " + dir));
+      if (empty == 0) {
+        return Fail(EEXIST, dir +
+                                " exists and is not a dir: image layout (no version file); "
+                                "refusing to overwrite it");
+      }
+    }
+  }
+  const std::string root = dir + ".hoist-tmp-" + std::to_string(::getpid());
+  (void)RemoveTree(root);
+  HOIST_RETURN_IF_ERROR(MakeDirs(root));
+  return std::unique_ptr<ImageDestination>(new SkopeoDirDestination(dir, root));
 }
 
 }  // namespace hoist

@@ -24,8 +24,12 @@ Result<std::unique_ptr<ImageDestination>> NewOciArchiveDestination(const std::st
                                                                    const std::string& tag);
 Result<std::unique_ptr<ImageSource>> NewDockerArchiveSource(const std::string& file,
                                                             const SourceOptions& options);
-Result<std::unique_ptr<ImageSource>> NewDirSource(const std::string& rootfs,
-                                                  const SourceOptions& options);
+// rootfs:DIR (tools/image/image_rootfs.cc).
+Result<std::unique_ptr<ImageSource>> NewRootfsSource(const std::string& rootfs,
+                                                     const SourceOptions& options);
+// dir:DIR, skopeo's directory layout (tools/image/image_dir.cc).
+Result<std::unique_ptr<ImageSource>> NewSkopeoDirSource(const std::string& dir);
+Result<std::unique_ptr<ImageDestination>> NewSkopeoDirDestination(const std::string& dir);
 // `registry`: the client's options (insecure registries, platform); the defaults otherwise.
 Result<std::unique_ptr<ImageSource>> NewDockerSource(const std::string& reference,
                                                      RegistryOptions registry = {});

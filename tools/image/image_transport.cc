@@ -16,47 +16,104 @@ std::string ImageName::ToString() const {
       return "docker-archive:" + path;
     case Transport::kDir:
       return "dir:" + path;
+    case Transport::kRootfs:
+      return "rootfs:" + path;
   }
   return path;
 }
 
+namespace {
+
+constexpr std::string_view kKnownTransports =
+    "known: docker, oci, oci-archive, docker-archive, dir, rootfs";
+
+bool IsTagChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
+// [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}, optionally followed by "@<digest>".
+bool IsTagSpec(std::string_view s) {
+  if (auto at = s.find('@'); at != std::string_view::npos) s = s.substr(0, at);
+  if (s.empty() || s.size() > 128 || s.front() == '.' || s.front() == '-') return false;
+  for (char c : s) {
+    if (!IsTagChar(c)) return false;
+  }
+  return true;
+}
+
+// "5000/x": a port, then a path.
+bool IsPortAndPath(std::string_view s) {
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  return digits > 0 && digits < s.size() && s[digits] == '/';
+}
+
+}  // namespace
+
 Result<ImageName> ParseImageName(const std::string& text) {
   ImageName n;
-  auto strip = [&](std::string_view prefix) {
-    if (!text.starts_with(prefix)) return false;
-    n.path = text.substr(prefix.size());
-    return true;
-  };
-  if (strip("docker://")) {
-    n.transport = ImageName::Transport::kDocker;
-  } else if (strip("oci:") || strip("oci-archive:")) {
-    n.transport =
-        text.starts_with("oci:") ? ImageName::Transport::kOci : ImageName::Transport::kOciArchive;
+  const size_t colon = text.find(':');
+  const std::string_view prefix =
+      colon == std::string::npos ? std::string_view() : std::string_view(text).substr(0, colon);
+  const std::string rest = colon == std::string::npos ? text : text.substr(colon + 1);
+  if (text.starts_with("docker://")) {
+    n.path = text.substr(9);
+  } else if (colon == std::string::npos) {
+    n.path = text;
+  } else if (prefix == "docker") {
+    return Fail(EINVAL, "\"" + text + "\": a registry reference is written docker://REF");
+  } else if (prefix == "oci" || prefix == "oci-archive") {
+    n.transport = prefix == "oci" ? ImageName::Transport::kOci : ImageName::Transport::kOciArchive;
+    n.path = rest;
     // oci:DIR[:TAG], oci-archive:FILE[:TAG]: like skopeo, the first ':' separates the tag (the
     // path cannot hold one).
-    if (auto colon = n.path.find(':'); colon != std::string::npos) {
-      n.tag = n.path.substr(colon + 1);
-      n.path.resize(colon);
+    if (auto c = n.path.find(':'); c != std::string::npos) {
+      n.tag = n.path.substr(c + 1);
+      n.path.resize(c);
       if (n.tag.empty()) return Fail(EINVAL, "\"" + text + "\": empty tag after ':'");
     }
-  } else if (strip("docker-archive:")) {
+  } else if (prefix == "docker-archive") {
     n.transport = ImageName::Transport::kDockerArchive;
-  } else if (strip("dir:")) {
+    n.path = rest;
+  } else if (prefix == "dir") {
     n.transport = ImageName::Transport::kDir;
+    n.path = rest;
+  } else if (prefix == "rootfs") {
+    n.transport = ImageName::Transport::kRootfs;
+    n.path = rest;
   } else {
-    for (std::string_view t : {"docker-daemon:", "containers-storage:"}) {
-      if (text.starts_with(t)) {
-        return Fail(ENOTSUP,
-                    "\"" + text + "\": transport " + std::string(t.substr(0, t.size() - 1)) +
-                        " is not supported (use docker://, oci:, oci-archive:, docker-archive: or "
-                        "dir:)");
+    for (std::string_view t :
+         {"containers-storage", "docker-daemon", "ostree", "sif", "tarball", "atomic"}) {
+      if (prefix == t) {
+        return Fail(ENOTSUP, "\"" + text + "\": transport \"" + std::string(t) +
+                                 "\" is not supported (" + std::string(kKnownTransports) + ")");
       }
     }
-    n.transport = ImageName::Transport::kDocker;
+    if (prefix.find_first_of("/.@") == std::string_view::npos && !IsPortAndPath(rest) &&
+        !IsTagSpec(rest)) {
+      return Fail(EINVAL, "\"" + text + "\": unknown transport \"" + std::string(prefix) + "\" (" +
+                              std::string(kKnownTransports) + ")");
+    }
     n.path = text;
   }
   if (n.path.empty()) return Fail(EINVAL, "\"" + text + "\": empty image name");
   return n;
+}
+
+Result<Reference> ParseRegistryReference(const std::string& text) {
+  HOIST_ASSIGN_OR_RETURN(ImageName name, ParseImageName(text));
+  if (name.transport != ImageName::Transport::kDocker) {
+    return Fail(EINVAL, "\"" + text +
+                            "\": not a registry reference (this verb takes REF or docker://REF; "
+                            "hoist copy reads any transport)");
+  }
+  return Reference::Parse(name.path);
+}
+
+Result<std::string> RegistryReferenceText(const std::string& text) {
+  HOIST_RETURN_IF_ERROR(ParseRegistryReference(text));
+  return text.starts_with("docker://") ? text.substr(9) : text;
 }
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageName& name,
@@ -71,7 +128,9 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageName& name,
     case ImageName::Transport::kDockerArchive:
       return NewDockerArchiveSource(name.path, options);
     case ImageName::Transport::kDir:
-      return NewDirSource(name.path, options);
+      return NewSkopeoDirSource(name.path);
+    case ImageName::Transport::kRootfs:
+      return NewRootfsSource(name.path, options);
   }
   return Fail(EINVAL, "unknown transport");
 }
@@ -85,13 +144,15 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageName& 
       return NewOciDestination(name.path, name.tag);
     case ImageName::Transport::kOciArchive:
       return NewOciArchiveDestination(name.path, name.tag);
-    case ImageName::Transport::kDockerArchive:
     case ImageName::Transport::kDir:
+      return NewSkopeoDirDestination(name.path);
+    case ImageName::Transport::kDockerArchive:
+    case ImageName::Transport::kRootfs:
       break;
   }
   return Fail(ENOTSUP, name.ToString() +
-                           ": only docker://, oci: and oci-archive: are supported as destinations "
-                           "(hoist save writes docker-archives)");
+                           ": only docker://, oci:, oci-archive: and dir: are supported as "
+                           "destinations (hoist save writes docker-archives)");
 }
 
 }  // namespace hoist

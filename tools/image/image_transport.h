@@ -1,18 +1,40 @@
-// Image transports for `hoist convert`, with skopeo's syntax:
+// Image transports for every verb that names an image, with skopeo's syntax:
 //   docker://REF        a registry (the default when a name has no transport prefix)
 //   oci:DIR[:TAG]       an OCI image layout directory
 //   oci-archive:FILE[:TAG]  a tar of an OCI image layout (what skopeo, buildah and
 //                       `hoist save --format oci-archive` write); read in place, never extracted
 //   docker-archive:FILE what `docker save` writes (legacy layer.tar archives and OCI-style ones;
 //                       source only)
-//   dir:ROOTFS          a one-layer image built from a directory (source only)
+//   dir:DIR             skopeo's directory layout: DIR/version ("Directory Transport Version:
+//                       1.1\n"), DIR/manifest.json (the top manifest's bytes), each blob as
+//                       DIR/<hex digest>, child manifests of an index as DIR/<hex>.manifest.json
+//   rootfs:DIR          a one-layer image built from a root filesystem tree (source only)
+// dir: refuses a directory without the version file (a plain tree: "use rootfs:"), rootfs: refuses
+// a skopeo or OCI layout ("use dir:" / "use oci:").
+//
+// How a name is split (ParseImageName), in this order:
+//   1. "docker://REF" is a registry reference.
+//   2. Text with no ':' is a registry reference ("busybox").
+//   3. The part before the first ':' names a transport when it is one of docker (only as
+//      "docker://"), oci, oci-archive, docker-archive, dir, rootfs.
+//   4. A skopeo transport hoist does not have (containers-storage, docker-daemon, ostree, sif,
+//      tarball, atomic) is refused: ENOTSUP "transport "X" is not supported (known: ...)".
+//   5. If that part holds '/' or '.' or '@' it is a registry host or a repository path
+//      ("ghcr.io:443/x", "a/b:tag"): a registry reference.
+//   6. Otherwise it is a one-component name followed by ':'. When the rest is a port and a path
+//      (digits then '/': "localhost:5000/x") or a valid tag (busybox:1.36, nginx:alpine) it is a
+//      registry reference, as docker reads it. Anything else ("bogus:foo/bar", "bogus:/tmp/x",
+//      "bogus:") is EINVAL "unknown transport "bogus" (known: ...)".
+// So "bogus:foo" is docker.io/library/bogus:foo, exactly as `docker pull bogus:foo` reads it: the
+// text is a valid reference and nothing in it says it is meant as a transport.
 //
 // What each transport keeps (checked by tests/integration/transport_conformance_test.cc):
 // docker://, oci:, oci-archive: and the local store give back the manifest bytes, config bytes and
 // layer blobs they were given. docker-archive: keeps the config bytes (so the diff_ids) but not
 // the manifest: its layers are stored uncompressed and the source serves a manifest synthesised
 // from them (OCI media types, layer digests of the stored members). dir: is a new one-layer image
-// of the directory (its own config); only the tree it shows is the directory's.
+// of the directory (its own config); only the tree it shows is the directory's (rootfs:). dir:
+// keeps manifest, config and blobs byte for byte, like oci:.
 //
 // An ImageSource yields the top-level manifest (or index), child manifests by digest, small
 // blobs (configs) and a stream for each layer blob. An ImageDestination receives blobs, then
@@ -35,6 +57,7 @@
 #include "base/digest.h"
 #include "base/status.h"
 #include "fetcher/manifest.h"
+#include "fetcher/reference.h"
 #include "fetcher/registry.h"
 #include "tools/image/image_stream.h"
 
@@ -48,15 +71,24 @@ struct RawManifest {
 };
 
 struct ImageName {
-  enum class Transport { kDocker, kOci, kOciArchive, kDockerArchive, kDir };
+  enum class Transport { kDocker, kOci, kOciArchive, kDockerArchive, kDir, kRootfs };
   Transport transport = Transport::kDocker;
   std::string path;  // docker: the reference; others: the file system path
   std::string tag;   // oci, oci-archive: the ref.name (may be empty)
   std::string ToString() const;
 };
 
-// Splits "transport:spec". A name with no known transport prefix is a docker reference.
+// Splits "transport:spec" by the rules above. EINVAL for an unknown transport or an empty name,
+// ENOTSUP for a skopeo transport hoist lacks.
 Result<ImageName> ParseImageName(const std::string& text);
+
+// The one parser for verbs that need a registry reference (or a local image name, which is one):
+// "REF" or "docker://REF", through ParseImageName, then Reference::Parse. Another transport is
+// EINVAL "<text>: not a registry reference (this verb takes REF or docker://REF)".
+Result<Reference> ParseRegistryReference(const std::string& text);
+// The same check; returns the reference as written, without "docker://" (for verbs that hand the
+// text on: to hoistfs, to the bundle builder).
+Result<std::string> RegistryReferenceText(const std::string& text);
 
 class ImageSource {
  public:
@@ -105,9 +137,9 @@ class ImageDestination {
 };
 
 struct SourceOptions {
-  std::string work_dir;  // scratch space (dir: spools its tar here; compressed archives are
+  std::string work_dir;  // scratch space (rootfs: spools its tar here; compressed archives are
                          // decompressed here)
-  // dir: config fields.
+  // rootfs: config fields.
   std::vector<std::string> cmd;
   std::vector<std::string> entrypoint;
   std::vector<std::string> env;

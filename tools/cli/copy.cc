@@ -1,0 +1,88 @@
+// hoist copy [--platform P] [--digestfile FILE] SRC DST: copies an image between any two
+// transports of tools/image/image_transport.h, like `skopeo copy --all`: manifests, configs and
+// layers are copied byte for byte, so every digest is kept (except from docker-archive:, which
+// stores no manifest: its source synthesises one). Blobs the destination already has, or can
+// cross-mount from the source's repository of the same registry, are not copied again.
+// --platform copies only that platform's manifest of an index (skopeo copy without --all picks the
+// host's). Prints "Copied SRC to DST DIGEST" (the top manifest's digest); --digestfile also writes
+// the digest to FILE (as skopeo does). On failure: one line, exit 1, nothing new visible at DST.
+#include <cstdio>
+
+#include "base/file_util.h"
+#include "tools/cli/registry_flags.h"
+#include "tools/cli/verbs.h"
+#include "tools/image/local_store.h"
+
+namespace hoist {
+namespace {
+
+struct CopyArgs {
+  std::string src;
+  std::string dst;
+  std::string platform;
+  std::string digestfile;
+  std::string work_dir;
+  RegistryFlags registry;  // --insecure-registry only
+};
+
+Status Copy(const CopyArgs& a, std::string* what) {
+  HOIST_ASSIGN_OR_RETURN(ImageName src_name, ParseImageName(a.src));
+  HOIST_ASSIGN_OR_RETURN(ImageName dst_name, ParseImageName(a.dst));
+  HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
+  ScratchDir work;
+  std::string parent = a.work_dir;
+  if (parent.empty()) {
+    const char* tmp = ::getenv("TMPDIR");
+    parent = tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp";
+  }
+  HOIST_RETURN_IF_ERROR(work.Create(parent, "hoist-copy"));
+  SourceOptions so;
+  so.work_dir = work.path();
+  so.registry = registry;
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, OpenImageSource(src_name, so));
+  HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
+  if (!a.platform.empty()) {
+    HOIST_ASSIGN_OR_RETURN(Platform p, Platform::Parse(a.platform));
+    HOIST_ASSIGN_OR_RETURN(top, SelectManifest(*source, p));
+  }
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dest,
+                         OpenImageDestination(dst_name, registry));
+  HOIST_ASSIGN_OR_RETURN(Digest d, CopyImage(*source, *dest, top));
+  if (!a.digestfile.empty()) {
+    HOIST_RETURN_IF_ERROR(WriteFileAtomic(a.digestfile, d.str(), 0644));
+  }
+  *what = "Copied " + source->name() + " to " + dest->name() + " " + d.str();
+  return Ok();
+}
+
+int RunCopy(const CopyArgs& a) {
+  std::string what;
+  Status st = Copy(a, &what);
+  if (!st) return ReportError("copy", st.error().message());
+  std::printf("%s\n", what.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterCopy(CLI::App& app, VerbRunner* run) {
+  auto args = std::make_shared<CopyArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "copy", "Copy an image between transports, digests kept (like skopeo copy --all)");
+  sub->add_option("SRC", args->src,
+                  "Source: docker://REF (default), oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+                  "docker-archive:FILE, dir:DIR (skopeo's layout), rootfs:DIR")
+      ->required();
+  sub->add_option("DST", args->dst,
+                  "Destination: docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], dir:DIR")
+      ->required();
+  sub->add_option("--platform", args->platform,
+                  "Copy only this platform (os/arch[/variant]) of an index: DST gets that "
+                  "platform's manifest");
+  sub->add_option("--digestfile", args->digestfile, "Also write the copied digest to this file");
+  sub->add_option("--work-dir", args->work_dir, "Scratch directory (rootfs:, compressed archives)");
+  args->registry.AddInsecureRegistry(sub);
+  sub->callback([args, run] { *run = [args] { return RunCopy(*args); }; });
+}
+
+}  // namespace hoist
