@@ -16,7 +16,8 @@
 //   PullProgressOnATerminal        a pull in a pseudo-terminal: one line per layer, at most ~10
 //                                  frames per second of wall time; not on a terminal: no
 //                                  progress; -q: nothing; --json: start/done/pulled events.
-//   PushAndSaveProgressAndQuiet    push and save draw per-blob lines on a terminal, -q silences.
+//   PushAndSaveProgressAndQuiet    push, save and load draw per-blob lines on a terminal, -q
+//                                  silences them.
 #include <fcntl.h>
 #include <pty.h>
 #include <signal.h>
@@ -531,6 +532,21 @@ TEST_F(CliStreamsTest, PushAndSaveProgressAndQuiet) {
     EXPECT_NE(last.find(l.digest.str().substr(7, 12) + "  Done"), std::string::npos) << last;
   }
   run = RunInPty({"save", "-q", "-o", dir + "/b.tar", Ref()});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  EXPECT_EQ(run.output, "");
+
+  // load on a terminal: a line per stored layer (a docker-archive's layers are the diff_ids).
+  run = RunInPty({"load", "--cache=" + dir + "/cache", "-i", dir + "/a.tar"});
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  frames = std::count(run.output.begin(), run.output.end(), '\r');
+  EXPECT_GE(frames, 1u);
+  EXPECT_LE(static_cast<double>(frames), 10.0 * run.seconds + 2);
+  last = run.output.substr(run.output.rfind('\r'));
+  for (const auto& l : image_->layers) {
+    EXPECT_NE(last.find(l.diff_id.str().substr(7, 12) + "  Done"), std::string::npos) << last;
+  }
+  EXPECT_NE(last.find("\nLoaded image: " + Ref() + " sha256:"), std::string::npos) << last;
+  run = RunInPty({"load", "-q", "--cache=" + dir + "/cache2", "-i", dir + "/a.tar"});
   ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
   EXPECT_EQ(run.output, "");
 

@@ -23,13 +23,14 @@
 // archive's members may come in any order (manifest.json / index.json may be last).
 // Signals: on SIGINT, SIGTERM or SIGHUP the scratch file, the temporary and the new layer blob
 // files of this load are removed (base/cleanup_on_signal.h); a load-PID.tar of a dead process is
-// swept by the next load.
+// swept by the next load. Progress: one line per layer stored, on a terminal (-q: none).
 #include <fcntl.h>
 #include <rapidjson/document.h>
 #include <rapidjson/writer.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <cstdio>
@@ -39,6 +40,7 @@
 #include "base/file_util.h"
 #include "base/scoped_fd.h"
 #include "index/layer_index.h"
+#include "tools/cli/progress.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/docker_archive.h"
 #include "tools/image/local_store.h"
@@ -76,18 +78,23 @@ Status PutBlobTracked(Store& store, std::string_view bytes, Created* created) {
 }
 
 Status StoreLayer(LocalStore& local, const Archive& ar, const std::string& member,
-                  const Descriptor& desc, Created* created) {
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, ar.Open(member));
+                  const Descriptor& desc, Created* created, ProgressDisplay& progress) {
+  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> raw, ar.Open(member));
+  const int item =
+      progress.Add(desc.digest.str(), static_cast<uint64_t>(std::max<int64_t>(desc.size, 0)));
+  ProgressReader r(std::move(raw), &progress, item);
   const std::string path = local.BlobFilePath(desc.digest);
   const bool had = local.HasBlobFile(desc);
   if (!had) RemoveOnSignal(path);  // registered before it exists: no window after the rename
-  auto wrote = local.WriteBlobFile(desc, *r);
+  auto wrote = local.WriteBlobFile(desc, r);
   if (!wrote || !*wrote) {
     if (!had) KeepOnSignal(path);
     if (!wrote) return Fail(wrote.error());
+    progress.Done(item, "Already exists");
     return Ok();
   }
   created->files.push_back(path);
+  progress.Done(item);
   return Ok();
 }
 
@@ -135,7 +142,7 @@ Status SpoolStream(int fd, const std::string& name, const std::string& scratch) 
 bool FromStdin(const LoadArgs& a) { return a.input.empty() || a.input == "-"; }
 
 Result<std::vector<LoadedImage>> LoadDockerArchive(LocalStore& local, const Archive& ar,
-                                                   Created* created) {
+                                                   Created* created, ProgressDisplay& progress) {
   HOIST_ASSIGN_OR_RETURN(std::string mj, ar.Read("manifest.json"));
   HOIST_ASSIGN_OR_RETURN(std::vector<DockerArchiveEntry> entries, ParseDockerArchiveManifest(mj));
   std::vector<LoadedImage> out;
@@ -171,7 +178,8 @@ Result<std::vector<LoadedImage>> LoadDockerArchive(LocalStore& local, const Arch
                      : c == Compression::kZstd ? std::string(kMediaTypeOciLayerZstd)
                                                : "application/vnd.docker.image.rootfs.diff.tar";
       // Pass 2: the verified blob file.
-      if (Status st = StoreLayer(local, ar, member, d, created); !st) return Fail(what(st.error()));
+      if (Status st = StoreLayer(local, ar, member, d, created, progress); !st)
+        return Fail(what(st.error()));
       descs.push_back(std::move(d));
     }
     Descriptor cd;
@@ -201,7 +209,8 @@ Result<std::string> ReadVerified(const Archive& ar, const Descriptor& d) {
 }
 
 Result<std::vector<LoadedImage>> LoadOciArchive(LocalStore& local, const Archive& ar,
-                                                const std::string& stem, Created* created) {
+                                                const std::string& stem, Created* created,
+                                                ProgressDisplay& progress) {
   HOIST_ASSIGN_OR_RETURN(std::string ij, ar.Read("index.json"));
   HOIST_ASSIGN_OR_RETURN(ImageIndex index, ParseImageIndex(ij, kMediaTypeOciIndex));
   std::vector<LoadedImage> out;
@@ -219,7 +228,8 @@ Result<std::vector<LoadedImage>> LoadOciArchive(LocalStore& local, const Archive
     HOIST_ASSIGN_OR_RETURN(std::string config, ReadVerified(ar, m.config));
     HOIST_RETURN_IF_ERROR(ParseImageConfig(config));
     for (size_t i = 0; i < m.layers.size(); ++i) {
-      Status st = StoreLayer(local, ar, BlobMember(m.layers[i].digest), m.layers[i], created);
+      Status st =
+          StoreLayer(local, ar, BlobMember(m.layers[i].digest), m.layers[i], created, progress);
       if (!st) {
         return Fail(st.error().Context(LayerLabel(i, m.layers.size(), m.layers[i].digest.str())));
       }
@@ -284,15 +294,17 @@ Status Load(const LoadArgs& a, LocalStore& local, Created* created,
   std::string stem = FromStdin(a) ? "stdin" : a.input.substr(a.input.rfind('/') + 1);
   stem = stem.substr(0, stem.find('.'));
   std::vector<LoadedImage> images;
+  ProgressDisplay progress(ChooseProgressMode(a.quiet, false));
   if (ar->Has("manifest.json")) {
-    HOIST_ASSIGN_OR_RETURN(images, LoadDockerArchive(local, *ar, created));
+    HOIST_ASSIGN_OR_RETURN(images, LoadDockerArchive(local, *ar, created, progress));
   } else if (ar->Has("index.json") && ar->Has("oci-layout")) {
-    HOIST_ASSIGN_OR_RETURN(images, LoadOciArchive(local, *ar, stem, created));
+    HOIST_ASSIGN_OR_RETURN(images, LoadOciArchive(local, *ar, stem, created, progress));
   } else {
     return Fail(EINVAL, input +
                             ": neither a docker-archive (manifest.json) nor an OCI archive "
                             "(oci-layout, index.json)");
   }
+  progress.Finish();
   if (images.empty()) return Fail(EINVAL, input + ": the archive holds no image");
   Store& store = local.store();
   for (const LoadedImage& img : images) {
@@ -345,7 +357,7 @@ void RegisterLoad(CLI::App& app, VerbRunner* run) {
   sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
   sub->add_option("-i,--input", args->input,
                   "Archive file (tar, optionally gzip/zstd); \"-\" or none: stdin (a pipe)");
-  sub->add_flag("-q,--quiet", args->quiet, "Print nothing on success");
+  sub->add_flag("-q,--quiet", args->quiet, "No progress, and nothing printed on success");
   sub->callback([args, run] { *run = [args] { return RunLoad(*args); }; });
 }
 
