@@ -2,7 +2,8 @@
 // binary, real signals, real pipes and a real pseudo-terminal:
 //
 //   SaveToStdoutPipesIntoLoad      `hoist save IMG | hoist load` loads the image (same digest);
-//                                  `save -o -` output is read by skopeo; `load -i FIFO` works;
+//                                  `hoist save | podman load` (private store); an oci-archive on
+//                                  stdout read by skopeo; `load -i FIFO`;
 //                                  save to a terminal is refused with one line.
 //   LoadFromAPipeKeepsMemoryBounded  a 100 MB docker-archive through a pipe: the peak RSS of
 //                                  `hoist load` (/usr/bin/time) is far below the archive size.
@@ -169,8 +170,8 @@ class CliStreamsTest : public ::testing::Test {
   static void SetUpTestSuite() {
     setup_error_ = new std::string();
     auto fail = [](const std::string& e) { *setup_error_ = e; };
-    if (auto s = harness::RequirePrograms(
-            {"skopeo", "docker-registry", "gzip", "tar", "bash", "cat", "mkfifo", "/usr/bin/time"});
+    if (auto s = harness::RequirePrograms({"skopeo", "podman", "docker-registry", "gzip", "tar",
+                                           "bash", "cat", "mkfifo", "/usr/bin/time"});
         !s)
       return fail(s.error().message());
     char templ[] = "/var/tmp/hoist-cli-streams-XXXXXX";
@@ -260,6 +261,20 @@ TEST_F(CliStreamsTest, SaveToStdoutPipesIntoLoad) {
   r = RunHoist({"inspect", "--local", "--config", "--cache=" + cache, Ref()});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text, image_->config);
+
+  // `hoist save | podman load` (a private podman store; podman wants a short runroot): podman
+  // reads the pipe and keeps the image's config.
+  char podman_dir[] = "/tmp/hoist-pm-XXXXXX";
+  ASSERT_NE(::mkdtemp(podman_dir), nullptr);
+  const std::string podman = std::string("podman --root ") + podman_dir + "/root --runroot " +
+                             podman_dir + "/run --storage-driver vfs ";
+  r = Shell("'" + Hoist() + "' save -q " + Ref() + " | " + podman + "load && " + podman +
+            "image inspect --format '{{.Id}}' " + Ref());
+  (void)harness::RunForResult({"sh", "-c", podman + "rmi -a -f >/dev/null 2>&1"});
+  (void)RemoveTree(podman_dir);
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find(std::string(image_->config_digest.hex()) + "\n"), std::string::npos)
+      << r.stdout_text;
 
   // `save -o -` (oci-archive) to stdout, read by skopeo.
   CommandOptions o;
