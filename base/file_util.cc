@@ -1,5 +1,7 @@
 #include "base/file_util.h"
 
+#include "base/cleanup_on_signal.h"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdlib.h>
@@ -99,14 +101,19 @@ Status RemoveTree(const std::string& path) {
 }
 
 ScratchDir::~ScratchDir() {
-  if (!path_.empty()) (void)RemoveTree(path_);
+  if (path_.empty()) return;
+  (void)RemoveTree(path_);
+  KeepOnSignal(path_);
 }
 
 Status ScratchDir::Create(const std::string& parent, std::string_view prefix) {
   HOIST_RETURN_IF_ERROR(MakeDirs(parent));
-  std::string templ = parent + "/" + std::string(prefix) + "-XXXXXX";
+  const std::string stem = std::string(prefix) + "-";
+  (void)SweepStale(parent, stem);
+  std::string templ = parent + "/" + stem + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) return Fail(ErrnoError("mkdtemp in " + parent));
   path_ = templ;
+  RemoveOnSignal(path_);
   return Ok();
 }
 

@@ -24,8 +24,10 @@ Status MakeDirs(const std::string& path, int mode = 0755);
 // rm -rf (no error if absent). Does not follow symlinks.
 Status RemoveTree(const std::string& path);
 
-// A new private directory PARENT/PREFIX-XXXXXX (mkdtemp; PARENT made first), removed with all it
-// holds when the ScratchDir is destroyed. A verb's working space.
+// A new private directory PARENT/PREFIX-PID-XXXXXX (mkdtemp; PARENT made first), removed with all
+// it holds when the ScratchDir is destroyed, or on a signal once InstallSignalCleanup ran
+// (base/cleanup_on_signal.h). Create first sweeps PARENT/PREFIX-<pid>-* of dead processes.
+// A verb's working space.
 class ScratchDir {
  public:
   ScratchDir() = default;

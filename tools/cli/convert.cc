@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/cleanup_on_signal.h"
 #include "base/file_util.h"
 #include "index/tar_path.h"
 #include "tools/cli/registry_flags.h"
@@ -97,6 +98,9 @@ Status Run(const ConvertFlags& f) {
   }
   options.progress = !f.quiet && !f.json && ::isatty(STDERR_FILENO);
 
+  // The scratch directory (PARENT/hoist-convert-PID-XXXXXX) goes on SIGINT/SIGTERM/SIGHUP too,
+  // and a dead run's is swept when the next one creates its own (base/file_util.h ScratchDir).
+  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
   ScratchDir work;
   std::string parent = f.work_dir;
   if (parent.empty()) {

@@ -23,9 +23,11 @@
 
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <thread>
 
+#include "base/cleanup_on_signal.h"
 #include "base/mutex.h"
 #include "base/parallel.h"
 #include "fusefs/chunk_reader.h"
@@ -34,6 +36,7 @@
 #include "fusefs/merged_view.h"
 #include "fusefs/mount_stats.h"
 #include "index/layer_index.h"
+#include "tools/cli/progress.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/image_impl.h"
@@ -47,53 +50,8 @@ struct PullArgs {
   std::string image;
   std::string cache;
   bool quiet = false;
+  bool json = false;
   int jobs = 4;
-};
-
-class Progress {
- public:
-  Progress(std::string name, uint64_t total, bool enabled)
-      : name_(std::move(name)), total_(total), enabled_(enabled && ::isatty(2)) {}
-  void AddTotal(uint64_t n) { total_ += n; }
-  void Add(uint64_t n) {
-    done_ += n;
-    Draw(false);
-  }
-  void Finish() { Draw(true); }
-
- private:
-  void Draw(bool last) {
-    if (!enabled_) return;
-    MutexLock lock(mu_);
-    const uint64_t d = done_.load();
-    const uint64_t total = total_.load();
-    const int pct = total == 0 ? 100 : static_cast<int>(d * 100 / total);
-    std::fprintf(stderr, "\rpulling %s: %s / %s (%d%%)   ", name_.c_str(), HumanSize(d).c_str(),
-                 HumanSize(total).c_str(), pct > 100 ? 100 : pct);
-    if (last) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  }
-  std::string name_;
-  std::atomic<uint64_t> total_;
-  bool enabled_;
-  std::atomic<uint64_t> done_{0};
-  Mutex mu_;  // one line drawn at a time
-};
-
-// Counts bytes through a reader for the progress display.
-class CountingReader : public ByteReader {
- public:
-  CountingReader(std::unique_ptr<ByteReader> inner, Progress* progress)
-      : inner_(std::move(inner)), progress_(progress) {}
-  Result<size_t> Read(char* buf, size_t n) override {
-    HOIST_ASSIGN_OR_RETURN(size_t got, inner_->Read(buf, n));
-    progress_->Add(got);
-    return got;
-  }
-
- private:
-  std::unique_ptr<ByteReader> inner_;
-  Progress* progress_;
 };
 
 // Whether `layer` is unconverted (tar, tar+gzip or tar+zstd without a TOC): indexing it reads
@@ -108,6 +66,7 @@ bool WholeBlobLayer(const Descriptor& layer, LayerFormat* format) {
 }
 
 Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* created) {
+  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
   HOIST_ASSIGN_OR_RETURN(Reference ref, ParseRegistryReference(a.image));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, a.registry.MakeClient());
   HOIST_ASSIGN_OR_RETURN(ResolvedImage img, client->Resolve(ref, std::nullopt, ConfigFetch::kSkip));
@@ -139,7 +98,6 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
   // Unconverted layers: their whole blobs, once, before they are indexed (see the file comment).
   std::vector<size_t> whole;        // layers whose blob is fetched whole now
   std::vector<std::string> spools;  // plain tar blob files, deleted once their chunks are cached
-  uint64_t whole_bytes = 0;
   for (size_t i = 0; i < descriptors.size(); ++i) {
     const Descriptor& d = descriptors[i];
     LayerFormat format;
@@ -150,9 +108,20 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
       spools.push_back(local->BlobFilePath(d.digest));
     }
     whole.push_back(i);
-    whole_bytes += d.size > 0 ? static_cast<uint64_t>(d.size) : 0;
   }
-  Progress progress(ref.String(), whole_bytes, !a.quiet);
+  // One line per layer: those fetched whole now, and (below) those with missing chunks.
+  ProgressDisplay progress(ChooseProgressMode(a.quiet, a.json));
+  std::map<Digest, int> items;
+  for (size_t i : whole) {
+    items[descriptors[i].digest] =
+        progress.Add(descriptors[i].digest.str(),
+                     static_cast<uint64_t>(std::max<int64_t>(descriptors[i].size, 0)));
+  }
+  auto item_of = [&](const Descriptor& d) {
+    auto [it, added] = items.try_emplace(d.digest, 0);
+    if (added) it->second = progress.Add(d.digest.str(), 0);
+    return it->second;
+  };
   auto fetch_whole = [&](const std::vector<size_t>& layers) -> Status {
     if (layers.empty()) return Ok();
     HOIST_ASSIGN_OR_RETURN(RegistryOptions options, a.registry.Options());
@@ -165,9 +134,11 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
                          const Descriptor& d = descriptors[layers[k]];
                          auto r = docker->OpenBlob(d);
                          if (!r) return Fail(r.error().Context(label(layers[k])));
-                         CountingReader counting(std::move(*r), &progress);
+                         const int item = items.at(d.digest);
+                         ProgressReader counting(std::move(*r), &progress, item);
                          auto wrote = local->WriteBlobFile(d, counting);
                          if (!wrote) return Fail(wrote.error().Context(label(layers[k])));
+                         progress.Done(item);
                          if (*wrote) {
                            MutexLock lock(mu);
                            created->push_back(local->BlobFilePath(d.digest));
@@ -193,7 +164,7 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
   std::vector<Work> groups;
   std::vector<size_t> file_layers;
   std::vector<Chunk> all_chunks;
-  uint64_t total = 0;
+  std::map<int, uint64_t> pending;  // progress item -> chunk bytes still to fetch
   for (size_t i = 0; i < layers.layers.size(); ++i) {
     const LayerIndex& li = *layers.layers[i];
     if (LayerNeedsBlobFile(li)) {
@@ -201,24 +172,30 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
       // (none is known; kept so such a layer is still pulled, once).
       if (!local->HasBlobFile(descriptors[i])) {
         file_layers.push_back(i);
-        total += static_cast<uint64_t>(std::max<int64_t>(descriptors[i].size, 0));
+        progress.AddTotal(item_of(descriptors[i]),
+                          static_cast<uint64_t>(std::max<int64_t>(descriptors[i].size, 0)));
       }
       continue;
     }
     std::vector<Chunk> missing;
+    uint64_t layer_missing = 0;
     for (const Chunk& c : DistinctCachedChunks(li)) {
       all_chunks.push_back(c);
       HOIST_ASSIGN_OR_RETURN(bool have, store.chunks().Contains(c.digest));
       if (!have) {
         missing.push_back(c);
-        total += c.blob_length;
+        layer_missing += c.blob_length;
       }
+    }
+    if (layer_missing > 0) {
+      const int item = item_of(descriptors[i]);
+      progress.AddTotal(item, layer_missing);
+      pending[item] += layer_missing;
     }
     for (auto& g : CoalesceChunks(std::move(missing), 16 << 10, 4 << 20)) {
       groups.push_back(Work{li.layer_digest, std::move(g)});
     }
   }
-  progress.AddTotal(total);
   HOIST_RETURN_IF_ERROR(fetch_whole(file_layers));
   // Chunks, `jobs` groups at a time (a plain tar layer's from its blob file, if it was fetched
   // whole above).
@@ -227,12 +204,16 @@ Status Pull(const PullArgs& a, std::string* summary, std::vector<std::string>* c
     ChunkReaderOptions ro;
     ro.timeout = std::chrono::minutes(10);
     ChunkReader reader(source.get(), &store.chunks(), &stats, ro, nullptr);
+    Mutex pending_mu;
     HOIST_RETURN_IF_ERROR(ParallelFor(
         groups.size(), static_cast<size_t>(std::max(1, a.jobs)), [&](size_t k) -> Status {
           HOIST_RETURN_IF_ERROR(reader.FetchForPrefetch(groups[k].blob, groups[k].chunks));
           uint64_t n = 0;
           for (const Chunk& c : groups[k].chunks) n += c.blob_length;
-          progress.Add(n);
+          const int item = items.at(groups[k].blob);
+          progress.Advance(item, n);
+          MutexLock lock(pending_mu);
+          if ((pending[item] -= n) == 0) progress.Done(item);
           return Ok();
         }));
   }
@@ -268,7 +249,14 @@ int RunPull(const PullArgs& a) {
     for (const std::string& path : created) ::unlink(path.c_str());
     return ReportError("pull", st.error().message());
   }
-  if (!a.quiet) std::fputs(("Pulled " + summary).c_str(), stdout);
+  if (a.json) {
+    const size_t space = summary.find(' ');
+    std::printf("{\"event\":\"pulled\",\"image\":\"%s\",\"digest\":\"%s\"}\n",
+                summary.substr(0, space).c_str(),
+                summary.substr(space + 1, summary.size() - space - 2).c_str());
+  } else if (!a.quiet) {
+    std::fputs(("Pulled " + summary).c_str(), stdout);
+  }
   return 0;
 }
 
@@ -284,6 +272,8 @@ void RegisterPull(CLI::App& app, VerbRunner* run) {
   sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
   sub->add_option("-j,--jobs", args->jobs, "Range requests in flight (default 4)");
   sub->add_flag("-q,--quiet", args->quiet, "No progress and no summary");
+  sub->add_flag("--json", args->json,
+                "Progress and the result as JSON lines on stdout (start/progress/done/pulled)");
   sub->callback([args, run] { *run = [args] { return RunPull(*args); }; });
 }
 

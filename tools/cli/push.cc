@@ -3,8 +3,12 @@
 // prefix, else any transport of tools/image/image_transport.h (docker://, oci:, oci-archive:,
 // docker-archive:, dir:, rootfs:); DST is docker://, oci:, oci-archive: or dir:. Blobs the
 // destination has, or can cross-mount from the source's repository, are not uploaded.
+// Progress: one line per uploaded blob on a terminal (tools/cli/progress.h); -q prints nothing,
+// --json prints the progress events and a last {"event":"pushed",...} line on stdout.
+#include <algorithm>
 #include <cstdio>
 
+#include "tools/cli/progress.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/local_store.h"
@@ -16,10 +20,40 @@ struct PushArgs {
   std::string cache;
   std::string src;
   std::string dst;
+  bool quiet = false;
+  bool json = false;
   RegistryFlags registry;  // --insecure-registry only
 };
 
-Status Push(const PushArgs& a, std::string* what) {
+// Shows each blob the copy reads (those uploaded; skipped ones are never opened).
+class ProgressSource : public ImageSource {
+ public:
+  ProgressSource(ImageSource* inner, ProgressDisplay* progress)
+      : inner_(inner), progress_(progress) {}
+  std::string name() const override { return inner_->name(); }
+  Result<RawManifest> TopManifest() override { return inner_->TopManifest(); }
+  Result<RawManifest> Manifest(const Digest& digest) override { return inner_->Manifest(digest); }
+  Result<std::string> ReadBlob(const Descriptor& blob) override { return inner_->ReadBlob(blob); }
+  Result<std::unique_ptr<ByteReader>> OpenBlob(const Descriptor& blob) override {
+    HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, inner_->OpenBlob(blob));
+    const int item =
+        progress_->Add(blob.digest.str(), static_cast<uint64_t>(std::max<int64_t>(blob.size, 0)));
+    return std::unique_ptr<ByteReader>(
+        new ProgressReader(std::move(r), progress_, item, /*done_at_end=*/true));
+  }
+  Result<std::string> ReadBlobRange(const Descriptor& blob, uint64_t offset,
+                                    uint64_t length) override {
+    return inner_->ReadBlobRange(blob, offset, length);
+  }
+  bool VerifiesBlobs() const override { return inner_->VerifiesBlobs(); }
+  std::string registry_repository() const override { return inner_->registry_repository(); }
+
+ private:
+  ImageSource* inner_;
+  ProgressDisplay* progress_;
+};
+
+Status Push(const PushArgs& a, std::string* what, Digest* digest) {
   HOIST_ASSIGN_OR_RETURN(ImageName src_name, ParseImageName(a.src));
   HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
   const bool explicit_transport =
@@ -48,16 +82,27 @@ Status Push(const PushArgs& a, std::string* what) {
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dest,
                          OpenImageDestination(dst_name, registry));
   HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
-  HOIST_ASSIGN_OR_RETURN(Digest d, CopyImage(*source, *dest, top));
-  *what = "Pushed " + dest->name() + " " + d.str();
+  ProgressDisplay progress(ChooseProgressMode(a.quiet, a.json));
+  ProgressSource shown(source.get(), &progress);
+  auto d = CopyImage(shown, *dest, top);
+  progress.Finish();
+  if (!d) return Fail(d.error());
+  *what = dest->name();
+  *digest = *d;
   return Ok();
 }
 
 int RunPush(const PushArgs& a) {
   std::string what;
-  Status st = Push(a, &what);
+  Digest d;
+  Status st = Push(a, &what, &d);
   if (!st) return ReportError("push", st.error().message());
-  std::printf("%s\n", what.c_str());
+  if (a.json) {
+    std::printf("{\"event\":\"pushed\",\"image\":\"%s\",\"digest\":\"%s\"}\n", what.c_str(),
+                d.str().c_str());
+  } else if (!a.quiet) {
+    std::printf("Pushed %s %s\n", what.c_str(), d.str().c_str());
+  }
   return 0;
 }
 
@@ -74,6 +119,8 @@ void RegisterPush(CLI::App& app, VerbRunner* run) {
   sub->add_option(
       "DST", args->dst,
       "Destination: docker://, oci:, oci-archive: or dir: (default: the local image's own name)");
+  sub->add_flag("-q,--quiet", args->quiet, "No progress and no summary");
+  sub->add_flag("--json", args->json, "Progress and the result as JSON lines on stdout");
   args->registry.AddInsecureRegistry(sub);
   sub->callback([args, run] { *run = [args] { return RunPush(*args); }; });
 }

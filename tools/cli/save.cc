@@ -11,20 +11,28 @@
 // compressed, each checked against its digest), index.json with one entry per name (annotations
 // org.opencontainers.image.ref.name = the tag, io.containerd.image.name = the full name).
 //
-// The archive is written to FILE.tmp-PID and renamed into place only when complete; on any error
-// it is removed and FILE is untouched.
+// The archive is written to FILE.tmp-PID and renamed into place only when complete; on any error,
+// SIGINT, SIGTERM or SIGHUP it is removed and FILE is untouched (base/cleanup_on_signal.h); a
+// FILE.tmp-PID of a dead process is swept by the next save to FILE.
+// `-o -` (or no -o) writes the archive to stdout, as `docker save` does, refused when stdout is a
+// terminal; the docker-archive layer spools then go to $TMPDIR (default /var/tmp), unlinked.
+// Progress: one line per layer on a terminal (tools/cli/progress.h), none with -q.
 #include <fcntl.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 
+#include "base/cleanup_on_signal.h"
 #include "base/file_util.h"
 #include "base/scoped_fd.h"
 #include "index/layer_index.h"
+#include "tools/cli/progress.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/archive_writer.h"
@@ -39,6 +47,7 @@ struct SaveArgs {
   std::vector<std::string> images;
   std::string output;
   std::string format = "docker-archive";
+  bool quiet = false;
   RegistryFlags registry;  // --insecure-registry only
 };
 
@@ -83,9 +92,11 @@ std::string ShortName(const Reference& r) { return r.Name() + ":" + r.tag; }
 // Decompresses a layer into `spool` (an unlinked temp file), checking the compressed digest and
 // the diff_id. Returns the uncompressed size.
 Result<uint64_t> SpoolLayer(ImageSource& source, const Descriptor& layer, const Digest& diff_id,
-                            int spool) {
+                            int spool, ProgressDisplay& progress) {
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, source.OpenBlob(layer));
-  HashingReader raw(std::move(r));
+  const int item =
+      progress.Add(layer.digest.str(), static_cast<uint64_t>(std::max<int64_t>(layer.size, 0)));
+  HashingReader raw(std::make_unique<ProgressReader>(std::move(r), &progress, item));
   std::string head(512, '\0');
   HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(raw, head.data(), head.size()));
   head.resize(got);
@@ -117,11 +128,12 @@ Result<uint64_t> SpoolLayer(ImageSource& source, const Descriptor& layer, const 
     return Fail(EIO, "layer " + layer.digest.str() + ": uncompressed digest " + d.str() +
                          " is not the config's diff_id " + diff_id.str());
   }
+  progress.Done(item);
   return size;
 }
 
 Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
-                          const std::string& spool_dir) {
+                          const std::string& spool_dir, ProgressDisplay& progress) {
   std::set<Digest> written;  // configs and diff_ids
   Json manifest;
   manifest.w().StartArray();
@@ -159,7 +171,7 @@ Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
       if (raw_fd < 0) return Fail(ErrnoError("creating a spool file in " + spool_dir));
       ScopedFd spool(raw_fd);
       ::unlink(templ);
-      auto size = SpoolLayer(*img.source, img.parsed.layers[i], diff_id, spool.get());
+      auto size = SpoolLayer(*img.source, img.parsed.layers[i], diff_id, spool.get(), progress);
       if (!size) {
         return Fail(size.error().Context(
             LayerLabel(i, img.parsed.layers.size(), img.parsed.layers[i].digest.str()) + " of " +
@@ -220,18 +232,22 @@ Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
 }
 
 Status PutOciBlob(ImageSource& source, const Descriptor& d, ArchiveWriter& out,
-                  std::set<Digest>* written) {
+                  std::set<Digest>* written, ProgressDisplay& progress) {
   if (!written->insert(d.digest).second) return Ok();
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ByteReader> r, source.OpenBlob(d));
-  HashingReader hashing(std::move(r));
+  const int item =
+      progress.Add(d.digest.str(), static_cast<uint64_t>(std::max<int64_t>(d.size, 0)));
+  HashingReader hashing(std::make_unique<ProgressReader>(std::move(r), &progress, item));
   HOIST_RETURN_IF_ERROR(out.Stream("blobs/sha256/" + std::string(d.digest.hex()),
                                    static_cast<uint64_t>(d.size), hashing));
   if (hashing.Finish() != d.digest)
     return Fail(EIO, "blob " + d.digest.str() + ": digest mismatch");
+  progress.Done(item);
   return Ok();
 }
 
-Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out) {
+Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
+                       ProgressDisplay& progress) {
   HOIST_RETURN_IF_ERROR(out.File("oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}"));
   HOIST_RETURN_IF_ERROR(out.Dir("blobs"));
   HOIST_RETURN_IF_ERROR(out.Dir("blobs/sha256"));
@@ -247,7 +263,7 @@ Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out) {
   w.StartArray();
   for (SaveImage& img : images) {
     for (size_t i = 0; i < img.parsed.layers.size(); ++i) {
-      Status st = PutOciBlob(*img.source, img.parsed.layers[i], out, &written);
+      Status st = PutOciBlob(*img.source, img.parsed.layers[i], out, &written, progress);
       if (!st) {
         return Fail(st.error().Context(
             LayerLabel(i, img.parsed.layers.size(), img.parsed.layers[i].digest.str()) + " of " +
@@ -295,7 +311,13 @@ Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out) {
   return out.Finish();
 }
 
+bool ToStdout(const SaveArgs& a) { return a.output.empty() || a.output == "-"; }
+
 Status Save(const SaveArgs& a) {
+  if (ToStdout(a) && ::isatty(STDOUT_FILENO)) {
+    return Fail(ENOTTY,
+                "refusing to write an archive to a terminal; use -o FILE or redirect stdout");
+  }
   HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
   if (a.format != "docker-archive" && a.format != "oci-archive") {
     return Fail(EINVAL, "unknown format \"" + a.format + "\" (docker-archive or oci-archive)");
@@ -315,21 +337,37 @@ Status Save(const SaveArgs& a) {
     }
     if (!merged) images.push_back(std::move(img));
   }
+  ProgressDisplay progress(ChooseProgressMode(a.quiet, false));
+  auto write = [&](int fd, const std::string& spool_dir) -> Status {
+    ArchiveWriter out(fd);
+    Status st = a.format == "docker-archive" ? WriteDockerArchive(images, out, spool_dir, progress)
+                                             : WriteOciArchive(images, out, progress);
+    progress.Finish();
+    return st;
+  };
+  if (ToStdout(a)) {
+    const char* tmp = ::getenv("TMPDIR");
+    return write(STDOUT_FILENO, tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp");
+  }
   const size_t slash = a.output.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : a.output.substr(0, slash);
+  const std::string base = slash == std::string::npos ? a.output : a.output.substr(slash + 1);
+  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
+  (void)SweepStale(dir, base + ".tmp-");
   const std::string temp = a.output + ".tmp-" + std::to_string(::getpid());
+  RemoveOnSignal(temp);
   int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (raw < 0) return Fail(ErrnoError("creating " + temp));
-  ScopedFd fd(raw);
-  ArchiveWriter out(fd.get());
-  Status st = a.format == "docker-archive" ? WriteDockerArchive(images, out, dir)
-                                           : WriteOciArchive(images, out);
-  if (st && ::fsync(fd.get()) != 0) st = Fail(ErrnoError("fsync " + temp));
-  if (st && ::rename(temp.c_str(), a.output.c_str()) != 0) {
-    st = Fail(ErrnoError("renaming " + temp));
+  if (raw < 0) {
+    KeepOnSignal(temp);
+    return Fail(ErrnoError("creating " + temp));
   }
+  ScopedFd fd(raw);
+  Status st = write(fd.get(), dir);
+  if (st && ::fsync(fd.get()) != 0) st = Fail(ErrnoError("fsync " + temp));
+  if (st) st = RenameRegistered(temp, a.output);
   if (!st) {
     ::unlink(temp.c_str());
+    KeepOnSignal(temp);
     return st;
   }
   return Ok();
@@ -348,7 +386,9 @@ void RegisterSave(CLI::App& app, VerbRunner* run) {
   CLI::App* sub = app.add_subcommand(
       "save", "Write images (local or from a registry) to a docker-archive or OCI archive");
   sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
-  sub->add_option("-o,--output", args->output, "Archive file to write")->required();
+  sub->add_option("-o,--output", args->output,
+                  "Archive file to write; \"-\" or none: stdout (not a terminal)");
+  sub->add_flag("-q,--quiet", args->quiet, "No progress display");
   sub->add_option("--format", args->format, "docker-archive (default) or oci-archive");
   sub->add_option("IMAGE", args->images, "Images (local names or registry references)")->required();
   args->registry.AddInsecureRegistry(sub);

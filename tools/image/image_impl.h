@@ -61,8 +61,9 @@ Result<std::string> PlainArchive(const std::string& file, const std::string& wor
                                  ScopedFd* scratch);
 
 // Stores a blob as the file `final_path` (the OCI layout destination, the local store's blob
-// files): reads `reader` to the end into a temporary file beside it (".tmp-<name>-XXXXXX", which
-// `hoist prune` spares for an hour), checks the digest and size,
+// files): reads `reader` to the end into a temporary file beside it (".tmp-<pid>-<name>-XXXXXX",
+// which `hoist prune` spares for an hour, removed on a signal and swept by the next call once
+// <pid> is dead: base/cleanup_on_signal.h), checks the digest and size,
 // fsyncs, and renames it into place, so the name only ever holds a whole, verified blob.
 Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, ByteReader& reader);
 

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "base/cleanup_on_signal.h"
 #include "base/file_util.h"
 #include "base/mutex.h"
 #include "base/root_dir.h"
@@ -199,9 +200,7 @@ class OciDestination : public ImageDestination {
         WriteFileAtomic(index_path, std::string_view(buf.GetString(), buf.GetSize())));
     if (fresh_) {
       HOIST_RETURN_IF_ERROR(WriteFileAtomic(root_ + "/oci-layout", kLayoutFile));
-      if (::rename(root_.c_str(), dir_.c_str()) != 0) {
-        return Fail(ErrnoError("rename " + root_ + " to " + dir_));
-      }
+      HOIST_RETURN_IF_ERROR(RenameRegistered(root_, dir_));
     }
     committed_ = true;
     return Ok();
@@ -212,6 +211,7 @@ class OciDestination : public ImageDestination {
     committed_ = true;  // idempotent
     if (fresh_) {
       (void)RemoveTree(root_);
+      KeepOnSignal(root_);
       return;
     }
     MutexLock lock(mu_);
@@ -287,13 +287,18 @@ Status ImageDestination::PutBlobFile(const Descriptor& blob, const std::string& 
 
 Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, ByteReader& reader) {
   // ".tmp-" first: `hoist prune` leaves such files alone for an hour (a pull may be writing).
+  // The PID next: the next WriteBlobFile in this directory sweeps those of dead processes.
   const size_t slash = final_path.rfind('/');
+  const std::string dir = final_path.substr(0, slash + 1);
+  (void)SweepStale(dir.empty() ? "." : dir.substr(0, dir.size() - 1), ".tmp-");
   std::string tmp =
-      final_path.substr(0, slash + 1) + ".tmp-" + final_path.substr(slash + 1) + "-XXXXXX";
+      dir + ".tmp-" + std::to_string(::getpid()) + "-" + final_path.substr(slash + 1) + "-XXXXXX";
   ScopedFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (!fd.valid()) return Fail(ErrnoError("creating a temporary file for " + final_path));
+  RemoveOnSignal(tmp);
   auto fail = [&](Error e) {
     ::unlink(tmp.c_str());
+    KeepOnSignal(tmp);
     return Fail(std::move(e));
   };
   Sha256 sha;
@@ -324,9 +329,7 @@ Status WriteBlobFile(const std::string& final_path, const Descriptor& blob, Byte
     return fail(ErrnoError("syncing " + tmp));
   }
   fd.Reset();
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    return fail(ErrnoError("rename " + tmp + " to " + final_path));
-  }
+  if (Status st = RenameRegistered(tmp, final_path); !st) return fail(st.error());
   return Ok();
 }
 
@@ -355,6 +358,7 @@ Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& d
     }
     root = dir + ".hoist-tmp-" + std::to_string(::getpid());
     (void)RemoveTree(root);
+    RemoveOnSignal(root);  // base/cleanup_on_signal.h: gone on SIGINT/SIGTERM/SIGHUP
   }
   HOIST_RETURN_IF_ERROR(MakeDirs(root + "/blobs/sha256"));
   return std::unique_ptr<ImageDestination>(new OciDestination(dir, tag, root, fresh));

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "base/cleanup_on_signal.h"
 #include "base/file_util.h"
 #include "base/scoped_fd.h"
 #include "tools/image/archive_writer.h"
@@ -177,6 +178,7 @@ class OciArchiveDestination : public ImageDestination {
     Status st = CommitArchive();
     done_ = true;
     (void)RemoveTree(private_dir_);
+    KeepOnSignal(private_dir_);
     return st;
   }
 
@@ -185,6 +187,7 @@ class OciArchiveDestination : public ImageDestination {
     done_ = true;
     layout_->Abort();
     (void)RemoveTree(private_dir_);
+    KeepOnSignal(private_dir_);
   }
 
  private:
@@ -267,6 +270,7 @@ Result<std::unique_ptr<ImageDestination>> NewOciArchiveDestination(const std::st
   if (::mkdtemp(templ.data()) == nullptr) {
     return Fail(ErrnoError("creating a temporary directory in " + parent).Context(name));
   }
+  RemoveOnSignal(templ);  // base/cleanup_on_signal.h: gone on SIGINT/SIGTERM/SIGHUP
   auto layout = NewOciDestination(templ + "/layout", tag);
   if (!layout) {
     (void)RemoveTree(templ);
