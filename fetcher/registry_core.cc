@@ -277,6 +277,11 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
     ++retries;
     std::string cause = failure->message();
     if (!cause.starts_with(call.what)) cause = call.what + ": " + cause;
+    const int code = failure->code();
+    if ((code == ECONNREFUSED || code == EHOSTUNREACH || code == ENETUNREACH) &&
+        policy.max_unreachable_attempts > 0 && attempt >= policy.max_unreachable_attempts) {
+      return Fail(code, cause + " (gave up after " + std::to_string(attempt) + " attempts)");
+    }
     if (attempt >= policy.max_attempts) {
       return Fail(failure->code() == ETIMEDOUT ? ETIMEDOUT : EIO,
                   cause + " (gave up after " + std::to_string(attempt) + " attempts)");

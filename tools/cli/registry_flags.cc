@@ -22,6 +22,8 @@ void RegistryFlags::AddInsecureRegistry(CLI::App* app) {
 Result<RegistryOptions> RegistryFlags::Options() const {
   RegistryOptions options;
   options.insecure_registries = insecure_registries;
+  // A registry that refuses connections or whose name does not resolve: one quick retry.
+  options.retry.max_unreachable_attempts = 2;
   if (!platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(options.platform, Platform::Parse(platform));
   }
