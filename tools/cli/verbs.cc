@@ -34,6 +34,7 @@ void RegisterReferrers(CLI::App& app, VerbRunner* run);
 void RegisterAttach(CLI::App& app, VerbRunner* run);
 void RegisterOptimize(CLI::App& app, VerbRunner* run);
 void RegisterIndex(CLI::App& app, VerbRunner* run);
+void RegisterVersion(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -60,6 +61,7 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterAttach(app, run);
   RegisterOptimize(app, run);
   RegisterIndex(app, run);
+  RegisterVersion(app, run);
 }
 
 }  // namespace hoist
