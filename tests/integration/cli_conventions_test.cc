@@ -146,6 +146,62 @@ TEST(CliTagTest, HelpSaysBlobsAreCopiedToAnotherRegistry) {
       << r.stdout_text;
 }
 
+// ---- README's list of verbs with --platform and --log-level is true ---------------------------
+
+std::vector<std::string> BacktickedWords(const std::string& text) {
+  std::vector<std::string> words;
+  for (size_t pos = 0; (pos = text.find('`', pos)) != std::string::npos;) {
+    size_t end = text.find('`', pos + 1);
+    if (end == std::string::npos) break;
+    words.push_back(text.substr(pos + 1, end - pos - 1));
+    pos = end + 1;
+  }
+  return words;
+}
+
+TEST(CliReadmeTest, VerbsTakeTheRegistryFlagsTheReadmeSaysTheyTake) {
+  auto text = ReadFile(std::string(HOIST_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(text.has_value()) << text.error().message();
+  // Lines of a paragraph joined with spaces; paragraphs stay apart.
+  std::string flat = *text;
+  for (size_t i = 0; i < flat.size(); ++i) {
+    const bool alone = flat[i] == '\n' && (i == 0 || flat[i - 1] != '\n') &&
+                       (i + 1 == flat.size() || flat[i + 1] != '\n');
+    if (alone) flat[i] = ' ';
+  }
+  const std::string* readme = &flat;
+  // "`inspect`, `tags`, ... share `--platform ...`, ... `--log-level`. `convert`, `push`, ...
+  // take only `--insecure-registry`"
+  const size_t share = readme->find(" share `--platform");
+  ASSERT_NE(share, std::string::npos);
+  const size_t paragraph = readme->rfind("\n\n", share);
+  const std::vector<std::string> with =
+      BacktickedWords(readme->substr(paragraph, share - paragraph));
+  const size_t only = readme->find(" take only `--insecure-registry`", share);
+  ASSERT_NE(only, std::string::npos);
+  const size_t sentence = readme->rfind(". ", only);
+  const std::vector<std::string> without =
+      BacktickedWords(readme->substr(sentence, only - sentence));
+  ASSERT_GE(with.size(), 5u);
+  ASSERT_GE(without.size(), 2u);
+  for (const std::string& verb : with) {
+    CommandResult r = RunHoist({verb, "--help"});
+    ASSERT_TRUE(r.ok()) << verb << ": " << r.stderr_text;
+    EXPECT_NE(r.stdout_text.find("--platform"), std::string::npos) << verb;
+    EXPECT_NE(r.stdout_text.find("--log-level"), std::string::npos) << verb;
+    EXPECT_NE(r.stdout_text.find("--insecure-registry"), std::string::npos) << verb;
+  }
+  for (const std::string& verb : without) {
+    CommandResult r = RunHoist({verb, "--help"});
+    ASSERT_TRUE(r.ok()) << verb << ": " << r.stderr_text;
+    EXPECT_NE(r.stdout_text.find("--insecure-registry"), std::string::npos) << verb;
+    EXPECT_EQ(r.stdout_text.find("--log-level"), std::string::npos) << verb;
+    if (verb != "convert") {
+      EXPECT_EQ(r.stdout_text.find("--platform"), std::string::npos) << verb;
+    }
+  }
+}
+
 // ---- Unreachable registries fail fast; inspect says when it falls back ------------------------
 
 TEST(CliUnreachableTest, RefusedAndUnresolvableGiveUpAfterOneRetry) {
