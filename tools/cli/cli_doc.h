@@ -18,9 +18,8 @@ inline constexpr const char* kExitStatusText[][2] = {
     {"0", "success"},
     {"1", "the command failed (registry, network, store or image error)"},
     {"2", "usage error: unknown command or option, missing or malformed argument"},
-    {"125", "hoist run: hoist itself failed, or a usage error"},
-    {"126", "hoist run: the container's command could not be invoked"},
-    {"127", "hoist run: the container runtime or the command was not found"},
+    {"125", "hoist run: hoist could not start the container, or a usage error"},
+    {"127", "hoist run: the container runtime was not found"},
 };
 
 std::string ManPage(const CLI::App& app);

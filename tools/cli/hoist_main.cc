@@ -2,7 +2,7 @@
 //
 // Exit status (README "Exit status", `hoist.1` EXIT STATUS): 0 success, 1 the command failed,
 // 2 a usage error (unknown command or option, missing or malformed argument), and for `hoist run`
-// the container's own status, or 125/126/127 as `docker run` (a usage error of `run` is 125).
+// the container's own status, or 125/127 as `docker run` (a usage error of `run` is 125).
 // A usage error is one line on stderr naming the command: "hoist: unknown command "foo" (see
 // hoist --help)", "hoist inspect: IMAGE is required (see hoist inspect --help)".
 #include <CLI/CLI.hpp>
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", hoist::VersionLine(), "Print the version and exit");
   app.footer(
       "Exit status: 0 success, 1 failure, 2 usage error (hoist run: the container's, or "
-      "125-127 as docker run).");
+      "125/127 as docker run).");
   hoist::VerbRunner run;
   hoist::RegisterVerbs(app, &run);
   hoist::RegisterGenerate(app, &run);
