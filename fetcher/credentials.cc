@@ -9,6 +9,7 @@
 #include "rapidjson/document.h"
 #include "rapidjson/prettywriter.h"
 #include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 
 namespace hoist {
 namespace {
@@ -222,6 +223,70 @@ Result<Credential> RunCredentialHelper(std::string_view helper, std::string_view
   return cred;
 }
 
+Result<std::string> CredentialHelperFor(const std::string& config_path, std::string_view registry) {
+  HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadJson(config_path));
+  if (!doc.IsObject()) return std::string();
+  auto helpers = doc.FindMember("credHelpers");
+  if (helpers != doc.MemberEnd() && helpers->value.IsObject()) {
+    for (const std::string& k : {std::string(registry), DockerConfigKey(registry)}) {
+      auto it = helpers->value.FindMember(k.c_str());
+      if (it != helpers->value.MemberEnd() && it->value.IsString() &&
+          it->value.GetStringLength() > 0) {
+        return std::string(it->value.GetString());
+      }
+    }
+  }
+  return JsonString(doc, "credsStore");
+}
+
+namespace {
+
+Status RunHelperAction(std::string_view helper, const char* action, std::string input) {
+  std::string program = "docker-credential-" + std::string(helper);
+  if (helper.empty() || helper.find('/') != std::string_view::npos) {
+    return Fail(EINVAL, "bad credential helper name \"" + std::string(helper) + "\"");
+  }
+  SpawnOptions spawn;
+  spawn.search_path = true;
+  spawn.stdin_to = Stdio::Pipe();
+  spawn.stdout_to = Stdio::Capture();
+  auto run = RunAndCapture({program, action}, spawn,
+                           {.stdin_data = std::move(input),
+                            .max_capture = kMaxHelperOutput,
+                            .timeout = std::chrono::milliseconds(kHelperTimeoutMs)});
+  if (!run) return Fail(run.error().code(), "running " + run.error().message());
+  if (run->timed_out) return Fail(ETIMEDOUT, program + " " + action + ": timed out");
+  if (!run->status.ok()) {
+    std::string said = run->stdout_text;
+    while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
+    if (said.find('\n') != std::string::npos) said = said.substr(0, said.find('\n'));
+    return Fail(EIO, program + " " + action + " failed (" + run->status.Describe() + ")" +
+                         (said.empty() ? "" : ": " + said));
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Status StoreWithCredentialHelper(std::string_view helper, std::string_view server_url,
+                                 std::string_view username, std::string_view secret) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("ServerURL");
+  w.String(server_url.data(), static_cast<rapidjson::SizeType>(server_url.size()));
+  w.Key("Username");
+  w.String(username.data(), static_cast<rapidjson::SizeType>(username.size()));
+  w.Key("Secret");
+  w.String(secret.data(), static_cast<rapidjson::SizeType>(secret.size()));
+  w.EndObject();
+  return RunHelperAction(helper, "store", std::string(buf.GetString(), buf.GetSize()) + "\n");
+}
+
+Status EraseWithCredentialHelper(std::string_view helper, std::string_view server_url) {
+  return RunHelperAction(helper, "erase", std::string(server_url) + "\n");
+}
+
 namespace {
 
 Result<rapidjson::Document> LoadConfigForEdit(const std::string& config_path) {
@@ -259,16 +324,22 @@ Status SaveDockerAuth(const std::string& config_path, std::string_view registry,
     auths->value.SetObject();
   }
   std::string key = DockerConfigKey(registry);
-  auths->value.RemoveMember(key.c_str());
+  HOIST_ASSIGN_OR_RETURN(std::string helper, CredentialHelperFor(config_path, registry));
   rapidjson::Value entry(rapidjson::kObjectType);
-  std::string auth = Base64Encode(std::string(username) + ":" + std::string(password));
-  entry.AddMember("auth", rapidjson::Value(auth.c_str(), alloc), alloc);
+  if (helper.empty()) {
+    std::string auth = Base64Encode(std::string(username) + ":" + std::string(password));
+    entry.AddMember("auth", rapidjson::Value(auth.c_str(), alloc), alloc);
+  } else {
+    HOIST_RETURN_IF_ERROR(StoreWithCredentialHelper(helper, key, username, password));
+  }
+  auths->value.RemoveMember(key.c_str());
   auths->value.AddMember(rapidjson::Value(key.c_str(), alloc), entry, alloc);
   return WriteConfig(config_path, doc);
 }
 
-Status RemoveDockerAuth(const std::string& config_path, std::string_view registry) {
-  if (config_path.empty()) return Fail(EINVAL, "no docker config path (set DOCKER_CONFIG or HOME)");
+namespace {
+
+Status RemoveAuthsEntry(const std::string& config_path, std::string_view registry) {
   HOIST_ASSIGN_OR_RETURN(rapidjson::Document doc, LoadJson(config_path));
   if (!doc.IsObject()) return Ok();
   auto auths = doc.FindMember("auths");
@@ -287,6 +358,20 @@ Status RemoveDockerAuth(const std::string& config_path, std::string_view registr
   }
   if (!removed) return Ok();
   return WriteConfig(config_path, doc);
+}
+
+}  // namespace
+
+Status RemoveDockerAuth(const std::string& config_path, std::string_view registry) {
+  if (config_path.empty()) return Fail(EINVAL, "no docker config path (set DOCKER_CONFIG or HOME)");
+  HOIST_ASSIGN_OR_RETURN(std::string helper, CredentialHelperFor(config_path, registry));
+  if (!helper.empty()) {
+    // The file's empty entry goes first, so a failing helper still leaves no login recorded.
+    Status file = RemoveAuthsEntry(config_path, registry);
+    HOIST_RETURN_IF_ERROR(EraseWithCredentialHelper(helper, DockerConfigKey(registry)));
+    return file;
+  }
+  return RemoveAuthsEntry(config_path, registry);
 }
 
 }  // namespace hoist

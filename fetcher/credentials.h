@@ -102,9 +102,27 @@ std::string DefaultDockerConfigPath();
 [[nodiscard]] Result<Credential> RunCredentialHelper(std::string_view helper,
                                                      std::string_view server_url);
 
+// The credential helper the docker config.json at `config_path` names for `registry`:
+// credHelpers[registry or its DockerConfigKey], else credsStore; "" when it names none (or the
+// file is missing). EINVAL for a malformed file.
+[[nodiscard]] Result<std::string> CredentialHelperFor(const std::string& config_path,
+                                                      std::string_view registry);
+
+// `docker-credential-<helper> store` with {"ServerURL","Username","Secret"} on stdin, and
+// `docker-credential-<helper> erase` with the server URL on stdin. ENOENT for a helper that is
+// not on $PATH, EIO (naming the helper and its exit status) when it fails.
+[[nodiscard]] Status StoreWithCredentialHelper(std::string_view helper, std::string_view server_url,
+                                               std::string_view username, std::string_view secret);
+[[nodiscard]] Status EraseWithCredentialHelper(std::string_view helper,
+                                               std::string_view server_url);
+
 // Writers for `hoist login` / `hoist logout`: edit auths[DockerConfigKey(registry)] in the
 // docker config.json at `config_path`, keeping every other key, via WriteFileAtomic (mode 0600).
 // Creates the file and its directory if missing. Remove of an absent entry is not an error.
+// As docker does, when the file names a helper for the registry (CredentialHelperFor) the
+// secret goes to the helper (`store` / `erase`, with the DockerConfigKey as ServerURL) and
+// auths gets an empty entry for the registry ({}: no secret in the file); a helper that fails
+// writes nothing to the file.
 [[nodiscard]] Status SaveDockerAuth(const std::string& config_path, std::string_view registry,
                                     std::string_view username, std::string_view password);
 [[nodiscard]] Status RemoveDockerAuth(const std::string& config_path, std::string_view registry);

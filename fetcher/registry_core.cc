@@ -363,6 +363,11 @@ Result<HttpResponse> RegistryCore::CallOn(RegistryCall& call, const Target& targ
     ++retries;
     std::string cause = failure->message();
     if (!cause.starts_with(call.what)) cause = call.what + ": " + cause;
+    const int code = failure->code();
+    if ((code == ECONNREFUSED || code == EHOSTUNREACH || code == ENETUNREACH) &&
+        policy.max_unreachable_attempts > 0 && attempt >= policy.max_unreachable_attempts) {
+      return Fail(code, cause + " (gave up after " + std::to_string(attempt) + " attempts)");
+    }
     const int max_attempts = target.max_attempts > 0 ? target.max_attempts : policy.max_attempts;
     if (attempt >= max_attempts) {
       return Fail(failure->code() == ETIMEDOUT ? ETIMEDOUT : EIO,

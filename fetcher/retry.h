@@ -27,6 +27,11 @@ Clock* RealClock();
 struct RetryPolicy {
   // Attempts in total (1 = no retry).
   int max_attempts = 6;
+  // Attempts in total when the registry cannot be reached at all: connection refused
+  // (ECONNREFUSED), a name that does not resolve or a host with no route (EHOSTUNREACH,
+  // ENETUNREACH). Such errors rarely heal within a retry budget, so one-shot tools set this to 2
+  // (one quick retry) and fail with that errno; 0 = max_attempts (mounts, which keep waiting).
+  int max_unreachable_attempts = 0;
   // Delay before retry n (n >= 1) is base_delay * 2^(n-1), capped at max_delay, then jittered
   // down by up to `jitter` of itself (0.5: uniformly in [50%, 100%]).
   std::chrono::milliseconds base_delay{200};

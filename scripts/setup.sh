@@ -17,6 +17,7 @@ PACKAGES=(
   docker-registry skopeo umoci runc containerd stargz-snapshotter
   apache2-utils openssl python3 curl jq zstd gzip tar coreutils util-linux
   busybox-static iproute2 procps psmisc
+  man-db groff-base bash git  # the generated hoist.1 (man --warnings) and bash completion; version
   systemd  # systemd-analyze verify of the unit files (tests/integration/runtime_test.cc)
   podman containernetworking-plugins slirp4netns uidmap  # hoist-store (hoist_store_test)
   # benchmarks

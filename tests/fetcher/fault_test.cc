@@ -595,6 +595,39 @@ TEST_F(FaultTest, TimeBudgetEndsRetriesWithEtimedout) {
   EXPECT_EQ(clock_.sleeps(), (std::vector<std::chrono::milliseconds>{10ms, 20ms, 40ms}));
 }
 
+TEST_F(FaultTest, UnreachableRegistryGetsOneQuickRetryWhenThePolicySaysSo) {
+  for (int code : {ECONNREFUSED, EHOSTUNREACH}) {
+    registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
+      if (r.url.find("/manifests/") != std::string::npos) {
+        return FakeReply{200, {}, "", Error(code, "GET x: Could not connect"), 0};
+      }
+      return std::nullopt;
+    };
+    // The one-shot tools' policy: two attempts, the errno kept.
+    options_.retry.max_unreachable_attempts = 2;
+    client_.reset();
+    size_t slept = clock_.sleeps().size();
+    auto m = Client().GetManifest(repo_);
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().code(), code);
+    EXPECT_EQ(m.error().message(),
+              "reg.io/lib/x: manifest latest: GET x: Could not connect (gave up after 2 attempts)");
+    auto since = [&] {
+      auto all = clock_.sleeps();
+      return std::vector<std::chrono::milliseconds>(all.begin() + slept, all.end());
+    };
+    EXPECT_EQ(since(), (std::vector<std::chrono::milliseconds>{10ms}));
+    // Unset (mounts): the whole policy, as before.
+    options_.retry.max_unreachable_attempts = 0;
+    client_.reset();
+    slept = clock_.sleeps().size();
+    m = Client().GetManifest(repo_);
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().code(), EIO);
+    EXPECT_EQ(since(), (std::vector<std::chrono::milliseconds>{10ms, 20ms, 40ms}));
+  }
+}
+
 TEST_F(FaultTest, NonTransientTransportErrorIsNotRetried) {
   registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
     if (r.url.find("/manifests/") != std::string::npos) {

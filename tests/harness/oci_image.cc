@@ -291,8 +291,9 @@ Result<BuiltImage> BuildImageBlobs(const std::string& layout, const std::vector<
     rapidjson::StringBuffer buf;
     JsonWriter w(buf);
     w.StartObject();
+    const std::string created = spec.created.empty() ? std::string(kCreated) : spec.created;
     w.Key("created");
-    w.String(kCreated);
+    w.String(created.c_str());
     w.Key("architecture");
     w.String(spec.architecture.c_str());
     w.Key("os");
@@ -327,13 +328,26 @@ Result<BuiltImage> BuildImageBlobs(const std::string& layout, const std::vector<
     w.EndObject();
     w.Key("history");
     w.StartArray();
-    for (size_t i = 0; i < image.layers.size(); ++i) {
+    std::vector<ImageSpec::HistoryItem> history = spec.history;
+    if (history.empty()) {
+      for (size_t i = 0; i < image.layers.size(); ++i) {
+        history.push_back({.created_by = "hoist test harness: layer " + std::to_string(i)});
+      }
+    }
+    for (const ImageSpec::HistoryItem& h : history) {
       w.StartObject();
       w.Key("created");
-      w.String(kCreated);
+      w.String(created.c_str());
       w.Key("created_by");
-      const std::string created_by = "hoist test harness: layer " + std::to_string(i);
-      w.String(created_by.c_str(), created_by.size());
+      w.String(h.created_by.c_str(), h.created_by.size());
+      if (!h.comment.empty()) {
+        w.Key("comment");
+        w.String(h.comment.c_str(), h.comment.size());
+      }
+      if (h.empty_layer) {
+        w.Key("empty_layer");
+        w.Bool(true);
+      }
       w.EndObject();
     }
     w.EndArray();

@@ -121,6 +121,16 @@ struct ImageSpec {
   std::string user;
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> manifest_annotations;
+  // The config's `created` and every history entry's (empty: a fixed date in 2023).
+  std::string created;
+  // The config's history as given (oldest first); empty: one entry per layer. The entries that
+  // are not empty_layer must be as many as the layers.
+  struct HistoryItem {
+    std::string created_by;
+    bool empty_layer = false;
+    std::string comment;
+  };
+  std::vector<HistoryItem> history;
 };
 
 struct BuiltLayer {

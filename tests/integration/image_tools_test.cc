@@ -539,7 +539,7 @@ TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
   ASSERT_TRUE(h.IsArray());
   std::vector<std::string> ids;
   for (const auto& e : h.GetArray()) {
-    if (!e["EmptyLayer"].GetBool()) ids.push_back(e["Id"].GetString());
+    if (!e["EmptyLayer"].GetBool()) ids.push_back(e["Layer"].GetString());
   }
   // Newest first.
   ASSERT_EQ(ids.size(), image_->layers.size());

@@ -1,8 +1,10 @@
 // hoist inspect [--raw|--config] IMAGE: what `skopeo inspect` prints, for a registry image (or a
-// local one). IMAGE may also name another transport (oci:DIR[:TAG], oci-archive:FILE[:TAG],
-// docker-archive:FILE[:REF], dir:DIR, rootfs:DIR), read through its ImageSource: --raw prints the
-// top manifest or index as the transport gives it, --config the config of the host platform's
-// image, and the JSON has the transport name as Name and no RepoTags.
+// local one; when the registry fails and the local store has the image, one stderr line says
+// "hoist inspect: registry unreachable (WHY); using the local store" before the JSON). IMAGE
+// may also name another transport (oci:DIR[:TAG], oci-archive:FILE[:TAG],
+// docker-archive:FILE[:REF], dir:DIR, rootfs:DIR), read through its ImageSource: --raw prints the top
+// manifest or index as the transport gives it, --config the config of the host platform's image,
+// and the JSON has the transport name as Name and no RepoTags.
 #include <stdlib.h>
 
 #include <cstdio>
@@ -157,9 +159,25 @@ int RunInspectReference(const InspectArgs& a) {
     return ReportError("inspect", "no such local image: " + ref->String());
   }
   // The registry first; an image it cannot give (unknown there, or unreachable) may be local.
+  // Falling back says so, on one stderr line before the local image's JSON.
   auto remote_failed = [&](const Error& e) {
     std::optional<Error> local_error;
-    if (std::optional<int> rc = InspectLocal(a, &local_error)) return *rc;
+    bool have = false;
+    {  // closed again before InspectLocal opens it (one LMDB environment per process at once)
+      auto local = LocalStore::Open(a.cache);
+      if (local) {
+        auto found = (*local)->Find(a.image);
+        have = found && found->has_value();
+      }
+    }
+    if (have) {
+      const int code = e.code();
+      const bool unreachable =
+          code == ECONNREFUSED || code == EHOSTUNREACH || code == ENETUNREACH || code == ETIMEDOUT;
+      std::fprintf(stderr, "hoist inspect: %s (%s); using the local store\n",
+                   unreachable ? "registry unreachable" : "registry failed", e.message().c_str());
+      if (std::optional<int> rc = InspectLocal(a, &local_error)) return *rc;
+    }
     return ReportError("inspect", e.message());
   };
   auto client = a.registry.MakeClient();

@@ -2,7 +2,10 @@
 // docker's config.json ($DOCKER_CONFIG or ~/.docker; fetcher/credentials.h writes it atomically,
 // mode 0600). login checks the credentials with GET /v2/ (through the token flow if the
 // registry uses one) BEFORE anything is written: refused credentials write nothing. The password
-// is never printed (not in messages, not echoed when prompted).
+// is never printed (not in messages, not echoed when prompted). When config.json names a
+// credential helper for the registry (credHelpers, else credsStore), the secret is stored by
+// `docker-credential-<helper> store` and logout runs its `erase`, as docker does
+// (fetcher/credentials.h SaveDockerAuth / RemoveDockerAuth).
 #include <termios.h>
 #include <unistd.h>
 
@@ -94,6 +97,7 @@ Status Login(const LoginArgs& a, std::string* server_out) {
   RegistryOptions options;
   options.insecure_registries = a.registry.insecure_registries;
   options.retry.total_budget = std::chrono::seconds(30);
+  options.retry.max_unreachable_attempts = 2;
   CurlTransportOptions topts;
   topts.user_agent = options.user_agent;
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<HttpTransport> transport, NewCurlTransport(topts));

@@ -146,6 +146,14 @@ int RunUmount(const UmountArgs& a) {
     pid = state->pid;
     supervisor = state->supervisor_pid;
   }
+  // Not a mount point at all: one line of our own, not fusermount3's and then ours.
+  auto canonical = CanonicalMountpointNoFollow(a.mountpoint);
+  auto table = ReadMountInfo();
+  if (canonical && table) {
+    bool mounted = false;
+    for (const MountInfoEntry& e : *table) mounted = mounted || e.mount_point == *canonical;
+    if (!mounted) return ReportError("umount", a.mountpoint + ": not mounted");
+  }
   int rc = RunAndWait({"fusermount3", "-u", a.mountpoint});
   if (rc != 0) {
     // A dead mount (its daemon gone): fusermount3 -u refuses what it cannot stat; detach it.

@@ -35,6 +35,8 @@ Result<RegistryOptions> RegistryFlags::Options() const {
   options.insecure_registries = insecure_registries;
   HOIST_RETURN_IF_ERROR(UseMirrors(&options, hosts_dir, registries_conf,
                                    std::chrono::milliseconds(mirror_connect_timeout_ms)));
+  // A registry that refuses connections or whose name does not resolve: one quick retry.
+  options.retry.max_unreachable_attempts = 2;
   if (!platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(options.platform, Platform::Parse(platform));
   }

@@ -66,7 +66,9 @@ int RunTag(const TagArgs& a) {
 void RegisterTag(CLI::App& app, VerbRunner* run) {
   auto args = std::make_shared<TagArgs>();
   CLI::App* sub = app.add_subcommand(
-      "tag", "Give an image another name, locally or in its registry (no blob is uploaded)");
+      "tag",
+      "Give an image another name: locally, or in the registry (within one registry blobs are "
+      "mounted, not uploaded; to another registry every blob is copied)");
   args->registry.Add(sub);
   sub->add_option("--cache", args->cache, "Host store directory (env HOIST_CACHE)");
   sub->add_flag("--remote", args->remote, "Tag in the registry even if SRC is a local image");

@@ -37,6 +37,7 @@ void RegisterIndex(CLI::App& app, VerbRunner* run);
 void RegisterCopy(CLI::App& app, VerbRunner* run);
 void RegisterDelete(CLI::App& app, VerbRunner* run);
 void RegisterManifestDigest(CLI::App& app, VerbRunner* run);
+void RegisterVersion(CLI::App& app, VerbRunner* run);
 
 void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterConvert(app, run);
@@ -66,6 +67,7 @@ void RegisterVerbs(CLI::App& app, VerbRunner* run) {
   RegisterCopy(app, run);
   RegisterDelete(app, run);
   RegisterManifestDigest(app, run);
+  RegisterVersion(app, run);
 }
 
 }  // namespace hoist
