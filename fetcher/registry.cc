@@ -5,6 +5,7 @@
 #include "fetcher/auth.h"
 #include "fetcher/curl_transport.h"
 #include "fetcher/link_header.h"
+#include "fetcher/metrics_transport.h"
 #include "fetcher/registry_blob_source.h"
 #include "fetcher/registry_core.h"
 #include "fetcher/url.h"
@@ -44,7 +45,7 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::CreateDefault(RegistryOp
   CurlTransportOptions topts;
   topts.user_agent = options.user_agent;
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<HttpTransport> curl, NewCurlTransport(topts));
-  std::shared_ptr<HttpTransport> transport(std::move(curl));
+  std::shared_ptr<HttpTransport> transport = NewMetricsTransport(std::move(curl));
   if (options.request_log) transport = NewLoggingTransport(transport, options.request_log);
   return std::make_unique<RegistryClient>(
       std::move(transport), std::make_shared<DockerCredentialStore>(), std::move(options));

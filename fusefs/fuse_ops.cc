@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "fusefs/mount_metrics.h"
 
 namespace hoist {
 namespace {
@@ -173,6 +174,7 @@ void HoistFuseInit(void* /*userdata*/, fuse_conn_info* conn) {
 }
 
 void ViewLookup(fuse_req_t req, const ViewRequest& v, InodeNumber parent, const char* name) {
+  FuseOpTimer timer(FuseOp::kLookup);
   auto ino = v.view->Lookup(parent, name);
   if (!ino) return ReplyError(req, ino.error());
   auto e = EntryFor(v, *ino);
@@ -181,6 +183,7 @@ void ViewLookup(fuse_req_t req, const ViewRequest& v, InodeNumber parent, const 
 }
 
 void ViewGetattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino) {
+  FuseOpTimer timer(FuseOp::kGetattr);
   auto st = v.view->GetAttr(ino);
   if (!st) return ReplyError(req, st.error());
   st->st_ino = v.ToFuse(ino);
@@ -188,12 +191,14 @@ void ViewGetattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino) {
 }
 
 void ViewReadlink(fuse_req_t req, const ViewRequest& v, InodeNumber ino) {
+  FuseOpTimer timer(FuseOp::kReadlink);
   auto target = v.view->ReadLink(ino);
   if (!target) return ReplyError(req, target.error());
   fuse_reply_readlink(req, target->data());  // NUL-terminated (merged_view.h)
 }
 
 void ViewOpen(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_info* fi) {
+  FuseOpTimer timer(FuseOp::kOpen);
   const int acc = fi->flags & O_ACCMODE;
   if (acc == O_WRONLY || acc == O_RDWR || (fi->flags & (O_TRUNC | O_APPEND | O_CREAT)))
     return (void)fuse_reply_err(req, EROFS);
@@ -206,6 +211,7 @@ void ViewOpen(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_i
 }
 
 void ViewRead(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off) {
+  FuseOpTimer timer(FuseOp::kRead);
   auto file = v.view->OpenFile(ino);
   if (!file) return ReplyError(req, file.error());
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
@@ -243,6 +249,7 @@ void ViewRead(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size
 }
 
 void ViewOpendir(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_info* fi) {
+  FuseOpTimer timer(FuseOp::kOpendir);
   auto listing = v.view->OpenDir(ino);
   if (!listing) return ReplyError(req, listing.error());
   fi->keep_cache = 1;
@@ -254,6 +261,7 @@ void ViewOpendir(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_fil
 // readdir and readdirplus: entries from `off` on, each with next offset off + 1.
 void ViewReadDir(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off,
                  bool plus) {
+  FuseOpTimer timer(plus ? FuseOp::kReaddirplus : FuseOp::kReaddir);
   auto listing = v.view->OpenDir(ino);
   if (!listing) return ReplyError(req, listing.error());
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
@@ -295,12 +303,14 @@ void ReplyXattrValue(fuse_req_t req, std::string_view value, size_t size) {
 
 void ViewGetxattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino, const char* name,
                   size_t size) {
+  FuseOpTimer timer(FuseOp::kGetxattr);
   auto value = v.view->GetXattr(ino, name);
   if (!value) return ReplyError(req, value.error());
   ReplyXattrValue(req, *value, size);
 }
 
 void ViewListxattr(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size) {
+  FuseOpTimer timer(FuseOp::kListxattr);
   auto names = v.view->ListXattr(ino);
   if (!names) return ReplyError(req, names.error());
   ReplyXattrValue(req, *names, size);

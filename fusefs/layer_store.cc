@@ -386,6 +386,9 @@ Status LayerStore::Build(LayerStoreHandoff* handoff) {
     if (!store) return Fail(store.error().Context("opening the cache " + cache_dir));
     store_ = std::move(*store);
   }
+  metrics_ =
+      std::make_unique<MountMetrics>(&stats_, &store_->chunks(), so.cache.quota_bytes,
+                                     [this] { return static_cast<uint64_t>(layer_count()); });
 
   source_ = std::make_unique<RoutingSource>();
   // Unconverted tar+gzip / tar+zstd layers are read by span through their checkpoint index
@@ -524,6 +527,7 @@ void LayerStore::StartLoop() {
 }
 
 void LayerStore::Teardown() {
+  metrics_.reset();  // first: a scrape reads the stats and the store
   {
     // Preloads use the client and the host store: let them finish (each stops at its next layer).
     MutexLock lock(preload_mu_);

@@ -132,6 +132,7 @@
 #include "fusefs/fuse_ops.h"
 #include "fusefs/handoff_state.h"
 #include "fusefs/merged_view.h"
+#include "fusefs/mount_metrics.h"
 #include "fusefs/mount_options.h"
 #include "fusefs/mount_stats.h"
 #include "fusefs/prefetcher.h"
@@ -268,6 +269,7 @@ class LayerStore {
   std::thread loop_;
   mutable Mutex loop_mu_;
   std::unique_ptr<StatsFileWriter> stats_writer_;
+  std::unique_ptr<MountMetrics> metrics_;  // the scrape's view of stats_ (mount_metrics.h)
   bool loop_done_ HOIST_GUARDED_BY(loop_mu_) = false;
 
   mutable SharedMutex mu_;

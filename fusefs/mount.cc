@@ -277,6 +277,7 @@ Status Mount::Build(MountHandoff* handoff) {
     if (!store) return Fail(store.error().Context("opening the cache " + cache_dir));
     store_ = std::move(*store);
   }
+  metrics_ = std::make_unique<MountMetrics>(&stats_, &store_->chunks(), so.cache.quota_bytes);
   const auto store_ms = lap();
 
   // 5. Layer indexes.
@@ -546,6 +547,7 @@ Status Mount::Run(std::function<void()> on_serving) {
 }
 
 void Mount::Teardown() {
+  metrics_.reset();  // first: a scrape reads the stats and the store
   const auto start = std::chrono::steady_clock::now();
   auto step = [&](const char* what) {
     HOIST_LOG(kDebug) << "teardown: " << what << " after "

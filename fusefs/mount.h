@@ -62,6 +62,7 @@
 #include "fusefs/handoff_state.h"
 #include "fusefs/layer_loader.h"
 #include "fusefs/merged_view.h"
+#include "fusefs/mount_metrics.h"
 #include "fusefs/mount_options.h"
 #include "fusefs/mount_stats.h"
 #include "fusefs/open_observers.h"
@@ -184,6 +185,7 @@ class Mount {
   std::thread index_store_thread_;         // stores freshly built layer indexes after mounting
   std::vector<std::thread> warm_threads_;  // WarmConnections
   std::unique_ptr<StatsFileWriter> stats_writer_;
+  std::unique_ptr<MountMetrics> metrics_;  // the scrape's view of stats_ (mount_metrics.h)
 };
 
 }  // namespace hoist

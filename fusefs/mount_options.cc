@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "fusefs/fuse_ops.h"
+#include "metrics/http_server.h"
 
 namespace hoist {
 namespace {
@@ -116,6 +117,10 @@ Status ApplyMountOptionList(std::string_view list, MountOptions* o) {
     } else if (key == "log_file") {
       HOIST_RETURN_IF_ERROR(need_value());
       o->log_file = value;
+    } else if (key == "metrics") {
+      HOIST_RETURN_IF_ERROR(need_value());
+      HOIST_RETURN_IF_ERROR(metrics::ParseAddress(value));
+      o->metrics_address = value;
     } else if (key == "trace") {
       HOIST_RETURN_IF_ERROR(need_value());
       o->trace_file = value;

@@ -35,6 +35,8 @@
 //                          the access trace (fusefs/access_trace.h) to FILE, atomically, when
 //                          the mount ends (unmount or signal) and when it is handed over to a
 //                          new daemon (which carries the trace on); hoistfs makes FILE absolute
+//   metrics=ADDR           serve Prometheus metrics at http://ADDR/metrics: a loopback
+//                          HOST:PORT or unix:PATH (metrics/http_server.h; checked here)
 //   allow_other            only on request, and always with default_permissions
 //   suid                   only on request (default nosuid)
 //   ro, rw, nodev, nosuid, default_permissions and generic mount(8) options (auto, noauto,
@@ -86,7 +88,8 @@ struct MountOptions {
   std::string platform;
   std::string log_level = "warning";
   std::string log_file;
-  std::string trace_file;  // -o trace=FILE: "" = no access trace
+  std::string trace_file;       // -o trace=FILE: "" = no access trace
+  std::string metrics_address;  // -o metrics=ADDR: "" = no metrics endpoint
   bool allow_other = false;
   bool suid = false;
   bool offline = false;  // mount from the local store only (fusefs/local_image.h)

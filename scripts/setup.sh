@@ -19,6 +19,7 @@ PACKAGES=(
   busybox-static iproute2 procps psmisc
   man-db groff-base bash git  # the generated hoist.1 (man --warnings) and bash completion; version
   systemd  # systemd-analyze verify of the unit files (tests/integration/runtime_test.cc)
+  prometheus  # promtool check metrics on the daemons' /metrics (tests/integration/metrics_scrape_test)
   podman containernetworking-plugins slirp4netns uidmap  # hoist-store (hoist_store_test)
   # benchmarks
   debootstrap hyperfine squashfuse squashfs-tools erofs-utils fuse-overlayfs time
@@ -42,4 +43,8 @@ fi
 # The distribution registry package ships a service; tests start their own instances.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
   systemctl stop docker-registry || true
+fi
+# prometheus is installed for promtool only; its server is not wanted.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl stop prometheus || true
 fi

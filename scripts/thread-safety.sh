@@ -45,7 +45,7 @@ if [ ! -f "$build/build.ninja" ] || ! grep -q "CMAKE_CXX_COMPILER:.*=.*$cxx\$" "
 fi
 
 # Every production directory's targets (a new library or binary under them is included).
-targets=(base/all fetcher/all index/all fusefs/all tools/all)
+targets=(base/all metrics/all fetcher/all index/all fusefs/all tools/all)
 if [ "${HOIST_TSA_TESTS:-1}" != 0 ]; then targets+=(tests/all); fi
 echo "thread-safety: building ${targets[*]} with $cxx in $build"
 ninja -C "$build" -j"$(nproc)" "${targets[@]}"

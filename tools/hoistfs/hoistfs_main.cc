@@ -42,6 +42,7 @@
 #include "base/sd_notify.h"
 #include "fusefs/mount.h"
 #include "fusefs/mount_options.h"
+#include "metrics/http_server.h"
 #include "tools/hoistfs/layers_mode.h"
 #include "tools/supervisor/supervisor.h"
 #include "tools/supervisor/worker_env.h"
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
                  "prefetch_trace=auto|off|F, bandwidth=B, cache=DIR, cache_size=B, "
                  "insecure_registry=HOST, hosts_dir=DIR, registries_conf=F, "
                  "mirror_connect_timeout=MS, platform=P, log_level=L, log_file=F, trace=F, "
+                 "metrics=HOST:PORT|unix:PATH, "
                  "allow_other, suid")
       ->allow_extra_args(false)
       ->take_all();
@@ -175,6 +177,20 @@ int main(int argc, char** argv) {
       return 1;
     }
     hoist::SetLogLevel(level);
+    std::unique_ptr<hoist::metrics::MetricsEndpoint> metrics;
+    if (!options.metrics_address.empty()) {
+      auto endpoint = hoist::metrics::MetricsEndpoint::Start(options.metrics_address, false);
+      if (!endpoint) {
+        const std::string line = "hoistfs: " + endpoint.error().message() + "\n";
+        if (ready_fd >= 0) {
+          TellParent(ready_fd, line);
+        } else {
+          std::fputs(line.c_str(), stderr);
+        }
+        return 1;
+      }
+      metrics = std::move(*endpoint);
+    }
     return hoist::RunLayerStoreDaemon(options, mount_per_layer, ready_fd);
   }
 
@@ -193,6 +209,23 @@ int main(int argc, char** argv) {
                         << (handoff.previous_pid > 0
                                 ? " from pid " + std::to_string(handoff.previous_pid)
                                 : std::string());
+  }
+  // The metrics endpoint (-o metrics=ADDR) serves from before the mount is built, so a scrape
+  // sees the image being resolved; a worker taking over waits for its predecessor's address.
+  std::unique_ptr<hoist::metrics::MetricsEndpoint> metrics;
+  if (!options.metrics_address.empty()) {
+    auto endpoint = hoist::metrics::MetricsEndpoint::Start(options.metrics_address, takeover);
+    if (!endpoint) {
+      const std::string line = "hoistfs: " + endpoint.error().message() + "\n";
+      if (ready_fd >= 0) {
+        TellParent(ready_fd, line);
+        ::close(ready_fd);
+      } else {
+        std::fputs(line.c_str(), stderr);
+      }
+      return 1;
+    }
+    metrics = std::move(*endpoint);
   }
   auto mount = hoist::Mount::Create(options, takeover ? &handoff : nullptr);
   if (!mount) {

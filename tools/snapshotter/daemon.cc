@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/sd_notify.h"
 #include "base/status.h"
+#include "metrics/http_server.h"
 #include "tools/snapshotter/grpc_service.h"
 #include "tools/supervisor/supervisor.h"
 #include "tools/supervisor/worker_env.h"
@@ -97,6 +98,9 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   app.add_option("--prefetch", config.prefetch,
                  "background fetch of lazy layers: none, priority or all (default all)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");
+  std::string metrics_address;
+  app.add_option("--metrics-address", metrics_address,
+                 "serve Prometheus metrics at /metrics on a loopback HOST:PORT or unix:PATH");
   bool no_supervisor = false;
   app.add_flag("--no-supervisor", no_supervisor,
                "one process, no fd store: a kill ends the layer store's mount (see daemon.h)");
@@ -134,6 +138,13 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
     std::fprintf(stderr, "hoist-snapshotter: --prefetch %s: expected none, priority or all\n",
                  config.prefetch.c_str());
     return 1;
+  }
+
+  if (!metrics_address.empty()) {
+    if (auto a = metrics::ParseAddress(metrics_address); !a) {
+      std::fprintf(stderr, "hoist-snapshotter: %s\n", a.error().message().c_str());
+      return 1;
+    }
   }
 
   // The process model: started by hoist's supervisor (a worker), by systemd (NOTIFY_SOCKET: its
@@ -179,6 +190,17 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   if (Status s = ClaimSocketPath(address, config.previous_pid > 0); !s) {
     std::fprintf(stderr, "hoist-snapshotter: %s\n", s.error().message().c_str());
     return 1;
+  }
+  // Metrics (--metrics-address) from before the layer source starts; in an upgrade the new
+  // worker binds once the old one has left.
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint;
+  if (!metrics_address.empty()) {
+    auto endpoint = metrics::MetricsEndpoint::Start(metrics_address, config.previous_pid > 0);
+    if (!endpoint) {
+      std::fprintf(stderr, "hoist-snapshotter: %s\n", endpoint.error().message().c_str());
+      return 1;
+    }
+    metrics_endpoint = std::move(*endpoint);
   }
   std::shared_ptr<RemoteLayerSource> remote;
   if (factory) {

@@ -3,6 +3,7 @@
 //
 //   hoist-snapshotter --address SOCKET --root DIR [--cache DIR] [--insecure-registry HOST]...
 //                     [--prefetch none|priority|all] [--log-level LEVEL] [--no-supervisor]
+//                     [--metrics-address HOST:PORT|unix:PATH]
 //
 // Process model: without systemd (no NOTIFY_SOCKET) and without --no-supervisor the process
 // becomes hoist's supervisor (tools/supervisor/supervisor.h; cleanup mountpoint DIR/layers) and
@@ -25,8 +26,10 @@
 // destroyed (the real source's store unmounts). Logs go to
 // stderr, one line per event. Under systemd it sends READY=1 to $NOTIFY_SOCKET once the socket
 // serves (base/sd_notify.h). SIGTERM, SIGINT and SIGHUP stop it cleanly (in-flight calls
-// finish, the socket is removed); exit 0. A bad flag or a start-up failure is one line on
-// stderr and exit 1.
+// finish, the socket is removed); exit 0. --metrics-address serves Prometheus metrics at
+// /metrics (metrics/http_server.h; a loopback address or a unix socket, checked before the
+// supervisor starts) from the worker, from before the layer source is made. A bad flag or a
+// start-up failure is one line on stderr and exit 1.
 #pragma once
 
 #include <functional>

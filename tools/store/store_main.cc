@@ -1,7 +1,8 @@
 // hoist-store: containers/storage's additional layer store (tools/store/additional_store.h) as
 // a daemon, for podman and CRI-O.
 //
-//   hoist-store [-f] [-d] [--cache DIR] [--layers-dir DIR] [-o opt,...] MOUNTPOINT
+//   hoist-store [-f] [-d] [--cache DIR] [--layers-dir DIR] [--metrics-address ADDR]
+//               [-o opt,...] MOUNTPOINT
 //   storage.conf: [storage.options] additionallayerstores = ["MOUNTPOINT:ref"]
 //
 // The layer views are served by a LayerStore mounted on --layers-dir (default
@@ -15,7 +16,8 @@
 // it stays in the foreground and tells systemd READY=1 (Type=notify). Not supervised: a killed
 // daemon leaves both mounts dead (ENOTCONN) until it is started again (see docs/ARCHITECTURE.md
 // "hoist-store"). SIGTERM, SIGINT and SIGHUP unmount and end it; so does an unmount from
-// outside.
+// outside. --metrics-address (or -o metrics=ADDR) serves Prometheus metrics at /metrics on a
+// loopback HOST:PORT or unix:PATH (metrics/http_server.h).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -35,6 +37,7 @@
 #include "base/readiness.h"
 #include "base/sd_notify.h"
 #include "fusefs/mount_options.h"
+#include "metrics/http_server.h"
 #include "tools/store/additional_store.h"
 
 namespace {
@@ -62,6 +65,9 @@ int main(int argc, char** argv) {
                  "containerd hosts.toml directory for mirrors (also -o hosts_dir=DIR)");
   app.add_option("--registries-conf", registries_conf,
                  "containers registries.conf for mirrors (also -o registries_conf=FILE)");
+  std::string metrics_address;
+  app.add_option("--metrics-address", metrics_address,
+                 "serve Prometheus metrics at /metrics on a loopback HOST:PORT or unix:PATH");
   app.add_option("mountpoint", options.mountpoint, "an empty directory")->required();
   try {
     app.parse(argc, argv);
@@ -77,6 +83,13 @@ int main(int argc, char** argv) {
   if (!cache_flag.empty()) options.cache_dir = cache_flag;
   if (!hosts_dir.empty()) options.hosts_dir = hosts_dir;
   if (!registries_conf.empty()) options.registries_conf = registries_conf;
+  if (!metrics_address.empty()) {
+    if (auto a = hoist::metrics::ParseAddress(metrics_address); !a) {
+      std::fprintf(stderr, "hoist-store: %s\n", a.error().message().c_str());
+      return 1;
+    }
+    options.metrics_address = metrics_address;
+  }
   if (options.fuse_debug) options.foreground = true;
   options.allow_other = true;
   options.suid = true;
@@ -119,6 +132,15 @@ int main(int argc, char** argv) {
   if (::mkdir(layers_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     Tell(ready_fd, "hoist-store: mkdir " + layers_dir + ": " + std::strerror(errno) + "\n");
     return 1;
+  }
+  std::unique_ptr<hoist::metrics::MetricsEndpoint> metrics;
+  if (!options.metrics_address.empty()) {
+    auto endpoint = hoist::metrics::MetricsEndpoint::Start(options.metrics_address, false);
+    if (!endpoint) {
+      Tell(ready_fd, "hoist-store: " + endpoint.error().message() + "\n");
+      return 1;
+    }
+    metrics = std::move(*endpoint);
   }
   auto store = hoist::AdditionalStore::Start(options, layers_dir);
   if (!store) {

@@ -1,0 +1,24 @@
+// MetricsTransport: wraps an HttpTransport and counts every round trip in the process's metrics
+// registry (metrics/registry.h), labelled by the host actually contacted: the request URL's
+// "host:port" (port always explicit), so a mirror, a redirect target (a CDN) and the registry
+// each get their own series.
+//
+//   hoist_fetch_requests_total{host}        requests sent (token, manifest, blob, ... every one)
+//   hoist_fetch_bytes_total{host}           body bytes of 2xx responses (what was fetched)
+//   hoist_fetch_duration_seconds{host}      histogram of round-trip time (send to last byte)
+//   hoist_fetch_errors_total{host,kind}     kind: "network" (no response: reset, timeout, TLS,
+//                                           ...), "http_4xx", "http_5xx" (the response status)
+//
+// RegistryClient::CreateDefault wraps its transport in one, so every daemon counts its fetches.
+// Thread-safety: as the inner transport.
+#pragma once
+
+#include <memory>
+
+#include "fetcher/http.h"
+
+namespace hoist {
+
+std::shared_ptr<HttpTransport> NewMetricsTransport(std::shared_ptr<HttpTransport> inner);
+
+}  // namespace hoist
