@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "base/fd_store.h"
@@ -23,6 +25,7 @@
 #include "fusefs/layer_path.h"
 #include "fusefs/local_image.h"
 #include "fusefs/mount.h"
+#include "fusefs/published_indexes.h"
 #include "fusefs/stream_layer.h"
 #include "fusefs/zran_reader.h"
 
@@ -73,6 +76,8 @@ struct LayerStore::Image {
   ResolvedImage image;
   std::shared_ptr<BlobSource> source;
   std::chrono::steady_clock::time_point resolved_at;
+  // The image's published layer indexes (null: offline, or the image came from the local store).
+  std::shared_ptr<PublishedIndexes> published;
 };
 
 LayerStore::Layer::~Layer() {
@@ -668,6 +673,10 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::ResolveImage(
   image->image = std::move(resolved.image);
   image->source = std::move(resolved.source);
   image->resolved_at = now;
+  if (!options_.offline && !resolved.from_local_store) {
+    image->published = std::make_shared<PublishedIndexes>(client_.get(), image->image.reference,
+                                                          image->image.manifest_bytes.digest);
+  }
   {
     MutexLock lock(images_mu_);
     if (images_.size() >= kMaxRememberedImages) images_.clear();
@@ -689,6 +698,10 @@ Result<std::shared_ptr<const LayerStore::Image>> LayerStore::RecordedImage(
   image->image = std::move(resolved.image);
   image->source = std::move(resolved.source);
   image->resolved_at = std::chrono::steady_clock::now();
+  if (!options_.offline && !resolved.from_local_store) {
+    image->published = std::make_shared<PublishedIndexes>(client_.get(), image->image.reference,
+                                                          image->image.manifest_bytes.digest);
+  }
   return std::shared_ptr<const Image>(std::move(image));
 }
 
@@ -723,9 +736,15 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
   if (it == image->image.manifest.layers.end()) {
     return Fail(ENOENT, "image " + std::string(image_ref) + " has no layer " + layer_digest.str());
   }
-  HOIST_RETURN_IF_ERROR(Admit(*it));
+  std::optional<LayerIndex> published;
+  HOIST_RETURN_IF_ERROR(Admit(*it, *image, &published));
   const Clock::time_point t_resolved = Clock::now();
   LayerLoaderOptions loader_options;
+  if (published) {
+    loader_options.published = [&published](const Descriptor&, LayerFormat) {
+      return std::exchange(published, std::nullopt);
+    };
+  }
   HOIST_ASSIGN_OR_RETURN(LoadedLayers loaded, LoadLayers(*image->source, store_.get(),
                                                          std::span(&*it, 1), loader_options));
   const Clock::time_point t_indexed = Clock::now();
@@ -751,6 +770,9 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
   if (!slot) return Fail(slot.error().Context("layer " + layer_digest.str()));
   layer->slot = *slot;
   source_->Route(layer_digest, image->source);
+  // A published index's external windows are read from their own blob, in the same repository.
+  if (Digest windows = zran_->WindowsBlob(*index); !windows.empty())
+    source_->Route(windows, image->source);
   if (options_.prefetch != PrefetchMode::kNone) {
     PrefetcherOptions po;
     po.mode = options_.prefetch;
@@ -772,7 +794,8 @@ Result<std::shared_ptr<LayerStore::Layer>> LayerStore::Load(std::string_view ima
   return layer;
 }
 
-Status LayerStore::Admit(const Descriptor& layer) {
+Status LayerStore::Admit(const Descriptor& layer, const Image& image,
+                         std::optional<LayerIndex>* published) {
   Status lazy = CheckLazyLayer(layer);
   if (lazy || lazy.error().code() != ENOTSUP) return lazy;
   // Unconverted: lazy through its checkpoint index, when the host store has the layer's index.
@@ -782,9 +805,14 @@ Status LayerStore::Admit(const Descriptor& layer) {
   }
   auto stored = store_->HasLayerIndex(layer.digest);
   if (stored && *stored) return Ok();
+  if (image.published != nullptr) {
+    *published = image.published->Get(layer, *format);
+    if (*published) return Ok();
+  }
   return Fail(ENOTSUP, lazy.error().message() +
-                           "; the host store has no checkpoint index of it either (a hoistfs "
-                           "mount or `hoist pull` of the image builds one)");
+                           "; the host store has no checkpoint index of it and none is published "
+                           "next to the image (a hoistfs mount or `hoist pull` of the image "
+                           "builds one; `hoist index` publishes one)");
 }
 
 Result<std::string> LayerStore::AddLayer(std::string_view image_ref, const Digest& layer_digest,
@@ -885,9 +913,16 @@ void LayerStore::Preload(std::string_view image_ref, const std::vector<Digest>& 
       const std::vector<Descriptor>& layers = (*image)->image.manifest.layers;
       auto it = std::find_if(layers.begin(), layers.end(),
                              [&](const Descriptor& l) { return l.digest == d; });
-      Status s = it == layers.end() ? Status(Fail(ENOENT, "not a layer of " + ref)) : Admit(*it);
+      std::optional<LayerIndex> published;
+      Status s = it == layers.end() ? Status(Fail(ENOENT, "not a layer of " + ref))
+                                    : Admit(*it, **image, &published);
       if (s) {
         LayerLoaderOptions o;
+        if (published) {
+          o.published = [&published](const Descriptor&, LayerFormat) {
+            return std::exchange(published, std::nullopt);
+          };
+        }
         auto loaded = LoadLayers(*(*image)->source, store_.get(), std::span(&*it, 1), o);
         if (!loaded) s = Fail(loaded.error());
       }
@@ -926,6 +961,8 @@ Status LayerStore::RemoveLayer(const Digest& layer_digest) {
     by_name_.erase(it);
   }
   if (gone->prefetcher) gone->prefetcher->Stop();
+  if (Digest windows = zran_->WindowsBlob(*gone->index); !windows.empty())
+    source_->Unroute(windows);
   zran_->Forget(layer_digest);
   source_->Unroute(layer_digest);
   if (session_ != nullptr) {

@@ -29,10 +29,12 @@
 //      must be lazy (Admit): zstd:chunked or eStargz (CheckLazyLayer, layer_loader.h), or an
 //      unconverted tar+gzip / tar+zstd layer whose index, with a usable checkpoint index
 //      (LayerIndex::stream_index), is in the host store already (a hoistfs mount or `hoist pull`
-//      of the image built it): its files are then read by span (ZranReader, zran_reader.h;
-//      StreamLayers falls back to the layer's full fetch for a file over 64 MiB, its copy under
-//      CACHE/tmp within cache_size). Any other layer fails with ENOTSUP and a line saying why:
-//      the snapshotter then lets containerd download and unpack it.
+//      of the image built it) or published next to the image (`hoist index`,
+//      fusefs/published_indexes.h: looked up once per resolved image, not offline nor for an
+//      image served from the local store; the index is then stored): its files are then read by
+//      span (ZranReader, zran_reader.h; StreamLayers falls back to the layer's full fetch for a
+//      file over 64 MiB, its copy under CACHE/tmp within cache_size). Any other layer fails with
+//      ENOTSUP and a line saying why: the snapshotter then lets containerd download and unpack it.
 //   3. Its index: from the host store (LMDB) when known, else its TOC read and verified and
 //      the index stored (layer_loader.h). Then its layer view, and (options.prefetch) a
 //      Prefetcher of its own, whose whole-layer pass (prefetch all) starts 2 s after the layer
@@ -116,6 +118,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -140,6 +143,7 @@
 #include "fusefs/stats_file.h"
 #include "fusefs/stream_layer.h"
 #include "fusefs/zran_reader.h"
+#include "index/layer_index.h"
 #include "index/store.h"
 
 namespace hoist {
@@ -234,7 +238,8 @@ class LayerStore {
   Result<std::shared_ptr<Layer>> Load(std::string_view image_ref, const Digest& layer_digest,
                                       const Digest& manifest_digest);
   // Step 2's check (see the file comment): Ok, or ENOTSUP with the reason.
-  Status Admit(const Descriptor& layer);
+  // `published`: set to the layer's published index when the store has none and one is found.
+  Status Admit(const Descriptor& layer, const Image& image, std::optional<LayerIndex>* published);
   // The image a slot record names, as recorded (no registry request).
   Result<std::shared_ptr<const Image>> RecordedImage(const SlotRecord& record);
   // `fresh`: ask the registry even when a resolution of the same tag is still being reused.

@@ -1,10 +1,13 @@
 #include "fusefs/published_indexes.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "base/log.h"
 #include "fetcher/referrers.h"
 #include "fusefs/trace_prefetch.h"
+#include "index/gzip_index.h"
 
 namespace hoist {
 
@@ -17,9 +20,23 @@ Digest PublishedIndexes::artifact() const {
 }
 
 void PublishedIndexes::LookUp(Digest* artifact, std::vector<Descriptor>* blobs) {
-  auto listed = ListReferrers(*client_, repo_, manifest_, kLayerIndexArtifactType);
-  if (!listed) {
-    HOIST_LOG(kInfo) << "no published layer index: " << listed.error().message();
+  // Every referrer, so that a version 1 artifact (no longer read) can be named.
+  auto all = ListReferrers(*client_, repo_, manifest_, "");
+  if (!all) {
+    HOIST_LOG(kInfo) << "no published layer index: " << all.error().message();
+    return;
+  }
+  auto listed = std::make_optional<std::vector<Descriptor>>();
+  bool old = false;
+  for (Descriptor& d : *all) {
+    old = old || d.artifact_type == kLayerIndexArtifactTypeV1;
+    if (d.artifact_type == kLayerIndexArtifactType) listed->push_back(std::move(d));
+  }
+  if (old && listed->empty()) {
+    HOIST_LOG(kWarning) << "the published layer index of " << manifest_.str() << " is version 1 ("
+                        << kLayerIndexArtifactTypeV1
+                        << "), no longer read; its layers are indexed from their whole blobs "
+                           "(run `hoist index` again to publish version 2)";
     return;
   }
   if (listed->empty()) {
@@ -86,6 +103,25 @@ std::optional<LayerIndex> PublishedIndexes::Get(const Descriptor& layer, LayerFo
       data ? DecodePublishedLayerIndex(*data, layer.digest, static_cast<uint64_t>(layer.size),
                                        format, limits)
            : Result<LayerIndex>(Fail(data.error()));
+  if (index) {
+    // External windows: the artifact must hold their blob, of the digest and size the table
+    // names (each window's range was checked against that size).
+    auto checkpoints = ParseCheckpointIndex(index->stream_index, index->blob_size);
+    if (!checkpoints) {
+      index = Fail(checkpoints.error());
+    } else if (checkpoints->external_windows()) {
+      const bool listed = std::any_of(blobs.begin(), blobs.end(), [&](const Descriptor& b) {
+        return b.media_type == kLayerIndexWindowsMediaType &&
+               b.digest == checkpoints->windows_blob &&
+               b.size == static_cast<int64_t>(checkpoints->windows_size);
+      });
+      if (!listed)
+        index = Fail(EBADMSG, "published layer index: its windows blob " +
+                                  checkpoints->windows_blob.str() + " of " +
+                                  std::to_string(checkpoints->windows_size) +
+                                  " bytes is not in the artifact");
+    }
+  }
   if (!index) {
     HOIST_LOG(kWarning) << "layer " << layer_digest << ": published index " << artifact.str()
                         << " refused (" << index.error().message()

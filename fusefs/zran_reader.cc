@@ -188,6 +188,52 @@ Status ZranReader::Prefetch(const LayerIndex& layer, const Entry& entry, uint64_
   return Ok();
 }
 
+Digest ZranReader::WindowsBlob(const LayerIndex& layer) {
+  std::shared_ptr<const CheckpointIndex> index = IndexFor(layer);
+  return index ? index->windows_blob : Digest();
+}
+
+Result<ZranReader::Content> ZranReader::FetchWindow(const LayerIndex& layer,
+                                                    const CheckpointIndex& index,
+                                                    const Checkpoint& cp, bool prefetch) {
+  if (cache_ != nullptr) {
+    auto hit = cache_->Get(cp.window_digest);
+    if (hit && hit->has_value() && CheckWindow(cp, **hit)) {
+      return std::make_shared<const std::string>(std::move(**hit));
+    }
+  }
+  const BlobOrigin origin =
+      source_->IsLocal(index.windows_blob) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
+  const auto t0 = SteadyClock::now();
+  auto packed = source_->ReadAt(index.windows_blob, cp.window_offset, cp.window_size);
+  stats_->RecordFetch(
+      layer.layer_digest, origin, packed ? packed->size() : 0,
+      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0), prefetch);
+  if (!packed) {
+    return Fail(packed.error().Context("window at " + std::to_string(cp.window_offset) +
+                                       " of windows blob " + index.windows_blob.str()));
+  }
+  HOIST_RETURN_IF_ERROR(CheckWindow(cp, *packed));
+  if (cache_ != nullptr) {
+    if (Status put = cache_->Put(cp.window_digest, *packed); !put) {
+      HOIST_LOG(kWarning) << "window " << cp.window_digest.str() << " of layer "
+                          << layer.layer_digest.str() << ": not cached: " << put.error().message();
+    }
+  }
+  return std::make_shared<const std::string>(std::move(*packed));
+}
+
+Result<ZranReader::Content> ZranReader::Window(const LayerIndex& layer,
+                                               const CheckpointIndex& index, size_t cp,
+                                               bool prefetch) {
+  const Checkpoint& checkpoint = index.checkpoints.at(cp);
+  const std::string key = checkpoint.window_digest.str();
+  SingleFlight<Result<Content>>::Joined joined = window_flights_.Join(key);
+  if (joined.leader) window_flights_.Complete(key, FetchWindow(layer, index, checkpoint, prefetch));
+  // A leader elsewhere is bounded by the BlobSource's own timeout, as this thread would be.
+  return joined.future.get();
+}
+
 void ZranReader::Forget(const Digest& layer) {
   MutexLock lock(mu_);
   auto it = indexes_.find(layer);
@@ -219,6 +265,14 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
   }
   if (r.hi > index.stream_size) return Fail(EIO, what + ": past the end of the indexed stream");
   HOIST_ASSIGN_OR_RETURN(SpanPlan plan, PlanSpan(index, r.lo, r.hi, want_bytes));
+  // The checkpoint's external window, fetched at the same time as the span (one round trip).
+  std::future<Result<Content>> window_future;
+  if (index.external_windows() &&
+      index.checkpoints[plan.checkpoint].kind == CheckpointKind::kDeflateBlock) {
+    window_future = std::async(std::launch::async, [this, &layer, &index, &plan, prefetch] {
+      return Window(layer, index, plan.checkpoint, prefetch);
+    });
+  }
   const BlobOrigin origin =
       source_->IsLocal(layer.layer_digest) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = SteadyClock::now();
@@ -226,13 +280,22 @@ Result<ZranReader::Content> ZranReader::Fetch(const LayerIndex& layer, const Che
   stats_->RecordFetch(
       layer.layer_digest, origin, span ? span->size() : 0,
       std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0), prefetch);
+  Result<Content> window = window_future.valid() ? window_future.get() : Result<Content>(Content());
   if (!span) return Fail(span.error().Context(what));
   if (span->size() != plan.in_end - plan.in_begin)
     return Fail(EIO, what + ": short read of the compressed span");
+  if (!window) {
+    if (window.error().code() == EBADMSG) {  // a lying index: nothing decoded with it
+      stats_->RecordDigestMismatch();
+      Drop(layer, what + ": " + window.error().message());
+    }
+    return Fail(EIO, what + ": " + window.error().message());
+  }
   // Decode from the checkpoint through the span's end, within the cap past the file's end.
   const uint64_t decode_end =
       std::max(r.hi, std::min(plan.out_end, r.hi + options_.max_decode_bytes));
-  auto decoded = ExtractRange(index, plan, *span, plan.out_begin, decode_end);
+  auto decoded = ExtractRange(index, plan, *span, plan.out_begin, decode_end,
+                              *window ? std::string_view(**window) : std::string_view());
   if (!decoded) {
     stats_->RecordDigestMismatch();
     Drop(layer, what + ": " + decoded.error().message());

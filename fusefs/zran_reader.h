@@ -18,6 +18,14 @@
 // is not the one indexed); the layer's checkpoint index is then dropped with ONE warning line,
 // so HasIndex/Serves turn false and the caller (StreamLayers) serves that read and every later
 // one of the layer from the whole-blob fetch, which the blob digest verifies.
+// External windows (a published index, index/published_index.h): when the span's checkpoint
+// needs a window that is not in the chunk cache, it is fetched first with ONE Range request of
+// the windows blob (its byte range in the table), checked (CheckWindow: size, sha256, exactly
+// 32 KiB once unpacked), counted as a fetch of the layer, and Put into the chunk cache under its
+// sha256, so a remount or a later read needs no request for it; identical window fetches are
+// merged. A window that fails its check is a lying index: nothing is decoded with it, the read
+// fails with EIO and the layer's index is dropped as above (one warning; the whole-blob fetch
+// serves the layer). A window fetch that fails on the network fails the read only.
 // Every file this puts into the cache that was not there counts its size as local for its layer
 // (MountStats::AddLocalBytes), as the prefetcher's scan counts such a layer: by distinct file
 // digest.
@@ -97,6 +105,9 @@ class ZranReader {
   [[nodiscard]] Status Prefetch(const LayerIndex& layer, const Entry& entry,
                                 uint64_t want_bytes = 0);
 
+  // The blob holding the layer's external windows; empty when it has none (or no index).
+  Digest WindowsBlob(const LayerIndex& layer);
+
   // Drops the parsed index of `layer` (parsed again on next use; an index refused by a failed
   // read stays refused): for a layer store whose layer went. Reads running on it keep their copy.
   void Forget(const Digest& layer);
@@ -109,6 +120,13 @@ class ZranReader {
   // Fetches the span, decodes, verifies the file (and caches its neighbours).
   Result<Content> Fetch(const LayerIndex& layer, const CheckpointIndex& index, const Entry& entry,
                         bool prefetch, uint64_t want_bytes);
+  // The packed window of checkpoint `cp` of an index with external windows, checked: from the
+  // chunk cache, or fetched (merged with an identical fetch). EBADMSG: a window that fails its
+  // check; EIO: the fetch failed.
+  Result<Content> Window(const LayerIndex& layer, const CheckpointIndex& index, size_t cp,
+                         bool prefetch);
+  Result<Content> FetchWindow(const LayerIndex& layer, const CheckpointIndex& index,
+                              const Checkpoint& cp, bool prefetch);
   // Puts a verified file into the cache; true if it was not there (and counts it local).
   bool Cache(const Digest& layer, const Entry& entry, std::string_view content);
 
@@ -120,6 +138,7 @@ class ZranReader {
   // By layer digest; null: refused (or none), logged once.
   std::map<Digest, std::shared_ptr<const CheckpointIndex>> indexes_ HOIST_GUARDED_BY(mu_);
   SingleFlight<Result<Content>> flights_;
+  SingleFlight<Result<Content>> window_flights_;  // by window sha256
 };
 
 }  // namespace hoist

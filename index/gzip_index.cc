@@ -12,10 +12,13 @@ namespace hoist {
 namespace {
 
 constexpr char kMagic[8] = {'H', 'O', 'I', 'S', 'T', 'Z', 'R', 'N'};
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 1;          // windows inline
+constexpr uint16_t kVersionExternal = 2;  // windows in a blob of their own
 constexpr size_t kHeaderBytes = 8 + 2 + 1 + 1 + 4 + 8 + 8 + 8 + 32;
+constexpr size_t kExternalHeaderBytes = 8 + 32;  // v2: windows_size, windows_digest
 constexpr size_t kCheckpointBytes = 8 + 8 + 1 + 1 + 2 + 4;
-constexpr int kZstdWindowLogMax = 27;  // as the layer indexer decodes (128 MiB)
+constexpr size_t kExternalWindowBytes = 8 + 32;  // v2, deflate block: window_offset, sha256
+constexpr int kZstdWindowLogMax = 27;            // as the layer indexer decodes (128 MiB)
 
 Error Refuse(const std::string& why) { return Error(EBADMSG, "checkpoint index: " + why); }
 
@@ -224,24 +227,72 @@ Result<CheckpointIndex> IndexingDecoder::Finish(const Digest& blob, uint64_t blo
   return index;
 }
 
+namespace {
+
+void AppendDigest(std::string& out, const Digest& d) {
+  if (d.empty()) {
+    out.append(32, '\0');
+  } else {
+    auto raw = d.raw();
+    out.append(reinterpret_cast<const char*>(raw.data()), raw.size());
+  }
+}
+
+Digest ReadDigest(std::string_view bytes, size_t at) {
+  std::array<uint8_t, 32> raw;
+  std::memcpy(raw.data(), bytes.data() + at, raw.size());
+  return Digest::FromSha256(raw);
+}
+
+}  // namespace
+
+SplitIndex SplitWindows(const CheckpointIndex& index) {
+  SplitIndex split{index, {}};
+  for (Checkpoint& cp : split.index.checkpoints) {
+    if (cp.kind != CheckpointKind::kDeflateBlock) continue;
+    cp.window_offset = split.windows.size();
+    cp.window_size = static_cast<uint32_t>(cp.window.size());
+    cp.window_digest = Digest::Of(cp.window);
+    split.windows += cp.window;
+    cp.window.clear();
+  }
+  if (split.windows.empty()) return SplitIndex{index, {}};
+  split.index.windows_blob = Digest::Of(split.windows);
+  split.index.windows_size = split.windows.size();
+  return split;
+}
+
+Status CheckWindow(const Checkpoint& checkpoint, std::string_view packed) {
+  if (packed.size() != checkpoint.window_size)
+    return Fail(Refuse("window of " + std::to_string(packed.size()) + " bytes, the index says " +
+                       std::to_string(checkpoint.window_size)));
+  if (Digest::Of(packed) != checkpoint.window_digest)
+    return Fail(Refuse("window at " + std::to_string(checkpoint.window_offset) +
+                       " does not match its sha256"));
+  HOIST_ASSIGN_OR_RETURN(std::string window, UnpackWindow(packed));
+  (void)window;
+  return Ok();
+}
+
 std::string SerializeCheckpointIndex(const CheckpointIndex& index) {
   std::string out;
-  size_t total = kHeaderBytes;
-  for (const Checkpoint& cp : index.checkpoints) total += kCheckpointBytes + cp.window.size();
+  const bool external = index.external_windows();
+  size_t total = kHeaderBytes + (external ? kExternalHeaderBytes : 0);
+  for (const Checkpoint& cp : index.checkpoints)
+    total += kCheckpointBytes + (external ? kExternalWindowBytes : cp.window.size());
   out.reserve(total);
   out.append(kMagic, sizeof(kMagic));
-  PutLe(out, kVersion, 2);
+  PutLe(out, external ? kVersionExternal : kVersion, 2);
   PutLe(out, static_cast<uint8_t>(index.codec), 1);
   PutLe(out, 0, 1);  // flags
   PutLe(out, index.checkpoints.size(), 4);
   PutLe(out, index.blob_size, 8);
   PutLe(out, index.stream_size, 8);
   PutLe(out, index.span_bytes, 8);
-  if (index.blob.empty()) {
-    out.append(32, '\0');
-  } else {
-    auto raw = index.blob.raw();
-    out.append(reinterpret_cast<const char*>(raw.data()), raw.size());
+  AppendDigest(out, index.blob);
+  if (external) {
+    PutLe(out, index.windows_size, 8);
+    AppendDigest(out, index.windows_blob);
   }
   for (const Checkpoint& cp : index.checkpoints) {
     PutLe(out, cp.in_offset, 8);
@@ -249,8 +300,16 @@ std::string SerializeCheckpointIndex(const CheckpointIndex& index) {
     PutLe(out, static_cast<uint8_t>(cp.kind), 1);
     PutLe(out, cp.bits, 1);
     PutLe(out, 0, 2);  // reserved
-    PutLe(out, cp.window.size(), 4);
-    out.append(cp.window);
+    if (!external) {
+      PutLe(out, cp.window.size(), 4);
+      out.append(cp.window);
+    } else if (cp.kind == CheckpointKind::kDeflateBlock) {
+      PutLe(out, cp.window_size, 4);
+      PutLe(out, cp.window_offset, 8);
+      AppendDigest(out, cp.window_digest);
+    } else {
+      PutLe(out, 0, 4);
+    }
   }
   return out;
 }
@@ -266,7 +325,9 @@ Result<CheckpointIndex> ParseCheckpointIndex(std::string_view bytes, uint64_t bl
   size_t at = sizeof(kMagic);
   const uint64_t version = GetLe(bytes, at, 2);
   at += 2;
-  if (version != kVersion) return Fail(Refuse("unknown version " + std::to_string(version)));
+  if (version != kVersion && version != kVersionExternal)
+    return Fail(Refuse("unknown version " + std::to_string(version)));
+  const bool external = version == kVersionExternal;
   CheckpointIndex index;
   const uint64_t codec = GetLe(bytes, at++, 1);
   if (codec != static_cast<uint8_t>(CheckpointCodec::kGzip) &&
@@ -282,10 +343,16 @@ Result<CheckpointIndex> ParseCheckpointIndex(std::string_view bytes, uint64_t bl
   at += 8;
   index.span_bytes = GetLe(bytes, at, 8);
   at += 8;
-  std::array<uint8_t, 32> raw;
-  std::memcpy(raw.data(), bytes.data() + at, raw.size());
-  at += raw.size();
-  index.blob = Digest::FromSha256(raw);
+  index.blob = ReadDigest(bytes, at);
+  at += 32;
+  if (external) {
+    if (bytes.size() - at < kExternalHeaderBytes) return Fail(Refuse("truncated header"));
+    index.windows_size = GetLe(bytes, at, 8);
+    index.windows_blob = ReadDigest(bytes, at + 8);
+    at += kExternalHeaderBytes;
+    if (index.windows_size == 0 || index.windows_size > limits.max_index_bytes)
+      return Fail(Refuse("a windows blob of " + std::to_string(index.windows_size) + " bytes"));
+  }
   if (index.blob_size != blob_size || blob_size == 0)
     return Fail(Refuse("built for a blob of " + std::to_string(index.blob_size) +
                        " bytes, this one has " + std::to_string(blob_size)));
@@ -311,9 +378,27 @@ Result<CheckpointIndex> ParseCheckpointIndex(std::string_view bytes, uint64_t bl
     const uint64_t window_len = GetLe(bytes, at + 20, 4);
     at += kCheckpointBytes;
     if (reserved != 0) return Fail(Refuse(where + "reserved bytes set"));
-    if (window_len > bytes.size() - at) return Fail(Refuse(where + "window past the end"));
-    std::string_view packed = bytes.substr(at, window_len);
-    at += window_len;
+    std::string_view packed;
+    if (external) {
+      if (kind == static_cast<uint8_t>(CheckpointKind::kDeflateBlock)) {
+        if (bytes.size() - at < kExternalWindowBytes) return Fail(Refuse(where + "truncated"));
+        cp.window_size = static_cast<uint32_t>(window_len);
+        cp.window_offset = GetLe(bytes, at, 8);
+        cp.window_digest = ReadDigest(bytes, at + 8);
+        at += kExternalWindowBytes;
+        if (window_len == 0 || window_len > ZSTD_compressBound(kDeflateWindowBytes))
+          return Fail(Refuse(where + "window of " + std::to_string(window_len) + " packed bytes"));
+        if (cp.window_offset > index.windows_size ||
+            window_len > index.windows_size - cp.window_offset)
+          return Fail(Refuse(where + "window [" + std::to_string(cp.window_offset) + ", +" +
+                             std::to_string(window_len) + ") past the end of the windows blob of " +
+                             std::to_string(index.windows_size) + " bytes"));
+      }
+    } else {
+      if (window_len > bytes.size() - at) return Fail(Refuse(where + "window past the end"));
+      packed = bytes.substr(at, window_len);
+      at += window_len;
+    }
     if (kind == static_cast<uint8_t>(CheckpointKind::kMemberStart)) {
       cp.kind = CheckpointKind::kMemberStart;
       if (cp.bits != 0 || window_len != 0)
@@ -325,9 +410,11 @@ Result<CheckpointIndex> ParseCheckpointIndex(std::string_view bytes, uint64_t bl
       if (cp.bits > 7) return Fail(Refuse(where + std::to_string(cp.bits) + " unread bits"));
       if (cp.out_offset < kDeflateWindowBytes)
         return Fail(Refuse(where + "a window before 32768 bytes of output"));
-      HOIST_ASSIGN_OR_RETURN(std::string window, UnpackWindow(packed));
-      (void)window;  // checked; kept packed
-      cp.window.assign(packed);
+      if (!external) {
+        HOIST_ASSIGN_OR_RETURN(std::string window, UnpackWindow(packed));
+        (void)window;  // checked; kept packed
+        cp.window.assign(packed);
+      }
     } else {
       return Fail(Refuse(where + "unknown kind " + std::to_string(kind)));
     }
@@ -388,8 +475,8 @@ void Keep(std::string& out, std::string_view data, uint64_t at, uint64_t begin, 
   if (lo < hi) out.append(data.substr(lo - at, hi - lo));
 }
 
-Result<std::string> ExtractGzip(const Checkpoint& cp, std::string_view in, uint64_t begin,
-                                uint64_t end) {
+Result<std::string> ExtractGzip(const Checkpoint& cp, std::string_view packed_window,
+                                std::string_view in, uint64_t begin, uint64_t end) {
   z_stream zs{};
   bool raw = cp.kind == CheckpointKind::kDeflateBlock;
   if (inflateInit2(&zs, raw ? -15 : 15 + 16) != Z_OK) return Fail(ENOMEM, "inflateInit2 failed");
@@ -402,7 +489,8 @@ Result<std::string> ExtractGzip(const Checkpoint& cp, std::string_view in, uint6
       if (inflatePrime(&zs, cp.bits, v) != Z_OK) return Fail(EIO, "inflatePrime failed");
       pos = 1;
     }
-    auto window = UnpackWindow(cp.window);
+    if (packed_window.empty()) return Fail(EIO, "the checkpoint's window is missing");
+    auto window = UnpackWindow(packed_window);
     if (!window) return Fail(EIO, window.error().message());
     if (inflateSetDictionary(&zs, reinterpret_cast<const Bytef*>(window->data()),
                              static_cast<uInt>(window->size())) != Z_OK)
@@ -481,7 +569,8 @@ Result<std::string> ExtractZstd(const Checkpoint& cp, std::string_view in, uint6
 }  // namespace
 
 Result<std::string> ExtractRange(const CheckpointIndex& index, const SpanPlan& plan,
-                                 std::string_view compressed, uint64_t begin, uint64_t end) {
+                                 std::string_view compressed, uint64_t begin, uint64_t end,
+                                 std::string_view window) {
   if (!(begin < end && end <= index.stream_size) || plan.checkpoint >= index.checkpoints.size())
     return Fail(EINVAL, "range outside the stream");
   const Checkpoint& cp = index.checkpoints[plan.checkpoint];
@@ -489,7 +578,8 @@ Result<std::string> ExtractRange(const CheckpointIndex& index, const SpanPlan& p
   if (compressed.size() != plan.in_end - plan.in_begin)
     return Fail(EINVAL, "compressed span of " + std::to_string(compressed.size()) +
                             " bytes, the plan says " + std::to_string(plan.in_end - plan.in_begin));
-  auto out = index.codec == CheckpointCodec::kGzip ? ExtractGzip(cp, compressed, begin, end)
+  const std::string_view packed = index.external_windows() ? window : cp.window;
+  auto out = index.codec == CheckpointCodec::kGzip ? ExtractGzip(cp, packed, compressed, begin, end)
                                                    : ExtractZstd(cp, compressed, begin, end);
   if (out && out->size() != end - begin) return Fail(EIO, "checkpoint decode came up short");
   return out;

@@ -13,6 +13,14 @@
 //     so it cannot be read lazily (the caller fetches it whole).
 // Checkpoint 0 is always {compressed 0, uncompressed 0, member start}.
 //
+// Windows inline or external. An index as built holds each packed window inline (format
+// version 1: what the store keeps for a layer it indexed itself). SplitWindows moves them into a
+// windows blob of their own (format version 2, for publishing: index/published_index.h): each
+// deflate block checkpoint then records its packed window's byte range in that blob and the
+// window's sha256, and the index names the windows blob (digest, size). A reader fetches a
+// window by range only when a read starts at its checkpoint, checks it with CheckWindow, and
+// passes it to ExtractRange.
+//
 // To read uncompressed bytes [a, b): PlanExtract gives the nearest checkpoint at or before `a`
 // and the compressed range [in_begin, in_end) that covers [a, b) (up to the first checkpoint at
 // or after `b`, or the blob's end); fetch those bytes and call ExtractRange. A checkpoint is
@@ -23,10 +31,11 @@
 // Trust: the serialized index (index/FORMATS.md, "Checkpoint index") is untrusted input (it may
 // come from the store or, later, from a registry). ParseCheckpointIndex checks every field
 // (monotonic offsets inside the blob and the stream, bounded counts and sizes, windows of
-// exactly 32 KiB once decompressed, empty at member starts). A structurally valid index can
-// still lie (a wrong bit count, a wrong window): ExtractRange then fails with an inflate error or
-// returns wrong bytes, so callers MUST check what they serve against a digest (a file's sha256,
-// Entry::digest) before serving it. Nothing here is a trust root.
+// exactly 32 KiB once decompressed, empty at member starts; external windows: each range inside
+// the windows blob's declared size, which the caller checks against the blob it fetches from). A
+// structurally valid index can still lie (a wrong bit count, a wrong window): ExtractRange then
+// fails with an inflate error or returns wrong bytes, so callers MUST check what they serve against
+// a digest (a file's sha256, Entry::digest) before serving it. Nothing here is a trust root.
 //
 // Errors: EBADMSG "checkpoint index: ..." for a refused index (one line); EIO for a decode
 // failure in ExtractRange; EINVAL for a range outside the stream; ENOTSUP from
@@ -62,6 +71,13 @@ struct Checkpoint {
   CheckpointKind kind = CheckpointKind::kMemberStart;
   uint8_t bits = 0;    // kDeflateBlock: unread bits (0..7) of byte in_offset - 1
   std::string window;  // kDeflateBlock: the 32 KiB window, as one zstd frame; else empty
+                       // (always empty when the index's windows are external)
+  // External windows only (CheckpointIndex::windows_blob set), kDeflateBlock: the packed
+  // window is windows blob bytes [window_offset, window_offset + window_size), of sha256
+  // window_digest.
+  uint64_t window_offset = 0;
+  uint32_t window_size = 0;
+  Digest window_digest;
   friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
 };
 
@@ -72,6 +88,10 @@ struct CheckpointIndex {
   uint64_t stream_size = 0;  // uncompressed bytes
   uint64_t span_bytes = 0;   // the span it was built with (informational)
   std::vector<Checkpoint> checkpoints;
+  // Set: the windows are external (format version 2), in the blob of this digest and size.
+  Digest windows_blob;
+  uint64_t windows_size = 0;
+  bool external_windows() const { return !windows_blob.empty(); }
   friend bool operator==(const CheckpointIndex&, const CheckpointIndex&) = default;
 };
 
@@ -133,8 +153,22 @@ class IndexingDecoder {
   size_t ring_head_ = 0;
 };
 
-// The serialized index (index/FORMATS.md). REQUIRES: a valid index (as Finish returns).
+// The serialized index (index/FORMATS.md): version 1 with inline windows, version 2 when they
+// are external. REQUIRES: a valid index (as Finish or SplitWindows returns).
 std::string SerializeCheckpointIndex(const CheckpointIndex& index);
+
+// The index with its windows moved out, and the windows blob: the packed windows, in
+// checkpoint order, back to back. REQUIRES: an index with inline windows. An index with no
+// window (zstd, or gzip of one span) is returned unchanged with an empty blob.
+struct SplitIndex {
+  CheckpointIndex index;
+  std::string windows;
+};
+SplitIndex SplitWindows(const CheckpointIndex& index);
+
+// Checks the packed window fetched for an external checkpoint: its size and sha256 are the
+// checkpoint's, and it is one zstd frame of exactly 32 KiB. Errors: EBADMSG, one line.
+[[nodiscard]] Status CheckWindow(const Checkpoint& checkpoint, std::string_view packed);
 
 // Parses and validates `bytes` for a blob of `blob_size` bytes (and digest `blob`, unless empty).
 // Errors: EBADMSG with a one-line reason.
@@ -159,9 +193,12 @@ struct SpanPlan {
                                            uint64_t end);
 
 // Uncompressed [begin, end), decoded from `compressed` = blob bytes [plan.in_begin, plan.in_end).
-// Unverified: see "Trust". Errors: EIO (corrupt data, the span ends too early, a bad window).
+// `window`: the plan's checkpoint's packed window when the index's windows are external (as
+// CheckWindow accepted it); ignored otherwise.
+// Unverified: see "Trust". Errors: EIO (corrupt data, the span ends too early, a bad or missing
+// window).
 [[nodiscard]] Result<std::string> ExtractRange(const CheckpointIndex& index, const SpanPlan& plan,
                                                std::string_view compressed, uint64_t begin,
-                                               uint64_t end);
+                                               uint64_t end, std::string_view window = {});
 
 }  // namespace hoist

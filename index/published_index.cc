@@ -67,6 +67,15 @@ std::string EncodePublishedLayerIndex(const LayerIndex& index, int level) {
   return out;
 }
 
+Result<PublishedLayerBlobs> PublishLayerIndex(const LayerIndex& index, int level) {
+  HOIST_ASSIGN_OR_RETURN(CheckpointIndex checkpoints,
+                         ParseCheckpointIndex(index.stream_index, index.blob_size));
+  SplitIndex split = SplitWindows(checkpoints);
+  LayerIndex table = index;
+  table.stream_index = SerializeCheckpointIndex(split.index);
+  return PublishedLayerBlobs{EncodePublishedLayerIndex(table, level), std::move(split.windows)};
+}
+
 Result<LayerIndex> DecodePublishedLayerIndex(std::string_view blob, const Digest& layer_digest,
                                              uint64_t layer_size, LayerFormat format,
                                              const PublishedIndexLimits& limits) {

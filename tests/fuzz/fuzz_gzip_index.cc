@@ -4,6 +4,7 @@
 // to exactly the input (the parser is strict: no field is ignored), every planned span must lie
 // inside the blob, and extracting a few bytes at each checkpoint from junk compressed bytes must
 // return an error or exactly the bytes asked for, never crash or overrun.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -38,10 +39,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(plan.has_value());
     FUZZ_CHECK(plan->in_begin <= plan->in_end && plan->in_end <= index->blob_size);
     FUZZ_CHECK(plan->out_begin <= begin && end <= plan->out_end);
+    // External windows: a junk window (a piece of the input) of the recorded size.
+    const std::string_view window =
+        in.substr(0, std::min<size_t>(in.size(), index->checkpoints[plan->checkpoint].window_size));
     auto got = hoist::ExtractRange(
         *index, *plan, std::string_view(blob).substr(plan->in_begin, plan->in_end - plan->in_begin),
-        begin, end);
+        begin, end, window);
     if (got) FUZZ_CHECK(got->size() == end - begin);
+    if (index->external_windows())
+      (void)hoist::CheckWindow(index->checkpoints[plan->checkpoint], window);
   }
   return 0;
 }

@@ -182,6 +182,13 @@ open(f"{out}/fuzz_gzip_index/zstd-frames.bin", "wb").write(
     index(2, 3000, 90000, [(0, 0, 0, 0, b""), (1000, 30000, 0, 0, b""), (2000, 60000, 0, 0, b"")]))
 open(f"{out}/fuzz_gzip_index/gzip-window.bin", "wb").write(
     index(1, 5000, 200000, [(0, 0, 0, 0, b""), (1500, 40000, 1, 3, window), (4000, 150000, 0, 0, b"")]))
+# Version 2: the same with its window external (in a windows blob of its own).
+ext = b"HOISTZRN" + struct.pack("<HBBIQQQ", 2, 1, 0, 3, 5000, 200000, 1 << 20)
+ext += hashlib.sha256(b"blob").digest() + struct.pack("<Q", len(window)) + hashlib.sha256(window).digest()
+ext += struct.pack("<QQBBHI", 0, 0, 0, 0, 0, 0)
+ext += struct.pack("<QQBBHI", 1500, 40000, 1, 3, 0, len(window)) + struct.pack("<Q", 0) + hashlib.sha256(window).digest()
+ext += struct.pack("<QQBBHI", 4000, 150000, 0, 0, 0, 0)
+open(f"{out}/fuzz_gzip_index/gzip-external-window.bin", "wb").write(ext)
 EOF
 
 # --- merged_view: byte strings the target turns into layers (see fuzz_merged_view.cc).

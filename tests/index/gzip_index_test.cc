@@ -307,6 +307,125 @@ TEST_F(HostileIndex, BadHeaderFieldsAndTruncation) {
   EXPECT_FALSE(ParseCheckpointIndex(bytes, blob_.size(), {}, tight).has_value());
 }
 
+// External windows (format version 2, published indexes): SplitWindows moves every window into
+// one blob, the table round-trips, and every range extracts with the window fetched from that
+// blob by its recorded range, as the reader does.
+TEST(GzipIndex, ExternalWindowsRoundTripAndExtract) {
+  const std::string plain = MakeData(3 << 20, 11);
+  const std::string blob = Gzip(plain);
+  const CheckpointIndex inline_index = BuildIndex(CheckpointCodec::kGzip, blob, plain, 128 << 10);
+  SplitIndex split = SplitWindows(inline_index);
+  ASSERT_TRUE(split.index.external_windows());
+  EXPECT_EQ(split.index.windows_blob, Digest::Of(split.windows));
+  EXPECT_EQ(split.index.windows_size, split.windows.size());
+  size_t windows = 0, packed_bytes = 0;
+  for (size_t i = 0; i < inline_index.checkpoints.size(); ++i) {
+    const Checkpoint& was = inline_index.checkpoints[i];
+    const Checkpoint& cp = split.index.checkpoints[i];
+    EXPECT_TRUE(cp.window.empty());
+    if (cp.kind != CheckpointKind::kDeflateBlock) continue;
+    ++windows;
+    packed_bytes += was.window.size();
+    ASSERT_EQ(split.windows.substr(cp.window_offset, cp.window_size), was.window);
+    EXPECT_TRUE(CheckWindow(cp, was.window).has_value());
+  }
+  ASSERT_GT(windows, 3u);
+  EXPECT_EQ(split.windows.size(), packed_bytes);
+  const std::string table = SerializeCheckpointIndex(split.index);
+  EXPECT_LE(table.size(), 112 + inline_index.checkpoints.size() * 64);
+  auto parsed = ParseCheckpointIndex(table, blob.size(), Digest::Of(blob));
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message();
+  EXPECT_EQ(*parsed, split.index);
+  // The version 1 index still parses (the store keeps what a mount indexed itself that way).
+  EXPECT_TRUE(ParseCheckpointIndex(SerializeCheckpointIndex(inline_index), blob.size()));
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 40; ++i) {
+    const uint64_t a = rng() % plain.size();
+    const uint64_t b = std::min<uint64_t>(plain.size(), a + 1 + rng() % 300000);
+    auto plan = PlanExtract(*parsed, a, b);
+    ASSERT_TRUE(plan.has_value());
+    const Checkpoint& cp = parsed->checkpoints[plan->checkpoint];
+    const std::string_view span =
+        std::string_view(blob).substr(plan->in_begin, plan->in_end - plan->in_begin);
+    std::string_view window;
+    if (cp.kind == CheckpointKind::kDeflateBlock) {
+      window = std::string_view(split.windows).substr(cp.window_offset, cp.window_size);
+      // Without its window a block checkpoint cannot be decoded.
+      auto missing = ExtractRange(*parsed, *plan, span, a, b);
+      ASSERT_FALSE(missing.has_value());
+      EXPECT_EQ(missing.error().code(), EIO);
+    }
+    auto got = ExtractRange(*parsed, *plan, span, a, b, window);
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    ASSERT_EQ(*got, plain.substr(a, b - a));
+  }
+  // No window to move (a zstd index): unchanged, no blob.
+  std::string frames;
+  for (int f = 0; f < 4; ++f) frames += Zstd(MakeData(300000, 40 + f));
+  const CheckpointIndex z = BuildIndex(
+      CheckpointCodec::kZstd, frames,
+      MakeData(300000, 40) + MakeData(300000, 41) + MakeData(300000, 42) + MakeData(300000, 43),
+      4096);
+  SplitIndex zsplit = SplitWindows(z);
+  EXPECT_TRUE(zsplit.windows.empty());
+  EXPECT_EQ(zsplit.index, z);
+}
+
+// Hostile external windows: a range past the end of the windows blob, a bad windows blob size
+// in the table, and (at fetch time, CheckWindow) a window whose sha256 or size is not the
+// table's, or that is not a 32 KiB frame: each refused with one line.
+TEST_F(HostileIndex, ExternalWindowsThatLie) {
+  SplitIndex split = SplitWindows(index_);
+  ASSERT_TRUE(split.index.external_windows());
+  ASSERT_EQ(Verdict(split.index), "");
+  size_t k = 1;
+  while (split.index.checkpoints[k].kind != CheckpointKind::kDeflateBlock) ++k;
+  CheckpointIndex bad = split.index;
+  bad.checkpoints[k].window_offset = split.windows.size() - 10;
+  EXPECT_NE(Verdict(bad).find("past the end of the windows blob"), std::string::npos)
+      << Verdict(bad);
+  bad = split.index;
+  bad.checkpoints[k].window_offset = UINT64_MAX - 5;  // no overflow
+  EXPECT_NE(Verdict(bad).find("past the end of the windows blob"), std::string::npos);
+  bad = split.index;
+  bad.checkpoints[k].window_size = 0;
+  EXPECT_NE(Verdict(bad).find("packed bytes"), std::string::npos);
+  bad = split.index;
+  bad.checkpoints[k].window_size = 1u << 20;
+  EXPECT_NE(Verdict(bad).find("packed bytes"), std::string::npos);
+  bad = split.index;
+  bad.windows_size = 0;
+  EXPECT_NE(Verdict(bad).find("windows blob of 0 bytes"), std::string::npos);
+  // Truncated inside the external fields.
+  const std::string bytes = SerializeCheckpointIndex(split.index);
+  for (size_t cut : {size_t{80}, size_t{111}, bytes.size() - 1, bytes.size() - 33}) {
+    EXPECT_FALSE(ParseCheckpointIndex(bytes.substr(0, cut), blob_.size()).has_value()) << cut;
+  }
+
+  const Checkpoint& cp = split.index.checkpoints[k];
+  const std::string good = split.windows.substr(cp.window_offset, cp.window_size);
+  ASSERT_TRUE(CheckWindow(cp, good).has_value());
+  auto expect_refused = [](const Status& st, std::string_view why) {
+    ASSERT_FALSE(st.has_value()) << why;
+    EXPECT_EQ(st.error().code(), EBADMSG);
+    EXPECT_NE(st.error().message().find(why), std::string::npos) << st.error().message();
+    EXPECT_EQ(st.error().message().find('\n'), std::string::npos);
+  };
+  std::string flipped = good;
+  flipped[flipped.size() / 2] ^= 1;
+  expect_refused(CheckWindow(cp, flipped), "does not match its sha256");
+  expect_refused(CheckWindow(cp, good + "x"), "the index says");
+  expect_refused(CheckWindow(cp, good.substr(1)), "the index says");
+  // The right digest and size of a frame that is not 32 KiB.
+  const std::string half(kDeflateWindowBytes / 2, 'x');
+  std::string packed(ZSTD_compressBound(half.size()), '\0');
+  packed.resize(ZSTD_compress(packed.data(), packed.size(), half.data(), half.size(), 1));
+  Checkpoint liar = cp;
+  liar.window_size = static_cast<uint32_t>(packed.size());
+  liar.window_digest = Digest::Of(packed);
+  expect_refused(CheckWindow(liar, packed), "32768");
+}
+
 // A span table that lies but passes the parser: a wrong bit count or a shifted compressed
 // offset. Decoding either fails or gives bytes that differ from the truth; a digest check (as
 // the read path does for a whole file) catches every such case, so nothing wrong is served.

@@ -101,6 +101,25 @@ TEST_F(PublishedIndex, RoundTripsForItsLayerOnly) {
                                          LayerFormat::kTarZstd));
 }
 
+TEST_F(PublishedIndex, PublishingMovesTheWindowsIntoTheirOwnBlob) {
+  auto published = PublishLayerIndex(layer_);
+  ASSERT_TRUE(published.has_value()) << published.error().message();
+  ASSERT_FALSE(published->windows.empty());
+  auto got = Decode(published->table);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  // The same record but for the checkpoint index, whose windows are now external.
+  EXPECT_EQ(got->entries.size(), layer_.entries.size());
+  auto inline_index = ParseCheckpointIndex(layer_.stream_index, layer_.blob_size);
+  auto table = ParseCheckpointIndex(got->stream_index, layer_.blob_size, layer_.layer_digest);
+  ASSERT_TRUE(inline_index.has_value());
+  ASSERT_TRUE(table.has_value()) << table.error().message();
+  EXPECT_EQ(*table, SplitWindows(*inline_index).index);
+  EXPECT_EQ(table->windows_blob, Digest::Of(published->windows));
+  EXPECT_LT(published->table.size(), EncodePublishedLayerIndex(layer_).size());
+  // A table whose windows blob is refused as a layer index.
+  EXPECT_FALSE(Decode(published->windows).has_value());
+}
+
 TEST_F(PublishedIndex, FramesThatAreNotOneSizedZstdFrameAreRefused) {
   const std::string blob = EncodePublishedLayerIndex(layer_);
   for (const std::string& bad :

@@ -7,6 +7,7 @@
 //   Lazy      a first mount finds the artifact: no read of either layer blob to mount, a cold
 //             read of one small file fetches only its span(s) (the registry's own log), the
 //             tree equals `umoci unpack`, random ranges of every file match.
+//   Version 1 an artifact of the older type: one warning line naming it, not read.
 //   Tampered  artifacts pushed by hand (a blob of the wrong layer, truncated checkpoint data,
 //             windows that are valid zstd but wrong): ONE warning line each, and the mount
 //             serves exactly the right bytes from the whole blob.
@@ -18,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -155,9 +158,15 @@ class PublishedIndexTest : public ::testing::Test {
     return d ? *d : Digest();
   }
 
+  // A layer's published blobs: the table and its windows blob ("" when it has none).
+  struct Published {
+    std::string table;
+    std::string windows;
+  };
+
   // The published artifact's blobs by layer position (fetched and verified).
-  std::vector<std::string> PublishedBlobs(const Digest& artifact) {
-    std::vector<std::string> out(image_.layers.size());
+  std::vector<Published> PublishedBlobs(const Digest& artifact) {
+    std::vector<Published> out(image_.layers.size());
     auto listed = ListReferrers(*client_, repo_, image_.manifest_digest, kLayerIndexArtifactType);
     EXPECT_TRUE(listed.has_value());
     if (!listed) return out;
@@ -174,7 +183,13 @@ class PublishedIndexTest : public ::testing::Test {
             continue;
           auto data = FetchReferrerBlob(*client_, repo_, b, 1 << 30);
           EXPECT_TRUE(data.has_value()) << data.error().message();
-          if (data) out[i] = *data;
+          if (!data) continue;
+          if (b.media_type == kLayerIndexBlobMediaType) {
+            out[i].table = *data;
+          } else {
+            EXPECT_EQ(b.media_type, kLayerIndexWindowsMediaType);
+            out[i].windows = *data;
+          }
         }
       }
     }
@@ -182,18 +197,36 @@ class PublishedIndexTest : public ::testing::Test {
   }
 
   // Publishes `blobs` (by layer position) as a new, newest, artifact; its digest.
-  Digest PushTampered(const std::vector<std::string>& blobs) {
+  Digest PushTampered(const std::vector<Published>& blobs) {
     std::vector<ReferrerBlob> rb;
     for (size_t i = 0; i < blobs.size(); ++i) {
-      rb.push_back(
-          ReferrerBlob{std::string(kLayerIndexBlobMediaType),
-                       blobs[i],
-                       {{std::string(kLayerIndexLayerAnnotation), image_.layers[i].digest.str()}}});
+      const std::map<std::string, std::string> a = {
+          {std::string(kLayerIndexLayerAnnotation), image_.layers[i].digest.str()}};
+      rb.push_back(ReferrerBlob{std::string(kLayerIndexBlobMediaType), blobs[i].table, a});
+      if (!blobs[i].windows.empty())
+        rb.push_back(ReferrerBlob{std::string(kLayerIndexWindowsMediaType), blobs[i].windows, a});
     }
     auto pushed = PushReferrer(*client_, repo_, Subject(), kLayerIndexArtifactType, rb,
                                {{std::string(kAnnotationCreated), "2099-01-01T00:00:00Z"}});
     EXPECT_TRUE(pushed.has_value()) << pushed.error().message();
     return pushed ? pushed->digest : Digest();
+  }
+
+  // GETs of blob `digest` since `mark`: bytes sent and count; *whole set when one sent `size`.
+  std::pair<uint64_t, int> DigestSent(uint64_t mark, const Digest& digest, uint64_t size,
+                                      bool* whole = nullptr) {
+    auto requests = registry_->Requests(mark);
+    EXPECT_TRUE(requests.has_value());
+    uint64_t sent = 0;
+    int gets = 0;
+    if (!requests) return {0, 0};
+    for (const auto& r : *requests) {
+      if (!r.IsBlobGet() || r.uri.find(digest.str()) == std::string::npos) continue;
+      sent += r.bytes_written;
+      ++gets;
+      if (whole != nullptr && r.bytes_written >= size) *whole = true;
+    }
+    return {sent, gets};
   }
 
   void MountOk(const std::string& mp, const std::string& cache) {
@@ -209,19 +242,7 @@ class PublishedIndexTest : public ::testing::Test {
 
   // Bytes of layer `i`'s blob the registry sent since `mark`, and how many GETs.
   std::pair<uint64_t, int> BlobSent(uint64_t mark, size_t i, bool* whole = nullptr) {
-    auto requests = registry_->Requests(mark);
-    EXPECT_TRUE(requests.has_value());
-    uint64_t sent = 0;
-    int gets = 0;
-    if (!requests) return {0, 0};
-    const std::string digest = image_.layers[i].digest.str();
-    for (const auto& r : *requests) {
-      if (!r.IsBlobGet() || r.uri.find(digest) == std::string::npos) continue;
-      sent += r.bytes_written;
-      ++gets;
-      if (whole != nullptr && r.bytes_written >= image_.layers[i].size) *whole = true;
-    }
-    return {sent, gets};
+    return DigestSent(mark, image_.layers[i].digest, image_.layers[i].size, whole);
   }
 
   // Every file of the mount equals umoci's unpack (tree, sha256s) and random ranges match.
@@ -292,20 +313,46 @@ TEST_F(PublishedIndexTest, IndexPublishesOneArtifactThatIsListedAndDecodes) {
             1)
       << listed.stdout_text;
 
-  std::vector<std::string> blobs = PublishedBlobs(*artifact);
+  std::vector<Published> blobs = PublishedBlobs(*artifact);
   for (size_t i = 0; i < image_.layers.size(); ++i) {
     const harness::BuiltLayer& layer = image_.layers[i];
-    ASSERT_FALSE(blobs[i].empty()) << "no blob for layer " << i;
+    ASSERT_FALSE(blobs[i].table.empty()) << "no table for layer " << i;
     auto index =
-        DecodePublishedLayerIndex(blobs[i], layer.digest, layer.size, LayerFormat::kTarGzip);
+        DecodePublishedLayerIndex(blobs[i].table, layer.digest, layer.size, LayerFormat::kTarGzip);
     ASSERT_TRUE(index.has_value()) << index.error().message();
     EXPECT_FALSE(index->entries.empty());
     // Refused as the index of the other layer.
     const harness::BuiltLayer& other = image_.layers[1 - i];
     EXPECT_FALSE(
-        DecodePublishedLayerIndex(blobs[i], other.digest, other.size, LayerFormat::kTarGzip));
+        DecodePublishedLayerIndex(blobs[i].table, other.digest, other.size, LayerFormat::kTarGzip));
+    // The windows: external, in the windows blob published with the table, each range of it
+    // holding the window of its sha256. The small layer has no block checkpoint, so no windows.
+    auto checkpoints = ParseCheckpointIndex(index->stream_index, layer.size, layer.digest);
+    ASSERT_TRUE(checkpoints.has_value()) << checkpoints.error().message();
+    if (i == 1) {
+      EXPECT_TRUE(blobs[i].windows.empty());
+      EXPECT_FALSE(checkpoints->external_windows());
+      continue;
+    }
+    ASSERT_TRUE(checkpoints->external_windows());
+    EXPECT_EQ(checkpoints->windows_blob, Digest::Of(blobs[i].windows));
+    EXPECT_EQ(checkpoints->windows_size, blobs[i].windows.size());
+    int windows = 0;
+    for (const Checkpoint& c : checkpoints->checkpoints) {
+      if (c.kind != CheckpointKind::kDeflateBlock) continue;
+      EXPECT_TRUE(c.window.empty());
+      ASSERT_LE(c.window_offset + c.window_size, blobs[i].windows.size());
+      EXPECT_TRUE(
+          CheckWindow(c, std::string_view(blobs[i].windows).substr(c.window_offset, c.window_size))
+              .has_value());
+      ++windows;
+    }
+    EXPECT_GT(windows, 3);
+    // The table is small: the windows are the bulk.
+    EXPECT_LT(blobs[i].table.size(), blobs[i].windows.size() / 4);
   }
-  EXPECT_LT(blobs[0].size(), Big().size / 5) << "the index is large next to its layer";
+  EXPECT_LT(blobs[0].table.size() + blobs[0].windows.size(), Big().size / 5)
+      << "the index is large next to its layer";
 
   // -q prints the digest alone.
   auto quiet = RunHoist({"index", "-q", ImageRef()});
@@ -316,7 +363,11 @@ TEST_F(PublishedIndexTest, IndexPublishesOneArtifactThatIsListedAndDecodes) {
 
 TEST_F(PublishedIndexTest, FirstMountOnAFreshCacheIsLazyFromTheFirstByte) {
   ASSERT_GT(Big().size, 4ull << 20);
-  ASSERT_FALSE(IndexImage().empty());
+  const Digest artifact = IndexImage();
+  ASSERT_FALSE(artifact.empty());
+  const std::vector<Published> blobs = PublishedBlobs(artifact);
+  ASSERT_FALSE(blobs[0].windows.empty());
+  const Digest windows = Digest::Of(blobs[0].windows);
   const std::string cache = work_ + "/cache";
   const std::string mp = work_ + "/mnt";
   uint64_t mark = registry_->LogMark();
@@ -324,6 +375,8 @@ TEST_F(PublishedIndexTest, FirstMountOnAFreshCacheIsLazyFromTheFirstByte) {
   for (size_t i = 0; i < image_.layers.size(); ++i) {
     EXPECT_EQ(BlobSent(mark, i).second, 0) << "the first mount read layer " << i << "'s blob";
   }
+  EXPECT_EQ(DigestSent(mark, windows, blobs[0].windows.size()).second, 0)
+      << "the mount fetched windows before any read";
   const std::string log = Log(cache);
   EXPECT_EQ(CountLines(log, {"index from published index"}), 2) << log;
   EXPECT_EQ(CountLines(log, {"refused"}), 0) << log;
@@ -342,59 +395,124 @@ TEST_F(PublishedIndexTest, FirstMountOnAFreshCacheIsLazyFromTheFirstByte) {
   EXPECT_FALSE(whole);
   EXPECT_LT(sent, Big().size / 3) << "a small read fetched " << sent << " of " << Big().size;
 
+  // Its span's window (if it starts at a block checkpoint): one range of the windows blob.
+  bool windows_whole = false;
+  auto [window_sent, window_gets] =
+      DigestSent(mark, windows, blobs[0].windows.size(), &windows_whole);
+  EXPECT_LE(window_gets, 2);
+  EXPECT_LT(window_sent, 2 * 33000u);
+  EXPECT_FALSE(windows_whole);
+
   ExpectTreeAndRanges(mp);
   whole = false;
   (void)BlobSent(mark, 0, &whole);
   EXPECT_FALSE(whole) << "a read fetched the whole blob";
+  windows_whole = false;
+  auto [all_windows, window_requests] =
+      DigestSent(mark, windows, blobs[0].windows.size(), &windows_whole);
+  EXPECT_FALSE(windows_whole) << "a read fetched the whole windows blob";
+  EXPECT_GT(window_requests, 3) << "every window arrives by its own range";
+  EXPECT_LE(all_windows, blobs[0].windows.size());
   ASSERT_TRUE(mounts_.Unmount(mp).has_value());
 
-  // The fresh index was stored: a remount on this host looks nothing up and reads no blob.
+  // The fresh index and the windows fetched were stored: a remount on this host looks nothing
+  // up, and reading every file again fetches no window and no layer byte.
   mark = registry_->LogMark();
   MountOk(mp, cache);
+  ExpectTreeAndRanges(mp);
   EXPECT_EQ(BlobSent(mark, 0).second, 0);
+  EXPECT_EQ(DigestSent(mark, windows, blobs[0].windows.size()).second, 0);
   ASSERT_TRUE(mounts_.Unmount(mp).has_value());
 }
 
 TEST_F(PublishedIndexTest, TamperedArtifactsAreRefusedAndTheMountServesTheRightBytes) {
   const Digest genuine = IndexImage();
   ASSERT_FALSE(genuine.empty());
-  const std::vector<std::string> blobs = PublishedBlobs(genuine);
-  ASSERT_FALSE(blobs[0].empty());
-  ASSERT_FALSE(blobs[1].empty());
-  auto big = DecodePublishedLayerIndex(blobs[0], Big().digest, Big().size, LayerFormat::kTarGzip);
+  const std::vector<Published> blobs = PublishedBlobs(genuine);
+  ASSERT_FALSE(blobs[0].table.empty());
+  ASSERT_FALSE(blobs[0].windows.empty());
+  ASSERT_FALSE(blobs[1].table.empty());
+  auto big =
+      DecodePublishedLayerIndex(blobs[0].table, Big().digest, Big().size, LayerFormat::kTarGzip);
   ASSERT_TRUE(big.has_value()) << big.error().message();
+  auto genuine_checkpoints = ParseCheckpointIndex(big->stream_index, Big().size, Big().digest);
+  ASSERT_TRUE(genuine_checkpoints.has_value());
+  ASSERT_TRUE(genuine_checkpoints->external_windows());
 
-  // 1. The small layer's index where the big layer's should be (wrong layer digest).
-  // 2. Truncated checkpoint data.
-  // 3. Every block checkpoint with the wrong unread-bit count and a window that is a valid zstd
-  //    frame of 32 KiB of the wrong bytes: passes every check a mount can make without the
-  //    blob, and fails to inflate (or fails the file's sha256) at the first read through it.
+  // The big layer's table with its checkpoints edited by `edit` (which may rewrite the windows
+  // blob too), republished as the windows blob's new digest and size say.
+  auto tampered = [&](const std::function<void(CheckpointIndex&, std::string&)>& edit) {
+    CheckpointIndex cps = *genuine_checkpoints;
+    std::string windows = blobs[0].windows;
+    edit(cps, windows);
+    LayerIndex table = *big;
+    table.stream_index = SerializeCheckpointIndex(cps);
+    return Published{EncodePublishedLayerIndex(table), windows};
+  };
+  auto pack = [](const std::string& window) {
+    std::string packed(ZSTD_compressBound(window.size()), '\0');
+    packed.resize(ZSTD_compress(packed.data(), packed.size(), window.data(), window.size(), 3));
+    return packed;
+  };
+  // Every block checkpoint's window replaced (in a new windows blob, digests recomputed).
+  auto rewrite_windows = [&](const std::string& packed, bool shift_bits) {
+    return tampered([&](CheckpointIndex& cps, std::string& windows) {
+      windows.clear();
+      for (Checkpoint& c : cps.checkpoints) {
+        if (c.kind != CheckpointKind::kDeflateBlock) continue;
+        c.window_offset = windows.size();
+        c.window_size = static_cast<uint32_t>(packed.size());
+        c.window_digest = Digest::Of(packed);
+        if (shift_bits) c.bits = static_cast<uint8_t>((c.bits + 3) % 8);
+        windows += packed;
+      }
+      cps.windows_blob = Digest::Of(windows);
+      cps.windows_size = windows.size();
+    });
+  };
   LayerIndex truncated = *big;
   truncated.stream_index.resize(truncated.stream_index.size() - 1000);
-  auto checkpoints = ParseCheckpointIndex(big->stream_index, Big().size, Big().digest);
-  ASSERT_TRUE(checkpoints.has_value());
-  const std::string junk(kDeflateWindowBytes, 'x');
-  std::string packed(ZSTD_compressBound(junk.size()), '\0');
-  packed.resize(ZSTD_compress(packed.data(), packed.size(), junk.data(), junk.size(), 3));
-  int windows = 0;
-  for (Checkpoint& c : checkpoints->checkpoints) {
-    if (c.kind != CheckpointKind::kDeflateBlock) continue;
-    c.window = packed;
-    c.bits = static_cast<uint8_t>((c.bits + 3) % 8);
-    ++windows;
-  }
-  ASSERT_GT(windows, 3);
-  LayerIndex bad_windows = *big;
-  bad_windows.stream_index = SerializeCheckpointIndex(*checkpoints);
   struct Case {
     std::string name;
-    std::string blob;
+    Published blob;
     bool refused_at_mount;
+    std::string why;  // in the one warning line
   };
   const std::vector<Case> cases = {
-      {"wrong-layer", blobs[1], true},
-      {"truncated", EncodePublishedLayerIndex(truncated), true},
-      {"bad-checkpoints", EncodePublishedLayerIndex(bad_windows), false},
+      // The small layer's index where the big layer's should be (wrong layer digest).
+      {"wrong-layer", blobs[1], true, "indexes layer"},
+      // Truncated checkpoint data.
+      {"truncated", {EncodePublishedLayerIndex(truncated), blobs[0].windows}, true, "do not fit"},
+      // A window whose range runs past the end of the windows blob.
+      {"window-past-end", tampered([](CheckpointIndex& cps, std::string& windows) {
+         for (Checkpoint& c : cps.checkpoints) {
+           if (c.kind == CheckpointKind::kDeflateBlock) c.window_offset = windows.size() - 10;
+         }
+       }),
+       true, "past the end of the windows blob"},
+      // A table naming a windows blob larger than the one published (the ranges inside the
+      // size it claims, past the real blob's end).
+      {"windows-blob-size", tampered([](CheckpointIndex& cps, std::string&) {
+         const uint64_t real = cps.windows_size;
+         cps.windows_size += 40000;
+         for (Checkpoint& c : cps.checkpoints) {
+           if (c.kind == CheckpointKind::kDeflateBlock) c.window_offset = real + 100;
+         }
+       }),
+       true, "is not in the artifact"},
+      // Every window with a wrong sha256 in the table: refused at the first read through one.
+      {"window-digest", tampered([](CheckpointIndex& cps, std::string&) {
+         for (Checkpoint& c : cps.checkpoints) c.window_digest = Digest::Of("not the window");
+       }),
+       false, "does not match its sha256"},
+      // Windows of the wrong size: valid zstd frames (digests right) of 16 KiB, not 32.
+      {"window-size", rewrite_windows(pack(std::string(kDeflateWindowBytes / 2, 'x')), false),
+       false, "does not declare 32768 bytes"},
+      // The wrong unread-bit count and a window that is a valid zstd frame of 32 KiB of the
+      // wrong bytes: passes every check a mount can make without the blob, and fails to inflate
+      // (or fails the file's sha256) at the first read through it.
+      {"bad-checkpoints", rewrite_windows(pack(std::string(kDeflateWindowBytes, 'x')), true), false,
+       ""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -421,12 +539,42 @@ TEST_F(PublishedIndexTest, TamperedArtifactsAreRefusedAndTheMountServesTheRightB
     ExpectTreeAndRanges(mp);
     const std::string log = Log(cache);
     EXPECT_EQ(CountLines(log, {"refused"}), 1) << log;
+    EXPECT_EQ(CountLines(log, {"refused", c.why}), 1) << log;
     if (!c.refused_at_mount) {
       EXPECT_EQ(CountLines(log, {"does not fit the blob; refused", Big().digest.str()}), 1) << log;
       EXPECT_GE(BlobSent(mark, 0).first, Big().size) << "the fallback fetches the whole blob";
     }
     ASSERT_TRUE(mounts_.Unmount(mp).has_value());
   }
+}
+
+// An artifact of version 1 (one blob per layer, windows inline; what an older hoist published)
+// is no longer read: ONE warning line naming it, and the layers are indexed from their whole
+// blobs as with no artifact; every byte is served right.
+TEST_F(PublishedIndexTest, VersionOneArtifactsAreNamedAndNotRead) {
+  std::vector<ReferrerBlob> rb;
+  for (size_t i = 0; i < image_.layers.size(); ++i) {
+    rb.push_back(
+        ReferrerBlob{"application/vnd.hoist.layer-index.v1.record+zstd",
+                     "an older record " + std::to_string(i),
+                     {{std::string(kLayerIndexLayerAnnotation), image_.layers[i].digest.str()}}});
+  }
+  auto pushed = PushReferrer(*client_, repo_, Subject(), kLayerIndexArtifactTypeV1, rb, {});
+  ASSERT_TRUE(pushed.has_value()) << pushed.error().message();
+  const std::string cache = work_ + "/cache";
+  const std::string mp = work_ + "/mnt";
+  const uint64_t mark = registry_->LogMark();
+  MountOk(mp, cache);
+  EXPECT_GE(BlobSent(mark, 0).first, Big().size) << "indexed from the whole blob";
+  const std::string log = Log(cache);
+  EXPECT_EQ(CountLines(log, {"hoist warning", std::string(kLayerIndexArtifactTypeV1),
+                             "no longer read", "run `hoist index` again"}),
+            1)
+      << log;
+  EXPECT_EQ(CountLines(log, {"version 1"}), 1) << log;
+  EXPECT_EQ(CountLines(log, {"index from published index"}), 0) << log;
+  ExpectTreeAndRanges(mp);
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());
 }
 
 }  // namespace

@@ -39,6 +39,11 @@
 //                            (ExpectLazyPythonRun: every layer a remote snapshot, no layer blob
 //                            in the content store, only Range reads of layer blobs), and
 //                            `python3 -c 'print(40+2)'` prints exactly "42\n".
+//   LazyPythonGzipWithAPublishedIndex
+//                            the python image as plain gzip: with no index, each layer falls
+//                            back (one line) and containerd downloads and unpacks it; after
+//                            `hoist index`, rpull and run lazily (ExpectLazyPythonRun), each
+//                            gzip blob sent by Range only, span by span.
 //   TwoNamesOnOneBackendLoseEachOthersSnapshots
 //                            one daemon under two plugin names: containerd's GC of one name
 //                            removes the other name's snapshots (the documented limit).
@@ -57,6 +62,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
@@ -348,14 +354,20 @@ class SnapshotterContainerdTest : public ::testing::Test {
   // line each, no fallback), containerd's content store has no layer blob, the registry served
   // layer blobs only by Range; `python3 -c 'print(40+2)'` prints exactly "42\n"; GC then leaves
   // no snapshot, layer or mount, and SIGTERM stops the daemon cleanly.
-  void ExpectLazyPythonRun(const std::string& name, const std::string& ref) {
+  // `media_type`: every layer's. Plain gzip layers (a published index) are also checked to be
+  // sent by span: no one request sent a blob larger than two spans whole.
+  void ExpectLazyPythonRun(
+      const std::string& name, const std::string& ref,
+      const std::string& media_type = "application/vnd.oci.image.layer.v1.tar+zstd") {
     const std::string dir = NewDir(name);
     const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
     std::vector<Digest> layers;
+    std::map<std::string, int64_t> sizes;
     for (const Descriptor& d : LayerDescriptors(ref)) {
       // A producer that reused a gzip blob instead of converting it would show here.
-      EXPECT_EQ(d.media_type, "application/vnd.oci.image.layer.v1.tar+zstd") << d.digest.str();
+      EXPECT_EQ(d.media_type, media_type) << d.digest.str();
       layers.push_back(d.digest);
+      sizes[d.digest.str()] = d.size;
     }
     ASSERT_EQ(layers.size(), 2u);
     SnapshotterProcess sn;
@@ -397,6 +409,31 @@ class SnapshotterContainerdTest : public ::testing::Test {
 
     EXPECT_EQ(RunOutput(**cd, "py", ref, kPython), "42\n");
     ExpectOnlyRangeReads(mark, layers);
+    if (media_type.ends_with("+gzip")) {
+      // Span ranges, not the blob: no one request of a blob larger than two spans sent all of
+      // it (a smaller one may be a single span). The totals are printed: a start may read most
+      // of a small image, and overlapping spans may together pass a blob's size.
+      auto requests = registry_->Requests(mark);
+      ASSERT_TRUE(requests.has_value()) << requests.error().message();
+      std::map<std::string, int64_t> sent;
+      std::map<std::string, int> gets;
+      for (const harness::RegistryRequest& r : *requests) {
+        for (const Digest& d : layers) {
+          if (!r.IsBlobGet() || r.uri.find(d.str()) == std::string::npos) continue;
+          sent[d.str()] += static_cast<int64_t>(r.bytes_written);
+          ++gets[d.str()];
+          if (sizes[d.str()] > (2 << 20)) {
+            EXPECT_LT(static_cast<int64_t>(r.bytes_written), sizes[d.str()])
+                << d.str() << ": one request sent the whole gzip blob";
+          }
+        }
+      }
+      for (const auto& [digest, size] : sizes) {
+        std::printf("%s: %d range requests, %lld bytes sent, blob %lld bytes\n", digest.c_str(),
+                    gets[digest], static_cast<long long>(sent[digest]),
+                    static_cast<long long>(size));
+      }
+    }
     ExpectRemovedCompletely(**cd, sn_root, ref);
     ExpectCleanStop(sn, sock);
   }
@@ -1096,6 +1133,64 @@ TEST_F(SnapshotterContainerdTest, LazyPythonZstdChunkedByCtrRemote) {
   ASSERT_NO_FATAL_FAILURE(
       ConvertByCtrRemote("py-ctr-remote/conv", *py_layout_, "py", {"--zstdchunked"}, ref));
   ExpectLazyPythonRun("py-ctr-remote", ref);
+}
+
+// The python image as plain gzip layers (never converted). Without an index anywhere (none in
+// the host store, none published) each layer falls back: one "not lazy" line, and containerd
+// downloads (whole) and unpacks it; the container still prints exactly. Once `hoist index` has
+// published the image's layer indexes, a fresh snapshotter and containerd pull it lazily: both
+// layers are remote snapshots, no layer blob is in the content store, the registry sent each
+// gzip blob by Range only, span by span (no one request sent the larger blob whole).
+TEST_F(SnapshotterContainerdTest, LazyPythonGzipWithAPublishedIndex) {
+  ASSERT_NO_FATAL_FAILURE(BuildPythonLayout());
+  const std::string ref = registry_->ImageRef("snap/py-gzip", "v1");
+  ASSERT_TRUE(harness::PushOciLayout("oci:" + *py_layout_ + ":py",
+                                     registry_->DockerRef("snap/py-gzip", "v1"))
+                  .has_value());
+  const std::vector<Digest> layers = LayerDigests(ref);
+  ASSERT_EQ(layers.size(), 2u);
+  {
+    const std::string dir = NewDir("py-gzip-no-index");
+    const std::string sn_root = dir + "/sn-root", sock = dir + "/sn.sock";
+    SnapshotterProcess sn;
+    auto started = sn.Start(SNAPSHOTTER_BINARY, sn_root, sock, dir + "/snapshotter.log", {},
+                            {"--prefetch", "none"});
+    ASSERT_TRUE(started.has_value()) << started.error().message();
+    ASSERT_TRUE(MakeDirs(dir + "/cd").has_value());
+    auto cd = harness::PrivateContainerd::Start(
+        dir + "/cd", {.extra_config = ProxyConfig(sock), .snapshotter = "hoist"});
+    ASSERT_TRUE(cd.has_value()) << cd.error().message();
+    const uint64_t mark = registry_->LogMark();
+    RemotePull(**cd, ref);
+    auto log = ReadFile(dir + "/snapshotter.log");
+    ASSERT_TRUE(log.has_value());
+    for (const Digest& d : layers) {
+      const std::string fallback = " (" + d.str() + "): not lazy, containerd unpacks it: ";
+      const size_t at = log->find(fallback);
+      ASSERT_NE(at, std::string::npos) << *log;
+      const std::string line = log->substr(at, log->find('\n', at) - at);
+      EXPECT_NE(line.find("none is published next to the image"), std::string::npos) << line;
+    }
+    auto content = (*cd)->Ctr({"content", "ls", "-q"});
+    ASSERT_TRUE(content.has_value()) << content.error().message();
+    auto requests = registry_->Requests(mark);
+    ASSERT_TRUE(requests.has_value()) << requests.error().message();
+    for (const Digest& d : layers) {
+      EXPECT_NE(content->find(d.str()), std::string::npos) << *content;
+      int whole = 0;
+      for (const harness::RegistryRequest& r : *requests)
+        whole += r.IsBlobGet() && r.uri.find(d.str()) != std::string::npos && r.status == 200;
+      EXPECT_EQ(whole, 1) << d.str();
+    }
+    EXPECT_EQ(RunOutput(**cd, "py", ref, kPython), "42\n");
+    ExpectRemovedCompletely(**cd, sn_root, ref);
+    ExpectCleanStop(sn, sock);
+  }
+  CommandResult indexed = RunTool({HOIST_BINARY, "index", ref});
+  ASSERT_TRUE(indexed.ok()) << indexed.stderr_text;
+  EXPECT_NE(indexed.stdout_text.find("Published 2 layer indexes"), std::string::npos)
+      << indexed.stdout_text;
+  ExpectLazyPythonRun("py-gzip", ref, "application/vnd.oci.image.layer.v1.tar+gzip");
 }
 
 // containerd 1.6 garbage-collects per snapshotter NAME (metadata/snapshot.go, garbageCollect):

@@ -1,8 +1,9 @@
 // hoist index [--platform P] [--insecure-registry H] [-q] IMAGE: indexes every unconverted
 // tar+gzip / tar+zstd layer of IMAGE's platform manifest (each blob streamed and decoded ONCE,
 // through the mount's own indexer, IndexTarStream) and publishes the indexes as ONE OCI artifact
-// referring to that manifest (artifactType application/vnd.hoist.layer-index.v1, one blob per
-// layer: index/published_index.h, index/FORMATS.md "Published layer indexes"). A mount on any
+// referring to that manifest (artifactType application/vnd.hoist.layer-index.v2, two blobs per
+// layer, the table and the windows: index/published_index.h, index/FORMATS.md "Published layer
+// indexes"). A mount on any
 // host then finds it (fusefs/published_indexes.h) and reads those layers lazily from the first
 // byte. zstd:chunked and eStargz layers (lazy through their own TOC), plain tar layers (lazy by
 // range) and single-frame zstd blobs (no checkpoint to start a read from) are skipped with a
@@ -10,6 +11,7 @@
 // only the digest. Exit 0 with nothing published when no layer needs an index.
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -43,8 +45,9 @@ struct LayerJob {
   size_t position = 0;
   Descriptor layer;
   LayerFormat format = LayerFormat::kTarGzip;
-  std::string blob;  // the published blob, once indexed ("" : not published)
-  std::string note;  // why not, or the size line
+  std::string blob;     // the published table, once indexed ("" : not published)
+  std::string windows;  // its windows blob ("" : none)
+  std::string note;     // why not, or the size line
 };
 
 Status Index(const IndexArgs& a, std::string* out) {
@@ -98,31 +101,39 @@ Status Index(const IndexArgs& a, std::string* out) {
       job.note = label + ": no checkpoint to start a read from (one zstd frame?); not published";
       return Ok();
     }
-    job.blob = EncodePublishedLayerIndex(*index);
-    const double share =
-        100.0 * static_cast<double>(job.blob.size()) / static_cast<double>(job.layer.size);
+    HOIST_ASSIGN_OR_RETURN(PublishedLayerBlobs published, PublishLayerIndex(*index));
+    job.blob = std::move(published.table);
+    job.windows = std::move(published.windows);
+    const uint64_t both = job.blob.size() + job.windows.size();
+    const double share = 100.0 * static_cast<double>(both) / static_cast<double>(job.layer.size);
     char pct[32];
     std::snprintf(pct, sizeof(pct), "%.1f%%", share);
     job.note = label + ": " + Mb(static_cast<uint64_t>(job.layer.size)) + " " +
                (job.format == LayerFormat::kTarGzip ? "gzip" : "zstd") + ", " +
-               std::to_string(index->entries.size()) + " entries, index " + Mb(job.blob.size()) +
-               " (" + pct + ")";
+               std::to_string(index->entries.size()) + " entries, index " + Mb(both) + " (" + pct +
+               "; table " + Mb(job.blob.size()) + ", windows " + Mb(job.windows.size()) + ")";
     return Ok();
   }));
 
   std::vector<ReferrerBlob> blobs;
   uint64_t index_bytes = 0;
+  size_t published = 0;  // layers
   std::string lines;
   for (const std::string& s : skipped) lines += s + "\n";
   for (LayerJob& job : jobs) {
     lines += job.note + "\n";
     if (job.blob.empty()) continue;
-    index_bytes += job.blob.size();
-    blobs.push_back(ReferrerBlob{
-        std::string(kLayerIndexBlobMediaType),
-        std::move(job.blob),
-        {{std::string(kLayerIndexLayerAnnotation), job.layer.digest.str()},
-         {std::string(kLayerIndexLayerSizeAnnotation), std::to_string(job.layer.size)}}});
+    index_bytes += job.blob.size() + job.windows.size();
+    ++published;
+    const std::map<std::string, std::string> annotations = {
+        {std::string(kLayerIndexLayerAnnotation), job.layer.digest.str()},
+        {std::string(kLayerIndexLayerSizeAnnotation), std::to_string(job.layer.size)}};
+    blobs.push_back(
+        ReferrerBlob{std::string(kLayerIndexBlobMediaType), std::move(job.blob), annotations});
+    if (!job.windows.empty()) {
+      blobs.push_back(ReferrerBlob{std::string(kLayerIndexWindowsMediaType), std::move(job.windows),
+                                   annotations});
+    }
   }
   if (blobs.empty()) {
     *out = a.quiet ? "" : lines + "nothing to publish: no layer needs an index\n";
@@ -139,10 +150,10 @@ Status Index(const IndexArgs& a, std::string* out) {
                 image_bytes > 0
                     ? 100.0 * static_cast<double>(index_bytes) / static_cast<double>(image_bytes)
                     : 0.0);
-  *out = lines + "Published " + std::to_string(blobs.size()) + " layer index" +
-         (blobs.size() == 1 ? "" : "es") + ", " + Mb(index_bytes) + " (" + pct +
-         " of the image's " + Mb(image_bytes) + " compressed), referring to " +
-         ref.WithDigest(subject.digest).String() + "\nDigest: " + pushed.digest.str() + "\n";
+  *out = lines + "Published " + std::to_string(published) + " layer index" +
+         (published == 1 ? "" : "es") + ", " + Mb(index_bytes) + " (" + pct + " of the image's " +
+         Mb(image_bytes) + " compressed), referring to " + ref.WithDigest(subject.digest).String() +
+         "\nDigest: " + pushed.digest.str() + "\n";
   return Ok();
 }
 

@@ -22,8 +22,9 @@
 // store as for a mount), a layer by its compressed digest or by its TOC digest (the
 // zstd:chunked manifest-checksum or the eStargz toc.digest annotation). Anything else, and a
 // layer the LayerStore does not admit (ENOTSUP: a plain gzip or zstd layer whose checkpoint index
-// the host store does not hold, layer_store.h), is ENOENT, so containers/storage pulls it
-// normally. An admitted plain gzip layer's `info` has no toc-digest and no diff-size.
+// the host store does not hold and nobody published with `hoist index`, layer_store.h), is ENOENT,
+// so containers/storage pulls it normally. An admitted plain gzip layer's `info` has no toc-digest
+// and no diff-size.
 //
 // References: a key directory holds its layer in the LayerStore from its first lookup (one
 // LayerStore reference per key directory) and counts `use` creations. rmdir drops one use; at
