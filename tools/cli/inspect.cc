@@ -2,9 +2,9 @@
 // local one; when the registry fails and the local store has the image, one stderr line says
 // "hoist inspect: registry unreachable (WHY); using the local store" before the JSON). IMAGE
 // may also name another transport (oci:DIR[:TAG], oci-archive:FILE[:TAG],
-// docker-archive:FILE[:REF], dir:DIR, rootfs:DIR), read through its ImageSource: --raw prints the top
-// manifest or index as the transport gives it, --config the config of the host platform's image,
-// and the JSON has the transport name as Name and no RepoTags.
+// docker-archive:FILE[:REF], dir:DIR, rootfs:DIR), read through its ImageSource: --raw prints the
+// top manifest or index as the transport gives it, --config the config of the host platform's
+// image, and the JSON has the transport name as Name and no RepoTags.
 #include <stdlib.h>
 
 #include <cstdio>
