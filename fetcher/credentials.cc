@@ -187,24 +187,36 @@ Result<Credential> DockerCredentialStore::Lookup(std::string_view registry) cons
   return Credential{};
 }
 
-Result<Credential> RunCredentialHelper(std::string_view helper, std::string_view server_url) {
-  std::string program = "docker-credential-" + std::string(helper);
+namespace {
+
+// Runs `docker-credential-HELPER ACTION` with `input` on stdin (its stderr stays ours); the
+// output is captured and bounded, the run bounded in time.
+Result<RunResult> SpawnHelper(std::string_view helper, const char* action, std::string input) {
+  const std::string program = "docker-credential-" + std::string(helper);
   if (helper.empty() || helper.find('/') != std::string_view::npos) {
     return Fail(EINVAL, "bad credential helper name \"" + std::string(helper) + "\"");
   }
-  // The helper reads one line on stdin and answers on stdout; its stderr stays ours.
   SpawnOptions spawn;
   spawn.search_path = true;
   spawn.stdin_to = Stdio::Pipe();
   spawn.stdout_to = Stdio::Capture();
-  auto run = RunAndCapture({program, "get"}, spawn,
-                           {.stdin_data = std::string(server_url) + "\n",
+  auto run = RunAndCapture({program, action}, spawn,
+                           {.stdin_data = std::move(input),
                             .max_capture = kMaxHelperOutput,
                             .timeout = std::chrono::milliseconds(kHelperTimeoutMs)});
   if (!run) return Fail(run.error().code(), "running " + run.error().message());
-  if (run->timed_out) return Fail(ETIMEDOUT, program + " get: timed out");
-  if (!run->status.ok()) return Credential{};
-  const std::string& output = run->stdout_text;
+  if (run->timed_out) return Fail(ETIMEDOUT, program + " " + action + ": timed out");
+  return run;
+}
+
+}  // namespace
+
+Result<Credential> RunCredentialHelper(std::string_view helper, std::string_view server_url) {
+  const std::string program = "docker-credential-" + std::string(helper);
+  // The helper reads one line on stdin and answers on stdout.
+  HOIST_ASSIGN_OR_RETURN(auto run, SpawnHelper(helper, "get", std::string(server_url) + "\n"));
+  if (!run.status.ok()) return Credential{};
+  const std::string& output = run.stdout_text;
 
   rapidjson::Document doc;
   doc.Parse(output.data(), output.size());
@@ -242,25 +254,13 @@ Result<std::string> CredentialHelperFor(const std::string& config_path, std::str
 namespace {
 
 Status RunHelperAction(std::string_view helper, const char* action, std::string input) {
-  std::string program = "docker-credential-" + std::string(helper);
-  if (helper.empty() || helper.find('/') != std::string_view::npos) {
-    return Fail(EINVAL, "bad credential helper name \"" + std::string(helper) + "\"");
-  }
-  SpawnOptions spawn;
-  spawn.search_path = true;
-  spawn.stdin_to = Stdio::Pipe();
-  spawn.stdout_to = Stdio::Capture();
-  auto run = RunAndCapture({program, action}, spawn,
-                           {.stdin_data = std::move(input),
-                            .max_capture = kMaxHelperOutput,
-                            .timeout = std::chrono::milliseconds(kHelperTimeoutMs)});
-  if (!run) return Fail(run.error().code(), "running " + run.error().message());
-  if (run->timed_out) return Fail(ETIMEDOUT, program + " " + action + ": timed out");
-  if (!run->status.ok()) {
-    std::string said = run->stdout_text;
+  const std::string program = "docker-credential-" + std::string(helper);
+  HOIST_ASSIGN_OR_RETURN(auto ran, SpawnHelper(helper, action, std::move(input)));
+  if (!ran.status.ok()) {
+    std::string said = ran.stdout_text;
     while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
     if (said.find('\n') != std::string::npos) said = said.substr(0, said.find('\n'));
-    return Fail(EIO, program + " " + action + " failed (" + run->status.Describe() + ")" +
+    return Fail(EIO, program + " " + action + " failed (" + ran.status.Describe() + ")" +
                          (said.empty() ? "" : ": " + said));
   }
   return Ok();

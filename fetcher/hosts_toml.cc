@@ -9,20 +9,14 @@
 
 #include "base/file_util.h"
 #include "fetcher/reference.h"
+#include "fetcher/toml_errors.h"
 #include "fetcher/url.h"
 
 namespace hoist {
 namespace {
 
-std::string Located(std::string_view path, const toml::node& node) {
-  const auto& src = node.source();
-  if (src.begin.line == 0) return std::string(path);
-  return std::string(path) + ":" + std::to_string(src.begin.line);
-}
-
-Error Bad(std::string_view path, const toml::node& node, std::string_view what) {
-  return Error(EINVAL, Located(path, node) + ": " + std::string(what));
-}
+using toml_errors::Bad;
+using toml_errors::Located;
 
 std::string Absolute(std::string_view base_dir, const std::string& p) {
   if (p.empty() || p.front() == '/' || base_dir.empty()) return p;
@@ -45,7 +39,10 @@ Status ParseHostUrl(std::string_view text, bool override_path, HostsTomlHost* ou
   out->scheme = parsed->scheme;
   const int default_port = parsed->scheme == "https" ? 443 : 80;
   out->host = parsed->host;
-  if (parsed->port != default_port) out->host += ":" + std::to_string(parsed->port);
+  if (parsed->port != default_port) {
+    out->host.push_back(':');
+    out->host.append(std::to_string(parsed->port));
+  }
   std::string p = parsed->path_and_query;
   while (!p.empty() && p.back() == '/') p.pop_back();
   if (!override_path && !p.ends_with("/v2")) p += "/v2";

@@ -88,4 +88,14 @@ std::string_view HttpReasonPhrase(int status) {
   }
 }
 
+std::optional<HttpRequest> WithCountingSink(const HttpRequest& request, uint64_t* counted) {
+  if (!request.body_sink) return std::nullopt;
+  std::optional<HttpRequest> copy(request);
+  copy->body_sink = [counted, &request](std::string_view chunk) {
+    *counted += chunk.size();
+    return request.body_sink(chunk);
+  };
+  return copy;
+}
+
 }  // namespace hoist

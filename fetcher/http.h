@@ -105,6 +105,12 @@ class HttpTransport {
   [[nodiscard]] virtual Result<HttpResponse> RoundTrip(const HttpRequest& request) = 0;
 };
 
+// For transports that wrap another and count what a request's body sink receives: a copy of
+// `request` whose sink adds each chunk's size to *counted before passing it on, or nullopt when
+// the request has no sink (use it as is; an upload's body is never copied). `request` and
+// `counted` must outlive the copy.
+std::optional<HttpRequest> WithCountingSink(const HttpRequest& request, uint64_t* counted);
+
 // True for transport errors worth retrying (connection failures, resets, timeouts).
 bool IsTransientNetworkError(const Error& error);
 

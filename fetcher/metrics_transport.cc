@@ -42,14 +42,7 @@ class MetricsTransport : public HttpTransport {
 
   Result<HttpResponse> RoundTrip(const HttpRequest& request) override {
     uint64_t sunk = 0;
-    std::optional<HttpRequest> counted;
-    if (request.body_sink) {
-      counted.emplace(request);
-      counted->body_sink = [&sunk, &request](std::string_view chunk) {
-        sunk += chunk.size();
-        return request.body_sink(chunk);
-      };
-    }
+    std::optional<HttpRequest> counted = WithCountingSink(request, &sunk);
     const auto start = std::chrono::steady_clock::now();
     Result<HttpResponse> result = inner_->RoundTrip(counted ? *counted : request);
     const auto elapsed = std::chrono::steady_clock::now() - start;

@@ -9,19 +9,13 @@
 #include <toml++/toml.h>
 
 #include "base/file_util.h"
+#include "fetcher/toml_errors.h"
 
 namespace hoist {
 namespace {
 
-std::string Located(std::string_view path, const toml::node& node) {
-  const auto& src = node.source();
-  if (src.begin.line == 0) return std::string(path);
-  return std::string(path) + ":" + std::to_string(src.begin.line);
-}
-
-Error Bad(std::string_view path, const toml::node& node, std::string_view what) {
-  return Error(EINVAL, Located(path, node) + ": " + std::string(what));
-}
+using toml_errors::Bad;
+using toml_errors::Located;
 
 Result<std::string> GetString(const toml::table& t, std::string_view key, std::string_view path) {
   const toml::node* n = t.get(key);

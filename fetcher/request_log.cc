@@ -85,14 +85,7 @@ class LoggingTransport : public HttpTransport {
     // Only a request with a sink is copied (to count what the sink sees); an upload's body is
     // never copied.
     uint64_t sunk = 0;
-    std::optional<HttpRequest> counted;
-    if (request.body_sink) {
-      counted.emplace(request);
-      counted->body_sink = [&sunk, &request](std::string_view chunk) {
-        sunk += chunk.size();
-        return request.body_sink(chunk);
-      };
-    }
+    std::optional<HttpRequest> counted = WithCountingSink(request, &sunk);
     const auto start = RequestLog::Clock::now();
     Result<HttpResponse> result = inner_->RoundTrip(counted ? *counted : request);
     const auto end = RequestLog::Clock::now();
