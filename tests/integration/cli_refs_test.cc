@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -307,9 +308,29 @@ TEST_F(CliRefsTest, CopyRoundTripKeepsDigests) {
   EXPECT_EQ(Skopeo({"inspect", "--raw", "--config", "oci:" + Path("rt-from-archive") + ":v1"}),
             image_->config);
 
-  // --platform on a single-platform image copies that manifest; a destination that cannot be
-  // written is one line.
-  ExpectOneLineError(RunHoist({"copy", chain[0], "docker-archive:" + Path("x.tar")}), "copy",
+  // docker-archive: as a destination, read back by skopeo (the config and its name are kept) and
+  // by hoist load; a name without a tag and a destination that cannot be written are one line.
+  const std::string out = Path("out-docker.tar");
+  r = RunHoist(
+      {"copy", "docker://" + Ref(), "docker-archive:" + out + ":" + Ref("refs/saved", "v2")});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "Copied docker://" + Ref() + " to docker-archive:" + out + ":" +
+                               Ref("refs/saved", "v2") + " " + digest + "\n");
+  EXPECT_EQ(Skopeo({"inspect", "--raw", "--config", "docker-archive:" + out}), image_->config);
+  auto manifest_json = harness::RunCommand({"tar", "-xOf", out, "manifest.json"});
+  ASSERT_TRUE(manifest_json.has_value()) << manifest_json.error().message();
+  EXPECT_NE(manifest_json->stdout_text.find("\"RepoTags\":[\"" + registry_->host_port() +
+                                            "/refs/saved:v2\"]"),
+            std::string::npos)
+      << manifest_json->stdout_text;
+  r = RunHoist({"copy", "oci:" + Path("rt-oci") + ":v1", "docker-archive:" + Path("y.tar")});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_EQ(Skopeo({"inspect", "--raw", "--config", "docker-archive:" + Path("y.tar")}),
+            image_->config);
+  ExpectOneLineError(RunHoist({"copy", chain[0], "docker-archive:" + Path("z.tar") + ":Bad/Name"}),
+                     "copy", "z.tar");
+  EXPECT_FALSE(std::filesystem::exists(Path("z.tar")));
+  ExpectOneLineError(RunHoist({"push", chain[1], "docker-archive:" + Path("x.tar")}), "push",
                      "only docker://, oci:, oci-archive: and dir: are supported as destinations");
 }
 

@@ -6,10 +6,14 @@
 // --platform copies only that platform's manifest of an index (skopeo copy without --all picks the
 // host's). Prints "Copied SRC to DST DIGEST" (the top manifest's digest); --digestfile also writes
 // the digest to FILE (as skopeo does). On failure: one line, exit 1, nothing new visible at DST.
+// docker-archive:FILE[:NAME:TAG] as DST writes what `hoist save` writes (tools/cli/save.h): one
+// image (the host's platform of an index, or --platform's), layers uncompressed, so the archive
+// holds the config but not the manifest; the digest printed is the source manifest's.
 #include <cstdio>
 
 #include "base/file_util.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/save.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/local_store.h"
 
@@ -24,6 +28,46 @@ struct CopyArgs {
   std::string work_dir;
   RegistryFlags registry;  // --insecure-registry only
 };
+
+// DST docker-archive:FILE[:NAME:TAG] (skopeo's syntax: the first ':' ends the file name).
+Status CopyToDockerArchive(std::unique_ptr<ImageSource> source, const std::string& spec,
+                           const CopyArgs& a, const std::string& spool_dir, std::string* what) {
+  std::string file = spec;
+  SaveImage img;
+  if (const size_t c = spec.find(':'); c != std::string::npos) {
+    file = spec.substr(0, c);
+    auto name = ParseRegistryReference(spec.substr(c + 1));
+    if (!name)
+      return Fail(name.error().code(), "docker-archive:" + spec + ": " + name.error().message());
+    if (name->tag.empty()) {
+      return Fail(EINVAL, "docker-archive:" + spec + ": the name needs a tag (NAME:TAG)");
+    }
+    img.names.push_back(std::move(*name));
+  }
+  if (file.empty()) return Fail(EINVAL, "docker-archive: needs a file name");
+  Platform platform = Platform::Host();
+  if (!a.platform.empty()) {
+    HOIST_ASSIGN_OR_RETURN(platform, Platform::Parse(a.platform));
+  }
+  HOIST_ASSIGN_OR_RETURN(img.manifest, SelectManifest(*source, platform));
+  HOIST_ASSIGN_OR_RETURN(img.parsed,
+                         ParseImageManifest(img.manifest.bytes, img.manifest.media_type));
+  const std::string from = source->name();
+  img.source = std::move(source);
+  std::vector<SaveImage> images;
+  images.push_back(std::move(img));
+  ProgressDisplay progress(ChooseProgressMode(/*quiet=*/true, false));
+  HOIST_RETURN_IF_ERROR(WriteArchiveFile(file, [&](int fd, const std::string&) -> Status {
+    ArchiveWriter out(fd);
+    return WriteDockerArchive(images, out, spool_dir, progress);
+  }));
+  const Digest d = images[0].manifest.digest;
+  if (!a.digestfile.empty()) {
+    HOIST_RETURN_IF_ERROR(WriteFileAtomic(a.digestfile, d.str(), 0644));
+  }
+  *what = "Copied " + from + " to docker-archive:" + spec + " " + d.str();
+  return Ok();
+}
 
 Status Copy(const CopyArgs& a, std::string* what) {
   HOIST_ASSIGN_OR_RETURN(ImageName src_name, ParseImageName(a.src));
@@ -44,6 +88,9 @@ Status Copy(const CopyArgs& a, std::string* what) {
   if (!a.platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(Platform p, Platform::Parse(a.platform));
     HOIST_ASSIGN_OR_RETURN(top, SelectManifest(*source, p));
+  }
+  if (dst_name.transport == ImageName::Transport::kDockerArchive) {
+    return CopyToDockerArchive(std::move(source), dst_name.path, a, work.path(), what);
   }
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dest,
                          OpenImageDestination(dst_name, registry));
@@ -74,7 +121,8 @@ void RegisterCopy(CLI::App& app, VerbRunner* run) {
                   "docker-archive:FILE, dir:DIR (skopeo's layout), rootfs:DIR")
       ->required();
   sub->add_option("DST", args->dst,
-                  "Destination: docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], dir:DIR")
+                  "Destination: docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], dir:DIR, "
+                  "docker-archive:FILE[:NAME:TAG]")
       ->required();
   sub->add_option("--platform", args->platform,
                   "Copy only this platform (os/arch[/variant]) of an index: DST gets that "

@@ -34,6 +34,7 @@
 #include "index/layer_index.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/save.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/archive_writer.h"
 #include "tools/image/image_impl.h"
@@ -49,13 +50,6 @@ struct SaveArgs {
   std::string format = "docker-archive";
   bool quiet = false;
   RegistryFlags registry;  // --insecure-registry only
-};
-
-struct SaveImage {
-  std::unique_ptr<ImageSource> source;
-  RawManifest manifest;
-  ImageManifest parsed;
-  std::vector<Reference> names;  // with a tag; empty for digest-only references
 };
 
 class Json {
@@ -131,6 +125,8 @@ Result<uint64_t> SpoolLayer(ImageSource& source, const Descriptor& layer, const 
   progress.Done(item);
   return size;
 }
+
+}  // namespace
 
 Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
                           const std::string& spool_dir, ProgressDisplay& progress) {
@@ -231,6 +227,8 @@ Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
   return out.Finish();
 }
 
+namespace {
+
 Status PutOciBlob(ImageSource& source, const Descriptor& d, ArchiveWriter& out,
                   std::set<Digest>* written, ProgressDisplay& progress) {
   if (!written->insert(d.digest).second) return Ok();
@@ -311,6 +309,36 @@ Status WriteOciArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
   return out.Finish();
 }
 
+}  // namespace
+
+Status WriteArchiveFile(const std::string& path,
+                        const std::function<Status(int fd, const std::string& dir)>& write) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
+  (void)SweepStale(dir, base + ".tmp-");
+  const std::string temp = path + ".tmp-" + std::to_string(::getpid());
+  RemoveOnSignal(temp);
+  int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (raw < 0) {
+    KeepOnSignal(temp);
+    return Fail(ErrnoError("creating " + temp));
+  }
+  ScopedFd fd(raw);
+  Status st = write(fd.get(), dir);
+  if (st && ::fsync(fd.get()) != 0) st = Fail(ErrnoError("fsync " + temp));
+  if (st) st = RenameRegistered(temp, path);
+  if (!st) {
+    ::unlink(temp.c_str());
+    KeepOnSignal(temp);
+    return st;
+  }
+  return Ok();
+}
+
+namespace {
+
 bool ToStdout(const SaveArgs& a) { return a.output.empty() || a.output == "-"; }
 
 Status Save(const SaveArgs& a) {
@@ -349,28 +377,7 @@ Status Save(const SaveArgs& a) {
     const char* tmp = ::getenv("TMPDIR");
     return write(STDOUT_FILENO, tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp");
   }
-  const size_t slash = a.output.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : a.output.substr(0, slash);
-  const std::string base = slash == std::string::npos ? a.output : a.output.substr(slash + 1);
-  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
-  (void)SweepStale(dir, base + ".tmp-");
-  const std::string temp = a.output + ".tmp-" + std::to_string(::getpid());
-  RemoveOnSignal(temp);
-  int raw = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (raw < 0) {
-    KeepOnSignal(temp);
-    return Fail(ErrnoError("creating " + temp));
-  }
-  ScopedFd fd(raw);
-  Status st = write(fd.get(), dir);
-  if (st && ::fsync(fd.get()) != 0) st = Fail(ErrnoError("fsync " + temp));
-  if (st) st = RenameRegistered(temp, a.output);
-  if (!st) {
-    ::unlink(temp.c_str());
-    KeepOnSignal(temp);
-    return st;
-  }
-  return Ok();
+  return WriteArchiveFile(a.output, write);
 }
 
 int RunSave(const SaveArgs& a) {

@@ -152,7 +152,7 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageName& 
   }
   return Fail(ENOTSUP, name.ToString() +
                            ": only docker://, oci:, oci-archive: and dir: are supported as "
-                           "destinations (hoist save writes docker-archives)");
+                           "destinations (hoist copy and hoist save write docker-archives)");
 }
 
 }  // namespace hoist
