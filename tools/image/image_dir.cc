@@ -35,9 +35,10 @@ constexpr size_t kMaxJsonBytes = 8 << 20;
 std::string BlobName(const Digest& d) { return std::string(d.hex()); }
 std::string ChildManifestName(const Digest& d) { return std::string(d.hex()) + ".manifest.json"; }
 
-class SkopeoDirSource : public ImageSource {
+class SkopeoDirSource : public TreeBlobSource {
  public:
-  SkopeoDirSource(RootDir root, std::string dir) : root_(std::move(root)), dir_(std::move(dir)) {}
+  SkopeoDirSource(RootDir root, std::string dir)
+      : TreeBlobSource(std::move(root), std::move(dir)) {}
 
   std::string name() const override { return "dir:" + dir_; }
 
@@ -58,52 +59,13 @@ class SkopeoDirSource : public ImageSource {
     return Typed(std::move(*bytes), digest);
   }
 
-  Result<std::string> ReadBlob(const Descriptor& blob) override {
-    const size_t cap = blob.size > 0 ? static_cast<size_t>(blob.size) : kMaxJsonBytes;
-    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
-                           root_.ReadRegularFile(BlobName(blob.digest), cap));
-    if (!bytes) return Fail(ENOENT, "blob " + blob.digest.str() + " is missing from " + dir_);
-    if (Digest::Of(*bytes) != blob.digest) {
-      return Fail(EIO, "blob " + blob.digest.str() + " in " + dir_ + " does not match its digest");
-    }
-    return std::move(*bytes);
-  }
-
-  Result<std::unique_ptr<ByteReader>> OpenBlob(const Descriptor& blob) override {
-    const uint64_t length = blob.size > 0 ? static_cast<uint64_t>(blob.size) : UINT64_MAX;
-    return OpenRange(blob, 0, length);
-  }
-
-  Result<std::string> ReadBlobRange(const Descriptor& blob, uint64_t offset,
-                                    uint64_t length) override {
-    HOIST_ASSIGN_OR_RETURN(auto reader, OpenRange(blob, offset, length));
-    std::string out(length, '\0');
-    HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(*reader, out.data(), length));
-    if (got != length) return Fail(EIO, "blob " + blob.digest.str() + " is shorter than expected");
-    return out;
-  }
-
  private:
+  std::string BlobName(const Digest& d) const override { return hoist::BlobName(d); }
+
   static Result<RawManifest> Typed(std::string bytes, Digest digest) {
     HOIST_ASSIGN_OR_RETURN(std::string type, ManifestMediaType("", bytes));
     return RawManifest{std::move(bytes), std::move(type), std::move(digest)};
   }
-
-  Result<std::unique_ptr<ByteReader>> OpenRange(const Descriptor& blob, uint64_t offset,
-                                                uint64_t length) {
-    auto fd = root_.OpenRegularFile(BlobName(blob.digest));
-    if (!fd) {
-      if (fd.error().code() == ENOENT) {
-        return Fail(ENOENT, "blob " + blob.digest.str() + " is missing from " + dir_);
-      }
-      return Fail(fd.error());
-    }
-    return std::unique_ptr<ByteReader>(
-        FileReader::Adopt(std::move(*fd), dir_ + "/" + BlobName(blob.digest), offset, length));
-  }
-
-  RootDir root_;
-  std::string dir_;
 };
 
 bool Exists(const std::string& path) {

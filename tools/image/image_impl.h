@@ -6,12 +6,37 @@
 #include <string>
 #include <string_view>
 
+#include "base/root_dir.h"
 #include "base/scoped_fd.h"
 #include "base/status.h"
 #include "fetcher/registry.h"
 #include "tools/image/image_transport.h"
 
 namespace hoist {
+
+// The blob half of a source whose blobs are files of a directory read as an untrusted tree
+// (oci:, dir:): blob D is the regular file BlobName(D) resolved inside `root` (a symlinked blob
+// cannot point at a host file), read no further than its descriptor's size (up to 8 MiB when the
+// size is unknown) and checked against its digest; `dir` names the directory in errors.
+class TreeBlobSource : public ImageSource {
+ public:
+  Result<std::string> ReadBlob(const Descriptor& blob) override;
+  Result<std::unique_ptr<ByteReader>> OpenBlob(const Descriptor& blob) override;
+  Result<std::string> ReadBlobRange(const Descriptor& blob, uint64_t offset,
+                                    uint64_t length) override;
+
+ protected:
+  TreeBlobSource(RootDir root, std::string dir) : root_(std::move(root)), dir_(std::move(dir)) {}
+  virtual std::string BlobName(const Digest& d) const = 0;
+
+  static constexpr size_t kMaxJsonBytes = 8 << 20;
+  RootDir root_;
+  std::string dir_;
+
+ private:
+  Result<std::unique_ptr<ByteReader>> OpenRange(const Descriptor& blob, uint64_t offset,
+                                                uint64_t length);
+};
 
 Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& dir, const std::string& tag);
 Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& dir,

@@ -44,18 +44,18 @@ std::string BlobPath(const std::string& dir, const Digest& d) {
 // kMaxLayoutJsonBytes, the registry client's manifest limit).
 constexpr size_t kMaxLayoutJsonBytes = 8 << 20;
 
-class OciSource : public ImageSource {
+class OciSource : public TreeBlobSource {
  public:
   OciSource(RootDir layout, std::string dir, std::string tag)
-      : layout_(std::move(layout)), dir_(std::move(dir)), tag_(std::move(tag)) {}
+      : TreeBlobSource(std::move(layout), std::move(dir)), tag_(std::move(tag)) {}
 
   std::string name() const override { return "oci:" + dir_ + (tag_.empty() ? "" : ":" + tag_); }
 
   Result<RawManifest> TopManifest() override {
-    HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> marker, layout_.Stat("oci-layout"));
+    HOIST_ASSIGN_OR_RETURN(std::optional<struct stat> marker, root_.Stat("oci-layout"));
     if (!marker) return Fail(ENOENT, dir_ + " is not an OCI image layout (no oci-layout file)");
     HOIST_ASSIGN_OR_RETURN(std::optional<std::string> index_bytes,
-                           layout_.ReadRegularFile("index.json", kMaxLayoutJsonBytes));
+                           root_.ReadRegularFile("index.json", kMaxLayoutJsonBytes));
     if (!index_bytes) return Fail(ENOENT, dir_ + " is not an OCI image layout (no index.json)");
     return LayoutTopManifest(*this, *index_bytes, tag_, dir_, "oci:DIR:TAG");
   }
@@ -64,43 +64,11 @@ class OciSource : public ImageSource {
     return ManifestFromBlob(*this, digest);
   }
 
-  Result<std::string> ReadBlob(const Descriptor& blob) override {
-    const size_t cap = blob.size > 0 ? static_cast<size_t>(blob.size) : kMaxLayoutJsonBytes;
-    HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
-                           layout_.ReadRegularFile(BlobName(blob.digest), cap));
-    if (!bytes) return Fail(ENOENT, "blob " + blob.digest.str() + " is missing from " + dir_);
-    if (Digest::Of(*bytes) != blob.digest) {
-      return Fail(EIO, "blob " + blob.digest.str() + " in " + dir_ + " does not match its digest");
-    }
-    return std::move(*bytes);
-  }
-
-  Result<std::unique_ptr<ByteReader>> OpenBlob(const Descriptor& blob) override {
-    const uint64_t length = blob.size > 0 ? static_cast<uint64_t>(blob.size) : UINT64_MAX;
-    return OpenBlobRange(blob, 0, length);
-  }
-
-  Result<std::string> ReadBlobRange(const Descriptor& blob, uint64_t offset,
-                                    uint64_t length) override {
-    HOIST_ASSIGN_OR_RETURN(auto reader, OpenBlobRange(blob, offset, length));
-    std::string out(length, '\0');
-    HOIST_ASSIGN_OR_RETURN(size_t got, ReadFull(*reader, out.data(), length));
-    if (got != length) return Fail(EIO, "blob " + blob.digest.str() + " is shorter than expected");
-    return out;
-  }
-
  private:
-  static std::string BlobName(const Digest& d) { return "blobs/sha256/" + std::string(d.hex()); }
-
-  Result<std::unique_ptr<ByteReader>> OpenBlobRange(const Descriptor& blob, uint64_t offset,
-                                                    uint64_t length) {
-    HOIST_ASSIGN_OR_RETURN(ScopedFd fd, layout_.OpenRegularFile(BlobName(blob.digest)));
-    return std::unique_ptr<ByteReader>(
-        FileReader::Adopt(std::move(fd), dir_ + "/" + BlobName(blob.digest), offset, length));
+  std::string BlobName(const Digest& d) const override {
+    return "blobs/sha256/" + std::string(d.hex());
   }
 
-  RootDir layout_;
-  std::string dir_;
   std::string tag_;
 };
 
