@@ -52,6 +52,15 @@ namespace {
 // The readiness pipe to the parent (base/readiness.h).
 void TellParent(int fd, const std::string& s) { hoist::TellReadiness(fd, s); }
 
+// A line for the user: through the readiness pipe while the parent waits for it, else stderr.
+void Say(int ready_fd, const std::string& line) {
+  if (ready_fd >= 0) {
+    TellParent(ready_fd, line);
+  } else {
+    std::fputs(line.c_str(), stderr);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,11 +178,7 @@ int main(int argc, char** argv) {
     hoist::LogLevel level;
     if (!hoist::ParseLogLevel(options.log_level, &level)) {
       const std::string line = "hoistfs: unknown log level \"" + options.log_level + "\"\n";
-      if (ready_fd >= 0) {
-        TellParent(ready_fd, line);
-      } else {
-        std::fputs(line.c_str(), stderr);
-      }
+      Say(ready_fd, line);
       return 1;
     }
     hoist::SetLogLevel(level);
@@ -182,11 +187,7 @@ int main(int argc, char** argv) {
       auto endpoint = hoist::metrics::MetricsEndpoint::Start(options.metrics_address, false);
       if (!endpoint) {
         const std::string line = "hoistfs: " + endpoint.error().message() + "\n";
-        if (ready_fd >= 0) {
-          TellParent(ready_fd, line);
-        } else {
-          std::fputs(line.c_str(), stderr);
-        }
+        Say(ready_fd, line);
         return 1;
       }
       metrics = std::move(*endpoint);
@@ -217,12 +218,8 @@ int main(int argc, char** argv) {
     auto endpoint = hoist::metrics::MetricsEndpoint::Start(options.metrics_address, takeover);
     if (!endpoint) {
       const std::string line = "hoistfs: " + endpoint.error().message() + "\n";
-      if (ready_fd >= 0) {
-        TellParent(ready_fd, line);
-        ::close(ready_fd);
-      } else {
-        std::fputs(line.c_str(), stderr);
-      }
+      Say(ready_fd, line);
+      if (ready_fd >= 0) ::close(ready_fd);
       return 1;
     }
     metrics = std::move(*endpoint);
@@ -230,21 +227,13 @@ int main(int argc, char** argv) {
   auto mount = hoist::Mount::Create(options, takeover ? &handoff : nullptr);
   if (!mount) {
     const std::string line = "hoistfs: " + mount.error().message() + "\n";
-    if (ready_fd >= 0) {
-      TellParent(ready_fd, line);
-      ::close(ready_fd);
-    } else {
-      std::fputs(line.c_str(), stderr);
-    }
+    Say(ready_fd, line);
+    if (ready_fd >= 0) ::close(ready_fd);
     return 1;
   }
   if (!(*mount)->warning().empty()) {
     const std::string line = "hoistfs: warning: " + (*mount)->warning() + "\n";
-    if (ready_fd >= 0) {
-      TellParent(ready_fd, line);
-    } else {
-      std::fputs(line.c_str(), stderr);
-    }
+    Say(ready_fd, line);
   }
   if (::chdir("/") != 0) {
     // Not fatal: only keeps the daemon from pinning a directory.
