@@ -5,7 +5,7 @@
 //   DIR/<hex>.manifest.json  a child manifest of an index, by its digest
 //
 // The source reads the layout as an untrusted tree (RootDir: nothing outside DIR, regular files
-// only, manifests capped at kMaxJsonBytes) and refuses a directory without the version file: that
+// only, manifests capped at 8 MiB) and refuses a directory without the version file: that
 // is a plain tree, which rootfs:DIR reads.
 //
 // The destination writes a new layout into a sibling temporary directory and puts it in place at
@@ -30,7 +30,6 @@ namespace {
 constexpr char kVersionFile[] = "version";
 constexpr char kVersion[] = "Directory Transport Version: 1.1\n";
 constexpr std::string_view kVersionPrefix = "Directory Transport Version: 1.";
-constexpr size_t kMaxJsonBytes = 8 << 20;
 
 std::string BlobName(const Digest& d) { return std::string(d.hex()); }
 std::string ChildManifestName(const Digest& d) { return std::string(d.hex()) + ".manifest.json"; }
