@@ -35,6 +35,21 @@ std::string_view NameSuffix(std::string_view name) {
   return dot == std::string_view::npos || dot == 0 ? std::string_view() : name.substr(dot + 1);
 }
 
+// Whether the first kOpenCheckChunks chunks of `file` that come from the blob are in the cache
+// (a file with none is local). A trace or a prefetch makes whole files local, so the first
+// chunks tell, at a bounded cost on the FUSE thread (one short read txn each).
+constexpr int kOpenCheckChunks = 4;
+bool OpenedFileIsLocal(const ChunkReader& reader, const FileRef& file) {
+  int checked = 0;
+  for (const Chunk& c : file.entry->chunks) {
+    if (c.encoding == ChunkEncoding::kZeros || NeedsStreamFetch(c) || c.digest.empty()) continue;
+    auto present = reader.cache()->Contains(c.digest);
+    if (!present || !*present) return false;
+    if (++checked == kOpenCheckChunks) break;
+  }
+  return true;
+}
+
 }  // namespace
 
 void DirPrefetch::OnOpen(const FileRef& file) {
@@ -47,6 +62,15 @@ void DirPrefetch::OnOpen(const FileRef& file) {
   job.suffix = std::string(NameSuffix(std::string_view(path).substr(base)));
   job.opened = file;
   std::string key = job.dir + '\0' + job.suffix;
+  {
+    MutexLock lock(mu_);
+    if (stop_ || queue_.size() >= options_.max_queue || seen_.contains(key)) return;
+  }
+  // Whether the opened file is local must be decided now, at the open: by the time the worker
+  // looks, the opener's own read may have fetched it, and a directory whose first file came from
+  // the network would be taken for one a trace had made local (it was, half the time, on
+  // loopback). A file local at its open (a trace, an earlier prefetch) starts nothing.
+  if (OpenedFileIsLocal(*reader_, file)) return;
   {
     MutexLock lock(mu_);
     if (stop_ || queue_.size() >= options_.max_queue) return;
@@ -76,14 +100,6 @@ void DirPrefetch::Loop() {
 }
 
 void DirPrefetch::Examine(const Job& job) {
-  MissingChunks opened;
-  (void)AddMissingChunks(*reader_, job.opened, UINT64_MAX, &opened);
-  if (opened.files == 0) {
-    // Local already: a trace or an earlier prefetch did this; a later cold open may trigger.
-    MutexLock lock(mu_);
-    seen_.erase(job.dir + '\0' + job.suffix);
-    return;
-  }
   auto ino = view_->LookupPath(job.dir);
   if (!ino) return;
   auto listing = view_->OpenDir(*ino);

@@ -4,14 +4,15 @@
 // modules), a program's data files and plugins are opened one after another from a few
 // directories, and each would otherwise be a round trip of its own on the start's critical path.
 //
-//   1. OnOpen (a FUSE thread; never blocks): the opened file's directory (its path in its layer)
-//      is queued unless it was queued before in this mount (bounded queue: when it is full the
-//      open is dropped).
-//   2. A worker thread looks at it. If the opened file has nothing missing (a trace or an
-//      earlier prefetch made it local), the directory is forgotten again, so a later cold open
-//      there can still trigger it. Otherwise it lists the directory in the merged view and
-//      collects the chunks missing from the cache of every regular file up to max_file_bytes
-//      (not the opened file itself: the opener is reading it already).
+//   1. OnOpen (a FUSE thread, before the open is answered; never blocks): if the opened file is
+//      local (its first chunks are in the cache: a trace or an earlier prefetch made it so),
+//      nothing happens, so a later cold open there can still trigger. Decided at the open, not by
+//      the worker, which could find it fetched by the opener's own read. Otherwise its directory
+//      (its path in its layer) is queued unless it was queued before in this mount (bounded
+//      queue: when it is full the open is dropped).
+//   2. A worker thread lists the directory in the merged view and collects the chunks missing
+//      from the cache of every regular file up to max_file_bytes (not the opened file itself:
+//      the opener is reading it already).
 //   3. If they come to at most max_dir_bytes of blob, they are handed to the fetch pool
 //      (file_fetch.h: coalesced per layer into requests of at most max_request_bytes, several at
 //      once on their own connections, single-flight with on-demand reads). A larger directory

@@ -206,8 +206,10 @@ void ViewOpen(fuse_req_t req, const ViewRequest& v, InodeNumber ino, fuse_file_i
   if (!file) return ReplyError(req, file.error());
   fi->keep_cache = 1;
   fi->fh = 0;
-  fuse_reply_open(req, fi);
+  // Before the reply: the observers see the cache as the opener found it (the directory prefetch
+  // asks whether the file was local; after the reply the opener's first read may have fetched it).
   if (v.on_open != nullptr) v.on_open->OnOpen(*file);
+  fuse_reply_open(req, fi);
 }
 
 void ViewRead(fuse_req_t req, const ViewRequest& v, InodeNumber ino, size_t size, off_t off) {

@@ -62,8 +62,8 @@ class ReadFailureMemo {
 };
 
 // Told of every successful open of a regular file: the mount's access-trace recorder and its ELF
-// prefetch. Called on a FUSE thread, so OnOpen must return quickly (record or queue; never
-// fetch). Must be thread-safe.
+// prefetch. Called on a FUSE thread before the open is answered, so OnOpen must return quickly
+// (record, queue or a cache lookup; never fetch). Must be thread-safe.
 class OpenObserver {
  public:
   virtual ~OpenObserver() = default;
