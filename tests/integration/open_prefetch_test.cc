@@ -17,7 +17,8 @@
 //               (".bin") between them: opening a.pyc makes exactly b.pyc and c.pyc local (with
 //               the registry stopped they read back equal; notes.txt and the fillers were not
 //               fetched). A directory of 6 x 1,000,000 random bytes (over the 4 MiB budget) is
-//               left alone, and -o dir_prefetch=0 fetches nothing.
+//               left alone, and -o dir_prefetch=0 fetches nothing. With a.pyc local from an
+//               earlier mount, opening it starts nothing and opening b.pyc fetches c.pyc only.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -361,6 +362,34 @@ TEST_F(OpenPrefetchTest, OpeningAFileFetchesItsSiblingsOfTheSameKind) {
   auto state = ReadState(mp);
   ASSERT_TRUE(state.has_value());
   EXPECT_LT(state->stats.bytes_fetched, kFiller) << "fetched " << state->stats.bytes_fetched;
+}
+
+// Whether the opened file is local is decided at its open: a file a first mount made local
+// starts nothing when it is opened again, and the next cold open in that directory does.
+TEST_F(OpenPrefetchTest, AFileLocalAtItsOpenStartsNothingTheNextColdOpenDoes) {
+  const std::string mp = NewDir("mnt"), cache = NewDir("cache");
+  MountOk("dirs", mp, cache, "dir_prefetch=0");
+  const std::string dir = mp + "/pkg/__pycache__";
+  auto a = ReadFile(dir + "/a.pyc");
+  ASSERT_TRUE(a.has_value()) << a.error().message();
+  ASSERT_TRUE(*a == harness::PatternBytes(11, 0, 20000));
+  ASSERT_TRUE(mounts_.Unmount(mp).has_value());  // the cache commits what it holds
+  ASSERT_EQ(::unlink((cache + "/hoistfs.log").c_str()), 0);
+
+  MountOk("dirs", mp, cache);
+  ASSERT_TRUE(ReadHead(dir + "/a.pyc").has_value());  // local: starts nothing
+  ASSERT_TRUE(ReadHead(dir + "/b.pyc").has_value());  // cold: fetches c.pyc, not a.pyc
+  ASSERT_TRUE(harness::WaitUntil([&] {
+    return Log(cache).find("dir prefetch: /pkg/__pycache__ is local") != std::string::npos;
+  })) << Log(cache);
+  EXPECT_NE(Log(cache).find("dir prefetch: 1 files of /pkg/__pycache__ ("), std::string::npos)
+      << Log(cache);
+  EXPECT_EQ(FetchLines(Log(cache), "dir prefetch: ").count("/pkg/__pycache__"), 1u) << Log(cache);
+  registry_->Stop();
+  auto c = ReadFile(dir + "/c.pyc");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_TRUE(*c == harness::PatternBytes(15, 0, 40000));
+  EXPECT_FALSE(ReadFile(dir + "/notes.txt").has_value()) << "notes.txt was local";
 }
 
 TEST_F(OpenPrefetchTest, ADirectoryOverTheBudgetIsLeftAlone) {
