@@ -539,16 +539,22 @@ TEST_F(MirrorTest, HoistfsRefetchesAChunkWithWrongBytesFromTheUpstream) {
     auto small = ReadFile(mp + "/data/second");
     ASSERT_TRUE(small.has_value()) << small.error().message();
     EXPECT_EQ(*small, second_text);
-    auto mirror_reads = M().Requests(mm);
-    ASSERT_TRUE(mirror_reads.has_value());
-    size_t blob_reads = 0;
-    for (const auto& req : *mirror_reads) {
-      if (req.uri == blob_path + ns) {
-        ++blob_reads;
-        EXPECT_EQ(req.status, 206);
+    // Whether a range the mirror served covers `c`. (The registries write their request logs
+    // asynchronously: callers wait for the line.)
+    auto mirror_covered = [&](const Chunk& c) {
+      auto reqs = M().Requests(mm);
+      if (!reqs) return false;
+      for (const auto& req : *reqs) {
+        if (req.uri != blob_path + ns || req.status != 206 || !req.read_offset) continue;
+        if (*req.read_offset <= c.blob_offset &&
+            *req.read_offset + req.bytes_written >= c.blob_offset + c.blob_length) {
+          return true;
+        }
       }
-    }
-    EXPECT_GE(blob_reads, 1u);
+      return false;
+    };
+    EXPECT_TRUE(harness::WaitUntil([&] { return mirror_covered(second->chunks[0]); }))
+        << "no mirror request covered the small file's chunk";
     auto upstream_so_far = U().Requests(um);
     ASSERT_TRUE(upstream_so_far.has_value());
     for (const auto& req : *upstream_so_far) {
@@ -576,17 +582,17 @@ TEST_F(MirrorTest, HoistfsRefetchesAChunkWithWrongBytesFromTheUpstream) {
     EXPECT_EQ(refetches[0].read_offset, std::optional<uint64_t>(bad_chunk.blob_offset));
     EXPECT_EQ(refetches[0].bytes_written, bad_chunk.blob_length);
     // The mirror served the first read of that chunk (a range covering it).
+    EXPECT_TRUE(harness::WaitUntil([&] { return mirror_covered(bad_chunk); }))
+        << "no mirror request covered the bad chunk";
+    // Every read of the layer on the mirror was a range (206): nothing failed over for another
+    // reason.
     auto mirror_all = M().Requests(mm);
     ASSERT_TRUE(mirror_all.has_value());
-    bool covered = false;
     for (const auto& req : *mirror_all) {
-      if (req.uri != blob_path + ns || req.status != 206 || !req.read_offset) continue;
-      if (*req.read_offset <= bad_chunk.blob_offset &&
-          *req.read_offset + req.bytes_written >= bad_chunk.blob_offset + bad_chunk.blob_length) {
-        covered = true;
+      if (req.method == "GET" && req.uri == blob_path + ns) {
+        EXPECT_EQ(req.status, 206);
       }
     }
-    EXPECT_TRUE(covered) << "no mirror request covered the bad chunk";
 
     // One warning names the mirror; the metric counts its bad bytes.
     auto scraped = harness::RunForResult({"curl", "-sS", "--fail", "--max-time", "20",
