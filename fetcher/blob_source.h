@@ -24,12 +24,33 @@ struct ByteRange {
   uint64_t length = 0;
 };
 
+// How one read is routed, and where its bytes came from (ReadAtRouted).
+struct ReadRoute {
+  // In: skip the mirror hosts and read from the registry itself, for a re-read after a mirror's
+  // bytes failed a digest check. With no registry host among those configured (every host is
+  // a mirror), the read fails with EIO saying so.
+  bool skip_mirrors = false;
+  // Out, set by sources that go to the network: the host[:port] that served the bytes, whether
+  // it is a mirror, and the URL that answered (after redirects). Left empty otherwise.
+  std::string served_by;
+  bool served_by_mirror = false;
+  std::string served_url;
+};
+
 class BlobSource {
  public:
   virtual ~BlobSource() = default;
 
   // Reads blob[offset, offset + length). REQUIRES: length > 0.
   virtual Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) = 0;
+
+  // ReadAt, routed as `route` says and reporting where the bytes came from. Sources that wrap
+  // another forward it; the default (a source with no mirrors) is ReadAt.
+  virtual Result<std::string> ReadAtRouted(const Digest& blob, uint64_t offset, uint64_t length,
+                                           ReadRoute& route) {
+    (void)route;
+    return ReadAt(blob, offset, length);
+  }
 
   // Reads several ranges of one blob, with the requests in flight concurrently. The result has
   // one entry per range, in order. The default issues ReadAt calls one after another.

@@ -29,9 +29,16 @@ FetchFamilies& Families() {
                                   {"host"}, metrics::FetchLatencyBounds()),
       metrics::Global().Counter(
           "hoist_fetch_errors_total",
-          "Failed HTTP requests by host and kind (network, http_4xx, http_5xx).", {"host", "kind"}),
+          "Failed HTTP requests by host and kind (network, http_4xx, http_5xx, bad_bytes).",
+          {"host", "kind"}),
   };
   return f;
+}
+
+// "host:port" (port always explicit) of a URL.
+std::string HostLabel(std::string_view text) {
+  auto url = Url::Parse(text);
+  return url ? url->host + ":" + std::to_string(url->port) : "invalid";
 }
 
 class MetricsTransport : public HttpTransport {
@@ -46,8 +53,7 @@ class MetricsTransport : public HttpTransport {
     const auto start = std::chrono::steady_clock::now();
     Result<HttpResponse> result = inner_->RoundTrip(counted ? *counted : request);
     const auto elapsed = std::chrono::steady_clock::now() - start;
-    auto url = Url::Parse(request.url);
-    const std::string host = url ? url->host + ":" + std::to_string(url->port) : "invalid";
+    const std::string host = HostLabel(request.url);
     FetchFamilies& f = Families();
     f.requests.With({host}).Add();
     f.latency.With({host}).Observe(elapsed);
@@ -71,6 +77,11 @@ class MetricsTransport : public HttpTransport {
 
 std::shared_ptr<HttpTransport> NewMetricsTransport(std::shared_ptr<HttpTransport> inner) {
   return std::make_shared<MetricsTransport>(std::move(inner));
+}
+
+void CountBadBytes(std::string_view url) {
+  if (url.empty()) return;
+  Families().errors.With({HostLabel(url), "bad_bytes"}).Add();
 }
 
 }  // namespace hoist

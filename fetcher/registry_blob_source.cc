@@ -20,6 +20,12 @@ std::string RegistryBlobSource::BlobUrl(const Digest& blob) const {
 
 Result<std::string> RegistryBlobSource::ReadAt(const Digest& blob, uint64_t offset,
                                                uint64_t length) {
+  ReadRoute route;
+  return ReadAtRouted(blob, offset, length, route);
+}
+
+Result<std::string> RegistryBlobSource::ReadAtRouted(const Digest& blob, uint64_t offset,
+                                                     uint64_t length, ReadRoute& route) {
   std::string what = repository_.Name() + ": blob " + blob.str();
   if (length == 0) return Fail(EINVAL, what + ": zero-length read");
   if (offset + length < offset) return Fail(EINVAL, what + ": range overflows");
@@ -31,19 +37,19 @@ Result<std::string> RegistryBlobSource::ReadAt(const Digest& blob, uint64_t offs
   }
   if (!cached.empty()) {
     int refused = 0;
-    auto data = ReadVia(blob, cached, /*cached_url=*/true, offset, length, &refused);
+    auto data = ReadVia(blob, cached, /*cached_url=*/true, offset, length, route, &refused);
     if (data || refused == 0) return data;
     // The signed URL expired (or went away): resolve the redirect again.
     MutexLock lock(mu_);
     if (redirects_[blob] == cached) redirects_.erase(blob);
   }
   int refused = 0;
-  return ReadVia(blob, "", /*cached_url=*/false, offset, length, &refused);
+  return ReadVia(blob, "", /*cached_url=*/false, offset, length, route, &refused);
 }
 
 Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::string& url,
                                                 bool cached_url, uint64_t offset, uint64_t length,
-                                                int* refused_status) {
+                                                ReadRoute& route, int* refused_status) {
   const uint64_t last = offset + length - 1;
   std::string what = repository_.Name() + ": blob " + blob.str() + " bytes " +
                      std::to_string(offset) + "-" + std::to_string(last);
@@ -63,6 +69,7 @@ Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::s
   }
   call.scopes = {RepositoryScope(repository_.repository, false)};
   call.what = what;
+  call.skip_mirrors = route.skip_mirrors;
   call.headers.emplace_back("Range",
                             "bytes=" + std::to_string(offset) + "-" + std::to_string(last));
   call.done = &done;
@@ -132,6 +139,9 @@ Result<std::string> RegistryBlobSource::ReadVia(const Digest& blob, const std::s
   };
 
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
+  route.served_by = call.served_by;
+  route.served_by_mirror = call.served_by_mirror;
+  route.served_url = call.final_url;
   if (resp.status != 200 && resp.status != 206) {
     if (cached_url &&
         (resp.status == 401 || resp.status == 403 || resp.status == 404 || resp.status == 410)) {

@@ -11,6 +11,8 @@
 //     cached per blob and dropped (and resolved again) when it answers 401/403/404/410.
 // ReadRanges runs up to RegistryOptions::max_parallel_ranges ReadAt calls at once on their own
 // threads (the transport reuses connections across threads).
+// ReadAtRouted with skip_mirrors: the same request to the registry's own hosts only (a cached
+// redirect is the registry's, so it is used as in ReadAt).
 // Size: the size recorded from a Content-Range total, else HEAD Content-Length.
 //
 // Thread-safety: all methods are safe from many threads.
@@ -35,13 +37,17 @@ class RegistryBlobSource : public BlobSource {
   RegistryBlobSource(std::shared_ptr<RegistryCore> core, Reference repository);
 
   Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override;
+  // route.skip_mirrors: RegistryCall::skip_mirrors. Reports the host that answered.
+  Result<std::string> ReadAtRouted(const Digest& blob, uint64_t offset, uint64_t length,
+                                   ReadRoute& route) override;
   std::vector<Result<std::string>> ReadRanges(const Digest& blob,
                                               std::span<const ByteRange> ranges) override;
   Result<uint64_t> Size(const Digest& blob) override;
 
  private:
   Result<std::string> ReadVia(const Digest& blob, const std::string& url, bool cached_url,
-                              uint64_t offset, uint64_t length, int* refused_status);
+                              uint64_t offset, uint64_t length, ReadRoute& route,
+                              int* refused_status);
   std::string BlobUrl(const Digest& blob) const;
 
   std::shared_ptr<RegistryCore> core_;

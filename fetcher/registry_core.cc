@@ -204,6 +204,15 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
                          options_.mirrors->Endpoints(
                              call.registry, call.repository, call.access, BaseUrl(call.registry),
                              [this](std::string_view h) { return PlainHttp(h); }));
+  if (call.skip_mirrors) {
+    std::string names;
+    for (const MirrorEndpoint& ep : hosts) names += (names.empty() ? "" : ", ") + ep.Host();
+    std::erase_if(hosts, [](const MirrorEndpoint& ep) { return ep.mirror; });
+    if (hosts.empty()) {
+      return Fail(EIO, call.what + ": every host configured for " + call.registry +
+                           " is a mirror (" + names + "); no registry to read from without them");
+    }
+  }
   for (size_t i = 0; i < hosts.size(); ++i) {
     const MirrorEndpoint& ep = hosts[i];
     const bool last = i + 1 == hosts.size();

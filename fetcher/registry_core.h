@@ -57,6 +57,9 @@ struct RegistryCall {
   std::string repository;
   std::string suffix;
   RegistryAccess access = RegistryAccess::kPull;
+  // Skip the mirror hosts (MirrorEndpoint::mirror): only the registry's own hosts are tried. A
+  // re-read after a mirror served bytes that failed a digest check. EIO when every host is one.
+  bool skip_mirrors = false;
   // Set before each host is tried: another host follows this one, so an answer only the last
   // host may give (a 200 to a Range request) must fail instead of being used.
   bool more_hosts = false;
@@ -88,8 +91,9 @@ class RegistryCore {
 
   // Runs the call: auth, redirects, retries; through the mirrors, if any (each host in turn:
   // one attempt on a host that has a fallback, with the short mirror connect timeout; the
-  // last host gets the full retry policy). Returns the final response: a 2xx/3xx, or a status
-  // listed in accept_statuses. Everything else becomes an Error (see registry.h).
+  // last host gets the full retry policy; with skip_mirrors, the mirrors are left out). Returns the
+  // final response: a 2xx/3xx, or a status listed in accept_statuses. Everything else becomes an
+  // Error (see registry.h).
   [[nodiscard]] Result<HttpResponse> Call(RegistryCall& call);
 
   // The error for an unexpected final status: "<what>: 404 Not Found (CODE: message)".

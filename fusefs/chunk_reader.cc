@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "fetcher/metrics_transport.h"
 #include "fusefs/stream_layer.h"
 #include "index/chunk_codec.h"
 
@@ -399,13 +400,26 @@ Status ChunkReader::CheckChunkBounds(const Chunk& c) const {
   return Ok();
 }
 
-Result<std::string> ChunkReader::Refetch(const Digest& blob, const Chunk& chunk, const Error& first,
-                                         bool prefetch) {
+Result<std::string> ChunkReader::Refetch(const Digest& blob, const Chunk& chunk, const Error& error,
+                                         const ReadRoute& first, bool prefetch) {
   stats_->RecordDigestMismatch();
-  HOIST_LOG(kWarning) << "blob " << blob.str() << ": " << first.message() << "; refetching";
+  CountBadBytes(first.served_url);
+  // Bytes a mirror served are read again from the registry itself: the mirror would most likely
+  // serve the same bytes again.
+  ReadRoute route;
+  route.skip_mirrors = first.served_by_mirror;
+  if (first.served_by_mirror) {
+    HOIST_LOG(kWarning) << "blob " << blob.str() << ": " << error.message()
+                        << " in bytes served by mirror " << first.served_by
+                        << "; refetching from the registry, skipping mirrors";
+  } else {
+    HOIST_LOG(kWarning) << "blob " << blob.str() << ": " << error.message()
+                        << (first.served_by.empty() ? "" : " in bytes served by " + first.served_by)
+                        << "; refetching";
+  }
   const BlobOrigin origin = source_->IsLocal(blob) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = Clock::now();
-  auto data = source_->ReadAt(blob, chunk.blob_offset, chunk.blob_length);
+  auto data = source_->ReadAtRouted(blob, chunk.blob_offset, chunk.blob_length, route);
   stats_->RecordFetch(blob, origin, data ? data->size() : 0,
                       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0),
                       prefetch);
@@ -416,8 +430,10 @@ Result<std::string> ChunkReader::Refetch(const Digest& blob, const Chunk& chunk,
   auto bytes = DecodeAndVerifyChunkBytes(chunk, *data, options_.max_chunk_size);
   if (!bytes) {
     stats_->RecordDigestMismatch();
+    CountBadBytes(route.served_url);
     std::string msg = "blob " + blob.str() + ": " + bytes.error().message() +
-                      " (again after a refetch); not served";
+                      " (again after a refetch" +
+                      (route.served_by.empty() ? "" : " from " + route.served_by) + "); not served";
     HOIST_LOG(kError) << msg;
     return Fail(EIO, msg);
   }
@@ -433,7 +449,9 @@ Status ChunkReader::FetchGroup(const Digest& blob, const std::vector<Chunk>& gro
   }
   const BlobOrigin origin = source_->IsLocal(blob) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
   const auto t0 = Clock::now();
-  auto data = stop > start ? source_->ReadAt(blob, start, stop - start) : Result<std::string>();
+  ReadRoute route;
+  auto data = stop > start ? source_->ReadAtRouted(blob, start, stop - start, route)
+                           : Result<std::string>();
   if (stop > start) {
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
     stats_->RecordFetch(blob, origin, data ? data->size() : 0, took, prefetch);
@@ -460,7 +478,7 @@ Status ChunkReader::FetchGroup(const Digest& blob, const std::vector<Chunk>& gro
   for (const Chunk& c : group) {
     std::string_view slice = std::string_view(*data).substr(c.blob_offset - start, c.blob_length);
     auto bytes = DecodeAndVerifyChunkBytes(c, slice, options_.max_chunk_size);
-    if (!bytes) bytes = Refetch(blob, c, bytes.error(), prefetch);
+    if (!bytes) bytes = Refetch(blob, c, bytes.error(), route, prefetch);
     if (!bytes) {
       if (first_error) first_error = Fail(bytes.error());
       flights_.Complete(c.digest.str(), Fail(bytes.error()));

@@ -20,7 +20,9 @@
 //      Groups run on a FetchPool (fetch_threads requests in flight at once).
 //   4. Each fetched chunk is decoded (index/chunk_codec.h) and its sha256 checked against the chunk
 //      digest; only then is it Put into the cache (a memory queue, committed by the cache's
-//      writer thread) and handed to the waiters. A chunk that fails is refetched once, alone; if
+//      writer thread) and handed to the waiters. A chunk that fails is refetched once, alone
+//      (from the registry itself, skipping the mirrors, when a mirror served the bad bytes:
+//      one warning names that host, counted in hoist_fetch_errors_total{kind="bad_bytes"}); if
 //      it fails again the read fails with EIO and a log line naming the chunk, the blob and the
 //      range. Unverified bytes are never served.
 //   5. Chunks of unconverted layers (kStream, or kRaw without a digest) are served by the
@@ -182,9 +184,11 @@ class ChunkReader {
   // Fetches one coalesced group (one range request), verifies and publishes each chunk.
   // Returns the first error. REQUIRES: the caller leads the flight of every chunk in `group`.
   Status FetchGroup(const Digest& blob, const std::vector<Chunk>& group, bool prefetch);
-  // Refetches one chunk alone after a failed verification; the verified bytes or EIO.
-  Result<std::string> Refetch(const Digest& blob, const Chunk& chunk, const Error& first,
-                              bool prefetch);
+  // Refetches one chunk alone after a failed verification; the verified bytes or EIO. `first`
+  // says where the failed bytes came from: bytes a mirror served are read again from the
+  // registry itself (ReadRoute::skip_mirrors).
+  Result<std::string> Refetch(const Digest& blob, const Chunk& chunk, const Error& error,
+                              const ReadRoute& first, bool prefetch);
   // EIO for a chunk whose declared sizes exceed max_chunk_size (checked before fetching).
   Status CheckChunkBounds(const Chunk& c) const;
   // Queues the groups on the pool.

@@ -46,6 +46,11 @@ class LayerStore::RoutingSource : public BlobSource {
     HOIST_ASSIGN_OR_RETURN(std::shared_ptr<BlobSource> source, Find(blob));
     return source->ReadAt(blob, offset, length);
   }
+  Result<std::string> ReadAtRouted(const Digest& blob, uint64_t offset, uint64_t length,
+                                   ReadRoute& route) override {
+    HOIST_ASSIGN_OR_RETURN(std::shared_ptr<BlobSource> source, Find(blob));
+    return source->ReadAtRouted(blob, offset, length, route);
+  }
   std::vector<Result<std::string>> ReadRanges(const Digest& blob,
                                               std::span<const ByteRange> ranges) override {
     auto source = Find(blob);

@@ -80,6 +80,14 @@ std::shared_ptr<ScopedFd> LocalBlobSource::Open(const Digest& blob) {
   return file;
 }
 
+Result<std::string> LocalBlobSource::ReadAtRouted(const Digest& blob, uint64_t offset,
+                                                  uint64_t length, ReadRoute& route) {
+  if (fallback_ != nullptr && Open(blob) == nullptr) {
+    return fallback_->ReadAtRouted(blob, offset, length, route);
+  }
+  return ReadAt(blob, offset, length);
+}
+
 Result<std::string> LocalBlobSource::ReadAt(const Digest& blob, uint64_t offset, uint64_t length) {
   std::shared_ptr<ScopedFd> file = Open(blob);
   if (file == nullptr) {

@@ -65,6 +65,9 @@ class LocalBlobSource : public BlobSource {
  public:
   LocalBlobSource(std::string cache_dir, std::unique_ptr<BlobSource> fallback);
   Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override;
+  // A local file is read as in ReadAt; a blob with none goes to `fallback` with the route.
+  Result<std::string> ReadAtRouted(const Digest& blob, uint64_t offset, uint64_t length,
+                                   ReadRoute& route) override;
   Result<uint64_t> Size(const Digest& blob) override;
   // True when the blob has a local file (opened, and kept open, by this call).
   bool IsLocal(const Digest& blob) override { return Open(blob) != nullptr; }

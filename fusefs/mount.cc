@@ -42,13 +42,18 @@ class IndexingBlobSource : public BlobSource {
       : inner_(inner), stats_(stats), counted_(std::move(counted)) {}
 
   Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override {
+    ReadRoute route;
+    return ReadAtRouted(blob, offset, length, route);
+  }
+  Result<std::string> ReadAtRouted(const Digest& blob, uint64_t offset, uint64_t length,
+                                   ReadRoute& route) override {
     if (std::find(counted_.begin(), counted_.end(), blob) == counted_.end()) {
-      return inner_->ReadAt(blob, offset, length);
+      return inner_->ReadAtRouted(blob, offset, length, route);
     }
     const BlobOrigin origin =
         inner_->IsLocal(blob) ? BlobOrigin::kLocalStore : BlobOrigin::kNetwork;
     const auto t0 = std::chrono::steady_clock::now();
-    auto data = inner_->ReadAt(blob, offset, length);
+    auto data = inner_->ReadAtRouted(blob, offset, length, route);
     stats_->RecordFetch(blob, origin, data ? data->size() : 0,
                         std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - t0),

@@ -990,5 +990,84 @@ TEST_F(FaultTest, MirrorFaultsFallThroughPerRequestWithoutRetries) {
                                                 BlobUrl(blob), BlobUrl(blob)}));
 }
 
+// A re-read that skips mirrors (ReadRoute::skip_mirrors, the chunk refetch after bad bytes):
+// two hosts.toml mirrors in front of reg.io. A plain read is served by the first mirror and
+// says so; the skipping read goes to reg.io alone, with no request to either mirror.
+TEST_F(FaultTest, SkipMirrorsReadsFromTheRegistryOnly) {
+  HostsToml file;
+  file.path = "hosts.toml";
+  file.hosts.push_back({.scheme = "https", .host = "mirror1.io", .api_root = "/v2"});
+  file.hosts.push_back({.scheme = "https", .host = "mirror2.io", .api_root = "/v2"});
+  options_.mirrors = MirrorResolver::FromParsed({{"reg.io", file}}, {});
+  const Digest blob = Digest::Of(Blob());
+  std::vector<std::string> urls;
+  std::mutex mu;
+  registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      urls.push_back(r.url);
+    }
+    std::string body = Blob().substr(100, 50);
+    if (r.url.starts_with("https://mirror1.io/")) body[3] ^= 1;  // wrong bytes, right length
+    return FakeReply{206, {{"Content-Range", "bytes 100-149/1000"}}, body};
+  };
+  auto src = Client().OpenBlobSource(repo_);
+  ReadRoute first;
+  auto bad = src->ReadAtRouted(blob, 100, 50, first);
+  ASSERT_TRUE(bad) << bad.error().message();
+  EXPECT_NE(*bad, Blob().substr(100, 50));
+  EXPECT_EQ(first.served_by, "mirror1.io");
+  EXPECT_TRUE(first.served_by_mirror);
+  const std::string mirror_url = "https://mirror1.io/v2/lib/x/blobs/" + blob.str() + "?ns=reg.io";
+  EXPECT_EQ(first.served_url, mirror_url);
+
+  ReadRoute again;
+  again.skip_mirrors = true;
+  auto good = src->ReadAtRouted(blob, 100, 50, again);
+  ASSERT_TRUE(good) << good.error().message();
+  EXPECT_EQ(*good, Blob().substr(100, 50));
+  EXPECT_EQ(again.served_by, "reg.io");
+  EXPECT_FALSE(again.served_by_mirror);
+  EXPECT_EQ(again.served_url, BlobUrl(blob));
+  EXPECT_EQ(urls, (std::vector<std::string>{mirror_url, BlobUrl(blob)}));
+  EXPECT_TRUE(clock_.sleeps().empty());
+}
+
+// When every host may pull only as a mirror (the server lacks the pull capability), a read
+// that skips mirrors sends nothing and fails with EIO naming the mirrors.
+TEST_F(FaultTest, SkipMirrorsWithOnlyMirrorsFailsSayingSo) {
+  HostsToml file;
+  file.path = "hosts.toml";
+  file.hosts.push_back({.scheme = "https", .host = "mirror1.io", .api_root = "/v2"});
+  file.hosts.push_back({.scheme = "https", .host = "mirror2.io", .api_root = "/v2"});
+  file.server = HostsTomlHost{
+      .scheme = "https", .host = "reg.io", .api_root = "/v2", .capabilities = kHostResolve};
+  options_.mirrors = MirrorResolver::FromParsed({{"reg.io", file}}, {});
+  const Digest blob = Digest::Of(Blob());
+  std::atomic<int> calls{0};
+  registry_.route = [&](const RecordedRequest&) -> std::optional<FakeReply> {
+    ++calls;
+    return FakeReply{206, {{"Content-Range", "bytes 100-149/1000"}}, Blob().substr(100, 50)};
+  };
+  auto src = Client().OpenBlobSource(repo_);
+  ReadRoute route;
+  route.skip_mirrors = true;
+  auto r = src->ReadAtRouted(blob, 100, 50, route);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), EIO);
+  EXPECT_EQ(r.error().message(),
+            "reg.io/lib/x: blob " + blob.str() +
+                " bytes 100-149: every host configured for reg.io is a mirror (mirror1.io, "
+                "mirror2.io); no registry to read from without them");
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_TRUE(route.served_by.empty());
+  // Without skipping, the first mirror serves it.
+  ReadRoute plain;
+  auto ok = src->ReadAtRouted(blob, 100, 50, plain);
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(plain.served_by, "mirror1.io");
+  EXPECT_EQ(calls.load(), 1);
+}
+
 }  // namespace
 }  // namespace hoist

@@ -150,9 +150,24 @@ class FakeBlobSource : public BlobSource {
   }
 
   Result<std::string> ReadAt(const Digest& blob, uint64_t offset, uint64_t length) override {
+    ReadRoute route;
+    return ReadAtRouted(blob, offset, length, route);
+  }
+
+  // With SetMirror: a read that does not skip mirrors is served by "mirror.test:5000", and only
+  // such reads are corrupted (Corrupt); a skipping one by "registry.test", with the true bytes.
+  Result<std::string> ReadAtRouted(const Digest& blob, uint64_t offset, uint64_t length,
+                                   ReadRoute& route) override {
     std::unique_lock<std::mutex> lock(mu_);
     requests_++;
     ranges_.push_back(ByteRange{offset, length});
+    skips_.push_back(route.skip_mirrors);
+    const bool corruptible = !mirror_ || !route.skip_mirrors;
+    if (mirror_) {
+      route.served_by = route.skip_mirrors ? "registry.test" : "mirror.test:5000";
+      route.served_by_mirror = !route.skip_mirrors;
+      route.served_url = "http://" + route.served_by + "/v2/x/blobs/" + blob.str();
+    }
     if (silent_ && offset >= silent_from_ && (silent_blob_.empty() || silent_blob_ == blob.str())) {
       blocked_++;
       max_blocked_ = std::max(max_blocked_, blocked_);
@@ -170,7 +185,7 @@ class FakeBlobSource : public BlobSource {
     if (offset + length > it->second.size()) return Fail(EIO, "range past the end");
     std::string out = it->second.substr(offset, length);
     for (uint64_t pos : corrupt_) {
-      if (pos >= offset && pos < offset + length && corrupt_reads_left_ != 0) {
+      if (corruptible && pos >= offset && pos < offset + length && corrupt_reads_left_ != 0) {
         out[pos - offset] ^= 0x40;
       }
     }
@@ -241,6 +256,16 @@ class FakeBlobSource : public BlobSource {
     release_error_ = error;
     cv_.notify_all();
   }
+  // Reads are served by a mirror unless they skip mirrors (ReadAtRouted).
+  void SetMirror() {
+    std::lock_guard<std::mutex> lock(mu_);
+    mirror_ = true;
+  }
+  // ReadRoute::skip_mirrors of each read, in order.
+  std::vector<bool> skips() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return skips_;
+  }
   // Flips a bit at blob offset `pos` in the next `reads` reads covering it (-1: always).
   void Corrupt(uint64_t pos, int reads) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -265,6 +290,8 @@ class FakeBlobSource : public BlobSource {
   std::set<uint64_t> corrupt_;
   int corrupt_reads_left_ = 0;
   std::set<std::string> local_;
+  bool mirror_ = false;
+  std::vector<bool> skips_;
 };
 
 class ReadPathTest : public ::testing::Test {
@@ -563,6 +590,8 @@ TEST_F(ReadPathTest, CorruptChunkIsNeverServed) {
       << bad.error().message();
   EXPECT_NE(bad.error().message().find(c2.digest.str()), std::string::npos);
   EXPECT_EQ(source_.requests(), 2);  // the fetch and one refetch
+  // No mirror served the bad bytes: the refetch is routed as the fetch was.
+  EXPECT_EQ(source_.skips(), (std::vector<bool>{false, false}));
   auto s = stats_.Snapshot();
   EXPECT_EQ(s.digest_mismatches, 2u);
   EXPECT_EQ(s.errors, 1u);
@@ -578,6 +607,36 @@ TEST_F(ReadPathTest, CorruptChunkIsNeverServed) {
   auto healed = ReadFile(t2.index, t2.entry("b"), 0, 64 << 10);
   ASSERT_TRUE(healed) << healed.error().message();
   EXPECT_EQ(*healed, t2.content["b"]);
+}
+
+// A mirror serves a chunk with wrong bytes every time: the refetch skips mirrors, gets the
+// registry's bytes, and the read succeeds; the chunk is cached.
+TEST_F(ReadPathTest, ChunkAMirrorServesWrongIsRefetchedSkippingMirrors) {
+  TestLayer t = BuildLayer({{"a", RandomBytes(256 << 10, 12), 64 << 10}});
+  source_.Add(t.index.layer_digest, t.blob);
+  source_.SetMirror();
+  const Entry& e = t.entry("a");
+  const Chunk& c1 = e.chunks[1];
+  source_.Corrupt(c1.blob_offset + c1.blob_length / 3, /*reads=*/-1);
+  MakeReader(NoReadahead());
+  auto got = ReadFile(t.index, e, 0, 3 * (64 << 10));
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(*got, t.content["a"].substr(0, 3 * (64 << 10)));
+  // One coalesced read of chunks 0-2 from the mirror, then chunk 1 alone, skipping mirrors.
+  auto ranges = source_.ranges();
+  ASSERT_EQ(ranges.size(), 2u);
+  EXPECT_EQ(ranges[0].offset, e.chunks[0].blob_offset);
+  EXPECT_EQ(ranges[1].offset, c1.blob_offset);
+  EXPECT_EQ(ranges[1].length, c1.blob_length);
+  EXPECT_EQ(source_.skips(), (std::vector<bool>{false, true}));
+  auto s = stats_.Snapshot();
+  EXPECT_EQ(s.digest_mismatches, 1u);
+  EXPECT_EQ(s.errors, 0u);
+  ASSERT_TRUE(store_->chunks().Flush());
+  EXPECT_TRUE(*store_->chunks().Contains(c1.digest));
+  // Read again: from the cache, no request.
+  EXPECT_EQ(*ReadFile(t.index, e, 64 << 10, 100), t.content["a"].substr(64 << 10, 100));
+  EXPECT_EQ(source_.requests(), 2);
 }
 
 TEST_F(ReadPathTest, SilentSourceFailsWithinTheBoundThenRecovers) {

@@ -2,8 +2,9 @@
 // other's mirror through containerd's hosts.toml and through containers' registries.conf, a
 // mirror that lacks blobs, one that serves wrong bytes, one that is down (refusing, and not
 // answering the connect), distribution's own pull-through cache (`proxy: remoteurl:`), and the
-// `hoist` CLI's --hosts-dir / --registries-conf and a hoistfs mount (-o hosts_dir=). Each
-// registry's own request log says which host served what.
+// `hoist` CLI's --hosts-dir / --registries-conf and a hoistfs mount (-o hosts_dir=), including a
+// chunk the mirror serves wrong and hoistfs refetches from the upstream. Each registry's own
+// request log says which host served what.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 #include "fetcher/reference.h"
 #include "fetcher/registry.h"
 #include "fetcher/url.h"
+#include "index/zstd_chunked.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/oci_image.h"
@@ -453,6 +455,168 @@ TEST_F(MirrorTest, HoistfsMountReadsThroughTheMirror) {
     if (line.starts_with("GET " + big_path + " 20")) ++big_from_upstream;
   }
   EXPECT_GE(big_from_upstream, 1u);
+}
+
+// A zstd:chunked image (hoist convert) on both registries, one chunk of its layer corrupted in
+// the mirror's storage (same length, one byte off: a Range read gets wrong bytes). hoistfs
+// mounts through the mirror (hosts.toml, then registries.conf): the chunk fails its digest and
+// is refetched alone from the upstream, skipping the mirror; the file reads back exactly. A file
+// in an uncorrupted chunk comes from the mirror only. The warning names the mirror, and
+// hoist_fetch_errors_total counts the mirror's bad bytes.
+TEST_F(MirrorTest, HoistfsRefetchesAChunkWithWrongBytesFromTheUpstream) {
+  constexpr uint64_t kFirstSize = (4 << 20) + 11;
+  const std::string second_text = "a small file after the big one\n";
+  auto src = harness::BuildOciImage(dir_ + "/src",
+                                    {LayerSpec({FileSpec::BigFile("data/first", kFirstSize, 23),
+                                                FileSpec::File("data/second", second_text)})},
+                                    {.tag = "v1"});
+  ASSERT_TRUE(src.has_value()) << src.error().message();
+  const std::string converted = "oci:" + dir_ + "/chunked:v1";
+  auto conv = harness::RunHoist({"convert", "-q", src->OciRef(), converted});
+  ASSERT_TRUE(conv.ok()) << conv.Describe() << ": " << conv.stderr_text;
+  for (TestRegistry* r : {&U(), &M()}) {
+    ASSERT_TRUE(harness::PushOciLayout(converted, r->DockerRef("test/refetch", "v1")));
+  }
+  // The layer as pushed, and its TOC.
+  auto client = Client("", "");
+  ASSERT_NE(client, nullptr);
+  auto ref = Reference::Parse(U().ImageRef("test/refetch", "v1"));
+  ASSERT_TRUE(ref.has_value());
+  auto resolved = client->Resolve(*ref);
+  ASSERT_TRUE(resolved.has_value()) << resolved.error().message();
+  ASSERT_EQ(resolved->manifest.layers.size(), 1u);
+  const Descriptor& layer = resolved->manifest.layers[0];
+  auto good = ReadFile(harness::LayoutBlobPath(dir_ + "/chunked", layer.digest));
+  ASSERT_TRUE(good.has_value()) << good.error().message();
+  auto annotations = ParseZstdChunkedAnnotations(layer.annotations);
+  ASSERT_TRUE(annotations.has_value()) << annotations.error().message();
+  auto loaded = LoadZstdChunkedLayer(
+      [&](uint64_t off, uint64_t len) -> Result<std::string> {
+        if (off + len > good->size()) return Fail(EIO, "range past the end");
+        return good->substr(off, len);
+      },
+      good->size(), layer.digest, *annotations);
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  const Entry* first = nullptr;
+  const Entry* second = nullptr;
+  for (const Entry& e : loaded->index.entries) {
+    if (e.path.ends_with("data/first")) first = &e;
+    if (e.path.ends_with("data/second")) second = &e;
+  }
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  ASSERT_GE(first->chunks.size(), 4u) << "the big file should span several chunks";
+  // A chunk in the middle of the big file: far from the small file's neighbour window.
+  const Chunk bad_chunk = first->chunks[first->chunks.size() / 2];
+  ASSERT_EQ(bad_chunk.encoding, ChunkEncoding::kZstdFrame);
+  ASSERT_EQ(second->chunks.size(), 1u);
+  ASSERT_GT(second->chunks[0].blob_offset, bad_chunk.blob_offset + bad_chunk.blob_length);
+  std::string bad = *good;
+  bad[bad_chunk.blob_offset + bad_chunk.blob_length / 2] ^= 0x55;
+  ASSERT_TRUE(WriteFileAtomic(M().BlobPath(layer.digest.str()), bad));
+
+  const std::string blob_path = "/v2/test/refetch/blobs/" + layer.digest.str();
+  auto check = [&](const std::string& config_option, const std::string& ns,
+                   const std::string& name) {
+    SCOPED_TRACE(name);
+    harness::HoistfsMounts mounts(HOISTFS_BINARY);
+    struct UnmountAtEnd {
+      harness::HoistfsMounts& m;
+      ~UnmountAtEnd() { m.UnmountAll(); }
+    } unmount_at_end{mounts};
+    const std::string mp = dir_ + "/mp-" + name, cache = dir_ + "/cache-" + name;
+    const std::string sock = dir_ + "/metrics-" + name + ".sock";
+    ASSERT_TRUE(MakeDirs(mp));
+    ASSERT_TRUE(MakeDirs(cache));
+    const uint64_t um = U().LogMark(), mm = M().LogMark();
+    auto r =
+        mounts.Mount(U().ImageRef("test/refetch", "v1"), mp, cache,
+                     {"-o", "prefetch=none,elf_prefetch=0,dir_prefetch=0," + config_option +
+                                ",metrics=unix:" + sock + ",log_file=" + cache + "/hoistfs.log"});
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+
+    // The small file: its chunk is good, and the mirror alone serves it.
+    auto small = ReadFile(mp + "/data/second");
+    ASSERT_TRUE(small.has_value()) << small.error().message();
+    EXPECT_EQ(*small, second_text);
+    // Whether a range the mirror served covers `c`. (The registries write their request logs
+    // asynchronously: callers wait for the line.)
+    auto mirror_covered = [&](const Chunk& c) {
+      auto reqs = M().Requests(mm);
+      if (!reqs) return false;
+      for (const auto& req : *reqs) {
+        if (req.uri != blob_path + ns || req.status != 206 || !req.read_offset) continue;
+        if (*req.read_offset <= c.blob_offset &&
+            *req.read_offset + req.bytes_written >= c.blob_offset + c.blob_length) {
+          return true;
+        }
+      }
+      return false;
+    };
+    EXPECT_TRUE(harness::WaitUntil([&] { return mirror_covered(second->chunks[0]); }))
+        << "no mirror request covered the small file's chunk";
+    auto upstream_so_far = U().Requests(um);
+    ASSERT_TRUE(upstream_so_far.has_value());
+    for (const auto& req : *upstream_so_far) {
+      EXPECT_NE(req.uri, blob_path) << "the upstream served part of the layer";
+    }
+
+    // The big file: every byte exact, although the mirror served one chunk wrong.
+    auto big = ReadFile(mp + "/data/first");
+    ASSERT_TRUE(big.has_value()) << big.error().message();
+    EXPECT_EQ(big->size(), kFirstSize);
+    EXPECT_TRUE(*big == harness::PatternBytes(23, 0, kFirstSize));
+    // The upstream served exactly one request: the bad chunk alone, as a Range read.
+    std::vector<harness::RegistryRequest> refetches;
+    ASSERT_TRUE(harness::WaitUntil([&] {
+      auto reqs = U().Requests(um);
+      if (!reqs) return false;
+      refetches.clear();
+      for (const auto& req : *reqs) {
+        if (req.uri == blob_path) refetches.push_back(req);
+      }
+      return !refetches.empty();
+    }));
+    ASSERT_EQ(refetches.size(), 1u);
+    EXPECT_EQ(refetches[0].status, 206);
+    EXPECT_EQ(refetches[0].read_offset, std::optional<uint64_t>(bad_chunk.blob_offset));
+    EXPECT_EQ(refetches[0].bytes_written, bad_chunk.blob_length);
+    // The mirror served the first read of that chunk (a range covering it).
+    EXPECT_TRUE(harness::WaitUntil([&] { return mirror_covered(bad_chunk); }))
+        << "no mirror request covered the bad chunk";
+    // Every read of the layer on the mirror was a range (206): nothing failed over for another
+    // reason.
+    auto mirror_all = M().Requests(mm);
+    ASSERT_TRUE(mirror_all.has_value());
+    for (const auto& req : *mirror_all) {
+      if (req.method == "GET" && req.uri == blob_path + ns) {
+        EXPECT_EQ(req.status, 206);
+      }
+    }
+
+    // One warning names the mirror; the metric counts its bad bytes.
+    auto scraped = harness::RunForResult({"curl", "-sS", "--fail", "--max-time", "20",
+                                          "--unix-socket", sock, "http://localhost/metrics"});
+    ASSERT_TRUE(scraped.ok()) << scraped.Describe() << ": " << scraped.stderr_text;
+    EXPECT_NE(scraped.stdout_text.find("hoist_fetch_errors_total{host=\"" + M().host_port() +
+                                       "\",kind=\"bad_bytes\"} 1\n"),
+              std::string::npos)
+        << scraped.stdout_text;
+    EXPECT_TRUE(mounts.Unmount(mp));
+    auto log = ReadFile(cache + "/hoistfs.log");
+    ASSERT_TRUE(log.has_value());
+    const std::string warning = "in bytes served by mirror " + M().host_port() +
+                                "; refetching from the registry, skipping mirrors";
+    size_t warnings = 0;
+    for (size_t at = log->find(warning); at != std::string::npos; at = log->find(warning, at + 1)) {
+      ++warnings;
+    }
+    EXPECT_EQ(warnings, 1u) << *log;
+  };
+  check("hosts_dir=" + WriteHostsToml({M().base_url()}) + ",registries_conf=none", Ns(),
+        "hosts-toml");
+  check("hosts_dir=none,registries_conf=" + WriteRegistriesConf("", {M().host_port()}), "",
+        "registries-conf");
 }
 
 TEST_F(MirrorTest, CliTakesHostsDirAndRegistriesConf) {
