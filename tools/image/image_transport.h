@@ -27,6 +27,7 @@
 //      "bogus:") is EINVAL "unknown transport "bogus" (known: ...)".
 // So "bogus:foo" is docker.io/library/bogus:foo, exactly as `docker pull bogus:foo` reads it: the
 // text is a valid reference and nothing in it says it is meant as a transport.
+// The directory of oci:, dir: and rootfs: loses its trailing slashes ("dir:out/" is "dir:out").
 //
 // What each transport keeps (checked by tests/integration/transport_conformance_test.cc):
 // docker://, oci:, oci-archive: and the local store give back the manifest bytes, config bytes and
