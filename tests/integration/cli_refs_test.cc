@@ -265,6 +265,35 @@ TEST_F(CliRefsTest, DirIsSkopeosLayoutBothWays) {
   EXPECT_NE(raw.find("\"application/vnd.oci.image.layer.v1.tar\""), std::string::npos) << raw;
 }
 
+// A directory named with a trailing slash (as shell completion writes it) is the same directory:
+// as a destination (new, or an existing empty one) and as a source, as in skopeo.
+TEST_F(CliRefsTest, DirectoryNamesTakeATrailingSlash) {
+  const std::string digest = image_->manifest_digest.str();
+  const std::string parent = Path("slash");
+  ASSERT_TRUE(MakeDirs(parent + "/empty-dir").has_value());
+  ASSERT_TRUE(MakeDirs(parent + "/empty-oci").has_value());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"dir:" + parent + "/new-dir/", "dir:" + parent + "/new-dir"},
+      {"dir:" + parent + "/empty-dir//", "dir:" + parent + "/empty-dir"},
+      {"oci:" + parent + "/new-oci/:v1", "oci:" + parent + "/new-oci:v1"},
+      {"oci:" + parent + "/empty-oci/", "oci:" + parent + "/empty-oci"},
+  };
+  for (const auto& [dst, plain] : cases) {
+    SCOPED_TRACE(dst);
+    CommandResult r = RunHoist({"copy", "docker://" + Ref(), dst});
+    ASSERT_TRUE(r.ok()) << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, "Copied docker://" + Ref() + " to " + plain + " " + digest + "\n");
+    EXPECT_EQ(SkopeoDigest(plain), digest);
+    // And read back through the name with the slash.
+    r = RunHoist({"manifest-digest", dst});
+    ASSERT_TRUE(r.ok()) << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, digest + "\n");
+  }
+  // Nothing else was left in the parent (no temporary layout).
+  EXPECT_EQ(ListDir(parent),
+            (std::vector<std::string>{"empty-dir", "empty-oci", "new-dir", "new-oci"}));
+}
+
 // Item 11: copy between transports keeps every digest; blobs the destination has are skipped.
 TEST_F(CliRefsTest, CopyRoundTripKeepsDigests) {
   const std::string digest = image_->manifest_digest.str();

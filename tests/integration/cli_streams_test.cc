@@ -12,6 +12,10 @@
 //                                  FILE.tmp-PID is swept by the next save, a live one's is kept.
 //   ConvertInterruptedLeavesNoScratch  the same for convert's --work-dir scratch directory.
 //   LoadInterruptedLeavesNoBlobs   the same for load: no blob file, no scratch file, no image.
+//   CopyAndPushInterruptedLeaveNothing  the same for copy into a new dir:/oci: layout (its
+//                                  temporary sibling), push and inspect of rootfs: (its
+//                                  spooled layer);
+//                                  a killed copy's temporary layout is swept by the next one.
 //   PullKilledResumesFromItsBlobs  a pull interrupted after its first layer: the re-run GETs only
 //                                  the other layers' blobs (registry log).
 //   PullProgressOnATerminal        a pull in a pseudo-terminal: one line per layer, at most ~10
@@ -212,10 +216,12 @@ class CliStreamsTest : public ::testing::Test {
   static std::string Hoist() { return HOIST_BINARY; }
 
   // Starts hoist in the background (stdout/stderr to files in `dir`).
-  harness::ChildProcess Start(const std::vector<std::string>& args, const std::string& dir) {
+  harness::ChildProcess Start(const std::vector<std::string>& args, const std::string& dir,
+                              const std::vector<std::string>& env = {}) {
     harness::ChildProcess::Options o;
     o.stdout_path = dir + "/stdout";
     o.stderr_path = dir + "/stderr";
+    o.env = env;
     std::vector<std::string> argv = {Hoist()};
     argv.insert(argv.end(), args.begin(), args.end());
     auto child = harness::ChildProcess::Start(argv, o);
@@ -436,6 +442,59 @@ TEST_F(CliStreamsTest, LoadInterruptedLeavesNoBlobs) {
     EXPECT_EQ(r.stdout_text.find(image_->manifest_digest.str().substr(7, 12)), std::string::npos)
         << r.stdout_text;
   }
+}
+
+TEST_F(CliStreamsTest, CopyAndPushInterruptedLeaveNothing) {
+  // copy into a new dir: or oci: layout: its temporary sibling DIR.hoist-tmp-PID goes.
+  for (const std::string transport : {"dir:", "oci:"}) {
+    for (int sig : {SIGINT, SIGTERM}) {
+      SCOPED_TRACE(transport + std::to_string(sig));
+      const std::string dir = NewDir("copy-sig");
+      const std::string work = dir + "/work";
+      ASSERT_TRUE(MakeDirs(work));
+      const std::string out = dir + "/out";
+      harness::ChildProcess child =
+          Start({"copy", "--work-dir", work, "docker://" + Ref(), transport + out}, dir);
+      const std::string temp = out + ".hoist-tmp-" + std::to_string(child.pid());
+      ASSERT_TRUE(harness::WaitUntil([&] { return !FilesUnder(temp).empty(); },
+                                     std::chrono::milliseconds(120000)));
+      InterruptAndExpectDeath(child, sig);
+      EXPECT_EQ(Entries(dir), (std::vector<std::string>{"stderr", "stdout", "work"}));
+      EXPECT_EQ(Entries(work), std::vector<std::string>{});
+    }
+  }
+  // push and inspect of rootfs:TREE: the layer tar they spool to $TMPDIR goes (the tree: hard
+  // links to the layout's ~108 MB of blobs).
+  const std::string dir = NewDir("push-sig");
+  const std::string tree = dir + "/tree";
+  const std::string tmp = dir + "/tmp";
+  ASSERT_TRUE(MakeDirs(tmp));
+  ASSERT_TRUE(Shell("cp -al '" + *work_ + "/layout/blobs' '" + tree + "'").ok());
+  const std::vector<std::vector<std::string>> verbs = {
+      {"push", "-q", "rootfs:" + tree, "dir:" + dir + "/out"},
+      {"inspect", "rootfs:" + tree},
+  };
+  for (const std::vector<std::string>& args : verbs) {
+    SCOPED_TRACE(args[0]);
+    harness::ChildProcess child = Start(args, dir, {"TMPDIR=" + tmp});
+    ASSERT_TRUE(harness::WaitUntil(
+        [&] {
+          for (const std::string& e : Entries(tmp)) {
+            if (!FilesUnder(tmp + "/" + e).empty()) return true;
+          }
+          return false;
+        },
+        std::chrono::milliseconds(120000)));
+    InterruptAndExpectDeath(child, SIGINT);
+    EXPECT_EQ(Entries(tmp), std::vector<std::string>{});
+    EXPECT_EQ(Entries(dir), (std::vector<std::string>{"stderr", "stdout", "tmp", "tree"}));
+  }
+  // A killed copy's temporary layout is swept by the next copy to that name.
+  const std::string stale = dir + "/again.hoist-tmp-" + std::to_string(DeadPid());
+  ASSERT_TRUE(MakeDirs(stale + "/blobs"));
+  CommandResult r = RunHoist({"copy", "docker://" + Ref(), "dir:" + dir + "/again"});
+  ASSERT_TRUE(r.ok()) << r.stderr_text;
+  EXPECT_EQ(Entries(dir), (std::vector<std::string>{"again", "stderr", "stdout", "tmp", "tree"}));
 }
 
 TEST_F(CliStreamsTest, PullKilledResumesFromItsBlobs) {

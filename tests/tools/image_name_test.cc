@@ -55,6 +55,18 @@ TEST(ImageNameTest, TransportsSplitLikeSkopeo) {
   EXPECT_EQ(ParseImageName("rootfs:/tmp/r")->ToString(), "rootfs:/tmp/r");
 }
 
+// "DIR/" (shell completion) names DIR: a destination writes a sibling DIR.hoist-tmp-PID and
+// renames it to DIR, which cannot work with the slash (the sibling would be inside DIR).
+TEST(ImageNameTest, DirectoriesLoseTrailingSlashes) {
+  ExpectName("dir:/tmp/d/", T::kDir, "/tmp/d");
+  ExpectName("dir:out//", T::kDir, "out");
+  ExpectName("oci:/tmp/l/", T::kOci, "/tmp/l");
+  ExpectName("oci:/tmp/l/:v1", T::kOci, "/tmp/l", "v1");
+  ExpectName("rootfs:/tmp/r/", T::kRootfs, "/tmp/r");
+  ExpectName("rootfs:/", T::kRootfs, "/");
+  ExpectName("dir:/", T::kDir, "/");
+}
+
 TEST(ImageNameTest, UnknownTransportsAreRefused) {
   const std::string known = "(known: docker, oci, oci-archive, docker-archive, dir, rootfs)";
   ExpectError("bogus:foo/bar", EINVAL, "\"bogus:foo/bar\": unknown transport \"bogus\" " + known);

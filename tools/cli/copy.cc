@@ -5,12 +5,14 @@
 // cross-mount from the source's repository of the same registry, are not copied again.
 // --platform copies only that platform's manifest of an index (skopeo copy without --all picks the
 // host's). Prints "Copied SRC to DST DIGEST" (the top manifest's digest); --digestfile also writes
-// the digest to FILE (as skopeo does). On failure: one line, exit 1, nothing new visible at DST.
+// the digest to FILE (as skopeo does). On failure: one line, exit 1, nothing new visible at DST;
+// interrupted (SIGINT, SIGTERM, SIGHUP): no scratch or temporary destination files left.
 // docker-archive:FILE[:NAME:TAG] as DST writes what `hoist save` writes (tools/cli/save.h): one
 // image (the host's platform of an index, or --platform's), layers uncompressed, so the archive
 // holds the config but not the manifest; the digest printed is the source manifest's.
 #include <cstdio>
 
+#include "base/cleanup_on_signal.h"
 #include "base/file_util.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/save.h"
@@ -73,6 +75,8 @@ Status Copy(const CopyArgs& a, std::string* what) {
   HOIST_ASSIGN_OR_RETURN(ImageName src_name, ParseImageName(a.src));
   HOIST_ASSIGN_OR_RETURN(ImageName dst_name, ParseImageName(a.dst));
   HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
+  // On SIGINT/SIGTERM/SIGHUP the scratch directory and what the destination wrote go.
+  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
   ScratchDir work;
   std::string parent = a.work_dir;
   if (parent.empty()) {

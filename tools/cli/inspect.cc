@@ -9,6 +9,7 @@
 
 #include <cstdio>
 
+#include "base/cleanup_on_signal.h"
 #include "base/file_util.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/registry_flags.h"
@@ -112,22 +113,15 @@ std::optional<int> InspectLocal(const InspectArgs& a, std::optional<Error>* erro
   return 0;
 }
 
-// A scratch directory (rootfs: spools its layer there), removed when inspect ends.
-struct ScratchDir {
-  std::string path;
-  ~ScratchDir() {
-    if (!path.empty()) (void)RemoveTree(path);
-  }
-};
-
 Status InspectTransport(const InspectArgs& a, const ImageName& name) {
+  // A scratch directory (rootfs: spools its layer there), removed when inspect ends or is
+  // interrupted (SIGINT, SIGTERM, SIGHUP); a killed run's is swept by the next one.
+  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
   ScratchDir scratch;
   const char* tmp = ::getenv("TMPDIR");
-  std::string templ = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/hoist-inspect-XXXXXX";
-  if (::mkdtemp(templ.data()) == nullptr) return Fail(ErrnoError("mkdtemp " + templ));
-  scratch.path = templ;
+  HOIST_RETURN_IF_ERROR(scratch.Create(tmp != nullptr && *tmp ? tmp : "/tmp", "hoist-inspect"));
   SourceOptions options;
-  options.work_dir = scratch.path;
+  options.work_dir = scratch.path();
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, OpenImageSource(name, options));
   HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
   if (a.raw) {

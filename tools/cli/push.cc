@@ -5,9 +5,15 @@
 // destination has, or can cross-mount from the source's repository, are not uploaded.
 // Progress: one line per uploaded blob on a terminal (tools/cli/progress.h); -q prints nothing,
 // --json prints the progress events and a last {"event":"pushed",...} line on stdout.
+// Scratch (rootfs:'s layer tar, decompressed archives) goes to a directory in $TMPDIR (default
+// /var/tmp); interrupted (SIGINT, SIGTERM, SIGHUP), no scratch or temporary destination files
+// are left, and a killed run's scratch is swept by the next push.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
+#include "base/cleanup_on_signal.h"
+#include "base/file_util.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/verbs.h"
@@ -56,8 +62,12 @@ class ProgressSource : public ImageSource {
 Status Push(const PushArgs& a, std::string* what, Digest* digest) {
   HOIST_ASSIGN_OR_RETURN(ImageName src_name, ParseImageName(a.src));
   HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
+  // On SIGINT/SIGTERM/SIGHUP the scratch directory (rootfs: spools its layer there) and what the
+  // destination wrote go.
+  HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
   const bool explicit_transport =
       src_name.transport != ImageName::Transport::kDocker || a.src.starts_with("docker://");
+  ScratchDir work;  // outlives the source that spools into it
   std::unique_ptr<ImageSource> source;
   std::unique_ptr<LocalStore> local;
   std::string default_dst = a.src;
@@ -70,8 +80,11 @@ Status Push(const PushArgs& a, std::string* what, Digest* digest) {
     }
   }
   if (!source) {
+    const char* tmp = ::getenv("TMPDIR");
+    HOIST_RETURN_IF_ERROR(
+        work.Create(tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp", "hoist-push"));
     SourceOptions so;
-    so.work_dir = "/tmp";
+    so.work_dir = work.path();
     so.registry = registry;
     HOIST_ASSIGN_OR_RETURN(source, OpenImageSource(src_name, so));
   }

@@ -11,7 +11,9 @@
 // The destination writes a new layout into a sibling temporary directory and puts it in place at
 // Commit (renameat2 RENAME_EXCHANGE over an existing layout, which is then removed), so a reader
 // sees the old layout or the whole new one. Like skopeo, it replaces an existing dir: layout; it
-// refuses a non-empty directory that is not one (nothing is overwritten).
+// refuses a non-empty directory that is not one (nothing is overwritten). The temporary directory
+// (DIR.hoist-tmp-PID) is removed on SIGINT/SIGTERM/SIGHUP once the verb installed the cleanup
+// (base/cleanup_on_signal.h), and a killed run's is swept by the next write to DIR.
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -19,6 +21,7 @@
 
 #include <dirent.h>
 
+#include "base/cleanup_on_signal.h"
 #include "base/file_util.h"
 #include "base/root_dir.h"
 #include "tools/image/image_impl.h"
@@ -138,11 +141,10 @@ class SkopeoDirDestination : public ImageDestination {
       }
       committed_ = true;
       (void)RemoveTree(root_);  // now the old layout; a leftover is only disk space
+      KeepOnSignal(root_);
       return Ok();
     }
-    if (::rename(root_.c_str(), dir_.c_str()) != 0) {
-      return Fail(ErrnoError("rename " + root_ + " to " + dir_));
-    }
+    HOIST_RETURN_IF_ERROR(RenameRegistered(root_, dir_));
     committed_ = true;
     return Ok();
   }
@@ -151,6 +153,7 @@ class SkopeoDirDestination : public ImageDestination {
     if (committed_) return;
     committed_ = true;  // idempotent
     (void)RemoveTree(root_);
+    KeepOnSignal(root_);
   }
 
  private:
@@ -199,9 +202,19 @@ Result<std::unique_ptr<ImageDestination>> NewSkopeoDirDestination(const std::str
       }
     }
   }
+  // A killed run's temporary layout is swept; this run's goes on a signal.
+  const size_t slash = dir.rfind('/');
+  (void)SweepStale(slash == std::string::npos ? "."
+                   : slash == 0               ? "/"
+                                              : dir.substr(0, slash),
+                   dir.substr(slash + 1) + ".hoist-tmp-");
   const std::string root = dir + ".hoist-tmp-" + std::to_string(::getpid());
   (void)RemoveTree(root);
-  HOIST_RETURN_IF_ERROR(MakeDirs(root));
+  RemoveOnSignal(root);  // base/cleanup_on_signal.h: gone on SIGINT/SIGTERM/SIGHUP
+  if (Status st = MakeDirs(root); !st) {
+    KeepOnSignal(root);
+    return Fail(st.error());
+  }
   return std::unique_ptr<ImageDestination>(new SkopeoDirDestination(dir, root));
 }
 

@@ -324,6 +324,11 @@ Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& d
       }
       if (::mkdir(dir.c_str(), 0755) != 0) return Fail(ErrnoError("mkdir " + dir));
     }
+    const size_t slash = dir.rfind('/');
+    (void)SweepStale(slash == std::string::npos ? "."
+                     : slash == 0               ? "/"
+                                                : dir.substr(0, slash),
+                     dir.substr(slash + 1) + ".hoist-tmp-");  // a killed run's
     root = dir + ".hoist-tmp-" + std::to_string(::getpid());
     (void)RemoveTree(root);
     RemoveOnSignal(root);  // base/cleanup_on_signal.h: gone on SIGINT/SIGTERM/SIGHUP

@@ -98,6 +98,12 @@ Result<ImageName> ParseImageName(const std::string& text) {
     n.path = text;
   }
   if (n.path.empty()) return Fail(EINVAL, "\"" + text + "\": empty image name");
+  if (n.transport == ImageName::Transport::kOci || n.transport == ImageName::Transport::kDir ||
+      n.transport == ImageName::Transport::kRootfs) {
+    // "DIR/" (as shell completion writes it) is DIR: a destination's temporary sibling and its
+    // rename need the name without the slash.
+    while (n.path.size() > 1 && n.path.back() == '/') n.path.pop_back();
+  }
   return n;
 }
 

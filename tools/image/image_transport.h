@@ -27,6 +27,7 @@
 //      "bogus:") is EINVAL "unknown transport "bogus" (known: ...)".
 // So "bogus:foo" is docker.io/library/bogus:foo, exactly as `docker pull bogus:foo` reads it: the
 // text is a valid reference and nothing in it says it is meant as a transport.
+// The directory of oci:, dir: and rootfs: loses its trailing slashes ("dir:out/" is "dir:out").
 //
 // What each transport keeps (checked by tests/integration/transport_conformance_test.cc):
 // docker://, oci:, oci-archive: and the local store give back the manifest bytes, config bytes and
@@ -99,7 +100,8 @@ class ImageSource {
   // A manifest referenced by an index. The returned digest is verified.
   virtual Result<RawManifest> Manifest(const Digest& digest) = 0;
   // A whole blob (configs; a few MB at most), verified against blob.digest (and blob.size when >=
-  // 0).
+  // 0). oci:, dir:, oci-archive: and docker-archive: refuse one over 8 MiB (EFBIG), whatever the
+  // descriptor says.
   virtual Result<std::string> ReadBlob(const Descriptor& blob) = 0;
   // A stream of the blob's bytes. Unless VerifiesBlobs(), NOT verified: the caller hashes what
   // it reads. With VerifiesBlobs(), the last Read fails (EIO "digest mismatch") instead of

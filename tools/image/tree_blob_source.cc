@@ -3,6 +3,13 @@
 namespace hoist {
 
 Result<std::string> TreeBlobSource::ReadBlob(const Descriptor& blob) {
+  // Configs only: at most kMaxJsonBytes whatever the (untrusted) descriptor says, as the registry
+  // (max_manifest_size) and the archive sources cap them.
+  if (blob.size > static_cast<int64_t>(kMaxJsonBytes)) {
+    return Fail(EFBIG, "blob " + blob.digest.str() + " in " + dir_ + ": " +
+                           std::to_string(blob.size) + " bytes, more than the " +
+                           std::to_string(kMaxJsonBytes >> 20) + " MiB read whole");
+  }
   const size_t cap = blob.size > 0 ? static_cast<size_t>(blob.size) : kMaxJsonBytes;
   HOIST_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
                          root_.ReadRegularFile(BlobName(blob.digest), cap));
