@@ -61,10 +61,12 @@ RegistryAuth::RegistryAuth(HttpTransport* transport, const CredentialStore* cred
       clock_(clock ? clock : RealClock()),
       options_(std::move(options)) {}
 
-Result<RegistryAuth::EndpointState> RegistryAuth::Probe(std::string_view origin) {
+Result<RegistryAuth::EndpointState> RegistryAuth::Probe(std::string_view origin,
+                                                        const HttpTlsOptions& tls) {
   HttpRequest req;
   req.method = "GET";
   req.url = std::string(origin) + "/v2/";
+  req.tls = tls;
   req.timeout = options_.request_timeout;
   if (!options_.user_agent.empty()) req.headers.emplace_back("User-Agent", options_.user_agent);
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, transport_->RoundTrip(req));
@@ -89,7 +91,8 @@ Result<RegistryAuth::EndpointState> RegistryAuth::Probe(std::string_view origin)
 Result<std::optional<std::string>> RegistryAuth::Authorize(std::string_view origin,
                                                            std::string_view registry,
                                                            const std::vector<std::string>& scopes,
-                                                           bool may_skip_probe) {
+                                                           bool may_skip_probe,
+                                                           const HttpTlsOptions& tls) {
   EndpointState state;
   {
     MutexLock lock(mu_);
@@ -98,11 +101,11 @@ Result<std::optional<std::string>> RegistryAuth::Authorize(std::string_view orig
   }
   if (!state.probed && may_skip_probe) return std::optional<std::string>();
   if (!state.probed) {
-    HOIST_ASSIGN_OR_RETURN(state, Probe(origin));
+    HOIST_ASSIGN_OR_RETURN(state, Probe(origin, tls));
     MutexLock lock(mu_);
     endpoints_[std::string(origin)] = state;
   }
-  return HeaderFor(state, registry, scopes, /*force_new=*/false);
+  return HeaderFor(state, registry, scopes, /*force_new=*/false, tls);
 }
 
 bool RegistryAuth::Knows(std::string_view origin) {
@@ -114,7 +117,8 @@ bool RegistryAuth::Knows(std::string_view origin) {
 Result<std::optional<std::string>> RegistryAuth::Reauthorize(std::string_view origin,
                                                              std::string_view registry,
                                                              const std::vector<std::string>& scopes,
-                                                             std::string_view www_authenticate) {
+                                                             std::string_view www_authenticate,
+                                                             const HttpTlsOptions& tls) {
   EndpointState state;
   std::vector<std::string> wanted = scopes;
   if (!www_authenticate.empty()) {
@@ -136,19 +140,20 @@ Result<std::optional<std::string>> RegistryAuth::Reauthorize(std::string_view or
       }
     }
   } else {
-    HOIST_ASSIGN_OR_RETURN(state, Probe(origin));
+    HOIST_ASSIGN_OR_RETURN(state, Probe(origin, tls));
   }
   {
     MutexLock lock(mu_);
     endpoints_[std::string(origin)] = state;
   }
-  return HeaderFor(state, registry, std::move(wanted), /*force_new=*/true);
+  return HeaderFor(state, registry, std::move(wanted), /*force_new=*/true, tls);
 }
 
 Result<std::optional<std::string>> RegistryAuth::HeaderFor(const EndpointState& state,
                                                            std::string_view registry,
                                                            std::vector<std::string> scopes,
-                                                           bool force_new) {
+                                                           bool force_new,
+                                                           const HttpTlsOptions& tls) {
   if (!state.challenge) return std::optional<std::string>();
   HOIST_ASSIGN_OR_RETURN(Credential cred, credentials_->Lookup(registry));
   const AuthChallenge& challenge = *state.challenge;
@@ -177,7 +182,7 @@ Result<std::optional<std::string>> RegistryAuth::HeaderFor(const EndpointState& 
     }
     fetching_.insert(key);
   }
-  Result<Token> token = FetchToken(challenge, cred, scopes);
+  Result<Token> token = FetchToken(challenge, cred, scopes, tls);
   MutexLock lock(mu_);
   fetching_.erase(key);
   token_cv_.NotifyAll();
@@ -189,10 +194,12 @@ Result<std::optional<std::string>> RegistryAuth::HeaderFor(const EndpointState& 
 
 Result<HttpResponse> RegistryAuth::OAuthPost(const AuthChallenge& challenge,
                                              const Credential& credential,
-                                             const std::vector<std::string>& scopes) {
+                                             const std::vector<std::string>& scopes,
+                                             const HttpTlsOptions& tls) {
   HttpRequest req;
   req.method = "POST";
   req.url = challenge.Param("realm");
+  req.tls = tls;
   req.timeout = options_.request_timeout;
   req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   if (!options_.user_agent.empty()) req.headers.emplace_back("User-Agent", options_.user_agent);
@@ -204,7 +211,8 @@ Result<HttpResponse> RegistryAuth::OAuthPost(const AuthChallenge& challenge,
 
 Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challenge,
                                                      const Credential& credential,
-                                                     const std::vector<std::string>& scopes) {
+                                                     const std::vector<std::string>& scopes,
+                                                     const HttpTlsOptions& tls) {
   std::string realm = challenge.Param("realm");
   auto realm_url = Url::Parse(realm);
   if (!realm_url) {
@@ -213,13 +221,14 @@ Result<RegistryAuth::Token> RegistryAuth::FetchToken(const AuthChallenge& challe
   std::string what = "token from " + realm + " for \"" + JoinScopes(scopes, ' ') + "\"";
   std::optional<HttpResponse> resp;
   if (!credential.identity_token.empty()) {
-    HOIST_ASSIGN_OR_RETURN(HttpResponse r, OAuthPost(challenge, credential, scopes));
+    HOIST_ASSIGN_OR_RETURN(HttpResponse r, OAuthPost(challenge, credential, scopes, tls));
     if (r.status != 404 && r.status != 405) resp = std::move(r);
   }
   if (!resp) {
     HttpRequest req;
     req.method = "GET";
     req.url = realm;
+    req.tls = tls;
     if (!challenge.Param("service").empty()) {
       req.url = AppendQuery(req.url, "service", challenge.Param("service"));
     }

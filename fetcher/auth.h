@@ -16,6 +16,10 @@
 //         credentials, else anonymous.
 //     Reply: `token` or `access_token`, `expires_in` (default 60 s), `issued_at`.
 //   - registrytoken credentials are sent as "Bearer <token>" without a token request.
+//   - The probe and the token requests use the TLS settings (HttpTlsOptions: a mirror's `ca`,
+//     `client`, `skip_verify`) of the host that issued the challenge, as containerd's authorizer
+//     uses that host's HTTP client: a mirror with a private CA also signs its token realm's
+//     certificate. A realm on another host gets the same settings.
 //   - Tokens are cached by (realm, service, sorted scopes) and fetched anew when within
 //     refresh_margin of expiry, or after a 401 (Reauthorize). One token request per key runs at
 //     a time: threads that need the same token meanwhile wait for it (a mount's layers all ask
@@ -66,11 +70,13 @@ class RegistryAuth {
   // ("https://host" or "http://host:port", no path) and whose Reference::registry is `registry`
   // (the Reference::registry, used for the credential lookup) needing `scopes`; nullopt for
   // anonymous access.
-  // `may_skip_probe`: see the file comment (only for requests without a body).
+  // `may_skip_probe`: see the file comment (only for requests without a body). `tls`: the
+  // origin's TLS settings, used for the probe and the token request.
   [[nodiscard]] Result<std::optional<std::string>> Authorize(std::string_view origin,
                                                              std::string_view registry,
                                                              const std::vector<std::string>& scopes,
-                                                             bool may_skip_probe = false);
+                                                             bool may_skip_probe = false,
+                                                             const HttpTlsOptions& tls = {});
 
   // Whether `origin`'s challenge is known (probed, or learned from a 401).
   bool Knows(std::string_view origin);
@@ -80,7 +86,7 @@ class RegistryAuth {
   // header. EACCES if no credentials can satisfy the challenge.
   [[nodiscard]] Result<std::optional<std::string>> Reauthorize(
       std::string_view origin, std::string_view registry, const std::vector<std::string>& scopes,
-      std::string_view www_authenticate);
+      std::string_view www_authenticate, const HttpTlsOptions& tls = {});
 
  private:
   struct Token {
@@ -92,14 +98,15 @@ class RegistryAuth {
     std::optional<AuthChallenge> challenge;  // nullopt = anonymous
   };
 
-  Result<EndpointState> Probe(std::string_view origin);
+  Result<EndpointState> Probe(std::string_view origin, const HttpTlsOptions& tls);
   Result<std::optional<std::string>> HeaderFor(const EndpointState& state,
                                                std::string_view registry,
-                                               std::vector<std::string> scopes, bool force_new);
+                                               std::vector<std::string> scopes, bool force_new,
+                                               const HttpTlsOptions& tls);
   Result<Token> FetchToken(const AuthChallenge& challenge, const Credential& credential,
-                           const std::vector<std::string>& scopes);
+                           const std::vector<std::string>& scopes, const HttpTlsOptions& tls);
   Result<HttpResponse> OAuthPost(const AuthChallenge& challenge, const Credential& credential,
-                                 const std::vector<std::string>& scopes);
+                                 const std::vector<std::string>& scopes, const HttpTlsOptions& tls);
 
   HttpTransport* transport_;
   const CredentialStore* credentials_;

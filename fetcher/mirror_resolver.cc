@@ -173,7 +173,15 @@ Result<std::vector<MirrorEndpoint>> MirrorResolver::Endpoints(
   }
 
   if (file) {
-    const unsigned need = access == RegistryAccess::kResolve ? kHostResolve : kHostPull;
+    unsigned need = kHostPull;
+    const char* verb = "pull";
+    if (access == RegistryAccess::kResolve || access == RegistryAccess::kListTags) {
+      need = kHostResolve;
+      verb = "resolve tags";
+    } else if (access == RegistryAccess::kPush) {
+      need = kHostPush;
+      verb = "push";
+    }
     auto add = [&](const HostsTomlHost& h, bool mirror) {
       if ((h.capabilities & need) == 0) return;
       MirrorEndpoint e = own();
@@ -194,10 +202,9 @@ Result<std::vector<MirrorEndpoint>> MirrorResolver::Endpoints(
     } else {
       out.push_back(own());
     }
-    if (out.empty()) {
-      return Fail(ENOENT, name + ": no host in " + file->path + " may " +
-                              (access == RegistryAccess::kResolve ? "resolve tags" : "pull"));
-    }
+    if (out.empty()) return Fail(ENOENT, name + ": no host in " + file->path + " may " + verb);
+    // containerd pushes to the first push host alone (no fallback for a write).
+    if (access == RegistryAccess::kPush) out.resize(1);
     return out;
   }
 
@@ -237,6 +244,19 @@ Result<std::vector<MirrorEndpoint>> MirrorResolver::Endpoints(
       }
       out.push_back(std::move(e));
     };
+    if (access == RegistryAccess::kPush || access == RegistryAccess::kListTags) {
+      // As containers/image writes and lists tags: the registry the reference names, without
+      // mirrors or `location` rewriting; the entry's `insecure` applies.
+      MirrorEndpoint e = own();
+      if (entry->insecure && !plain_http(reg) && e.origin.starts_with("https://")) {
+        e.tls.skip_verify = true;
+        out.push_back(e);
+        e.origin = "http://" + RegistryApiHost(reg);
+        e.tls = {};
+      }
+      out.push_back(std::move(e));
+      return out;
+    }
     const bool by_tag = access == RegistryAccess::kResolve;
     if (!(by_tag && entry->mirror_by_digest_only)) {
       for (const RegistriesConfMirror& m : entry->mirrors) {

@@ -17,7 +17,14 @@
 // `insecure` makes a non-loopback host reachable over https without verification, then plain
 // http. `blocked` refuses every request with EACCES. Mirrors use their own credentials.
 //
-// Pushes, listings and other requests always go to the registry itself (no resolver involved).
+// Pushes (RegistryAccess::kPush) go to ONE host, as containerd and containers/image push:
+// hosts.toml's first host with the "push" capability (its [host] entries in order, then the
+// server; ENOENT when none has it); with registries.conf, the registry the reference names (no
+// mirrors, no `location` rewriting; `insecure` and `blocked` apply).
+// Tag listings (kListTags): hosts.toml's hosts allowed to "resolve", in order (containerd resolves
+// tags only there; it lists no tags itself); registries.conf: the registry itself, as skopeo
+// list-tags (containers/image GetRepositoryTags).
+// The catalog and login (GET /v2/) always go to the registry itself (no resolver involved).
 //
 // Thread-safety: immutable after Load; Endpoints may run on many threads.
 #pragma once
@@ -39,9 +46,6 @@ namespace hoist {
 
 inline constexpr std::string_view kDefaultHostsDir = "/etc/containerd/certs.d";
 inline constexpr std::string_view kDefaultRegistriesConf = "/etc/containers/registries.conf";
-
-// What a request does: fetch content by digest, or resolve a tag.
-enum class RegistryAccess { kPull, kResolve };
 
 // One host to try for one request.
 struct MirrorEndpoint {
@@ -86,7 +90,8 @@ class MirrorResolver {
   // origin ("https://host", RegistryCore::BaseUrl); `plain_http` says whether a host[:port] is
   // reached over http (loopback, --insecure-registry).
   // Errors: EACCES "<registry>/<repo>: blocked by <file>:<line>"; ENOENT when no host may serve
-  // the request (e.g. no host with the resolve capability).
+  // the request (e.g. no host with the resolve capability). kPush: one host (registries.conf
+  // `insecure`: that host over https without verification, then over http).
   [[nodiscard]] Result<std::vector<MirrorEndpoint>> Endpoints(
       std::string_view registry, std::string_view repository, RegistryAccess access,
       std::string_view default_origin,

@@ -250,7 +250,7 @@ Result<Descriptor> PushReferrer(RegistryClient& client, const Reference& repo,
   std::set<Digest> done;
   for (const auto& [digest, data] : uploads) {
     if (!done.insert(digest).second) continue;
-    HOIST_ASSIGN_OR_RETURN(bool exists, client.BlobExists(target, digest));
+    HOIST_ASSIGN_OR_RETURN(bool exists, client.BlobExists(target, digest, RegistryAccess::kPush));
     if (!exists) HOIST_RETURN_IF_ERROR(client.UploadBlob(target, digest, data));
   }
 

@@ -61,12 +61,13 @@ namespace {
 // A GET or HEAD of `ref`'s manifest, with the pull scope and the Accept header listing all four
 // manifest media types.
 RegistryCall ManifestCall(RegistryCore& core, const char* method, const Reference& ref,
-                          const std::string& what) {
+                          const std::string& what, std::optional<RegistryAccess> access = {}) {
   RegistryCall call;
   call.method = method;
   // A manifest by tag is resolved only on hosts allowed to; by digest it is plain content.
-  core.Route(call, ref.registry, ref.repository, "manifests/" + ref.Identifier(),
-             ref.digest.empty() ? RegistryAccess::kResolve : RegistryAccess::kPull);
+  core.Route(
+      call, ref.registry, ref.repository, "manifests/" + ref.Identifier(),
+      access.value_or(ref.digest.empty() ? RegistryAccess::kResolve : RegistryAccess::kPull));
   call.scopes = {PullScope(ref)};
   call.what = what;
   call.headers.emplace_back("Accept", ManifestAcceptHeader());
@@ -116,9 +117,11 @@ Result<ManifestBytes> RegistryClient::GetManifest(const Reference& ref) {
   return out;
 }
 
-Result<Descriptor> RegistryClient::HeadManifest(const Reference& ref) {
+Result<Descriptor> RegistryClient::HeadManifest(const Reference& ref,
+                                                std::optional<RegistryAccess> access) {
   std::string what = ref.Name() + ": manifest " + ref.Identifier();
-  RegistryCall call = ManifestCall(*core_, "HEAD", ref, what);
+  RegistryCall call = ManifestCall(*core_, "HEAD", ref, what, access);
+  if (access == RegistryAccess::kPush) call.scopes = {PushScope(ref)};
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
   if (resp.status != 200) {
     return Fail(EIO, what + ": unexpected status " + std::to_string(resp.status));
@@ -259,11 +262,12 @@ Result<uint64_t> RegistryClient::BlobSize(const Reference& repo, const Digest& d
   return source.Size(digest);
 }
 
-Result<bool> RegistryClient::BlobExists(const Reference& repo, const Digest& digest) {
+Result<bool> RegistryClient::BlobExists(const Reference& repo, const Digest& digest,
+                                        RegistryAccess access) {
   RegistryCall call;
   call.method = "HEAD";
-  core_->Route(call, repo.registry, repo.repository, "blobs/" + digest.str());
-  call.scopes = {PullScope(repo)};
+  core_->Route(call, repo.registry, repo.repository, "blobs/" + digest.str(), access);
+  call.scopes = {access == RegistryAccess::kPush ? PushScope(repo) : PullScope(repo)};
   call.what = repo.Name() + ": blob " + digest.str();
   call.accept_statuses = {404};
   HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core_->Call(call));
@@ -278,10 +282,9 @@ Result<bool> RegistryClient::MountBlob(const Reference& target, const Digest& di
                                        std::string_view from_repository) {
   RegistryCall call;
   call.method = "POST";
-  call.url = core_->RepoUrl(target.registry, target.repository, "blobs/uploads/");
-  call.url = AppendQuery(call.url, "mount", digest.str());
-  call.url = AppendQuery(call.url, "from", from_repository);
-  call.registry = target.registry;
+  std::string suffix = AppendQuery("blobs/uploads/", "mount", digest.str());
+  suffix = AppendQuery(suffix, "from", from_repository);
+  core_->Route(call, target.registry, target.repository, suffix, RegistryAccess::kPush);
   call.scopes = {PushScope(target), RepositoryScope(from_repository, false)};
   call.what =
       target.Name() + ": mount of blob " + digest.str() + " from " + std::string(from_repository);
@@ -295,6 +298,7 @@ Result<bool> RegistryClient::MountBlob(const Reference& target, const Digest& di
         cancel.method = "DELETE";
         cancel.url = *url;
         cancel.registry = target.registry;
+        cancel.pin = call.host;
         cancel.scopes = {PushScope(target)};
         cancel.what = target.Name() + ": cancel upload";
         cancel.accept_statuses = {400, 404, 405};
@@ -308,13 +312,18 @@ Result<bool> RegistryClient::MountBlob(const Reference& target, const Digest& di
 
 namespace {
 
-// POSTs a new upload session; returns the absolute Location and the chunk minimum (0 if none).
-Result<std::pair<std::string, uint64_t>> StartUpload(RegistryCore& core, const Reference& target,
-                                                     const std::string& what) {
+struct UploadSession {
+  std::string location;  // absolute
+  uint64_t min_chunk = 0;
+  std::optional<MirrorEndpoint> host;  // the push host (mirrors configured), for the follow-ups
+};
+
+// POSTs a new upload session on the push host.
+Result<UploadSession> StartUpload(RegistryCore& core, const Reference& target,
+                                  const std::string& what) {
   RegistryCall call;
   call.method = "POST";
-  call.url = core.RepoUrl(target.registry, target.repository, "blobs/uploads/");
-  call.registry = target.registry;
+  core.Route(call, target.registry, target.repository, "blobs/uploads/", RegistryAccess::kPush);
   call.scopes = {PushScope(target)};
   call.what = what;
   call.headers.emplace_back("Content-Length", "0");
@@ -327,15 +336,16 @@ Result<std::pair<std::string, uint64_t>> StartUpload(RegistryCore& core, const R
   HOIST_ASSIGN_OR_RETURN(std::string url, ResolveUrl(call.final_url, *location));
   uint64_t min_chunk = 0;
   if (auto m = resp.Header("oci-chunk-min-length")) min_chunk = ParseDecimal(*m).value_or(0);
-  return std::make_pair(std::move(url), min_chunk);
+  return UploadSession{std::move(url), min_chunk, std::move(call.host)};
 }
 
 Status FinishUpload(RegistryCore& core, const Reference& target, const Digest& digest,
-                    const std::string& location, std::string body, const std::string& what) {
+                    const UploadSession& session, std::string body, const std::string& what) {
   RegistryCall call;
   call.method = "PUT";
-  call.url = AppendQuery(location, "digest", digest.str());
+  call.url = AppendQuery(session.location, "digest", digest.str());
   call.registry = target.registry;
+  call.pin = session.host;
   call.scopes = {PushScope(target)};
   call.what = what;
   call.headers.emplace_back("Content-Type", "application/octet-stream");
@@ -360,17 +370,16 @@ Status RegistryClient::UploadBlob(const Reference& target, const Digest& digest,
                                   std::string_view data) {
   std::string what = target.Name() + ": upload of blob " + digest.str();
   if (Digest::Of(data) != digest) return Fail(EINVAL, what + ": the data does not hash to it");
-  HOIST_ASSIGN_OR_RETURN(auto session, StartUpload(*core_, target, what));
-  return FinishUpload(*core_, target, digest, session.first, std::string(data), what);
+  HOIST_ASSIGN_OR_RETURN(UploadSession session, StartUpload(*core_, target, what));
+  return FinishUpload(*core_, target, digest, session, std::string(data), what);
 }
 
 Status RegistryClient::UploadBlobChunked(const Reference& target, const Digest& digest,
                                          uint64_t size, const BlobReader& reader,
                                          uint64_t chunk_size) {
   std::string what = target.Name() + ": upload of blob " + digest.str();
-  HOIST_ASSIGN_OR_RETURN(auto session, StartUpload(*core_, target, what));
-  std::string location = session.first;
-  uint64_t chunk = std::max<uint64_t>({chunk_size, session.second, 1});
+  HOIST_ASSIGN_OR_RETURN(UploadSession session, StartUpload(*core_, target, what));
+  uint64_t chunk = std::max<uint64_t>({chunk_size, session.min_chunk, 1});
   chunk = std::min<uint64_t>(chunk, 1ull << 30);
   Sha256 hasher;
   uint64_t offset = 0;
@@ -390,8 +399,9 @@ Status RegistryClient::UploadBlobChunked(const Reference& target, const Digest& 
     hasher.Update(buf);
     RegistryCall call;
     call.method = "PATCH";
-    call.url = location;
+    call.url = session.location;
     call.registry = target.registry;
+    call.pin = session.host;
     call.scopes = {PushScope(target)};
     call.what = what;
     call.headers.emplace_back("Content-Type", "application/octet-stream");
@@ -404,7 +414,7 @@ Status RegistryClient::UploadBlobChunked(const Reference& target, const Digest& 
       return Fail(EIO, what + ": PATCH answered " + std::to_string(resp.status) + ", expected 202");
     }
     if (auto next = resp.Header("location")) {
-      HOIST_ASSIGN_OR_RETURN(location, ResolveUrl(call.final_url, *next));
+      HOIST_ASSIGN_OR_RETURN(session.location, ResolveUrl(call.final_url, *next));
     }
     offset += want;
   }
@@ -415,7 +425,7 @@ Status RegistryClient::UploadBlobChunked(const Reference& target, const Digest& 
     return Fail(EIO, what + ": the reader has more than " + std::to_string(size) + " bytes");
   Digest got = Digest::FromSha256(hasher.Final());
   if (got != digest) return Fail(EIO, what + ": the data hashes to " + got.str());
-  return FinishUpload(*core_, target, digest, location, std::string(), what);
+  return FinishUpload(*core_, target, digest, session, std::string(), what);
 }
 
 Result<Digest> RegistryClient::PutManifest(const Reference& target, std::string_view media_type,
@@ -436,8 +446,8 @@ Result<ManifestPutResult> RegistryClient::PutManifestReportingSubject(const Refe
   if (target.Identifier().empty()) return Fail(EINVAL, what + ": no tag or digest to put it under");
   RegistryCall call;
   call.method = "PUT";
-  call.url = core_->RepoUrl(target.registry, target.repository, "manifests/" + target.Identifier());
-  call.registry = target.registry;
+  core_->Route(call, target.registry, target.repository, "manifests/" + target.Identifier(),
+               RegistryAccess::kPush);
   call.scopes = {PushScope(target)};
   call.what = what;
   call.headers.emplace_back("Content-Type", std::string(media_type));
@@ -460,15 +470,15 @@ Result<ManifestPutResult> RegistryClient::PutManifestReportingSubject(const Refe
 Result<Digest> RegistryClient::DeleteManifest(const Reference& ref) {
   Digest digest = ref.digest;
   if (digest.empty()) {
-    HOIST_ASSIGN_OR_RETURN(Descriptor d, HeadManifest(ref));
+    HOIST_ASSIGN_OR_RETURN(Descriptor d, HeadManifest(ref, RegistryAccess::kPush));
     digest = d.digest;
   }
   const Reference target = ref.WithDigest(digest);
   std::string what = target.Name() + ": manifest " + digest.str();
   RegistryCall call;
   call.method = "DELETE";
-  call.url = core_->RepoUrl(target.registry, target.repository, "manifests/" + digest.str());
-  call.registry = target.registry;
+  core_->Route(call, target.registry, target.repository, "manifests/" + digest.str(),
+               RegistryAccess::kPush);
   // Token servers grant DELETE under the "delete" action (distribution's token auth).
   call.scopes = {"repository:" + target.repository + ":pull,push,delete"};
   call.what = what;
@@ -499,26 +509,37 @@ Status RegistryClient::Tag(const Reference& source, std::string_view new_tag) {
 
 namespace {
 
-Result<std::vector<std::string>> ListPaged(RegistryCore& core, std::string url,
-                                           const std::string& registry,
-                                           std::vector<std::string> scopes, const std::string& what,
-                                           const char* field) {
+// `first` names the first page (routed, or with its url), with its registry and scopes; the next
+// pages go to the host that served the first.
+Result<std::vector<std::string>> ListPaged(RegistryCore& core, const RegistryCall& first,
+                                           const std::string& what, const char* field) {
   std::vector<std::string> out;
   std::set<std::string> seen_urls;
+  std::string url;
+  std::optional<MirrorEndpoint> host;
   for (int page = 0; page < kMaxPages; ++page) {
-    if (!seen_urls.insert(url).second) return Fail(EIO, what + ": Link pagination loops");
     std::string body;
     RegistryCall call;
+    if (page == 0) {
+      call = first;
+    } else {
+      if (!seen_urls.insert(url).second) return Fail(EIO, what + ": Link pagination loops");
+      call.url = url;
+      call.registry = first.registry;
+      call.scopes = first.scopes;
+      call.pin = host;
+    }
     call.method = "GET";
-    call.url = url;
-    call.registry = registry;
-    call.scopes = scopes;
     call.what = what;
     call.sink = CollectInto(&body, 64 << 20, what);
     call.restart = [&body] { body.clear(); };
     HOIST_ASSIGN_OR_RETURN(HttpResponse resp, core.Call(call));
     if (resp.status != 200) {
       return Fail(EIO, what + ": unexpected status " + std::to_string(resp.status));
+    }
+    if (page == 0) {
+      seen_urls.insert(call.final_url);
+      host = call.host;
     }
     rapidjson::Document doc;
     doc.Parse(body.data(), body.size());
@@ -606,9 +627,12 @@ Result<ReferrersPage> RegistryClient::GetReferrersPage(const Reference& repo, co
 }
 
 Result<std::vector<std::string>> RegistryClient::ListTags(const Reference& repo, int page_size) {
-  std::string url = core_->RepoUrl(repo.registry, repo.repository, "tags/list");
-  if (page_size > 0) url = AppendQuery(url, "n", std::to_string(page_size));
-  return ListPaged(*core_, url, repo.registry, {PullScope(repo)}, repo.Name() + ": tags", "tags");
+  std::string suffix = "tags/list";
+  if (page_size > 0) suffix = AppendQuery(suffix, "n", std::to_string(page_size));
+  RegistryCall first;
+  core_->Route(first, repo.registry, repo.repository, suffix, RegistryAccess::kListTags);
+  first.scopes = {PullScope(repo)};
+  return ListPaged(*core_, first, repo.Name() + ": tags", "tags");
 }
 
 Status RegistryClient::CheckAuth(std::string_view registry) {
@@ -624,8 +648,11 @@ Status RegistryClient::CheckAuth(std::string_view registry) {
 Result<std::vector<std::string>> RegistryClient::Catalog(std::string_view registry, int page_size) {
   std::string url = core_->BaseUrl(registry) + "/v2/_catalog";
   if (page_size > 0) url = AppendQuery(url, "n", std::to_string(page_size));
-  return ListPaged(*core_, url, std::string(registry), {"registry:catalog:*"},
-                   std::string(registry) + ": catalog", "repositories");
+  RegistryCall first;
+  first.url = url;
+  first.registry = std::string(registry);
+  first.scopes = {"registry:catalog:*"};
+  return ListPaged(*core_, first, std::string(registry) + ": catalog", "repositories");
 }
 
 }  // namespace hoist

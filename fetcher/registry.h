@@ -45,6 +45,11 @@ namespace hoist {
 
 class MirrorResolver;
 
+// What a registry request does, for the mirror configuration (fetcher/mirror_resolver.h): fetch
+// content by digest, resolve a tag, push (uploads, manifest PUTs and deletes, and the existence
+// checks made for them), or list a repository's tags.
+enum class RegistryAccess { kPull, kResolve, kPush, kListTags };
+
 struct RegistryOptions {
   // host[:port] entries (as in Reference::registry) that may be reached over plain http.
   std::vector<std::string> insecure_registries;
@@ -148,8 +153,10 @@ class RegistryClient {
   // GET the manifest or index `ref` names (tag or digest), verified: sha256 of the bytes equals
   // ref.digest (if any) and Docker-Content-Digest (if sent); body mediaType agrees.
   [[nodiscard]] Result<ManifestBytes> GetManifest(const Reference& ref);
-  // HEAD: media type, digest (Docker-Content-Digest) and size, without the body.
-  [[nodiscard]] Result<Descriptor> HeadManifest(const Reference& ref);
+  // HEAD: media type, digest (Docker-Content-Digest) and size, without the body. `access`:
+  // nullopt = as GetManifest (a tag on the resolve hosts); kPush = on the push host.
+  [[nodiscard]] Result<Descriptor> HeadManifest(const Reference& ref,
+                                                std::optional<RegistryAccess> access = {});
   // GetManifest, then down an index (nested ones too) to `platform` (nullopt = options().platform)
   // and fetch + verify + parse the config (unless `config` is kSkip: config left empty).
   [[nodiscard]] Result<ResolvedImage> Resolve(const Reference& ref,
@@ -168,7 +175,10 @@ class RegistryClient {
                                  const std::function<void()>& restart = {});
   // HEAD: the blob's size. ENOENT if absent.
   [[nodiscard]] Result<uint64_t> BlobSize(const Reference& repo, const Digest& digest);
-  [[nodiscard]] Result<bool> BlobExists(const Reference& repo, const Digest& digest);
+  // HEAD: whether the blob exists, on the hosts that serve `access` (kPush before an upload:
+  // the host the upload goes to).
+  [[nodiscard]] Result<bool> BlobExists(const Reference& repo, const Digest& digest,
+                                        RegistryAccess access = RegistryAccess::kPull);
   // Random access to the blobs of one repository (Range GETs; see registry_blob_source.h).
   std::unique_ptr<BlobSource> OpenBlobSource(const Reference& repo);
 
@@ -194,9 +204,9 @@ class RegistryClient {
                                                                       std::string_view media_type,
                                                                       std::string_view bytes);
   // DELETE /v2/<repo>/manifests/<digest> (a tag is first resolved to its digest with HEAD, as
-  // skopeo delete does, so every tag of that manifest goes with it). Returns the deleted digest.
-  // ENOENT when the registry has no such manifest; ENOTSUP when it refuses deletes (405: a
-  // distribution registry without storage.delete.enabled).
+  // skopeo delete does, so every tag of that manifest goes with it), both on the push host. Returns
+  // the deleted digest. ENOENT when the registry has no such manifest; ENOTSUP when it refuses
+  // deletes (405: a distribution registry without storage.delete.enabled).
   [[nodiscard]] Result<Digest> DeleteManifest(const Reference& ref);
   // Tag = GET `source` manifest bytes, PUT them under `new_tag` in the same repository.
   [[nodiscard]] Status Tag(const Reference& source, std::string_view new_tag);
@@ -218,6 +228,8 @@ class RegistryClient {
                                                        uint64_t max_bytes);
 
   // --- listing (Link pagination followed until absent; page_size 0 = registry default) ---
+  // Tags through the mirror configuration (RegistryAccess::kListTags); the catalog from the
+  // registry itself.
   [[nodiscard]] Result<std::vector<std::string>> ListTags(const Reference& repo, int page_size = 0);
   [[nodiscard]] Result<std::vector<std::string>> Catalog(std::string_view registry,
                                                          int page_size = 0);

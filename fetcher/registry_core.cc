@@ -193,6 +193,13 @@ Result<HttpResponse> RegistryCore::Attempt(RegistryCall& call, const Target& tar
 Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
   call.more_hosts = false;
   call.served_by_mirror = false;
+  if (call.pin) {
+    auto r = CallOn(call, HostTarget(call, *call.pin));
+    call.served_by = call.pin->Host();
+    call.served_by_mirror = call.pin->mirror;
+    call.host = call.pin;
+    return r;
+  }
   if (!options_.mirrors || options_.mirrors->empty() || call.repository.empty()) {
     Target own{
         .base_url = BaseUrl(call.registry), .credentials = call.registry, .scopes = call.scopes};
@@ -216,20 +223,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
   for (size_t i = 0; i < hosts.size(); ++i) {
     const MirrorEndpoint& ep = hosts[i];
     const bool last = i + 1 == hosts.size();
-    Target t;
-    t.base_url = ep.origin;
-    t.credentials = ep.credentials_host;
-    // The token scope names the repository as this host knows it.
-    const std::string from = "repository:" + call.repository + ":";
-    for (const std::string& scope : call.scopes) {
-      if (scope.starts_with(from)) {
-        t.scopes.push_back("repository:" + ep.repository + ":" + scope.substr(from.size()));
-      } else {
-        t.scopes.push_back(scope);
-      }
-    }
-    t.tls = ep.tls;
-    t.headers = ep.headers;
+    Target t = HostTarget(call, ep);
     if (!last) {
       t.connect_timeout = options_.mirror_connect_timeout;
       t.max_attempts = 1;
@@ -240,6 +234,7 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
     auto r = CallOn(call, t);
     call.served_by = ep.Host();
     call.served_by_mirror = ep.mirror;
+    call.host = ep;
     if (last || (r && r->status < 400)) {
       if (r) {
         HOIST_LOG(kDebug) << call.what << ": served by " << ep.Host();
@@ -251,6 +246,25 @@ Result<HttpResponse> RegistryCore::Call(RegistryCall& call) {
                       << "); trying " << hosts[i + 1].Host();
   }
   return Fail(EIO, call.what + ": no host to try");  // not reached: hosts is never empty
+}
+
+RegistryCore::Target RegistryCore::HostTarget(const RegistryCall& call,
+                                              const MirrorEndpoint& ep) const {
+  Target t;
+  t.base_url = ep.origin;
+  t.credentials = ep.credentials_host;
+  // The token scope names the repository as this host knows it.
+  const std::string from = "repository:" + call.repository + ":";
+  for (const std::string& scope : call.scopes) {
+    if (!call.repository.empty() && scope.starts_with(from)) {
+      t.scopes.push_back("repository:" + ep.repository + ":" + scope.substr(from.size()));
+    } else {
+      t.scopes.push_back(scope);
+    }
+  }
+  t.tls = ep.tls;
+  t.headers = ep.headers;
+  return t;
 }
 
 Result<HttpResponse> RegistryCore::CallOn(RegistryCall& call, const Target& target) {
@@ -286,7 +300,7 @@ Result<HttpResponse> RegistryCore::CallOn(RegistryCall& call, const Target& targ
       // A request without a body goes out without probing the endpoint first (auth.h).
       const bool bodiless = call.method == "GET" || call.method == "HEAD";
       challenge_unknown = bodiless && !auth_.Knows(base_url);
-      auto a = auth_.Authorize(base_url, target.credentials, target.scopes, bodiless);
+      auto a = auth_.Authorize(base_url, target.credentials, target.scopes, bodiless, target.tls);
       if (a) {
         auth = *a;
         have_auth = true;
@@ -333,8 +347,8 @@ Result<HttpResponse> RegistryCore::CallOn(RegistryCall& call, const Target& targ
           refreshed = true;
         }
         auto www = resp.Header("www-authenticate");
-        auto fresh =
-            auth_.Reauthorize(base_url, target.credentials, target.scopes, www.value_or(""));
+        auto fresh = auth_.Reauthorize(base_url, target.credentials, target.scopes,
+                                       www.value_or(""), target.tls);
         if (!fresh) {
           if (!IsTransientNetworkError(fresh.error()))
             return Fail(fresh.error().Context(call.what));

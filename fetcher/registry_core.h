@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -66,6 +67,11 @@ struct RegistryCall {
   // Out: the host[:port] that served the final response, and whether it was a mirror.
   std::string served_by;
   bool served_by_mirror = false;
+  // Out: with mirrors configured, the host that gave the final response.
+  std::optional<MirrorEndpoint> host;
+  // In: send `url` (absolute: an upload's Location, a next page) to this host alone, with its
+  // TLS settings, headers and credentials (a follow-up of an earlier call's `host`).
+  std::optional<MirrorEndpoint> pin;
 };
 
 class RegistryCore {
@@ -110,6 +116,8 @@ class RegistryCore {
     std::chrono::milliseconds connect_timeout{0};
     int max_attempts = 0;  // 0 = the policy's
   };
+  // The target for one of the resolver's hosts (scopes renamed to its repository).
+  Target HostTarget(const RegistryCall& call, const MirrorEndpoint& ep) const;
   Result<HttpResponse> CallOn(RegistryCall& call, const Target& target);
   Result<HttpResponse> Attempt(RegistryCall& call, const Target& target,
                                const std::optional<std::string>& auth,

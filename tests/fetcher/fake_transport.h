@@ -30,6 +30,7 @@ struct RecordedRequest {
   std::string url;
   HttpHeaderList headers;
   std::string body;
+  HttpTlsOptions tls;
   std::optional<std::string> Header(std::string_view name) const {
     for (const auto& [k, v] : headers) {
       if (k.size() == name.size() &&
@@ -48,7 +49,7 @@ class FakeTransport : public HttpTransport {
   explicit FakeTransport(Handler handler) : handler_(std::move(handler)) {}
 
   Result<HttpResponse> RoundTrip(const HttpRequest& request) override {
-    RecordedRequest rec{request.method, request.url, request.headers, request.body};
+    RecordedRequest rec{request.method, request.url, request.headers, request.body, request.tls};
     if (request.body_reader) {
       rec.body.clear();
       char buf[4096];

@@ -11,6 +11,7 @@
 #include "fetcher/manifest.h"
 #include "fetcher/mirror_resolver.h"
 #include "fetcher/registry.h"
+#include "fetcher/url.h"
 
 namespace hoist {
 namespace {
@@ -1067,6 +1068,78 @@ TEST_F(FaultTest, SkipMirrorsWithOnlyMirrorsFailsSayingSo) {
   ASSERT_TRUE(ok) << ok.error().message();
   EXPECT_EQ(plain.served_by, "mirror1.io");
   EXPECT_EQ(calls.load(), 1);
+}
+
+// A hosts.toml mirror with its own TLS settings (ca, client, as hosts.toml's `ca`/`client`) and
+// Bearer auth whose realm is on another host: the token requests and the requests to the mirror
+// all carry the mirror's TLS settings (the seam: the transport sees them per request);
+// the upstream's requests carry none. A push goes to the mirror (capability "push"), and the
+// upload's PUT to the Location the mirror gave stays on the mirror, authorized and with its TLS.
+TEST_F(FaultTest, MirrorTokenRequestsUseTheMirrorsTls) {
+  HostsToml file;
+  file.path = "hosts.toml";
+  HostsTomlHost mirror{.scheme = "https", .host = "mirror.io", .api_root = "/v2"};
+  mirror.ca_pem = "-----BEGIN CERTIFICATE-----\nprivate CA\n-----END CERTIFICATE-----\n";
+  mirror.client_certs = {{"/etc/certs/client.cert", "/etc/certs/client.key"}};
+  file.hosts.push_back(mirror);
+  options_.mirrors = MirrorResolver::FromParsed({{"reg.io", file}}, {});
+  const std::string manifest = ManifestJson(Digest::Of("c"), 1, Digest::Of(Blob()));
+  constexpr char kMirrorChallenge[] =
+      R"(Bearer realm="https://mirror-auth.io/token",service="mirror.io")";
+  std::vector<RecordedRequest> mirror_side;
+  std::mutex mu;
+  registry_.route = [&](const RecordedRequest& r) -> std::optional<FakeReply> {
+    const bool auth_host = r.url.starts_with("https://mirror-auth.io/");
+    if (!auth_host && !r.url.starts_with("https://mirror.io/")) return std::nullopt;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      mirror_side.push_back(r);
+    }
+    if (auth_host) return FakeReply{200, {}, R"({"token":"mt","expires_in":300})"};
+    if (r.Header("Authorization") != "Bearer mt") {
+      return FakeReply{401, {{"WWW-Authenticate", kMirrorChallenge}}, ""};
+    }
+    if (r.url == "https://mirror.io/v2/") return FakeReply{200, {}, "{}"};
+    if (r.url.find("/manifests/") != std::string::npos && r.method == "GET") {
+      return FakeReply{
+          200, {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}}, manifest};
+    }
+    if (r.method == "POST" && r.url.starts_with("https://mirror.io/v2/lib/x/blobs/uploads/")) {
+      return FakeReply{202, {{"Location", "/v2/lib/x/blobs/uploads/u1?_state=s"}}, ""};
+    }
+    if (r.method == "PUT" && r.url.starts_with("https://mirror.io/v2/lib/x/blobs/uploads/u1")) {
+      return FakeReply{201, {}, ""};
+    }
+    return std::nullopt;
+  };
+  auto m = Client().GetManifest(repo_);
+  ASSERT_TRUE(m) << m.error().message();
+  EXPECT_EQ(m->bytes, manifest);
+  ASSERT_TRUE(Client().UploadBlob(repo_, Digest::Of("blob"), "blob"));
+
+  std::vector<std::string> seen;
+  for (const RecordedRequest& r : mirror_side) {
+    seen.push_back(r.method + " " + r.url);
+    EXPECT_EQ(r.tls.ca_pem, mirror.ca_pem) << r.url;
+    EXPECT_EQ(r.tls.client_cert, "/etc/certs/client.cert") << r.url;
+    EXPECT_EQ(r.tls.client_key, "/etc/certs/client.key") << r.url;
+    EXPECT_FALSE(r.tls.skip_verify) << r.url;
+  }
+  const std::string token =
+      "GET https://mirror-auth.io/token?service=mirror.io&scope=repository%3Alib%2Fx%3A";
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "GET https://mirror.io/v2/lib/x/manifests/latest?ns=reg.io",
+                      token + "pull",
+                      "GET https://mirror.io/v2/lib/x/manifests/latest?ns=reg.io",
+                      token + "pull%2Cpush",
+                      "POST https://mirror.io/v2/lib/x/blobs/uploads/?ns=reg.io",
+                      "PUT https://mirror.io/v2/lib/x/blobs/uploads/u1?_state=s&digest=" +
+                          QueryEscape(Digest::Of("blob").str()),
+                  }));
+  EXPECT_EQ(mirror_side.back().Header("Authorization"), "Bearer mt");
+  // Nothing went to the upstream or its token server.
+  EXPECT_TRUE(transport_->RequestsTo("https://reg.io/").empty());
+  EXPECT_TRUE(transport_->RequestsTo("https://auth.io/").empty());
 }
 
 }  // namespace

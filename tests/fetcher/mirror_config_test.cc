@@ -189,6 +189,12 @@ blocked = false
   // Unmatched: the registry alone.
   EXPECT_EQ(Urls(*r, "other.example", "a", RegistryAccess::kPull),
             (std::vector<std::string>{"https://other.example/v2/a/blobs/sha256:ab"}));
+  // Pushes and tag listings: the registry the reference names, as containers/image (no mirrors,
+  // no location rewriting).
+  for (RegistryAccess access : {RegistryAccess::kPush, RegistryAccess::kListTags}) {
+    EXPECT_EQ(Urls(*r, "example.com", "team/app", access, "tags/list"),
+              (std::vector<std::string>{"https://example.com/v2/team/app/tags/list"}));
+  }
 }
 
 TEST_F(MirrorConfigTest, RegistriesConfBlockedAndBadFiles) {
@@ -196,11 +202,12 @@ TEST_F(MirrorConfigTest, RegistriesConfBlockedAndBadFiles) {
                                   "/etc/r.conf");
   ASSERT_TRUE(conf.has_value()) << conf.error().message();
   auto r = MirrorResolver::FromParsed({}, *conf);
-  auto eps = r->Endpoints("evil.example", "x/y", RegistryAccess::kPull, "https://evil.example",
-                          PlainLoopback);
-  ASSERT_FALSE(eps.has_value());
-  EXPECT_EQ(eps.error().code(), EACCES);
-  EXPECT_EQ(eps.error().message(), "evil.example/x/y: registry blocked by /etc/r.conf:1");
+  for (RegistryAccess access : {RegistryAccess::kPull, RegistryAccess::kPush}) {
+    auto eps = r->Endpoints("evil.example", "x/y", access, "https://evil.example", PlainLoopback);
+    ASSERT_FALSE(eps.has_value());
+    EXPECT_EQ(eps.error().code(), EACCES);
+    EXPECT_EQ(eps.error().message(), "evil.example/x/y: registry blocked by /etc/r.conf:1");
+  }
   EXPECT_TRUE(r->Endpoints("evil.example", "xy", RegistryAccess::kPull, "https://evil.example",
                            PlainLoopback)
                   .has_value());
@@ -282,6 +289,21 @@ location = "conf-mirror.example"
             (std::vector<std::string>{
                 "https://default-mirror.example/v2/app/blobs/sha256:ab?ns=third.example",
                 "https://third.example/v2/app/blobs/sha256:ab"}));
+  // Push: the first host with the push capability alone (the server here: neither mirror may
+  // push); tag listing: the resolve hosts, as for tags.
+  EXPECT_EQ(Urls(r, "reg.example", "app", RegistryAccess::kPush, "blobs/uploads/"),
+            (std::vector<std::string>{"https://reg.example/v2/app/blobs/uploads/"}));
+  EXPECT_EQ(Urls(r, "third.example", "app", RegistryAccess::kPush, "blobs/uploads/"),
+            (std::vector<std::string>{
+                "https://default-mirror.example/v2/app/blobs/uploads/?ns=third.example"}));
+  EXPECT_EQ(Urls(r, "reg.example", "app", RegistryAccess::kListTags, "tags/list"),
+            (std::vector<std::string>{"https://both.example/base/v2/app/tags/list?ns=reg.example",
+                                      "https://reg.example/v2/app/tags/list"}));
+  auto no_push = r.Endpoints("noresolve.example", "app", RegistryAccess::kPush,
+                             "https://noresolve.example", PlainLoopback);
+  ASSERT_FALSE(no_push.has_value());
+  EXPECT_EQ(no_push.error().message(), "noresolve.example/app: no host in " + dir_ +
+                                           "/certs.d/noresolve.example/hosts.toml may push");
   auto none = r.Endpoints("noresolve.example", "app", RegistryAccess::kResolve,
                           "https://noresolve.example", PlainLoopback);
   ASSERT_FALSE(none.has_value());

@@ -165,7 +165,8 @@ Status TestRegistry::WriteConfig() {
       break;
     case RegistryAuthMode::kToken:
       c += "auth:\n  token:\n";
-      c += "    realm: " + token_server_->realm() + "\n";
+      c += "    realm: " +
+           (options_.token_realm.empty() ? token_server_->realm() : options_.token_realm) + "\n";
       c += "    service: " + token_server_->options().service + "\n";
       c += "    issuer: " + token_server_->options().issuer + "\n";
       c += "    rootcertbundle: " + token_server_->cert_path() + "\n";

@@ -72,6 +72,9 @@ struct TestRegistryOptions {
   // Non-empty: distribution's pull-through cache mode (`proxy: remoteurl: URL`), e.g. another
   // TestRegistry's base_url(); the registry then serves pulls by fetching from there.
   std::string proxy_remote_url;
+  // kToken: the realm the registry's challenges name ("" = the token server's own http realm),
+  // e.g. a TLS front of the token server (tests/harness/tls_proxy.py).
+  std::string token_realm;
 };
 
 // One HTTP request as the registry logged it.

@@ -2,13 +2,16 @@
 // tests/integration/snapshotter_test.cc (the real binary's source is the layer store). A layer
 // counts as lazy when a pre-extracted tree exists at $HOIST_FAKE_LAYER_DIR/<chain id, ':' as '-'>;
 // any other layer gets the real answer "not lazy" and is unpacked by containerd. Everything else is
-// the real daemon (tools/snapshotter/daemon.h).
+// the real daemon (tools/snapshotter/daemon.h). With $HOIST_FAKE_DUMP_CONFIG set, the factory
+// instead writes the DaemonConfig's registry fields there (one `key=value` a line) and fails, so
+// a test sees what the flags parsed to.
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <memory>
 #include <string>
 
+#include "base/file_util.h"
 #include "tools/snapshotter/daemon.h"
 
 namespace {
@@ -41,7 +44,18 @@ int main(int argc, char** argv) {
   if (dir != nullptr && *dir != '\0') source = std::make_shared<PreExtractedLayers>(dir);
   return hoist::SnapshotterMain(
       argc, argv,
-      [source](hoist::DaemonConfig&) -> hoist::Result<std::shared_ptr<hoist::RemoteLayerSource>> {
+      [source](
+          hoist::DaemonConfig& config) -> hoist::Result<std::shared_ptr<hoist::RemoteLayerSource>> {
+        const char* dump = std::getenv("HOIST_FAKE_DUMP_CONFIG");
+        if (dump != nullptr && *dump != '\0') {
+          std::string text =
+              "hosts_dir=" + config.hosts_dir + "\n" + "registries_conf=" + config.registries_conf +
+              "\n" +
+              "mirror_connect_timeout_ms=" + std::to_string(config.mirror_connect_timeout_ms) +
+              "\n";
+          HOIST_RETURN_IF_ERROR(hoist::WriteFileAtomic(dump, text));
+          return hoist::Fail(ECANCELED, "configuration written to " + std::string(dump));
+        }
         return source;
       });
 }

@@ -146,6 +146,38 @@ harness::TestRegistry* LayerStoreSourceTest::registry_ = nullptr;
 harness::BuiltImage* LayerStoreSourceTest::gzip_ = nullptr;
 std::vector<Digest>* LayerStoreSourceTest::layers_ = nullptr;
 
+// hoist-snapshotter's flags reach the layer store's mount options: the registry and mirror
+// settings (--mirror-connect-timeout included) pass through unchanged.
+TEST(LayerStoreSourceOptions, DaemonFlagsReachTheMountOptions) {
+  DaemonConfig config;
+  config.root = "/var/lib/hoist-snapshotter";
+  config.cache = "/var/cache/hoist";
+  config.insecure_registries = {"reg.example:5000"};
+  config.hosts_dir = "/etc/hoist/certs.d";
+  config.registries_conf = "none";
+  config.mirror_connect_timeout_ms = 250;
+  config.prefetch = "priority";
+  auto o = LayerStoreSourceOptionsFor(config);
+  ASSERT_TRUE(o.has_value()) << o.error().message();
+  const MountOptions mo = LayerStoreMountOptions(*o);
+  EXPECT_EQ(mo.mountpoint, "/var/lib/hoist-snapshotter/layers");
+  EXPECT_EQ(mo.cache_dir, "/var/cache/hoist");
+  EXPECT_EQ(mo.insecure_registries, std::vector<std::string>{"reg.example:5000"});
+  EXPECT_EQ(mo.hosts_dir, "/etc/hoist/certs.d");
+  EXPECT_EQ(mo.registries_conf, "none");
+  EXPECT_EQ(mo.mirror_connect_timeout_ms, 250);
+  EXPECT_EQ(mo.prefetch, PrefetchMode::kPriority);
+  EXPECT_TRUE(mo.allow_other);
+  EXPECT_TRUE(mo.suid);
+  config.mirror_connect_timeout_ms = 0;  // not given: the default applies later (UseMirrors)
+  EXPECT_EQ(LayerStoreMountOptions(*LayerStoreSourceOptionsFor(config)).mirror_connect_timeout_ms,
+            0);
+  config.prefetch = "sometimes";
+  auto bad = LayerStoreSourceOptionsFor(config);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message(), "--prefetch sometimes: expected none, priority or all");
+}
+
 TEST_F(LayerStoreSourceTest, ReferencesPerChainId) {
   const std::string mnt = NewDir("layers");
   auto source = Start(mnt);

@@ -15,6 +15,8 @@
 #include <chrono>
 #include <memory>
 #include <set>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -65,6 +67,66 @@ std::multiset<std::string> Seen(const TestRegistry& reg, uint64_t mark, size_t c
   });
   return out;
 }
+
+// "METHOD URI STATUS" of the requests logged since `mark` whose URI contains `needle`, once one
+// equal to `until` is there ("" = at once).
+std::vector<std::string> SeenFor(const TestRegistry& reg, uint64_t mark, const std::string& needle,
+                                 const std::string& until = "") {
+  std::vector<std::string> out;
+  harness::WaitUntil([&] {
+    out.clear();
+    auto reqs = reg.Requests(mark);
+    if (!reqs) return false;
+    bool found = until.empty();
+    for (const auto& r : *reqs) {
+      if (r.uri.find(needle) == std::string::npos) continue;
+      out.push_back(r.method + " " + r.uri + " " + std::to_string(r.status));
+      if (out.back() == until) found = true;
+    }
+    return found;
+  });
+  return out;
+}
+
+// A free TCP port on 127.0.0.1 (bound, read and released: the caller binds it next).
+uint16_t FreePort() {
+  ScopedFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return 0;
+  socklen_t len = sizeof(addr);
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  return ntohs(addr.sin_port);
+}
+
+// tests/harness/tls_proxy.py in front of 127.0.0.1:`backend`, on `port` (0 = any).
+struct TlsFront {
+  harness::ChildProcess process;
+  uint16_t port = 0;
+  Status Start(const std::string& dir, const std::string& name, uint16_t backend,
+               uint16_t want_port = 0) {
+    const std::string port_file = dir + "/" + name + ".port";
+    HOIST_ASSIGN_OR_RETURN(
+        process,
+        harness::ChildProcess::Start({"python3", harness::HarnessSourceDir() + "/tls_proxy.py",
+                                      "--cert", dir + "/server.pem", "--key", dir + "/server.key",
+                                      "--backend", "127.0.0.1:" + std::to_string(backend), "--port",
+                                      std::to_string(want_port), "--port-file", port_file},
+                                     {.stderr_path = dir + "/" + name + ".log"}));
+    std::string text;
+    if (!harness::WaitUntil([&] {
+          auto t = ReadFile(port_file);
+          if (t) text = *t;
+          return t.has_value();
+        })) {
+      return Fail(ETIMEDOUT,
+                  name + ": tls_proxy.py did not start; see " + dir + "/" + name + ".log");
+    }
+    port = static_cast<uint16_t>(std::stoi(text));
+    return Ok();
+  }
+};
 
 // Everything one suite shares: the upstream U and the mirror M (both real registries), an image
 // pushed to both, and M stripped of the image's big layer.
@@ -661,6 +723,191 @@ TEST_F(MirrorTest, CliTakesHostsDirAndRegistriesConf) {
   EXPECT_NE(r5.exit_code, 0);
   EXPECT_NE(r5.stderr_text.find(dir_ + "/bad.conf:2: blocked must be a boolean"), std::string::npos)
       << r5.stderr_text;
+}
+
+// Pushes (`hoist copy` to a registry) go where containerd and podman push: with hosts.toml, the
+// first host with the push capability alone (a mirror here, with ?ns=), else the server; with
+// registries.conf, the registry itself (mirrors are pull-only); `blocked` refuses. Each
+// registry's log says who received what, and the pushed image is on that registry only.
+TEST_F(MirrorTest, PushesGoToThePushHostAlone) {
+  auto direct = Client("", "");
+  ASSERT_NE(direct, nullptr);
+  auto copy = [&](const std::string& hosts_dir, const std::string& conf, const std::string& tag,
+                  const std::vector<std::string>& env = {}) {
+    return harness::RunHoist({"copy", "--hosts-dir", hosts_dir, "--registries-conf", conf,
+                              image().OciRef(), "docker://" + U().ImageRef("test/pushed", tag)},
+                             env);
+  };
+  const std::string repo = "/v2/test/pushed/";
+  {
+    // A mirror with capabilities = ["push"] receives the whole push, the upstream nothing.
+    const uint64_t um = U().LogMark(), mm = M().LogMark();
+    auto r = copy(WriteHostsToml({M().base_url()}, "[\"push\"]"), "none", "p1");
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    const std::string put = "PUT " + repo + "manifests/p1" + Ns() + " 201";
+    auto m = SeenFor(M(), mm, repo, put);
+    EXPECT_EQ(std::count(m.begin(), m.end(), put), 1) << testing::PrintToString(m);
+    for (const Digest& d :
+         {image().config_digest, image().layers[0].digest, image().layers[1].digest}) {
+      EXPECT_EQ(std::count(m.begin(), m.end(), "HEAD " + repo + "blobs/" + d.str() + Ns() + " 404"),
+                1)
+          << d.str() << " " << testing::PrintToString(m);
+    }
+    EXPECT_EQ(std::count(m.begin(), m.end(), "POST " + repo + "blobs/uploads/" + Ns() + " 202"), 3)
+        << testing::PrintToString(m);
+    EXPECT_EQ(SeenFor(U(), um, repo), std::vector<std::string>{});
+    auto on_m = direct->GetManifest(*Reference::Parse(M().ImageRef("test/pushed", "p1")));
+    ASSERT_TRUE(on_m.has_value()) << on_m.error().message();
+    EXPECT_EQ(on_m->bytes, image().manifest);
+    auto on_u = direct->HeadManifest(*Reference::Parse(U().ImageRef("test/pushed", "p1")));
+    ASSERT_FALSE(on_u.has_value());
+    EXPECT_EQ(on_u.error().code(), ENOENT) << on_u.error().message();
+  }
+  {
+    // A mirror that may pull and resolve but not push: the push goes to the server.
+    const uint64_t um = U().LogMark(), mm = M().LogMark();
+    auto r = copy(WriteHostsToml({M().base_url()}), "none", "p2");
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    const std::string put = "PUT " + repo + "manifests/p2 201";
+    auto u = SeenFor(U(), um, repo, put);
+    EXPECT_EQ(std::count(u.begin(), u.end(), put), 1) << testing::PrintToString(u);
+    EXPECT_EQ(SeenFor(M(), mm, repo), std::vector<std::string>{});
+  }
+  {
+    // registries.conf mirrors are pull-only: the registry itself receives the push.
+    const uint64_t um = U().LogMark(), mm = M().LogMark();
+    auto r = copy("none", WriteRegistriesConf("", {M().host_port()}), "p3");
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    const std::string put = "PUT " + repo + "manifests/p3 201";
+    auto u = SeenFor(U(), um, repo, put);
+    EXPECT_EQ(std::count(u.begin(), u.end(), put), 1) << testing::PrintToString(u);
+    EXPECT_EQ(SeenFor(M(), mm, repo), std::vector<std::string>{});
+  }
+  {
+    // blocked refuses the push in one line, before any request.
+    const uint64_t um = U().LogMark();
+    auto blocked = WriteRegistriesConf("blocked = true\n", {});
+    auto r = copy("none", blocked, "p4");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(
+        r.stderr_text.find(U().host_port() + "/test/pushed: registry blocked by " + blocked + ":1"),
+        std::string::npos)
+        << r.stderr_text;
+    EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
+    EXPECT_EQ(SeenFor(U(), um, "/v2/test/pushed/manifests/p4"), std::vector<std::string>{});
+  }
+}
+
+// `hoist tags`: with hosts.toml, tags are listed by the hosts allowed to resolve (containerd
+// resolves tags only there), falling through in order; with registries.conf, by the registry
+// itself, as skopeo list-tags (containers/image lists tags without mirrors).
+TEST_F(MirrorTest, TagListsGoToResolveHostsOrTheRegistry) {
+  auto tags = [&](const std::string& hosts_dir, const std::string& conf) {
+    return harness::RunHoist({"tags", "--hosts-dir", hosts_dir, "--registries-conf", conf,
+                              U().host_port() + "/test/img"});
+  };
+  const std::string list = "/v2/test/img/tags/list";
+  {
+    const uint64_t um = U().LogMark(), mm = M().LogMark();
+    auto r = tags(WriteHostsToml({M().base_url()}), "none");
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, "v1\n");
+    const std::string get = "GET " + list + Ns() + " 200";
+    EXPECT_EQ(SeenFor(M(), mm, list, get), std::vector<std::string>{get});
+    EXPECT_EQ(SeenFor(U(), um, list), std::vector<std::string>{});
+  }
+  {
+    const uint64_t um = U().LogMark(), mm = M().LogMark();
+    auto r = tags(WriteHostsToml({M().base_url()}, "[\"pull\"]"), "none");
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, "v1\n");
+    const std::string get = "GET " + list + " 200";
+    EXPECT_EQ(SeenFor(U(), um, list, get), std::vector<std::string>{get});
+    EXPECT_EQ(SeenFor(M(), mm, list), std::vector<std::string>{});
+  }
+  {
+    const uint64_t um = U().LogMark(), mm = M().LogMark();
+    auto r = tags("none", WriteRegistriesConf("", {M().host_port()}));
+    ASSERT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    EXPECT_EQ(r.stdout_text, "v1\n");
+    const std::string get = "GET " + list + " 200";
+    EXPECT_EQ(SeenFor(U(), um, list, get), std::vector<std::string>{get});
+    EXPECT_EQ(SeenFor(M(), mm, list), std::vector<std::string>{});
+  }
+}
+
+// A mirror reached over TLS with a private CA (hosts.toml `ca`) whose Bearer realm is also
+// served over TLS by that CA: the token request must use the mirror's CA too, or the mirror is
+// given up (EPROTO) and the upstream serves. Real parts: a CA and a server certificate made
+// with openssl, TLS fronts (tls_proxy.py) for a token-auth registry in pull-through mode (its
+// remote is U) and for its token server. The mirror's log shows it served the manifest with a
+// token; without `ca` the same pull falls through to U.
+TEST_F(MirrorTest, TlsMirrorTokenRequestsUseItsCa) {
+  ASSERT_TRUE(harness::RequirePrograms({"openssl", "python3"}));
+  auto sh = [&](const std::string& cmd) {
+    auto r = harness::RunChecked({"sh", "-c", cmd}, {.cwd = dir_});
+    EXPECT_TRUE(r.has_value()) << r.error().message();
+  };
+  sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+     "-subj /CN=hoist-test-ca 2>/dev/null");
+  sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+     "-subj /CN=127.0.0.1 2>/dev/null");
+  sh("printf 'subjectAltName=IP:127.0.0.1\n' > san.ext && openssl x509 -req -in server.csr "
+     "-CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext "
+     "2>/dev/null");
+  const uint16_t token_port = FreePort();
+  ASSERT_NE(token_port, 0);
+  auto mirror = TestRegistry::Launch(
+      {.auth = harness::RegistryAuthMode::kToken,
+       .user = "",
+       .password = "",
+       .proxy_remote_url = U().base_url(),
+       .token_realm = "https://127.0.0.1:" + std::to_string(token_port) + "/token"});
+  ASSERT_TRUE(mirror.has_value()) << mirror.error().message();
+  TlsFront token_front, registry_front;
+  ASSERT_TRUE(token_front.Start(dir_, "token", (*mirror)->token_server()->port(), token_port));
+  ASSERT_TRUE(registry_front.Start(dir_, "registry", (*mirror)->port()));
+  const std::string origin = "https://127.0.0.1:" + std::to_string(registry_front.port);
+
+  auto hosts_toml = [&](const std::string& extra) {
+    std::string d = dir_ + "/certs.d/" + U().host_port();
+    EXPECT_TRUE(MakeDirs(d));
+    EXPECT_TRUE(WriteFileAtomic(
+        d + "/hosts.toml", "server = \"" + U().base_url() + "\"\n" + "[host.\"" + origin + "\"]\n" +
+                               "  capabilities = [\"pull\", \"resolve\"]\n" + extra));
+    return dir_ + "/certs.d";
+  };
+  const std::string manifest = "GET " + Path("manifests/v1") + Ns();
+  {
+    auto client = Client(hosts_toml("  ca = \"" + dir_ + "/ca.pem\"\n"), "");
+    ASSERT_NE(client, nullptr);
+    const uint64_t mm = (*mirror)->LogMark(), um = U().LogMark();
+    auto got = client->GetManifest(Ref());
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_EQ(got->bytes, image().manifest);
+    // The mirror: first anonymous (401: its challenge), then with the token, 200.
+    EXPECT_EQ(SeenFor(**mirror, mm, "/manifests/", manifest + " 200"),
+              (std::vector<std::string>{manifest + " 401", manifest + " 200"}));
+    auto stats = (*mirror)->token_server()->Stats();
+    ASSERT_TRUE(stats.has_value()) << stats.error().message();
+    EXPECT_EQ(stats->issued, 1);
+    // U served the mirror's own pull-through fetch, not hoist's: no ?ns= there.
+    for (const std::string& line : SeenFor(U(), um, "/manifests/")) {
+      EXPECT_EQ(line.find("ns="), std::string::npos) << line;
+    }
+  }
+  {
+    // Without `ca` the mirror's certificate is not trusted: the pull falls through to U.
+    auto client = Client(hosts_toml(""), "");
+    ASSERT_NE(client, nullptr);
+    const uint64_t mm = (*mirror)->LogMark(), um = U().LogMark();
+    auto got = client->GetManifest(Ref());
+    ASSERT_TRUE(got.has_value()) << got.error().message();
+    EXPECT_EQ(got->bytes, image().manifest);
+    const std::string direct = "GET " + Path("manifests/v1") + " 200";
+    EXPECT_EQ(SeenFor(U(), um, "/manifests/", direct), std::vector<std::string>{direct});
+    EXPECT_EQ(SeenFor(**mirror, mm, "/manifests/"), std::vector<std::string>{});
+  }
 }
 
 }  // namespace

@@ -61,6 +61,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -1346,6 +1347,40 @@ TEST(SnapshotterFlags, BadInputIsOneLineError) {
   EXPECT_TRUE(again.has_value()) << again.error().message();
   first.Stop();
   EXPECT_FALSE(Exists(sock)) << ReadFile(dir + "/first.log").value_or("");  // a clean stop
+  (void)RemoveTree(dir);
+}
+
+// --mirror-connect-timeout (as hoist's flag and hoistfs's -o mirror_connect_timeout=): listed in
+// --help, checked (0..3600000 ms, 0 = the default), and parsed into the daemon's configuration
+// (the fake-source binary writes what its factory was given). The mapping on to the layer
+// store's mount options is covered by layer_store_source_test.
+TEST(SnapshotterFlags, MirrorConnectTimeout) {
+  char templ[] = "/tmp/hoist-snap-mirror-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ, sock = dir + "/s.sock", root = dir + "/root";
+  CommandResult help = RunTool({SNAPSHOTTER_BINARY, "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.stdout_text.find("--mirror-connect-timeout"), std::string::npos)
+      << help.stdout_text;
+  for (const std::string bad : {"soon", "-5", "3600001"}) {
+    CommandResult r = RunTool(
+        {SNAPSHOTTER_BINARY, "--address", sock, "--root", root, "--mirror-connect-timeout", bad});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_TRUE(r.stderr_text.starts_with("hoist-snapshotter: ")) << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find("--mirror-connect-timeout"), std::string::npos) << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find(bad), std::string::npos) << r.stderr_text;
+    EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
+  }
+  const std::string dump = dir + "/config.txt";
+  CommandResult r = harness::RunForResult(
+      {FAKE_REMOTE_SNAPSHOTTER_BINARY, "--no-supervisor", "--address", sock, "--root", root,
+       "--hosts-dir", dir + "/certs.d", "--mirror-connect-timeout", "250"},
+      {.timeout = std::chrono::seconds(60), .env = {"HOIST_FAKE_DUMP_CONFIG=" + dump}});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.stderr_text, "hoist-snapshotter: configuration written to " + dump + "\n");
+  EXPECT_EQ(ReadFile(dump).value_or(""), "hosts_dir=" + dir +
+                                             "/certs.d\nregistries_conf=\n"
+                                             "mirror_connect_timeout_ms=250\n");
   (void)RemoveTree(dir);
 }
 

@@ -154,7 +154,8 @@ class DockerDestination : public ImageDestination {
   std::string name() const override { return "docker://" + ref_.String(); }
 
   Result<bool> EnsureBlob(const Descriptor& blob, const ImageSource* source) override {
-    HOIST_ASSIGN_OR_RETURN(bool exists, client_->BlobExists(ref_, blob.digest));
+    HOIST_ASSIGN_OR_RETURN(bool exists,
+                           client_->BlobExists(ref_, blob.digest, RegistryAccess::kPush));
     if (exists) return true;
     if (source == nullptr) return false;
     std::string from = source->registry_repository();

@@ -95,6 +95,10 @@ int SnapshotterMain(int argc, char** argv, const RemoteSourceFactory& factory) {
   app.add_option("--registries-conf", config.registries_conf,
                  "containers registries.conf for mirrors (default $CONTAINERS_REGISTRIES_CONF "
                  "or /etc/containers/registries.conf)");
+  app.add_option("--mirror-connect-timeout", config.mirror_connect_timeout_ms,
+                 "milliseconds to wait for a mirror's connection before the next host "
+                 "(default 3000)")
+      ->check(CLI::Range(0, 3600000));
   app.add_option("--prefetch", config.prefetch,
                  "background fetch of lazy layers: none, priority or all (default all)");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off");

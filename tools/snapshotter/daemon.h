@@ -47,9 +47,10 @@ struct DaemonConfig {
   std::string root;   // absolute, no trailing slash
   std::string cache;  // --cache, or root + "/cache"
   std::vector<std::string> insecure_registries;
-  std::string hosts_dir;        // --hosts-dir ("" = the default; fetcher/mirror_resolver.h)
-  std::string registries_conf;  // --registries-conf ("" = the default)
-  std::string prefetch;         // as given ("" = the default)
+  std::string hosts_dir;              // --hosts-dir ("" = the default; fetcher/mirror_resolver.h)
+  std::string registries_conf;        // --registries-conf ("" = the default)
+  int mirror_connect_timeout_ms = 0;  // --mirror-connect-timeout (0 = the default, 3000)
+  std::string prefetch;               // as given ("" = the default)
   // Fds handed to this process by a fd store (LISTEN_FDS: systemd, or hoist's supervisor); the
   // factory takes what it kept there (the layer store's connection).
   std::vector<ListenFd> inherited_fds;

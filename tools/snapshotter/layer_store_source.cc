@@ -15,6 +15,39 @@
 
 namespace hoist {
 
+Result<LayerStoreSourceOptions> LayerStoreSourceOptionsFor(const DaemonConfig& config) {
+  LayerStoreSourceOptions o;
+  o.mountpoint = config.root + "/layers";
+  o.cache_dir = config.cache;
+  o.insecure_registries = config.insecure_registries;
+  o.hosts_dir = config.hosts_dir;
+  o.registries_conf = config.registries_conf;
+  o.mirror_connect_timeout_ms = config.mirror_connect_timeout_ms;
+  if (!config.prefetch.empty()) {
+    auto mode = ParsePrefetchMode(config.prefetch);
+    if (!mode) {
+      return Fail(EINVAL, "--prefetch " + config.prefetch + ": expected none, priority or all");
+    }
+    o.prefetch = *mode;
+  }
+  return o;
+}
+
+MountOptions LayerStoreMountOptions(const LayerStoreSourceOptions& options) {
+  MountOptions mo;
+  mo.mountpoint = options.mountpoint;
+  mo.cache_dir = options.cache_dir;
+  mo.insecure_registries = options.insecure_registries;
+  mo.hosts_dir = options.hosts_dir;
+  mo.registries_conf = options.registries_conf;
+  mo.mirror_connect_timeout_ms = options.mirror_connect_timeout_ms;
+  mo.prefetch = options.prefetch;
+  mo.allow_other = true;
+  mo.suid = true;
+  mo.state_dir = options.state_dir;
+  return mo;
+}
+
 Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
     const LayerStoreSourceOptions& options, LayerStoreHandoff* handoff) {
   if (handoff != nullptr && HandedOverConnectionIsDead(handoff->fuse_fd.get())) {
@@ -31,16 +64,7 @@ Result<std::shared_ptr<LayerStoreSource>> LayerStoreSource::Start(
     HOIST_RETURN_IF_ERROR(MakeDirs(options.mountpoint, 0755));
   }
   if (!options.cache_dir.empty()) HOIST_RETURN_IF_ERROR(MakeDirs(options.cache_dir, 0700));
-  MountOptions mo;
-  mo.mountpoint = options.mountpoint;
-  mo.cache_dir = options.cache_dir;
-  mo.insecure_registries = options.insecure_registries;
-  mo.hosts_dir = options.hosts_dir;
-  mo.registries_conf = options.registries_conf;
-  mo.prefetch = options.prefetch;
-  mo.allow_other = true;
-  mo.suid = true;
-  mo.state_dir = options.state_dir;
+  const MountOptions mo = LayerStoreMountOptions(options);
   auto store = LayerStore::Start(mo, handoff);
   if (!store) return Fail(store.error().Context("starting the layer store"));
   return std::shared_ptr<LayerStoreSource>(new LayerStoreSource(std::move(*store)));

@@ -50,7 +50,9 @@
 #include "base/mutex.h"
 #include "base/status.h"
 #include "fusefs/layer_store.h"
+#include "fusefs/mount_options.h"
 #include "fusefs/prefetcher.h"
+#include "tools/snapshotter/daemon.h"
 #include "tools/snapshotter/remote_layer_source.h"
 
 namespace hoist {
@@ -59,11 +61,19 @@ struct LayerStoreSourceOptions {
   std::string mountpoint;  // created if missing
   std::string cache_dir;   // the hoist store ("" = ResolveCacheDir's default)
   std::vector<std::string> insecure_registries;
-  std::string hosts_dir;        // mirrors ("" = the default; fetcher/mirror_resolver.h)
-  std::string registries_conf;  // likewise
+  std::string hosts_dir;              // mirrors ("" = the default; fetcher/mirror_resolver.h)
+  std::string registries_conf;        // likewise
+  int mirror_connect_timeout_ms = 0;  // 0 = the default (RegistryOptions)
   PrefetchMode prefetch = PrefetchMode::kAll;
   std::string state_dir;  // for `hoist stats MOUNTPOINT` ("" = DefaultStateDir())
 };
+
+// hoist-snapshotter's flags as the source's options (mountpoint ROOT/layers); EINVAL for a bad
+// --prefetch.
+[[nodiscard]] Result<LayerStoreSourceOptions> LayerStoreSourceOptionsFor(
+    const DaemonConfig& config);
+// The layer store's mount options for `options` (allow_other and suid on).
+MountOptions LayerStoreMountOptions(const LayerStoreSourceOptions& options);
 
 class LayerStoreSource : public RemoteLayerSource {
  public:

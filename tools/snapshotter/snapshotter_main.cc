@@ -12,20 +12,8 @@ int main(int argc, char** argv) {
   return hoist::SnapshotterMain(
       argc, argv,
       [](hoist::DaemonConfig& config) -> hoist::Result<std::shared_ptr<hoist::RemoteLayerSource>> {
-        hoist::LayerStoreSourceOptions o;
-        o.mountpoint = config.root + "/layers";
-        o.cache_dir = config.cache;
-        o.insecure_registries = config.insecure_registries;
-        o.hosts_dir = config.hosts_dir;
-        o.registries_conf = config.registries_conf;
-        if (!config.prefetch.empty()) {
-          auto mode = hoist::ParsePrefetchMode(config.prefetch);
-          if (!mode) {
-            return hoist::Fail(
-                EINVAL, "--prefetch " + config.prefetch + ": expected none, priority or all");
-          }
-          o.prefetch = *mode;
-        }
+        HOIST_ASSIGN_OR_RETURN(hoist::LayerStoreSourceOptions o,
+                               hoist::LayerStoreSourceOptionsFor(config));
         hoist::LayerStoreHandoff handoff;
         for (hoist::ListenFd& fd : config.inherited_fds) {
           if (fd.name == hoist::kLayersFuseFdName) handoff.fuse_fd = std::move(fd.fd);
