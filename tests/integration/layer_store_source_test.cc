@@ -96,6 +96,15 @@ class LayerStoreSourceTest : public ::testing::Test {
     delete registry_;
     registry_ = nullptr;
     if (work_ != nullptr) (void)RemoveTree(*work_);
+    // A --gtest_repeat iteration makes new ones.
+    delete work_;
+    work_ = nullptr;
+    delete gzip_;
+    gzip_ = nullptr;
+    delete layers_;
+    layers_ = nullptr;
+    delete setup_error_;
+    setup_error_ = nullptr;
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }

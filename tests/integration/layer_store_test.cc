@@ -194,6 +194,10 @@ class LayerStoreTest : public ::testing::Test {
     delete image_;
     delete umoci_tree_;
     work_ = nullptr;
+    image_ = nullptr;
+    umoci_tree_ = nullptr;
+    delete setup_error_;  // a --gtest_repeat iteration makes a new one
+    setup_error_ = nullptr;
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }

@@ -176,6 +176,10 @@ class MountTest : public ::testing::Test {
     if (work_ != nullptr && (keep == nullptr || *keep != '1')) (void)RemoveTree(*work_);
     delete work_;
     work_ = nullptr;
+    delete lazy_layer_;  // a --gtest_repeat iteration makes new ones
+    lazy_layer_ = nullptr;
+    delete setup_error_;
+    setup_error_ = nullptr;
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
