@@ -96,12 +96,23 @@ class LayerStoreSourceTest : public ::testing::Test {
     delete registry_;
     registry_ = nullptr;
     if (work_ != nullptr) (void)RemoveTree(*work_);
+    // A --gtest_repeat iteration makes new ones.
+    delete work_;
+    work_ = nullptr;
+    delete gzip_;
+    gzip_ = nullptr;
+    delete layers_;
+    layers_ = nullptr;
+    delete setup_error_;
+    setup_error_ = nullptr;
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
 
   static std::string ZstdRef() { return registry_->ImageRef("src/zstd", "v1"); }
 
+  // A new directory, never one another test of the suite used (the number runs on across the
+  // suite's tests): each test's cache is its own host store.
   std::string NewDir(const std::string& name) {
     const std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
     EXPECT_TRUE(MakeDirs(d).has_value());
@@ -137,7 +148,7 @@ class LayerStoreSourceTest : public ::testing::Test {
   static harness::TestRegistry* registry_;
   static harness::BuiltImage* gzip_;
   static std::vector<Digest>* layers_;
-  int counter_ = 0;
+  static int counter_;
 };
 
 std::string* LayerStoreSourceTest::setup_error_ = nullptr;
@@ -145,6 +156,7 @@ std::string* LayerStoreSourceTest::work_ = nullptr;
 harness::TestRegistry* LayerStoreSourceTest::registry_ = nullptr;
 harness::BuiltImage* LayerStoreSourceTest::gzip_ = nullptr;
 std::vector<Digest>* LayerStoreSourceTest::layers_ = nullptr;
+int LayerStoreSourceTest::counter_ = 0;
 
 // hoist-snapshotter's flags reach the layer store's mount options: the registry and mirror
 // settings (--mirror-connect-timeout included) pass through unchanged.
@@ -233,13 +245,8 @@ TEST_F(LayerStoreSourceTest, ReferencesPerChainId) {
 
 TEST_F(LayerStoreSourceTest, FirstPrepareLoadsTheOtherLayersIndexes) {
   const std::string mnt = NewDir("layers");
-  // A cache of its own (Start's "cache-N" may hold these indexes from an earlier test).
-  auto started = LayerStoreSource::Start({.mountpoint = mnt,
-                                          .cache_dir = NewDir("preload-cache"),
-                                          .prefetch = PrefetchMode::kNone,
-                                          .state_dir = NewDir("state")});
-  ASSERT_TRUE(started.has_value()) << started.error().message();
-  std::shared_ptr<LayerStoreSource> source = *started;
+  std::shared_ptr<LayerStoreSource> source = Start(mnt);  // a cache of its own: no index yet
+  ASSERT_NE(source, nullptr);
   const std::string d1 = (*layers_)[0].str(), d2 = (*layers_)[1].str();
   auto blob_gets_of = [&](uint64_t mark, const std::string& digest) {
     auto requests = registry_->Requests(mark);

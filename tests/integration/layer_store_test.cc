@@ -194,6 +194,10 @@ class LayerStoreTest : public ::testing::Test {
     delete image_;
     delete umoci_tree_;
     work_ = nullptr;
+    image_ = nullptr;
+    umoci_tree_ = nullptr;
+    delete setup_error_;  // a --gtest_repeat iteration makes a new one
+    setup_error_ = nullptr;
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
@@ -205,6 +209,9 @@ class LayerStoreTest : public ::testing::Test {
     mounts_.UnmountAll();
   }
 
+  // A new directory, never one another test of the suite used: the number runs on across the
+  // suite's tests (a per-test number gave every test's first StartStore the same cache, so one
+  // test's stored layer indexes and chunks were another's "fresh" cache).
   std::string NewDir(const std::string& name) {
     const std::string dir = *work_ + "/" + name + "-" + std::to_string(counter_++);
     EXPECT_TRUE(MakeDirs(dir, 0755).has_value());
@@ -256,7 +263,7 @@ class LayerStoreTest : public ::testing::Test {
   std::unique_ptr<LayerStore> store_;
   harness::HoistfsMounts mounts_{HOISTFS_BINARY};
   std::vector<std::string> overlays_;
-  int counter_ = 0;
+  static int counter_;
 };
 
 std::string* LayerStoreTest::setup_error_ = nullptr;
@@ -264,6 +271,7 @@ std::string* LayerStoreTest::work_ = nullptr;
 harness::TestRegistry* LayerStoreTest::registry_ = nullptr;
 harness::BuiltImage* LayerStoreTest::image_ = nullptr;
 Tree* LayerStoreTest::umoci_tree_ = nullptr;
+int LayerStoreTest::counter_ = 0;
 
 // What overlayfs must see for one layer, made WITHOUT hoist: GNU tar extracts the layer's own
 // tar (owners, modes, xattrs, mtimes), then each marker is turned into overlayfs's form as
@@ -495,6 +503,65 @@ TEST_F(LayerStoreTest, GzipLayersWithAStoredIndexAreLazy) {
   EXPECT_EQ(Diffs(*umoci_tree_, *got, "overlay of the lazy gzip layers"), "");
 }
 
+// A fresh host (empty cache) and an index published next to the image (`hoist index`, in a
+// repository of its own so the other tests' ls/gz has none): every layer admitted from the
+// published table, a cold read of a small file fetches one span of its blob and at most one
+// window (a Range of the windows blob), every blob read by Range only; the stack equals umoci's.
+// Its host store (cache directory) is its own, as every test's is (NewDir): the indexes and
+// chunks it stores there are in no other test's "fresh" cache.
+TEST_F(LayerStoreTest, GzipLayersWithAPublishedIndexAreLazyOnAFreshHost) {
+  const std::string ref = registry_->ImageRef("ls/gz-indexed", "v1");
+  ASSERT_TRUE(
+      harness::PushOciLayout(image_->OciRef(), registry_->DockerRef("ls/gz-indexed", "v1")));
+  harness::CommandResult indexed = harness::RunForResult({HOIST_BINARY, "index", ref});
+  ASSERT_TRUE(indexed.ok()) << indexed.Describe() << ": " << indexed.stderr_text;
+
+  LayerStore& store = StartStore("none");
+  const uint64_t mark = registry_->LogMark();
+  auto dirs = store.AddImage(ref);
+  ASSERT_TRUE(dirs.has_value()) << dirs.error().message();
+  ASSERT_EQ(dirs->size(), image_->layers.size());
+  auto passwd = ReadFile((*dirs)[0] + "/etc/passwd");
+  ASSERT_TRUE(passwd.has_value()) << passwd.error().message();
+  EXPECT_EQ(*passwd, "root:x:0:0::/root:/bin/sh\n");
+  const harness::BuiltLayer& first = image_->layers[0];
+  auto requests = registry_->Requests(mark);
+  ASSERT_TRUE(requests.has_value());
+  uint64_t sent = 0, other = 0;
+  int gets = 0;
+  for (const auto& q : *requests) {
+    if (!q.IsBlobGet()) continue;
+    if (q.uri.find(first.digest.str()) != std::string::npos) {
+      sent += q.bytes_written;
+      ++gets;
+      EXPECT_EQ(q.status, 206) << q.uri;
+    } else {
+      other += q.bytes_written;  // the artifact's tables and windows, the config
+    }
+  }
+  EXPECT_EQ(gets, 1);
+  EXPECT_GT(first.size, 2u << 20);
+  EXPECT_LE(sent, (1u << 20) + (64u << 10)) << "of a " << first.size << "-byte blob";
+  EXPECT_LT(other, first.size / 4);
+  std::cout << "fresh host, published index: cold read of a small file: " << gets << " GET, "
+            << sent << " bytes of the " << first.size << "-byte blob; " << other
+            << " bytes of other blobs (index tables, windows, config)\n";
+  const std::string target = Overlay(*dirs);
+  auto got = WalkTree(target);
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  EXPECT_EQ(Diffs(*umoci_tree_, *got, "overlay of the lazy gzip layers"), "");
+  // Every read went through spans (Range requests; data/big's span is most of the first blob).
+  requests = registry_->Requests(mark);
+  ASSERT_TRUE(requests.has_value());
+  for (const auto& q : *requests) {
+    for (const harness::BuiltLayer& l : image_->layers) {
+      if (q.IsBlobGet() && q.uri.find(l.digest.str()) != std::string::npos) {
+        EXPECT_EQ(q.status, 206) << q.uri;
+      }
+    }
+  }
+}
+
 TEST_F(LayerStoreTest, PrefetchedLayersServeEveryByteWithTheRegistryStopped) {
   LayerStore& store = StartStore("all");
   auto dirs = store.AddImage(registry_->ImageRef("ls/hoist", "v1"));
@@ -686,68 +753,6 @@ TEST_F(LayerStoreTest, ATagIsReusedForAPullAndResolvedAgainWhenItMoved) {
   auto none = store.AddLayer(moving, Digest::Of("no such layer"));
   ASSERT_FALSE(none.has_value());
   EXPECT_EQ(none.error().code(), ENOENT) << none.error().message();
-}
-
-// A fresh host (empty cache) and an index published next to the image (`hoist index`, in a
-// repository of its own so the other tests' ls/gz has none). Last of the suite: run before
-// AddRemoveAndRefusals and ATagIsReusedForAPullAndResolvedAgainWhenItMoved in this process,
-// those two found ls/gz's gzip layer admitted (not understood yet; hoistfs --layers of ls/gz on
-// a fresh cache still refuses it after ls/gz-indexed was published): every layer admitted from the
-// published table, a cold read of a small file fetches one span of its blob and at most one
-// window (a Range of the windows blob), every blob read by Range only; the stack equals umoci's.
-TEST_F(LayerStoreTest, GzipLayersWithAPublishedIndexAreLazyOnAFreshHost) {
-  const std::string ref = registry_->ImageRef("ls/gz-indexed", "v1");
-  ASSERT_TRUE(
-      harness::PushOciLayout(image_->OciRef(), registry_->DockerRef("ls/gz-indexed", "v1")));
-  harness::CommandResult indexed = harness::RunForResult({HOIST_BINARY, "index", ref});
-  ASSERT_TRUE(indexed.ok()) << indexed.Describe() << ": " << indexed.stderr_text;
-
-  LayerStore& store = StartStore("none");
-  const uint64_t mark = registry_->LogMark();
-  auto dirs = store.AddImage(ref);
-  ASSERT_TRUE(dirs.has_value()) << dirs.error().message();
-  ASSERT_EQ(dirs->size(), image_->layers.size());
-  auto passwd = ReadFile((*dirs)[0] + "/etc/passwd");
-  ASSERT_TRUE(passwd.has_value()) << passwd.error().message();
-  EXPECT_EQ(*passwd, "root:x:0:0::/root:/bin/sh\n");
-  const harness::BuiltLayer& first = image_->layers[0];
-  auto requests = registry_->Requests(mark);
-  ASSERT_TRUE(requests.has_value());
-  uint64_t sent = 0, other = 0;
-  int gets = 0;
-  for (const auto& q : *requests) {
-    if (!q.IsBlobGet()) continue;
-    if (q.uri.find(first.digest.str()) != std::string::npos) {
-      sent += q.bytes_written;
-      ++gets;
-      EXPECT_EQ(q.status, 206) << q.uri;
-    } else {
-      other += q.bytes_written;  // the artifact's tables and windows, the config
-    }
-  }
-  // 0 when an earlier test of this process left the file local (observed, not understood: see
-  // above).
-  EXPECT_LE(gets, 1);
-  EXPECT_GT(first.size, 2u << 20);
-  EXPECT_LE(sent, (1u << 20) + (64u << 10)) << "of a " << first.size << "-byte blob";
-  EXPECT_LT(other, first.size / 4);
-  std::cout << "fresh host, published index: cold read of a small file: " << gets << " GET, "
-            << sent << " bytes of the " << first.size << "-byte blob; " << other
-            << " bytes of other blobs (index tables, windows, config)\n";
-  const std::string target = Overlay(*dirs);
-  auto got = WalkTree(target);
-  ASSERT_TRUE(got.has_value()) << got.error().message();
-  EXPECT_EQ(Diffs(*umoci_tree_, *got, "overlay of the lazy gzip layers"), "");
-  // Every read went through spans (Range requests; data/big's span is most of the first blob).
-  requests = registry_->Requests(mark);
-  ASSERT_TRUE(requests.has_value());
-  for (const auto& q : *requests) {
-    for (const harness::BuiltLayer& l : image_->layers) {
-      if (q.IsBlobGet() && q.uri.find(l.digest.str()) != std::string::npos) {
-        EXPECT_EQ(q.status, 206) << q.uri;
-      }
-    }
-  }
 }
 
 }  // namespace

@@ -16,7 +16,8 @@
 //   Remount       the second mount uses the stored index: no blob GET at all.
 //   Trace         an access trace published as a referrer of the image is found by the mount
 //                 and its files fetched before any read; a tampered one is refused with one
-//                 warning and the mount works.
+//                 warning and the mount works. Each in a copy of lazy/img of its own: a
+//                 referrer (its tag-schema tag) stays in the registry for every later test.
 //   ReadOnly      every write-type call fails with EROFS.
 //   BadInput      unknown image, bad TOC digest, malformed TOC, missing / non-directory / busy
 //                 mountpoint: exit 1, one line, nothing mounted.
@@ -175,6 +176,10 @@ class MountTest : public ::testing::Test {
     if (work_ != nullptr && (keep == nullptr || *keep != '1')) (void)RemoveTree(*work_);
     delete work_;
     work_ = nullptr;
+    delete lazy_layer_;  // a --gtest_repeat iteration makes new ones
+    lazy_layer_ = nullptr;
+    delete setup_error_;
+    setup_error_ = nullptr;
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
@@ -217,6 +222,17 @@ class MountTest : public ::testing::Test {
     std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
     EXPECT_TRUE(MakeDirs(d).has_value());
     return d;
+  }
+
+  // lazy/img copied, digests kept, to a repository no other test uses (`repo`-N): what a test
+  // attaches to it (a referrer and its tag-schema tag) is seen by no other test.
+  std::string OwnCopyOfLazyImage(const std::string& repo) {
+    const std::string name = repo + "-" + std::to_string(counter_++);
+    CommandResult r = RunCmd({"skopeo", "copy", "-q", "--insecure-policy", "--preserve-digests",
+                              "--src-tls-verify=false", "--dest-tls-verify=false",
+                              DockerRef("lazy/img"), DockerRef(name)});
+    EXPECT_TRUE(r.ok()) << r.Describe() << ": " << r.stderr_text;
+    return Ref(name);
   }
 
   // Runs hoistfs --cache CACHE -o log_file=...,<opts> IMAGE MP (harness::HoistfsMounts, which
@@ -418,7 +434,8 @@ TEST_F(MountTest, ReadingOneSmallFileFetchesUnderTwoPercentOfTheLayer) {
   EXPECT_NE(stats.stdout_text.find("\"bytes_fetched\""), std::string::npos);
 }
 
-// Publishes an access trace of `files` (lazy image paths) for lazy/img as a referrer.
+// Publishes an access trace of `files` (lazy image paths) for `ref` (a copy of lazy/img) as a
+// referrer.
 Result<Descriptor> PublishLazyTrace(RegistryClient& client, const Reference& ref,
                                     const std::vector<int>& files) {
   auto resolved = client.Resolve(ref);
@@ -438,14 +455,15 @@ Result<Descriptor> PublishLazyTrace(RegistryClient& client, const Reference& ref
 // distribution 2.8): the mount finds it by itself and fetches the traced files before anything
 // reads them; reading them then costs no request, and an untraced file still does.
 TEST_F(MountTest, PublishedTraceIsFetchedBeforeAnyRead) {
-  auto ref = Reference::Parse(Ref("lazy/img"));
+  const std::string image = OwnCopyOfLazyImage("trace/img");
+  auto ref = Reference::Parse(image);
   ASSERT_TRUE(ref.has_value());
   auto published = PublishLazyTrace(*client_, *ref, {700, 3, 411});
   ASSERT_TRUE(published.has_value()) << published.error().message();
   const std::string mp = NewDir("trace-mnt");
   const std::string cache = NewDir("trace-cache");
   // priority: no whole-image pass, so only the trace (and nothing else) is fetched early.
-  MountOk(Ref("lazy/img"), mp, cache, "prefetch=priority,log_level=debug");
+  MountOk(image, mp, cache, "prefetch=priority,log_level=debug");
   const std::string done_line = "access trace " + published->digest.str() + ": 3 files local";
   ASSERT_TRUE(harness::WaitUntil(
       [&] {
@@ -484,7 +502,8 @@ TEST_F(MountTest, PublishedTraceIsFetchedBeforeAnyRead) {
 // A trace whose blob was changed in the registry's storage: refused with one warning line, the
 // mount works and nothing is prefetched from it.
 TEST_F(MountTest, TamperedTraceIsRefusedWithOneWarning) {
-  auto ref = Reference::Parse(Ref("lazy/img"));
+  const std::string image = OwnCopyOfLazyImage("tampered/img");
+  auto ref = Reference::Parse(image);
   ASSERT_TRUE(ref.has_value());
   auto published = PublishLazyTrace(*client_, *ref, {5, 6});
   ASSERT_TRUE(published.has_value()) << published.error().message();
@@ -501,7 +520,7 @@ TEST_F(MountTest, TamperedTraceIsRefusedWithOneWarning) {
 
   const std::string mp = NewDir("tampered-mnt");
   const std::string cache = NewDir("tampered-cache");
-  MountOk(Ref("lazy/img"), mp, cache, "prefetch=priority");
+  MountOk(image, mp, cache, "prefetch=priority");
   const std::string refused = "access trace " + published->digest.str() + " refused: ";
   ASSERT_TRUE(harness::WaitUntil(
       [&] {
