@@ -12,6 +12,7 @@
 #include "base/file_util.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/local_store.h"
 
@@ -112,23 +113,11 @@ std::optional<int> InspectLocal(const InspectArgs& a, std::optional<Error>* erro
   return 0;
 }
 
-// A scratch directory (rootfs: spools its layer there), removed when inspect ends.
-struct ScratchDir {
-  std::string path;
-  ~ScratchDir() {
-    if (!path.empty()) (void)RemoveTree(path);
-  }
-};
-
 Status InspectTransport(const InspectArgs& a, const ImageName& name) {
-  ScratchDir scratch;
-  const char* tmp = ::getenv("TMPDIR");
-  std::string templ = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/hoist-inspect-XXXXXX";
-  if (::mkdtemp(templ.data()) == nullptr) return Fail(ErrnoError("mkdtemp " + templ));
-  scratch.path = templ;
-  SourceOptions options;
-  options.work_dir = scratch.path;
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, OpenImageSource(name, options));
+  // A scratch directory (rootfs: spools its layer there), removed when inspect ends.
+  VerbImageSource opened;
+  HOIST_RETURN_IF_ERROR(opened.Open(name, {}, ScratchParent("", "/tmp"), "hoist-inspect"));
+  ImageSource* source = &opened.source();
   HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
   if (a.raw) {
     std::fwrite(top.bytes.data(), 1, top.bytes.size(), stdout);

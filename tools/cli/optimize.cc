@@ -36,6 +36,7 @@
 #include "fetcher/referrers.h"
 #include "fusefs/access_trace.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/convert/convert_image.h"
 #include "tools/runtime/bundle.h"
@@ -193,12 +194,7 @@ Status Optimize(OptimizeArgs& a) {
   const Reference pinned = ref.WithDigest(subject.digest);
 
   ScratchDir scratch;
-  std::string parent = a.work_dir;
-  if (parent.empty()) {
-    const char* tmp = ::getenv("TMPDIR");
-    parent = tmp && *tmp ? tmp : "/var/tmp";
-  }
-  HOIST_RETURN_IF_ERROR(scratch.Create(parent, "hoist-optimize"));
+  HOIST_RETURN_IF_ERROR(scratch.Create(ScratchParent(a.work_dir), "hoist-optimize"));
   const std::string trace_file = scratch.path() + "/trace.json";
 
   // 2. Mount and run.
