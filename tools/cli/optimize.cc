@@ -185,12 +185,8 @@ Status Optimize(OptimizeArgs& a) {
 
   // 1. The platform's manifest, pinned: the trace, the mount and the referrer's subject all
   //    name the same manifest whatever the tag does meanwhile.
-  HOIST_ASSIGN_OR_RETURN(ResolvedImage resolved,
-                         client->Resolve(ref, std::nullopt, ConfigFetch::kSkip));
-  Descriptor subject;
-  subject.media_type = resolved.manifest_bytes.media_type;
-  subject.digest = resolved.manifest_bytes.digest;
-  subject.size = static_cast<int64_t>(resolved.manifest_bytes.bytes.size());
+  HOIST_ASSIGN_OR_RETURN(PinnedManifest resolved, ResolvePinned(*client, ref));
+  const Descriptor& subject = resolved.subject;
   const Reference pinned = ref.WithDigest(subject.digest);
 
   ScratchDir scratch;

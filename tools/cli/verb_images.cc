@@ -1,6 +1,7 @@
 #include "tools/cli/verb_images.h"
 
 #include <cstdlib>
+#include <optional>
 
 namespace hoist {
 
@@ -18,6 +19,21 @@ Status VerbImageSource::Open(const ImageName& name, const RegistryOptions& regis
   so.registry = registry;
   HOIST_ASSIGN_OR_RETURN(source_, OpenImageSource(name, so));
   return Ok();
+}
+
+Descriptor ManifestDescriptor(const ManifestBytes& m) {
+  Descriptor d;
+  d.media_type = m.media_type;
+  d.digest = m.digest;
+  d.size = static_cast<int64_t>(m.bytes.size());
+  return d;
+}
+
+Result<PinnedManifest> ResolvePinned(RegistryClient& client, const Reference& ref) {
+  PinnedManifest out;
+  HOIST_ASSIGN_OR_RETURN(out.resolved, client.Resolve(ref, std::nullopt, ConfigFetch::kSkip));
+  out.subject = ManifestDescriptor(out.resolved.manifest_bytes);
+  return out;
 }
 
 }  // namespace hoist

@@ -5,8 +5,11 @@
 // - VerbImageSource: an image of any transport (tools/image/image_transport.h) opened for reading,
 //   with the scratch directory its source may spool into (rootfs:, compressed archives); the
 //   directory is removed after the source is closed (base/file_util.h ScratchDir).
+// - PinnedManifest / ResolvePinned: a registry image's platform manifest, resolved once and named
+//   by digest from then on, with the descriptor a referrer's `subject` gives it.
 //
-// Errors are the underlying calls' (ScratchDir::Create, OpenImageSource), unchanged.
+// Errors are the underlying calls' (ParseImageName, ScratchDir::Create, OpenImageSource,
+// RegistryClient::Resolve), unchanged.
 #pragma once
 
 #include <memory>
@@ -37,5 +40,17 @@ class VerbImageSource {
   ScratchDir work_;  // destroyed after source_ (declared first)
   std::unique_ptr<ImageSource> source_;
 };
+
+// The manifest `ref` resolves to for the client's platform (options().platform: --platform, else
+// the host's; the index's entry, or the manifest itself), and its descriptor (media type, digest,
+// size of the bytes served). The config is not fetched.
+struct PinnedManifest {
+  ResolvedImage resolved;
+  Descriptor subject;
+};
+[[nodiscard]] Result<PinnedManifest> ResolvePinned(RegistryClient& client, const Reference& ref);
+
+// The descriptor of a manifest as served: its media type, digest and byte size.
+Descriptor ManifestDescriptor(const ManifestBytes& m);
 
 }  // namespace hoist
