@@ -59,6 +59,7 @@
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/registry_image_suite.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/tree_walk.h"
@@ -119,35 +120,26 @@ rapidjson::Document ParseJson(const std::string& text) {
   return d;
 }
 
-class ImageToolsTest : public ::testing::Test {
+class ImageToolsTest : public harness::RegistryImageSuite<ImageToolsTest> {
  protected:
   static void SetUpTestSuite() {
-    setup_error_ = new std::string();
-    auto fail = [](const std::string& e) { *setup_error_ = e; };
-    if (::geteuid() != 0) return fail("the image tool tests must run as root");
-    if (auto s = harness::RequirePrograms(
-            {"skopeo", "umoci", "fusermount3", "docker-registry", "gzip", "tar"});
-        !s)
-      return fail(s.error().message());
-    char templ[] = "/tmp/hoist-image-tools-XXXXXX";
-    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
-    work_ = new std::string(templ);
-    auto reg = harness::TestRegistry::Launch();
-    if (!reg) return fail(reg.error().message());
-    registry_ = reg->release();
     // Two layers: files, a symlink, a whiteout, a 3 MB file; gzip (unconverted).
-    std::vector<LayerSpec> layers = {
-        {FileSpec::Dir("etc"), FileSpec::File("etc/hello", "hello\n"),
-         FileSpec::File("etc/gone", "gone\n"), FileSpec::Symlink("etc/link", "hello"),
-         FileSpec::File("bin/tool", "#!/bin/sh\n", 0755).Owner(7, 8)},
-        {FileSpec::Whiteout("etc/gone"), FileSpec::BigFile("data/big", 3 << 20, 5),
-         FileSpec::File("etc/second", "second\n")},
-    };
-    auto img = harness::BuildOciImage(*work_ + "/layout", layers, {.tag = "v1"});
-    if (!img) return fail(img.error().message());
-    image_ = new harness::BuiltImage(*img);
-    if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("tools/gz", "v1")); !s)
-      return fail(s.error().message());
+    if (!SetUpSuite({
+            .root_message = "the image tool tests must run as root",
+            .programs = {"skopeo", "umoci", "fusermount3", "docker-registry", "gzip", "tar"},
+            .work_template = "/tmp/hoist-image-tools-XXXXXX",
+            .layers =
+                {
+                    {FileSpec::Dir("etc"), FileSpec::File("etc/hello", "hello\n"),
+                     FileSpec::File("etc/gone", "gone\n"), FileSpec::Symlink("etc/link", "hello"),
+                     FileSpec::File("bin/tool", "#!/bin/sh\n", 0755).Owner(7, 8)},
+                    {FileSpec::Whiteout("etc/gone"), FileSpec::BigFile("data/big", 3 << 20, 5),
+                     FileSpec::File("etc/second", "second\n")},
+                },
+            .repo = "tools/gz",
+        }))
+      return;
+    auto fail = [](const std::string& e) { *setup_error_ = e; };
     CommandResult c = RunHoist({"convert", "-q", registry_->DockerRef("tools/gz", "v1"),
                                 registry_->DockerRef("tools/zc", "v1")});
     if (!c.ok()) return fail("hoist convert: " + c.stderr_text);
@@ -155,12 +147,6 @@ class ImageToolsTest : public ::testing::Test {
         {"umoci", "unpack", "--image", *work_ + "/layout:v1", *work_ + "/bundle"});
     if (!unpack) return fail(unpack.error().message());
     reference_ = new Tree(WalkOf(*work_ + "/bundle/rootfs"));
-  }
-
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-    if (work_ != nullptr) (void)RemoveTree(*work_);
   }
 
   void SetUp() override {
@@ -172,11 +158,7 @@ class ImageToolsTest : public ::testing::Test {
     if (!registry_->running()) (void)registry_->Start();
   }
 
-  std::string NewDir(const std::string& name) {
-    std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
-    EXPECT_TRUE(MakeDirs(d).has_value());
-    return d;
-  }
+  // The image pushed to REPO:v1 (tools/gz as built, tools/zc converted).
   std::string Ref(const std::string& repo) { return registry_->ImageRef(repo, "v1"); }
   std::string CacheFlag() { return "--cache=" + cache_; }
 
@@ -196,22 +178,10 @@ class ImageToolsTest : public ::testing::Test {
     return r.stdout_text;
   }
 
-  static std::string* setup_error_;
-  static std::string* work_;
-  static harness::TestRegistry* registry_;
-  static harness::BuiltImage* image_;
-  static Tree* reference_;
-  static int counter_;
+  static inline Tree* reference_ = nullptr;  // umoci's unpack of the image
   std::string cache_;
   harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
-
-std::string* ImageToolsTest::setup_error_ = nullptr;
-std::string* ImageToolsTest::work_ = nullptr;
-harness::TestRegistry* ImageToolsTest::registry_ = nullptr;
-harness::BuiltImage* ImageToolsTest::image_ = nullptr;
-Tree* ImageToolsTest::reference_ = nullptr;
-int ImageToolsTest::counter_ = 0;
 
 TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
   for (const std::string repo : {"tools/gz", "tools/zc"}) {

@@ -35,6 +35,7 @@
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/registry_image_suite.h"
 #include "tests/harness/simple_http.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -76,37 +77,24 @@ const std::vector<FileCheck>& Files() {
   return *files;
 }
 
-class PullStatsTest : public ::testing::Test {
+class PullStatsTest : public harness::RegistryImageSuite<PullStatsTest> {
  protected:
   static void SetUpTestSuite() {
-    setup_error_ = new std::string();
-    auto fail = [](const std::string& e) { *setup_error_ = e; };
-    if (::geteuid() != 0) return fail("the pull/stats tests must run as root");
-    if (auto s = harness::RequirePrograms({"skopeo", "fusermount3", "docker-registry", "tar"}); !s)
-      return fail(s.error().message());
-    char templ[] = "/tmp/hoist-pull-stats-XXXXXX";
-    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
-    work_ = new std::string(templ);
-    auto reg = harness::TestRegistry::Launch();
-    if (!reg) return fail(reg.error().message());
-    registry_ = reg->release();
-    std::vector<LayerSpec> layers = {
-        LayerSpec{FileSpec::BigFile("a/big", 9 << 20, 31), FileSpec::File("a/small", "a\n")},
-        LayerSpec{FileSpec::BigFile("b/big", 5 << 20, 32)},
-        LayerSpec({FileSpec::BigFile("c/big", 6 << 20, 33), FileSpec::File("c/small", "c\n")},
-                  LayerCompression::kNone),
-    };
-    auto img = harness::BuildOciImage(*work_ + "/layout", layers, {.tag = "v1"});
-    if (!img) return fail(img.error().message());
-    image_ = new harness::BuiltImage(*img);
-    if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("once/gz", "v1")); !s)
-      return fail(s.error().message());
-  }
-
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-    if (work_ != nullptr) (void)RemoveTree(*work_);
+    (void)SetUpSuite({
+        .root_message = "the pull/stats tests must run as root",
+        .programs = {"skopeo", "fusermount3", "docker-registry", "tar"},
+        .work_template = "/tmp/hoist-pull-stats-XXXXXX",
+        .layers =
+            {
+                LayerSpec{FileSpec::BigFile("a/big", 9 << 20, 31),
+                          FileSpec::File("a/small", "a\n")},
+                LayerSpec{FileSpec::BigFile("b/big", 5 << 20, 32)},
+                LayerSpec(
+                    {FileSpec::BigFile("c/big", 6 << 20, 33), FileSpec::File("c/small", "c\n")},
+                    LayerCompression::kNone),
+            },
+        .repo = "once/gz",
+    });
   }
 
   void SetUp() override {
@@ -122,13 +110,6 @@ class PullStatsTest : public ::testing::Test {
     mounts_.UnmountAll();
     if (!registry_->running()) (void)registry_->Start();
   }
-
-  std::string NewDir(const std::string& name) {
-    std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
-    EXPECT_TRUE(MakeDirs(d).has_value());
-    return d;
-  }
-  std::string Ref() { return registry_->ImageRef("once/gz", "v1"); }
 
   // The requests the registry completed since `mark`, up to a request of our own sent after
   // whatever the test did (waited for in the log, so every earlier request is there too).
@@ -212,20 +193,9 @@ class PullStatsTest : public ::testing::Test {
     return true;
   }
 
-  static std::string* setup_error_;
-  static std::string* work_;
-  static harness::TestRegistry* registry_;
-  static harness::BuiltImage* image_;
-  static int counter_;
   std::string cache_;
   harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
-
-std::string* PullStatsTest::setup_error_ = nullptr;
-std::string* PullStatsTest::work_ = nullptr;
-harness::TestRegistry* PullStatsTest::registry_ = nullptr;
-harness::BuiltImage* PullStatsTest::image_ = nullptr;
-int PullStatsTest::counter_ = 0;
 
 TEST_F(PullStatsTest, PullFetchesEveryBlobOnceAndARerunFetchesNone) {
   const uint64_t mark = registry_->LogMark();
