@@ -41,6 +41,7 @@
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/registry_image_suite.h"
+#include "tests/harness/registry_requests.h"
 #include "tests/harness/simple_http.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -165,12 +166,7 @@ class MetricsTest : public harness::RegistryImageSuite<MetricsTest> {
   }
 
   static std::string Describe(const std::vector<RegistryRequest>& requests) {
-    std::string s;
-    for (const RegistryRequest& r : requests) {
-      s += r.method + " " + r.uri + " " + std::to_string(r.status) + " " +
-           std::to_string(r.bytes_written) + "\n";
-    }
-    return s;
+    return harness::DescribeRequests(requests);
   }
 
   // What the registry's access log (combined format: every request it answered, with status

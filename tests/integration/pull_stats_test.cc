@@ -36,6 +36,7 @@
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/registry_image_suite.h"
+#include "tests/harness/registry_requests.h"
 #include "tests/harness/simple_http.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
@@ -135,23 +136,12 @@ class PullStatsTest : public harness::RegistryImageSuite<PullStatsTest> {
   // Blob GETs of `digest`: how many and their bytes in all.
   static std::pair<int, uint64_t> BlobGets(const std::vector<RegistryRequest>& requests,
                                            const Digest& digest) {
-    std::pair<int, uint64_t> got{0, 0};
-    for (const RegistryRequest& r : requests) {
-      if (r.IsBlobGet() && r.uri.find(digest.str()) != std::string::npos) {
-        ++got.first;
-        got.second += r.bytes_written;
-      }
-    }
-    return got;
+    const harness::BlobGets g = harness::SumBlobGets(requests, digest.str());
+    return {g.count, g.bytes};
   }
 
   static std::string Describe(const std::vector<RegistryRequest>& requests) {
-    std::string s;
-    for (const RegistryRequest& r : requests) {
-      s += r.method + " " + r.uri + " " + std::to_string(r.status) + " " +
-           std::to_string(r.bytes_written) + "\n";
-    }
-    return s;
+    return harness::DescribeRequests(requests);
   }
 
   // Reads every file of the image through the mount and checks its bytes.
