@@ -55,6 +55,7 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "tests/harness/cli_expect.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
@@ -75,6 +76,7 @@
 namespace hoist {
 namespace {
 
+using harness::ParseJson;
 using harness::RunHoist;
 
 using harness::IsMounted;
@@ -94,8 +96,8 @@ CommandResult RunProgram(const std::vector<std::string>& argv,
   return harness::RunForResult(argv, o);
 }
 
-void ExpectOneLineError(const CommandResult& r, const std::string& verb,
-                        const std::string& needle) {
+// As harness::ExpectOneLineError but stdout is not checked (these tests never checked it).
+void ExpectErrorLine(const CommandResult& r, const std::string& verb, const std::string& needle) {
   EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
   ASSERT_FALSE(r.stderr_text.empty());
   EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
@@ -111,13 +113,6 @@ Tree WalkOf(const std::string& root) {
   Result<Tree> t = harness::WalkTree(root);
   EXPECT_TRUE(t.has_value()) << t.error().message();
   return t ? std::move(*t) : Tree();
-}
-
-rapidjson::Document ParseJson(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  EXPECT_FALSE(d.HasParseError()) << text;
-  return d;
 }
 
 class ImageToolsTest : public harness::RegistryImageSuite<ImageToolsTest> {
@@ -432,7 +427,7 @@ TEST_F(ImageToolsTest, ImagesListsAndRmRemovesAllOrNothing) {
 
   const std::string before = ImagesJson();
   CommandResult r = RunHoist({"rm", CacheFlag(), Ref("tools/gz"), Ref("tools/unknown")});
-  ExpectOneLineError(r, "rm", "no such local image: " + Ref("tools/unknown"));
+  ExpectErrorLine(r, "rm", "no such local image: " + Ref("tools/unknown"));
   EXPECT_EQ(ImagesJson(), before);
 
   r = RunHoist({"rm", CacheFlag(), Ref("tools/gz")});
@@ -529,10 +524,10 @@ TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text, image_->manifest);
   r = RunHoist({"inspect", "--local", CacheFlag(), Ref("tools/nowhere")});
-  ExpectOneLineError(r, "inspect", "no such local image");
+  ExpectErrorLine(r, "inspect", "no such local image");
 
   r = RunHoist({"history", CacheFlag(), Ref("tools/never")});
-  ExpectOneLineError(r, "history", "404");
+  ExpectErrorLine(r, "history", "404");
 }
 
 TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
@@ -551,10 +546,10 @@ TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
 
   // Before login the registry refuses us.
   CommandResult r = RunHoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
-  ExpectOneLineError(r, "history", "401");
+  ExpectErrorLine(r, "history", "401");
 
   r = RunHoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env, wrong + "\n");
-  ExpectOneLineError(r, "login", "refused");
+  ExpectErrorLine(r, "login", "refused");
   EXPECT_EQ(r.stderr_text.find(wrong), std::string::npos);
   EXPECT_EQ(r.stdout_text.find(wrong), std::string::npos);
   struct stat st {};
@@ -593,7 +588,7 @@ TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
   r = RunHoist(
       {"tag", "--remote", reg.ImageRef("private/img", "v1"), reg.ImageRef("private/img", "v2")},
       env);
-  ExpectOneLineError(r, "tag", "401");
+  ExpectErrorLine(r, "tag", "401");
 }
 
 TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
@@ -728,7 +723,7 @@ TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
   for (const std::string bad : {"truncated.tar", "flipped.tar", "garbage.tar", "missing.tar"}) {
     SCOPED_TRACE(bad);
     CommandResult r = RunHoist({"load", CacheFlag(), "-i", dir + "/" + bad});
-    ExpectOneLineError(r, "load", "");
+    ExpectErrorLine(r, "load", "");
     EXPECT_EQ(ImagesJson(), before);
     struct stat st {};
     EXPECT_NE(
@@ -830,7 +825,7 @@ TEST_F(ImageToolsTest, SaveDockerArchiveIsReadAndPushedBackBySkopeo) {
   // Bad input: an unknown image writes nothing.
   const std::string never = NewDir("save") + "/never.tar";
   r = RunHoist({"save", CacheFlag(), "-o", never, Ref("tools/gz"), Ref("tools/absent")});
-  ExpectOneLineError(r, "save", "404");
+  ExpectErrorLine(r, "save", "404");
   struct stat st {};
   EXPECT_NE(::stat(never.c_str(), &st), 0);
 }
@@ -839,10 +834,10 @@ TEST_F(ImageToolsTest, BadInputLeavesTheStoreAsBefore) {
   ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
   const std::string before = ImagesJson();
   CommandResult r = RunHoist({"pull", CacheFlag(), Ref("tools/absent")});
-  ExpectOneLineError(r, "pull", "404");
+  ExpectErrorLine(r, "pull", "404");
   EXPECT_EQ(ImagesJson(), before);
   r = RunHoist({"pull", CacheFlag(), "UPPER/case:tag!"});
-  ExpectOneLineError(r, "pull", "UPPER/case:tag!");
+  ExpectErrorLine(r, "pull", "UPPER/case:tag!");
   EXPECT_EQ(ImagesJson(), before);
   r = RunHoist({"prune", CacheFlag(), "--keep-bytes", "lots"});
   EXPECT_EQ(r.exit_code, 1);
