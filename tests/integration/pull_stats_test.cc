@@ -37,7 +37,6 @@
 #include "tests/harness/oci_image.h"
 #include "tests/harness/registry_image_suite.h"
 #include "tests/harness/registry_requests.h"
-#include "tests/harness/simple_http.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/wait.h"
@@ -115,22 +114,10 @@ class PullStatsTest : public harness::RegistryImageSuite<PullStatsTest> {
   // The requests the registry completed since `mark`, up to a request of our own sent after
   // whatever the test did (waited for in the log, so every earlier request is there too).
   std::vector<RegistryRequest> RequestsSince(uint64_t mark) {
-    const std::string tag = "sentinel-" + std::to_string(counter_++);
-    auto sent = harness::HttpGet(registry_->base_url() + "/v2/?" + tag);
-    EXPECT_TRUE(sent.has_value()) << sent.error().message();
-    std::vector<RegistryRequest> out;
-    const bool seen = harness::WaitUntil([&] {
-      auto all = registry_->Requests(mark);
-      if (!all) return false;
-      out.clear();
-      for (RegistryRequest& r : *all) {
-        if (r.uri.find(tag) != std::string::npos) return true;
-        out.push_back(std::move(r));
-      }
-      return false;
-    });
-    EXPECT_TRUE(seen) << "the registry never logged " << tag;
-    return out;
+    auto settled =
+        harness::RequestsUpToSentinel(*registry_, mark, "sentinel-" + std::to_string(counter_++));
+    EXPECT_TRUE(settled.has_value()) << settled.error().message();
+    return settled ? std::move(*settled) : std::vector<RegistryRequest>{};
   }
 
   // Blob GETs of `digest`: how many and their bytes in all.
