@@ -35,8 +35,8 @@ class RegistryImageSuite : public ::testing::Test {
   // False (with *setup_error_ set) when a step failed.
   static bool SetUpSuite(const SuiteImageSpec& spec) {
     setup_error_ = new std::string();
-    repo_ = new std::string(spec.repo);
-    tag_ = new std::string(spec.tag);
+    repo_ = spec.repo;
+    tag_ = spec.tag;
     SuiteImage made;
     Status st = MakeSuiteImage(spec, &made);
     if (!made.work.empty()) work_ = new std::string(made.work);
@@ -59,14 +59,14 @@ class RegistryImageSuite : public ::testing::Test {
     EXPECT_TRUE(MakeDirs(d).has_value());
     return d;
   }
-  static std::string Ref() { return registry_->ImageRef(*repo_, *tag_); }
+  static std::string Ref() { return registry_->ImageRef(repo_, tag_); }
 
   static inline std::string* setup_error_ = nullptr;
   static inline std::string* work_ = nullptr;
   static inline TestRegistry* registry_ = nullptr;
   static inline BuiltImage* image_ = nullptr;
-  static inline std::string* repo_ = nullptr;
-  static inline std::string* tag_ = nullptr;
+  static inline std::string repo_;
+  static inline std::string tag_;
   static inline int counter_ = 0;
 };
 
