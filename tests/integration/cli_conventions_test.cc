@@ -19,6 +19,7 @@
 #include "base/file_util.h"
 #include "base/rfc3339.h"
 #include "fetcher/manifest.h"
+#include "tests/harness/cli_expect.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
@@ -30,15 +31,9 @@ namespace {
 
 using harness::CommandResult;
 using harness::FileSpec;
+using harness::ParseJson;
 using harness::RunHoist;
 using harness::TestRegistry;
-
-rapidjson::Document ParseJson(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  EXPECT_FALSE(d.HasParseError()) << text;
-  return d;
-}
 
 std::string NewDir(const std::string& name) {
   std::string dir = std::string(::testing::TempDir()) + "/cliconv-" + name + "-XXXXXX";

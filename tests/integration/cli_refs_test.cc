@@ -14,6 +14,7 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "tests/harness/cli_expect.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
@@ -23,23 +24,13 @@ namespace hoist {
 namespace {
 
 using harness::CommandResult;
+using harness::ExpectOneLineError;
 using harness::FileSpec;
 using harness::RunChecked;
 using harness::RunHoist;
 using harness::TestRegistry;
 
 const char kKnown[] = "(known: docker, oci, oci-archive, docker-archive, dir, rootfs)";
-
-// Exactly one line on stderr, "hoist <verb>: ..." containing `needle`, exit 1, nothing on stdout.
-void ExpectOneLineError(const CommandResult& r, const std::string& verb,
-                        const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
-  EXPECT_EQ(r.stdout_text, "");
-  ASSERT_FALSE(r.stderr_text.empty());
-  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
-  EXPECT_EQ(r.stderr_text.rfind("hoist " + verb + ": ", 0), 0u) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find(needle), std::string::npos) << r.stderr_text;
-}
 
 std::vector<std::string> ListDir(const std::string& dir) {
   auto out = RunChecked({"bash", "-c", "cd \"$0\" && LC_ALL=C ls -A", dir});

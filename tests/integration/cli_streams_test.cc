@@ -45,6 +45,7 @@
 #include "base/file_util.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/registry_image_suite.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/wait.h"
@@ -169,50 +170,25 @@ std::vector<rapidjson::Document> JsonLines(const std::string& text) {
   return out;
 }
 
-class CliStreamsTest : public ::testing::Test {
+class CliStreamsTest : public harness::RegistryImageSuite<CliStreamsTest> {
  protected:
   static void SetUpTestSuite() {
-    setup_error_ = new std::string();
-    auto fail = [](const std::string& e) { *setup_error_ = e; };
-    if (auto s = harness::RequirePrograms({"skopeo", "podman", "docker-registry", "gzip", "tar",
-                                           "bash", "cat", "mkfifo", "/usr/bin/time"});
-        !s)
-      return fail(s.error().message());
-    char templ[] = "/var/tmp/hoist-cli-streams-XXXXXX";
-    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
-    work_ = new std::string(templ);
-    auto reg = harness::TestRegistry::Launch();
-    if (!reg) return fail(reg.error().message());
-    registry_ = reg->release();
     // Three gzip layers of random (incompressible) data, and a small one.
-    std::vector<LayerSpec> layers = {
-        {FileSpec::File("etc/hello", "hello\n")},
-        {FileSpec::BigFile("data/one", kLayerBytes, 11)},
-        {FileSpec::BigFile("data/two", kLayerBytes, 12)},
-        {FileSpec::BigFile("data/three", kLayerBytes, 13)},
-    };
-    auto img = harness::BuildOciImage(*work_ + "/layout", layers, {.tag = "v1"});
-    if (!img) return fail(img.error().message());
-    image_ = new harness::BuiltImage(*img);
-    if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("streams/big", "v1"));
-        !s)
-      return fail(s.error().message());
+    (void)SetUpSuite({
+        .programs = {"skopeo", "podman", "docker-registry", "gzip", "tar", "bash", "cat", "mkfifo",
+                     "/usr/bin/time"},
+        .work_template = "/var/tmp/hoist-cli-streams-XXXXXX",
+        .layers =
+            {
+                {FileSpec::File("etc/hello", "hello\n")},
+                {FileSpec::BigFile("data/one", kLayerBytes, 11)},
+                {FileSpec::BigFile("data/two", kLayerBytes, 12)},
+                {FileSpec::BigFile("data/three", kLayerBytes, 13)},
+            },
+        .repo = "streams/big",
+    });
   }
 
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-    if (work_ != nullptr) (void)RemoveTree(*work_);
-  }
-
-  void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
-
-  std::string NewDir(const std::string& name) {
-    std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
-    EXPECT_TRUE(MakeDirs(d).has_value());
-    return d;
-  }
-  static std::string Ref() { return registry_->ImageRef("streams/big", "v1"); }
   static std::string Hoist() { return HOIST_BINARY; }
 
   // Starts hoist in the background (stdout/stderr to files in `dir`).
@@ -239,19 +215,7 @@ class CliStreamsTest : public ::testing::Test {
     ASSERT_TRUE(WIFSIGNALED(status)) << "status " << status;
     EXPECT_EQ(WTERMSIG(status), sig);
   }
-
-  static std::string* setup_error_;
-  static std::string* work_;
-  static harness::TestRegistry* registry_;
-  static harness::BuiltImage* image_;
-  static int counter_;
 };
-
-std::string* CliStreamsTest::setup_error_ = nullptr;
-std::string* CliStreamsTest::work_ = nullptr;
-harness::TestRegistry* CliStreamsTest::registry_ = nullptr;
-harness::BuiltImage* CliStreamsTest::image_ = nullptr;
-int CliStreamsTest::counter_ = 0;
 
 TEST_F(CliStreamsTest, SaveToStdoutPipesIntoLoad) {
   const std::string dir = NewDir("pipe");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/digest.h"
+#include "tests/harness/cli_expect.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/subprocess.h"
@@ -19,30 +20,14 @@
 namespace hoist {
 namespace {
 
+using harness::ExpectOneLineError;
+using harness::ParseJson;
 using harness::RunHoist;
 
 using harness::BuildOciImage;
 using harness::FileSpec;
 using harness::RunCommand;
 using harness::TestRegistry;
-
-rapidjson::Document ParseJson(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  EXPECT_FALSE(d.HasParseError()) << text;
-  return d;
-}
-
-// Exactly one line on stderr, starting with "hoist <verb>: ".
-void ExpectOneLineError(const harness::CommandResult& r, const std::string& verb,
-                        const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
-  EXPECT_TRUE(r.stdout_text.empty()) << r.stdout_text;
-  ASSERT_FALSE(r.stderr_text.empty());
-  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
-  EXPECT_EQ(r.stderr_text.rfind("hoist " + verb + ": ", 0), 0u) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find(needle), std::string::npos) << r.stderr_text;
-}
 
 class CliTest : public ::testing::Test {
  protected:

@@ -55,10 +55,12 @@
 
 #include "base/digest.h"
 #include "base/file_util.h"
+#include "tests/harness/cli_expect.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/registry_image_suite.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/tree_walk.h"
@@ -74,6 +76,7 @@
 namespace hoist {
 namespace {
 
+using harness::ParseJson;
 using harness::RunHoist;
 
 using harness::IsMounted;
@@ -93,8 +96,8 @@ CommandResult RunProgram(const std::vector<std::string>& argv,
   return harness::RunForResult(argv, o);
 }
 
-void ExpectOneLineError(const CommandResult& r, const std::string& verb,
-                        const std::string& needle) {
+// As harness::ExpectOneLineError but stdout is not checked (these tests never checked it).
+void ExpectErrorLine(const CommandResult& r, const std::string& verb, const std::string& needle) {
   EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
   ASSERT_FALSE(r.stderr_text.empty());
   EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
@@ -112,42 +115,26 @@ Tree WalkOf(const std::string& root) {
   return t ? std::move(*t) : Tree();
 }
 
-rapidjson::Document ParseJson(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str());
-  EXPECT_FALSE(d.HasParseError()) << text;
-  return d;
-}
-
-class ImageToolsTest : public ::testing::Test {
+class ImageToolsTest : public harness::RegistryImageSuite<ImageToolsTest> {
  protected:
   static void SetUpTestSuite() {
-    setup_error_ = new std::string();
-    auto fail = [](const std::string& e) { *setup_error_ = e; };
-    if (::geteuid() != 0) return fail("the image tool tests must run as root");
-    if (auto s = harness::RequirePrograms(
-            {"skopeo", "umoci", "fusermount3", "docker-registry", "gzip", "tar"});
-        !s)
-      return fail(s.error().message());
-    char templ[] = "/tmp/hoist-image-tools-XXXXXX";
-    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
-    work_ = new std::string(templ);
-    auto reg = harness::TestRegistry::Launch();
-    if (!reg) return fail(reg.error().message());
-    registry_ = reg->release();
     // Two layers: files, a symlink, a whiteout, a 3 MB file; gzip (unconverted).
-    std::vector<LayerSpec> layers = {
-        {FileSpec::Dir("etc"), FileSpec::File("etc/hello", "hello\n"),
-         FileSpec::File("etc/gone", "gone\n"), FileSpec::Symlink("etc/link", "hello"),
-         FileSpec::File("bin/tool", "#!/bin/sh\n", 0755).Owner(7, 8)},
-        {FileSpec::Whiteout("etc/gone"), FileSpec::BigFile("data/big", 3 << 20, 5),
-         FileSpec::File("etc/second", "second\n")},
-    };
-    auto img = harness::BuildOciImage(*work_ + "/layout", layers, {.tag = "v1"});
-    if (!img) return fail(img.error().message());
-    image_ = new harness::BuiltImage(*img);
-    if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("tools/gz", "v1")); !s)
-      return fail(s.error().message());
+    if (!SetUpSuite({
+            .root_message = "the image tool tests must run as root",
+            .programs = {"skopeo", "umoci", "fusermount3", "docker-registry", "gzip", "tar"},
+            .work_template = "/tmp/hoist-image-tools-XXXXXX",
+            .layers =
+                {
+                    {FileSpec::Dir("etc"), FileSpec::File("etc/hello", "hello\n"),
+                     FileSpec::File("etc/gone", "gone\n"), FileSpec::Symlink("etc/link", "hello"),
+                     FileSpec::File("bin/tool", "#!/bin/sh\n", 0755).Owner(7, 8)},
+                    {FileSpec::Whiteout("etc/gone"), FileSpec::BigFile("data/big", 3 << 20, 5),
+                     FileSpec::File("etc/second", "second\n")},
+                },
+            .repo = "tools/gz",
+        }))
+      return;
+    auto fail = [](const std::string& e) { *setup_error_ = e; };
     CommandResult c = RunHoist({"convert", "-q", registry_->DockerRef("tools/gz", "v1"),
                                 registry_->DockerRef("tools/zc", "v1")});
     if (!c.ok()) return fail("hoist convert: " + c.stderr_text);
@@ -155,12 +142,6 @@ class ImageToolsTest : public ::testing::Test {
         {"umoci", "unpack", "--image", *work_ + "/layout:v1", *work_ + "/bundle"});
     if (!unpack) return fail(unpack.error().message());
     reference_ = new Tree(WalkOf(*work_ + "/bundle/rootfs"));
-  }
-
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-    if (work_ != nullptr) (void)RemoveTree(*work_);
   }
 
   void SetUp() override {
@@ -172,11 +153,7 @@ class ImageToolsTest : public ::testing::Test {
     if (!registry_->running()) (void)registry_->Start();
   }
 
-  std::string NewDir(const std::string& name) {
-    std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
-    EXPECT_TRUE(MakeDirs(d).has_value());
-    return d;
-  }
+  // The image pushed to REPO:v1 (tools/gz as built, tools/zc converted).
   std::string Ref(const std::string& repo) { return registry_->ImageRef(repo, "v1"); }
   std::string CacheFlag() { return "--cache=" + cache_; }
 
@@ -196,22 +173,10 @@ class ImageToolsTest : public ::testing::Test {
     return r.stdout_text;
   }
 
-  static std::string* setup_error_;
-  static std::string* work_;
-  static harness::TestRegistry* registry_;
-  static harness::BuiltImage* image_;
-  static Tree* reference_;
-  static int counter_;
+  static inline Tree* reference_ = nullptr;  // umoci's unpack of the image
   std::string cache_;
   harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
-
-std::string* ImageToolsTest::setup_error_ = nullptr;
-std::string* ImageToolsTest::work_ = nullptr;
-harness::TestRegistry* ImageToolsTest::registry_ = nullptr;
-harness::BuiltImage* ImageToolsTest::image_ = nullptr;
-Tree* ImageToolsTest::reference_ = nullptr;
-int ImageToolsTest::counter_ = 0;
 
 TEST_F(ImageToolsTest, PullThenOfflineMountReadsWholeTree) {
   for (const std::string repo : {"tools/gz", "tools/zc"}) {
@@ -462,7 +427,7 @@ TEST_F(ImageToolsTest, ImagesListsAndRmRemovesAllOrNothing) {
 
   const std::string before = ImagesJson();
   CommandResult r = RunHoist({"rm", CacheFlag(), Ref("tools/gz"), Ref("tools/unknown")});
-  ExpectOneLineError(r, "rm", "no such local image: " + Ref("tools/unknown"));
+  ExpectErrorLine(r, "rm", "no such local image: " + Ref("tools/unknown"));
   EXPECT_EQ(ImagesJson(), before);
 
   r = RunHoist({"rm", CacheFlag(), Ref("tools/gz")});
@@ -559,10 +524,10 @@ TEST_F(ImageToolsTest, PushFromLocalStoreKeepsDigestsAndHistoryShowsLayers) {
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   EXPECT_EQ(r.stdout_text, image_->manifest);
   r = RunHoist({"inspect", "--local", CacheFlag(), Ref("tools/nowhere")});
-  ExpectOneLineError(r, "inspect", "no such local image");
+  ExpectErrorLine(r, "inspect", "no such local image");
 
   r = RunHoist({"history", CacheFlag(), Ref("tools/never")});
-  ExpectOneLineError(r, "history", "404");
+  ExpectErrorLine(r, "history", "404");
 }
 
 TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
@@ -581,10 +546,10 @@ TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
 
   // Before login the registry refuses us.
   CommandResult r = RunHoist({"history", CacheFlag(), reg.ImageRef("private/img", "v1")}, env);
-  ExpectOneLineError(r, "history", "401");
+  ExpectErrorLine(r, "history", "401");
 
   r = RunHoist({"login", "-u", reg.user(), "--password-stdin", reg.host_port()}, env, wrong + "\n");
-  ExpectOneLineError(r, "login", "refused");
+  ExpectErrorLine(r, "login", "refused");
   EXPECT_EQ(r.stderr_text.find(wrong), std::string::npos);
   EXPECT_EQ(r.stdout_text.find(wrong), std::string::npos);
   struct stat st {};
@@ -623,7 +588,7 @@ TEST_F(ImageToolsTest, LoginChecksBeforeSavingAndNeverPrintsTheSecret) {
   r = RunHoist(
       {"tag", "--remote", reg.ImageRef("private/img", "v1"), reg.ImageRef("private/img", "v2")},
       env);
-  ExpectOneLineError(r, "tag", "401");
+  ExpectErrorLine(r, "tag", "401");
 }
 
 TEST_F(ImageToolsTest, PruneKeepBytesNeverBreaksALiveMount) {
@@ -758,7 +723,7 @@ TEST_F(ImageToolsTest, LoadOfSkopeoDockerArchiveMountsWithRegistryStopped) {
   for (const std::string bad : {"truncated.tar", "flipped.tar", "garbage.tar", "missing.tar"}) {
     SCOPED_TRACE(bad);
     CommandResult r = RunHoist({"load", CacheFlag(), "-i", dir + "/" + bad});
-    ExpectOneLineError(r, "load", "");
+    ExpectErrorLine(r, "load", "");
     EXPECT_EQ(ImagesJson(), before);
     struct stat st {};
     EXPECT_NE(
@@ -860,7 +825,7 @@ TEST_F(ImageToolsTest, SaveDockerArchiveIsReadAndPushedBackBySkopeo) {
   // Bad input: an unknown image writes nothing.
   const std::string never = NewDir("save") + "/never.tar";
   r = RunHoist({"save", CacheFlag(), "-o", never, Ref("tools/gz"), Ref("tools/absent")});
-  ExpectOneLineError(r, "save", "404");
+  ExpectErrorLine(r, "save", "404");
   struct stat st {};
   EXPECT_NE(::stat(never.c_str(), &st), 0);
 }
@@ -869,10 +834,10 @@ TEST_F(ImageToolsTest, BadInputLeavesTheStoreAsBefore) {
   ASSERT_TRUE(RunHoist({"pull", "-q", CacheFlag(), Ref("tools/gz")}).ok());
   const std::string before = ImagesJson();
   CommandResult r = RunHoist({"pull", CacheFlag(), Ref("tools/absent")});
-  ExpectOneLineError(r, "pull", "404");
+  ExpectErrorLine(r, "pull", "404");
   EXPECT_EQ(ImagesJson(), before);
   r = RunHoist({"pull", CacheFlag(), "UPPER/case:tag!"});
-  ExpectOneLineError(r, "pull", "UPPER/case:tag!");
+  ExpectErrorLine(r, "pull", "UPPER/case:tag!");
   EXPECT_EQ(ImagesJson(), before);
   r = RunHoist({"prune", CacheFlag(), "--keep-bytes", "lots"});
   EXPECT_EQ(r.exit_code, 1);

@@ -40,7 +40,8 @@
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
-#include "tests/harness/simple_http.h"
+#include "tests/harness/registry_image_suite.h"
+#include "tests/harness/registry_requests.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/wait.h"
@@ -120,80 +121,37 @@ uint16_t FreeLoopbackPort() {
   return ntohs(a.sin_port);
 }
 
-class MetricsTest : public ::testing::Test {
+class MetricsTest : public harness::RegistryImageSuite<MetricsTest> {
  protected:
   static void SetUpTestSuite() {
-    setup_error_ = new std::string();
-    auto fail = [](const std::string& e) { *setup_error_ = e; };
-    if (::geteuid() != 0) return fail("the metrics tests must run as root");
-    if (auto s = harness::RequirePrograms(
-            {"skopeo", "fusermount3", "docker-registry", "curl", "promtool", "umount"});
-        !s)
-      return fail(s.error().message());
-    char templ[] = "/tmp/hoist-metrics-XXXXXX";
-    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
-    work_ = new std::string(templ);
-    auto reg = harness::TestRegistry::Launch();
-    if (!reg) return fail(reg.error().message());
-    registry_ = reg->release();
-    std::vector<LayerSpec> layers = {
-        LayerSpec{FileSpec::BigFile("a/big", 3 << 20, 41), FileSpec::File("a/small", "a\n")},
-        LayerSpec{FileSpec::BigFile("b/big", 1 << 20, 42), FileSpec::File("b/small", "bb\n")},
-    };
-    auto img = harness::BuildOciImage(*work_ + "/layout", layers, {.tag = "v1"});
-    if (!img) return fail(img.error().message());
-    image_ = new harness::BuiltImage(*img);
-    if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("metrics/gz", "v1"));
-        !s)
-      return fail(s.error().message());
+    (void)SetUpSuite({
+        .root_message = "the metrics tests must run as root",
+        .programs = {"skopeo", "fusermount3", "docker-registry", "curl", "promtool", "umount"},
+        .work_template = "/tmp/hoist-metrics-XXXXXX",
+        .layers =
+            {
+                LayerSpec{FileSpec::BigFile("a/big", 3 << 20, 41),
+                          FileSpec::File("a/small", "a\n")},
+                LayerSpec{FileSpec::BigFile("b/big", 1 << 20, 42),
+                          FileSpec::File("b/small", "bb\n")},
+            },
+        .repo = "metrics/gz",
+    });
   }
 
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-    if (work_ != nullptr) (void)RemoveTree(*work_);
-  }
-
-  void SetUp() override { ASSERT_TRUE(setup_error_->empty()) << *setup_error_; }
   void TearDown() override { mounts_.UnmountAll(); }
-
-  std::string NewDir(const std::string& name) {
-    std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
-    EXPECT_TRUE(MakeDirs(d).has_value());
-    return d;
-  }
-  std::string Ref() { return registry_->ImageRef("metrics/gz", "v1"); }
 
   // The requests the registry completed since `mark`, up to a request of our own sent now
   // (the test's own requests left out).
   std::vector<RegistryRequest> RequestsSince(uint64_t mark) {
-    const std::string tag = "sentinel-" + std::to_string(counter_++);
-    auto sent = harness::HttpGet(registry_->base_url() + "/v2/?" + tag);
-    EXPECT_TRUE(sent.has_value()) << sent.error().message();
-    std::vector<RegistryRequest> out;
-    const bool seen = harness::WaitUntil([&] {
-      auto all = registry_->Requests(mark);
-      if (!all) return false;
-      out.clear();
-      for (RegistryRequest& r : *all) {
-        if (r.uri.find(tag) != std::string::npos) return true;
-        // Earlier sentinels are the test's own requests too.
-        if (r.uri.find("/v2/?sentinel-") == 0) continue;
-        out.push_back(std::move(r));
-      }
-      return false;
-    });
-    EXPECT_TRUE(seen) << "the registry never logged " << tag;
-    return out;
+    auto settled =
+        harness::RequestsUpToSentinel(*registry_, mark, "sentinel-" + std::to_string(counter_++));
+    EXPECT_TRUE(settled.has_value()) << settled.error().message();
+    return settled ? std::move(*settled) : std::vector<RegistryRequest>{};
   }
 
   static std::string Describe(const std::vector<RegistryRequest>& requests) {
-    std::string s;
-    for (const RegistryRequest& r : requests) {
-      s += r.method + " " + r.uri + " " + std::to_string(r.status) + " " +
-           std::to_string(r.bytes_written) + "\n";
-    }
-    return s;
+    return harness::DescribeRequests(requests);
   }
 
   // What the registry's access log (combined format: every request it answered, with status
@@ -226,19 +184,8 @@ class MetricsTest : public ::testing::Test {
     return out;
   }
 
-  static std::string* setup_error_;
-  static std::string* work_;
-  static harness::TestRegistry* registry_;
-  static harness::BuiltImage* image_;
-  static int counter_;
   harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
-
-std::string* MetricsTest::setup_error_ = nullptr;
-std::string* MetricsTest::work_ = nullptr;
-harness::TestRegistry* MetricsTest::registry_ = nullptr;
-harness::BuiltImage* MetricsTest::image_ = nullptr;
-int MetricsTest::counter_ = 0;
 
 TEST_F(MetricsTest, HoistfsScrapeMatchesTheRegistryLog) {
   const std::string mp = NewDir("mp"), cache = NewDir("cache");

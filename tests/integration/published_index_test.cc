@@ -21,7 +21,6 @@
 
 #include <functional>
 #include <map>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -37,9 +36,10 @@
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/registry_requests.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
-#include "tests/harness/tree_walk.h"
+#include "tests/harness/tree_checks.h"
 #include "tests/integration/gzip_test_files.h"
 
 #ifndef HOISTFS_BINARY
@@ -51,32 +51,13 @@ namespace {
 
 using harness::FileSpec;
 using harness::LayerSpec;
+using harness::PRead;
 using harness::RunHoist;
 
 std::string TempDir(const std::string& name) {
   std::string templ = "/tmp/hoist-pubindex-test-" + name + "-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) return "";
   return templ;
-}
-
-Result<std::string> PRead(const std::string& path, uint64_t offset, size_t len) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Fail(ErrnoError("open " + path));
-  std::string out(len, '\0');
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pread(fd, out.data() + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      Error e = ErrnoError("pread " + path);
-      ::close(fd);
-      return Fail(e);
-    }
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  out.resize(done);
-  return out;
 }
 
 // Lines of `text` that contain every one of `words`.
@@ -217,16 +198,10 @@ class PublishedIndexTest : public ::testing::Test {
                                       bool* whole = nullptr) {
     auto requests = registry_->Requests(mark);
     EXPECT_TRUE(requests.has_value());
-    uint64_t sent = 0;
-    int gets = 0;
     if (!requests) return {0, 0};
-    for (const auto& r : *requests) {
-      if (!r.IsBlobGet() || r.uri.find(digest.str()) == std::string::npos) continue;
-      sent += r.bytes_written;
-      ++gets;
-      if (whole != nullptr && r.bytes_written >= size) *whole = true;
-    }
-    return {sent, gets};
+    const harness::BlobGets g = harness::SumBlobGets(*requests, digest.str(), size);
+    if (whole != nullptr && g.whole) *whole = true;
+    return {g.bytes, g.count};
   }
 
   void MountOk(const std::string& mp, const std::string& cache) {
@@ -247,30 +222,7 @@ class PublishedIndexTest : public ::testing::Test {
 
   // Every file of the mount equals umoci's unpack (tree, sha256s) and random ranges match.
   void ExpectTreeAndRanges(const std::string& mp) {
-    auto want = harness::WalkTree(work_ + "/bundle/rootfs");
-    ASSERT_TRUE(want.has_value()) << want.error().message();
-    auto got = harness::WalkTree(mp);
-    ASSERT_TRUE(got.has_value()) << got.error().message();
-    std::vector<std::string> diffs = harness::CompareTrees(*want, *got);
-    std::string shown;
-    for (size_t i = 0; i < diffs.size() && i < 20; ++i) shown += diffs[i] + "\n";
-    EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences:\n" << shown;
-    std::mt19937_64 rng(17);
-    int files = 0;
-    for (const auto& [path, node] : *want) {
-      if (node.type != 'f' || node.size == 0) continue;
-      auto truth = ReadFile(work_ + "/bundle/rootfs/" + path);
-      ASSERT_TRUE(truth.has_value());
-      for (int k = 0; k < 3; ++k) {
-        const uint64_t off = rng() % node.size;
-        const size_t len = static_cast<size_t>(1 + rng() % (node.size - off));
-        auto r = PRead(mp + "/" + path, off, len);
-        ASSERT_TRUE(r.has_value()) << path << ": " << r.error().message();
-        ASSERT_EQ(*r, truth->substr(off, len)) << path << " at " << off;
-      }
-      ++files;
-    }
-    EXPECT_GT(files, 300);
+    harness::ExpectTreeAndRanges(work_ + "/bundle/rootfs", mp, {.per_file = 3, .min_files = 300});
   }
 
   std::string Log(const std::string& cache) {

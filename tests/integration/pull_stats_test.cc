@@ -35,7 +35,8 @@
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/oci_image.h"
-#include "tests/harness/simple_http.h"
+#include "tests/harness/registry_image_suite.h"
+#include "tests/harness/registry_requests.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
 #include "tests/harness/wait.h"
@@ -76,37 +77,24 @@ const std::vector<FileCheck>& Files() {
   return *files;
 }
 
-class PullStatsTest : public ::testing::Test {
+class PullStatsTest : public harness::RegistryImageSuite<PullStatsTest> {
  protected:
   static void SetUpTestSuite() {
-    setup_error_ = new std::string();
-    auto fail = [](const std::string& e) { *setup_error_ = e; };
-    if (::geteuid() != 0) return fail("the pull/stats tests must run as root");
-    if (auto s = harness::RequirePrograms({"skopeo", "fusermount3", "docker-registry", "tar"}); !s)
-      return fail(s.error().message());
-    char templ[] = "/tmp/hoist-pull-stats-XXXXXX";
-    if (::mkdtemp(templ) == nullptr) return fail("mkdtemp");
-    work_ = new std::string(templ);
-    auto reg = harness::TestRegistry::Launch();
-    if (!reg) return fail(reg.error().message());
-    registry_ = reg->release();
-    std::vector<LayerSpec> layers = {
-        LayerSpec{FileSpec::BigFile("a/big", 9 << 20, 31), FileSpec::File("a/small", "a\n")},
-        LayerSpec{FileSpec::BigFile("b/big", 5 << 20, 32)},
-        LayerSpec({FileSpec::BigFile("c/big", 6 << 20, 33), FileSpec::File("c/small", "c\n")},
-                  LayerCompression::kNone),
-    };
-    auto img = harness::BuildOciImage(*work_ + "/layout", layers, {.tag = "v1"});
-    if (!img) return fail(img.error().message());
-    image_ = new harness::BuiltImage(*img);
-    if (auto s = harness::PushOciLayout(img->OciRef(), registry_->DockerRef("once/gz", "v1")); !s)
-      return fail(s.error().message());
-  }
-
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-    if (work_ != nullptr) (void)RemoveTree(*work_);
+    (void)SetUpSuite({
+        .root_message = "the pull/stats tests must run as root",
+        .programs = {"skopeo", "fusermount3", "docker-registry", "tar"},
+        .work_template = "/tmp/hoist-pull-stats-XXXXXX",
+        .layers =
+            {
+                LayerSpec{FileSpec::BigFile("a/big", 9 << 20, 31),
+                          FileSpec::File("a/small", "a\n")},
+                LayerSpec{FileSpec::BigFile("b/big", 5 << 20, 32)},
+                LayerSpec(
+                    {FileSpec::BigFile("c/big", 6 << 20, 33), FileSpec::File("c/small", "c\n")},
+                    LayerCompression::kNone),
+            },
+        .repo = "once/gz",
+    });
   }
 
   void SetUp() override {
@@ -123,54 +111,24 @@ class PullStatsTest : public ::testing::Test {
     if (!registry_->running()) (void)registry_->Start();
   }
 
-  std::string NewDir(const std::string& name) {
-    std::string d = *work_ + "/" + name + "-" + std::to_string(counter_++);
-    EXPECT_TRUE(MakeDirs(d).has_value());
-    return d;
-  }
-  std::string Ref() { return registry_->ImageRef("once/gz", "v1"); }
-
   // The requests the registry completed since `mark`, up to a request of our own sent after
   // whatever the test did (waited for in the log, so every earlier request is there too).
   std::vector<RegistryRequest> RequestsSince(uint64_t mark) {
-    const std::string tag = "sentinel-" + std::to_string(counter_++);
-    auto sent = harness::HttpGet(registry_->base_url() + "/v2/?" + tag);
-    EXPECT_TRUE(sent.has_value()) << sent.error().message();
-    std::vector<RegistryRequest> out;
-    const bool seen = harness::WaitUntil([&] {
-      auto all = registry_->Requests(mark);
-      if (!all) return false;
-      out.clear();
-      for (RegistryRequest& r : *all) {
-        if (r.uri.find(tag) != std::string::npos) return true;
-        out.push_back(std::move(r));
-      }
-      return false;
-    });
-    EXPECT_TRUE(seen) << "the registry never logged " << tag;
-    return out;
+    auto settled =
+        harness::RequestsUpToSentinel(*registry_, mark, "sentinel-" + std::to_string(counter_++));
+    EXPECT_TRUE(settled.has_value()) << settled.error().message();
+    return settled ? std::move(*settled) : std::vector<RegistryRequest>{};
   }
 
   // Blob GETs of `digest`: how many and their bytes in all.
   static std::pair<int, uint64_t> BlobGets(const std::vector<RegistryRequest>& requests,
                                            const Digest& digest) {
-    std::pair<int, uint64_t> got{0, 0};
-    for (const RegistryRequest& r : requests) {
-      if (r.IsBlobGet() && r.uri.find(digest.str()) != std::string::npos) {
-        ++got.first;
-        got.second += r.bytes_written;
-      }
-    }
-    return got;
+    const harness::BlobGets g = harness::SumBlobGets(requests, digest.str());
+    return {g.count, g.bytes};
   }
 
   static std::string Describe(const std::vector<RegistryRequest>& requests) {
-    std::string s;
-    for (const RegistryRequest& r : requests) {
-      s += r.method + " " + r.uri + " " + std::to_string(r.status) + " " +
-           std::to_string(r.bytes_written) + "\n";
-    }
-    return s;
+    return harness::DescribeRequests(requests);
   }
 
   // Reads every file of the image through the mount and checks its bytes.
@@ -212,20 +170,9 @@ class PullStatsTest : public ::testing::Test {
     return true;
   }
 
-  static std::string* setup_error_;
-  static std::string* work_;
-  static harness::TestRegistry* registry_;
-  static harness::BuiltImage* image_;
-  static int counter_;
   std::string cache_;
   harness::HoistfsMounts mounts_{HOISTFS_BINARY};
 };
-
-std::string* PullStatsTest::setup_error_ = nullptr;
-std::string* PullStatsTest::work_ = nullptr;
-harness::TestRegistry* PullStatsTest::registry_ = nullptr;
-harness::BuiltImage* PullStatsTest::image_ = nullptr;
-int PullStatsTest::counter_ = 0;
 
 TEST_F(PullStatsTest, PullFetchesEveryBlobOnceAndARerunFetchesNone) {
   const uint64_t mark = registry_->LogMark();

@@ -21,6 +21,7 @@
 #include "fetcher/reference.h"
 #include "fetcher/referrers.h"
 #include "fetcher/registry.h"
+#include "tests/harness/cli_expect.h"
 #include "tests/harness/hoist_cli.h"
 #include "tests/harness/oci_image.h"
 #include "tests/harness/test_registry.h"
@@ -28,6 +29,7 @@
 namespace hoist {
 namespace {
 
+using harness::ExpectOneLineError;
 using harness::FileSpec;
 using harness::RunHoist;
 using harness::TestRegistry;
@@ -335,17 +337,6 @@ TEST(ReferrersTokenTest, RoundTripWithBearerAuth) {
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code(), EACCES) << refused.error().message();
   (void)RemoveTree(layout);
-}
-
-// Exactly one line on stderr, starting with "hoist <verb>: ".
-void ExpectOneLineError(const harness::CommandResult& r, const std::string& verb,
-                        const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
-  EXPECT_TRUE(r.stdout_text.empty()) << r.stdout_text;
-  ASSERT_FALSE(r.stderr_text.empty());
-  EXPECT_EQ(r.stderr_text.find('\n'), r.stderr_text.size() - 1) << r.stderr_text;
-  EXPECT_EQ(r.stderr_text.rfind("hoist " + verb + ": ", 0), 0u) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find(needle), std::string::npos) << r.stderr_text;
 }
 
 TEST_F(ReferrersRegistryTest, CliAttachAndReferrers) {

@@ -18,7 +18,6 @@
 #include <gtest/gtest.h>
 
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -29,9 +28,10 @@
 #include "tests/harness/hoistfs_mounts.h"
 #include "tests/harness/mountinfo.h"
 #include "tests/harness/oci_image.h"
+#include "tests/harness/registry_requests.h"
 #include "tests/harness/subprocess.h"
 #include "tests/harness/test_registry.h"
-#include "tests/harness/tree_walk.h"
+#include "tests/harness/tree_checks.h"
 #include "tests/harness/wait.h"
 #include "tests/integration/gzip_test_files.h"
 
@@ -44,31 +44,12 @@ namespace {
 
 using harness::FileSpec;
 using harness::LayerSpec;
+using harness::PRead;
 
 std::string TempDir(const std::string& name) {
   std::string templ = "/tmp/hoist-zran-test-" + name + "-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) return "";
   return templ;
-}
-
-Result<std::string> PRead(const std::string& path, uint64_t offset, size_t len) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Fail(ErrnoError("open " + path));
-  std::string out(len, '\0');
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pread(fd, out.data() + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      Error e = ErrnoError("pread " + path);
-      ::close(fd);
-      return Fail(e);
-    }
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  out.resize(done);
-  return out;
 }
 
 class ZranMountTest : public ::testing::Test {
@@ -124,16 +105,10 @@ class ZranMountTest : public ::testing::Test {
   std::pair<uint64_t, int> BlobSent(uint64_t mark, bool* whole = nullptr) {
     auto requests = registry_->Requests(mark);
     EXPECT_TRUE(requests.has_value());
-    uint64_t sent = 0;
-    int gets = 0;
     if (!requests) return {0, 0};
-    for (const auto& r : *requests) {
-      if (!r.IsBlobGet() || r.uri.find(big_layer_.str()) == std::string::npos) continue;
-      sent += r.bytes_written;
-      ++gets;
-      if (whole != nullptr && r.bytes_written >= big_layer_size_) *whole = true;
-    }
-    return {sent, gets};
+    const harness::BlobGets g = harness::SumBlobGets(*requests, big_layer_.str(), big_layer_size_);
+    if (whole != nullptr && g.whole) *whole = true;
+    return {g.bytes, g.count};
   }
 
   std::string work_, layout_;
@@ -171,33 +146,10 @@ TEST_F(ZranMountTest, RemountIsLazyAndEveryByteMatchesTheUnpackedTree) {
   EXPECT_LT(sent, big_layer_size_ / 3)
       << "a small read fetched " << sent << " of " << big_layer_size_ << " bytes";
 
-  // The whole tree, every file's sha256 included, equals umoci's unpack.
-  auto want = harness::WalkTree(work_ + "/bundle/rootfs");
-  ASSERT_TRUE(want.has_value()) << want.error().message();
-  auto got = harness::WalkTree(mp);
-  ASSERT_TRUE(got.has_value()) << got.error().message();
-  std::vector<std::string> diffs = harness::CompareTrees(*want, *got);
-  std::string shown;
-  for (size_t i = 0; i < diffs.size() && i < 20; ++i) shown += diffs[i] + "\n";
-  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences:\n" << shown;
-
-  // Random ranges of every regular file equal the unpacked bytes.
-  std::mt19937_64 rng(17);
-  int files = 0;
-  for (const auto& [path, node] : *want) {
-    if (node.type != 'f' || node.size == 0) continue;
-    auto truth = ReadFile(work_ + "/bundle/rootfs/" + path);
-    ASSERT_TRUE(truth.has_value());
-    for (int k = 0; k < 4; ++k) {
-      const uint64_t off = rng() % node.size;
-      const size_t len = static_cast<size_t>(1 + rng() % (node.size - off));
-      auto r = PRead(mp + "/" + path, off, len);
-      ASSERT_TRUE(r.has_value()) << path << ": " << r.error().message();
-      ASSERT_EQ(*r, truth->substr(off, len)) << path << " at " << off;
-    }
-    ++files;
-  }
-  EXPECT_GT(files, 300);
+  // The whole tree, every file's sha256 included, equals umoci's unpack; random ranges of every
+  // regular file equal the unpacked bytes.
+  ASSERT_NO_FATAL_FAILURE(harness::ExpectTreeAndRanges(work_ + "/bundle/rootfs", mp,
+                                                       {.per_file = 4, .min_files = 300}));
   // Lazily through spans, never the whole blob in one request.
   whole = false;
   (void)BlobSent(mark, &whole);
@@ -208,9 +160,7 @@ TEST_F(ZranMountTest, RemountIsLazyAndEveryByteMatchesTheUnpackedTree) {
   // again fetches nothing of the blob.
   MountOk(mp, cache);
   mark = registry_->LogMark();
-  auto again = harness::WalkTree(mp);
-  ASSERT_TRUE(again.has_value());
-  EXPECT_TRUE(harness::CompareTrees(*want, *again).empty());
+  ASSERT_NO_FATAL_FAILURE(harness::ExpectTreeAndRanges(work_ + "/bundle/rootfs", mp));
   EXPECT_EQ(BlobSent(mark).second, 0) << "files read before were fetched again";
   ASSERT_TRUE(mounts_.Unmount(mp).has_value());
 }
@@ -254,14 +204,7 @@ TEST_F(ZranMountTest, PrefetchAllCompletesTheLayersAndServesThemOffline) {
 
   // Offline: every file, every byte (WalkTree hashes each file's content).
   registry_->Stop();
-  auto want = harness::WalkTree(work_ + "/bundle/rootfs");
-  ASSERT_TRUE(want.has_value()) << want.error().message();
-  auto got = harness::WalkTree(mp);
-  ASSERT_TRUE(got.has_value()) << got.error().message();
-  std::vector<std::string> diffs = harness::CompareTrees(*want, *got);
-  std::string shown;
-  for (size_t i = 0; i < diffs.size() && i < 20; ++i) shown += diffs[i] + "\n";
-  EXPECT_TRUE(diffs.empty()) << diffs.size() << " differences:\n" << shown;
+  ASSERT_NO_FATAL_FAILURE(harness::ExpectTreeAndRanges(work_ + "/bundle/rootfs", mp));
   ASSERT_TRUE(mounts_.Unmount(mp).has_value());
 }
 

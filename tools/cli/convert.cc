@@ -14,6 +14,7 @@
 #include "base/file_util.h"
 #include "index/tar_path.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/convert/convert_image.h"
 
 namespace hoist {
@@ -102,17 +103,12 @@ Status Run(const ConvertFlags& f) {
   // and a dead run's is swept when the next one creates its own (base/file_util.h ScratchDir).
   HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
   ScratchDir work;
-  std::string parent = f.work_dir;
-  if (parent.empty()) {
-    // Next to an oci: (or oci-archive:) destination, converted layers are renamed into place
-    // instead of copied.
-    if (dst_name.transport == ImageName::Transport::kOci ||
-        dst_name.transport == ImageName::Transport::kOciArchive) {
-      parent = ParentDir(dst_name.path);
-    } else {
-      const char* tmp = ::getenv("TMPDIR");
-      parent = tmp && *tmp ? tmp : "/var/tmp";
-    }
+  std::string parent = ScratchParent(f.work_dir);
+  // Next to an oci: (or oci-archive:) destination, converted layers are renamed into place
+  // instead of copied.
+  if (f.work_dir.empty() && (dst_name.transport == ImageName::Transport::kOci ||
+                             dst_name.transport == ImageName::Transport::kOciArchive)) {
+    parent = ParentDir(dst_name.path);
   }
   HOIST_RETURN_IF_ERROR(work.Create(parent, "hoist-convert"));
   options.work_dir = work.path();

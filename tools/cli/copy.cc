@@ -16,6 +16,7 @@
 #include "base/file_util.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/save.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/local_store.h"
 
@@ -77,32 +78,24 @@ Status Copy(const CopyArgs& a, std::string* what) {
   HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
   // On SIGINT/SIGTERM/SIGHUP the scratch directory and what the destination wrote go.
   HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
-  ScratchDir work;
-  std::string parent = a.work_dir;
-  if (parent.empty()) {
-    const char* tmp = ::getenv("TMPDIR");
-    parent = tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp";
-  }
-  HOIST_RETURN_IF_ERROR(work.Create(parent, "hoist-copy"));
-  SourceOptions so;
-  so.work_dir = work.path();
-  so.registry = registry;
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, OpenImageSource(src_name, so));
-  HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
+  VerbImageSource opened;
+  HOIST_RETURN_IF_ERROR(opened.Open(src_name, registry, ScratchParent(a.work_dir), "hoist-copy"));
+  ImageSource& source = opened.source();
+  HOIST_ASSIGN_OR_RETURN(RawManifest top, source.TopManifest());
   if (!a.platform.empty()) {
     HOIST_ASSIGN_OR_RETURN(Platform p, Platform::Parse(a.platform));
-    HOIST_ASSIGN_OR_RETURN(top, SelectManifest(*source, p));
+    HOIST_ASSIGN_OR_RETURN(top, SelectManifest(source, p));
   }
   if (dst_name.transport == ImageName::Transport::kDockerArchive) {
-    return CopyToDockerArchive(std::move(source), dst_name.path, a, work.path(), what);
+    return CopyToDockerArchive(opened.Release(), dst_name.path, a, opened.work_dir(), what);
   }
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dest,
                          OpenImageDestination(dst_name, registry));
-  HOIST_ASSIGN_OR_RETURN(Digest d, CopyImage(*source, *dest, top));
+  HOIST_ASSIGN_OR_RETURN(Digest d, CopyImage(source, *dest, top));
   if (!a.digestfile.empty()) {
     HOIST_RETURN_IF_ERROR(WriteFileAtomic(a.digestfile, d.str(), 0644));
   }
-  *what = "Copied " + source->name() + " to " + dest->name() + " " + d.str();
+  *what = "Copied " + source.name() + " to " + dest->name() + " " + d.str();
   return Ok();
 }
 

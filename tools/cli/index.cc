@@ -20,6 +20,7 @@
 #include "fusefs/layer_loader.h"
 #include "index/published_index.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/image_transport.h"
 
@@ -54,13 +55,9 @@ Status Index(const IndexArgs& a, std::string* out) {
   HOIST_ASSIGN_OR_RETURN(Reference ref, ParseRegistryReference(a.image));
   HOIST_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, a.registry.MakeClient());
   // The platform manifest, pinned: the indexes, the subject and the mounts name the same one.
-  HOIST_ASSIGN_OR_RETURN(ResolvedImage resolved,
-                         client->Resolve(ref, std::nullopt, ConfigFetch::kSkip));
-  Descriptor subject;
-  subject.media_type = resolved.manifest_bytes.media_type;
-  subject.digest = resolved.manifest_bytes.digest;
-  subject.size = static_cast<int64_t>(resolved.manifest_bytes.bytes.size());
-  const std::vector<Descriptor>& layers = resolved.manifest.layers;
+  HOIST_ASSIGN_OR_RETURN(PinnedManifest pinned, ResolvePinned(*client, ref));
+  const Descriptor& subject = pinned.subject;
+  const std::vector<Descriptor>& layers = pinned.resolved.manifest.layers;
 
   std::vector<LayerJob> jobs;
   std::vector<std::string> skipped;

@@ -13,6 +13,7 @@
 #include "base/file_util.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/local_store.h"
 
@@ -117,12 +118,9 @@ Status InspectTransport(const InspectArgs& a, const ImageName& name) {
   // A scratch directory (rootfs: spools its layer there), removed when inspect ends or is
   // interrupted (SIGINT, SIGTERM, SIGHUP); a killed run's is swept by the next one.
   HOIST_RETURN_IF_ERROR(InstallSignalCleanup());
-  ScratchDir scratch;
-  const char* tmp = ::getenv("TMPDIR");
-  HOIST_RETURN_IF_ERROR(scratch.Create(tmp != nullptr && *tmp ? tmp : "/tmp", "hoist-inspect"));
-  SourceOptions options;
-  options.work_dir = scratch.path();
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, OpenImageSource(name, options));
+  VerbImageSource opened;
+  HOIST_RETURN_IF_ERROR(opened.Open(name, {}, ScratchParent("", "/tmp"), "hoist-inspect"));
+  ImageSource* source = &opened.source();
   HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
   if (a.raw) {
     std::fwrite(top.bytes.data(), 1, top.bytes.size(), stdout);

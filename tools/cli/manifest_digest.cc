@@ -10,8 +10,8 @@
 
 #include "base/file_util.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
-#include "tools/image/image_transport.h"
 
 namespace hoist {
 namespace {
@@ -31,15 +31,11 @@ Result<Digest> ManifestDigest(const ManifestDigestArgs& a) {
   if (name.transport == ImageName::Transport::kRootfs) {
     return Fail(EINVAL, a.what + ": a root filesystem has no manifest");
   }
-  ScratchDir work;
-  const char* tmp = ::getenv("TMPDIR");
+  HOIST_ASSIGN_OR_RETURN(RegistryOptions registry, a.registry.Options());
+  VerbImageSource opened;
   HOIST_RETURN_IF_ERROR(
-      work.Create(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "hoist-manifest-digest"));
-  SourceOptions so;
-  so.work_dir = work.path();
-  HOIST_ASSIGN_OR_RETURN(so.registry, a.registry.Options());
-  HOIST_ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> source, OpenImageSource(name, so));
-  HOIST_ASSIGN_OR_RETURN(RawManifest top, source->TopManifest());
+      opened.Open(name, registry, ScratchParent("", "/tmp"), "hoist-manifest-digest"));
+  HOIST_ASSIGN_OR_RETURN(RawManifest top, opened.source().TopManifest());
   return top.digest;
 }
 

@@ -36,6 +36,7 @@
 #include "fetcher/referrers.h"
 #include "fusefs/access_trace.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/convert/convert_image.h"
 #include "tools/runtime/bundle.h"
@@ -184,21 +185,12 @@ Status Optimize(OptimizeArgs& a) {
 
   // 1. The platform's manifest, pinned: the trace, the mount and the referrer's subject all
   //    name the same manifest whatever the tag does meanwhile.
-  HOIST_ASSIGN_OR_RETURN(ResolvedImage resolved,
-                         client->Resolve(ref, std::nullopt, ConfigFetch::kSkip));
-  Descriptor subject;
-  subject.media_type = resolved.manifest_bytes.media_type;
-  subject.digest = resolved.manifest_bytes.digest;
-  subject.size = static_cast<int64_t>(resolved.manifest_bytes.bytes.size());
+  HOIST_ASSIGN_OR_RETURN(PinnedManifest resolved, ResolvePinned(*client, ref));
+  const Descriptor& subject = resolved.subject;
   const Reference pinned = ref.WithDigest(subject.digest);
 
   ScratchDir scratch;
-  std::string parent = a.work_dir;
-  if (parent.empty()) {
-    const char* tmp = ::getenv("TMPDIR");
-    parent = tmp && *tmp ? tmp : "/var/tmp";
-  }
-  HOIST_RETURN_IF_ERROR(scratch.Create(parent, "hoist-optimize"));
+  HOIST_RETURN_IF_ERROR(scratch.Create(ScratchParent(a.work_dir), "hoist-optimize"));
   const std::string trace_file = scratch.path() + "/trace.json";
 
   // 2. Mount and run.

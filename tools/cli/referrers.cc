@@ -12,6 +12,7 @@
 #include "fetcher/referrers.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/registry_flags.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/image_transport.h"
 
@@ -39,11 +40,7 @@ struct AttachArgs {
 // The subject: IMAGE's top-level manifest (or index) as served.
 Result<Descriptor> Subject(RegistryClient& client, const Reference& ref) {
   HOIST_ASSIGN_OR_RETURN(ManifestBytes m, client.GetManifest(ref));
-  Descriptor d;
-  d.media_type = m.media_type;
-  d.digest = m.digest;
-  d.size = static_cast<int64_t>(m.bytes.size());
-  return d;
+  return ManifestDescriptor(m);
 }
 
 std::string JoinAnnotations(const std::map<std::string, std::string>& annotations) {

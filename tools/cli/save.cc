@@ -35,6 +35,7 @@
 #include "tools/cli/progress.h"
 #include "tools/cli/registry_flags.h"
 #include "tools/cli/save.h"
+#include "tools/cli/verb_images.h"
 #include "tools/cli/verbs.h"
 #include "tools/image/archive_writer.h"
 #include "tools/image/image_impl.h"
@@ -374,8 +375,7 @@ Status Save(const SaveArgs& a) {
     return st;
   };
   if (ToStdout(a)) {
-    const char* tmp = ::getenv("TMPDIR");
-    return write(STDOUT_FILENO, tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp");
+    return write(STDOUT_FILENO, ScratchParent(""));
   }
   return WriteArchiveFile(a.output, write);
 }
