@@ -74,6 +74,16 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, int mode)
   return Ok();
 }
 
+Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return ScopedFd(fd);
+  std::string path = dir + "/hoist-stream-XXXXXX";
+  fd = ::mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) return Fail(ErrnoError("creating a temporary file in " + dir));
+  ::unlink(path.c_str());
+  return ScopedFd(fd);
+}
+
 Status MakeDirs(const std::string& path, int mode) {
   if (path.empty()) return Ok();
   std::string cur;

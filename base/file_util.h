@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/scoped_fd.h"
 #include "base/status.h"
 
 namespace hoist {
@@ -19,6 +20,9 @@ Status WriteAll(int fd, std::string_view data, std::string_view what);
 // The same at `offset` with pwrite(2).
 Status PWriteAll(int fd, std::string_view data, uint64_t offset, std::string_view what);
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
+// An unlinked temporary file in `dir`: O_TMPFILE, so it never has a name a crash or a signal
+// could leave behind; where the filesystem lacks O_TMPFILE, mkostemp + unlink at once.
+[[nodiscard]] Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir);
 // mkdir -p.
 Status MakeDirs(const std::string& path, int mode = 0755);
 // rm -rf (no error if absent). Does not follow symlinks.

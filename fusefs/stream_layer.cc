@@ -49,16 +49,6 @@ Status PReadAll(int fd, std::span<char> out, uint64_t offset) {
 
 }  // namespace
 
-Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd >= 0) return ScopedFd(fd);
-  std::string path = dir + "/hoist-stream-XXXXXX";
-  fd = ::mkostemp(path.data(), O_CLOEXEC);
-  if (fd < 0) return Fail(ErrnoError("creating a temporary file in " + dir));
-  ::unlink(path.c_str());
-  return ScopedFd(fd);
-}
-
 bool IsStreamFormat(LayerFormat format) {
   return format == LayerFormat::kTar || format == LayerFormat::kTarGzip ||
          format == LayerFormat::kTarZstd;

@@ -86,9 +86,6 @@ struct StreamProgress {
 // Whether layers of this format are served by a StreamLayer.
 bool IsStreamFormat(LayerFormat format);
 
-// An unlinked temporary file in `dir` (O_TMPFILE, or mkstemp + unlink), for a decompressed stream.
-[[nodiscard]] Result<ScopedFd> OpenUnlinkedTempFile(const std::string& dir);
-
 // A layer's whole decompressed stream, already verified (the blob it came from hashed to the
 // layer digest), in an unlinked file: what indexing an unconverted layer leaves behind.
 struct VerifiedStream {

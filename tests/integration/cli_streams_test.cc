@@ -149,7 +149,8 @@ PtyRun RunInPty(const std::vector<std::string>& args) {
     if (n < 0 && errno == EINTR) continue;
     break;  // EIO: the child side closed
   }
-  ::waitpid(pid, &run.status, 0);
+  while (::waitpid(pid, &run.status, 0) < 0 && errno == EINTR) {
+  }
   ::close(master);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return run;
@@ -508,7 +509,8 @@ TEST_F(CliStreamsTest, PullKilledResumesFromItsBlobs) {
 TEST_F(CliStreamsTest, PullProgressOnATerminal) {
   const std::string dir = NewDir("progress");
   PtyRun run = RunInPty({"pull", "--cache=" + dir + "/cache", Ref()});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   const size_t frames = std::count(run.output.begin(), run.output.end(), '\r');
   std::printf("pull on a terminal: %zu frames, %zu bytes in %.2f s\n", frames, run.output.size(),
               run.seconds);
@@ -530,7 +532,8 @@ TEST_F(CliStreamsTest, PullProgressOnATerminal) {
   EXPECT_EQ(r.stdout_text, "Pulled " + Ref() + " " + image_->manifest_digest.str() + "\n");
   // -q on a terminal: nothing.
   run = RunInPty({"pull", "-q", "--cache=" + dir + "/cache3", Ref()});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   EXPECT_EQ(run.output, "");
   // --json: a start and a done event per layer, the pulled event last.
   r = RunHoist({"pull", "--json", "--cache=" + dir + "/cache4", Ref()});
@@ -561,7 +564,8 @@ TEST_F(CliStreamsTest, PushAndSaveProgressAndQuiet) {
   const std::string dir = NewDir("push");
   // save to a file on a terminal: per-layer lines, rate-limited; -q: nothing.
   PtyRun run = RunInPty({"save", "-o", dir + "/a.tar", Ref()});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   size_t frames = std::count(run.output.begin(), run.output.end(), '\r');
   EXPECT_GE(frames, 1u);
   EXPECT_LE(static_cast<double>(frames), 10.0 * run.seconds + 2);
@@ -570,12 +574,14 @@ TEST_F(CliStreamsTest, PushAndSaveProgressAndQuiet) {
     EXPECT_NE(last.find(l.digest.str().substr(7, 12) + "  Done"), std::string::npos) << last;
   }
   run = RunInPty({"save", "-q", "-o", dir + "/b.tar", Ref()});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   EXPECT_EQ(run.output, "");
 
   // load on a terminal: a line per stored layer (a docker-archive's layers are the diff_ids).
   run = RunInPty({"load", "--cache=" + dir + "/cache", "-i", dir + "/a.tar"});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   frames = std::count(run.output.begin(), run.output.end(), '\r');
   EXPECT_GE(frames, 1u);
   EXPECT_LE(static_cast<double>(frames), 10.0 * run.seconds + 2);
@@ -585,7 +591,8 @@ TEST_F(CliStreamsTest, PushAndSaveProgressAndQuiet) {
   }
   EXPECT_NE(last.find("\nLoaded image: " + Ref() + " sha256:"), std::string::npos) << last;
   run = RunInPty({"load", "-q", "--cache=" + dir + "/cache2", "-i", dir + "/a.tar"});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   EXPECT_EQ(run.output, "");
 
   // push from the archive to a new repository: every blob uploaded, one line each.
@@ -594,7 +601,8 @@ TEST_F(CliStreamsTest, PushAndSaveProgressAndQuiet) {
       RunHoist({"save", "-q", "--format", "oci-archive", "-o", dir + "/oci.tar", Ref()});
   ASSERT_TRUE(r.ok()) << r.stderr_text;
   run = RunInPty({"push", "oci-archive:" + dir + "/oci.tar", dst});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   frames = std::count(run.output.begin(), run.output.end(), '\r');
   EXPECT_GE(frames, 1u);
   EXPECT_LE(static_cast<double>(frames), 10.0 * run.seconds + 2);
@@ -606,7 +614,8 @@ TEST_F(CliStreamsTest, PushAndSaveProgressAndQuiet) {
   EXPECT_NE(run.output.find(" " + image_->manifest_digest.str() + "\n"), std::string::npos);
   // -q: nothing at all; the push is a no-op now (every blob is there).
   run = RunInPty({"push", "-q", "oci-archive:" + dir + "/oci.tar", dst});
-  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.output;
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)
+      << "wait status " << run.status << ": " << run.output;
   EXPECT_EQ(run.output, "");
 }
 

@@ -162,12 +162,7 @@ Status WriteDockerArchive(std::vector<SaveImage>& images, ArchiveWriter& out,
         parent = v1_id;
         continue;
       }
-      char templ[4096];
-      std::snprintf(templ, sizeof(templ), "%s/.hoist-save-XXXXXX", spool_dir.c_str());
-      int raw_fd = ::mkstemp(templ);
-      if (raw_fd < 0) return Fail(ErrnoError("creating a spool file in " + spool_dir));
-      ScopedFd spool(raw_fd);
-      ::unlink(templ);
+      HOIST_ASSIGN_OR_RETURN(ScopedFd spool, OpenUnlinkedTempFile(spool_dir));
       auto size = SpoolLayer(*img.source, img.parsed.layers[i], diff_id, spool.get(), progress);
       if (!size) {
         return Fail(size.error().Context(
